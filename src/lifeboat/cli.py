@@ -1,0 +1,145 @@
+"""The `lifeboat` command: global flags, lazily loaded subcommands, errors -> exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from lifeboat.errors import EXIT_FAILED, EXIT_USAGE, LifeboatError
+
+COMMANDS = {
+    "init": "lifeboat.commands.init",
+    "keygen": "lifeboat.commands.keygen",
+    "backup": "lifeboat.commands.backup",
+    "list": "lifeboat.commands.list",
+    "show": "lifeboat.commands.show",
+    "restore": "lifeboat.commands.restore",
+    "verify": "lifeboat.commands.verify",
+    "demo": "lifeboat.commands.demo",
+}
+
+
+@dataclass
+class CliState:
+    config: str | None
+    json: bool
+    debug: bool
+    log_format: str | None
+    _context: Any = field(default=None, repr=False)
+
+    def context(self) -> Any:
+        """The resolved Context, loaded on first use (keygen and demo need no config)."""
+        if self._context is None:
+            from lifeboat import logsetup, progress
+            from lifeboat.config.load import resolve_config_path
+            from lifeboat.context import Context
+
+            ctx = Context.load(resolve_config_path(self.config))
+            fmt = self.log_format or ctx.config.logging.format
+            logsetup.configure(fmt, ctx.config.logging.level, self.debug)
+            ctx.reporter = (
+                progress.for_terminal() if fmt == "auto" and not self.json else progress.quiet()
+            )
+            self._context = ctx
+        return self._context
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when it runs, so `lifeboat X` starts fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(module).command
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "-c",
+    metavar="FILE",
+    help="Config file (else $LIFEBOAT_CONFIG, else ./lifeboat.toml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--log-format", type=click.Choice(["auto", "plain", "json"]), help="Log lines on stderr."
+)
+@click.version_option(package_name="lifeboat-backup", prog_name="lifeboat")
+@click.pass_context
+def root(
+    ctx: click.Context, config: str | None, as_json: bool, debug: bool, log_format: str | None
+) -> None:
+    """Encrypted, streaming PostgreSQL backups that prove they restore."""
+    from lifeboat import logsetup
+
+    logsetup.configure(log_format or "auto", "info", debug)
+    ctx.obj = CliState(config, as_json, debug, log_format)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    """Every command takes --json too, after its name."""
+    return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(func)
+
+
+def wants_json(as_json: bool) -> bool:
+    state = click.get_current_context().find_object(CliState)
+    return as_json or bool(state and state.json)
+
+
+def state() -> CliState:
+    found = click.get_current_context().find_object(CliState)
+    assert found is not None
+    return found
+
+
+def _fail(message: str, code: int) -> int:
+    from lifeboat.redact import redact
+
+    sys.stderr.write(f"lifeboat: error: {redact(message)}\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        root.main(args=args, prog_name="lifeboat", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(_fail("aborted", 130))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except LifeboatError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.exit(_fail(exc.message, exc.exit_code))
+    except KeyboardInterrupt:
+        sys.exit(_fail("interrupted", 130))
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        sys.exit(
+            _fail(
+                f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)",
+                EXIT_FAILED,
+            )
+        )
+    sys.exit(0)

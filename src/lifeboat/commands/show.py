@@ -1,0 +1,52 @@
+"""lifeboat show ID."""
+
+from __future__ import annotations
+
+import click
+
+from lifeboat import output
+from lifeboat.cli import json_option, state, wants_json
+
+
+@click.command()
+@click.argument("backup_id")
+@click.option("--source", help="Source, when the id exists for several.")
+@click.option("--repo", "repo_name", help="Repository (default: the first).")
+@json_option
+def command(backup_id: str, source: str | None, repo_name: str | None, as_json: bool) -> None:
+    """Show a backup's manifest."""
+    ctx = state().context()
+    repo = ctx.repository(repo_name)
+    repo.ensure_initialised()
+    manifest = repo.load_manifest(source, backup_id) if source else repo.find(backup_id)
+    if wants_json(as_json):
+        output.print_json(manifest.model_dump(mode="json"))
+        return
+    summary = manifest.summary()
+    for key in (
+        "id",
+        "source",
+        "type",
+        "database",
+        "started_at",
+        "finished_at",
+        "server_version",
+        "encryption",
+    ):
+        click.echo(f"{key:>15}: {summary[key]}")
+    click.echo(
+        f"{'size':>15}: {output.size(manifest.plain_size)} "
+        f"(stored {output.size(manifest.stored_size)})"
+    )
+    click.echo(f"{'recipients':>15}: {', '.join(r['id'] for r in manifest.encryption.recipients)}")
+    for obj in manifest.objects:
+        click.echo(f"{'object':>15}: {obj.name} sha256 {obj.sha256}")
+    output.table(
+        "row counts",
+        ["table", "rows"],
+        [[name, count] for name, count in manifest.evidence.row_counts.items()],
+    )
+    click.echo(
+        f"{len(manifest.evidence.indexes)} indexes, "
+        f"{len(manifest.evidence.constraints)} constraints recorded"
+    )

@@ -1,0 +1,34 @@
+"""lifeboat verify [SOURCE] [--deep]."""
+
+from __future__ import annotations
+
+import click
+
+from lifeboat import output
+from lifeboat.cli import json_option, state, wants_json
+from lifeboat.errors import IntegrityError
+
+
+@click.command()
+@click.argument("source", required=False)
+@click.option("--deep", is_flag=True, help="Decrypt, decompress and pg_restore --list each backup.")
+@json_option
+def command(source: str | None, deep: bool, as_json: bool) -> None:
+    """Check every backup against its manifest."""
+    from lifeboat.verify import verify
+
+    report = verify(state().context(), source, deep)
+    if wants_json(as_json):
+        output.print_json([c.summary() for c in report.checks])
+    else:
+        for check in report.checks:
+            status = "ok" if check.ok else "FAILED: " + "; ".join(check.problems)
+            click.echo(f"{check.repository} {check.source}/{check.backup} {status}")
+        kind = "deep" if deep else "stored checksums"
+        click.echo(f"{len(report.checks)} backup(s) verified ({kind})")
+    if not report.ok:
+        failed = [c for c in report.checks if not c.ok]
+        raise IntegrityError(
+            f"{len(failed)} backup(s) failed verification: "
+            + "; ".join(f"{c.source}/{c.backup}: {c.problems[0]}" for c in failed[:3])
+        )

@@ -1,0 +1,118 @@
+"""The single declaration of every configuration option: type, default and help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepositoryConfig(_Strict):
+    url: str = Field(description="Where backups live: file:///path or a plain path.")
+
+    @field_validator("url")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class EncryptionConfig(_Strict):
+    age_recipients: list[str] = Field(
+        default_factory=list, description="age public keys (age1...); backing up needs no secret."
+    )
+    age_identity_file: Path | None = Field(
+        default=None, description="age private key file; only restore and verify --deep need it."
+    )
+    gpg_recipients: list[str] = Field(
+        default_factory=list, description="GPG key ids, fingerprints or e-mails to encrypt to."
+    )
+    gpg_homedir: Path | None = Field(default=None, description="GPG home directory.")
+
+    @field_validator("age_recipients")
+    @classmethod
+    def _age_keys(cls, value: list[str]) -> list[str]:
+        for recipient in value:
+            if not recipient.startswith("age1"):
+                raise ValueError(f"{recipient!r} is not an age public key (they start with age1)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_method(self) -> EncryptionConfig:
+        if self.age_recipients and self.gpg_recipients:
+            raise ValueError("set either age_recipients or gpg_recipients, not both")
+        if not self.age_recipients and not self.gpg_recipients:
+            raise ValueError(
+                "age_recipients or gpg_recipients is required: backups are always encrypted"
+            )
+        return self
+
+    @property
+    def method(self) -> Literal["age", "gpg"]:
+        return "age" if self.age_recipients else "gpg"
+
+
+class CompressionConfig(_Strict):
+    level: Annotated[int, Field(ge=1, le=19)] = Field(default=3, description="zstd level.")
+    threads: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=0, description="zstd worker threads; 0 uses every core."
+    )
+
+
+class PostgresSourceConfig(_Strict):
+    type: Literal["postgres"] = "postgres"
+    dsn: str = Field(description="libpq URL or key=value DSN of the database to back up.")
+    password_file: Path | None = Field(
+        default=None, description="File holding the password (else PGPASSWORD or ~/.pgpass)."
+    )
+    pg_bin_dir: Path | None = Field(
+        default=None, description="Directory with pg_dump/pg_restore to use instead of searching."
+    )
+    repositories: list[str] | None = Field(
+        default=None, description="Repositories this source writes to; default: every one."
+    )
+
+
+SourceConfig = PostgresSourceConfig
+
+
+class LoggingConfig(_Strict):
+    format: Literal["auto", "plain", "json"] = Field(
+        default="auto", description="auto: progress on a terminal, plain lines otherwise."
+    )
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class LifeboatConfig(_Strict):
+    repositories: dict[str, RepositoryConfig]
+    encryption: EncryptionConfig
+    compression: CompressionConfig = CompressionConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("repositories")
+    @classmethod
+    def _at_least_one(cls, value: dict[str, RepositoryConfig]) -> dict[str, RepositoryConfig]:
+        if not value:
+            raise ValueError("at least one repository is required")
+        return value
+
+    @model_validator(mode="after")
+    def _known_repositories(self) -> LifeboatConfig:
+        for name, source in self.sources.items():
+            for repo in source.repositories or []:
+                if repo not in self.repositories:
+                    raise ValueError(
+                        f"sources.{name}.repositories names unknown repository {repo!r}"
+                    )
+        return self
+
+
+def secret(value: str | None) -> SecretStr | None:
+    return SecretStr(value) if value is not None else None

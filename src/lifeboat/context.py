@@ -1,0 +1,76 @@
+"""Context: the resolved configuration and the live objects built from it, once per run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from lifeboat.config.load import load_config
+from lifeboat.config.model import LifeboatConfig, SourceConfig
+from lifeboat.errors import ConfigError, UsageError
+from lifeboat.pipeline.crypto import (
+    AgeDecryptor,
+    AgeEncryptor,
+    Decryptor,
+    Encryptor,
+    GpgDecryptor,
+    GpgEncryptor,
+)
+from lifeboat.progress import Reporter, quiet
+from lifeboat.repo.catalog import Repository
+from lifeboat.storage.registry import open_storage
+
+
+@dataclass
+class Context:
+    config: LifeboatConfig
+    config_path: Path
+    reporter: Reporter = field(default_factory=quiet)
+
+    @classmethod
+    def load(cls, path: Path, reporter: Reporter | None = None) -> Context:
+        return cls(load_config(path), path, reporter or quiet())
+
+    def source(self, name: str) -> SourceConfig:
+        try:
+            return self.config.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.config.sources)) or "none configured"
+            raise UsageError(
+                f"unknown source {name!r} in {self.config_path} (sources: {known})"
+            ) from None
+
+    @cached_property
+    def repositories(self) -> dict[str, Repository]:
+        return {
+            name: Repository(name, open_storage(repo.url))
+            for name, repo in self.config.repositories.items()
+        }
+
+    def repository(self, name: str | None = None) -> Repository:
+        if name is None:
+            return next(iter(self.repositories.values()))
+        try:
+            return self.repositories[name]
+        except KeyError:
+            raise UsageError(f"unknown repository {name!r} in {self.config_path}") from None
+
+    def repository_for(self, source: str) -> Repository:
+        """The repository a source writes to: the first it names, else the first configured."""
+        names = self.source(source).repositories
+        return self.repository(names[0] if names else None)
+
+    def encryptor(self) -> Encryptor:
+        enc = self.config.encryption
+        if enc.method == "age":
+            return AgeEncryptor(enc.age_recipients)
+        return GpgEncryptor(enc.gpg_recipients, enc.gpg_homedir)
+
+    def decryptor(self, method: str) -> Decryptor:
+        enc = self.config.encryption
+        if method == "age":
+            return AgeDecryptor(enc.age_identity_file)
+        if method == "gpg":
+            return GpgDecryptor(enc.gpg_homedir)
+        raise ConfigError(f"unknown encryption method {method!r} in a manifest")

@@ -1,0 +1,68 @@
+"""Reading a stored object back: stored sha256 -> decrypt -> decompress -> plain sha256 -> sink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lifeboat.errors import IntegrityError
+from lifeboat.pipeline.checksum import HashingReader, HashingWriter, Tap, Writable
+from lifeboat.pipeline.compress import ZstdError, decompressing_writer
+from lifeboat.pipeline.crypto import Decryptor
+from lifeboat.progress import Advance
+from lifeboat.repo import layout
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import Manifest, StoredObject
+
+
+@dataclass
+class ReadBack:
+    stored: Tap
+    plain: Tap
+
+
+def object_key(manifest: Manifest, obj: StoredObject) -> str:
+    return layout.object_key(manifest.source, manifest.id, obj.name)
+
+
+def check_stored(repo: Repository, manifest: Manifest, obj: StoredObject) -> None:
+    """Size and sha256 of the stored bytes against the manifest; needs no key."""
+    key = object_key(manifest, obj)
+    tap = Tap()
+    with repo.storage.read(key) as stream:
+        while chunk := stream.read(1 << 20):
+            tap.update(chunk)
+    if tap.size != obj.size:
+        raise IntegrityError(
+            f"{key}: {tap.size} bytes stored, manifest says {obj.size} (truncated?)"
+        )
+    if tap.sha256 != obj.sha256:
+        raise IntegrityError(f"{key}: sha256 mismatch, the stored object is corrupted")
+
+
+def read_plain(
+    repo: Repository,
+    manifest: Manifest,
+    obj: StoredObject,
+    decryptor: Decryptor,
+    sink: Writable,
+    advance: Advance | None = None,
+) -> ReadBack:
+    """Stream the plaintext of obj into sink, then check both taps against the manifest."""
+    key = object_key(manifest, obj)
+    stored, plain = Tap(), Tap(advance)
+    with repo.storage.read(key) as stream:
+        decompressor = decompressing_writer(HashingWriter(sink, plain))
+        try:
+            decryptor.decrypt(HashingReader(stream, stored), decompressor)
+            decompressor.flush()
+        except ZstdError as exc:
+            raise IntegrityError(
+                f"{key}: decompression failed, the object is corrupted: {exc}"
+            ) from None
+        except IntegrityError as exc:
+            raise IntegrityError(f"{key}: {exc}") from None
+    if stored.size != obj.size or stored.sha256 != obj.sha256:
+        raise IntegrityError(f"{key}: sha256 mismatch, the stored object is corrupted or truncated")
+    if plain.size != obj.plain_size or plain.sha256 != obj.plain_sha256:
+        raise IntegrityError(f"{key}: the decrypted data does not match the manifest")
+    return ReadBack(stored, plain)

@@ -1,0 +1,210 @@
+"""Plumbing between stages: bounded queues, thread hand-offs and subprocess filters."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from lifeboat.pipeline.checksum import Readable, Writable
+from lifeboat.storage.base import ObjectInfo, Storage
+
+CHUNK = 1 << 20
+QUEUE_DEPTH = 8  # chunks in flight between two threads: bounds memory at about 8 MiB
+
+
+class Cancelled(Exception):
+    """The other side of a hand-off stopped; this side stops too."""
+
+
+_DONE = object()
+
+
+class ChunkQueue:
+    """A writable whose bytes come out, in chunks of about CHUNK bytes, of an iterator
+    running in another thread. Bounded, so a slow consumer slows the producer down."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._buffer = bytearray()
+        self.cancelled = threading.Event()
+
+    def _put(self, item: object) -> None:
+        while True:
+            if self.cancelled.is_set():
+                raise Cancelled("the consumer stopped")
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= CHUNK:
+            self._put(bytes(self._buffer))
+            self._buffer.clear()
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if error is None and self._buffer:
+            self._put(bytes(self._buffer))
+            self._buffer.clear()
+        self._put(error if error is not None else _DONE)
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+
+
+def write_from_producer(
+    storage: Storage, key: str, producer: Callable[[Writable], None]
+) -> ObjectInfo:
+    """Run producer(writer) in a thread and store what it writes under key.
+
+    A failure on either side stops both; the producer's error wins since it is the cause."""
+    hand_off = ChunkQueue()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            producer(hand_off)
+        except Cancelled:
+            return
+        except BaseException as exc:
+            failure.append(exc)
+            try:
+                hand_off.finish(exc)
+            except Cancelled:
+                pass
+            return
+        try:
+            hand_off.finish()
+        except Cancelled:
+            pass
+
+    thread = threading.Thread(target=run, name=f"produce:{key}", daemon=True)
+    thread.start()
+    try:
+        info = storage.write(key, hand_off.chunks())
+    except BaseException:
+        hand_off.cancelled.set()
+        thread.join()
+        if failure:
+            raise failure[0] from None
+        raise
+    thread.join()
+    return info
+
+
+def pump(source: Readable, sink: Writable, chunk: int = CHUNK) -> int:
+    total = 0
+    while True:
+        data = source.read(chunk)
+        if not data:
+            return total
+        sink.write(data)
+        total += len(data)
+
+
+class StderrCollector(threading.Thread):
+    """Drains a process's stderr so it never blocks, keeping the last lines for messages."""
+
+    def __init__(self, stream: IO[bytes], keep: int | None = 64 * 1024) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self._keep = keep
+        self._data = bytearray()
+
+    def run(self) -> None:
+        for line in self._stream:
+            self._data += line
+            if self._keep is not None and len(self._data) > self._keep:
+                del self._data[: len(self._data) - self._keep]
+
+    @property
+    def text(self) -> str:
+        return self._data.decode("utf-8", "replace")
+
+    def last_line(self) -> str:
+        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    def lines(self) -> list[str]:
+        return [line.strip() for line in self.text.splitlines() if line.strip()]
+
+
+@dataclass
+class FilterResult:
+    returncode: int
+    stderr: StderrCollector
+
+
+def filter_through(
+    command: Sequence[str],
+    source: Readable,
+    sink: Writable | None,
+    env: Mapping[str, str] | None = None,
+) -> FilterResult:
+    """Feed source into a process's stdin from a thread and copy its stdout into sink.
+
+    An error reading source is re-raised here after the process has been stopped."""
+    process = subprocess.Popen(
+        list(command),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+    )
+    assert process.stdin is not None and process.stderr is not None
+    stderr = StderrCollector(process.stderr)
+    stderr.start()
+    feed_error: list[BaseException] = []
+    stdin = process.stdin
+
+    def feed() -> None:
+        try:
+            pump(source, stdin)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the process stopped reading; its exit status says why
+        except BaseException as exc:
+            feed_error.append(exc)
+            process.kill()
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        if sink is not None:
+            assert process.stdout is not None
+            pump(process.stdout, sink)
+    except BaseException:
+        process.kill()
+        feeder.join()
+        process.wait()
+        raise
+    feeder.join()
+    returncode = process.wait()
+    stderr.join()
+    if feed_error:
+        raise feed_error[0]
+    return FilterResult(returncode, stderr)

@@ -1,0 +1,291 @@
+"""Logical dumps and restores with PostgreSQL's own tools, and the evidence that checks them."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lifeboat.errors import DatabaseError, RestoreError, ToolError
+from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.postgres.binaries import PgTools
+from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.repo.manifest import Evidence, Server
+
+DUMP_FORMAT = "pg_dump-custom"
+
+_USER_SCHEMAS = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+"""
+
+_NOT_FROM_EXTENSION = """
+    NOT EXISTS (SELECT 1 FROM pg_depend d
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+"""
+
+TABLES_SQL = f"""
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
+ORDER BY 1
+"""
+
+INDEXES_SQL = f"""
+SELECT format('%I.%I.%I', n.nspname, t.relname, c.relname)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class t ON t.oid = i.indrelid
+WHERE {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
+ORDER BY 1
+"""
+
+CONSTRAINTS_SQL = f"""
+SELECT format('%I.%I.%I', n.nspname, c.relname, co.conname)
+FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE co.contype <> 'n' AND {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
+ORDER BY 1
+"""
+
+COUNT_BATCH = 100
+
+
+def server_info(conn: psycopg.Connection[Any]) -> Server:
+    row = conn.execute(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int"
+    ).fetchone()
+    assert row is not None
+    system_identifier: str | None
+    try:
+        with conn.transaction():
+            found = conn.execute(
+                "SELECT system_identifier::text FROM pg_control_system()"
+            ).fetchone()
+        system_identifier = found[0] if found else None
+    except psycopg.Error:
+        system_identifier = None  # the function needs privileges a backup role may lack
+    return Server(
+        version=str(row[0]).split()[0], version_num=int(row[1]), system_identifier=system_identifier
+    )
+
+
+def server_major(server: Server) -> int:
+    return server.version_num // 10000
+
+
+def export_snapshot(conn: psycopg.Connection[Any]) -> str:
+    """Open a read-only repeatable-read transaction and export its snapshot for pg_dump.
+
+    The connection is in autocommit mode, so the transaction is opened by hand and stays
+    open until the caller ends it."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def row_counts(
+    conn: psycopg.Connection[Any], tables: Sequence[str] | None = None
+) -> dict[str, int]:
+    names = list(tables) if tables is not None else [r[0] for r in conn.execute(TABLES_SQL)]
+    counts: dict[str, int] = {}
+    for start in range(0, len(names), COUNT_BATCH):
+        batch = names[start : start + COUNT_BATCH]
+        parts = [
+            sql.SQL("SELECT {}::text, count(*) FROM ONLY {}").format(
+                sql.Literal(name),
+                sql.SQL(name),  # names come from format('%I.%I'): quoted
+            )
+            for name in batch
+        ]
+        for name, count in conn.execute(sql.SQL(" UNION ALL ").join(parts)):
+            counts[name] = int(count)
+    return counts
+
+
+def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
+    return Evidence(
+        row_counts=row_counts(conn),
+        indexes=[r[0] for r in conn.execute(INDEXES_SQL)],
+        constraints=[r[0] for r in conn.execute(CONSTRAINTS_SQL)],
+    )
+
+
+class DumpStream:
+    """pg_dump's stdout as a readable; at the end it raises if pg_dump failed, so a partial
+    dump never looks complete to the stages after it."""
+
+    def __init__(self, tools: PgTools, endpoint: PgEndpoint, snapshot: str | None) -> None:
+        command = [tools.path("pg_dump"), "--format=custom", "-Z0", "--dbname", endpoint.conninfo()]
+        if snapshot:
+            command.append(f"--snapshot={snapshot}")
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=endpoint.env()
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._stdout = self.process.stdout
+        self.stderr = StderrCollector(self.process.stderr)
+        self.stderr.start()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stdout.read(size)
+        if not data:
+            returncode = self.process.wait()
+            self.stderr.join()
+            if returncode != 0:
+                raise ToolError(
+                    f"pg_dump failed: {self.stderr.last_line() or f'exit {returncode}'}"
+                )
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def split_table(name: str) -> tuple[str, str]:
+    """`schema.table` as written by format('%I.%I') -> (schema, table) as pg_restore lists them."""
+    schema, _, table = name.partition(".")
+    return schema.strip('"'), table.strip('"')
+
+
+class RestoreProcess:
+    """pg_restore reading an archive from stdin into one database, in one transaction."""
+
+    def __init__(
+        self,
+        tools: PgTools,
+        endpoint: PgEndpoint,
+        clean: bool = False,
+        use_list: str | None = None,
+    ) -> None:
+        command = [
+            tools.path("pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+            "--dbname",
+            endpoint.conninfo(),
+        ]
+        if clean:
+            command += ["--clean", "--if-exists"]
+        if use_list:
+            command += ["--use-list", use_list]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=endpoint.env(),
+        )
+        assert self.process.stdin is not None and self.process.stderr is not None
+        self.stdin = self.process.stdin
+        self.stderr = StderrCollector(self.process.stderr)
+        self.stderr.start()
+
+    def write(self, data: bytes) -> int:
+        self.stdin.write(data)
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.stdin.flush()
+
+    def finish(self) -> None:
+        try:
+            self.stdin.close()
+        except BrokenPipeError:
+            pass
+        returncode = self.process.wait()
+        self.stderr.join()
+        if returncode != 0:
+            raise RestoreError(f"pg_restore failed, nothing was changed: {self.failure()}")
+
+    def failure(self) -> str:
+        lines = [line for line in self.stderr.lines() if "error" in line.lower()]
+        return (lines[0] if lines else self.stderr.last_line()) or "see --debug"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def list_archive(tools: PgTools) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [tools.path("pg_restore"), "--list"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
+    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def create_database(admin: psycopg.Connection[Any], name: str) -> None:
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot create database {name}: {exc.diag.message_primary}") from None
+
+
+def drop_database(admin: psycopg.Connection[Any], name: str) -> None:
+    terminate_sessions(admin, name)
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def terminate_sessions(admin: psycopg.Connection[Any], name: str) -> int:
+    rows = admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    ).fetchall()
+    return len(rows)
+
+
+def swap_databases(admin: psycopg.Connection[Any], restored: str, target: str, retired: str) -> int:
+    """Put `restored` in place of `target` and keep the old one as `retired`; returns how
+    many sessions on the target were terminated."""
+    ident = sql.Identifier
+    admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident(target)))
+    try:
+        terminated = terminate_sessions(admin, target)
+        for attempt in range(50):
+            try:
+                with admin.transaction():
+                    admin.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            ident(target), ident(retired)
+                        )
+                    )
+                    admin.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            ident(restored), ident(target)
+                        )
+                    )
+                break
+            except psycopg.errors.ObjectInUse:
+                # terminated sessions take a moment to go away
+                if attempt == 49:
+                    raise
+                terminated += terminate_sessions(admin, target)
+                time.sleep(0.1)
+    except BaseException:
+        if database_exists(admin, target):
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident(target)))
+        raise
+    return terminated

@@ -1,0 +1,64 @@
+"""Pure key naming: where each thing lives in a repository."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+MARKER = "lifeboat-repo.json"
+MANIFEST = "manifest.json"
+MANIFEST_COPY = "manifest.copy.json"
+FORMAT_VERSION = 1
+
+_ID = re.compile(r"^\d{8}T\d{6}Z$")
+_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def backup_id(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def is_backup_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
+def backup_time(backup: str) -> datetime:
+    return datetime.strptime(backup, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def check_source_name(name: str) -> str:
+    if not _SOURCE.match(name) or name in ("locks", "audit"):
+        raise ValueError(f"invalid source name {name!r}: letters, digits, _ . - (max 63)")
+    return name
+
+
+def backups_prefix(source: str) -> str:
+    return f"{source}/backups/"
+
+
+def backup_prefix(source: str, backup: str) -> str:
+    return f"{source}/backups/{backup}/"
+
+
+def object_key(source: str, backup: str, name: str) -> str:
+    return f"{source}/backups/{backup}/{name}"
+
+
+def manifest_key(source: str, backup: str) -> str:
+    return object_key(source, backup, MANIFEST)
+
+
+def manifest_copy_key(source: str, backup: str) -> str:
+    return object_key(source, backup, MANIFEST_COPY)
+
+
+def lock_key(name: str) -> str:
+    return f"locks/{name}.lock"
+
+
+def parse_backup_key(key: str) -> tuple[str, str, str] | None:
+    """(source, backup id, object name) of a key under a backup folder, else None."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[1] != "backups" or not is_backup_id(parts[2]):
+        return None
+    return parts[0], parts[2], parts[3]

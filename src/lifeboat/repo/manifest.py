@@ -1,0 +1,120 @@
+"""The per-backup manifest: what was stored and the evidence a restore is checked against."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lifeboat.errors import IntegrityError
+
+MANIFEST_FORMAT = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StoredObject(_Model):
+    name: str
+    size: int = Field(description="stored (compressed, encrypted) size in bytes")
+    sha256: str = Field(description="sha256 of the stored bytes")
+    plain_size: int
+    plain_sha256: str = Field(description="sha256 of the data before compression")
+    format: str = Field(description="what the plaintext is, e.g. pg_dump-custom")
+
+
+class Compression(_Model):
+    algorithm: Literal["zstd"] = "zstd"
+    level: int
+
+
+class Encryption(_Model):
+    method: Literal["age", "gpg"]
+    recipients: list[dict[str, str]] = Field(description="[{type, id}] of who can decrypt")
+
+
+class Evidence(_Model):
+    """Facts read in the same snapshot as the dump, checked again after a restore."""
+
+    row_counts: dict[str, int]
+    indexes: list[str]
+    constraints: list[str]
+
+
+class Server(_Model):
+    version: str
+    version_num: int
+    system_identifier: str | None = None
+
+
+class Manifest(_Model):
+    format: int = MANIFEST_FORMAT
+    id: str
+    source: str
+    type: Literal["logical"]
+    started_at: datetime
+    finished_at: datetime
+    database: str
+    server: Server
+    tool: dict[str, str] = Field(description="versions of lifeboat and pg_dump")
+    compression: Compression
+    encryption: Encryption
+    objects: list[StoredObject]
+    evidence: Evidence
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def plain_size(self) -> int:
+        return sum(o.plain_size for o in self.objects)
+
+    @property
+    def stored_size(self) -> int:
+        return sum(o.size for o in self.objects)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "database": self.database,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration_s": round((self.finished_at - self.started_at).total_seconds(), 3),
+            "server_version": self.server.version,
+            "plain_size": self.plain_size,
+            "stored_size": self.stored_size,
+            "encryption": self.encryption.method,
+            "tables": len(self.evidence.row_counts),
+            "rows": sum(self.evidence.row_counts.values()),
+            "labels": self.labels,
+        }
+
+
+def _digest(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def encode(manifest: Manifest) -> bytes:
+    body = manifest.model_dump(mode="json")
+    document = {**body, "checksum": _digest(body)}
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+def decode(data: bytes, where: str) -> Manifest:
+    try:
+        document = json.loads(data)
+        checksum = document.pop("checksum")
+    except (ValueError, KeyError, AttributeError):
+        raise IntegrityError(f"manifest {where} is not valid JSON with a checksum") from None
+    if _digest(document) != checksum:
+        raise IntegrityError(f"manifest {where} does not match its embedded checksum")
+    if document.get("format", 0) > MANIFEST_FORMAT:
+        raise IntegrityError(
+            f"manifest {where} has format {document['format']}: upgrade Lifeboat to read it"
+        )
+    return Manifest.model_validate(document)

@@ -1,0 +1,422 @@
+"""Restore a logical backup into a scratch database, check it, then put it in place."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from lifeboat.backup import backup_logical
+from lifeboat.context import Context
+from lifeboat.errors import (
+    AbortedError,
+    BackupNotFoundError,
+    IntegrityError,
+    LifeboatError,
+    RestoreError,
+)
+from lifeboat.objects import read_plain
+from lifeboat.pipeline.crypto import Decryptor, Recipient
+from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.postgres import logical
+from lifeboat.postgres.binaries import PgTools, find_tools
+from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import Evidence, Manifest
+
+log = logging.getLogger(__name__)
+
+SAFETY_LABEL = "safety"
+Confirm = Callable[[str], bool]
+
+
+@dataclass
+class TableCheck:
+    table: str
+    expected: int
+    actual: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.actual
+
+
+@dataclass
+class EvidenceCheck:
+    tables: list[TableCheck] = field(default_factory=list)
+    missing_indexes: list[str] = field(default_factory=list)
+    missing_constraints: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            all(t.ok for t in self.tables)
+            and not self.missing_indexes
+            and not self.missing_constraints
+        )
+
+    def problems(self) -> list[str]:
+        found = [
+            f"{t.table}: {t.actual} rows, backup has {t.expected}" for t in self.tables if not t.ok
+        ]
+        found += [f"index {name} missing" for name in self.missing_indexes]
+        found += [f"constraint {name} missing" for name in self.missing_constraints]
+        return found
+
+
+@dataclass
+class RestoreResult:
+    manifest: Manifest
+    target: str
+    database: str
+    created: bool
+    safety_backup: str | None
+    terminated_sessions: int
+    check: EvidenceCheck
+    seconds: float
+    tables: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backup": self.manifest.id,
+            "source": self.manifest.source,
+            "target": self.target,
+            "database": self.database,
+            "created": self.created,
+            "safety_backup": self.safety_backup,
+            "terminated_sessions": self.terminated_sessions,
+            "seconds": round(self.seconds, 3),
+            "verified": self.check.ok,
+            "tables": [
+                {"table": t.table, "expected": t.expected, "actual": t.actual, "ok": t.ok}
+                for t in self.check.tables
+            ],
+            "problems": self.check.problems(),
+        }
+
+
+def resolve_backup(repo: Repository, source: str, backup: str) -> Manifest:
+    """A backup by id; `latest` is the newest one that is not a restore's safety backup."""
+    if backup != "latest":
+        return repo.load_manifest(source, backup)
+    for backup_id in reversed(repo.committed_ids(source)):
+        manifest = repo.load_manifest(source, backup_id)
+        if manifest.labels.get("kind") != SAFETY_LABEL:
+            return manifest
+    raise BackupNotFoundError(f"no backup of {source} in repository {repo.name}")
+
+
+def check_evidence(
+    conn: psycopg.Connection[Any], evidence: Evidence, tables: Sequence[str] | None = None
+) -> EvidenceCheck:
+    expected = evidence.row_counts
+    if tables is not None:
+        expected = {name: count for name, count in expected.items() if name in tables}
+    present = {r[0] for r in conn.execute(logical.TABLES_SQL)}
+    actual = logical.row_counts(conn, [name for name in expected if name in present])
+    check = EvidenceCheck(
+        tables=[
+            TableCheck(name, count, actual.get(name)) for name, count in sorted(expected.items())
+        ]
+    )
+    indexes = set(evidence.indexes)
+    constraints = set(evidence.constraints)
+    if tables is not None:
+        wanted_prefixes = tuple(f"{name}." for name in tables)
+        indexes = {i for i in indexes if i.startswith(wanted_prefixes)}
+        constraints = {c for c in constraints if c.startswith(wanted_prefixes)}
+    check.missing_indexes = sorted(indexes - {r[0] for r in conn.execute(logical.INDEXES_SQL)})
+    check.missing_constraints = sorted(
+        constraints - {r[0] for r in conn.execute(logical.CONSTRAINTS_SQL)}
+    )
+    return check
+
+
+def qualify_tables(manifest: Manifest, tables: Sequence[str]) -> list[str]:
+    """Map user table names (`lots`, `public.lots`) to the manifest's `schema.table` names."""
+    known = list(manifest.evidence.row_counts)
+    result = []
+    for name in tables:
+        if name in known:
+            result.append(name)
+            continue
+        matches = [k for k in known if k.split(".", 1)[1].strip('"') == name]
+        if len(matches) != 1:
+            hint = "ambiguous, name its schema" if matches else "not in this backup"
+            raise RestoreError(f"table {name!r} is {hint}")
+        result.append(matches[0])
+    return result
+
+
+def _toc_for_tables(
+    repo: Repository, manifest: Manifest, decryptor: Decryptor, tools: PgTools, tables: list[str]
+) -> list[str]:
+    """The archive's table of contents cut down to the tables and their indexes, constraints,
+    triggers, defaults and sequences, for `pg_restore --use-list`."""
+    import subprocess
+
+    process = subprocess.Popen(
+        [tools.path("pg_restore"), "--list"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin and process.stdout and process.stderr
+    out = StderrCollector(process.stdout, keep=None)
+    err = StderrCollector(process.stderr)
+    out.start()
+    err.start()
+    stdin = process.stdin
+
+    class ToList:
+        def write(self, data: bytes) -> int:
+            stdin.write(data)
+            return len(data)
+
+    try:
+        read_plain(repo, manifest, manifest.objects[0], decryptor, ToList())
+    except (BrokenPipeError, IntegrityError, OSError):
+        pass  # pg_restore --list stops reading once it has the table of contents
+    try:
+        stdin.close()
+    except BrokenPipeError:
+        pass
+    if process.wait() != 0:
+        raise RestoreError(f"pg_restore --list failed: {err.last_line()}")
+    out.join()
+    wanted = {logical.split_table(t) for t in tables}
+    indexes = {tuple(i.split(".")) for i in manifest.evidence.indexes}
+    index_names = {(s, i) for s, t, i in indexes if (s, t) in wanted}
+    selected = []
+    for line in out.text.splitlines():
+        if not line or line.startswith(";"):
+            continue
+        fields = line.split()
+        # "<id>; <catalog oid> <oid> <TYPE words...> <schema> <name...> <owner>"
+        body = line.split(";", 1)[1].split(None, 2)[2]
+        for kind in (
+            "TABLE DATA",
+            "FK CONSTRAINT",
+            "CONSTRAINT",
+            "SEQUENCE SET",
+            "SEQUENCE OWNED BY",
+            "TABLE",
+            "INDEX",
+            "TRIGGER",
+            "DEFAULT",
+            "SEQUENCE",
+            "COMMENT",
+        ):
+            if body.startswith(kind + " "):
+                rest = body[len(kind) + 1 :].split()
+                break
+        else:
+            continue
+        if len(rest) < 2:
+            continue
+        schema, name = rest[0], rest[1]
+        if kind in ("TABLE", "TABLE DATA", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "DEFAULT"):
+            keep = (schema, name) in wanted
+        elif kind == "INDEX":
+            keep = (schema, name) in index_names
+        else:
+            keep = False
+        if keep:
+            selected.append(line)
+        del fields
+    return selected
+
+
+def restore_logical(
+    ctx: Context,
+    source_name: str,
+    *,
+    backup: str = "latest",
+    target_db: str | None = None,
+    target_dsn: str | None = None,
+    tables: Sequence[str] = (),
+    assume_yes: bool = False,
+    confirm: Confirm | None = None,
+    repository: str | None = None,
+) -> RestoreResult:
+    started = time.monotonic()
+    source = ctx.source(source_name)
+    repo = ctx.repository(repository) if repository else ctx.repository_for(source_name)
+    repo.ensure_initialised()
+    manifest = resolve_backup(repo, source_name, backup)
+    decryptor = ctx.decryptor(manifest.encryption.method)
+    decryptor.check_can_decrypt(
+        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
+    )
+
+    if target_dsn:
+        endpoint = PgEndpoint.from_dsn(target_dsn)
+        database = target_db or endpoint.dbname
+    else:
+        endpoint = PgEndpoint.from_dsn(source.dsn, source.password_file)
+        database = target_db or manifest.database
+    endpoint = endpoint.with_dbname(database)
+    admin = _admin_connection(endpoint)
+    try:
+        server = logical.server_info(admin)
+        needed = max(logical.server_major(server), int(manifest.tool.get("pg_dump_major", "0")))
+        tools = find_tools(needed, source.pg_bin_dir)
+        exists = logical.database_exists(admin, database)
+        qualified = qualify_tables(manifest, tables) if tables else []
+        if exists and not assume_yes:
+            what = f"tables {', '.join(qualified)} in" if qualified else "database"
+            if confirm is None or not confirm(database):
+                raise AbortedError(
+                    f"{what} {database} on {endpoint.describe()} would be overwritten: "
+                    "pass --yes or confirm by typing its name"
+                )
+        safety = None
+        if exists:
+            safety = backup_logical(
+                ctx,
+                source_name,
+                endpoint=endpoint,
+                labels={
+                    "kind": SAFETY_LABEL,
+                    "before_restore_of": manifest.id,
+                    "database": database,
+                },
+            ).manifest.id
+            log.info("safety backup of %s taken: %s/%s", database, source_name, safety)
+        if qualified:
+            result = _restore_tables(
+                ctx, repo, manifest, decryptor, tools, admin, endpoint, database, qualified, exists
+            )
+        else:
+            result = _restore_database(
+                ctx, repo, manifest, decryptor, tools, admin, endpoint, database, exists
+            )
+        terminated, check = result
+    finally:
+        admin.close()
+    return RestoreResult(
+        manifest=manifest,
+        target=endpoint.describe(),
+        database=database,
+        created=not exists,
+        safety_backup=safety,
+        terminated_sessions=terminated,
+        check=check,
+        seconds=time.monotonic() - started,
+        tables=qualified,
+    )
+
+
+def _admin_connection(endpoint: PgEndpoint) -> psycopg.Connection[Any]:
+    try:
+        return endpoint.with_dbname("postgres").connect(autocommit=True)
+    except LifeboatError:
+        return endpoint.with_dbname("template1").connect(autocommit=True)
+
+
+def _stream_into(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    process: logical.RestoreProcess,
+    label: str,
+) -> None:
+    try:
+        with ctx.reporter.task(label) as advance:
+            read_plain(repo, manifest, manifest.objects[0], decryptor, process, advance)
+    except BaseException as exc:
+        if isinstance(exc, BrokenPipeError | OSError) or process.process.poll() not in (None, 0):
+            process.finish()  # raises pg_restore's own error when it stopped first
+        process.kill()
+        raise
+    process.finish()
+
+
+def _restore_database(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    tools: PgTools,
+    admin: psycopg.Connection[Any],
+    endpoint: PgEndpoint,
+    database: str,
+    exists: bool,
+) -> tuple[int, EvidenceCheck]:
+    scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
+    logical.create_database(admin, scratch)
+    try:
+        process = logical.RestoreProcess(tools, endpoint.with_dbname(scratch))
+        _stream_into(
+            ctx, repo, manifest, decryptor, process, f"restore {manifest.id} -> {database}"
+        )
+        with endpoint.with_dbname(scratch).connect(autocommit=True) as conn:
+            check = check_evidence(conn, manifest.evidence)
+        if not check.ok:
+            raise IntegrityError(
+                f"restored data does not match backup {manifest.id}, target left as it was: "
+                + "; ".join(check.problems()[:5])
+            )
+        terminated = 0
+        if exists:
+            retired = f"lifeboat_replaced_{secrets.token_hex(4)}"
+            terminated = logical.swap_databases(admin, scratch, database, retired)
+            logical.drop_database(admin, retired)
+        else:
+            with admin.transaction():
+                admin.execute(
+                    psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        psycopg.sql.Identifier(scratch), psycopg.sql.Identifier(database)
+                    )
+                )
+    except BaseException:
+        if logical.database_exists(admin, scratch):
+            logical.drop_database(admin, scratch)
+        raise
+    return terminated, check
+
+
+def _restore_tables(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    tools: PgTools,
+    admin: psycopg.Connection[Any],
+    endpoint: PgEndpoint,
+    database: str,
+    tables: list[str],
+    exists: bool,
+) -> tuple[int, EvidenceCheck]:
+    import os
+    import tempfile
+
+    if not exists:
+        logical.create_database(admin, database)
+    toc = _toc_for_tables(repo, manifest, decryptor, tools, tables)
+    # the list holds object names only, no data
+    fd, list_path = tempfile.mkstemp(prefix="lifeboat-toc-", suffix=".list")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(toc) + "\n")
+        process = logical.RestoreProcess(tools, endpoint, clean=exists, use_list=list_path)
+        _stream_into(ctx, repo, manifest, decryptor, process, f"restore {len(tables)} table(s)")
+    except BaseException:
+        if not exists:
+            logical.drop_database(admin, database)
+        raise
+    finally:
+        os.unlink(list_path)
+    with endpoint.connect(autocommit=True) as conn:
+        check = check_evidence(conn, manifest.evidence, tables)
+    if not check.ok:
+        raise IntegrityError(
+            f"restored tables do not match backup {manifest.id}: " + "; ".join(check.problems()[:5])
+        )
+    return 0, check

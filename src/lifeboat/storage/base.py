@@ -1,0 +1,65 @@
+"""The storage interface: backends only move bytes under flat `/`-separated keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from lifeboat.errors import StorageError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    atomic_rename: bool = False
+    versioning: bool = False
+    object_lock: bool = False
+    part_size: int = 8 * 1024 * 1024
+    max_parallelism: int = 1
+
+
+class NotFound(StorageError):
+    """The key does not exist."""
+
+
+class TransientError(StorageError):
+    """A failure worth retrying (timeouts, throttling, 5xx)."""
+
+
+class PermanentError(StorageError):
+    """A failure retrying will not fix (permissions, missing bucket, full disk)."""
+
+
+class Storage(Protocol):
+    url: str
+    capabilities: Capabilities
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        """Store the chunks under key; readers only ever see a complete object.
+
+        If iterating chunks raises, nothing is left under key and the error propagates."""
+        ...
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO: ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def delete(self, key: str) -> None:
+        """Remove key; a missing key is fine."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    if not key or key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key

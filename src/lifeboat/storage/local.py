@@ -1,0 +1,178 @@
+"""Local filesystem backend: temp name + fsync + rename, files 0600, folders 0700."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from lifeboat.errors import DiskFullError
+from lifeboat.storage.base import (
+    Capabilities,
+    NotFound,
+    ObjectInfo,
+    PermanentError,
+    validate_key,
+)
+
+TEMP_MARKER = ".tmp-"
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+class _RangeReader:
+    """A file object limited to `length` bytes from its current position."""
+
+    def __init__(self, handle: BinaryIO, length: int) -> None:
+        self._handle = handle
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(size)
+        self._left -= len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> _RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _os_error(exc: OSError, what: str) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"{what}: no space left on device")
+    return PermanentError(f"{what}: {exc.strerror or exc}")
+
+
+class LocalStorage:
+    capabilities = Capabilities(atomic_rename=True, max_parallelism=4)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"file://{root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def _make_dirs(self, directory: Path) -> None:
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir(mode=DIR_MODE)
+            except FileExistsError:
+                continue
+            os.chmod(path, DIR_MODE)
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        final = self._path(key)
+        try:
+            self._make_dirs(final.parent)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot create {final.parent}") from exc
+        temp = final.with_name(f"{final.name}{TEMP_MARKER}{secrets.token_hex(4)}")
+        size = 0
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "wb", buffering=0) as handle:
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        written = handle.write(view)
+                        assert written is not None
+                        view = view[written:]
+                    size += len(chunk)
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+            self._fsync_dir(final.parent)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise _os_error(exc, f"cannot write {final}") from exc
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return ObjectInfo(key=key, size=size, modified=datetime.now(UTC))
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        path = self._path(key)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - the caller closes the stream
+        except FileNotFoundError:
+            raise NotFound(f"{self.url}/{key} does not exist") from None
+        except OSError as exc:
+            raise _os_error(exc, f"cannot read {path}") from exc
+        if offset:
+            handle.seek(offset)
+        if length is not None:
+            return _RangeReader(handle, length)  # type: ignore[return-value]
+        return handle
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise NotFound(f"{self.url}/{key} does not exist") from None
+        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root
+        # walk only the folder the prefix names, not the whole repository
+        folder = prefix.rpartition("/")[0]
+        start = base / folder if folder else base
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                key = full.relative_to(base).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue
+                yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _os_error(exc, f"cannot delete {path}") from exc
+        self._prune_empty_dirs(path.parent)
+
+    def _prune_empty_dirs(self, directory: Path) -> None:
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent

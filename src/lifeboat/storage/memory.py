@@ -1,0 +1,49 @@
+"""In-memory backend for unit tests and dry runs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from lifeboat.storage.base import Capabilities, NotFound, ObjectInfo, validate_key
+
+
+class MemoryStorage:
+    capabilities = Capabilities(atomic_rename=True, max_parallelism=8)
+
+    def __init__(self, name: str = "memory") -> None:
+        self.url = f"mem://{name}"
+        self.objects: dict[str, tuple[bytes, datetime]] = {}
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        validate_key(key)
+        data = b"".join(chunks)  # a failing iterator raises here, before anything is stored
+        now = datetime.now(UTC)
+        self.objects[key] = (data, now)
+        return ObjectInfo(key, len(data), now)
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        try:
+            data = self.objects[key][0]
+        except KeyError:
+            raise NotFound(f"{self.url}/{key} does not exist") from None
+        end = len(data) if length is None else offset + length
+        return io.BytesIO(data[offset:end])
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            data, modified = self.objects[key]
+        except KeyError:
+            raise NotFound(f"{self.url}/{key} does not exist") from None
+        return ObjectInfo(key, len(data), modified)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        for key in sorted(self.objects):
+            if key.startswith(prefix):
+                data, modified = self.objects[key]
+                yield ObjectInfo(key, len(data), modified)
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)

@@ -1,0 +1,126 @@
+"""Verification: stored bytes against the manifest (no key), and deep checks of the plaintext."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from lifeboat.context import Context
+from lifeboat.errors import LifeboatError
+from lifeboat.objects import check_stored, read_plain
+from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.postgres.binaries import find_tools
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackupCheck:
+    repository: str
+    source: str
+    backup: str
+    deep: bool
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "source": self.source,
+            "id": self.backup,
+            "deep": self.deep,
+            "ok": self.ok,
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class VerifyReport:
+    checks: list[BackupCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+class _ArchiveLister:
+    """`pg_restore --list` reading the plaintext from stdin: proves pg_restore accepts it."""
+
+    def __init__(self, pg_restore: str) -> None:
+        self.process = subprocess.Popen(
+            [pg_restore, "--list"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert self.process.stdin and self.process.stderr
+        self.stderr = StderrCollector(self.process.stderr)
+        self.stderr.start()
+        self._open = True
+
+    def write(self, data: bytes) -> int:
+        if self._open:
+            try:
+                self.process.stdin.write(data)  # type: ignore[union-attr]
+            except BrokenPipeError:
+                self._open = False  # it read the table of contents and stopped
+        return len(data)
+
+    def finish(self) -> str | None:
+        try:
+            self.process.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        code = self.process.wait()
+        self.stderr.join()
+        return None if code == 0 else (self.stderr.last_line() or f"exit {code}")
+
+
+def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> list[str]:
+    problems = []
+    for obj in manifest.objects:
+        try:
+            if not deep:
+                check_stored(repo, manifest, obj)
+                continue
+            decryptor = ctx.decryptor(manifest.encryption.method)
+            tools = find_tools(int(manifest.tool.get("pg_dump_major", "0")), tools=("pg_restore",))
+            lister = _ArchiveLister(tools.path("pg_restore"))
+            try:
+                with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
+                    read_plain(repo, manifest, obj, decryptor, lister, advance)
+            finally:
+                failure = lister.finish()
+            if failure:
+                problems.append(f"{obj.name}: pg_restore cannot read the archive: {failure}")
+        except LifeboatError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def verify(ctx: Context, source: str | None = None, deep: bool = False) -> VerifyReport:
+    report = VerifyReport()
+    repos = [ctx.repository_for(source)] if source else list(ctx.repositories.values())
+    for repo in repos:
+        repo.ensure_initialised()
+        sources = [source] if source else repo.sources()
+        for name in sources:
+            for backup in repo.committed_ids(name):
+                check = BackupCheck(repo.name, name, backup, deep)
+                try:
+                    manifest = repo.load_manifest(name, backup)
+                except LifeboatError as exc:
+                    check.problems.append(str(exc))
+                else:
+                    check.problems += _check_one(ctx, repo, manifest, deep)
+                for problem in check.problems:
+                    log.error("%s/%s: %s", name, backup, problem)
+                report.checks.append(check)
+    return report
