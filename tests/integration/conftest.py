@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from lifeboat.postgres.instance import BIN_DIRS_ENV, ScratchCluster, bin_dir_major, find_bin_dirs
 
 BIN_DIRS: list[Path] = find_bin_dirs()
+# the lifeboat processes under test look for client tools of the server's version here
+os.environ[BIN_DIRS_ENV] = os.pathsep.join(str(d) for d in BIN_DIRS)
 BIN_DIR_IDS: list[str] = [f"pg{bin_dir_major(d)}" for d in BIN_DIRS]
 # With nothing found, a single placeholder parameter makes every test fail (not skip).
 _PARAMS: list[Path | None] = [*BIN_DIRS] if BIN_DIRS else [None]

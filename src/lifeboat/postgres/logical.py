@@ -189,23 +189,37 @@ class RestoreProcess:
         )
         assert self.process.stdin is not None and self.process.stderr is not None
         self.stdin = self.process.stdin
+        self._done_reading = False
         self.stderr = StderrCollector(self.process.stderr)
         self.stderr.start()
 
     def write(self, data: bytes) -> int:
-        self.stdin.write(data)
+        if self._done_reading:
+            return len(data)
+        try:
+            self.stdin.write(data)
+        except BrokenPipeError:
+            if self.process.wait() != 0:
+                self.finish()  # raises pg_restore's own error
+            # a restore limited by --use-list stops reading once it has what it needs; the
+            # rest still flows through the checksums
+            self._done_reading = True
         return len(data)
 
     def writable(self) -> bool:
         return True
 
     def flush(self) -> None:
-        self.stdin.flush()
+        if not self._done_reading:
+            try:
+                self.stdin.flush()
+            except BrokenPipeError:
+                self._done_reading = True
 
     def finish(self) -> None:
         try:
             self.stdin.close()
-        except BrokenPipeError:
+        except (BrokenPipeError, ValueError):
             pass
         returncode = self.process.wait()
         self.stderr.join()
