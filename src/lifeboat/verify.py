@@ -10,6 +10,7 @@ from typing import Any
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.objects import check_stored, read_plain
+from lifeboat.pipeline.crypto import Recipient
 from lifeboat.pipeline.stream import StderrCollector
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.repo.catalog import Repository
@@ -91,6 +92,9 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
                 check_stored(repo, manifest, obj)
                 continue
             decryptor = ctx.decryptor(manifest.encryption.method)
+            decryptor.check_can_decrypt(
+                [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
+            )
             tools = find_tools(int(manifest.tool.get("pg_dump_major", "0")), tools=("pg_restore",))
             lister = _ArchiveLister(tools.path("pg_restore"))
             try:

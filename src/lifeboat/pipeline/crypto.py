@@ -138,6 +138,13 @@ class AgeDecryptor:
             raise IntegrityError(
                 f"age decryption failed, the object is corrupted: {text}"
             ) from None
+        except OSError as exc:
+            if exc.errno is not None:
+                raise  # from our own source or sink, not from the ciphertext
+            # pyrage reports a failed chunk authentication as a bare OSError
+            raise IntegrityError(
+                f"age decryption failed, the object is corrupted: {exc}"
+            ) from None
 
 
 # --- gpg -------------------------------------------------------------------------------

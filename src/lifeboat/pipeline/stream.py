@@ -77,9 +77,8 @@ def write_from_producer(
 ) -> ObjectInfo:
     """Run producer(writer) in a thread and store what it writes under key.
 
-    A failure on either side stops both; the producer's error wins since it is the cause."""
+    A failure on either side stops both, and the first failure is the one raised."""
     hand_off = ChunkQueue()
-    failure: list[BaseException] = []
 
     def run() -> None:
         try:
@@ -87,7 +86,6 @@ def write_from_producer(
         except Cancelled:
             return
         except BaseException as exc:
-            failure.append(exc)
             try:
                 hand_off.finish(exc)
             except Cancelled:
@@ -103,10 +101,10 @@ def write_from_producer(
     try:
         info = storage.write(key, hand_off.chunks())
     except BaseException:
+        # Either the producer failed first (storage re-raises that very error from the
+        # chunk iterator) or storage failed (full disk...) and the producer must stop.
         hand_off.cancelled.set()
         thread.join()
-        if failure:
-            raise failure[0] from None
         raise
     thread.join()
     return info

@@ -58,6 +58,29 @@ def _os_error(exc: OSError, what: str) -> Exception:
     return PermanentError(f"{what}: {exc.strerror or exc}")
 
 
+class _ProducerFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _ProducerErrors:
+    """Wraps the chunk iterator so its errors are not mistaken for the file system's."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+
+    def __iter__(self) -> _ProducerErrors:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            raise _ProducerFailed(exc) from exc
+
+
 class LocalStorage:
     capabilities = Capabilities(atomic_rename=True, max_parallelism=4)
 
@@ -91,7 +114,7 @@ class LocalStorage:
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             with os.fdopen(fd, "wb", buffering=0) as handle:
-                for chunk in chunks:
+                for chunk in _ProducerErrors(chunks):
                     view = memoryview(chunk)
                     while view:
                         written = handle.write(view)
@@ -101,6 +124,9 @@ class LocalStorage:
                 os.fsync(handle.fileno())
             os.replace(temp, final)
             self._fsync_dir(final.parent)
+        except _ProducerFailed as failed:
+            temp.unlink(missing_ok=True)
+            raise failed.error from None
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise _os_error(exc, f"cannot write {final}") from exc
