@@ -95,7 +95,12 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
             decryptor.check_can_decrypt(
                 [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
             )
-            tools = find_tools(int(manifest.tool.get("pg_dump_major", "0")), tools=("pg_restore",))
+            source = ctx.config.sources.get(manifest.source)
+            tools = find_tools(
+                int(manifest.tool.get("pg_dump_major", "0")),
+                source.pg_bin_dir if source else None,
+                tools=("pg_restore",),
+            )
             lister = _ArchiveLister(tools.path("pg_restore"))
             try:
                 with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
