@@ -554,22 +554,24 @@ def load(conn: psycopg.Connection[Any], target_bytes: int, seed: int = 42) -> di
     """Fill the schema created by :func:`create_schema` with about ``target_bytes`` of data.
 
     ``target_bytes`` is the approximate ``pg_database_size`` to reach; for targets below the
-    size of an empty database a minimal dataset (a few hundred rows) is loaded. Rows are
-    inserted in batches, each committed on its own. The same ``seed`` and target give the
-    same data. Returns the row count of every table.
+    size of an empty database a minimal dataset (a few hundred rows) is loaded. An open
+    transaction on ``conn`` is committed first; then rows are inserted in batches, each
+    committed on its own, and the tables are analyzed. The same ``seed`` and target give
+    the same data. Returns the row count of every table.
     """
     if target_bytes < 0:
         raise ValueError("target_bytes must not be negative")
-    with conn.cursor() as cur:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()
+    with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT EXISTS (SELECT FROM public.lots)")
         row = cur.fetchone()
-        if row and row[0]:
-            raise ValueError("load() needs the empty tables made by create_schema()")
+        empty = not (row and row[0])
         cur.execute("SELECT pg_database_size(current_database())")
         row = cur.fetchone()
         base = int(row[0]) if row else 0
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.commit()
+    if not empty:
+        raise ValueError("load() needs the empty tables made by create_schema()")
     counts = _plan(target_bytes, base)
 
     params: dict[str, Any] = {
