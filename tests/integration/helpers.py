@@ -96,7 +96,9 @@ def schema_facts(cluster: ScratchCluster, db: str) -> dict[str, str]:
     return {
         "sequence": cluster.psql("SELECT last_value FROM lot_code_seq", db),
         "view": cluster.psql("SELECT pg_get_viewdef('released'::regclass)", db),
-        "triggers": cluster.psql("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1", db),
+        "triggers": cluster.psql(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1", db
+        ),
         "indexes": cluster.psql(
             "SELECT indexname FROM pg_indexes WHERE schemaname IN ('public','other') ORDER BY 1", db
         ),
@@ -134,15 +136,23 @@ class Workspace:
         self.config.write_text(
             f'[repositories.local]\nurl = "file://{self.repo}"\n\n'
             f"[encryption]\n{encryption}\n"
-            f'[compression]\nlevel = 3\n\n'
+            f"[compression]\nlevel = 3\n\n"
             f'[sources.wms]\ntype = "postgres"\ndsn = "{dsn}"\n{extra_source}\n'
         )
 
-    def run(self, *args: str, check: bool = False, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        check: bool = False,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [LIFEBOAT, "--config", str(self.config), *args],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
         )
         if check and result.returncode != 0:

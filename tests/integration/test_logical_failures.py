@@ -114,7 +114,8 @@ def test_kill_9_during_backup_leaves_nothing_listed_and_next_run_cleans_up(
     ws = make_workspace(tmp_path, pg_cluster.dsn(big_db))
     process = subprocess.Popen(
         [LIFEBOAT, "--config", str(ws.config), "backup", "wms"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     partial: list[Path] = []
@@ -136,7 +137,9 @@ def test_kill_9_during_backup_leaves_nothing_listed_and_next_run_cleans_up(
     assert again["removed_leftovers"] == [leftover.name]
     assert not leftover.exists()  # ... is gone after the next run
     assert [b["id"] for b in ws.run_json("list")] == [again["id"]]
-    assert pg_cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'") in ("0",)
+    assert pg_cluster.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+    ) in ("0",)
 
 
 def test_full_disk_fails_cleanly(pg_cluster: ScratchCluster, big_db: str, tmp_path: Path) -> None:
@@ -195,7 +198,9 @@ def test_missing_database(pg_cluster: ScratchCluster, tmp_path: Path) -> None:
     assert failed.returncode == 1 and "does not exist" in error_line(failed)
 
 
-def test_repository_not_initialised(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path) -> None:
+def test_repository_not_initialised(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     text = ws.config.read_text().replace(f"file://{ws.repo}", f"file://{tmp_path}/elsewhere")
     ws.config.write_text(text)
@@ -225,20 +230,28 @@ def test_pg_dump_older_than_server_is_refused(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[repositories.local]\nurl = 'x'\n[encryption]\nage_recipients = ['age1x']\nbogus = 1\n",
-         "encryption.bogus: unknown key"),
-        ("[repositories.local]\nurl = 5\n[encryption]\nage_recipients = ['age1x']\n",
-         "repositories.local.url: Input should be a valid string"),
+        (
+            "[repositories.local]\nurl = 'x'\n[encryption]\nage_recipients = ['age1x']\nbogus = 1\n",
+            "encryption.bogus: unknown key",
+        ),
+        (
+            "[repositories.local]\nurl = 5\n[encryption]\nage_recipients = ['age1x']\n",
+            "repositories.local.url: Input should be a valid string",
+        ),
         ("[repositories.local]\nurl = 'x'\n", "encryption: missing required key"),
         ("[repositories.local\n", "not valid TOML"),
-        ("[repositories.local]\nurl = '${LIFEBOAT_TEST_UNSET}'\n[encryption]\nage_recipients=['age1x']\n",
-         "repositories.local.url: environment variable LIFEBOAT_TEST_UNSET is not set"),
+        (
+            "[repositories.local]\nurl = '${LIFEBOAT_TEST_UNSET}'\n[encryption]\nage_recipients=['age1x']\n",
+            "repositories.local.url: environment variable LIFEBOAT_TEST_UNSET is not set",
+        ),
     ],
 )
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = subprocess.run([LIFEBOAT, "--config", str(config), "list"], capture_output=True, text=True)
+    result = subprocess.run(
+        [LIFEBOAT, "--config", str(config), "list"], capture_output=True, text=True
+    )
     assert result.returncode == 2
     line = error_line(result)
     assert str(config) in line and expected in line
@@ -246,7 +259,10 @@ def test_config_errors_exit_2_with_one_line(tmp_path: Path, text: str, expected:
 
 def test_missing_config_file(tmp_path: Path) -> None:
     result = subprocess.run(
-        [LIFEBOAT, "list"], capture_output=True, text=True, cwd=tmp_path,
+        [LIFEBOAT, "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if k != "LIFEBOAT_CONFIG"},
     )
     assert result.returncode == 2

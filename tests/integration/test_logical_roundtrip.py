@@ -24,7 +24,10 @@ def test_round_trip_restores_every_table_identically(
 
     manifest = ws.run_json("show", made["id"])
     assert manifest["evidence"]["row_counts"] == {
-        "other.lots": 50, "public.\"QC decisions\"": 3000, "public.audit": 30, "public.lots": 3000,
+        "other.lots": 50,
+        'public."QC decisions"': 3000,
+        "public.audit": 30,
+        "public.lots": 3000,
     }
     assert "public.lots.lots_attrs_gin" in manifest["evidence"]["indexes"]
     assert manifest["server"]["version_num"] // 10000 == pg_cluster.major
@@ -56,8 +59,10 @@ def test_restore_over_existing_database_needs_yes_and_takes_a_safety_backup(
     before = table_digests(pg_cluster, fresh_db)
 
     # the application keeps writing after the backup, and holds a session open
-    pg_cluster.psql("DELETE FROM \"QC decisions\" WHERE id > 10; INSERT INTO other.lots VALUES (999, 'new')",
-                    fresh_db)
+    pg_cluster.psql(
+        "DELETE FROM \"QC decisions\" WHERE id > 10; INSERT INTO other.lots VALUES (999, 'new')",
+        fresh_db,
+    )
     changed = table_digests(pg_cluster, fresh_db)
 
     refused = ws.run("restore", "wms", "--backup", backup)
@@ -99,9 +104,13 @@ def test_single_table_restore_brings_back_rows_and_indexes(
     after = table_digests(pg_cluster, fresh_db)
     assert after["other.lots"] == original["other.lots"]
     assert after["public.audit"] != original["public.audit"]  # other tables untouched
-    assert pg_cluster.psql(
-        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'other' AND tablename = 'lots'", fresh_db
-    ) == "1"
+    assert (
+        pg_cluster.psql(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'other' AND tablename = 'lots'",
+            fresh_db,
+        )
+        == "1"
+    )
 
     unknown = ws.run("restore", "wms", "--table", "nope", "--yes")
     assert unknown.returncode == 1 and "not in this backup" in error_line(unknown)
@@ -115,9 +124,21 @@ def test_gpg_round_trip(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Pat
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     subprocess.run(
-        ["gpg", "--batch", "--homedir", str(home), "--passphrase", "", "--quick-gen-key",
-         "backup@example.com", "default", "default", "never"],
-        check=True, capture_output=True,
+        [
+            "gpg",
+            "--batch",
+            "--homedir",
+            str(home),
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "backup@example.com",
+            "default",
+            "default",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
     )
     fill_rich(pg_cluster, fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
@@ -132,7 +153,8 @@ def test_gpg_round_trip(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Pat
     # a standard OpenPGP message that gpg alone can open
     plain = subprocess.run(
         ["gpg", "--batch", "--homedir", str(home), "--decrypt", str(stored)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     assert plain.startswith(b"\x28\xb5\x2f\xfd")  # a zstd frame
     assert ws.run("verify", "--deep").returncode == 0

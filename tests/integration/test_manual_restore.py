@@ -37,6 +37,8 @@ age --decrypt -i {ws.identity} "$DIR/dump.zst.age" \\
         assert table_digests(pg_cluster, target) == table_digests(pg_cluster, fresh_db)
         manifest_path = next(ws.repo.rglob("manifest.json"))
         counts = json.loads(manifest_path.read_text())["evidence"]["row_counts"]
-        assert pg_cluster.psql("SELECT count(*) FROM public.lots", target) == str(counts["public.lots"])
+        assert pg_cluster.psql("SELECT count(*) FROM public.lots", target) == str(
+            counts["public.lots"]
+        )
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')

@@ -277,12 +277,6 @@ def test_invalid_toml(tmp_path: Path) -> None:
     assert "not valid TOML" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_config catches OSError and TOMLDecodeError but not UnicodeDecodeError: "
-    "a config that is not UTF-8 escapes as a raw exception (CLI: 'unexpected "
-    "UnicodeDecodeError', exit 1) instead of a ConfigError naming the file (exit 2)",
-)
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "lifeboat.toml"
     path.write_bytes(MINIMAL.encode().replace(b"/var/backups", b"/var/\xff\xfebackups"))

@@ -274,12 +274,6 @@ def test_decode_rejects_missing_checksum() -> None:
             decode(not_an_object, "x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manifest.decode catches ValueError/KeyError/AttributeError but list.pop('checksum') "
-    "raises TypeError: a manifest.json holding a JSON array escapes as TypeError, and "
-    "load_manifest never tries the intact copy",
-)
 def test_manifest_that_is_a_json_array_falls_back_to_copy(
     repo: Repository, storage: MemoryStorage
 ) -> None:

@@ -142,9 +142,7 @@ class AgeDecryptor:
             if exc.errno is not None:
                 raise  # from our own source or sink, not from the ciphertext
             # pyrage reports a failed chunk authentication as a bare OSError
-            raise IntegrityError(
-                f"age decryption failed, the object is corrupted: {exc}"
-            ) from None
+            raise IntegrityError(f"age decryption failed, the object is corrupted: {exc}") from None
 
 
 # --- gpg -------------------------------------------------------------------------------

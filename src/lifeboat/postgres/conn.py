@@ -29,6 +29,12 @@ class PgEndpoint:
             params = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
             raise ConfigError(f"invalid DSN {redact(dsn)}: {exc}") from None
+        if "sslpassword" in params:
+            # libpq takes it only in the connection string, which pg_dump would show in `ps`
+            raise ConfigError(
+                f"DSN {redact(dsn)}: sslpassword is not supported, use an unencrypted client "
+                "key readable only by this user"
+            )
         password = params.pop("password", None)
         if password_file is not None:
             try:

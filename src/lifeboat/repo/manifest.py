@@ -109,7 +109,7 @@ def decode(data: bytes, where: str) -> Manifest:
     try:
         document = json.loads(data)
         checksum = document.pop("checksum")
-    except (ValueError, KeyError, AttributeError):
+    except (ValueError, KeyError, AttributeError, TypeError):
         raise IntegrityError(f"manifest {where} is not valid JSON with a checksum") from None
     if _digest(document) != checksum:
         raise IntegrityError(f"manifest {where} does not match its embedded checksum")

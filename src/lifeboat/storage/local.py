@@ -147,7 +147,7 @@ class LocalStorage:
         path = self._path(key)
         try:
             handle = open(path, "rb")  # noqa: SIM115 - the caller closes the stream
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"{self.url}/{key} does not exist") from None
         except OSError as exc:
             raise _os_error(exc, f"cannot read {path}") from exc
@@ -161,29 +161,32 @@ class LocalStorage:
         path = self._path(key)
         try:
             st = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"{self.url}/{key} does not exist") from None
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects under prefix in key order. A write in progress (or killed) shows as its
+        temporary `<key>.tmp-<hex>` name, never under its key, so cleanup can find it."""
         base = self.root
         # walk only the folder the prefix names, not the whole repository
         folder = prefix.rpartition("/")[0]
         start = base / folder if folder else base
         if not start.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
-            for name in sorted(filenames):
+        found: list[tuple[str, Path]] = []
+        for dirpath, _dirnames, filenames in os.walk(start):
+            for name in filenames:
                 full = Path(dirpath) / name
                 key = full.relative_to(base).as_posix()
-                if not key.startswith(prefix):
-                    continue
-                try:
-                    st = full.stat()
-                except FileNotFoundError:
-                    continue
-                yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                if key.startswith(prefix):
+                    found.append((key, full))
+        for key, full in sorted(found):
+            try:
+                st = full.stat()
+            except FileNotFoundError:
+                continue
+            yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -25,6 +25,7 @@ class MemoryStorage:
         return ObjectInfo(key, len(data), now)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        validate_key(key)
         try:
             data = self.objects[key][0]
         except KeyError:
@@ -33,6 +34,7 @@ class MemoryStorage:
         return io.BytesIO(data[offset:end])
 
     def stat(self, key: str) -> ObjectInfo:
+        validate_key(key)
         try:
             data, modified = self.objects[key]
         except KeyError:
@@ -46,4 +48,4 @@ class MemoryStorage:
                 yield ObjectInfo(key, len(data), modified)
 
     def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
+        self.objects.pop(validate_key(key), None)
