@@ -1,4 +1,4 @@
-"""A logical backup: pg_dump -> sha256 -> zstd -> age/gpg -> sha256 -> storage, then the manifest."""
+"""A logical backup: pg_dump -> sha256 -> zstd -> age/gpg -> sha256 -> storage, then manifest."""
 
 from __future__ import annotations
 

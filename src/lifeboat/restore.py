@@ -15,7 +15,6 @@ from lifeboat.backup import backup_logical
 from lifeboat.context import Context
 from lifeboat.errors import (
     AbortedError,
-    BackupNotFoundError,
     IntegrityError,
     LifeboatError,
     RestoreError,
@@ -27,11 +26,10 @@ from lifeboat.postgres import logical
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import Evidence, Manifest
+from lifeboat.repo.manifest import SAFETY_LABEL, Evidence, Manifest
 
 log = logging.getLogger(__name__)
 
-SAFETY_LABEL = "safety"
 Confirm = Callable[[str], bool]
 
 
@@ -98,17 +96,6 @@ class RestoreResult:
             ],
             "problems": self.check.problems(),
         }
-
-
-def resolve_backup(repo: Repository, source: str, backup: str) -> Manifest:
-    """A backup by id; `latest` is the newest one that is not a restore's safety backup."""
-    if backup != "latest":
-        return repo.load_manifest(source, backup)
-    for backup_id in reversed(repo.committed_ids(source)):
-        manifest = repo.load_manifest(source, backup_id)
-        if manifest.labels.get("kind") != SAFETY_LABEL:
-            return manifest
-    raise BackupNotFoundError(f"no backup of {source} in repository {repo.name}")
 
 
 def check_evidence(
@@ -248,7 +235,7 @@ def restore_logical(
     source = ctx.source(source_name)
     repo = ctx.repository(repository) if repository else ctx.repository_for(source_name)
     repo.ensure_initialised()
-    manifest = resolve_backup(repo, source_name, backup)
+    manifest = repo.resolve(source_name, backup)
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]

@@ -85,7 +85,8 @@ def table_digests(cluster: ScratchCluster, db: str) -> dict[str, str]:
     digests = {}
     for table in tables:
         digests[table] = cluster.psql(
-            f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
+            "SELECT count(*) || ':' || "
+            f"coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
             f"FROM {table} t",
             db,
         )

@@ -231,7 +231,8 @@ def test_pg_dump_older_than_server_is_refused(
     ("text", "expected"),
     [
         (
-            "[repositories.local]\nurl = 'x'\n[encryption]\nage_recipients = ['age1x']\nbogus = 1\n",
+            "[repositories.local]\nurl = 'x'\n"
+            "[encryption]\nage_recipients = ['age1x']\nbogus = 1\n",
             "encryption.bogus: unknown key",
         ),
         (
@@ -241,7 +242,8 @@ def test_pg_dump_older_than_server_is_refused(
         ("[repositories.local]\nurl = 'x'\n", "encryption: missing required key"),
         ("[repositories.local\n", "not valid TOML"),
         (
-            "[repositories.local]\nurl = '${LIFEBOAT_TEST_UNSET}'\n[encryption]\nage_recipients=['age1x']\n",
+            "[repositories.local]\nurl = '${LIFEBOAT_TEST_UNSET}'\n"
+            "[encryption]\nage_recipients=['age1x']\n",
             "repositories.local.url: environment variable LIFEBOAT_TEST_UNSET is not set",
         ),
     ],

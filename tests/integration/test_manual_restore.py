@@ -26,7 +26,8 @@ REPO={ws.repo}
 SOURCE=wms
 ID=$(ls "$REPO/$SOURCE/backups" | sort | tail -n 1)
 DIR="$REPO/$SOURCE/backups/$ID"
-grep -A6 '"name": "dump.zst' "$DIR/manifest.json" | grep '"sha256"' | grep -q "$(sha256sum "$DIR"/dump.zst.* | cut -d' ' -f1)"
+grep -A6 '"name": "dump.zst' "$DIR/manifest.json" | grep '"sha256"' \\
+  | grep -q "$(sha256sum "$DIR"/dump.zst.* | cut -d' ' -f1)"
 age --decrypt -i {ws.identity} "$DIR/dump.zst.age" \\
   | zstd --decompress --stdout \\
   | {bin_dir}/pg_restore --no-owner --no-privileges --single-transaction --exit-on-error \\

@@ -68,7 +68,7 @@ def test_minimal_config_loads(tmp_path: Path) -> None:
     assert source.repositories is None
     assert source.password_file is None
     # defaults
-    assert config.compression.level == 3
+    assert config.compression.level == 1
     assert config.compression.threads == 0
     assert config.logging.format == "auto"
     assert config.logging.level == "info"
@@ -385,3 +385,24 @@ def test_default_is_relative_to_working_directory(
     monkeypatch.chdir(tmp_path)
     write(tmp_path, MINIMAL)
     assert load_config(resolve_config_path(None)).sources["wms"].type == "postgres"
+
+
+# --- names and paths -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a/b", "locks", "-x", "has space"])
+def test_source_names_become_folder_names_so_they_are_checked(tmp_path: Path, name: str) -> None:
+    error = load_error(tmp_path, MINIMAL.replace("[sources.wms]", f'[sources."{name}"]'))
+    assert "invalid source name" in str(error)
+
+
+def test_home_is_expanded_in_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(
+        write(tmp_path, MINIMAL.replace("/etc/lifeboat/age.key", "~/keys/age.key"))
+    )
+    assert config.encryption.age_identity_file == tmp_path / "keys" / "age.key"
+
+
+def test_default_compression_level_is_1(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).compression.level == 1

@@ -16,7 +16,7 @@ from lifeboat.cli import json_option, state, wants_json
 def command(backup_id: str, source: str | None, repo_name: str | None, as_json: bool) -> None:
     """Show a backup's manifest."""
     ctx = state().context()
-    repo = ctx.repository(repo_name)
+    repo = ctx.repository(repo_name) if repo_name or not source else ctx.repository_for(source)
     repo.ensure_initialised()
     manifest = repo.load_manifest(source, backup_id) if source else repo.find(backup_id)
     if wants_json(as_json):

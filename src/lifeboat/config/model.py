@@ -7,9 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from lifeboat.repo.layout import check_source_name
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        return value.expanduser() if isinstance(value, Path) else value
 
 
 class RepositoryConfig(_Strict):
@@ -59,7 +66,9 @@ class EncryptionConfig(_Strict):
 
 
 class CompressionConfig(_Strict):
-    level: Annotated[int, Field(ge=1, le=19)] = Field(default=3, description="zstd level.")
+    level: Annotated[int, Field(ge=1, le=19)] = Field(
+        default=1, description="zstd level; 1 keeps up with pg_dump on two cores."
+    )
     threads: Annotated[int, Field(ge=0, le=64)] = Field(
         default=0, description="zstd worker threads; 0 uses every core."
     )
@@ -75,7 +84,9 @@ class PostgresSourceConfig(_Strict):
         default=None, description="Directory with pg_dump/pg_restore to use instead of searching."
     )
     repositories: list[str] | None = Field(
-        default=None, description="Repositories this source writes to; default: every one."
+        default=None,
+        description="Repositories of this source; backups go to the first (default: the "
+        "first configured).",
     )
 
 
@@ -101,6 +112,13 @@ class LifeboatConfig(_Strict):
     def _at_least_one(cls, value: dict[str, RepositoryConfig]) -> dict[str, RepositoryConfig]:
         if not value:
             raise ValueError("at least one repository is required")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        for name in value:
+            check_source_name(name)
         return value
 
     @model_validator(mode="after")

@@ -45,7 +45,8 @@ def table_digests(conn: psycopg.Connection[Any]) -> dict[str, str]:
     for table in wms.TABLES:
         row = conn.execute(
             sql.SQL(
-                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '') "
+                "SELECT count(*) || ':' || "
+                "coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '') "
                 "FROM {} t"
             ).format(sql.Identifier(table))
         ).fetchone()
@@ -94,7 +95,8 @@ def run_demo(workdir: Path, size_mb: int, keep: bool, say: Say, reporter: Report
             wms.create_schema(conn)
             conn.commit()
             say(
-                f"loading about {size_mb} MB of warehouse data (lots, production runs, QC decisions)"
+                f"loading about {size_mb} MB of warehouse data "
+                "(lots, production runs, QC decisions)"
             )
             rows = timed("load", lambda: wms.load(conn, size_mb * 1024 * 1024))
             size_row = conn.execute("SELECT pg_database_size('wms')").fetchone()

@@ -120,7 +120,8 @@ class AgeDecryptor:
         wanted = {r.id for r in recipients if r.type == "age"}
         if not wanted & set(self.public_keys()):
             raise DecryptionKeyError(
-                f"the key in {self.identity_file} ({', '.join(self.public_keys())}) is not one this "
+                f"the key in {self.identity_file} ({', '.join(self.public_keys())}) "
+                "is not one this "
                 f"backup was encrypted to ({', '.join(sorted(wanted)) or 'no age recipient'})"
             )
 

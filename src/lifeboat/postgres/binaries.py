@@ -37,7 +37,7 @@ def tool_version(executable: Path) -> tuple[int, str] | None:
     match = _VERSION.search(out)
     if not match:
         return None
-    return int(match[1]), out.strip().rsplit(" ", 1)[-1]
+    return int(match[1]), f"{match[1]}.{match[2]}" if match[2] else match[1]
 
 
 def candidate_dirs() -> list[Path]:
@@ -81,7 +81,8 @@ def find_tools(
             raise ToolError(f"pg_bin_dir {configured} does not hold {', '.join(tools)}")
         if chosen.major < min_major:
             raise ToolError(
-                f"{tools[0]} {chosen.version} in {configured} is too old for PostgreSQL {min_major}: "
+                f"{tools[0]} {chosen.version} in {configured} "
+                f"is too old for PostgreSQL {min_major}: "
                 f"point pg_bin_dir at PostgreSQL {min_major} or newer client tools"
             )
         return chosen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,8 +48,15 @@ class PgEndpoint:
 
     @property
     def dbname(self) -> str:
-        name = self.params.get("dbname") or self.params.get("user") or os.environ.get("PGDATABASE")
-        return str(name or os.environ.get("USER", "postgres"))
+        # libpq's order: dbname, PGDATABASE, then the user name (user, PGUSER, OS user)
+        name = (
+            self.params.get("dbname")
+            or os.environ.get("PGDATABASE")
+            or self.params.get("user")
+            or os.environ.get("PGUSER")
+            or getpass.getuser()
+        )
+        return str(name)
 
     def with_dbname(self, dbname: str) -> PgEndpoint:
         return replace(self, params={**self.params, "dbname": dbname})
@@ -93,7 +101,10 @@ def explain_connect_error(message: str, where: str) -> str:
         or "no password supplied" in lowered
         or ("authentication failed" in lowered)
     ):
-        return f"authentication failed for {where}: check the user and password (PGPASSWORD, ~/.pgpass or password_file)"
+        return (
+            f"authentication failed for {where}: check the user and password "
+            "(PGPASSWORD, ~/.pgpass or password_file)"
+        )
     if 'database "' in lowered and "does not exist" in lowered:
         return f"database does not exist on {where}"
     if 'role "' in lowered and "does not exist" in lowered:

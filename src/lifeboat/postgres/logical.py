@@ -37,7 +37,8 @@ ORDER BY 1
 
 INDEXES_SQL = f"""
 SELECT format('%I.%I.%I', n.nspname, t.relname, c.relname)
-FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_class t ON t.oid = i.indrelid
 WHERE {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
 ORDER BY 1

@@ -17,7 +17,7 @@ from lifeboat.errors import (
     RepositoryError,
 )
 from lifeboat.repo import layout
-from lifeboat.repo.manifest import Manifest, decode, encode
+from lifeboat.repo.manifest import SAFETY_LABEL, Manifest, decode, encode
 from lifeboat.storage.base import NotFound, Storage
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ class Repository:
         marker = self.marker()
         if marker is None:
             raise NotInitialisedError(
-                f"repository {self.name} ({self.storage.url}) is not initialised: run `lifeboat init`"
+                f"repository {self.name} ({self.storage.url}) is not initialised: "
+                "run `lifeboat init`"
             )
         self._check_format(marker)
 
@@ -129,12 +130,14 @@ class Repository:
         return sorted(manifests, key=lambda m: (m.id, m.source))
 
     def resolve(self, source: str, backup: str) -> Manifest:
-        if backup == "latest":
-            ids = self.committed_ids(source)
-            if not ids:
-                raise BackupNotFoundError(f"no backup of {source} in repository {self.name}")
-            return self.load_manifest(source, ids[-1])
-        return self.load_manifest(source, backup)
+        """A backup by id; `latest` is the newest one that is not a restore's safety backup."""
+        if backup != "latest":
+            return self.load_manifest(source, backup)
+        for backup_id in reversed(self.committed_ids(source)):
+            manifest = self.load_manifest(source, backup_id)
+            if manifest.labels.get("kind") != SAFETY_LABEL:
+                return manifest
+        raise BackupNotFoundError(f"no backup of {source} in repository {self.name}")
 
     def find(self, backup: str) -> Manifest:
         matches = [s for s in self.sources() if backup in self.committed_ids(s)]
@@ -142,7 +145,8 @@ class Repository:
             raise BackupNotFoundError(f"backup {backup} not found in repository {self.name}")
         if len(matches) > 1:
             raise BackupNotFoundError(
-                f"backup {backup} exists for several sources ({', '.join(matches)}): name the source"
+                f"backup {backup} exists for several sources ({', '.join(matches)}): "
+                "name the source"
             )
         return self.load_manifest(matches[0], backup)
 

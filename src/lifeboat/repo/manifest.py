@@ -7,11 +7,12 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lifeboat.errors import IntegrityError
 
 MANIFEST_FORMAT = 1
+SAFETY_LABEL = "safety"  # labels.kind of the backup a restore takes of the database it replaces
 
 
 class _Model(BaseModel):
@@ -108,13 +109,18 @@ def encode(manifest: Manifest) -> bytes:
 def decode(data: bytes, where: str) -> Manifest:
     try:
         document = json.loads(data)
+        if not isinstance(document, dict):
+            raise TypeError
         checksum = document.pop("checksum")
-    except (ValueError, KeyError, AttributeError, TypeError):
+    except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"manifest {where} is not valid JSON with a checksum") from None
-    if _digest(document) != checksum:
-        raise IntegrityError(f"manifest {where} does not match its embedded checksum")
-    if document.get("format", 0) > MANIFEST_FORMAT:
+    if isinstance(document.get("format"), int) and document["format"] > MANIFEST_FORMAT:
         raise IntegrityError(
             f"manifest {where} has format {document['format']}: upgrade Lifeboat to read it"
         )
-    return Manifest.model_validate(document)
+    if _digest(document) != checksum:
+        raise IntegrityError(f"manifest {where} does not match its embedded checksum")
+    try:
+        return Manifest.model_validate(document)
+    except ValidationError as exc:
+        raise IntegrityError(f"manifest {where} is incomplete: {exc.errors()[0]['msg']}") from None
