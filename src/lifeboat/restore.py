@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -275,14 +277,8 @@ def restore_logical(
                 },
             ).manifest.id
             log.info("safety backup of %s taken: %s/%s", database, source_name, safety)
-        if qualified:
-            result = _restore_tables(
-                ctx, repo, manifest, decryptor, tools, admin, endpoint, database, qualified, exists
-            )
-        else:
-            result = _restore_database(
-                ctx, repo, manifest, decryptor, tools, admin, endpoint, database, exists
-            )
+        job = _Job(ctx, repo, manifest, decryptor, tools, admin, endpoint, database, exists)
+        result = _restore_tables(job, qualified) if qualified else _restore_database(job)
         terminated, check = result
     finally:
         admin.close()
@@ -306,44 +302,49 @@ def _admin_connection(endpoint: PgEndpoint) -> psycopg.Connection[Any]:
         return endpoint.with_dbname("template1").connect(autocommit=True)
 
 
-def _stream_into(
-    ctx: Context,
-    repo: Repository,
-    manifest: Manifest,
-    decryptor: Decryptor,
-    process: logical.RestoreProcess,
-    label: str,
-) -> None:
-    try:
-        with ctx.reporter.task(label) as advance:
-            read_plain(repo, manifest, manifest.objects[0], decryptor, process, advance)
-    except BaseException as exc:
-        if isinstance(exc, BrokenPipeError | OSError) or process.process.poll() not in (None, 0):
-            process.finish()  # raises pg_restore's own error when it stopped first
-        process.kill()
-        raise
-    process.finish()
+@dataclass
+class _Job:
+    """Everything one restore works with, resolved once."""
+
+    ctx: Context
+    repo: Repository
+    manifest: Manifest
+    decryptor: Decryptor
+    tools: PgTools
+    admin: psycopg.Connection[Any]
+    endpoint: PgEndpoint
+    database: str
+    exists: bool
+
+    def stream_into(self, process: logical.RestoreProcess, label: str) -> None:
+        """Feed the backup's plaintext to pg_restore; pg_restore's own error wins when it
+        stopped first."""
+        try:
+            with self.ctx.reporter.task(label) as advance:
+                read_plain(
+                    self.repo,
+                    self.manifest,
+                    self.manifest.objects[0],
+                    self.decryptor,
+                    process,
+                    advance,
+                )
+        except BaseException as exc:
+            if isinstance(exc, OSError) or process.process.poll() not in (None, 0):
+                process.finish()
+            process.kill()
+            raise
+        process.finish()
 
 
-def _restore_database(
-    ctx: Context,
-    repo: Repository,
-    manifest: Manifest,
-    decryptor: Decryptor,
-    tools: PgTools,
-    admin: psycopg.Connection[Any],
-    endpoint: PgEndpoint,
-    database: str,
-    exists: bool,
-) -> tuple[int, EvidenceCheck]:
+def _restore_database(job: _Job) -> tuple[int, EvidenceCheck]:
+    manifest, admin = job.manifest, job.admin
     scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
     logical.create_database(admin, scratch)
     try:
-        process = logical.RestoreProcess(tools, endpoint.with_dbname(scratch))
-        _stream_into(
-            ctx, repo, manifest, decryptor, process, f"restore {manifest.id} -> {database}"
-        )
-        with endpoint.with_dbname(scratch).connect(autocommit=True) as conn:
+        process = logical.RestoreProcess(job.tools, job.endpoint.with_dbname(scratch))
+        job.stream_into(process, f"restore {manifest.id} -> {job.database}")
+        with job.endpoint.with_dbname(scratch).connect(autocommit=True) as conn:
             check = check_evidence(conn, manifest.evidence)
         if not check.ok:
             raise IntegrityError(
@@ -351,17 +352,12 @@ def _restore_database(
                 + "; ".join(check.problems()[:5])
             )
         terminated = 0
-        if exists:
+        if job.exists:
             retired = f"lifeboat_replaced_{secrets.token_hex(4)}"
-            terminated = logical.swap_databases(admin, scratch, database, retired)
+            terminated = logical.swap_databases(admin, scratch, job.database, retired)
             logical.drop_database(admin, retired)
         else:
-            with admin.transaction():
-                admin.execute(
-                    psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                        psycopg.sql.Identifier(scratch), psycopg.sql.Identifier(database)
-                    )
-                )
+            logical.rename_database(admin, scratch, job.database)
     except BaseException:
         if logical.database_exists(admin, scratch):
             logical.drop_database(admin, scratch)
@@ -369,41 +365,30 @@ def _restore_database(
     return terminated, check
 
 
-def _restore_tables(
-    ctx: Context,
-    repo: Repository,
-    manifest: Manifest,
-    decryptor: Decryptor,
-    tools: PgTools,
-    admin: psycopg.Connection[Any],
-    endpoint: PgEndpoint,
-    database: str,
-    tables: list[str],
-    exists: bool,
-) -> tuple[int, EvidenceCheck]:
-    import os
-    import tempfile
-
-    if not exists:
-        logical.create_database(admin, database)
-    toc = _toc_for_tables(repo, manifest, decryptor, tools, tables)
+def _restore_tables(job: _Job, tables: list[str]) -> tuple[int, EvidenceCheck]:
+    if not job.exists:
+        logical.create_database(job.admin, job.database)
+    toc = _toc_for_tables(job.repo, job.manifest, job.decryptor, job.tools, tables)
     # the list holds object names only, no data
     fd, list_path = tempfile.mkstemp(prefix="lifeboat-toc-", suffix=".list")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(toc) + "\n")
-        process = logical.RestoreProcess(tools, endpoint, clean=exists, use_list=list_path)
-        _stream_into(ctx, repo, manifest, decryptor, process, f"restore {len(tables)} table(s)")
+        process = logical.RestoreProcess(
+            job.tools, job.endpoint, clean=job.exists, use_list=list_path
+        )
+        job.stream_into(process, f"restore {len(tables)} table(s)")
     except BaseException:
-        if not exists:
-            logical.drop_database(admin, database)
+        if not job.exists:
+            logical.drop_database(job.admin, job.database)
         raise
     finally:
         os.unlink(list_path)
-    with endpoint.connect(autocommit=True) as conn:
-        check = check_evidence(conn, manifest.evidence, tables)
+    with job.endpoint.connect(autocommit=True) as conn:
+        check = check_evidence(conn, job.manifest.evidence, tables)
     if not check.ok:
         raise IntegrityError(
-            f"restored tables do not match backup {manifest.id}: " + "; ".join(check.problems()[:5])
+            f"restored tables do not match backup {job.manifest.id}: "
+            + "; ".join(check.problems()[:5])
         )
     return 0, check

@@ -258,6 +258,12 @@ def create_database(admin: psycopg.Connection[Any], name: str) -> None:
         raise DatabaseError(f"cannot create database {name}: {exc.diag.message_primary}") from None
 
 
+def rename_database(admin: psycopg.Connection[Any], old: str, new: str) -> None:
+    admin.execute(
+        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new))
+    )
+
+
 def drop_database(admin: psycopg.Connection[Any], name: str) -> None:
     terminate_sessions(admin, name)
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

@@ -1,0 +1,63 @@
+"""What people and programs see: progress on a terminal, JSON logs, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lifeboat.postgres.instance import ScratchCluster
+
+from .helpers import LIFEBOAT, fill_rich, make_workspace
+
+
+def test_json_log_lines(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path) -> None:
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    result = ws.run("--log-format", "json", "backup", "wms", check=True)
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert records and all({"time", "level", "message"} <= set(r) for r in records)
+    assert any("committed" in r["message"] for r in records)
+    assert result.stdout.strip() == ws.run_json("list")[0]["id"]
+
+
+def test_progress_bar_on_a_terminal(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed to give the command a terminal")
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    command = f"{LIFEBOAT} --config {ws.config} backup wms"
+    shown = subprocess.run(
+        ["script", "-qfec", command, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"},
+    ).stdout
+    assert "backup wms/" in shown  # the task line of the live progress display
+    assert re.search(r"[\d.]+/\? [kMG]?B", shown)  # bytes so far (the total is unknown)
+    assert "0:00:0" in shown  # elapsed time
+    assert "info" not in shown  # plain log lines stay off a terminal
+
+
+def test_passwords_never_reach_output(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    # the test cluster trusts local connections, so any password is accepted
+    dsn = pg_cluster.dsn(fresh_db).replace("postgres@", "postgres:hunter2-secret@")
+    ws = make_workspace(tmp_path, dsn)
+    made = ws.run("--debug", "backup", "wms", check=True)
+    listed = ws.run("--debug", "list")
+    shown = ws.run("--debug", "show", made.stdout.strip(), "--json")
+    for result in (made, listed, shown):
+        assert "hunter2-secret" not in result.stdout + result.stderr
+    assert "hunter2-secret" not in "".join(
+        p.read_text(errors="replace") for p in ws.repo.rglob("*.json")
+    )
