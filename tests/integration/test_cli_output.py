@@ -61,3 +61,34 @@ def test_passwords_never_reach_output(
     assert "hunter2-secret" not in "".join(
         p.read_text(errors="replace") for p in ws.repo.rglob("*.json")
     )
+
+
+def test_typed_confirmation_on_a_terminal(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed to give the command a terminal")
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws.run("backup", "wms", check=True)
+    pg_cluster.psql("INSERT INTO other.lots VALUES (4242, 'after the backup')", fresh_db)
+    command = f"{LIFEBOAT} --config {ws.config} restore wms"
+
+    def answer(text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["script", "-qec", command, "/dev/null"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TERM": "dumb"},
+        )
+
+    declined = answer("not-the-name\n")
+    assert "Type its name" in declined.stdout
+    assert "would be overwritten" in declined.stdout
+    assert pg_cluster.psql("SELECT count(*) FROM other.lots", fresh_db) == "51"
+
+    confirmed = answer(f"{fresh_db}\n")
+    assert "verified:" in confirmed.stdout, confirmed.stdout
+    assert pg_cluster.psql("SELECT count(*) FROM other.lots", fresh_db) == "50"
