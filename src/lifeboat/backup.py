@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
-from lifeboat.pipeline.checksum import HashingReader, HashingWriter, Tap, Writable
-from lifeboat.pipeline.compress import compressing_reader
-from lifeboat.pipeline.stream import write_from_producer
+from lifeboat.objects import write_plain
 from lifeboat.postgres import logical
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -25,7 +23,6 @@ from lifeboat.repo.manifest import (
     Encryption,
     Evidence,
     Manifest,
-    StoredObject,
 )
 
 log = logging.getLogger(__name__)
@@ -40,7 +37,7 @@ class BackupResult:
     removed_leftovers: list[str]
 
 
-def _new_id(repo: Repository, source: str) -> tuple[str, datetime]:
+def new_backup_id(repo: Repository, source: str) -> tuple[str, datetime]:
     taken = set(repo.committed_ids(source))
     while True:
         started = datetime.now(UTC)
@@ -68,7 +65,7 @@ def backup_logical(
 
     with repository_lock(repo.storage, source_name, f"backup of {source_name}"):
         removed = repo.remove_uncommitted(source_name)
-        backup, started = _new_id(repo, source_name)
+        backup, started = new_backup_id(repo, source_name)
         conn = endpoint.connect(autocommit=True)
         try:
             server = logical.server_info(conn)
@@ -86,20 +83,12 @@ def backup_logical(
             # counted in the exported snapshot while pg_dump reads the same one
             counter = threading.Thread(target=count_rows, name="evidence", daemon=True)
             counter.start()
-            plain = Tap()
-            stored = Tap()
             key = layout.object_key(source_name, backup, DUMP_OBJECT + encryptor.suffix)
             try:
                 with ctx.reporter.task(f"backup {source_name}/{endpoint.dbname}") as advance:
-                    plain = Tap(advance)
-
-                    def produce(sink: Writable) -> None:
-                        reader = compressing_reader(
-                            HashingReader(dump, plain), compression.level, compression.threads
-                        )
-                        encryptor.encrypt(reader, HashingWriter(sink, stored))
-
-                    info = write_from_producer(repo.storage, key, produce)
+                    stored_object = write_plain(
+                        repo, key, dump, encryptor, compression, logical.DUMP_FORMAT, advance
+                    )
             except BaseException:
                 dump.kill()
                 counter.join()
@@ -115,9 +104,6 @@ def backup_logical(
         finally:
             conn.close()
 
-        if info.size != stored.size:
-            repo.storage.delete(key)
-            raise LifeboatError(f"{key}: storage holds {info.size} bytes, {stored.size} were sent")
         manifest = Manifest(
             id=backup,
             source=source_name,
@@ -136,19 +122,12 @@ def backup_logical(
                 method=encryptor.method,
                 recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
             ),
-            objects=[
-                StoredObject(
-                    name=key.rsplit("/", 1)[1],
-                    size=stored.size,
-                    sha256=stored.sha256,
-                    plain_size=plain.size,
-                    plain_sha256=plain.sha256,
-                    format=logical.DUMP_FORMAT,
-                )
-            ],
+            objects=[stored_object],
             evidence=outcome,
             labels=labels or {},
         )
         repo.save_manifest(manifest)
-        log.info("backup %s/%s committed (%d bytes stored)", source_name, backup, stored.size)
+        log.info(
+            "backup %s/%s committed (%d bytes stored)", source_name, backup, stored_object.size
+        )
         return BackupResult(manifest, repo.name, removed)

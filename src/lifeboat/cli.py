@@ -22,6 +22,8 @@ COMMANDS = {
     "restore": "lifeboat.commands.restore",
     "verify": "lifeboat.commands.verify",
     "demo": "lifeboat.commands.demo",
+    "wal-push": "lifeboat.commands.wal_push",
+    "wal-fetch": "lifeboat.commands.wal_fetch",
 }
 
 

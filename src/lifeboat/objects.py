@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lifeboat.errors import IntegrityError
-from lifeboat.pipeline.checksum import HashingReader, HashingWriter, Tap, Writable
-from lifeboat.pipeline.compress import ZstdError, decompressing_writer
-from lifeboat.pipeline.crypto import Decryptor
+from lifeboat.config.model import CompressionConfig
+from lifeboat.errors import IntegrityError, LifeboatError
+from lifeboat.pipeline.checksum import HashingReader, HashingWriter, Readable, Tap, Writable
+from lifeboat.pipeline.compress import ZstdError, compressing_reader, decompressing_writer
+from lifeboat.pipeline.crypto import Decryptor, Encryptor
+from lifeboat.pipeline.stream import write_from_producer
 from lifeboat.progress import Advance
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -22,6 +24,38 @@ class ReadBack:
 
 def object_key(manifest: Manifest, obj: StoredObject) -> str:
     return layout.object_key(manifest.source, manifest.id, obj.name)
+
+
+def write_plain(
+    repo: Repository,
+    key: str,
+    source: Readable,
+    encryptor: Encryptor,
+    compression: CompressionConfig,
+    plain_format: str,
+    advance: Advance | None = None,
+) -> StoredObject:
+    """Stream source through plain sha256 -> zstd -> encryption -> stored sha256 into key."""
+    plain, stored = Tap(advance), Tap()
+
+    def produce(sink: Writable) -> None:
+        reader = compressing_reader(
+            HashingReader(source, plain), compression.level, compression.threads
+        )
+        encryptor.encrypt(reader, HashingWriter(sink, stored))
+
+    info = write_from_producer(repo.storage, key, produce)
+    if info.size != stored.size:
+        repo.storage.delete(key)
+        raise LifeboatError(f"{key}: storage holds {info.size} bytes, {stored.size} were sent")
+    return StoredObject(
+        name=key.rsplit("/", 1)[1],
+        size=stored.size,
+        sha256=stored.sha256,
+        plain_size=plain.size,
+        plain_sha256=plain.sha256,
+        format=plain_format,
+    )
 
 
 def check_stored(repo: Repository, manifest: Manifest, obj: StoredObject) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,13 +118,21 @@ def test_single_table_restore_brings_back_rows_and_indexes(
     assert unknown.returncode == 1 and "not in this backup" in error_line(unknown)
 
 
-def test_gpg_round_trip(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path) -> None:
-    import subprocess
-
-    if pg_cluster.major != 15:
-        pytest.skip("gpg is exercised once, on the Debian cluster")
+@pytest.fixture
+def gnupg_home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
+    yield home
+    for folder in (home, tmp_path / "empty-gnupg"):
+        subprocess.run(["gpgconf", "--homedir", str(folder), "--kill", "all"], capture_output=True)
+
+
+def test_gpg_round_trip(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path, gnupg_home: Path
+) -> None:
+    if pg_cluster.major != 15:
+        pytest.skip("gpg is exercised once, on the Debian cluster")
+    home = gnupg_home
     subprocess.run(
         [
             "gpg",
@@ -173,3 +183,35 @@ def test_gpg_round_trip(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Pat
     )
     failed = ws.run("restore", "wms", "--target-db", target)
     assert failed.returncode == 1 and "no secret key" in error_line(failed)
+
+
+def test_evidence_check_recounts_before_calling_a_mismatch(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from lifeboat.repo.manifest import Evidence
+    from lifeboat.restore import check_evidence
+
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    made = ws.run_json("backup", "wms")
+    evidence = Evidence.model_validate(ws.run_json("show", made["id"])["evidence"])
+    target = f"{fresh_db}_check"
+    ws.run_json("restore", "wms", "--target-db", target)
+    try:
+        with psycopg.connect(pg_cluster.dsn(target), autocommit=True) as conn:
+            assert check_evidence(conn, evidence, fresh_database=True).ok
+            # the server's insert counters and count(*) must both disagree before a mismatch
+            wrong = evidence.model_copy(
+                update={"row_counts": {**evidence.row_counts, "public.lots": 2999}}
+            )
+            check = check_evidence(conn, wrong, fresh_database=True)
+            assert not check.ok
+            assert check.problems() == ["public.lots: 3000 rows, backup has 2999"]
+            # a session that changed the data reports its counts when it ends
+            pg_cluster.psql("DELETE FROM other.lots WHERE id > 40", target)
+            check = check_evidence(conn, evidence, fresh_database=True)
+            assert check.problems() == ["other.lots: 40 rows, backup has 50"]
+    finally:
+        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')

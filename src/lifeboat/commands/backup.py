@@ -1,4 +1,4 @@
-"""lifeboat backup SOURCE."""
+"""lifeboat backup SOURCE [--type logical|physical]."""
 
 from __future__ import annotations
 
@@ -10,12 +10,33 @@ from lifeboat.cli import json_option, state, wants_json
 
 @click.command()
 @click.argument("source")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["logical", "physical"]),
+    default="logical",
+    show_default=True,
+    help="logical: pg_dump of the database; physical: base backup of the whole cluster "
+    "(needs WAL archiving, for point-in-time recovery).",
+)
+@click.option(
+    "--wal-timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="physical: seconds to wait for the backup's WAL to reach the archive.",
+)
 @json_option
-def command(source: str, as_json: bool) -> None:
+def command(source: str, kind: str, wal_timeout: float, as_json: bool) -> None:
     """Back up SOURCE: encrypted, compressed, checksummed; prints the backup id."""
-    from lifeboat.backup import backup_logical
+    if kind == "physical":
+        from lifeboat.basebackup import backup_physical
 
-    result = backup_logical(state().context(), source)
+        result = backup_physical(state().context(), source, wal_timeout=wal_timeout)
+    else:
+        from lifeboat.backup import backup_logical
+
+        result = backup_logical(state().context(), source)
     summary = {
         **result.manifest.summary(),
         "repository": result.repository,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.errors import UsageError
 
 
 def _typed_confirmation(database: str) -> bool:
@@ -32,6 +35,32 @@ def _typed_confirmation(database: str) -> bool:
 @click.option("--table", "tables", multiple=True, help="Restore only this table (repeatable).")
 @click.option("--repo", "repo_name", help="Repository to restore from.")
 @click.option("--yes", "-y", is_flag=True, help="Overwrite an existing target without asking.")
+@click.option(
+    "--pgdata",
+    type=click.Path(path_type=Path),
+    help="Physical restore: the data directory to create (point-in-time recovery).",
+)
+@click.option("--to-time", help="Recover up to this time, e.g. '2026-03-03 14:30:00+00'.")
+@click.option("--to-lsn", help="Recover up to this WAL location, e.g. 0/3000000.")
+@click.option("--to-xid", help="Recover up to this transaction id.")
+@click.option("--to-name", help="Recover up to this restore point (pg_create_restore_point).")
+@click.option("--latest", is_flag=True, help="Recover everything the archive holds (default).")
+@click.option(
+    "--target-action",
+    type=click.Choice(["promote", "pause", "shutdown"]),
+    default="promote",
+    show_default=True,
+    help="What the server does at the target.",
+)
+@click.option(
+    "--timeline",
+    default="latest",
+    show_default=True,
+    help="Timeline to follow: latest, current or a number.",
+)
+@click.option("--start", is_flag=True, help="Start the restored cluster and wait for recovery.")
+@click.option("--port", type=int, help="Port for the restored cluster (else its own setting).")
+@click.option("--force", is_flag=True, help="Replace a non-empty --pgdata.")
 @json_option
 def command(
     source: str,
@@ -41,9 +70,34 @@ def command(
     tables: tuple[str, ...],
     repo_name: str | None,
     yes: bool,
+    pgdata: Path | None,
+    to_time: str | None,
+    to_lsn: str | None,
+    to_xid: str | None,
+    to_name: str | None,
+    latest: bool,
+    target_action: str,
+    timeline: str,
+    start: bool,
+    port: int | None,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Restore a backup, check it against its manifest, then put it in place."""
+    """Restore a backup, check it against its manifest, then put it in place.
+
+    With --pgdata: restore a physical backup into a new data directory and recover to a
+    point in time through the WAL archive."""
+    targets = {"time": to_time, "lsn": to_lsn, "xid": to_xid, "name": to_name}
+    chosen = {kind: value for kind, value in targets.items() if value}
+    if pgdata is not None:
+        if len(chosen) + int(latest) > 1:
+            raise UsageError("give one of --to-time, --to-lsn, --to-xid, --to-name, --latest")
+        _physical(
+            source, pgdata, chosen, backup_id, target_action, timeline, start, port, force, as_json
+        )
+        return
+    if chosen or latest or start:
+        raise UsageError("--to-*, --latest and --start need --pgdata (a physical restore)")
     from lifeboat.restore import restore_logical
 
     result = restore_logical(
@@ -70,8 +124,49 @@ def command(
         click.echo(f"safety backup of the previous {result.database}: {result.safety_backup}")
     click.echo(
         f"verified: {len(checked)} tables, {rows} rows match the backup; "
-        f"{len(result.manifest.evidence.indexes)} indexes and "
-        f"{len(result.manifest.evidence.constraints)} constraints present"
+        f"{len(result.manifest.checks.indexes)} indexes and "
+        f"{len(result.manifest.checks.constraints)} constraints present"
         if result.check.ok
         else "verification FAILED: " + "; ".join(result.check.problems())
     )
+
+
+def _physical(
+    source: str,
+    pgdata: Path,
+    chosen: dict[str, str],
+    backup_id: str,
+    action: str,
+    timeline: str,
+    start: bool,
+    port: int | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    from lifeboat.pitr import RecoveryTarget, restore_physical
+
+    kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
+    target = RecoveryTarget(kind, value, action, timeline)  # type: ignore[arg-type]
+    cli = state()
+    ctx: Any = cli.context()
+    result = restore_physical(
+        ctx,
+        source,
+        pgdata,
+        target,
+        backup=None if backup_id == "latest" else backup_id,
+        force=force,
+        start=start,
+        port=port,
+        config_path=ctx.config_path,
+    )
+    if wants_json(as_json):
+        output.print_json(result.summary())
+        return
+    click.echo(
+        f"restored {source}/{result.manifest.id} into {result.pgdata} in {result.seconds:.1f}s"
+    )
+    if result.started:
+        click.echo(f"recovered to: {result.recovered_to or 'the end of the archive'}")
+    else:
+        click.echo("recovery is configured; start the cluster to replay the WAL (or use --start)")

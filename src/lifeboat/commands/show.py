@@ -41,12 +41,19 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
     click.echo(f"{'recipients':>15}: {', '.join(r['id'] for r in manifest.encryption.recipients)}")
     for obj in manifest.objects:
         click.echo(f"{'object':>15}: {obj.name} sha256 {obj.sha256}")
-    output.table(
-        "row counts",
-        ["table", "rows"],
-        [[name, count] for name, count in manifest.evidence.row_counts.items()],
-    )
-    click.echo(
-        f"{len(manifest.evidence.indexes)} indexes, "
-        f"{len(manifest.evidence.constraints)} constraints recorded"
-    )
+    if manifest.physical is not None:
+        wal = manifest.physical
+        click.echo(f"{'timeline':>15}: {wal.timeline}")
+        click.echo(
+            f"{'WAL':>15}: {wal.start_lsn} ({wal.start_wal}) .. {wal.stop_lsn} ({wal.stop_wal})"
+        )
+    if manifest.evidence is not None:
+        output.table(
+            "row counts",
+            ["table", "rows"],
+            [[name, count] for name, count in manifest.evidence.row_counts.items()],
+        )
+        click.echo(
+            f"{len(manifest.evidence.indexes)} indexes, "
+            f"{len(manifest.evidence.constraints)} constraints recorded"
+        )

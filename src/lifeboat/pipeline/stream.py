@@ -147,6 +147,42 @@ class StderrCollector(threading.Thread):
         return [line.strip() for line in self.text.splitlines() if line.strip()]
 
 
+class ProcessOutput:
+    """A process's stdout as a readable. At the end it raises if the process failed, so
+    that a partial output never looks complete to the stages after it."""
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str], tool: str) -> None:
+        self.tool = tool
+        self.process = subprocess.Popen(
+            list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env)
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._stdout = self.process.stdout
+        self.stderr = StderrCollector(self.process.stderr)
+        self.stderr.start()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stdout.read(size)
+        if not data:
+            returncode = self.process.wait()
+            self.stderr.join()
+            if returncode != 0:
+                from lifeboat.errors import ToolError
+
+                errors = [line for line in self.stderr.lines() if "error" in line.lower()]
+                detail = errors[0] if errors else self.stderr.last_line() or f"exit {returncode}"
+                raise ToolError(f"{self.tool} failed: {detail}")
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 @dataclass
 class FilterResult:
     returncode: int

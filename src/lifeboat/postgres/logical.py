@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lifeboat.errors import DatabaseError, RestoreError, ToolError
-from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.errors import DatabaseError, RestoreError
+from lifeboat.pipeline.stream import ProcessOutput, StderrCollector
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.manifest import Evidence, Server
@@ -108,6 +108,30 @@ def row_counts(
     return counts
 
 
+def inserted_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Rows inserted minus deleted per table, as the server counted them (pg_stat).
+
+    Only meaningful in a database that was empty before a restore; waits until the
+    restoring sessions are gone, as a session reports its counts when it ends."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        if row is not None and row[0] == 0:
+            break
+        time.sleep(0.05)
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return {
+        str(name): int(count)
+        for name, count in conn.execute(
+            "SELECT format('%I.%I', schemaname, relname), n_tup_ins - n_tup_del "
+            "FROM pg_stat_user_tables"
+        )
+    }
+
+
 def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
     return Evidence(
         row_counts=row_counts(conn),
@@ -116,40 +140,14 @@ def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
     )
 
 
-class DumpStream:
-    """pg_dump's stdout as a readable; at the end it raises if pg_dump failed, so a partial
-    dump never looks complete to the stages after it."""
+class DumpStream(ProcessOutput):
+    """pg_dump's custom-format archive on stdout, read in the exported snapshot."""
 
     def __init__(self, tools: PgTools, endpoint: PgEndpoint, snapshot: str | None) -> None:
         command = [tools.path("pg_dump"), "--format=custom", "-Z0", "--dbname", endpoint.conninfo()]
         if snapshot:
             command.append(f"--snapshot={snapshot}")
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=endpoint.env()
-        )
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._stdout = self.process.stdout
-        self.stderr = StderrCollector(self.process.stderr)
-        self.stderr.start()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stdout.read(size)
-        if not data:
-            returncode = self.process.wait()
-            self.stderr.join()
-            if returncode != 0:
-                raise ToolError(
-                    f"pg_dump failed: {self.stderr.last_line() or f'exit {returncode}'}"
-                )
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        super().__init__(command, endpoint.env(), "pg_dump")
 
 
 def split_table(name: str) -> tuple[str, str]:

@@ -62,3 +62,36 @@ def parse_backup_key(key: str) -> tuple[str, str, str] | None:
     if len(parts) != 4 or parts[1] != "backups" or not is_backup_id(parts[2]):
         return None
     return parts[0], parts[2], parts[3]
+
+
+# --- WAL archive ---------------------------------------------------------------------------
+# <source>/wal/<timeline+log>/<name>-<plain sha256>.zst.<age|gpg>, at most 256 segments a
+# folder (16 MiB segments); history files in <source>/wal/history/. The plaintext hash in the
+# name makes a repeated push comparable without the key, as pgBackRest does.
+
+WAL_OBJECT_SUFFIX = ".zst"
+
+
+def wal_folder(source: str, name: str) -> str:
+    if name.endswith(".history"):
+        return f"{source}/wal/history/"
+    return f"{source}/wal/{name[:16]}/"
+
+
+def wal_key(source: str, name: str, plain_sha256: str, encryption_suffix: str) -> str:
+    return f"{wal_folder(source, name)}{name}-{plain_sha256}{WAL_OBJECT_SUFFIX}{encryption_suffix}"
+
+
+def wal_prefix(source: str, name: str) -> str:
+    """Keys of every stored copy of one WAL file start with this."""
+    return f"{wal_folder(source, name)}{name}-"
+
+
+def parse_wal_key(key: str) -> tuple[str, str] | None:
+    """(WAL file name, plaintext sha256) of a WAL archive key, else None."""
+    leaf = key.rsplit("/", 1)[-1]
+    name, dash, rest = leaf.rpartition("-")
+    digest = rest.split(".", 1)[0]
+    if not dash or len(digest) != 64 or not rest.startswith(digest + WAL_OBJECT_SUFFIX):
+        return None
+    return name, digest

@@ -52,21 +52,41 @@ class Server(_Model):
     system_identifier: str | None = None
 
 
+class Physical(_Model):
+    """Where a base backup sits in the WAL: what recovery needs to reach consistency."""
+
+    timeline: int
+    start_lsn: str
+    stop_lsn: str
+    start_wal: str = Field(description="first WAL segment the backup needs")
+    stop_wal: str = Field(description="last WAL segment needed for consistency")
+    segment_size: int
+    data_checksums: bool = False
+
+
 class Manifest(_Model):
     format: int = MANIFEST_FORMAT
     id: str
     source: str
-    type: Literal["logical"]
+    type: Literal["logical", "physical"]
     started_at: datetime
     finished_at: datetime
-    database: str
+    database: str = Field(description="the dumped database; '' for a physical backup")
     server: Server
     tool: dict[str, str] = Field(description="versions of lifeboat and pg_dump")
     compression: Compression
     encryption: Encryption
     objects: list[StoredObject]
-    evidence: Evidence
+    evidence: Evidence | None = None
+    physical: Physical | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def checks(self) -> Evidence:
+        """The evidence of a logical backup (row counts, indexes, constraints)."""
+        if self.evidence is None:
+            raise IntegrityError(f"backup {self.source}/{self.id} ({self.type}) has no row counts")
+        return self.evidence
 
     @property
     def plain_size(self) -> int:
@@ -89,8 +109,8 @@ class Manifest(_Model):
             "plain_size": self.plain_size,
             "stored_size": self.stored_size,
             "encryption": self.encryption.method,
-            "tables": len(self.evidence.row_counts),
-            "rows": sum(self.evidence.row_counts.values()),
+            "tables": len(self.evidence.row_counts) if self.evidence else None,
+            "rows": sum(self.evidence.row_counts.values()) if self.evidence else None,
             "labels": self.labels,
         }
 

@@ -172,10 +172,17 @@ class LocalStorage:
         # walk only the folder the prefix names, not the whole repository
         folder = prefix.rpartition("/")[0]
         start = base / folder if folder else base
-        if not start.is_dir():
-            return
+        try:
+            if not start.is_dir():
+                return
+        except OSError as exc:
+            raise _os_error(exc, f"cannot list {start}") from exc
+
+        def refuse(exc: OSError) -> None:
+            raise _os_error(exc, f"cannot list {exc.filename}") from exc
+
         found: list[tuple[str, Path]] = []
-        for dirpath, _dirnames, filenames in os.walk(start):
+        for dirpath, _dirnames, filenames in os.walk(start, onerror=refuse):
             for name in filenames:
                 full = Path(dirpath) / name
                 key = full.relative_to(base).as_posix()

@@ -1,0 +1,37 @@
+"""lifeboat wal-push SOURCE PATH: for archive_command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lifeboat import output
+from lifeboat.cli import json_option, state, wants_json
+
+
+@click.command()
+@click.argument("source")
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+def command(source: str, path: Path, as_json: bool) -> None:
+    """Archive one WAL file (archive_command = 'lifeboat wal-push SOURCE %p').
+
+    Exits 0 only once the file is durable in the repository; pushing an identical file
+    again succeeds, a different file under an archived name fails."""
+    from lifeboat.wal_archive import push
+
+    ctx = state().context()
+    ctx.source(source)
+    repo = ctx.repository_for(source)
+    result = push(repo.storage, source, path, ctx.encryptor(), ctx.config.compression.level)
+    if wants_json(as_json):
+        output.print_json(
+            {
+                "name": result.name,
+                "key": result.key,
+                "plain_size": result.plain_size,
+                "stored_size": result.stored_size,
+                "already_archived": result.already_archived,
+            }
+        )

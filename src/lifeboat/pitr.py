@@ -1,0 +1,272 @@
+"""Point-in-time recovery: pick a base backup, lay it out, point recovery at the WAL archive."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from lifeboat.context import Context
+from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
+from lifeboat.objects import read_plain
+from lifeboat.pipeline.crypto import Recipient
+from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.postgres import wal
+from lifeboat.postgres.binaries import find_tools
+from lifeboat.repo.manifest import Manifest
+
+TargetKind = Literal["latest", "time", "lsn", "xid", "name", "immediate"]
+Action = Literal["promote", "pause", "shutdown"]
+
+
+@dataclass(frozen=True)
+class RecoveryTarget:
+    kind: TargetKind = "latest"
+    value: str | None = None
+    action: Action = "promote"
+    timeline: str = "latest"
+
+    def settings(self) -> dict[str, str]:
+        """recovery_target_* settings for postgresql.auto.conf."""
+        values: dict[str, str] = {"recovery_target_timeline": self.timeline}
+        if self.kind == "immediate":
+            values["recovery_target"] = "immediate"
+        elif self.kind != "latest":
+            assert self.value is not None
+            values[f"recovery_target_{self.kind}"] = self.value
+        if self.kind != "latest":
+            values["recovery_target_action"] = self.action
+        return values
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+    except ValueError:
+        raise UsageError(
+            f"--to-time {text!r} is not a time like '2026-03-03 14:30:00+00'"
+        ) from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--to-time {text!r} needs a time zone, e.g. +00")
+    return moment
+
+
+def choose_base_backup(manifests: list[Manifest], target: RecoveryTarget) -> Manifest:
+    """The newest physical backup that recovery can start from and still reach target."""
+    physical = sorted((m for m in manifests if m.physical is not None), key=lambda m: m.id)
+    if target.kind == "time":
+        assert target.value is not None
+        moment = parse_time(target.value)
+        physical = [m for m in physical if m.finished_at <= moment]
+        why = f"finished before {target.value}"
+    elif target.kind == "lsn":
+        assert target.value is not None
+        limit = wal.parse_lsn(target.value)
+        physical = [m for m in physical if wal.parse_lsn(m.physical.stop_lsn) <= limit]  # type: ignore[union-attr]
+        why = f"ending at or before LSN {target.value}"
+    else:
+        why = "in the repository"
+    if not physical:
+        raise BackupNotFoundError(f"no physical backup {why}")
+    return physical[-1]
+
+
+def _owner() -> tuple[int, int] | None:
+    """Who the restored cluster belongs to: `postgres` when we are root."""
+    if os.geteuid() != 0:
+        return None
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+def _chown_tree(root: Path, owner: tuple[int, int]) -> None:
+    os.chown(root, *owner)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), *owner, follow_symlinks=False)
+
+
+@dataclass
+class PitrResult:
+    manifest: Manifest
+    pgdata: Path
+    target: RecoveryTarget
+    started: bool
+    seconds: float
+    recovered_to: str | None = None
+    port: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backup": self.manifest.id,
+            "source": self.manifest.source,
+            "pgdata": str(self.pgdata),
+            "target": self.target.kind,
+            "target_value": self.target.value,
+            "started": self.started,
+            "recovered_to": self.recovered_to,
+            "port": self.port,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def restore_physical(
+    ctx: Context,
+    source_name: str,
+    pgdata: Path,
+    target: RecoveryTarget,
+    *,
+    backup: str | None = None,
+    force: bool = False,
+    start: bool = False,
+    port: int | None = None,
+    config_path: Path | None = None,
+    wait_timeout: float = 600.0,
+) -> PitrResult:
+    began = time.monotonic()
+    source = ctx.source(source_name)
+    repo = ctx.repository_for(source_name)
+    repo.ensure_initialised()
+    if backup:
+        manifest = repo.load_manifest(source_name, backup)
+        if manifest.physical is None:
+            raise UsageError(f"backup {backup} is {manifest.type}, not a physical backup")
+    else:
+        manifest = choose_base_backup(repo.list_backups(source_name), target)
+    decryptor = ctx.decryptor(manifest.encryption.method)
+    decryptor.check_can_decrypt(
+        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
+    )
+    major = int(manifest.tool.get("pg_basebackup_major", "0"))
+    tools = find_tools(major, source.pg_bin_dir, tools=("pg_ctl", "pg_verifybackup"))
+
+    pgdata = pgdata.absolute()
+    if pgdata.exists() and any(pgdata.iterdir()):
+        if not force:
+            raise RestoreError(f"{pgdata} is not empty: pass --force to replace its contents")
+        shutil.rmtree(pgdata)
+    pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pgdata.chmod(0o700)
+
+    extractor = subprocess.Popen(
+        ["tar", "--extract", "--file=-", "--no-same-owner", f"--directory={pgdata}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert extractor.stdin and extractor.stderr
+    errors = StderrCollector(extractor.stderr)
+    errors.start()
+    stdin = extractor.stdin
+
+    class _Tar:
+        def write(self, data: bytes) -> int:
+            stdin.write(data)
+            return len(data)
+
+    try:
+        with ctx.reporter.task(f"restore {manifest.id} -> {pgdata}") as advance:
+            read_plain(repo, manifest, manifest.objects[0], decryptor, _Tar(), advance)
+    except BaseException:
+        extractor.kill()
+        extractor.wait()
+        raise
+    stdin.close()
+    if extractor.wait() != 0:
+        raise RestoreError(f"extracting the base backup failed: {errors.last_line()}")
+
+    verified = subprocess.run(
+        [tools.path("pg_verifybackup"), "--no-parse-wal", "--quiet", str(pgdata)],
+        capture_output=True,
+        text=True,
+    )
+    if verified.returncode != 0:
+        raise RestoreError(f"pg_verifybackup rejects the restored files: {verified.stderr.strip()}")
+
+    lifeboat = (
+        str(Path(sys.argv[0]).absolute()) if Path(sys.argv[0]).name == "lifeboat" else "lifeboat"
+    )
+    config_arg = f" --config {shlex.quote(str(config_path.absolute()))}" if config_path else ""
+    restore_command = (
+        f"{shlex.quote(lifeboat)}{config_arg} wal-fetch {shlex.quote(source_name)} %f %p"
+    )
+    settings = {"restore_command": restore_command, **target.settings()}
+    if port is not None:
+        settings["port"] = str(port)
+    with open(pgdata / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
+        conf.write(f"\n# added by lifeboat restore of {source_name}/{manifest.id}\n")
+        for key, value in settings.items():
+            escaped = value.replace("'", "''")
+            conf.write(f"{key} = '{escaped}'\n")
+    (pgdata / "recovery.signal").touch()
+    for stale in ("postmaster.pid", "postmaster.opts"):
+        (pgdata / stale).unlink(missing_ok=True)
+    owner = _owner()
+    if owner is not None:
+        _chown_tree(pgdata, owner)
+
+    result = PitrResult(manifest, pgdata, target, started=False, seconds=0.0, port=port)
+    if start:
+        result.recovered_to = _start_and_wait(
+            tools.path("pg_ctl"), pgdata, target, port, wait_timeout
+        )
+        result.started = True
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def _as_owner(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _start_and_wait(
+    pg_ctl: str, pgdata: Path, target: RecoveryTarget, port: int | None, timeout: float
+) -> str | None:
+    import psycopg
+
+    log_file = pgdata / "lifeboat-restore.log"
+    started = subprocess.run(
+        _as_owner([pg_ctl, "start", "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "600"]),
+        capture_output=True,
+        text=True,
+    )
+    if started.returncode != 0 and target.action != "shutdown":
+        tail = log_file.read_text(errors="replace").splitlines()[-5:] if log_file.exists() else []
+        raise RestoreError("the restored cluster did not start: " + " | ".join(tail))
+    if target.action == "shutdown" and target.kind != "latest":
+        return None
+    if port is None:
+        shown = subprocess.run(
+            _as_owner([str(Path(pg_ctl).with_name("postgres")), "-D", str(pgdata), "-C", "port"]),
+            capture_output=True,
+            text=True,
+        )
+        port = int(shown.stdout.strip() or "5432")
+    conninfo = f"host=127.0.0.1 port={port} dbname=postgres user=postgres connect_timeout=5"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()::text"
+                ).fetchone()
+                assert row is not None
+                in_recovery, replayed = row
+                if not in_recovery:
+                    return str(replayed) if replayed else None
+                if target.action == "pause":
+                    state = conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()
+                    if state and state[0] == "paused":
+                        return str(replayed) if replayed else None
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.5)
+    raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")

@@ -1,0 +1,134 @@
+"""wal-push and wal-fetch against the memory and local backends (real age, real zstd)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from lifeboat.errors import IntegrityError, UsageError
+from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
+from lifeboat.repo import layout
+from lifeboat.storage.base import Storage
+from lifeboat.storage.local import LocalStorage
+from lifeboat.storage.memory import MemoryStorage
+from lifeboat.wal_archive import WalConflictError, WalNotFoundError, fetch, push
+
+SEGMENT = "000000010000000A000000FE"
+
+
+@pytest.fixture(params=["memory", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return MemoryStorage() if request.param == "memory" else LocalStorage(tmp_path / "repo")
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[AgeEncryptor, AgeDecryptor]:
+    secret, public = generate_age_identity()
+    identity = tmp_path / "age.key"
+    identity.write_text(secret + "\n")
+    return AgeEncryptor([public]), AgeDecryptor(identity)
+
+
+def wal_file(folder: Path, name: str, size: int = 1 << 20, seed: int = 1) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    # WAL-like: mostly zeros with some varied records
+    body = bytearray(size)
+    body[: size // 4] = (random.Random(seed).randbytes(64) * (size // 256))[: size // 4]
+    body[0] = seed
+    path.write_bytes(bytes(body))
+    return path
+
+
+def test_push_then_fetch_round_trip(
+    storage: Storage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
+) -> None:
+    encryptor, decryptor = keys
+    source = wal_file(tmp_path / "pg_wal", SEGMENT)
+    result = push(storage, "wms", source, encryptor, level=1)
+    assert not result.already_archived and result.stored_size < result.plain_size
+    assert result.key.startswith("wms/wal/000000010000000A/000000010000000A000000FE-")
+    assert result.key.endswith(".zst.age")
+    with storage.read(result.key) as stream:
+        assert stream.read().startswith(b"age-encryption.org/v1")
+
+    restored = tmp_path / "RECOVERYXLOG"
+    size = fetch(storage, "wms", SEGMENT, restored, lambda method: decryptor)
+    assert size == source.stat().st_size
+    assert restored.read_bytes() == source.read_bytes()
+    assert not list(tmp_path.glob(".*lifeboat-tmp"))
+
+
+def test_identical_push_succeeds_and_different_push_is_refused(
+    storage: Storage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
+) -> None:
+    encryptor, _ = keys
+    first = push(storage, "wms", wal_file(tmp_path / "a", SEGMENT), encryptor, level=1)
+    again = push(storage, "wms", wal_file(tmp_path / "b", SEGMENT), encryptor, level=1)
+    assert again.already_archived and again.key == first.key
+    with pytest.raises(WalConflictError) as caught:
+        push(storage, "wms", wal_file(tmp_path / "c", SEGMENT, seed=2), encryptor, level=1)
+    assert "refusing to overwrite" in str(caught.value)
+    assert [i.key for i in storage.list("wms/wal/")] == [first.key]
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("00000002.history", "wms/wal/history/"),
+        ("000000020000000000000003.partial", "wms/wal/0000000200000000/"),
+        ("000000010000000000000002.00000028.backup", "wms/wal/0000000100000000/"),
+    ],
+)
+def test_history_partial_and_backup_label_files(
+    storage: Storage,
+    keys: tuple[AgeEncryptor, AgeDecryptor],
+    tmp_path: Path,
+    name: str,
+    folder: str,
+) -> None:
+    encryptor, decryptor = keys
+    source = wal_file(tmp_path / "pg_wal", name, size=300)
+    result = push(storage, "wms", source, encryptor, level=1)
+    assert result.key.startswith(folder + name + "-")
+    fetch(storage, "wms", name, tmp_path / "out", lambda method: decryptor)
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
+def test_not_a_wal_name_is_refused(
+    storage: Storage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError):
+        push(storage, "wms", wal_file(tmp_path, "postgresql.conf"), keys[0], level=1)
+
+
+def test_missing_file_is_not_found(
+    storage: Storage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
+) -> None:
+    with pytest.raises(WalNotFoundError):
+        fetch(storage, "wms", SEGMENT, tmp_path / "out", lambda method: keys[1])
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupted_object_is_detected_and_nothing_is_written(
+    keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    result = push(storage, "wms", wal_file(tmp_path / "pg_wal", SEGMENT), keys[0], level=1)
+    stored = tmp_path / "repo" / result.key
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    stored.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError) as caught:
+        fetch(storage, "wms", SEGMENT, tmp_path / "out", lambda method: keys[1])
+    assert result.key in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_wal_key_parsing() -> None:
+    digest = "ab" * 32
+    key = layout.wal_key("wms", SEGMENT, digest, ".age")
+    assert layout.parse_wal_key(key) == (SEGMENT, digest)
+    assert layout.parse_wal_key("wms/wal/x/notes.txt") is None
