@@ -310,6 +310,9 @@ class Cluster:
 
     def checkpoint(self) -> None:
         self.sql("CHECKPOINT")
+        # flush every dirty page of the previous step, so that no contender pays for the
+        # writeback of the files another one left behind
+        os.sync()
 
     def db_size(self, name: str) -> int:
         return int(self.sql(f"SELECT pg_database_size('{name}')")[0][0])

@@ -24,6 +24,8 @@ COMMANDS = {
     "demo": "lifeboat.commands.demo",
     "wal-push": "lifeboat.commands.wal_push",
     "wal-fetch": "lifeboat.commands.wal_fetch",
+    "setup-archiving": "lifeboat.commands.setup_archiving",
+    "check": "lifeboat.commands.check",
 }
 
 

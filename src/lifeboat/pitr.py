@@ -22,6 +22,8 @@ from lifeboat.pipeline.stream import StderrCollector
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.repo.manifest import Manifest
+from lifeboat.storage.base import Storage
+from lifeboat.wal_archive import archived_segments, continuity_problems
 
 TargetKind = Literal["latest", "time", "lsn", "xid", "name", "immediate"]
 Action = Literal["promote", "pause", "shutdown"]
@@ -77,6 +79,30 @@ def choose_base_backup(manifests: list[Manifest], target: RecoveryTarget) -> Man
     if not physical:
         raise BackupNotFoundError(f"no physical backup {why}")
     return physical[-1]
+
+
+def _check_reachable(
+    storage: Storage, source: str, manifest: Manifest, target: RecoveryTarget
+) -> None:
+    """Refuse before touching anything when the archive cannot take recovery to target."""
+    span = manifest.physical
+    assert span is not None
+    size = span.segment_size
+    archived = archived_segments(storage, source)
+    first = wal.Segment.parse(span.start_wal, size).number
+    last = wal.Segment.parse(span.stop_wal, size).number
+    consistency = continuity_problems(archived, span.timeline, first, last)
+    if consistency and "consistent" in consistency[0]:
+        raise RestoreError(f"cannot restore {manifest.id}: {consistency[0]}")
+    if target.kind == "lsn" and target.value is not None:
+        wanted = wal.Segment.of_lsn(span.timeline, wal.parse_lsn(target.value), size).number
+        have = archived.get(span.timeline, set())
+        missing = next((n for n in range(last + 1, wanted + 1) if n not in have), None)
+        if missing is not None:
+            raise RestoreError(
+                f"the archive cannot reach LSN {target.value}: segment "
+                f"{wal.Segment(span.timeline, missing).name(size)} is missing"
+            )
 
 
 def _owner() -> tuple[int, int] | None:
@@ -141,6 +167,7 @@ def restore_physical(
             raise UsageError(f"backup {backup} is {manifest.type}, not a physical backup")
     else:
         manifest = choose_base_backup(repo.list_backups(source_name), target)
+    _check_reachable(repo.storage, source_name, manifest, target)
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]

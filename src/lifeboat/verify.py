@@ -12,6 +12,7 @@ from lifeboat.errors import LifeboatError
 from lifeboat.objects import check_stored, read_plain
 from lifeboat.pipeline.crypto import Recipient
 from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
@@ -51,6 +52,11 @@ class VerifyReport:
         return all(c.ok for c in self.checks)
 
 
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
 class _ArchiveLister:
     """`pg_restore --list` reading the plaintext from stdin: proves pg_restore accepts it."""
 
@@ -86,6 +92,17 @@ class _ArchiveLister:
 
 def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> list[str]:
     problems = []
+    if manifest.physical is not None:
+        from lifeboat.wal_archive import archived_segments, continuity_problems
+
+        span = manifest.physical
+        size = span.segment_size
+        problems += continuity_problems(
+            archived_segments(repo.storage, manifest.source),
+            span.timeline,
+            wal.Segment.parse(span.start_wal, size).number,
+            wal.Segment.parse(span.stop_wal, size).number,
+        )
     for obj in manifest.objects:
         try:
             if not deep:
@@ -96,6 +113,10 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
                 [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
             )
             source = ctx.config.sources.get(manifest.source)
+            if manifest.physical is not None:
+                with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
+                    read_plain(repo, manifest, obj, decryptor, _Discard(), advance)
+                continue
             tools = find_tools(
                 int(manifest.tool.get("pg_dump_major", "0")),
                 source.pg_bin_dir if source else None,

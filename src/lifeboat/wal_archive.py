@@ -140,3 +140,37 @@ def fetch(
         temp.unlink(missing_ok=True)
         raise LifeboatError(f"cannot write {destination}: {exc.strerror}") from None
     return len(data)
+
+
+def archived_segments(storage: Storage, source: str) -> dict[int, set[int]]:
+    """Segment numbers in the archive, per timeline (segments only; not .partial files)."""
+    found: dict[int, set[int]] = {}
+    for info in storage.list(f"{source}/wal/"):
+        parsed = layout.parse_wal_key(info.key)
+        if parsed is None or not wal.is_segment_name(parsed[0]):
+            continue
+        segment = wal.Segment.parse(parsed[0])
+        found.setdefault(segment.timeline, set()).add(segment.number)
+    return found
+
+
+def continuity_problems(
+    archived: dict[int, set[int]], timeline: int, first: int, needed_until: int
+) -> list[str]:
+    """What keeps recovery from a base backup from replaying its WAL: a segment missing up to
+    needed_until (the backup's end), then the first gap before the newest archived segment."""
+    have = archived.get(timeline, set())
+    problems = []
+    missing = [n for n in range(first, needed_until + 1) if n not in have]
+    if missing:
+        name = wal.Segment(timeline, missing[0]).name()
+        problems.append(f"WAL segment {name}, needed to make the backup consistent, is missing")
+        return problems
+    newest = max(have, default=needed_until)
+    gap = next((n for n in range(needed_until + 1, newest) if n not in have), None)
+    if gap is not None:
+        problems.append(
+            f"WAL gap: segment {wal.Segment(timeline, gap).name()} is missing, so recovery from "
+            f"this backup stops at {wal.Segment(timeline, gap - 1).name()}"
+        )
+    return problems

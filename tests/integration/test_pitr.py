@@ -200,3 +200,125 @@ def test_physical_backup_refuses_without_archiving(
     assert result.returncode == 1
     assert "archive_mode is off" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_setup_archiving_and_check(archiving: Archiving) -> None:
+    import json
+
+    settings = json.loads(archiving.lifeboat("setup-archiving", "wms", "--json").stdout)
+    by_name = {s["name"]: s for s in settings}
+    assert by_name["archive_mode"]["ok"] and by_name["wal_level"]["ok"]
+    assert "wal-push wms %p" in by_name["archive_command"]["wanted"]
+    checked = json.loads(archiving.lifeboat("check", "wms", "--json").stdout)
+    assert checked["segment"] and checked["seconds"] < 60
+
+    # with archiving broken, check fails with one clear line
+    archiving.cluster.psql(
+        "ALTER SYSTEM SET archive_command = '/bin/false'; SELECT pg_reload_conf()"
+    )
+    deadline = time.monotonic() + 10
+    while archiving.cluster.psql("SHOW archive_command") != "/bin/false":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1)  # the archiver applies the reload on its own schedule
+    failed = archiving.lifeboat("check", "wms", "--timeout", "3", check=False)
+    assert failed.returncode == 1
+    assert "did not reach repository local" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_verify_reports_a_gap_in_the_wal_archive(archiving: Archiving) -> None:
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    for round_ in range(3):
+        archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
+        archiving.switch_and_wait()
+    assert archiving.lifeboat("verify", "wms").returncode == 0
+    segments = sorted((archiving.home / "repo" / "wms" / "wal").rglob("0*-*.zst.age"))
+    victim = [p for p in segments if ".backup-" not in p.name][-2]
+    victim.unlink()
+    failed = archiving.lifeboat("verify", "wms", check=False)
+    assert failed.returncode == 1
+    assert f"segment {victim.name.split('-')[0]} is missing" in failed.stderr
+
+
+def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving) -> None:
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.commit(1, 10)
+    archiving.switch_and_wait()
+    far = archiving.cluster.psql("SELECT pg_current_wal_lsn() + 64 * 1024 * 1024")
+    pgdata = archiving.home / "unreachable"
+    failed = archiving.lifeboat(
+        "restore", "wms", "--pgdata", str(pgdata), "--to-lsn", far, check=False
+    )
+    assert failed.returncode == 1
+    assert "the archive cannot reach LSN" in failed.stderr and "is missing" in failed.stderr
+    assert not pgdata.exists() or not any(pgdata.iterdir())
+
+
+def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Archiving) -> None:
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.commit(1, 10)
+    archiving.switch_and_wait()
+    archiving.cluster.stop("immediate")
+
+    # the restored cluster is promoted onto timeline 2 and archives into the same source
+    first = archiving.home / "first"
+    port = _free_port()
+    archiving.lifeboat(
+        "restore", "wms", "--pgdata", str(first), "--latest", "--start", "--port", str(port)
+    )
+    try:
+        promoted = ScratchClusterAt(port)
+        assert promoted.sql("SELECT timeline_id FROM pg_control_checkpoint()") == "2"
+        promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
+        second_config = archiving.home / "second.toml"
+        second_config.write_text(
+            archiving.config.read_text()
+            .replace(f"port={archiving.cluster.port}", f"port={port}")
+            .replace(f":{archiving.cluster.port}/", f":{port}/")
+        )
+        os.chmod(second_config, 0o644)
+        subprocess.run(
+            _as_postgres(
+                [LIFEBOAT, "--config", str(second_config), "backup", "wms", "--type", "physical"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        promoted.sql("INSERT INTO events SELECT generate_series(21, 25)")
+        segment = promoted.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        promoted.sql("SELECT pg_switch_wal()")
+        deadline = time.monotonic() + 60
+        while (
+            promoted.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < segment
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        _stop(first, archiving.cluster.bin_dir)
+
+    second = archiving.home / "second"
+    port2 = _free_port()
+    archiving.lifeboat(
+        "restore", "wms", "--pgdata", str(second), "--latest", "--start", "--port", str(port2)
+    )
+    try:
+        assert _events(port2) == list(range(1, 26))
+        assert ScratchClusterAt(port2).sql("SELECT timeline_id FROM pg_control_checkpoint()") == "3"
+    finally:
+        _stop(second, archiving.cluster.bin_dir)
+
+
+@dataclass
+class ScratchClusterAt:
+    port: int
+
+    def sql(self, statement: str) -> str:
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            cursor = conn.execute(statement)
+            row = cursor.fetchone() if cursor.description else None
+            return "" if row is None or row[0] is None else str(row[0])

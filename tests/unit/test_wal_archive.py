@@ -132,3 +132,17 @@ def test_wal_key_parsing() -> None:
     key = layout.wal_key("wms", SEGMENT, digest, ".age")
     assert layout.parse_wal_key(key) == (SEGMENT, digest)
     assert layout.parse_wal_key("wms/wal/x/notes.txt") is None
+
+
+def test_continuity_problems() -> None:
+    from lifeboat.wal_archive import continuity_problems
+
+    archived = {1: {2, 3, 4, 5, 7, 8}, 2: {9}}
+    assert continuity_problems(archived, 1, 2, 4) == [
+        "WAL gap: segment 000000010000000000000006 is missing, so recovery from this backup "
+        "stops at 000000010000000000000005"
+    ]
+    assert continuity_problems({1: {2, 3, 4, 5}}, 1, 2, 4) == []
+    assert continuity_problems({1: {2, 4}}, 1, 2, 4) == [
+        "WAL segment 000000010000000000000003, needed to make the backup consistent, is missing"
+    ]

@@ -58,6 +58,21 @@ def _os_error(exc: OSError, what: str) -> Exception:
     return PermanentError(f"{what}: {exc.strerror or exc}")
 
 
+WRITEBACK_STEP = 32 * 1024 * 1024
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range out now rather than at the final fsync, which
+    would otherwise flush the whole object at the end, after the source is done. Also keeps
+    backup data from crowding the page cache."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        try:
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+
+
 class _ProducerFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         self.error = error
@@ -114,6 +129,7 @@ class LocalStorage:
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             with os.fdopen(fd, "wb", buffering=0) as handle:
+                flushed = 0
                 for chunk in _ProducerErrors(chunks):
                     view = memoryview(chunk)
                     while view:
@@ -121,6 +137,9 @@ class LocalStorage:
                         assert written is not None
                         view = view[written:]
                     size += len(chunk)
+                    if size - flushed >= WRITEBACK_STEP:
+                        _start_writeback(fd, flushed, size - flushed)
+                        flushed = size
                 os.fsync(handle.fileno())
             os.replace(temp, final)
             self._fsync_dir(final.parent)
