@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Lifeboat caches validated configs under $XDG_CACHE_HOME; keep the suite's out of $HOME.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lifeboat-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 TESTS_DIR = Path(__file__).resolve().parent
 

@@ -19,11 +19,11 @@ def command(source: str, name: str, destination: Path, as_json: bool) -> None:
     """Restore one archived WAL file (restore_command = 'lifeboat wal-fetch SOURCE %f %p').
 
     Exits 1 when the archive does not hold NAME, as PostgreSQL expects at the end of WAL."""
+    from lifeboat.config.paths import resolve_config_path
     from lifeboat.wal_archive import fetch
+    from lifeboat.wal_settings import WalSettings
 
-    ctx = state().context()
-    ctx.source(source)
-    repo = ctx.repository_for(source)
-    size = fetch(repo.storage, source, name, destination, ctx.decryptor)
+    settings = WalSettings.load(resolve_config_path(state().config))
+    size = fetch(settings.storage(source), source, name, destination, settings.decryptor)
     if wants_json(as_json):
         output.print_json({"name": name, "destination": str(destination), "size": size})

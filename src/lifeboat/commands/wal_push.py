@@ -19,12 +19,12 @@ def command(source: str, path: Path, as_json: bool) -> None:
 
     Exits 0 only once the file is durable in the repository; pushing an identical file
     again succeeds, a different file under an archived name fails."""
+    from lifeboat.config.paths import resolve_config_path
     from lifeboat.wal_archive import push
+    from lifeboat.wal_settings import WalSettings
 
-    ctx = state().context()
-    ctx.source(source)
-    repo = ctx.repository_for(source)
-    result = push(repo.storage, source, path, ctx.encryptor(), ctx.config.compression.level)
+    settings = WalSettings.load(resolve_config_path(state().config))
+    result = push(settings.storage(source), source, path, settings.encryptor(), settings.level)
     if wants_json(as_json):
         output.print_json(
             {

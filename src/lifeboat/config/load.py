@@ -11,19 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from lifeboat.config.model import LifeboatConfig
+from lifeboat.config.paths import CONFIG_ENV, DEFAULT_CONFIG, resolve_config_path
 from lifeboat.errors import ConfigError
 
-DEFAULT_CONFIG = Path("lifeboat.toml")
-CONFIG_ENV = "LIFEBOAT_CONFIG"
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "load_config", "resolve_config_path"]
+
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
-
-
-def resolve_config_path(cli_value: str | None) -> Path:
-    if cli_value:
-        return Path(cli_value)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    return DEFAULT_CONFIG
 
 
 def _interpolate(value: Any, where: str, path: Path) -> Any:
@@ -60,7 +53,8 @@ def _describe(error: ValidationError, path: Path) -> str:
 
 def load_config(path: Path) -> LifeboatConfig:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found (use --config, {CONFIG_ENV} or ./lifeboat.toml)"
@@ -72,6 +66,11 @@ def load_config(path: Path) -> LifeboatConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return LifeboatConfig.model_validate(_interpolate(raw, "", path))
+        config = LifeboatConfig.model_validate(_interpolate(raw, "", path))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    from lifeboat.config import cache
+    from lifeboat.wal_settings import essentials
+
+    cache.save(path, data, essentials(config))
+    return config

@@ -1,0 +1,88 @@
+"""What wal-push and wal-fetch need from the configuration, without importing the models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifeboat.errors import NotInitialisedError, UsageError
+from lifeboat.pipeline.crypto import (
+    AgeDecryptor,
+    AgeEncryptor,
+    Decryptor,
+    Encryptor,
+    GpgDecryptor,
+    GpgEncryptor,
+)
+from lifeboat.repo import layout
+from lifeboat.storage.base import NotFound, Storage
+from lifeboat.storage.registry import open_storage
+
+if TYPE_CHECKING:
+    from lifeboat.config.model import LifeboatConfig
+
+
+def essentials(config: LifeboatConfig) -> dict[str, Any]:
+    enc = config.encryption
+    return {
+        "repositories": {name: repo.url for name, repo in config.repositories.items()},
+        "sources": {name: src.repositories for name, src in config.sources.items()},
+        "encryption": {
+            "age_recipients": list(enc.age_recipients),
+            "age_identity_file": str(enc.age_identity_file) if enc.age_identity_file else None,
+            "gpg_recipients": list(enc.gpg_recipients),
+            "gpg_homedir": str(enc.gpg_homedir) if enc.gpg_homedir else None,
+        },
+        "level": config.compression.level,
+    }
+
+
+@dataclass
+class WalSettings:
+    values: dict[str, Any]
+
+    @classmethod
+    def load(cls, config_path: Path) -> WalSettings:
+        from lifeboat.config import cache
+
+        cached = cache.load(config_path)
+        if cached is not None:
+            return cls(cached)
+        from lifeboat.config.load import load_config  # validates, and refreshes the cache
+
+        return cls(essentials(load_config(config_path)))
+
+    @property
+    def level(self) -> int:
+        return int(self.values["level"])
+
+    def storage(self, source: str) -> Storage:
+        sources: dict[str, list[str] | None] = self.values["sources"]
+        if source not in sources:
+            known = ", ".join(sorted(sources)) or "none configured"
+            raise UsageError(f"unknown source {source!r} (sources: {known})")
+        repositories: dict[str, str] = self.values["repositories"]
+        names = sources[source] or list(repositories)
+        storage = open_storage(repositories[names[0]])
+        try:
+            storage.stat(layout.MARKER)
+        except NotFound:
+            raise NotInitialisedError(
+                f"repository {names[0]} ({storage.url}) is not initialised: run `lifeboat init`"
+            ) from None
+        return storage
+
+    def encryptor(self) -> Encryptor:
+        enc = self.values["encryption"]
+        if enc["age_recipients"]:
+            return AgeEncryptor(enc["age_recipients"])
+        homedir = Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None
+        return GpgEncryptor(enc["gpg_recipients"], homedir)
+
+    def decryptor(self, method: str) -> Decryptor:
+        enc = self.values["encryption"]
+        if method == "age":
+            identity = enc["age_identity_file"]
+            return AgeDecryptor(Path(identity) if identity else None)
+        return GpgDecryptor(Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None)
