@@ -8,15 +8,8 @@ from pathlib import Path
 
 from lifeboat.config.load import load_config
 from lifeboat.config.model import LifeboatConfig, SourceConfig
-from lifeboat.errors import ConfigError, UsageError
-from lifeboat.pipeline.crypto import (
-    AgeDecryptor,
-    AgeEncryptor,
-    Decryptor,
-    Encryptor,
-    GpgDecryptor,
-    GpgEncryptor,
-)
+from lifeboat.errors import UsageError
+from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
 from lifeboat.progress import Reporter, quiet
 from lifeboat.repo.catalog import Repository
 from lifeboat.storage.registry import open_storage
@@ -63,14 +56,8 @@ class Context:
 
     def encryptor(self) -> Encryptor:
         enc = self.config.encryption
-        if enc.method == "age":
-            return AgeEncryptor(enc.age_recipients)
-        return GpgEncryptor(enc.gpg_recipients, enc.gpg_homedir)
+        return make_encryptor(enc.age_recipients, enc.gpg_recipients, enc.gpg_homedir)
 
     def decryptor(self, method: str) -> Decryptor:
         enc = self.config.encryption
-        if method == "age":
-            return AgeDecryptor(enc.age_identity_file)
-        if method == "gpg":
-            return GpgDecryptor(enc.gpg_homedir)
-        raise ConfigError(f"unknown encryption method {method!r} in a manifest")
+        return make_decryptor(method, enc.age_identity_file, enc.gpg_homedir)

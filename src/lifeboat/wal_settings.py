@@ -7,14 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import NotInitialisedError, UsageError
-from lifeboat.pipeline.crypto import (
-    AgeDecryptor,
-    AgeEncryptor,
-    Decryptor,
-    Encryptor,
-    GpgDecryptor,
-    GpgEncryptor,
-)
+from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
 from lifeboat.storage.registry import open_storage
@@ -75,14 +68,11 @@ class WalSettings:
 
     def encryptor(self) -> Encryptor:
         enc = self.values["encryption"]
-        if enc["age_recipients"]:
-            return AgeEncryptor(enc["age_recipients"])
         homedir = Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None
-        return GpgEncryptor(enc["gpg_recipients"], homedir)
+        return make_encryptor(enc["age_recipients"], enc["gpg_recipients"], homedir)
 
     def decryptor(self, method: str) -> Decryptor:
         enc = self.values["encryption"]
-        if method == "age":
-            identity = enc["age_identity_file"]
-            return AgeDecryptor(Path(identity) if identity else None)
-        return GpgDecryptor(Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None)
+        identity = Path(enc["age_identity_file"]) if enc["age_identity_file"] else None
+        homedir = Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None
+        return make_decryptor(method, identity, homedir)

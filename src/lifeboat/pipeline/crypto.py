@@ -252,3 +252,21 @@ class GpgDecryptor:
             raise IntegrityError(
                 f"gpg decryption failed, the object is corrupted: {result.stderr.last_line()}"
             )
+
+
+def make_encryptor(
+    age_recipients: list[str], gpg_recipients: list[str], gpg_homedir: Path | None
+) -> Encryptor:
+    if age_recipients:
+        return AgeEncryptor(age_recipients)
+    return GpgEncryptor(gpg_recipients, gpg_homedir)
+
+
+def make_decryptor(
+    method: str, age_identity_file: Path | None, gpg_homedir: Path | None
+) -> Decryptor:
+    if method == "age":
+        return AgeDecryptor(age_identity_file)
+    if method == "gpg":
+        return GpgDecryptor(gpg_homedir)
+    raise EncryptionError(f"unknown encryption method {method!r} in a manifest")
