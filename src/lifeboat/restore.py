@@ -197,7 +197,6 @@ def _toc_for_tables(
     for line in out.text.splitlines():
         if not line or line.startswith(";"):
             continue
-        fields = line.split()
         # "<id>; <catalog oid> <oid> <TYPE words...> <schema> <name...> <owner>"
         body = line.split(";", 1)[1].split(None, 2)[2]
         for kind in (
@@ -229,7 +228,6 @@ def _toc_for_tables(
             keep = False
         if keep:
             selected.append(line)
-        del fields
     return selected
 
 

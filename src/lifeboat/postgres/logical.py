@@ -235,15 +235,6 @@ class RestoreProcess:
             self.process.wait()
 
 
-def list_archive(tools: PgTools) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [tools.path("pg_restore"), "--list"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 def database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
     row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
     return row is not None
