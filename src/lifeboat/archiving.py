@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import DatabaseError, LifeboatError
+from lifeboat.executable import lifeboat_executable
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.wal_archive import is_archived
-
-
-def lifeboat_executable() -> str:
-    beside = Path(sys.executable).with_name("lifeboat")
-    return str(beside) if beside.exists() else "lifeboat"
 
 
 def wanted_settings(ctx: Context, source: str, archive_timeout: int = 60) -> dict[str, str]:

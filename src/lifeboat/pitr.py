@@ -18,7 +18,7 @@ from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Recipient
-from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.repo.manifest import Manifest
@@ -79,6 +79,11 @@ def choose_base_backup(manifests: list[Manifest], target: RecoveryTarget) -> Man
     if not physical:
         raise BackupNotFoundError(f"no physical backup {why}")
     return physical[-1]
+
+
+class _TarExtractor(ProcessInput):
+    def failed(self) -> Exception:
+        return RestoreError(f"extracting the base backup failed: {self.failure()}")
 
 
 def _check_reachable(
@@ -183,32 +188,16 @@ def restore_physical(
     pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
     pgdata.chmod(0o700)
 
-    extractor = subprocess.Popen(
-        ["tar", "--extract", "--file=-", "--no-same-owner", f"--directory={pgdata}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    extractor = _TarExtractor(
+        ["tar", "--extract", "--file=-", "--no-same-owner", f"--directory={pgdata}"]
     )
-    assert extractor.stdin and extractor.stderr
-    errors = StderrCollector(extractor.stderr)
-    errors.start()
-    stdin = extractor.stdin
-
-    class _Tar:
-        def write(self, data: bytes) -> int:
-            stdin.write(data)
-            return len(data)
-
     try:
         with ctx.reporter.task(f"restore {manifest.id} -> {pgdata}") as advance:
-            read_plain(repo, manifest, manifest.objects[0], decryptor, _Tar(), advance)
+            read_plain(repo, manifest, manifest.objects[0], decryptor, extractor, advance)
     except BaseException:
         extractor.kill()
-        extractor.wait()
         raise
-    stdin.close()
-    if extractor.wait() != 0:
-        raise RestoreError(f"extracting the base backup failed: {errors.last_line()}")
+    extractor.finish()
 
     verified = subprocess.run(
         [tools.path("pg_verifybackup"), "--no-parse-wal", "--quiet", str(pgdata)],

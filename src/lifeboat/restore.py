@@ -23,7 +23,7 @@ from lifeboat.errors import (
 )
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
-from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.pipeline.stream import ProcessInput, StoppedReading
 from lifeboat.postgres import logical
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -154,42 +154,27 @@ def qualify_tables(manifest: Manifest, tables: Sequence[str]) -> list[str]:
     return result
 
 
+class _TocLister(ProcessInput):
+    def failed(self) -> Exception:
+        return RestoreError(f"pg_restore --list failed: {self.failure()}")
+
+
 def _toc_for_tables(
     repo: Repository, manifest: Manifest, decryptor: Decryptor, tools: PgTools, tables: list[str]
 ) -> list[str]:
     """The archive's table of contents cut down to the tables and their indexes, constraints,
     triggers, defaults and sequences, for `pg_restore --use-list`."""
-    import subprocess
-
-    process = subprocess.Popen(
-        [tools.path("pg_restore"), "--list"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdin and process.stdout and process.stderr
-    out = StderrCollector(process.stdout, keep=None)
-    err = StderrCollector(process.stderr)
-    out.start()
-    err.start()
-    stdin = process.stdin
-
-    class ToList:
-        def write(self, data: bytes) -> int:
-            stdin.write(data)
-            return len(data)
-
+    lister = _TocLister([tools.path("pg_restore"), "--list"], keep_stdout=True, discard_rest=False)
     try:
-        read_plain(repo, manifest, manifest.objects[0], decryptor, ToList())
-    except (BrokenPipeError, IntegrityError, OSError):
-        pass  # pg_restore --list stops reading once it has the table of contents
-    try:
-        stdin.close()
-    except BrokenPipeError:
-        pass
-    if process.wait() != 0:
-        raise RestoreError(f"pg_restore --list failed: {err.last_line()}")
-    out.join()
+        read_plain(repo, manifest, manifest.objects[0], decryptor, lister)
+    except StoppedReading:
+        pass  # pg_restore --list has the table of contents and needs nothing more
+    except BaseException:
+        lister.kill()
+        raise
+    lister.finish()
+    assert lister.stdout is not None
+    out = lister.stdout
     wanted = {logical.split_table(t) for t in tables}
     indexes = {tuple(i.split(".")) for i in manifest.checks.indexes}
     index_names = {(s, i) for s, t, i in indexes if (s, t) in wanted}
@@ -339,9 +324,9 @@ class _Job:
                     process,
                     advance,
                 )
-        except BaseException as exc:
-            if isinstance(exc, OSError) or process.process.poll() not in (None, 0):
-                process.finish()
+        except BaseException:
+            if process.process.poll() not in (None, 0):
+                raise process.failed() from None  # pg_restore stopped first: its error is the cause
             process.kill()
             raise
         process.finish()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from lifeboat.context import Context
-from lifeboat.errors import LifeboatError
+from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.objects import check_stored, read_plain
 from lifeboat.pipeline.crypto import Recipient
-from lifeboat.pipeline.stream import StderrCollector
+from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.repo.catalog import Repository
@@ -57,37 +56,11 @@ class _Discard:
         return len(data)
 
 
-class _ArchiveLister:
+class _ArchiveLister(ProcessInput):
     """`pg_restore --list` reading the plaintext from stdin: proves pg_restore accepts it."""
 
-    def __init__(self, pg_restore: str) -> None:
-        self.process = subprocess.Popen(
-            [pg_restore, "--list"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        assert self.process.stdin and self.process.stderr
-        self.stderr = StderrCollector(self.process.stderr)
-        self.stderr.start()
-        self._open = True
-
-    def write(self, data: bytes) -> int:
-        if self._open:
-            try:
-                self.process.stdin.write(data)  # type: ignore[union-attr]
-            except BrokenPipeError:
-                self._open = False  # it read the table of contents and stopped
-        return len(data)
-
-    def finish(self) -> str | None:
-        try:
-            self.process.stdin.close()  # type: ignore[union-attr]
-        except BrokenPipeError:
-            pass
-        code = self.process.wait()
-        self.stderr.join()
-        return None if code == 0 else (self.stderr.last_line() or f"exit {code}")
+    def failed(self) -> Exception:
+        return IntegrityError(f"pg_restore cannot read the archive: {self.failure()}")
 
 
 def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> list[str]:
@@ -122,14 +95,14 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
                 source.pg_bin_dir if source else None,
                 tools=("pg_restore",),
             )
-            lister = _ArchiveLister(tools.path("pg_restore"))
+            lister = _ArchiveLister([tools.path("pg_restore"), "--list"])
             try:
                 with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
                     read_plain(repo, manifest, obj, decryptor, lister, advance)
-            finally:
-                failure = lister.finish()
-            if failure:
-                problems.append(f"{obj.name}: pg_restore cannot read the archive: {failure}")
+            except BaseException:
+                lister.kill()
+                raise
+            lister.finish()
         except LifeboatError as exc:
             problems.append(str(exc))
     return problems

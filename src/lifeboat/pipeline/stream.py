@@ -7,6 +7,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from lifeboat.pipeline.checksum import Readable, Writable
@@ -176,6 +177,104 @@ class ProcessOutput:
 
     def readable(self) -> bool:
         return True
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class StoppedReading(Exception):
+    """The process read what it needed and exited 0 (with discard_rest=False)."""
+
+
+class ProcessInput:
+    """A process reading from its stdin, as a writable.
+
+    A process may stop reading before the end (pg_restore --list once it has the table of
+    contents, pg_restore --use-list once it has its entries). Then what follows is
+    discarded (so the caller can still check the checksums of the whole stream), or with
+    discard_rest=False StoppedReading is raised so the caller can stop early. A process
+    that stopped because it failed raises `failed()` at once."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        keep_stdout: bool = False,
+        discard_rest: bool = True,
+    ) -> None:
+        self._discard_rest = discard_rest
+        self.program = Path(command[0]).name
+        self.process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+        )
+        assert self.process.stdin is not None and self.process.stderr is not None
+        self._stdin = self.process.stdin
+        self.stopped_reading = False
+        self.stderr = StderrCollector(self.process.stderr)
+        self.stderr.start()
+        self.stdout: StderrCollector | None = None
+        if keep_stdout:
+            assert self.process.stdout is not None
+            self.stdout = StderrCollector(self.process.stdout, keep=None)
+            self.stdout.start()
+
+    def failed(self) -> Exception:
+        """The error to raise when the process exits non-zero; subclasses say it better."""
+        from lifeboat.errors import ToolError
+
+        return ToolError(f"{self.program} failed: {self.failure()}")
+
+    def failure(self) -> str:
+        errors = [line for line in self.stderr.lines() if "error" in line.lower()]
+        return (
+            errors[0] if errors else self.stderr.last_line()
+        ) or f"exit {self.process.returncode}"
+
+    def write(self, data: bytes) -> int:
+        if not self.stopped_reading:
+            try:
+                self._stdin.write(data)
+            except BrokenPipeError:
+                self._stopped()
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        if not self.stopped_reading:
+            try:
+                self._stdin.flush()
+            except BrokenPipeError:
+                self._stopped()
+
+    def _stopped(self) -> None:
+        self.stopped_reading = True
+        if self.process.wait() != 0:
+            self.stderr.join()
+            raise self.failed()
+        if not self._discard_rest:
+            raise StoppedReading()
+
+    def finish(self) -> None:
+        """Close stdin, wait, and raise failed() unless the process exited 0."""
+        try:
+            self._stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        returncode = self.process.wait()
+        self.stderr.join()
+        if self.stdout is not None:
+            self.stdout.join()
+        if returncode != 0:
+            raise self.failed()
 
     def kill(self) -> None:
         if self.process.poll() is None:

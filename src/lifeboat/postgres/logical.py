@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import DatabaseError, RestoreError
-from lifeboat.pipeline.stream import ProcessOutput, StderrCollector
+from lifeboat.pipeline.stream import ProcessInput, ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.manifest import Evidence, Server
@@ -156,7 +155,7 @@ def split_table(name: str) -> tuple[str, str]:
     return schema.strip('"'), table.strip('"')
 
 
-class RestoreProcess:
+class RestoreProcess(ProcessInput):
     """pg_restore reading an archive from stdin into one database, in one transaction."""
 
     def __init__(
@@ -179,60 +178,10 @@ class RestoreProcess:
             command += ["--clean", "--if-exists"]
         if use_list:
             command += ["--use-list", use_list]
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=endpoint.env(),
-        )
-        assert self.process.stdin is not None and self.process.stderr is not None
-        self.stdin = self.process.stdin
-        self._done_reading = False
-        self.stderr = StderrCollector(self.process.stderr)
-        self.stderr.start()
+        super().__init__(command, endpoint.env())
 
-    def write(self, data: bytes) -> int:
-        if self._done_reading:
-            return len(data)
-        try:
-            self.stdin.write(data)
-        except BrokenPipeError:
-            if self.process.wait() != 0:
-                self.finish()  # raises pg_restore's own error
-            # a restore limited by --use-list stops reading once it has what it needs; the
-            # rest still flows through the checksums
-            self._done_reading = True
-        return len(data)
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        if not self._done_reading:
-            try:
-                self.stdin.flush()
-            except BrokenPipeError:
-                self._done_reading = True
-
-    def finish(self) -> None:
-        try:
-            self.stdin.close()
-        except (BrokenPipeError, ValueError):
-            pass
-        returncode = self.process.wait()
-        self.stderr.join()
-        if returncode != 0:
-            raise RestoreError(f"pg_restore failed, nothing was changed: {self.failure()}")
-
-    def failure(self) -> str:
-        lines = [line for line in self.stderr.lines() if "error" in line.lower()]
-        return (lines[0] if lines else self.stderr.last_line()) or "see --debug"
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+    def failed(self) -> Exception:
+        return RestoreError(f"pg_restore failed, nothing was changed: {self.failure()}")
 
 
 def database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
