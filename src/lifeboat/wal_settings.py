@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,35 @@ def essentials(config: LifeboatConfig) -> dict[str, Any]:
             "gpg_homedir": str(enc.gpg_homedir) if enc.gpg_homedir else None,
         },
         "level": config.compression.level,
+        "archive": {
+            name: {
+                "async": src.archive.async_push,
+                "spool_dir": str(src.archive.spool_dir) if src.archive.spool_dir else None,
+                "spool_max_segments": src.archive.spool_max_segments,
+                "workers": src.archive.workers,
+                "prefetch": src.archive.prefetch,
+            }
+            for name, src in config.sources.items()
+        },
     }
+
+
+def default_spool_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "lifeboat" / "spool"
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """[sources.NAME.archive] with the spool folder of this source resolved."""
+
+    async_push: bool
+    spool: Path
+    spool_max_segments: int
+    workers: int
+    prefetch: int
 
 
 @dataclass
@@ -50,11 +79,27 @@ class WalSettings:
     def level(self) -> int:
         return int(self.values["level"])
 
-    def storage(self, source: str) -> Storage:
+    def _check_source(self, source: str) -> None:
         sources: dict[str, list[str] | None] = self.values["sources"]
         if source not in sources:
             known = ", ".join(sorted(sources)) or "none configured"
             raise UsageError(f"unknown source {source!r} (sources: {known})")
+
+    def archive(self, source: str) -> ArchiveSettings:
+        self._check_source(source)
+        values = self.values["archive"][source]
+        base = Path(values["spool_dir"]) if values["spool_dir"] else default_spool_dir()
+        return ArchiveSettings(
+            async_push=bool(values["async"]),
+            spool=base / source,
+            spool_max_segments=int(values["spool_max_segments"]),
+            workers=int(values["workers"]),
+            prefetch=int(values["prefetch"]),
+        )
+
+    def storage(self, source: str) -> Storage:
+        self._check_source(source)
+        sources: dict[str, list[str] | None] = self.values["sources"]
         repositories: dict[str, str] = self.values["repositories"]
         names = sources[source] or list(repositories)
         storage = open_storage(repositories[names[0]])

@@ -16,7 +16,7 @@ from typing import Any
 
 from lifeboat import __version__
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _ENV_REF = re.compile(rb"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 

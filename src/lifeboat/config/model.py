@@ -74,6 +74,34 @@ class CompressionConfig(_Strict):
     )
 
 
+class ArchiveConfig(_Strict):
+    """How wal-push and wal-fetch move WAL between the server and the repository."""
+
+    async_push: bool = Field(
+        default=False,
+        alias="async",
+        description="wal-push returns once the segment is fsynced in the spool; a background "
+        "worker uploads the spool in parallel.",
+    )
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Spool for async push and fetch prefetch (default: "
+        "$XDG_STATE_HOME/lifeboat/spool, else ~/.local/state/lifeboat/spool).",
+    )
+    spool_max_segments: Annotated[int, Field(ge=1)] = Field(
+        default=64,
+        description="At most this many segments wait in the spool; beyond it wal-push "
+        "uploads synchronously instead of dropping anything.",
+    )
+    workers: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=2, description="Parallel uploads of the async worker."
+    )
+    prefetch: Annotated[int, Field(ge=0, le=256)] = Field(
+        default=4,
+        description="Segments wal-fetch downloads ahead during recovery; 0 turns it off.",
+    )
+
+
 class PostgresSourceConfig(_Strict):
     type: Literal["postgres"] = "postgres"
     dsn: str = Field(description="libpq URL or key=value DSN of the database to back up.")
@@ -87,6 +115,9 @@ class PostgresSourceConfig(_Strict):
         default=None,
         description="Repositories of this source; backups go to the first (default: the "
         "first configured).",
+    )
+    archive: ArchiveConfig = Field(
+        default_factory=ArchiveConfig, description="WAL archiving: async push, spool, prefetch."
     )
 
 
