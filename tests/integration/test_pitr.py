@@ -1,16 +1,12 @@
-"""Point-in-time recovery against real clusters: physical backups, the WAL archive, replay."""
+"""Point-in-time recovery against real clusters: physical base backups, the WAL archive, replay."""
 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,119 +14,23 @@ import pytest
 from lifeboat.commands.keygen import write_identity
 from lifeboat.postgres.instance import ScratchCluster
 
+from .archiving import (
+    TIMELINE,
+    Archiving,
+    ScratchClusterAt,
+    archiving_cluster,
+    as_postgres,
+    events,
+    free_port,
+    stop_cluster,
+)
 from .helpers import LIFEBOAT
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Archiving:
-    """A cluster archiving into a Lifeboat repository, as the server's OS user does it."""
-
-    cluster: ScratchCluster
-    home: Path
-    config: Path
-
-    def lifeboat(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # as the server's OS user, who owns the repository the archive_command writes
-        result = subprocess.run(
-            _as_postgres([LIFEBOAT, "--config", str(self.config), *args]),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"lifeboat {' '.join(args)}: {result.stderr}")
-        return result
-
-    def switch_and_wait(self) -> None:
-        segment = self.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-        self.cluster.psql("SELECT pg_switch_wal()")
-        deadline = time.monotonic() + 60
-        while (
-            self.cluster.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
-            < segment
-        ):
-            assert time.monotonic() < deadline, "the segment was not archived in time"
-            time.sleep(0.1)
-
-    def commit(self, first: int, last: int, pause: float = 0.0) -> None:
-        for i in range(first, last + 1):
-            self.cluster.psql(f"INSERT INTO events VALUES ({i})")
-            if pause:
-                time.sleep(pause)
-
-    def commit_time(self, event: int) -> str:
-        return self.cluster.psql(
-            f"SELECT pg_xact_commit_timestamp(xmin) FROM events WHERE id = {event}"
-        )
 
 
 @pytest.fixture
 def archiving(pg_bin_dir: Path) -> Iterator[Archiving]:
-    home = Path(tempfile.mkdtemp(prefix="lifeboat-pitr-"))
-    home.chmod(0o755)
-    owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-    if owner is not None:
-        os.chown(home, owner.pw_uid, owner.pw_gid)
-        if subprocess.run(_as_postgres(["test", "-x", LIFEBOAT])).returncode != 0:
-            shutil.rmtree(home)
-            pytest.skip(f"the postgres user cannot run {LIFEBOAT} (checkout not reachable)")
-    key = home / "age.key"
-    public = write_identity(key)
-    config = home / "lifeboat.toml"
-    command = f"{LIFEBOAT} --config {config} wal-push wms %p"
-    cluster = ScratchCluster(
-        pg_bin_dir,
-        settings={"archive_mode": "on", "archive_command": command, "track_commit_timestamp": "on"},
-    )
-    cluster.init()
-    config.write_text(
-        f'[repositories.local]\nurl = "{home / "repo"}"\n'
-        f'[encryption]\nage_recipients = ["{public}"]\nage_identity_file = "{key}"\n'
-        f'[sources.wms]\ndsn = "{cluster.dsn()}"\npg_bin_dir = "{pg_bin_dir}"\n'
-    )
-    if owner is not None:
-        for path in (key, config):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    config.chmod(0o644)
-    subprocess.run(
-        _as_postgres([LIFEBOAT, "--config", str(config), "init"]), check=True, capture_output=True
-    )
-    cluster.start()
-    cluster.psql("CREATE TABLE events (id int PRIMARY KEY)")
-    try:
-        yield Archiving(cluster, home, config)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _restored(archiving: Archiving, name: str) -> Path:
-    folder = archiving.home / name
-    return folder
-
-
-def _stop(pgdata: Path, bin_dir: Path) -> None:
-    subprocess.run(
-        _as_postgres([str(bin_dir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast"]),
-        capture_output=True,
-    )
-
-
-def _events(port: int) -> list[int]:
-    import psycopg
-
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres") as conn:
-        return [r[0] for r in conn.execute("SELECT id FROM events ORDER BY id")]
+    with archiving_cluster(pg_bin_dir) as made:
+        yield made
 
 
 def test_restore_to_a_time_yields_exactly_the_rows_committed_by_then(archiving: Archiving) -> None:
@@ -142,8 +42,8 @@ def test_restore_to_a_time_yields_exactly_the_rows_committed_by_then(archiving: 
     archiving.commit(16, 20)
     archiving.switch_and_wait()
 
-    pgdata = _restored(archiving, "at-time")
-    port = _free_port()
+    pgdata = archiving.home / "at-time"
+    port = free_port()
     result = archiving.lifeboat(
         "restore",
         "wms",
@@ -157,9 +57,9 @@ def test_restore_to_a_time_yields_exactly_the_rows_committed_by_then(archiving: 
     )
     try:
         assert "recovered to:" in result.stdout
-        assert _events(port) == list(range(1, 11))
+        assert events(port) == list(range(1, 11))
     finally:
-        _stop(pgdata, archiving.cluster.bin_dir)
+        stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
 def test_restore_latest_after_losing_the_cluster(archiving: Archiving) -> None:
@@ -169,15 +69,15 @@ def test_restore_latest_after_losing_the_cluster(archiving: Archiving) -> None:
     archiving.cluster.stop("immediate")
     shutil.rmtree(archiving.cluster.data_dir)
 
-    pgdata = _restored(archiving, "latest")
-    port = _free_port()
+    pgdata = archiving.home / "latest"
+    port = free_port()
     archiving.lifeboat(
         "restore", "wms", "--pgdata", str(pgdata), "--latest", "--start", "--port", str(port)
     )
     try:
-        assert _events(port) == list(range(1, 31))
+        assert events(port) == list(range(1, 31))
     finally:
-        _stop(pgdata, archiving.cluster.bin_dir)
+        stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
 def test_physical_backup_refuses_without_archiving(
@@ -263,7 +163,7 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
 
     # the restored cluster is promoted onto timeline 2 and archives into the same source
     first = archiving.home / "first"
-    port = _free_port()
+    port = free_port()
     archiving.lifeboat(
         "restore", "wms", "--pgdata", str(first), "--latest", "--start", "--port", str(port)
     )
@@ -279,7 +179,7 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
         )
         os.chmod(second_config, 0o644)
         subprocess.run(
-            _as_postgres(
+            as_postgres(
                 [LIFEBOAT, "--config", str(second_config), "backup", "wms", "--type", "physical"]
             ),
             check=True,
@@ -295,34 +195,15 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
-        _stop(first, archiving.cluster.bin_dir)
+        stop_cluster(first, archiving.cluster.bin_dir)
 
     second = archiving.home / "second"
-    port2 = _free_port()
+    port2 = free_port()
     archiving.lifeboat(
         "restore", "wms", "--pgdata", str(second), "--latest", "--start", "--port", str(port2)
     )
     try:
-        assert _events(port2) == list(range(1, 26))
+        assert events(port2) == list(range(1, 26))
         assert ScratchClusterAt(port2).sql(TIMELINE) == "00000003"
     finally:
-        _stop(second, archiving.cluster.bin_dir)
-
-
-# the timeline new WAL is written on (pg_control's copy lags until the next checkpoint)
-TIMELINE = "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"
-
-
-@dataclass
-class ScratchClusterAt:
-    port: int
-
-    def sql(self, statement: str) -> str:
-        import psycopg
-
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            cursor = conn.execute(statement)
-            row = cursor.fetchone() if cursor.description else None
-            return "" if row is None or row[0] is None else str(row[0])
+        stop_cluster(second, archiving.cluster.bin_dir)
