@@ -13,6 +13,11 @@ import pytest
 # Lifeboat caches validated configs under $XDG_CACHE_HOME; keep the suite's out of $HOME.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lifeboat-test-cache-")
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
+# ... and its local state (backup_manifest copies, spools) too; the tests run Lifeboat both as
+# themselves and as the server's OS user, so the folder is shared like /tmp.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="lifeboat-test-state-")
+os.chmod(os.environ["XDG_STATE_HOME"], 0o1777)
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 
 TESTS_DIR = Path(__file__).resolve().parent
 

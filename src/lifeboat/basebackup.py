@@ -3,22 +3,33 @@ committed only once every WAL segment it needs is in the archive."""
 
 from __future__ import annotations
 
+import io
 import logging
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from lifeboat import __version__
+from lifeboat import __version__, incremental
 from lifeboat.backup import BackupResult, new_backup_id
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.objects import write_plain
 from lifeboat.pipeline.tarsniff import TarSniffer
 from lifeboat.postgres import logical, physical, wal
-from lifeboat.postgres.binaries import find_tools
+from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
+from lifeboat.repo.catalog import Repository
 from lifeboat.repo.lock import repository_lock
-from lifeboat.repo.manifest import Compression, Encryption, Manifest, Physical
+from lifeboat.repo.manifest import (
+    Compression,
+    Encryption,
+    Manifest,
+    Physical,
+    Server,
+    StoredObject,
+)
 from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import is_archived
 
@@ -53,8 +64,33 @@ def wait_for_wal(
         time.sleep(0.25)
 
 
+def _incremental_base(
+    ctx: Context, repo: Repository, source_name: str, server: Server, summarize_wal: bool
+) -> tuple[Manifest, bytes]:
+    """The parent backup and its backup_manifest, or a clear reason why not."""
+    if server.version_num < incremental.MIN_SERVER_VERSION:
+        raise incremental.IncrementalError(
+            f"incremental backups need PostgreSQL 17 or later; the server runs {server.version}: "
+            "take full physical backups"
+        )
+    if not summarize_wal:
+        raise incremental.IncrementalError(
+            "summarize_wal is off on the server: set summarize_wal = on (no restart needed) "
+            "and take a full physical backup, then incrementals can follow"
+        )
+    parent = incremental.choose_parent(repo, source_name, server.system_identifier)
+    enc = ctx.config.encryption
+    has_key = parent.encryption.method == "gpg" or enc.age_identity_file is not None
+    decryptor = ctx.decryptor(parent.encryption.method) if has_key else None
+    return parent, incremental.parent_backup_manifest(repo, parent, decryptor)
+
+
 def backup_physical(
-    ctx: Context, source_name: str, *, wal_timeout: float = DEFAULT_WAL_TIMEOUT
+    ctx: Context,
+    source_name: str,
+    *,
+    wal_timeout: float = DEFAULT_WAL_TIMEOUT,
+    incremental_backup: bool = False,
 ) -> BackupResult:
     source = ctx.source(source_name)
     repo = ctx.repository_for(source_name)
@@ -81,35 +117,39 @@ def backup_physical(
         tools = find_tools(
             logical.server_major(server), source.pg_bin_dir, tools=("pg_basebackup",)
         )
-        label = f"lifeboat {source_name}/{backup}"
-        stream = physical.BaseBackupStream(tools, endpoint, label)
-        sniffer = TarSniffer(stream, {"backup_manifest"})
-        watchdog = physical.ArchiveWaitWatchdog(endpoint, label, stream, wal_timeout)
-        key = layout.object_key(source_name, backup, BASE_OBJECT + encryptor.suffix)
-        try:
-            with watchdog, ctx.reporter.task(f"physical backup {source_name}") as advance:
-                stored = write_plain(
-                    repo,
-                    key,
-                    sniffer,
-                    encryptor,
-                    ctx.config.compression,
-                    physical.BASE_FORMAT,
-                    advance,
+        parent: Manifest | None = None
+        with tempfile.TemporaryDirectory(prefix="lifeboat-incremental-") as scratch:
+            parent_manifest_file: Path | None = None
+            if incremental_backup:
+                parent, parent_data = _incremental_base(
+                    ctx, repo, source_name, server, facts.summarize_wal
                 )
-        except BaseException:
-            stream.kill()
-            if watchdog.reason:
-                raise ArchivingNotReadyError(watchdog.reason) from None
-            raise
-        span = stream.wal_range(sniffer.members.get("backup_manifest"))
-        size = facts.segment_size
-        needed = list(wal.segments_between(span.timeline, span.start_lsn, span.stop_lsn, size))
+                parent_manifest_file = Path(scratch) / "parent_backup_manifest"
+                parent_manifest_file.write_bytes(parent_data)
+            stored, span, backup_manifest = _stream_base_backup(
+                ctx, repo, source_name, backup, tools, endpoint, parent_manifest_file, wal_timeout
+            )
+        keys = [layout.object_key(source_name, backup, stored.name)]
         try:
+            manifest_stored = write_plain(
+                repo,
+                layout.object_key(
+                    source_name, backup, incremental.BACKUP_MANIFEST_OBJECT + encryptor.suffix
+                ),
+                io.BytesIO(backup_manifest),
+                encryptor,
+                ctx.config.compression,
+                "pg_backup_manifest",
+            )
+            keys.append(layout.object_key(source_name, backup, manifest_stored.name))
+            size = facts.segment_size
+            needed = list(wal.segments_between(span.timeline, span.start_lsn, span.stop_lsn, size))
             wait_for_wal(repo.storage, source_name, needed, size, wal_timeout)
         except BaseException:
-            repo.storage.delete(key)
+            for key in keys:
+                repo.storage.delete(key)
             raise
+        incremental.keep_local_copy(source_name, backup, backup_manifest)
         manifest = Manifest(
             id=backup,
             source=source_name,
@@ -128,7 +168,7 @@ def backup_physical(
                 method=encryptor.method,
                 recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
             ),
-            objects=[stored],
+            objects=[stored, manifest_stored],
             physical=Physical(
                 timeline=span.timeline,
                 start_lsn=wal.format_lsn(span.start_lsn),
@@ -137,10 +177,59 @@ def backup_physical(
                 stop_wal=needed[-1].name(size),
                 segment_size=size,
                 data_checksums=facts.data_checksums,
+                parent=parent.id if parent else None,
             ),
         )
         repo.save_manifest(manifest)
         log.info(
-            "physical backup %s/%s committed (%d bytes stored)", source_name, backup, stored.size
+            "%s backup %s/%s committed (%d bytes stored)",
+            f"incremental (on {parent.id})" if parent else "physical",
+            source_name,
+            backup,
+            stored.size,
         )
         return BackupResult(manifest, repo.name, removed)
+
+
+def _stream_base_backup(
+    ctx: Context,
+    repo: Repository,
+    source_name: str,
+    backup: str,
+    tools: PgTools,
+    endpoint: PgEndpoint,
+    parent_manifest: Path | None,
+    wal_timeout: float,
+) -> tuple[StoredObject, physical.WalRange, bytes]:
+    """pg_basebackup's tar into the repository; returns it, its WAL range and backup_manifest."""
+    encryptor = ctx.encryptor()
+    label = f"lifeboat {source_name}/{backup}"
+    stream = physical.BaseBackupStream(tools, endpoint, label, parent_manifest)
+    sniffer = TarSniffer(stream, {"backup_manifest"})
+    watchdog = physical.ArchiveWaitWatchdog(endpoint, label, stream, wal_timeout)
+    key = layout.object_key(source_name, backup, BASE_OBJECT + encryptor.suffix)
+    what = "incremental backup" if parent_manifest else "physical backup"
+    try:
+        with watchdog, ctx.reporter.task(f"{what} {source_name}") as advance:
+            stored = write_plain(
+                repo,
+                key,
+                sniffer,
+                encryptor,
+                ctx.config.compression,
+                physical.BASE_FORMAT,
+                advance,
+            )
+    except BaseException:
+        stream.kill()
+        if watchdog.reason:
+            raise ArchivingNotReadyError(watchdog.reason) from None
+        raise
+    backup_manifest = sniffer.members.get("backup_manifest")
+    try:
+        span = stream.wal_range(backup_manifest)
+    except BaseException:
+        repo.storage.delete(key)
+        raise
+    assert backup_manifest is not None
+    return stored, span, backup_manifest

@@ -14,14 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from lifeboat import incremental
 from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
 from lifeboat.objects import read_plain
-from lifeboat.pipeline.crypto import Recipient
+from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
-from lifeboat.repo.manifest import Manifest
+from lifeboat.postgres.physical import BASE_FORMAT
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import Manifest, StoredObject
 from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import archived_segments, continuity_problems
 
@@ -110,6 +113,66 @@ def _check_reachable(
             )
 
 
+def _base_object(manifest: Manifest) -> StoredObject:
+    for obj in manifest.objects:
+        if obj.format == BASE_FORMAT:
+            return obj
+    raise RestoreError(f"backup {manifest.id} holds no base backup archive")
+
+
+def _extract(
+    ctx: Context, repo: Repository, manifest: Manifest, decryptor: Decryptor, into: Path
+) -> None:
+    extractor = _TarExtractor(
+        ["tar", "--extract", "--file=-", "--no-same-owner", f"--directory={into}"]
+    )
+    try:
+        with ctx.reporter.task(f"restore {manifest.id} -> {into}") as advance:
+            read_plain(repo, manifest, _base_object(manifest), decryptor, extractor, advance)
+    except BaseException:
+        extractor.kill()
+        raise
+    extractor.finish()
+
+
+def _combine(
+    ctx: Context,
+    repo: Repository,
+    backups: list[Manifest],
+    decryptors: dict[str, Decryptor],
+    pgdata: Path,
+    pg_combinebackup: str,
+) -> None:
+    """Extract every backup of an incremental chain beside pgdata, then let pg_combinebackup
+    write the synthetic full backup into pgdata. The extracted chain is plaintext on disk for
+    as long as this runs (pg_combinebackup reads folders), in a 0700 folder removed after."""
+    staging = pgdata.parent / f".{pgdata.name}.lifeboat-chain"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    try:
+        folders = []
+        for member in backups:
+            folder = staging / member.id
+            folder.mkdir(mode=0o700)
+            _extract(ctx, repo, member, decryptors[member.id], folder)
+            folders.append(str(folder))
+        pgdata.rmdir()  # pg_combinebackup creates its output folder
+        combined = subprocess.run(
+            [pg_combinebackup, "--output", str(pgdata), *folders],
+            capture_output=True,
+            text=True,
+        )
+        if combined.returncode != 0:
+            detail = combined.stderr.strip().splitlines()
+            raise RestoreError(
+                f"pg_combinebackup could not rebuild {backups[-1].id} from its chain: "
+                + (detail[0] if detail else f"exit {combined.returncode}")
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        pgdata.mkdir(mode=0o700, exist_ok=True)
+
+
 def _owner() -> tuple[int, int] | None:
     """Who the restored cluster belongs to: `postgres` when we are root."""
     if os.geteuid() != 0:
@@ -173,12 +236,19 @@ def restore_physical(
     else:
         manifest = choose_base_backup(repo.list_backups(source_name), target)
     _check_reachable(repo.storage, source_name, manifest, target)
-    decryptor = ctx.decryptor(manifest.encryption.method)
-    decryptor.check_can_decrypt(
-        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-    )
+    backups = incremental.chain(repo, manifest)
+    decryptors = {}
+    for member in backups:
+        decryptor = ctx.decryptor(member.encryption.method)
+        decryptor.check_can_decrypt(
+            [Recipient(r["type"], r["id"]) for r in member.encryption.recipients]
+        )
+        decryptors[member.id] = decryptor
     major = int(manifest.tool.get("pg_basebackup_major", "0"))
-    tools = find_tools(major, source.pg_bin_dir, tools=("pg_ctl", "pg_verifybackup"))
+    needed_tools = ("pg_ctl", "pg_verifybackup") + (
+        ("pg_combinebackup",) if len(backups) > 1 else ()
+    )
+    tools = find_tools(major, source.pg_bin_dir, tools=needed_tools)
 
     pgdata = pgdata.absolute()
     if pgdata.exists() and any(pgdata.iterdir()):
@@ -188,16 +258,10 @@ def restore_physical(
     pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
     pgdata.chmod(0o700)
 
-    extractor = _TarExtractor(
-        ["tar", "--extract", "--file=-", "--no-same-owner", f"--directory={pgdata}"]
-    )
-    try:
-        with ctx.reporter.task(f"restore {manifest.id} -> {pgdata}") as advance:
-            read_plain(repo, manifest, manifest.objects[0], decryptor, extractor, advance)
-    except BaseException:
-        extractor.kill()
-        raise
-    extractor.finish()
+    if len(backups) == 1:
+        _extract(ctx, repo, manifest, decryptors[manifest.id], pgdata)
+    else:
+        _combine(ctx, repo, backups, decryptors, pgdata, tools.path("pg_combinebackup"))
 
     verified = subprocess.run(
         [tools.path("pg_verifybackup"), "--no-parse-wal", "--quiet", str(pgdata)],

@@ -6,6 +6,7 @@ import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.errors import UsageError
 
 
 @click.command()
@@ -26,13 +27,23 @@ from lifeboat.cli import json_option, state, wants_json
     show_default=True,
     help="physical: seconds to wait for the backup's WAL to reach the archive.",
 )
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="physical, PostgreSQL >= 17: only what changed since the newest physical backup "
+    "(needs summarize_wal = on).",
+)
 @json_option
-def command(source: str, kind: str, wal_timeout: float, as_json: bool) -> None:
+def command(source: str, kind: str, wal_timeout: float, incremental: bool, as_json: bool) -> None:
     """Back up SOURCE: encrypted, compressed, checksummed; prints the backup id."""
+    if incremental and kind != "physical":
+        raise UsageError("--incremental needs --type physical")
     if kind == "physical":
         from lifeboat.basebackup import backup_physical
 
-        result = backup_physical(state().context(), source, wal_timeout=wal_timeout)
+        result = backup_physical(
+            state().context(), source, wal_timeout=wal_timeout, incremental_backup=incremental
+        )
     else:
         from lifeboat.backup import backup_logical
 

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,6 +29,7 @@ class ClusterFacts:
     archive_mode: str
     archive_command: str
     extra_tablespaces: list[str]
+    summarize_wal: bool
 
 
 def cluster_facts(conn: psycopg.Connection[Any]) -> ClusterFacts:
@@ -41,8 +43,9 @@ def cluster_facts(conn: psycopg.Connection[Any]) -> ClusterFacts:
             "SELECT spcname FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')"
         )
     ]
+    version_num = int(setting("server_version_num"))
     return ClusterFacts(
-        version_num=int(setting("server_version_num")),
+        version_num=version_num,
         segment_size=int(setting("wal_segment_size"))
         if setting("wal_segment_size").isdigit()
         else _size(setting("wal_segment_size")),
@@ -50,6 +53,7 @@ def cluster_facts(conn: psycopg.Connection[Any]) -> ClusterFacts:
         archive_mode=setting("archive_mode"),
         archive_command=setting("archive_command"),
         extra_tablespaces=spaces,
+        summarize_wal=version_num >= 170000 and setting("summarize_wal") == "on",
     )
 
 
@@ -134,7 +138,9 @@ class WalRange:
 class BaseBackupStream(ProcessOutput):
     """pg_basebackup's tar stream on stdout; backup_manifest is its last member."""
 
-    def __init__(self, tools: PgTools, endpoint: PgEndpoint, label: str) -> None:
+    def __init__(
+        self, tools: PgTools, endpoint: PgEndpoint, label: str, parent_manifest: Path | None = None
+    ) -> None:
         command = [
             tools.path("pg_basebackup"),
             "--dbname",
@@ -148,6 +154,8 @@ class BaseBackupStream(ProcessOutput):
             "--verbose",
             "--no-password",
         ]
+        if parent_manifest is not None:
+            command.append(f"--incremental={parent_manifest}")
         super().__init__(command, endpoint.env(), "pg_basebackup")
 
     def wal_range(self, backup_manifest: bytes | None) -> WalRange:

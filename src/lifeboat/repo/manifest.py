@@ -62,6 +62,13 @@ class Physical(_Model):
     stop_wal: str = Field(description="last WAL segment needed for consistency")
     segment_size: int
     data_checksums: bool = False
+    parent: str | None = Field(
+        default=None, description="id of the backup an incremental backup builds on"
+    )
+
+    @property
+    def incremental(self) -> bool:
+        return self.parent is not None
 
 
 class Manifest(_Model):
@@ -112,6 +119,7 @@ class Manifest(_Model):
             "tables": len(self.evidence.row_counts) if self.evidence else None,
             "rows": sum(self.evidence.row_counts.values()) if self.evidence else None,
             "labels": self.labels,
+            "parent": self.physical.parent if self.physical else None,
         }
 
 
