@@ -57,10 +57,15 @@ def candidate_dirs() -> list[Path]:
     return unique
 
 
+def _is_executable(path: Path) -> bool:
+    try:
+        return path.is_file() and os.access(path, os.X_OK)
+    except OSError:  # e.g. a PATH entry in a home folder this user may not enter
+        return False
+
+
 def _tools_in(directory: Path, tools: tuple[str, ...]) -> PgTools | None:
-    if not all(
-        (directory / tool).is_file() and os.access(directory / tool, os.X_OK) for tool in tools
-    ):
+    if not all(_is_executable(directory / tool) for tool in tools):
         return None
     found = tool_version(directory / tools[0])
     if found is None:
