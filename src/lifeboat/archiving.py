@@ -14,16 +14,21 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.wal_archive import is_archived
 
 
-def wanted_settings(ctx: Context, source: str, archive_timeout: int = 60) -> dict[str, str]:
+def wanted_settings(
+    ctx: Context, source: str, archive_timeout: int = 60, server_version_num: int = 0
+) -> dict[str, str]:
     config = shlex.quote(str(ctx.config_path.absolute()))
     command = f"{shlex.quote(lifeboat_executable())} --config {config} wal-push {source} %p"
-    return {
+    settings = {
         "wal_level": "replica",
         "archive_mode": "on",
         "archive_command": command,
         "archive_timeout": str(archive_timeout),
         "max_wal_senders": "10",
     }
+    if server_version_num >= 170000:
+        settings["summarize_wal"] = "on"  # for `backup --type physical --incremental`
+    return settings
 
 
 @dataclass
@@ -48,10 +53,11 @@ class SettingCheck:
 
 
 def check_settings(ctx: Context, source: str) -> list[SettingCheck]:
-    settings = wanted_settings(ctx, source)
     src = ctx.source(source)
     endpoint = PgEndpoint.from_dsn(src.dsn, src.password_file)
     with endpoint.connect(autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+        settings = wanted_settings(ctx, source, server_version_num=int(row[0]) if row else 0)
         current = {
             str(name): str(value)
             for name, value in conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import shlex
@@ -27,6 +28,8 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest, StoredObject
 from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import archived_segments, continuity_problems
+
+log = logging.getLogger(__name__)
 
 TargetKind = Literal["latest", "time", "lsn", "xid", "name", "immediate"]
 Action = Literal["promote", "pause", "shutdown"]
@@ -258,11 +261,14 @@ def restore_physical(
     pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
     pgdata.chmod(0o700)
 
+    phase = time.monotonic()
     if len(backups) == 1:
         _extract(ctx, repo, manifest, decryptors[manifest.id], pgdata)
     else:
         _combine(ctx, repo, backups, decryptors, pgdata, tools.path("pg_combinebackup"))
 
+    log.info("laid out %s in %.1f s", pgdata, time.monotonic() - phase)
+    phase = time.monotonic()
     verified = subprocess.run(
         [tools.path("pg_verifybackup"), "--no-parse-wal", "--quiet", str(pgdata)],
         capture_output=True,
@@ -270,6 +276,7 @@ def restore_physical(
     )
     if verified.returncode != 0:
         raise RestoreError(f"pg_verifybackup rejects the restored files: {verified.stderr.strip()}")
+    log.info("pg_verifybackup accepted %s in %.1f s", pgdata, time.monotonic() - phase)
 
     lifeboat = (
         str(Path(sys.argv[0]).absolute()) if Path(sys.argv[0]).name == "lifeboat" else "lifeboat"
@@ -295,10 +302,12 @@ def restore_physical(
 
     result = PitrResult(manifest, pgdata, target, started=False, seconds=0.0, port=port)
     if start:
+        phase = time.monotonic()
         result.recovered_to = _start_and_wait(
             tools.path("pg_ctl"), pgdata, target, port, wait_timeout
         )
         result.started = True
+        log.info("recovery finished in %.1f s", time.monotonic() - phase)
     result.seconds = time.monotonic() - began
     return result
 
