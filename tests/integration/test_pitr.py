@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -207,3 +208,67 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
         assert ScratchClusterAt(port2).sql(TIMELINE) == "00000003"
     finally:
         stop_cluster(second, archiving.cluster.bin_dir)
+
+
+def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.commit(1, 10)
+    archiving.switch_and_wait()
+    pgdata = archiving.home / "delta"
+    port = free_port()
+    archiving.lifeboat(
+        "restore",
+        "wms",
+        "--pgdata",
+        str(pgdata),
+        "--latest",
+        "--start",
+        "--port",
+        str(port),
+        "--archive-mode",
+        "off",
+    )
+    # the promoted copy did not archive its new timeline into the source
+    assert not list((archiving.home / "repo" / "wms" / "wal").rglob("00000002*"))
+    try:
+        refused = archiving.lifeboat(
+            "restore", "wms", "--pgdata", str(pgdata), "--latest", "--delta", check=False
+        )
+        assert refused.returncode == 1
+        assert "is running in" in refused.stderr
+    finally:
+        stop_cluster(pgdata, archiving.cluster.bin_dir)
+    plain = archiving.lifeboat("restore", "wms", "--pgdata", str(pgdata), check=False)
+    assert plain.returncode == 1 and "pass --delta" in plain.stderr
+
+    archiving.commit(11, 20)
+    archiving.switch_and_wait()
+    (pgdata / "base" / "stray-file").write_text("not part of any backup")
+    import json
+
+    port = free_port()
+    result = archiving.lifeboat(
+        "--log-format",
+        "json",
+        "restore",
+        "wms",
+        "--pgdata",
+        str(pgdata),
+        "--latest",
+        "--delta",
+        "--start",
+        "--port",
+        str(port),
+    )
+    try:
+        assert events(port) == list(range(1, 21))
+        assert not (pgdata / "base" / "stray-file").exists()
+        counts = [
+            json.loads(line)["message"]
+            for line in result.stderr.splitlines()
+            if "bytes written" in line
+        ]
+        written, unchanged = (int(n) for n in re.findall(r"(\d+) bytes", counts[0]))
+        assert unchanged > 10 * written  # most of the cluster was left as it was
+    finally:
+        stop_cluster(pgdata, archiving.cluster.bin_dir)

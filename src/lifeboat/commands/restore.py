@@ -61,6 +61,19 @@ def _typed_confirmation(database: str) -> bool:
 @click.option("--start", is_flag=True, help="Start the restored cluster and wait for recovery.")
 @click.option("--port", type=int, help="Port for the restored cluster (else its own setting).")
 @click.option("--force", is_flag=True, help="Replace a non-empty --pgdata.")
+@click.option(
+    "--delta",
+    is_flag=True,
+    help="Restore over an existing --pgdata (server stopped), writing only what differs.",
+)
+@click.option(
+    "--archive-mode",
+    type=click.Choice(["preserve", "off"]),
+    default="preserve",
+    show_default=True,
+    help="off: the restored cluster does not archive (a copy that must not write into the "
+    "source's archive).",
+)
 @json_option
 def command(
     source: str,
@@ -81,6 +94,8 @@ def command(
     start: bool,
     port: int | None,
     force: bool,
+    delta: bool,
+    archive_mode: str,
     as_json: bool,
 ) -> None:
     """Restore a backup, check it against its manifest, then put it in place.
@@ -93,11 +108,24 @@ def command(
         if len(chosen) + int(latest) > 1:
             raise UsageError("give one of --to-time, --to-lsn, --to-xid, --to-name, --latest")
         _physical(
-            source, pgdata, chosen, backup_id, target_action, timeline, start, port, force, as_json
+            source,
+            pgdata,
+            chosen,
+            backup_id,
+            target_action,
+            timeline,
+            start,
+            port,
+            force,
+            delta,
+            archive_mode,
+            as_json,
         )
         return
-    if chosen or latest or start:
-        raise UsageError("--to-*, --latest and --start need --pgdata (a physical restore)")
+    if chosen or latest or start or delta or force:
+        raise UsageError(
+            "--to-*, --latest, --start, --delta and --force need --pgdata (a physical restore)"
+        )
     from lifeboat.restore import restore_logical
 
     result = restore_logical(
@@ -141,6 +169,8 @@ def _physical(
     start: bool,
     port: int | None,
     force: bool,
+    delta: bool,
+    archive_mode: str,
     as_json: bool,
 ) -> None:
     from lifeboat.pitr import RecoveryTarget, restore_physical
@@ -156,6 +186,8 @@ def _physical(
         target,
         backup=None if backup_id == "latest" else backup_id,
         force=force,
+        delta=delta,
+        archive_mode=archive_mode,  # type: ignore[arg-type]
         start=start,
         port=port,
         config_path=ctx.config_path,
