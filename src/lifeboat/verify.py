@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,10 +12,12 @@ from typing import Any
 from lifeboat.context import Context
 from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.objects import check_stored, read_plain
-from lifeboat.pipeline.crypto import Recipient
+from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
+from lifeboat.pipeline.tarstream import TarMember, TarParser
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
+from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
 
@@ -63,6 +68,97 @@ class _ArchiveLister(ProcessInput):
         return IntegrityError(f"pg_restore cannot read the archive: {self.failure()}")
 
 
+class _FileChecker(TarParser):
+    """Checks every file of a base backup's tar against its backup_manifest (size and
+    checksum), as pg_verifybackup does on disk, without writing anything."""
+
+    def __init__(self, backup_manifest: bytes) -> None:
+        super().__init__()
+        try:
+            files = json.loads(backup_manifest)["Files"]
+            self.expected = {
+                str(f["Path"]): (int(f["Size"]), f.get("Checksum-Algorithm"), f.get("Checksum"))
+                for f in files
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"the backup_manifest cannot be read: {exc}") from None
+        self.problems: list[str] = []
+        self.seen: set[str] = set()
+        self._name = ""
+        self._size = 0
+        self._hash: Any = None
+
+    def write(self, data: bytes) -> int:
+        self.feed(memoryview(data))
+        return len(data)
+
+    def member(self, member: TarMember) -> None:
+        self._name = member.name
+        self._size = 0
+        self._hash = None
+        if not member.is_file or member.name == "backup_manifest":
+            return
+        self.seen.add(member.name)
+        wanted = self.expected.get(member.name)
+        if wanted is None:
+            self.problems.append(f"{member.name} is in the backup but not in its backup_manifest")
+        elif wanted[1] == "SHA256":
+            self._hash = hashlib.sha256()
+
+    def data(self, piece: memoryview) -> None:
+        self._size += len(piece)
+        if self._hash is not None:
+            self._hash.update(piece)
+
+    def member_end(self) -> None:
+        wanted = self.expected.get(self._name)
+        if wanted is None or self._name not in self.seen:
+            return
+        if self._size != wanted[0]:
+            self.problems.append(
+                f"{self._name}: {self._size} bytes, backup_manifest says {wanted[0]}"
+            )
+        elif self._hash is not None and self._hash.hexdigest() != wanted[2]:
+            self.problems.append(f"{self._name}: checksum does not match the backup_manifest")
+
+    def finish(self) -> list[str]:
+        missing = sorted(set(self.expected) - self.seen)
+        if missing:
+            self.problems.append(
+                f"{len(missing)} files of the backup_manifest are missing, e.g. {missing[0]}"
+            )
+        return self.problems
+
+
+def _check_physical_deep(
+    ctx: Context, repo: Repository, manifest: Manifest, decryptor: Decryptor
+) -> list[str]:
+    """Every file of the base backup against its backup_manifest; the incremental chain."""
+    from lifeboat import incremental
+
+    problems = []
+    try:
+        incremental.chain(repo, manifest)
+    except LifeboatError as exc:
+        problems.append(str(exc))
+    try:
+        manifest_obj = incremental.manifest_object(manifest)
+    except LifeboatError:
+        # taken before Lifeboat kept the backup_manifest beside the archive: the stream
+        # checksums are all there is
+        base = next(o for o in manifest.objects if o.format == BASE_FORMAT)
+        with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
+            read_plain(repo, manifest, base, decryptor, _Discard(), advance)
+        return problems
+    captured = io.BytesIO()
+    read_plain(repo, manifest, manifest_obj, decryptor, captured)
+    checker = _FileChecker(captured.getvalue())
+    base = next(o for o in manifest.objects if o.format == BASE_FORMAT)
+    with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
+        read_plain(repo, manifest, base, decryptor, checker, advance)
+    return problems + checker.finish()
+
+
 def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> list[str]:
     problems = []
     if manifest.physical is not None:
@@ -87,8 +183,8 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
             )
             source = ctx.config.sources.get(manifest.source)
             if manifest.physical is not None:
-                with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
-                    read_plain(repo, manifest, obj, decryptor, _Discard(), advance)
+                if obj.format == BASE_FORMAT:
+                    problems += _check_physical_deep(ctx, repo, manifest, decryptor)
                 continue
             tools = find_tools(
                 int(manifest.tool.get("pg_dump_major", "0")),

@@ -47,6 +47,12 @@ def test_incremental_chain_restores_to_latest_and_to_a_time(
     assert first["parent"] == full["id"] and second["parent"] == first["id"]
     # an incremental holds only what changed: far smaller than the full backup
     assert int(str(first["plain_size"])) < int(str(full["plain_size"])) / 2
+    deep = json.loads(archiving.lifeboat("verify", "wms", "--deep", "--json").stdout)
+    assert {c["id"] for c in deep if c["ok"] and c["deep"]} >= {
+        full["id"],
+        first["id"],
+        second["id"],
+    }
     archiving.commit(21, 25, pause=0.05)
     target = archiving.commit_time(22)
     archiving.commit(26, 30)

@@ -1,0 +1,66 @@
+"""Deep verification of a base backup's files against its backup_manifest, in the stream."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+from lifeboat.verify import _FileChecker
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _manifest(files: dict[str, bytes]) -> bytes:
+    return json.dumps(
+        {
+            "Files": [
+                {
+                    "Path": name,
+                    "Size": len(data),
+                    "Checksum-Algorithm": "SHA256",
+                    "Checksum": hashlib.sha256(data).hexdigest(),
+                }
+                for name, data in files.items()
+            ]
+        }
+    ).encode()
+
+
+FILES = {"base/1/1259": b"a" * 9000, "global/pg_control": b"c" * 8192, "PG_VERSION": b"17\n"}
+
+
+def _check(manifest_files: dict[str, bytes], tar_files: dict[str, bytes]) -> list[str]:
+    checker = _FileChecker(_manifest(manifest_files))
+    data = _tar({**tar_files, "backup_manifest": _manifest(manifest_files)})
+    for start in range(0, len(data), 700):
+        checker.write(data[start : start + 700])
+    return checker.finish()
+
+
+def test_an_intact_backup_has_no_problems() -> None:
+    assert _check(FILES, FILES) == []
+
+
+def test_a_changed_file_is_named() -> None:
+    changed = {**FILES, "base/1/1259": b"a" * 8999 + b"b"}
+    assert _check(FILES, changed) == ["base/1/1259: checksum does not match the backup_manifest"]
+
+
+def test_sizes_missing_and_extra_files_are_named() -> None:
+    shorter = {**FILES, "PG_VERSION": b"1\n"}
+    del shorter["global/pg_control"]
+    shorter["stray"] = b"x"
+    problems = _check(FILES, shorter)
+    assert "PG_VERSION: 2 bytes, backup_manifest says 3" in problems
+    assert "stray is in the backup but not in its backup_manifest" in problems
+    assert "1 files of the backup_manifest are missing, e.g. global/pg_control" in problems
