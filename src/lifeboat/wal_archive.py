@@ -41,15 +41,7 @@ class PushResult:
     already_archived: bool
 
 
-def check_wal_name(name: str) -> str:
-    if not (
-        wal.is_segment_name(name)
-        or wal.is_partial_name(name)
-        or wal.is_history_name(name)
-        or wal.is_backup_label_name(name)
-    ):
-        raise UsageError(f"{name!r} is not a WAL segment, .partial, .history or .backup file name")
-    return name
+check_wal_name = wal.check_archive_name
 
 
 def _stored_copies(storage: Storage, source: str, name: str) -> dict[str, str]:
@@ -99,20 +91,53 @@ def fetch(
     name: str,
     destination: Path,
     decryptor_for: Callable[[str], Decryptor],
+    *,
+    allow_stream_partial: bool = True,
 ) -> int:
     """Write the archived file `name` to destination; returns its size. decryptor_for gets
-    the object's encryption method ("age" or "gpg")."""
-    import zstandard
+    the object's encryption method ("age" or "gpg").
 
+    A segment the archive lacks is served from the newest streamed partial of it when
+    `lifeboat wal-stream` uploaded one (as Barman's `get-wal --partial`): zero-padded to the
+    segment size, so recovery replays it up to its last complete record and ends there.
+    allow_stream_partial=False is for fetching ahead: a partial may still grow until recovery
+    really asks for it."""
     check_wal_name(name)
     copies = _stored_copies(storage, source, name)
     if not copies:
-        raise WalNotFoundError(f"{name} is not in the archive of {source}")
+        partial = (
+            newest_stream_partial(storage, source, name)
+            if allow_stream_partial and wal.is_segment_name(name)
+            else None
+        )
+        if partial is None:
+            raise WalNotFoundError(f"{name} is not in the archive of {source}")
+        data = pad_to_segment_size(
+            _read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
+        )
+        log.info(
+            "%s is not archived: serving its streamed partial (%d bytes of WAL)",
+            name,
+            partial.streamed_length,
+        )
+        _write_durably(destination, data)
+        return len(data)
     if len(copies) > 1:
         raise IntegrityError(
             f"{name} is archived with several contents: {', '.join(sorted(copies))}"
         )
     digest, key = next(iter(copies.items()))
+    data = _read_verified(storage, key, digest, decryptor_for)
+    _write_durably(destination, data)
+    return len(data)
+
+
+def _read_verified(
+    storage: Storage, key: str, digest: str, decryptor_for: Callable[[str], Decryptor]
+) -> bytes:
+    """The plaintext of a WAL object, checked against the sha256 its key carries."""
+    import zstandard
+
     decryptor = decryptor_for("age" if key.endswith(".age") else "gpg")
     with storage.read(key) as stream:
         plain = io.BytesIO()
@@ -129,6 +154,10 @@ def fetch(
     data = plain.getvalue()
     if hashlib.sha256(data).hexdigest() != digest:
         raise IntegrityError(f"{key}: content does not match its checksum, the object is corrupted")
+    return data
+
+
+def _write_durably(destination: Path, data: bytes) -> None:
     temp = destination.with_name(f".{destination.name}.lifeboat-tmp")
     try:
         with open(temp, "wb") as handle:
@@ -139,7 +168,117 @@ def fetch(
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise LifeboatError(f"cannot write {destination}: {exc.strerror}") from None
-    return len(data)
+
+
+# --- stream partials (lifeboat wal-stream) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamPartial:
+    key: str
+    segment: str
+    streamed_length: int
+    plain_sha256: str
+
+
+def stream_partials(
+    storage: Storage, source: str, segment: str | None = None
+) -> list[StreamPartial]:
+    """Streamed partials in the repository (of one segment when given), shortest first."""
+    prefix = (
+        layout.stream_partial_prefix(source, segment) if segment else layout.stream_prefix(source)
+    )
+    found = []
+    for info in storage.list(prefix):
+        parsed = layout.parse_stream_partial_key(info.key)
+        if parsed is not None and (segment is None or parsed[0] == segment):
+            found.append(StreamPartial(info.key, *parsed))
+    return sorted(found, key=lambda p: (p.segment, p.streamed_length, p.key))
+
+
+def newest_stream_partial(storage: Storage, source: str, segment: str) -> StreamPartial | None:
+    """The copy holding the most WAL: a later upload of a growing file is never shorter."""
+    copies = stream_partials(storage, source, segment)
+    return copies[-1] if copies else None
+
+
+def streamed_length(data: bytes) -> int:
+    """Bytes up to the last non-zero one: pg_receivewal zero-fills a new segment first, so
+    this grows as WAL arrives."""
+    return len(data.rstrip(b"\0"))
+
+
+def push_stream_partial(
+    storage: Storage, source: str, path: Path, encryptor: Encryptor, level: int
+) -> StreamPartial | None:
+    """Upload a growing `<segment>.partial` under a new key, then delete the shorter copies.
+
+    The new copy is durable before an older one goes, so a reader always finds one. Returns
+    None (and stores nothing) when the full segment is already archived or the file holds
+    no WAL yet (pg_receivewal zero-fills it first)."""
+    import zstandard
+
+    if not wal.is_partial_name(path.name):
+        raise UsageError(f"{path.name!r} is not a .partial WAL segment name")
+    segment = path.name.removesuffix(".partial")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
+    if is_archived(storage, source, segment) or streamed_length(data) == 0:
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    length = streamed_length(data)
+    existing = stream_partials(storage, source, segment)
+    same = next((p for p in existing if p.plain_sha256 == digest), None)
+    if same is not None:
+        return same
+    compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(data)
+    sink = io.BytesIO()
+    encryptor.encrypt(io.BytesIO(compressed), sink)
+    key = layout.stream_partial_key(source, segment, length, digest, encryptor.suffix)
+    storage.write(key, [sink.getvalue()])
+    for older in existing:
+        # a longer copy can only come from another streamer that is further ahead: keep it
+        if older.streamed_length <= length:
+            storage.delete(older.key)
+    log.info("uploaded %s (%d bytes of WAL)", path.name, length)
+    return StreamPartial(key, segment, length, digest)
+
+
+def prune_stream_partials(storage: Storage, source: str) -> list[str]:
+    """Delete the streamed partials of segments now archived in full; returns their keys."""
+    removed = []
+    archived: dict[str, bool] = {}
+    for partial in stream_partials(storage, source):
+        if partial.segment not in archived:
+            archived[partial.segment] = is_archived(storage, source, partial.segment)
+        if archived[partial.segment]:
+            storage.delete(partial.key)
+            removed.append(partial.key)
+    return removed
+
+
+_SEGMENT_SIZE_OFFSET = 32  # xlp_seg_size in the long header starting every WAL segment
+
+
+def pad_to_segment_size(data: bytes) -> bytes:
+    """Zero-pad a partial segment to the size PostgreSQL's restore_command must deliver.
+
+    pg_receivewal (15, 17) writes partial files at full size already; this only matters for
+    a file cut short, whose own first page header says how large the segment is."""
+    header = data[_SEGMENT_SIZE_OFFSET : _SEGMENT_SIZE_OFFSET + 4]
+    if len(header) < 4:
+        raise IntegrityError("a streamed partial segment is too short to hold a WAL page header")
+    for order in ("little", "big"):
+        size = int.from_bytes(header, order)
+        if 1 << 20 <= size <= 1 << 30 and size & (size - 1) == 0:
+            if len(data) > size:
+                raise IntegrityError(
+                    f"a streamed partial segment is larger ({len(data)}) than its segment size"
+                )
+            return data + bytes(size - len(data))
+    raise IntegrityError("a streamed partial segment has no valid segment size in its header")
 
 
 def archived_segments(storage: Storage, source: str) -> dict[int, set[int]]:

@@ -95,3 +95,41 @@ def parse_wal_key(key: str) -> tuple[str, str] | None:
     if not dash or len(digest) != 64 or not rest.startswith(digest + WAL_OBJECT_SUFFIX):
         return None
     return name, digest
+
+
+# --- WAL stream partials ---------------------------------------------------------------------
+# <source>/wal-stream/<segment>.partial-<streamed length, 8 hex>-<plain sha256>.zst.<age|gpg>:
+# the growing segment `lifeboat wal-stream` receives, uploaded again whenever it grew. Kept
+# apart from <source>/wal/, whose objects never change, and deleted once the full segment is
+# archived. The length (up to the last non-zero byte) orders two copies of one segment.
+
+_STREAM_PARTIAL = re.compile(
+    r"^([0-9A-F]{24})\.partial-([0-9a-f]{8})-([0-9a-f]{64})" + re.escape(WAL_OBJECT_SUFFIX) + r"\."
+)
+
+
+def stream_prefix(source: str) -> str:
+    return f"{source}/wal-stream/"
+
+
+def stream_partial_prefix(source: str, segment: str) -> str:
+    """Keys of every streamed partial copy of one segment start with this."""
+    return f"{stream_prefix(source)}{segment}.partial-"
+
+
+def stream_partial_key(
+    source: str, segment: str, streamed_length: int, plain_sha256: str, encryption_suffix: str
+) -> str:
+    return (
+        f"{stream_partial_prefix(source, segment)}{streamed_length:08x}-{plain_sha256}"
+        f"{WAL_OBJECT_SUFFIX}{encryption_suffix}"
+    )
+
+
+def parse_stream_partial_key(key: str) -> tuple[str, int, str] | None:
+    """(segment name, streamed length, plaintext sha256) of a stream partial key, else None."""
+    leaf = key.rsplit("/", 1)[-1]
+    match = _STREAM_PARTIAL.match(leaf)
+    if match is None:
+        return None
+    return match[1], int(match[2], 16), match[3]
