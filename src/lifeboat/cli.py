@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,8 +23,11 @@ COMMANDS = {
     "demo": "lifeboat.commands.demo",
     "wal-push": "lifeboat.commands.wal_push",
     "wal-fetch": "lifeboat.commands.wal_fetch",
+    "wal-stream": "lifeboat.commands.wal_stream",
     "setup-archiving": "lifeboat.commands.setup_archiving",
     "check": "lifeboat.commands.check",
+    "status": "lifeboat.commands.status",
+    "wal-worker": "lifeboat.commands.wal_worker",
 }
 
 
@@ -139,12 +141,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
     except LifeboatError as exc:
         if debug:
+            import traceback  # here: loading it costs every wal-push 15 ms
+
             traceback.print_exc()
         sys.exit(_fail(exc.message, exc.exit_code))
     except KeyboardInterrupt:
         sys.exit(_fail("interrupted", 130))
     except Exception as exc:
         if debug:
+            import traceback  # here: loading it costs every wal-push 15 ms
+
             traceback.print_exc()
         detail = str(exc).splitlines()[0] if str(exc) else ""
         sys.exit(

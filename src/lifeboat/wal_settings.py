@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import NotInitialisedError, UsageError
-from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
-from lifeboat.storage.registry import open_storage
 
 if TYPE_CHECKING:
     from lifeboat.config.model import LifeboatConfig
+    from lifeboat.pipeline.crypto import Decryptor, Encryptor
 
 
 def essentials(config: LifeboatConfig) -> dict[str, Any]:
@@ -89,34 +89,49 @@ class WalSettings:
         self._check_source(source)
         values = self.values["archive"][source]
         base = Path(values["spool_dir"]) if values["spool_dir"] else default_spool_dir()
+        # one spool per source and repository: two configurations on one host may use the
+        # same source name for different clusters, and prefetched WAL of one is not the other's
+        repository = hashlib.sha256(self._repository(source)[1].encode()).hexdigest()[:10]
         return ArchiveSettings(
             async_push=bool(values["async"]),
-            spool=base / source,
+            spool=base / f"{source}-{repository}",
             spool_max_segments=int(values["spool_max_segments"]),
             workers=int(values["workers"]),
             prefetch=int(values["prefetch"]),
         )
 
-    def storage(self, source: str) -> Storage:
+    def _repository(self, source: str) -> tuple[str, str]:
+        """Name and URL of the repository the source's WAL goes to (its first)."""
         self._check_source(source)
         sources: dict[str, list[str] | None] = self.values["sources"]
         repositories: dict[str, str] = self.values["repositories"]
-        names = sources[source] or list(repositories)
-        storage = open_storage(repositories[names[0]])
+        name = (sources[source] or list(repositories))[0]
+        return name, repositories[name]
+
+    def storage(self, source: str) -> Storage:
+        from lifeboat.storage.registry import open_storage
+
+        name, url = self._repository(source)
+        storage = open_storage(url)
         try:
             storage.stat(layout.MARKER)
         except NotFound:
             raise NotInitialisedError(
-                f"repository {names[0]} ({storage.url}) is not initialised: run `lifeboat init`"
+                f"repository {name} ({storage.url}) is not initialised: run `lifeboat init`"
             ) from None
         return storage
 
     def encryptor(self) -> Encryptor:
+        # imported here: an async wal-push only spools and needs no cipher
+        from lifeboat.pipeline.crypto import make_encryptor
+
         enc = self.values["encryption"]
         homedir = Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None
         return make_encryptor(enc["age_recipients"], enc["gpg_recipients"], homedir)
 
     def decryptor(self, method: str) -> Decryptor:
+        from lifeboat.pipeline.crypto import make_decryptor
+
         enc = self.values["encryption"]
         identity = Path(enc["age_identity_file"]) if enc["age_identity_file"] else None
         homedir = Path(enc["gpg_homedir"]) if enc["gpg_homedir"] else None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+
+log = logging.getLogger("lifeboat.wal_fetch")
 
 
 @click.command()
@@ -18,12 +21,32 @@ from lifeboat.cli import json_option, state, wants_json
 def command(source: str, name: str, destination: Path, as_json: bool) -> None:
     """Restore one archived WAL file (restore_command = 'lifeboat wal-fetch SOURCE %f %p').
 
-    Exits 1 when the archive does not hold NAME, as PostgreSQL expects at the end of WAL."""
+    Exits 1 when the archive does not hold NAME, as PostgreSQL expects at the end of WAL.
+    With [sources.NAME.archive] prefetch > 0, the next segments are downloaded ahead."""
     from lifeboat.config.paths import resolve_config_path
-    from lifeboat.wal_archive import fetch
     from lifeboat.wal_settings import WalSettings
 
-    settings = WalSettings.load(resolve_config_path(state().config))
-    size = fetch(settings.storage(source), source, name, destination, settings.decryptor)
+    config_path = resolve_config_path(state().config)
+    settings = WalSettings.load(config_path)
+    archive = settings.archive(source)
+    from lifeboat import wal_prefetch, wal_spool
+    from lifeboat.postgres import wal
+
+    wal.check_archive_name(name)  # before it becomes part of a path
+    spool = wal_spool.SpoolPaths(archive.spool)
+    prefetched = archive.prefetch > 0 and wal_prefetch.take_prefetched(spool, name, destination)
+    if prefetched:
+        size = destination.stat().st_size
+        log.info("restored %s from the prefetch spool", name)
+    else:
+        from lifeboat.wal_archive import fetch
+
+        size = fetch(settings.storage(source), source, name, destination, settings.decryptor)
+    if archive.prefetch > 0:
+        # only once NAME was found: at the end of WAL recovery keeps asking for a segment
+        # that does not exist, and each ask would start a process for nothing
+        wal_prefetch.request_prefetch(spool, name, config_path, source)
     if wants_json(as_json):
-        output.print_json({"name": name, "destination": str(destination), "size": size})
+        output.print_json(
+            {"name": name, "destination": str(destination), "size": size, "prefetched": prefetched}
+        )

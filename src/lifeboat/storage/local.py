@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lifeboat.errors import DiskFullError
+from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.storage.base import (
     Capabilities,
     NotFound,
@@ -106,22 +107,10 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
-    def _make_dirs(self, directory: Path) -> None:
-        missing = []
-        while not directory.exists():
-            missing.append(directory)
-            directory = directory.parent
-        for path in reversed(missing):
-            try:
-                path.mkdir(mode=DIR_MODE)
-            except FileExistsError:
-                continue
-            os.chmod(path, DIR_MODE)
-
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         final = self._path(key)
         try:
-            self._make_dirs(final.parent)
+            make_private_dirs(final.parent)
         except OSError as exc:
             raise _os_error(exc, f"cannot create {final.parent}") from exc
         temp = final.with_name(f"{final.name}{TEMP_MARKER}{secrets.token_hex(4)}")
@@ -142,7 +131,7 @@ class LocalStorage:
                         flushed = size
                 os.fsync(handle.fileno())
             os.replace(temp, final)
-            self._fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except _ProducerFailed as failed:
             temp.unlink(missing_ok=True)
             raise failed.error from None
@@ -153,14 +142,6 @@ class LocalStorage:
             temp.unlink(missing_ok=True)
             raise
         return ObjectInfo(key=key, size=size, modified=datetime.now(UTC))
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         path = self._path(key)

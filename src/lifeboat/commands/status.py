@@ -1,0 +1,98 @@
+"""lifeboat status [SOURCE]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from lifeboat import output
+from lifeboat.cli import json_option, state, wants_json
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _rows(report: dict[str, Any]) -> list[list[str]]:
+    repo = report["repository"]
+    rows = [["repository", f"{repo['name']} ({repo['url']})"]]
+    if report["repository_error"]:
+        rows.append(["repository error", report["repository_error"]])
+    backup = report["newest_backup"]
+    rows.append(
+        [
+            "newest backup",
+            f"{backup['id']} {backup['type']}, finished {_ago(backup['age_s'])}"
+            if backup
+            else "none",
+        ]
+    )
+    segment = report["newest_wal"]
+    rows.append(
+        [
+            "newest WAL",
+            f"{segment['segment']}, archived {_ago(segment['age_s'])} "
+            f"({segment['segments']} segments)"
+            if segment
+            else "none",
+        ]
+    )
+    spool = report["spool"]
+    rows.append(["spool", f"{spool['path']} (async {'on' if spool['async'] else 'off'})"])
+    queued = f"{spool['queued']} segments"
+    if spool["queued"]:
+        queued += f", oldest spooled {_ago(spool['oldest_queued_age_s'])}"
+    rows.append(["queued", queued])
+    rows.append(["worker", "running" if spool["worker_running"] else "not running"])
+    last = spool["last_pushed"]
+    rows.append(
+        [
+            "last pushed",
+            f"{last['segment']} at {last['at']} ({spool['pushed_count']} in all)" if last else "—",
+        ]
+    )
+    error = spool["last_error"]
+    rows.append(
+        [
+            "last error",
+            f"{error['segment']} at {error['at']} (attempt {error['attempts']}): {error['message']}"
+            if error
+            else "—",
+        ]
+    )
+    if spool["prefetched"]:
+        rows.append(["prefetched", f"{spool['prefetched']} segments in {spool['path']}/in"])
+    return rows
+
+
+@click.command()
+@click.argument("source", required=False)
+@json_option
+def command(source: str | None, as_json: bool) -> None:
+    """Newest backup, newest archived WAL and the async spool of each source (or SOURCE).
+
+    Reads only. Run it as the user that runs wal-push when the spool is the default one,
+    which lives in that user's home."""
+    from lifeboat.status import status
+
+    reports = status(state().context(), source)
+    if wants_json(as_json):
+        output.print_json(reports)
+        return
+    from rich.table import Table
+
+    console = output.console()
+    for report in reports:
+        grid = Table(title=report["source"], show_header=False, show_edge=False)
+        grid.add_column(style="bold")
+        grid.add_column()
+        for row in _rows(report):
+            grid.add_row(*row)
+        console.print(grid)

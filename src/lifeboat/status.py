@@ -1,0 +1,111 @@
+"""`lifeboat status`: where each source stands, read-only and quick.
+
+Per source: its repository, the newest backup, the newest WAL segment in the archive and the
+async spool (what waits, whether a worker runs, its last push and last error)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lifeboat.context import Context
+from lifeboat.errors import BackupNotFoundError, LifeboatError
+from lifeboat.postgres import wal
+from lifeboat.repo import layout
+from lifeboat.repo.catalog import Repository
+from lifeboat.wal_settings import WalSettings, essentials
+from lifeboat.wal_spool import SpoolPaths, lock_is_held, queued, read_json
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round((now - moment).total_seconds(), 1)
+
+
+def newest_backup(repo: Repository, source: str, now: datetime) -> dict[str, Any] | None:
+    try:
+        manifest = repo.resolve(source, "latest")
+    except BackupNotFoundError:
+        return None
+    return {
+        "id": manifest.id,
+        "type": manifest.type,
+        "finished_at": manifest.finished_at.isoformat(),
+        "age_s": _age(manifest.finished_at, now),
+    }
+
+
+def newest_wal(repo: Repository, source: str, now: datetime) -> dict[str, Any] | None:
+    """The newest segment (highest timeline, then position) in the source's WAL archive."""
+    newest: tuple[str, datetime | None] | None = None
+    count = 0
+    for info in repo.storage.list(f"{source}/wal/"):
+        parsed = layout.parse_wal_key(info.key)
+        if parsed is None or not wal.is_segment_name(parsed[0]):
+            continue
+        count += 1
+        if newest is None or parsed[0] > newest[0]:
+            newest = (parsed[0], info.modified)
+    if newest is None:
+        return None
+    return {
+        "segment": newest[0],
+        "archived_at": newest[1].isoformat() if newest[1] else None,
+        "age_s": _age(newest[1], now),
+        "segments": count,
+    }
+
+
+def spool_status(spool: SpoolPaths, async_push: bool, now: datetime) -> dict[str, Any]:
+    """What the async spool holds and what its worker last did. Reads only."""
+    waiting = queued(spool.outgoing)
+    oldest: float | None = None
+    for name in waiting:
+        try:
+            modified = (spool.outgoing / name).stat().st_mtime
+        except FileNotFoundError:  # uploaded meanwhile
+            continue
+        oldest = modified if oldest is None else min(oldest, modified)
+    worker = read_json(spool.status_file) or {}
+    return {
+        "path": str(spool.root),
+        "async": async_push,
+        "queued": len(waiting),
+        "oldest_queued_age_s": (
+            None if oldest is None else _age(datetime.fromtimestamp(oldest, UTC), now)
+        ),
+        "worker_running": lock_is_held(spool.worker_lock),
+        "pushed_count": worker.get("pushed_count", 0),
+        "last_pushed": worker.get("last_pushed"),
+        "last_error": worker.get("last_error"),
+        "prefetched": len(queued(spool.incoming)),
+    }
+
+
+def source_status(ctx: Context, settings: WalSettings, source: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    repo = ctx.repository_for(source)
+    archive = settings.archive(source)
+    report: dict[str, Any] = {
+        "source": source,
+        "repository": {"name": repo.name, "url": repo.storage.url},
+        "newest_backup": None,
+        "newest_wal": None,
+        "repository_error": None,
+        "spool": spool_status(SpoolPaths(archive.spool), archive.async_push, now),
+    }
+    try:
+        repo.ensure_initialised()
+        report["newest_backup"] = newest_backup(repo, source, now)
+        report["newest_wal"] = newest_wal(repo, source, now)
+    except LifeboatError as exc:
+        # the spool is worth seeing even when the repository cannot be read
+        report["repository_error"] = exc.message
+    return report
+
+
+def status(ctx: Context, source: str | None) -> list[dict[str, Any]]:
+    names = [source] if source else list(ctx.config.sources)
+    for name in names:
+        ctx.source(name)  # an unknown source is a usage error
+    settings = WalSettings(essentials(ctx.config))
+    return [source_status(ctx, settings, name) for name in names]

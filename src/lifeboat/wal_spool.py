@@ -1,0 +1,553 @@
+"""Asynchronous WAL archiving: wal-push spools, a background worker uploads.
+
+With `[sources.NAME.archive] async = true`, wal-push only makes the segment durable in
+`<spool>/out/` and makes sure a worker runs; PostgreSQL then considers it archived. The
+worker (one per spool, by an exclusive flock on `<spool>/worker.lock`) uploads the spool in
+parallel with `wal_archive.push`, removes each file only once its push returned, retries
+failures with capped exponential backoff and writes what it did to `<spool>/status.json`.
+
+This module is on the path of every archive_command: it imports nothing heavy (no
+compression, no encryption, no pydantic) unless a segment has to be pushed here."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifeboat.errors import LifeboatError
+from lifeboat.fsutil import fsync_dir, make_private_dirs
+from lifeboat.postgres import wal
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from lifeboat.wal_settings import ArchiveSettings, WalSettings
+
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# a worker log beyond this is started afresh rather than growing forever
+WORKER_LOG_LIMIT = 1 << 20
+# the worker lingers this long with an empty spool, so a busy server does not pay a start
+# per segment, then exits
+IDLE_EXIT_SECONDS = 3.0
+RETRY_FIRST_DELAY = 0.5
+RETRY_MAX_DELAY = 30.0
+# how long a starting worker tries for the lock: a foreground wal-push probing it holds it
+# for microseconds, a running worker for good
+LOCK_PATIENCE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SpoolPaths:
+    """Where things live in the spool of one source."""
+
+    root: Path
+
+    @property
+    def outgoing(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "in"
+
+    @property
+    def worker_lock(self) -> Path:
+        return self.root / "worker.lock"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.root / "worker.log"
+
+    @property
+    def status_file(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def prefetch_lock(self) -> Path:
+        return self.root / "in.lock"
+
+    @property
+    def prefetch_log(self) -> Path:
+        return self.root / "prefetch.log"
+
+    @property
+    def prefetch_wanted(self) -> Path:
+        return self.root / "in.wanted"
+
+
+# --- small durable file helpers -----------------------------------------------------------
+
+
+def is_temporary(name: str) -> bool:
+    """Files being written carry a leading dot until they are renamed into place."""
+    return name.startswith(".")
+
+
+def write_durably(folder: Path, name: str, data: bytes) -> Path:
+    """folder/name holds data, or nothing: temp file, fsync, rename, fsync the folder."""
+    final = folder / name
+    temp = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb", buffering=0) as handle:
+            view = memoryview(data)
+            while view:
+                written = handle.write(view)
+                assert written is not None
+                view = view[written:]
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+        fsync_dir(folder)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise LifeboatError(f"cannot write {final}: {exc.strerror or exc}") from None
+    return final
+
+
+def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
+    """Readers see the old or the new document, never half of one. Not fsynced: it only
+    reports, and losing the last update in a crash costs nothing."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+    os.replace(temp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def queued(folder: Path) -> list[str]:
+    """Names waiting in a spool folder, oldest WAL first (WAL names sort in WAL order)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(name for name in names if not is_temporary(name))
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --- single instance by flock ---------------------------------------------------------------
+
+
+def lock_is_held(lock_path: Path) -> bool:
+    """Whether a process holds lock_path; creates nothing, so status can ask too."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return False
+
+
+def try_lock(lock_path: Path, patience: float = LOCK_PATIENCE_SECONDS) -> int | None:
+    """An fd holding the exclusive lock, or None when another process keeps it."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.02)
+
+
+def release_lock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def spawn_detached(command: list[str], log_path: Path) -> None:
+    """Start command in its own session, so it outlives the caller and PostgreSQL does not
+    wait for it; its output goes to log_path."""
+    import subprocess
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    with contextlib.suppress(FileNotFoundError):
+        if log_path.stat().st_size > WORKER_LOG_LIMIT:
+            flags |= os.O_TRUNC
+    log_fd = os.open(log_path, flags, FILE_MODE)
+    try:
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise LifeboatError(f"cannot start {command[0]}: {exc.strerror or exc}") from None
+    finally:
+        os.close(log_fd)
+
+
+def background_command(config_path: Path, role: str, source: str) -> list[str]:
+    """`lifeboat wal-worker push|prefetch SOURCE`, with the caller's executable and config."""
+    from lifeboat.executable import lifeboat_executable
+
+    return [
+        lifeboat_executable(),
+        "--config",
+        str(config_path.absolute()),
+        "wal-worker",
+        role,
+        source,
+    ]
+
+
+def ensure_worker(spool: SpoolPaths, config_path: Path, source: str) -> bool:
+    """Start a worker unless one holds the lock; True when one was started. Two callers may
+    both start one: the second exits when it cannot get the lock."""
+    if lock_is_held(spool.worker_lock):
+        return False
+    spawn_detached(background_command(config_path, "push", source), spool.worker_log)
+    return True
+
+
+# --- the foreground: wal-push with async on -------------------------------------------------
+
+
+class Spooled(Enum):
+    SPOOLED = "spooled"
+    ALREADY_SPOOLED = "already spooled"
+    SPOOL_FULL = "spool full"
+
+
+def _same_content(first: Path, second: Path) -> bool:
+    try:
+        if first.stat().st_size != second.stat().st_size:
+            return False
+        return first.read_bytes() == second.read_bytes()
+    except OSError as exc:
+        raise LifeboatError(f"cannot compare {first} with {second}: {exc.strerror}") from None
+
+
+def _copy_range(source_fd: int, target_fd: int, size: int) -> int:
+    """Copy in the kernel where it can; plain reads and writes where it cannot."""
+    copied = 0
+    try:
+        while copied < size:
+            step = os.copy_file_range(source_fd, target_fd, size - copied)
+            if step == 0:
+                break
+            copied += step
+        return copied
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    while copied < size:
+        chunk = os.pread(source_fd, min(size - copied, 1 << 20), copied)
+        if not chunk:
+            break
+        view = memoryview(chunk)
+        while view:
+            written = os.pwrite(target_fd, view, copied)
+            view = view[written:]
+            copied += written
+    return copied
+
+
+def copy_durably(source: Path, folder: Path, name: str) -> None:
+    """folder/name becomes a copy of source, or nothing: temp file, fsync, rename, fsync the
+    folder."""
+    try:
+        source_fd = os.open(source, os.O_RDONLY)
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {source}: {exc.strerror}") from None
+    final = folder / name
+    temp = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        size = os.fstat(source_fd).st_size
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        try:
+            copied = _copy_range(source_fd, fd, size)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        if copied != size:
+            raise LifeboatError(f"{source} changed size while it was copied to {folder}")
+        os.replace(temp, final)
+        fsync_dir(folder)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise LifeboatError(f"cannot write {final}: {exc.strerror or exc}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(source_fd)
+
+
+def spool_segment(spool: SpoolPaths, path: Path, max_segments: int) -> Spooled:
+    """Make path durable in the spool. SPOOL_FULL means nothing was written: the caller
+    pushes synchronously instead, so no WAL is ever dropped."""
+    name = wal.check_archive_name(path.name)
+    make_private_dirs(spool.outgoing)
+    existing = spool.outgoing / name
+    if existing.exists():
+        if _same_content(existing, path):
+            return Spooled.ALREADY_SPOOLED
+        from lifeboat.wal_archive import WalConflictError
+
+        raise WalConflictError(
+            f"{name} is already spooled for archiving with different content ({existing}); "
+            "refusing to overwrite it: is another cluster archiving into this source?"
+        )
+    if len(queued(spool.outgoing)) >= max_segments:
+        return Spooled.SPOOL_FULL
+    copy_durably(path, spool.outgoing, name)
+    return Spooled.SPOOLED
+
+
+def push_async(archive: ArchiveSettings, source: str, path: Path, config_path: Path) -> Spooled:
+    """wal-push with async on: spool the file and make sure a worker will upload it."""
+    spool = SpoolPaths(archive.spool)
+    outcome = spool_segment(spool, path, archive.spool_max_segments)
+    ensure_worker(spool, config_path, source)
+    return outcome
+
+
+def worker_error(spool: SpoolPaths) -> dict[str, Any] | None:
+    """The worker's current error, if it has one (cheap: one small file)."""
+    status = read_json(spool.status_file)
+    error = status.get("last_error") if status else None
+    return error if isinstance(error, dict) else None
+
+
+# --- the worker -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Failure:
+    attempts: int
+    retry_at: float
+    message: str
+    at: str
+
+
+@dataclass
+class WorkerStatus:
+    """What <spool>/status.json says; the push count carries over between workers."""
+
+    path: Path
+    pushed_count: int = 0
+    last_pushed: dict[str, str] | None = None
+    failures: dict[str, _Failure] = field(default_factory=dict)
+    last_error: dict[str, Any] | None = None
+
+    @classmethod
+    def resume(cls, path: Path) -> WorkerStatus:
+        previous = read_json(path) or {}
+        count = previous.get("pushed_count")
+        last = previous.get("last_pushed")
+        return cls(
+            path,
+            pushed_count=count if isinstance(count, int) else 0,
+            last_pushed=last if isinstance(last, dict) else None,
+        )
+
+    def pushed(self, name: str) -> None:
+        self.pushed_count += 1
+        self.last_pushed = {"segment": name, "at": utc_now()}
+        self.failures.pop(name, None)
+        self._refresh_error()
+
+    def failed(self, name: str, message: str, now: float) -> _Failure:
+        attempts = self.failures[name].attempts + 1 if name in self.failures else 1
+        delay = min(RETRY_FIRST_DELAY * 2 ** (attempts - 1), RETRY_MAX_DELAY)
+        failure = _Failure(attempts, now + delay, message, utc_now())
+        self.failures[name] = failure
+        self.last_error = {
+            "segment": name,
+            "message": message,
+            "at": failure.at,
+            "attempts": attempts,
+        }
+        return failure
+
+    def forget(self, names: set[str]) -> None:
+        """Failures of files that left the spool some other way."""
+        for name in set(self.failures) - names:
+            del self.failures[name]
+        self._refresh_error()
+
+    def _refresh_error(self) -> None:
+        """A success clears the error unless another segment is still failing: that one
+        stays visible."""
+        if not self.failures:
+            self.last_error = None
+        elif self.last_error is None or self.last_error["segment"] not in self.failures:
+            name, failure = max(self.failures.items(), key=lambda item: item[1].at)
+            self.last_error = {
+                "segment": name,
+                "message": failure.message,
+                "at": failure.at,
+                "attempts": failure.attempts,
+            }
+
+    def save(self) -> None:
+        try:
+            write_json_atomically(
+                self.path,
+                {
+                    "pid": os.getpid(),
+                    "updated_at": utc_now(),
+                    "pushed_count": self.pushed_count,
+                    "last_pushed": self.last_pushed,
+                    "last_error": self.last_error,
+                    "failing": len(self.failures),
+                },
+            )
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
+
+
+Uploader = Callable[[Path], None]
+
+
+def run_push_worker(
+    spool: SpoolPaths,
+    upload: Uploader,
+    workers: int,
+    idle_exit: float = IDLE_EXIT_SECONDS,
+) -> bool:
+    """Upload the spool until it stays empty for idle_exit seconds. False when another
+    worker holds the lock (then this one does nothing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_private_dirs(spool.outgoing)
+    with contextlib.suppress(OSError):  # a folder made by hand may be looser; ours if we can
+        os.chmod(spool.outgoing, DIR_MODE)
+    fd = try_lock(spool.worker_lock)
+    if fd is None:
+        log.debug("another worker holds %s", spool.worker_lock)
+        return False
+    status = WorkerStatus.resume(spool.status_file)
+    status.save()  # records this worker's pid
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wal-push") as pool:
+        try:
+            while True:
+                _drain(spool, upload, workers, idle_exit, status, pool)
+                # Release, then look again: a wal-push that spooled a file while we held the
+                # lock did not start a worker, so the file is ours to find now; one that
+                # spools after this sees the lock free and starts its own.
+                release_lock(fd)
+                fd = None
+                if not queued(spool.outgoing):
+                    return True
+                fd = try_lock(spool.worker_lock)
+                if fd is None:
+                    return True
+        finally:
+            if fd is not None:
+                release_lock(fd)
+
+
+def _drain(
+    spool: SpoolPaths,
+    upload: Uploader,
+    workers: int,
+    idle_exit: float,
+    status: WorkerStatus,
+    pool: ThreadPoolExecutor,
+) -> None:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    in_flight: dict[Future[None], str] = {}
+    idle_since = time.monotonic()
+    while True:
+        now = time.monotonic()
+        waiting = queued(spool.outgoing)
+        status.forget(set(waiting))
+        busy = set(in_flight.values())
+        for name in waiting:
+            if len(in_flight) >= workers:
+                break
+            failure = status.failures.get(name)
+            if name in busy or (failure is not None and failure.retry_at > now):
+                continue
+            in_flight[pool.submit(upload, spool.outgoing / name)] = name
+        if not in_flight:
+            if waiting:
+                idle_since = now
+                soonest = min(f.retry_at for n, f in status.failures.items() if n in waiting)
+                time.sleep(min(max(soonest - now, 0.01), 0.2))
+                continue
+            if now - idle_since >= idle_exit:
+                return
+            time.sleep(0.05)
+            continue
+        idle_since = now
+        done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+        for future in done:
+            name = in_flight.pop(future)
+            error = future.exception()
+            if error is None:
+                # only now: a worker killed before this line leaves the file to push again,
+                # which the archive recognises as already archived
+                (spool.outgoing / name).unlink(missing_ok=True)
+                status.pushed(name)
+                log.info("pushed %s", name)
+            else:
+                message = str(error) or type(error).__name__
+                failure = status.failed(name, message, time.monotonic())
+                log.warning(
+                    "pushing %s failed (attempt %d, retrying in %.1fs): %s",
+                    name,
+                    failure.attempts,
+                    failure.retry_at - time.monotonic(),
+                    message,
+                )
+        if done:
+            status.save()
+
+
+def archive_uploader(settings: WalSettings, source: str) -> Uploader:
+    """Pushes one spooled file to the source's repository. The repository is opened on the
+    first upload, so a repository that cannot be reached yet is retried like a failed push."""
+    import threading
+
+    from lifeboat.wal_archive import push
+
+    opening = threading.Lock()
+    opened: list[Any] = []
+
+    def upload(path: Path) -> None:
+        with opening:
+            if not opened:
+                opened.extend([settings.storage(source), settings.encryptor()])
+        storage, encryptor = opened
+        push(storage, source, path, encryptor, settings.level)
+
+    return upload

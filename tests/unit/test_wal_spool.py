@@ -1,0 +1,409 @@
+"""Async WAL push, fetch prefetch and status with a local repository (real age, real zstd)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifeboat.errors import LifeboatError
+from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
+from lifeboat.storage.local import LocalStorage
+from lifeboat.wal_archive import WalConflictError, fetch, is_archived, push
+from lifeboat.wal_prefetch import run_prefetcher, take_prefetched
+from lifeboat.wal_settings import WalSettings
+from lifeboat.wal_spool import (
+    Spooled,
+    SpoolPaths,
+    lock_is_held,
+    queued,
+    run_push_worker,
+    spool_segment,
+)
+
+LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
+
+
+def segment_name(number: int, timeline: int = 1) -> str:
+    return f"{timeline:08X}00000000{number:08X}"
+
+
+def wal_file(folder: Path, name: str, seed: int, size: int = 1 << 20) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = bytearray(size)
+    body[: size // 4] = (random.Random(seed).randbytes(64) * (size // 256))[: size // 4]
+    body[0] = seed % 256
+    path = folder / name
+    path.write_bytes(bytes(body))
+    return path
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[str, AgeEncryptor, AgeDecryptor]:
+    secret, public = generate_age_identity()
+    identity = tmp_path / "age.key"
+    identity.write_text(secret + "\n")
+    return public, AgeEncryptor([public]), AgeDecryptor(identity)
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> SpoolPaths:
+    return SpoolPaths(tmp_path / "spool" / "wms")
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- the foreground ---------------------------------------------------------------------------
+
+
+def test_spooled_segment_is_an_exact_private_copy(spool: SpoolPaths, tmp_path: Path) -> None:
+    source = wal_file(tmp_path / "pg_wal", segment_name(1), seed=1)
+    assert spool_segment(spool, source, max_segments=8) is Spooled.SPOOLED
+    spooled = spool.outgoing / source.name
+    assert spooled.read_bytes() == source.read_bytes()
+    assert mode(spooled) == 0o600
+    assert mode(spool.outgoing) == 0o700 and mode(spool.root) == 0o700
+    assert mode(spool.root.parent) == 0o700  # the parents it had to create too
+    assert os.listdir(spool.outgoing) == [source.name]  # no temporary file left
+
+
+def test_same_content_again_is_fine_and_different_content_is_refused(
+    spool: SpoolPaths, tmp_path: Path
+) -> None:
+    name = segment_name(1)
+    first = wal_file(tmp_path / "a", name, seed=1)
+    spool_segment(spool, first, max_segments=8)
+    again = wal_file(tmp_path / "b", name, seed=1)
+    assert spool_segment(spool, again, max_segments=8) is Spooled.ALREADY_SPOOLED
+    forged = wal_file(tmp_path / "c", name, seed=2)
+    with pytest.raises(WalConflictError) as caught:
+        spool_segment(spool, forged, max_segments=8)
+    assert "refusing to overwrite" in str(caught.value)
+    assert (spool.outgoing / name).read_bytes() == first.read_bytes()
+
+
+def test_a_full_spool_writes_nothing(spool: SpoolPaths, tmp_path: Path) -> None:
+    for number in (1, 2):
+        spool_segment(spool, wal_file(tmp_path / "pg_wal", segment_name(number), number), 2)
+    third = wal_file(tmp_path / "pg_wal", segment_name(3), seed=3)
+    assert spool_segment(spool, third, max_segments=2) is Spooled.SPOOL_FULL
+    assert queued(spool.outgoing) == [segment_name(1), segment_name(2)]
+
+
+def test_not_a_wal_name_is_refused(spool: SpoolPaths, tmp_path: Path) -> None:
+    with pytest.raises(LifeboatError):
+        spool_segment(spool, wal_file(tmp_path, "postgresql.conf", seed=1), max_segments=8)
+    assert queued(spool.outgoing) == []
+
+
+# --- the worker ---------------------------------------------------------------------------
+
+
+def uploader(storage: LocalStorage, encryptor: AgeEncryptor) -> Callable[[Path], None]:
+    def upload(path: Path) -> None:
+        push(storage, "wms", path, encryptor, level=1)
+
+    return upload
+
+
+def test_worker_uploads_the_spool_and_records_it(
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    _, encryptor, decryptor = keys
+    storage = LocalStorage(tmp_path / "repo")
+    sources = [wal_file(tmp_path / "pg_wal", segment_name(n), seed=n) for n in range(1, 6)]
+    for source in sources:
+        spool_segment(spool, source, max_segments=8)
+
+    assert run_push_worker(spool, uploader(storage, encryptor), workers=3, idle_exit=0.1)
+
+    assert queued(spool.outgoing) == []
+    for source in sources:
+        fetch(storage, "wms", source.name, tmp_path / "back", lambda method: decryptor)
+        assert (tmp_path / "back").read_bytes() == source.read_bytes()
+    status = json.loads(spool.status_file.read_text())
+    assert status["pushed_count"] == 5
+    assert status["last_error"] is None
+    assert status["last_pushed"]["segment"] in {s.name for s in sources}
+    assert not lock_is_held(spool.worker_lock)
+
+
+def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    real = uploader(storage, keys[1])
+    attempts: list[float] = []
+    healthy = threading.Event()
+    name = segment_name(7)
+
+    def flaky(path: Path) -> None:
+        attempts.append(time.monotonic())
+        if not healthy.is_set():
+            raise LifeboatError("repository unreachable")
+        real(path)
+
+    spool_segment(spool, wal_file(tmp_path / "pg_wal", name, seed=7), max_segments=8)
+    worker = threading.Thread(target=run_push_worker, args=(spool, flaky, 2, 0.1))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(attempts) < 3:
+            assert time.monotonic() < deadline, "the worker did not retry"
+            time.sleep(0.05)
+        status = json.loads(spool.status_file.read_text())
+        assert status["last_error"]["segment"] == name
+        assert status["last_error"]["message"] == "repository unreachable"
+        assert status["last_error"]["attempts"] >= 2
+        assert queued(spool.outgoing) == [name]  # never dropped while failing
+        assert lock_is_held(spool.worker_lock)
+        # the delays grow: 0.5 s, then 1 s
+        assert attempts[1] - attempts[0] >= 0.45
+        assert attempts[2] - attempts[1] >= 0.95
+    finally:
+        healthy.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert queued(spool.outgoing) == []
+    assert is_archived(storage, "wms", name)
+    status = json.loads(spool.status_file.read_text())
+    assert status["last_error"] is None  # cleared by the success
+    assert status["last_pushed"]["segment"] == name
+
+
+def test_a_second_worker_leaves_the_spool_to_the_first(
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    spool_segment(spool, wal_file(tmp_path / "pg_wal", segment_name(1), seed=1), 8)
+    fd = os.open(spool.worker_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert lock_is_held(spool.worker_lock)
+        assert not run_push_worker(spool, uploader(storage, keys[1]), workers=2, idle_exit=0.1)
+        assert queued(spool.outgoing) == [segment_name(1)]
+    finally:
+        os.close(fd)
+    assert not lock_is_held(spool.worker_lock)
+
+
+# --- through the command line: fallback, kill -9, fetch from the spool, status -----------------
+
+
+def write_config(tmp_path: Path, public: str, archive: str) -> Path:
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(
+        f'[repositories.local]\nurl = "{tmp_path / "repo"}"\n'
+        f'[encryption]\nage_recipients = ["{public}"]\n'
+        f'age_identity_file = "{tmp_path / "age.key"}"\n'
+        '[sources.wms]\ndsn = "postgresql://postgres@127.0.0.1/postgres"\n'
+        f'[sources.wms.archive]\nspool_dir = "{tmp_path / "spool"}"\n{archive}'
+    )
+    return config
+
+
+def lifeboat(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LIFEBOAT, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def cli_repo(
+    tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> Iterator[tuple[Path, LocalStorage]]:
+    config = write_config(tmp_path, keys[0], "async = true\nspool_max_segments = 2\n")
+    assert lifeboat(config, "init").returncode == 0
+    yield config, LocalStorage(tmp_path / "repo")
+    # a worker lingers a few seconds after its spool empties; it must not outlive the test
+    status = spool_of(config).status_file
+    if status.exists() and lock_is_held(status.with_name("worker.lock")):
+        try:
+            os.kill(json.loads(status.read_text())["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def spool_of(config: Path) -> SpoolPaths:
+    """The spool of source wms, as wal-push resolves it (named after its repository too)."""
+    return SpoolPaths(WalSettings.load(config).archive("wms").spool)
+
+
+def test_full_spool_pushes_synchronously(
+    cli_repo: tuple[Path, LocalStorage], tmp_path: Path
+) -> None:
+    config, storage = cli_repo
+    spool = spool_of(config)
+    spool.root.mkdir(parents=True)
+    # holding the worker lock keeps any worker away, so the spool stays full
+    fd = os.open(spool.worker_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        for number in (1, 2):
+            path = wal_file(tmp_path / "pg_wal", segment_name(number), seed=number)
+            spooled = lifeboat(config, "wal-push", "wms", str(path), "--json")
+            assert spooled.returncode == 0, spooled.stderr
+            assert json.loads(spooled.stdout)["spooled"] is True
+        third = wal_file(tmp_path / "pg_wal", segment_name(3), seed=3)
+        pushed = lifeboat(config, "wal-push", "wms", str(third), "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        assert "spool_max_segments" in pushed.stderr and "synchronously" in pushed.stderr
+        assert json.loads(pushed.stdout)["spooled"] is False
+        assert is_archived(storage, "wms", third.name)
+        assert queued(spool.outgoing) == [segment_name(1), segment_name(2)]
+        assert not is_archived(storage, "wms", segment_name(1))
+    finally:
+        os.close(fd)
+
+
+def test_a_killed_worker_loses_nothing(cli_repo: tuple[Path, LocalStorage], tmp_path: Path) -> None:
+    config, storage = cli_repo
+    config.write_text(config.read_text().replace("spool_max_segments = 2", ""))
+    spool = spool_of(config)
+    # a file where the source's folder belongs: every upload fails, even for root
+    (tmp_path / "repo" / "wms").write_text("in the way")
+    names = [segment_name(n) for n in range(1, 5)]
+    for number, name in enumerate(names, 1):
+        path = wal_file(tmp_path / "pg_wal", name, seed=number)
+        result = lifeboat(config, "wal-push", "wms", str(path))
+        assert result.returncode == 0, result.stderr
+
+    status = wait_for(
+        lambda: (
+            json.loads(lifeboat(config, "status", "wms", "--json").stdout)[0]["spool"]
+            if (
+                spool.status_file.exists()
+                and json.loads(spool.status_file.read_text())["last_error"]
+            )
+            else None
+        ),
+        "the worker's error",
+    )
+    assert status["queued"] == 4 and status["worker_running"]
+    assert status["last_error"]["segment"] in names
+    worker_pid = json.loads(spool.status_file.read_text())["pid"]
+    os.kill(worker_pid, signal.SIGKILL)
+    wait_for(lambda: not lock_is_held(spool.worker_lock), "the lock to be released")
+    assert queued(spool.outgoing) == names
+
+    (tmp_path / "repo" / "wms").unlink()
+    fifth = wal_file(tmp_path / "pg_wal", segment_name(5), seed=5)
+    assert lifeboat(config, "wal-push", "wms", str(fifth)).returncode == 0
+    wait_for(lambda: not queued(spool.outgoing), "the new worker to empty the spool")
+    for name in [*names, fifth.name]:
+        assert is_archived(storage, "wms", name), name
+    after = json.loads(lifeboat(config, "status", "wms", "--json").stdout)[0]
+    assert after["spool"]["last_error"] is None
+    assert after["newest_wal"]["segment"] == fifth.name
+    assert after["newest_wal"]["segments"] == 5
+    assert after["newest_backup"] is None
+    assert after["repository"]["name"] == "local"
+
+
+def test_wal_fetch_takes_a_prefetched_file_first(
+    tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    config = write_config(tmp_path, keys[0], "prefetch = 2\n")
+    assert lifeboat(config, "init").returncode == 0
+    spool = spool_of(config)
+    spool.incoming.mkdir(parents=True)
+    name = segment_name(9)
+    # only in the spool, not in the archive: finding it proves the spool was used
+    prefetched = wal_file(spool.incoming, name, seed=9)
+    content = prefetched.read_bytes()
+    destination = tmp_path / "pg_wal" / "RECOVERYXLOG"
+    destination.parent.mkdir()
+    result = lifeboat(config, "wal-fetch", "wms", name, str(destination), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["prefetched"] is True
+    assert destination.read_bytes() == content
+    assert not (spool.incoming / name).exists()
+    assert spool.prefetch_wanted.read_text() == name
+    # taken once: asked again, it comes from the archive, which does not have it
+    again = lifeboat(config, "wal-fetch", "wms", name, str(destination))
+    assert again.returncode == 1
+    assert "is not in the archive" in again.stderr
+
+
+def test_take_prefetched(spool: SpoolPaths, tmp_path: Path) -> None:
+    spool.incoming.mkdir(parents=True)
+    name = segment_name(3)
+    content = wal_file(spool.incoming, name, seed=3).read_bytes()
+    destination = tmp_path / "RECOVERYXLOG"
+    assert not take_prefetched(spool, segment_name(4), destination)
+    assert not destination.exists()
+    assert take_prefetched(spool, name, destination)
+    assert destination.read_bytes() == content
+    assert not (spool.incoming / name).exists()
+
+
+def test_prefetcher_downloads_the_following_segments(
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    _, encryptor, decryptor = keys
+    storage = LocalStorage(tmp_path / "repo")
+    sources = {
+        n: wal_file(tmp_path / "pg_wal", segment_name(n), seed=n) for n in (1, 2, 3, 4, 5, 6)
+    }
+    for source in sources.values():
+        push(storage, "wms", source, encryptor, level=1)
+    spool.incoming.mkdir(parents=True)
+    wal_file(spool.incoming, segment_name(1), seed=1)  # older than asked: goes
+    (spool.incoming / f".{segment_name(3)}.lifeboat-tmp").write_bytes(b"half")  # killed
+    spool.prefetch_wanted.write_text(segment_name(2))
+    downloaded: list[str] = []
+
+    def download(name: str, destination: Path) -> None:
+        downloaded.append(name)
+        fetch(storage, "wms", name, destination, lambda method: decryptor)
+
+    umask = os.umask(0o022)
+    try:
+        assert run_prefetcher(spool, download, count=3, parallel=2, idle_exit=0.2)
+    finally:
+        os.umask(umask)
+    wanted = [segment_name(n) for n in (3, 4, 5)]
+    assert sorted(os.listdir(spool.incoming)) == wanted
+    assert sorted(downloaded) == wanted
+    for n in (3, 4, 5):
+        prefetched = spool.incoming / segment_name(n)
+        assert prefetched.read_bytes() == sources[n].read_bytes()
+        assert mode(prefetched) == 0o600  # plaintext WAL
+    assert mode(spool.incoming) == 0o700
+
+    # recovery took 3 and 4 and asks for more; 7 is not archived
+    for taken in (3, 4):
+        (spool.incoming / segment_name(taken)).unlink()
+    spool.prefetch_wanted.write_text(segment_name(4))
+    downloaded.clear()
+    assert run_prefetcher(spool, download, count=3, parallel=2, idle_exit=0.2)
+    assert sorted(os.listdir(spool.incoming)) == [segment_name(n) for n in (5, 6)]
+    assert sorted(downloaded) == [segment_name(n) for n in (6, 7)]
