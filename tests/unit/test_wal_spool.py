@@ -226,6 +226,17 @@ def lifeboat(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def lock_holders(path: Path) -> set[int]:
+    """Processes holding a flock on path, from /proc/locks."""
+    inode = path.stat().st_ino
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
+            holders.add(int(fields[4]))
+    return holders
+
+
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -310,8 +321,12 @@ def test_a_killed_worker_loses_nothing(cli_repo: tuple[Path, LocalStorage], tmp_
     assert status["queued"] == 4 and status["worker_running"]
     assert status["last_error"]["segment"] in names
     worker_pid = json.loads(spool.status_file.read_text())["pid"]
+    assert lock_holders(spool.worker_lock) == {worker_pid}
     os.kill(worker_pid, signal.SIGKILL)
-    wait_for(lambda: not lock_is_held(spool.worker_lock), "the lock to be released")
+    wait_for(
+        lambda: not lock_is_held(spool.worker_lock),
+        f"the lock to be released (held by {lock_holders(spool.worker_lock)})",
+    )
     assert queued(spool.outgoing) == names
 
     (tmp_path / "repo" / "wms").unlink()
