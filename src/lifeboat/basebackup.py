@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from pathlib import Path
 from lifeboat import __version__, incremental
 from lifeboat.backup import BackupResult, new_backup_id
 from lifeboat.context import Context
-from lifeboat.errors import LifeboatError
+from lifeboat.errors import ToolError
 from lifeboat.objects import write_plain
 from lifeboat.pipeline.tarsniff import TarSniffer
 from lifeboat.postgres import logical, physical, wal
@@ -29,6 +30,7 @@ from lifeboat.repo.manifest import (
     Physical,
     Server,
     StoredObject,
+    TablespaceEntry,
 )
 from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import is_archived
@@ -109,10 +111,11 @@ def backup_physical(
                 f"archive_mode is off on {endpoint.describe()}: a physical backup needs WAL "
                 f"archiving (see `lifeboat setup-archiving {source_name}`)"
             )
-        if facts.extra_tablespaces:
-            raise LifeboatError(
-                "physical backups of clusters with extra tablespaces "
-                f"({', '.join(facts.extra_tablespaces)}) are not supported yet"
+        if facts.extra_tablespaces and incremental_backup:
+            names = ", ".join(t.name for t in facts.extra_tablespaces)
+            raise incremental.IncrementalError(
+                f"incremental backups of clusters with extra tablespaces ({names}) are not "
+                "supported: take full physical backups"
             )
         tools = find_tools(
             logical.server_major(server), source.pg_bin_dir, tools=("pg_basebackup",)
@@ -126,10 +129,23 @@ def backup_physical(
                 )
                 parent_manifest_file = Path(scratch) / "parent_backup_manifest"
                 parent_manifest_file.write_bytes(parent_data)
-            stored, span, backup_manifest = _stream_base_backup(
-                ctx, repo, source_name, backup, tools, endpoint, parent_manifest_file, wal_timeout
-            )
-        keys = [layout.object_key(source_name, backup, stored.name)]
+            if facts.extra_tablespaces:
+                stored_objects, span, backup_manifest = _stream_with_tablespaces(
+                    ctx, repo, source_name, backup, tools, endpoint, facts, wal_timeout
+                )
+            else:
+                stored, span, backup_manifest = _stream_base_backup(
+                    ctx,
+                    repo,
+                    source_name,
+                    backup,
+                    tools,
+                    endpoint,
+                    parent_manifest_file,
+                    wal_timeout,
+                )
+                stored_objects = [stored]
+        keys = [layout.object_key(source_name, backup, o.name) for o in stored_objects]
         try:
             manifest_stored = write_plain(
                 repo,
@@ -168,7 +184,7 @@ def backup_physical(
                 method=encryptor.method,
                 recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
             ),
-            objects=[stored, manifest_stored],
+            objects=[*stored_objects, manifest_stored],
             physical=Physical(
                 timeline=span.timeline,
                 start_lsn=wal.format_lsn(span.start_lsn),
@@ -178,6 +194,15 @@ def backup_physical(
                 segment_size=size,
                 data_checksums=facts.data_checksums,
                 parent=parent.id if parent else None,
+                tablespaces=[
+                    TablespaceEntry(
+                        oid=t.oid,
+                        name=t.name,
+                        location=t.location,
+                        object=tablespace_object(t.oid, encryptor.suffix),
+                    )
+                    for t in facts.extra_tablespaces
+                ],
             ),
         )
         repo.save_manifest(manifest)
@@ -186,7 +211,7 @@ def backup_physical(
             f"incremental (on {parent.id})" if parent else "physical",
             source_name,
             backup,
-            stored.size,
+            sum(o.size for o in stored_objects),
         )
         return BackupResult(manifest, repo.name, removed)
 
@@ -227,9 +252,81 @@ def _stream_base_backup(
         raise
     backup_manifest = sniffer.members.get("backup_manifest")
     try:
-        span = stream.wal_range(backup_manifest)
+        span = physical.wal_range(backup_manifest)
     except BaseException:
         repo.storage.delete(key)
         raise
     assert backup_manifest is not None
     return stored, span, backup_manifest
+
+
+def tablespace_object(oid: int, encryption_suffix: str) -> str:
+    return f"tablespace-{oid}.tar.zst{encryption_suffix}"
+
+
+def _stream_with_tablespaces(
+    ctx: Context,
+    repo: Repository,
+    source_name: str,
+    backup: str,
+    tools: PgTools,
+    endpoint: PgEndpoint,
+    facts: physical.ClusterFacts,
+    wal_timeout: float,
+) -> tuple[list[StoredObject], physical.WalRange, bytes]:
+    """One object per tablespace, each tar streamed through a named pipe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encryptor = ctx.encryptor()
+    label = f"lifeboat {source_name}/{backup}"
+    oids = [t.oid for t in facts.extra_tablespaces]
+    names = {"base.tar": BASE_OBJECT + encryptor.suffix} | {
+        f"{oid}.tar": tablespace_object(oid, encryptor.suffix) for oid in oids
+    }
+    with tempfile.TemporaryDirectory(prefix="lifeboat-basebackup-") as scratch:
+        folder = Path(scratch) / "out"
+        for attempt in range(3):
+            try:
+                process = physical.BaseBackupToFifos(tools, endpoint, label, folder, oids)
+                break
+            except ToolError as exc:
+                if "retry" not in str(exc) or attempt == 2:
+                    raise
+                shutil.rmtree(folder, ignore_errors=True)
+        watchdog = physical.ArchiveWaitWatchdog(endpoint, label, process, wal_timeout)
+        stored: list[StoredObject] = []
+        try:
+            with (
+                watchdog,
+                ctx.reporter.task(f"physical backup {source_name}") as advance,
+                ThreadPoolExecutor(len(names), thread_name_prefix="tablespace") as pool,
+            ):
+                futures = [
+                    pool.submit(
+                        write_plain,
+                        repo,
+                        layout.object_key(source_name, backup, object_name),
+                        process.reader(archive),
+                        encryptor,
+                        ctx.config.compression,
+                        physical.BASE_FORMAT
+                        if archive == "base.tar"
+                        else physical.TABLESPACE_FORMAT,
+                        advance,
+                    )
+                    for archive, object_name in names.items()
+                ]
+                try:
+                    stored = [future.result() for future in futures]
+                except BaseException:
+                    process.kill()
+                    raise
+                backup_manifest = process.finish()
+        except BaseException:
+            process.kill()
+            for object_name in names.values():
+                repo.storage.delete(layout.object_key(source_name, backup, object_name))
+            if watchdog.reason:
+                raise ArchivingNotReadyError(watchdog.reason) from None
+            raise
+    return stored, physical.wal_range(backup_manifest), backup_manifest

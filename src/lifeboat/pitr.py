@@ -25,7 +25,7 @@ from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import Manifest, StoredObject
+from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
 from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import archived_segments, continuity_problems
 
@@ -127,11 +127,13 @@ def _extract(
     *,
     delta: bool = False,
     owner: tuple[int, int] | None = None,
+    obj: StoredObject | None = None,
 ) -> TarExtractor:
     extractor = TarExtractor(into, delta=delta, owner=owner)
     try:
         with ctx.reporter.task(f"restore {manifest.id} -> {into}") as advance:
-            read_plain(repo, manifest, _base_object(manifest), decryptor, extractor, advance)
+            stored = obj or _base_object(manifest)
+            read_plain(repo, manifest, stored, decryptor, extractor, advance)
         extractor.finish()
     except BaseException:
         extractor.abort()
@@ -204,6 +206,52 @@ def _copy_changed(source: Path, target: Path) -> None:
             raise RestoreError(f"reading the combined backup in {source} failed")
 
 
+def tablespace_targets(
+    manifest: Manifest, mapping: dict[str, Path]
+) -> list[tuple[TablespaceEntry, Path]]:
+    """Where each extra tablespace goes: --tablespace-map NAME|OID=DIR, else where it was."""
+    spaces = manifest.physical.tablespaces if manifest.physical else []
+    known = {t.name for t in spaces} | {str(t.oid) for t in spaces}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        have = ", ".join(f"{t.name} ({t.oid})" for t in spaces) or "none"
+        raise UsageError(
+            f"--tablespace-map names {unknown[0]!r}, which backup {manifest.id} does not have "
+            f"(its tablespaces: {have})"
+        )
+    return [
+        (t, (mapping.get(t.name) or mapping.get(str(t.oid)) or Path(t.location)).absolute())
+        for t in spaces
+    ]
+
+
+def _write_tablespace_map(pgdata: Path, spaces: list[tuple[TablespaceEntry, Path]]) -> None:
+    """Recovery recreates pg_tblspc's links from tablespace_map: it must name the new places,
+    or the restored cluster would write into the original cluster's folders."""
+    lines = []
+    for entry, place in spaces:
+        if "\n" in str(place) or "\r" in str(place):
+            raise UsageError(f"tablespace folder {str(place)!r} contains a line break")
+        lines.append(f"{entry.oid} {place}\n")
+    (pgdata / "tablespace_map").write_text("".join(lines), encoding="utf-8")
+
+
+def _prepare_folder(folder: Path, what: str, delta: bool, force: bool) -> None:
+    """An empty folder to restore into, or the reason there is none."""
+    if folder.exists() and any(folder.iterdir()):
+        if delta:
+            _refuse_running_server(folder)
+        elif force:
+            shutil.rmtree(folder)
+        else:
+            raise RestoreError(
+                f"{what} {folder} is not empty: pass --delta to rewrite only what changed, "
+                "or --force to replace its contents"
+            )
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+
+
 def _refuse_running_server(pgdata: Path) -> None:
     try:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -266,6 +314,7 @@ def restore_physical(
     backup: str | None = None,
     force: bool = False,
     delta: bool = False,
+    tablespace_map: dict[str, Path] | None = None,
     archive_mode: Literal["preserve", "off"] = "preserve",
     start: bool = False,
     port: int | None = None,
@@ -298,18 +347,18 @@ def restore_physical(
     tools = find_tools(major, source.pg_bin_dir, tools=needed_tools)
 
     pgdata = pgdata.absolute()
-    if pgdata.exists() and any(pgdata.iterdir()):
-        if delta:
-            _refuse_running_server(pgdata)
-        elif force:
-            shutil.rmtree(pgdata)
-        else:
+    spaces = tablespace_targets(manifest, tablespace_map or {})
+    for folder, what in [(pgdata, "the data directory")] + [
+        (place, f"the folder of tablespace {t.name}") for t, place in spaces
+    ]:
+        if folder.exists() and any(folder.iterdir()) and not (delta or force):
             raise RestoreError(
-                f"{pgdata} is not empty: pass --delta to rewrite only what changed, "
+                f"{what} {folder} is not empty: pass --delta to rewrite only what changed, "
                 "or --force to replace its contents"
             )
-    pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pgdata.chmod(0o700)
+    _prepare_folder(pgdata, "the data directory", delta, force)
+    for entry, place in spaces:
+        _prepare_folder(place, f"the folder of tablespace {entry.name}", delta, force)
 
     phase = time.monotonic()
     owner = _owner()
@@ -323,6 +372,29 @@ def restore_physical(
             extractor.bytes_written,
             extractor.bytes_unchanged,
         )
+        for entry, place in spaces:
+            obj = next(o for o in manifest.objects if o.name == entry.object)
+            _extract(
+                ctx,
+                repo,
+                manifest,
+                decryptors[manifest.id],
+                place,
+                delta=delta,
+                owner=owner,
+                obj=obj,
+            )
+            link = pgdata / "pg_tblspc" / str(entry.oid)
+            link.unlink(missing_ok=True)
+            os.symlink(place, link)
+            if owner is not None:
+                os.chown(link, *owner, follow_symlinks=False)
+                os.chown(place, *owner)
+        if not (pgdata / "backup_manifest").exists():
+            # with extra tablespaces pg_basebackup writes it beside the tars, not in base.tar
+            with open(pgdata / "backup_manifest", "wb") as handle:
+                obj = incremental.manifest_object(manifest)
+                read_plain(repo, manifest, obj, decryptors[manifest.id], handle)
     else:
         _combine(ctx, repo, backups, decryptors, pgdata, tools.path("pg_combinebackup"), delta)
 
@@ -339,6 +411,8 @@ def restore_physical(
     if verified.returncode != 0:
         raise RestoreError(f"pg_verifybackup rejects the restored files: {verified.stderr.strip()}")
     log.info("pg_verifybackup accepted %s in %.1f s", pgdata, time.monotonic() - phase)
+    if spaces:
+        _write_tablespace_map(pgdata, spaces)
 
     lifeboat = (
         str(Path(sys.argv[0]).absolute()) if Path(sys.argv[0]).name == "lifeboat" else "lifeboat"

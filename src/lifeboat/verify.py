@@ -68,12 +68,10 @@ class _ArchiveLister(ProcessInput):
         return IntegrityError(f"pg_restore cannot read the archive: {self.failure()}")
 
 
-class _FileChecker(TarParser):
-    """Checks every file of a base backup's tar against its backup_manifest (size and
-    checksum), as pg_verifybackup does on disk, without writing anything."""
+class ManifestFiles:
+    """The files a backup_manifest lists, checked off as the backup's tars stream by."""
 
     def __init__(self, backup_manifest: bytes) -> None:
-        super().__init__()
         try:
             files = json.loads(backup_manifest)["Files"]
             self.expected = {
@@ -84,6 +82,28 @@ class _FileChecker(TarParser):
             raise IntegrityError(f"the backup_manifest cannot be read: {exc}") from None
         self.problems: list[str] = []
         self.seen: set[str] = set()
+
+    def archive(self, prefix: str = "") -> ArchiveChecker:
+        """A sink for one tar; prefix is where its members sit in the data directory."""
+        return ArchiveChecker(self, prefix)
+
+    def finish(self) -> list[str]:
+        missing = sorted(set(self.expected) - self.seen)
+        if missing:
+            self.problems.append(
+                f"{len(missing)} files of the backup_manifest are missing, e.g. {missing[0]}"
+            )
+        return self.problems
+
+
+class ArchiveChecker(TarParser):
+    """Checks every file of one tar against the backup_manifest (size and checksum), as
+    pg_verifybackup does on disk, without writing anything."""
+
+    def __init__(self, files: ManifestFiles, prefix: str) -> None:
+        super().__init__()
+        self.files = files
+        self.prefix = prefix
         self._name = ""
         self._size = 0
         self._hash: Any = None
@@ -93,15 +113,17 @@ class _FileChecker(TarParser):
         return len(data)
 
     def member(self, member: TarMember) -> None:
-        self._name = member.name
+        self._name = self.prefix + member.name
         self._size = 0
         self._hash = None
-        if not member.is_file or member.name == "backup_manifest":
+        if not member.is_file or self._name == "backup_manifest":
             return
-        self.seen.add(member.name)
-        wanted = self.expected.get(member.name)
+        self.files.seen.add(self._name)
+        wanted = self.files.expected.get(self._name)
         if wanted is None:
-            self.problems.append(f"{member.name} is in the backup but not in its backup_manifest")
+            self.files.problems.append(
+                f"{self._name} is in the backup but not in its backup_manifest"
+            )
         elif wanted[1] == "SHA256":
             self._hash = hashlib.sha256()
 
@@ -111,23 +133,15 @@ class _FileChecker(TarParser):
             self._hash.update(piece)
 
     def member_end(self) -> None:
-        wanted = self.expected.get(self._name)
-        if wanted is None or self._name not in self.seen:
+        wanted = self.files.expected.get(self._name)
+        if wanted is None or self._name not in self.files.seen:
             return
         if self._size != wanted[0]:
-            self.problems.append(
+            self.files.problems.append(
                 f"{self._name}: {self._size} bytes, backup_manifest says {wanted[0]}"
             )
         elif self._hash is not None and self._hash.hexdigest() != wanted[2]:
-            self.problems.append(f"{self._name}: checksum does not match the backup_manifest")
-
-    def finish(self) -> list[str]:
-        missing = sorted(set(self.expected) - self.seen)
-        if missing:
-            self.problems.append(
-                f"{len(missing)} files of the backup_manifest are missing, e.g. {missing[0]}"
-            )
-        return self.problems
+            self.files.problems.append(f"{self._name}: checksum does not match the backup_manifest")
 
 
 def _check_physical_deep(
@@ -141,22 +155,30 @@ def _check_physical_deep(
         incremental.chain(repo, manifest)
     except LifeboatError as exc:
         problems.append(str(exc))
+    archives = [(o, "") for o in manifest.objects if o.format == BASE_FORMAT]
+    assert manifest.physical is not None
+    for space in manifest.physical.tablespaces:
+        obj = next((o for o in manifest.objects if o.name == space.object), None)
+        if obj is None:
+            problems.append(f"the object of tablespace {space.name} is missing from the manifest")
+        else:
+            archives.append((obj, f"pg_tblspc/{space.oid}/"))
     try:
         manifest_obj = incremental.manifest_object(manifest)
     except LifeboatError:
         # taken before Lifeboat kept the backup_manifest beside the archive: the stream
         # checksums are all there is
-        base = next(o for o in manifest.objects if o.format == BASE_FORMAT)
-        with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
-            read_plain(repo, manifest, base, decryptor, _Discard(), advance)
+        for obj, _ in archives:
+            with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
+                read_plain(repo, manifest, obj, decryptor, _Discard(), advance)
         return problems
     captured = io.BytesIO()
     read_plain(repo, manifest, manifest_obj, decryptor, captured)
-    checker = _FileChecker(captured.getvalue())
-    base = next(o for o in manifest.objects if o.format == BASE_FORMAT)
-    with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
-        read_plain(repo, manifest, base, decryptor, checker, advance)
-    return problems + checker.finish()
+    files = ManifestFiles(captured.getvalue())
+    for obj, prefix in archives:
+        with ctx.reporter.task(f"verify {manifest.source}/{manifest.id}") as advance:
+            read_plain(repo, manifest, obj, decryptor, files.archive(prefix), advance)
+    return problems + files.finish()
 
 
 def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> list[str]:

@@ -272,3 +272,54 @@ def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
         assert unchanged > 10 * written  # most of the cluster was left as it was
     finally:
         stop_cluster(pgdata, archiving.cluster.bin_dir)
+
+
+def test_extra_tablespaces_are_backed_up_and_restored_where_asked(archiving: Archiving) -> None:
+    original = archiving.home / "fast-disk"
+    original.mkdir(mode=0o700)
+    shutil.chown(original, "postgres" if os.geteuid() == 0 else None)
+    archiving.cluster.psql(f"CREATE TABLESPACE fast LOCATION '{original}'")
+    archiving.cluster.psql(
+        "CREATE TABLE moved TABLESPACE fast AS SELECT g AS id FROM generate_series(1, 5000) g"
+    )
+    oid = archiving.cluster.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'fast'")
+    made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
+    import json
+
+    backup = json.loads(made.stdout)["id"]
+    stored = sorted(
+        p.name for p in (archiving.home / "repo" / "wms" / "backups" / backup).iterdir()
+    )
+    assert f"tablespace-{oid}.tar.zst.age" in stored
+    assert archiving.lifeboat("verify", "wms", "--deep").returncode == 0
+    archiving.cluster.psql("INSERT INTO moved SELECT g FROM generate_series(5001, 6000) g")
+    archiving.commit(1, 10)
+    archiving.switch_and_wait()
+
+    # the original folder still holds the live tablespace: restoring over it is refused
+    pgdata = archiving.home / "with-tablespace"
+    refused = archiving.lifeboat("restore", "wms", "--pgdata", str(pgdata), check=False)
+    assert refused.returncode == 1
+    assert f"the folder of tablespace fast {original} is not empty" in refused.stderr
+
+    archiving.cluster.stop("immediate")
+    moved_to = archiving.home / "new-disk"
+    port = free_port()
+    archiving.lifeboat(
+        "restore",
+        "wms",
+        "--pgdata",
+        str(pgdata),
+        "--tablespace-map",
+        f"fast={moved_to}",
+        "--latest",
+        "--start",
+        "--port",
+        str(port),
+    )
+    try:
+        assert os.readlink(pgdata / "pg_tblspc" / oid) == str(moved_to)
+        assert ScratchClusterAt(port).sql("SELECT count(*) FROM moved WHERE id <= 6000") == "6000"
+        assert events(port) == list(range(1, 11))
+    finally:
+        stop_cluster(pgdata, archiving.cluster.bin_dir)

@@ -7,7 +7,7 @@ import io
 import json
 import tarfile
 
-from lifeboat.verify import _FileChecker
+from lifeboat.verify import ManifestFiles
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -36,19 +36,39 @@ def _manifest(files: dict[str, bytes]) -> bytes:
     ).encode()
 
 
-FILES = {"base/1/1259": b"a" * 9000, "global/pg_control": b"c" * 8192, "PG_VERSION": b"17\n"}
+FILES = {
+    "base/1/1259": b"a" * 9000,
+    "global/pg_control": b"c" * 8192,
+    "PG_VERSION": b"17\n",
+    "pg_tblspc/16384/PG_17_202406281/5/16390": b"t" * 8192,
+}
 
 
 def _check(manifest_files: dict[str, bytes], tar_files: dict[str, bytes]) -> list[str]:
-    checker = _FileChecker(_manifest(manifest_files))
-    data = _tar({**tar_files, "backup_manifest": _manifest(manifest_files)})
-    for start in range(0, len(data), 700):
-        checker.write(data[start : start + 700])
-    return checker.finish()
+    files = ManifestFiles(_manifest(manifest_files))
+    base = {k: v for k, v in tar_files.items() if not k.startswith("pg_tblspc/16384/")}
+    space = {
+        k.removeprefix("pg_tblspc/16384/"): v
+        for k, v in tar_files.items()
+        if k.startswith("pg_tblspc/16384/")
+    }
+    for archive, prefix in [({**base, "backup_manifest": b"{}"}, ""), (space, "pg_tblspc/16384/")]:
+        data = _tar(archive)
+        checker = files.archive(prefix)
+        for start in range(0, len(data), 700):
+            checker.write(data[start : start + 700])
+    return files.finish()
 
 
 def test_an_intact_backup_has_no_problems() -> None:
     assert _check(FILES, FILES) == []
+
+
+def test_a_changed_file_in_a_tablespace_is_named() -> None:
+    changed = {**FILES, "pg_tblspc/16384/PG_17_202406281/5/16390": b"t" * 8191 + b"x"}
+    assert _check(FILES, changed) == [
+        "pg_tblspc/16384/PG_17_202406281/5/16390: checksum does not match the backup_manifest"
+    ]
 
 
 def test_a_changed_file_is_named() -> None:

@@ -67,6 +67,13 @@ def _typed_confirmation(database: str) -> bool:
     help="Restore over an existing --pgdata (server stopped), writing only what differs.",
 )
 @click.option(
+    "--tablespace-map",
+    "tablespace_maps",
+    multiple=True,
+    metavar="NAME=DIR",
+    help="Physical: restore tablespace NAME (or OID) into DIR instead of its original folder.",
+)
+@click.option(
     "--archive-mode",
     type=click.Choice(["preserve", "off"]),
     default="preserve",
@@ -95,6 +102,7 @@ def command(
     port: int | None,
     force: bool,
     delta: bool,
+    tablespace_maps: tuple[str, ...],
     archive_mode: str,
     as_json: bool,
 ) -> None:
@@ -118,13 +126,15 @@ def command(
             port,
             force,
             delta,
+            _tablespace_map(tablespace_maps),
             archive_mode,
             as_json,
         )
         return
-    if chosen or latest or start or delta or force:
+    if chosen or latest or start or delta or force or tablespace_maps:
         raise UsageError(
-            "--to-*, --latest, --start, --delta and --force need --pgdata (a physical restore)"
+            "--to-*, --latest, --start, --delta, --force and --tablespace-map need --pgdata "
+            "(a physical restore)"
         )
     from lifeboat.restore import restore_logical
 
@@ -159,6 +169,16 @@ def command(
     )
 
 
+def _tablespace_map(pairs: tuple[str, ...]) -> dict[str, Path]:
+    mapping = {}
+    for pair in pairs:
+        name, equals, folder = pair.partition("=")
+        if not equals or not name or not folder:
+            raise UsageError(f"--tablespace-map {pair!r} is not NAME=DIR")
+        mapping[name] = Path(folder)
+    return mapping
+
+
 def _physical(
     source: str,
     pgdata: Path,
@@ -170,6 +190,7 @@ def _physical(
     port: int | None,
     force: bool,
     delta: bool,
+    tablespace_map: dict[str, Path],
     archive_mode: str,
     as_json: bool,
 ) -> None:
@@ -187,6 +208,7 @@ def _physical(
         backup=None if backup_id == "latest" else backup_id,
         force=force,
         delta=delta,
+        tablespace_map=tablespace_map,
         archive_mode=archive_mode,  # type: ignore[arg-type]
         start=start,
         port=port,

@@ -52,6 +52,15 @@ class Server(_Model):
     system_identifier: str | None = None
 
 
+class TablespaceEntry(_Model):
+    """An extra tablespace of a physical backup and the object holding its files."""
+
+    oid: int
+    name: str
+    location: str = Field(description="its folder on the backed-up server")
+    object: str = Field(description="name of the stored object with its tar")
+
+
 class Physical(_Model):
     """Where a base backup sits in the WAL: what recovery needs to reach consistency."""
 
@@ -65,6 +74,7 @@ class Physical(_Model):
     parent: str | None = Field(
         default=None, description="id of the backup an incremental backup builds on"
     )
+    tablespaces: list[TablespaceEntry] = Field(default_factory=list)
 
     @property
     def incremental(self) -> bool:
