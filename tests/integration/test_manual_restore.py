@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from lifeboat.postgres.instance import ScratchCluster
 
+from .archiving import ScratchClusterAt, archiving_cluster, events, free_port, stop_cluster
 from .helpers import fill_rich, make_workspace, table_digests
 
 
@@ -43,3 +48,68 @@ age --decrypt -i {ws.identity} "$DIR/dump.zst.age" \\
         )
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the documented steps run as root")
+def test_manual_point_in_time_restore_with_age_zstd_and_tar(pg_bin_dir: Path) -> None:
+    """The physical section of docs/manual-restore.md, with this test's paths."""
+    with archiving_cluster(pg_bin_dir) as archiving:
+        archiving.commit(1, 5)
+        archiving.lifeboat("backup", "wms", "--type", "physical")
+        archiving.commit(6, 12)
+        archiving.switch_and_wait()
+        archiving.cluster.stop("immediate")
+        home = archiving.home
+        pgdata = home / "manual"
+        port = free_port()
+        bin_dir = archiving.cluster.bin_dir
+        script = f"""
+set -euo pipefail
+REPO={home / "repo"}
+SOURCE=wms
+ID=$(ls "$REPO/$SOURCE/backups" | sort | tail -n 1)
+DIR="$REPO/$SOURCE/backups/$ID"
+PGDATA={pgdata}
+install -d -m 0700 -o postgres "$PGDATA"
+age --decrypt -i {home / "age.key"} "$DIR/base.tar.zst.age" \\
+  | zstd --decompress --stdout | tar --extract --file=- --directory="$PGDATA"
+chown -R postgres: "$PGDATA"
+{bin_dir}/pg_verifybackup --no-parse-wal "$PGDATA"
+
+cat > {home}/fetch-wal <<'SCRIPT'
+#!/bin/sh
+set -e
+ARCHIVE={home / "repo"}/wms/wal
+case "$1" in
+  *.history) folder="$ARCHIVE/history" ;;
+  *) folder="$ARCHIVE/$(echo "$1" | cut -c1-16)" ;;
+esac
+object=$(ls "$folder/$1-"*.zst.age 2>/dev/null | head -n 1)
+[ -n "$object" ] || exit 1
+age --decrypt -i {home / "age.key"} "$object" | zstd --decompress --stdout > "$2.tmp"
+expected=$(basename "$object" | sed 's/.*-\\([0-9a-f]\\{{64\\}}\\)\\.zst\\.age$/\\1/')
+[ "$(sha256sum < "$2.tmp" | cut -c1-64)" = "$expected" ] || {{ rm -f "$2.tmp"; exit 2; }}
+mv "$2.tmp" "$2"
+SCRIPT
+chmod 755 {home}/fetch-wal
+
+cat >> "$PGDATA/postgresql.auto.conf" <<'CONF'
+restore_command = '{home}/fetch-wal %f %p'
+recovery_target_action = 'promote'
+port = {port}
+archive_mode = off
+CONF
+touch "$PGDATA/recovery.signal"
+chown postgres: "$PGDATA/postgresql.auto.conf" "$PGDATA/recovery.signal"
+runuser -u postgres -- {bin_dir}/pg_ctl start -D "$PGDATA" -w -l {home}/manual.log
+"""
+        try:
+            done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            deadline = time.monotonic() + 60
+            while ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()") == "True":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert events(port) == list(range(1, 13))
+        finally:
+            stop_cluster(pgdata, bin_dir)
