@@ -5,6 +5,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# restore_command exiting above 125 makes PostgreSQL stop recovery rather than end it
+EXIT_STOP_RECOVERY = 255
 
 
 class LifeboatError(Exception):
@@ -78,3 +80,9 @@ class RestoreError(LifeboatError):
 
 class AbortedError(LifeboatError):
     """The user declined a confirmation."""
+
+
+class RecoveryStopError(LifeboatError):
+    """wal-fetch failed for another reason than the file being absent from the archive."""
+
+    exit_code = EXIT_STOP_RECOVERY

@@ -226,6 +226,24 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
     return problems
 
 
+WAL_ARCHIVE_CHECK = "wal-archive"
+
+
+def _check_wal(ctx: Context, repo: Repository, source: str) -> BackupCheck | None:
+    """Every archived WAL file decrypted and checked against its plaintext sha256; None
+    when the source has no WAL archive."""
+    from lifeboat.wal_archive import check_archive
+
+    check = BackupCheck(repo.name, source, WAL_ARCHIVE_CHECK, deep=True)
+    checked, check.problems = check_archive(repo.storage, source, ctx.decryptor)
+    if not checked:
+        return None
+    log.info("%s: %d archived WAL files checked", source, checked)
+    for problem in check.problems:
+        log.error("%s WAL archive: %s", source, problem)
+    return check
+
+
 def verify(ctx: Context, source: str | None = None, deep: bool = False) -> VerifyReport:
     report = VerifyReport()
     repos = [ctx.repository_for(source)] if source else list(ctx.repositories.values())
@@ -244,4 +262,7 @@ def verify(ctx: Context, source: str | None = None, deep: bool = False) -> Verif
                 for problem in check.problems:
                     log.error("%s/%s: %s", name, backup, problem)
                 report.checks.append(check)
+            wal_check = _check_wal(ctx, repo, name) if deep else None
+            if wal_check is not None:
+                report.checks.append(wal_check)
     return report

@@ -313,3 +313,21 @@ def continuity_problems(
             f"this backup stops at {wal.Segment(timeline, gap - 1).name()}"
         )
     return problems
+
+
+def check_archive(
+    storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor]
+) -> tuple[int, list[str]]:
+    """Decrypt and decompress every archived WAL file and check it against the sha256 its
+    name carries; (files checked, problems)."""
+    checked, problems = 0, []
+    for info in storage.list(f"{source}/wal/"):
+        parsed = layout.parse_wal_key(info.key)
+        if parsed is None:
+            continue
+        checked += 1
+        try:
+            _read_verified(storage, info.key, parsed[1], decryptor_for)
+        except LifeboatError as exc:
+            problems.append(str(exc))
+    return checked, problems

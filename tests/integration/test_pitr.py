@@ -323,3 +323,51 @@ def test_extra_tablespaces_are_backed_up_and_restored_where_asked(archiving: Arc
         assert events(port) == list(range(1, 11))
     finally:
         stop_cluster(pgdata, archiving.cluster.bin_dir)
+
+
+def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(archiving: Archiving) -> None:
+    import json
+
+    made = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
+    archiving.commit(1, 10)
+    archiving.switch_and_wait()
+    archiving.commit(11, 20)
+    archiving.switch_and_wait()
+    stop_wal = json.loads(archiving.lifeboat("show", made["id"], "--json").stdout)["physical"][
+        "stop_wal"
+    ]
+    after = sorted(
+        p
+        for p in (archiving.home / "repo" / "wms" / "wal").rglob("0*.zst.age")
+        if len(p.name.split("-")[0]) == 24 and p.name.split("-")[0] > stop_wal
+    )
+    victim = after[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+
+    failed = archiving.lifeboat("verify", "wms", "--deep", check=False)
+    assert failed.returncode == 1
+    assert victim.name in failed.stderr
+
+    # recovery must stop at the damaged segment, not end early and promote without it
+    archiving.cluster.stop("immediate")
+    pgdata = archiving.home / "stops"
+    port = free_port()
+    restore = archiving.lifeboat(
+        "restore",
+        "wms",
+        "--pgdata",
+        str(pgdata),
+        "--latest",
+        "--start",
+        "--port",
+        str(port),
+        check=False,
+    )
+    try:
+        assert restore.returncode == 1
+        assert "exit code 255" in (pgdata / "lifeboat-restore.log").read_text()
+        assert not (pgdata / "postmaster.pid").exists()
+    finally:
+        stop_cluster(pgdata, archiving.cluster.bin_dir)

@@ -22,7 +22,24 @@ def command(source: str, name: str, destination: Path, as_json: bool) -> None:
     """Restore one archived WAL file (restore_command = 'lifeboat wal-fetch SOURCE %f %p').
 
     Exits 1 when the archive does not hold NAME, as PostgreSQL expects at the end of WAL.
+    Any other failure (a corrupted object, an unreachable repository, a missing key) exits
+    255, which makes PostgreSQL stop recovery instead of ending it early and promoting a
+    cluster that lacks the rest of the WAL.
     With [sources.NAME.archive] prefetch > 0, the next segments are downloaded ahead."""
+    from lifeboat.errors import LifeboatError, RecoveryStopError
+    from lifeboat.wal_archive import WalNotFoundError
+
+    try:
+        _fetch(source, name, destination, as_json)
+    except WalNotFoundError:
+        raise
+    except LifeboatError as exc:
+        raise RecoveryStopError(exc.message) from exc
+    except Exception as exc:
+        raise RecoveryStopError(f"unexpected {type(exc).__name__}: {exc}") from exc
+
+
+def _fetch(source: str, name: str, destination: Path, as_json: bool) -> None:
     from lifeboat.config.paths import resolve_config_path
     from lifeboat.wal_settings import WalSettings
 
