@@ -371,3 +371,43 @@ def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(archiving: Archi
         assert not (pgdata / "postmaster.pid").exists()
     finally:
         stop_cluster(pgdata, archiving.cluster.bin_dir)
+
+
+def test_restore_to_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> None:
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.commit(1, 5)
+    archiving.cluster.psql("SELECT pg_create_restore_point('before-batch-2')")
+    archiving.commit(6, 10)
+    xid = archiving.cluster.psql("SELECT xmin::text FROM events WHERE id = 8")
+    lsn = archiving.cluster.psql("SELECT pg_current_wal_insert_lsn()")
+    archiving.commit(11, 15)
+    archiving.switch_and_wait()
+
+    for option, value, expected, action in [
+        ("--to-name", "before-batch-2", list(range(1, 6)), "promote"),
+        ("--to-xid", xid, list(range(1, 9)), "pause"),
+        ("--to-lsn", lsn, list(range(1, 11)), "promote"),
+    ]:
+        pgdata = archiving.home / option.strip("-")
+        port = free_port()
+        archiving.lifeboat(
+            "restore",
+            "wms",
+            "--pgdata",
+            str(pgdata),
+            option,
+            value,
+            "--target-action",
+            action,
+            "--archive-mode",
+            "off",
+            "--start",
+            "--port",
+            str(port),
+        )
+        try:
+            assert events(port) == expected, option
+            paused = ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()")
+            assert paused == ("True" if action == "pause" else "False")
+        finally:
+            stop_cluster(pgdata, archiving.cluster.bin_dir)
