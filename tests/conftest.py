@@ -16,7 +16,9 @@ atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 # ... and its local state (backup_manifest copies, spools) too; the tests run Lifeboat both as
 # themselves and as the server's OS user, so the folder is shared like /tmp.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="lifeboat-test-state-")
-os.chmod(os.environ["XDG_STATE_HOME"], 0o1777)
+for _shared in ("", "lifeboat", "lifeboat/spool", "lifeboat/backup_manifests"):
+    os.makedirs(os.path.join(os.environ["XDG_STATE_HOME"], _shared), exist_ok=True)
+    os.chmod(os.path.join(os.environ["XDG_STATE_HOME"], _shared), 0o1777)
 atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 
 TESTS_DIR = Path(__file__).resolve().parent

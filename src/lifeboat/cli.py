@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lifeboat.errors import EXIT_FAILED, EXIT_USAGE, LifeboatError
+from lifeboat.errors import EXIT_FAILED, EXIT_USAGE, LifeboatError, report_failure
 
 COMMANDS = {
     "init": "lifeboat.commands.init",
@@ -120,20 +120,13 @@ def state() -> CliState:
     return found
 
 
-def _fail(message: str, code: int) -> int:
-    from lifeboat.redact import redact
-
-    sys.stderr.write(f"lifeboat: error: {redact(message)}\n")
-    return code
-
-
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
         root.main(args=args, prog_name="lifeboat", standalone_mode=False)
     except click.exceptions.Abort:
-        sys.exit(_fail("aborted", 130))
+        sys.exit(report_failure("aborted", 130))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -144,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
             import traceback  # here: loading it costs every wal-push 15 ms
 
             traceback.print_exc()
-        sys.exit(_fail(exc.message, exc.exit_code))
+        sys.exit(report_failure(exc.message, exc.exit_code))
     except KeyboardInterrupt:
-        sys.exit(_fail("interrupted", 130))
+        sys.exit(report_failure("interrupted", 130))
     except Exception as exc:
         if debug:
             import traceback  # here: loading it costs every wal-push 15 ms
@@ -154,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         detail = str(exc).splitlines()[0] if str(exc) else ""
         sys.exit(
-            _fail(
+            report_failure(
                 f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)",
                 EXIT_FAILED,
             )

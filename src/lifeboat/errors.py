@@ -9,6 +9,16 @@ EXIT_USAGE = 2
 EXIT_STOP_RECOVERY = 255
 
 
+def report_failure(message: str, code: int) -> int:
+    """Print the one-line error (secrets redacted); returns the exit code."""
+    import sys
+
+    from lifeboat.redact import redact
+
+    sys.stderr.write(f"lifeboat: error: {redact(message)}\n")
+    return code
+
+
 class LifeboatError(Exception):
     """A failure explained in one line; the CLI prints it without a traceback."""
 

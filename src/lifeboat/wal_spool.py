@@ -137,7 +137,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def queued(folder: Path) -> list[str]:
-    """Names waiting in a spool folder, oldest WAL first (WAL names sort in WAL order)."""
+    """Names waiting in a spool folder, oldest WAL first (WAL names sort in WAL order);
+    raises OSError when the folder exists but cannot be read."""
     try:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):

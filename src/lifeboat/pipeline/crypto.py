@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 from lifeboat.errors import DecryptionKeyError, EncryptionError, IntegrityError, ToolError
 from lifeboat.pipeline.checksum import Readable, Writable
-from lifeboat.pipeline.stream import filter_through
 
 
 @dataclass(frozen=True)
@@ -150,6 +147,8 @@ class AgeDecryptor:
 
 
 def _gpg_binary() -> str:
+    import shutil  # gpg only: age users (and every wal-push) skip loading it
+
     path = shutil.which("gpg")
     if path is None:
         raise ToolError("gpg is not installed (Debian: apt-get install gnupg)")
@@ -177,6 +176,8 @@ def gpg_encryption_fingerprints(
     command = [*_gpg_base(homedir), "--with-colons", "--fixed-list-mode", listing]
     if query:
         command += ["--", query]
+    import subprocess
+
     result = subprocess.run(command, capture_output=True, text=True, env=_gpg_env(), check=False)
     if result.returncode != 0:
         return []
@@ -221,6 +222,8 @@ class GpgEncryptor:
         ]
         for name in self._names:
             command += ["--recipient", name]
+        from lifeboat.pipeline.stream import filter_through
+
         result = filter_through(command, source, sink, env=_gpg_env())
         if result.returncode != 0:
             raise EncryptionError(f"gpg encryption failed: {result.stderr.last_line()}")
@@ -244,6 +247,8 @@ class GpgDecryptor:
 
     def decrypt(self, source: Readable, sink: Writable) -> None:
         command = [*_gpg_base(self._homedir), "--decrypt"]
+        from lifeboat.pipeline.stream import filter_through
+
         result = filter_through(command, source, sink, env=_gpg_env())
         if result.returncode != 0:
             text = result.stderr.text

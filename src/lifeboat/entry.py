@@ -1,0 +1,66 @@
+"""The `lifeboat` executable.
+
+PostgreSQL runs `wal-push` once per WAL segment and `wal-fetch` once per file it replays,
+so their plain form (`lifeboat [--config FILE] wal-push SOURCE PATH`, as setup-archiving
+prints it) skips loading the full command-line parser; anything else goes to it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_POSITIONALS = {"wal-push": 2, "wal-fetch": 3}
+
+
+def plain_wal_call(args: list[str]) -> tuple[str | None, str, list[str]] | None:
+    """(config, command, positionals) when args are exactly a plain wal-push/wal-fetch."""
+    config: str | None = None
+    rest = list(args)
+    while rest and rest[0] != "--" and rest[0].startswith("-"):
+        option = rest.pop(0)
+        if option in ("--config", "-c") and rest:
+            config = rest.pop(0)
+        elif option.startswith("--config="):
+            config = option.removeprefix("--config=")
+        else:
+            return None
+    if not rest or rest[0] not in _POSITIONALS:
+        return None
+    command, positionals = rest[0], rest[1:]
+    if len(positionals) != _POSITIONALS[command] or any(p.startswith("-") for p in positionals):
+        return None
+    return config, command, positionals
+
+
+def main() -> None:
+    call = plain_wal_call(sys.argv[1:])
+    if call is None:
+        from lifeboat.cli import main as full_main
+
+        full_main()
+        return
+    from lifeboat import logsetup
+    from lifeboat.errors import EXIT_FAILED, LifeboatError, report_failure
+
+    config, command, positionals = call
+    logsetup.configure("auto", "info", False)
+    try:
+        from lifeboat import wal_commands
+
+        if command == "wal-push":
+            wal_commands.wal_push(config, positionals[0], Path(positionals[1]))
+        else:
+            wal_commands.wal_fetch(config, positionals[0], positionals[1], Path(positionals[2]))
+    except LifeboatError as exc:
+        sys.exit(report_failure(exc.message, exc.exit_code))
+    except KeyboardInterrupt:
+        sys.exit(report_failure("interrupted", 130))
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        sys.exit(
+            report_failure(
+                f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)",
+                EXIT_FAILED,
+            )
+        )
+    sys.exit(0)

@@ -1,0 +1,112 @@
+"""What `wal-push` and `wal-fetch` do, shared by their click commands and the lean entry
+point that PostgreSQL's archive_command and restore_command go through."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lifeboat.errors import LifeboatError
+
+log = logging.getLogger(__name__)
+
+
+def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
+    """Archive one WAL file; with async on, spool it for the background worker."""
+    from lifeboat import wal_spool
+    from lifeboat.config.paths import resolve_config_path
+    from lifeboat.wal_settings import WalSettings
+
+    config_path = resolve_config_path(config)
+    settings = WalSettings.load(config_path)
+    archive = settings.archive(source)
+    spool = wal_spool.SpoolPaths(archive.spool)
+    if archive.async_push:
+        error = wal_spool.worker_error(spool)
+        if error is not None:
+            # archive_command's stderr lands in the server log, where someone may look
+            log.warning(
+                "the async archive worker keeps failing on %s: %s (see `lifeboat status`)",
+                error.get("segment"),
+                error.get("message"),
+            )
+        outcome = wal_spool.push_async(archive, source, path, config_path)
+        if outcome is not wal_spool.Spooled.SPOOL_FULL:
+            already = outcome is wal_spool.Spooled.ALREADY_SPOOLED
+            return {"name": path.name, "spooled": True, "already_spooled": already}
+        log.warning(
+            "the spool %s holds %d segments already (spool_max_segments): pushing %s synchronously",
+            spool.outgoing,
+            archive.spool_max_segments,
+            path.name,
+        )
+    else:
+        _drain_leftover_spool(spool, config_path, source)
+
+    from lifeboat.wal_archive import push
+
+    result = push(settings.storage(source), source, path, settings.encryptor(), settings.level)
+    return {
+        "name": result.name,
+        "key": result.key,
+        "plain_size": result.plain_size,
+        "stored_size": result.stored_size,
+        "already_archived": result.already_archived,
+        "spooled": False,
+    }
+
+
+def _drain_leftover_spool(spool: Any, config_path: Path, source: str) -> None:
+    """Async was turned off with segments still spooled: they still have to go up. A spool
+    this user cannot read is not this push's business, which must not fail for it."""
+    from lifeboat import wal_spool
+
+    try:
+        if wal_spool.queued(spool.outgoing):
+            wal_spool.ensure_worker(spool, config_path, source)
+    except (OSError, LifeboatError) as exc:
+        log.warning("cannot look at the spool %s: %s", spool.outgoing, exc)
+
+
+def wal_fetch(config: str | None, source: str, name: str, destination: Path) -> dict[str, Any]:
+    """Restore one archived WAL file. A file the archive lacks raises WalNotFoundError (exit
+    1, the end of WAL for PostgreSQL); any other failure raises RecoveryStopError (exit
+    255), so that recovery stops rather than ends early without the rest of the WAL."""
+    from lifeboat.errors import LifeboatError, RecoveryStopError
+    from lifeboat.wal_archive import WalNotFoundError
+
+    try:
+        return _fetch(config, source, name, destination)
+    except WalNotFoundError:
+        raise
+    except LifeboatError as exc:
+        raise RecoveryStopError(exc.message) from exc
+    except Exception as exc:
+        raise RecoveryStopError(f"unexpected {type(exc).__name__}: {exc}") from exc
+
+
+def _fetch(config: str | None, source: str, name: str, destination: Path) -> dict[str, Any]:
+    from lifeboat import wal_prefetch, wal_spool
+    from lifeboat.config.paths import resolve_config_path
+    from lifeboat.postgres import wal
+    from lifeboat.wal_settings import WalSettings
+
+    config_path = resolve_config_path(config)
+    settings = WalSettings.load(config_path)
+    archive = settings.archive(source)
+    wal.check_archive_name(name)  # before it becomes part of a path
+    spool = wal_spool.SpoolPaths(archive.spool)
+    prefetched = archive.prefetch > 0 and wal_prefetch.take_prefetched(spool, name, destination)
+    if prefetched:
+        size = destination.stat().st_size
+        log.info("restored %s from the prefetch spool", name)
+    else:
+        from lifeboat.wal_archive import fetch
+
+        size = fetch(settings.storage(source), source, name, destination, settings.decryptor)
+    if archive.prefetch > 0:
+        # only once NAME was found: at the end of WAL recovery keeps asking for a segment
+        # that does not exist, and each ask would start a process for nothing
+        wal_prefetch.request_prefetch(spool, name, config_path, source)
+    return {"name": name, "destination": str(destination), "size": size, "prefetched": prefetched}

@@ -1,0 +1,66 @@
+"""The lean path archive_command and restore_command take through the `lifeboat` executable."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lifeboat.entry import plain_wal_call
+
+from ..integration.helpers import LIFEBOAT
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["wal-push", "wms", "pg_wal/X"], (None, "wal-push", ["wms", "pg_wal/X"])),
+        (
+            ["--config", "/etc/l.toml", "wal-push", "wms", "p"],
+            ("/etc/l.toml", "wal-push", ["wms", "p"]),
+        ),
+        (
+            ["-c", "l.toml", "wal-fetch", "wms", "N", "D"],
+            ("l.toml", "wal-fetch", ["wms", "N", "D"]),
+        ),
+        (
+            ["--config=l.toml", "wal-fetch", "wms", "N", "D"],
+            ("l.toml", "wal-fetch", ["wms", "N", "D"]),
+        ),
+    ],
+)
+def test_plain_calls_take_the_lean_path(
+    args: list[str], expected: tuple[str | None, str, list[str]]
+) -> None:
+    assert plain_wal_call(args) == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["wal-push", "wms", "p", "--json"],
+        ["--debug", "wal-push", "wms", "p"],
+        ["wal-push", "--help"],
+        ["wal-push", "wms"],
+        ["wal-fetch", "wms", "N"],
+        ["backup", "wms"],
+        ["--config"],
+        [],
+    ],
+)
+def test_anything_else_goes_to_the_full_parser(args: list[str]) -> None:
+    assert plain_wal_call(args) is None
+
+
+def test_the_lean_path_fails_like_the_full_one(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    for extra in ([], ["--json"]):
+        result = subprocess.run(
+            [LIFEBOAT, "--config", str(missing), "wal-push", "wms", "x", *extra],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("lifeboat: error: ")
+        assert str(missing) in result.stderr
