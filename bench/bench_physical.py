@@ -10,9 +10,12 @@ Run from the repository root with the project's virtualenv::
 Two scratch PostgreSQL clusters are created and loaded with ``pgbench -i -s N``: one archives
 its WAL with ``pgbackrest archive-push``, the other with ``lifeboat wal-push``.  For each tool
 the benchmark times a full physical backup, a restore into a fresh data directory (including
-the start of the restored cluster and the end of its recovery) and the archiving of about ten
-copies of a real 16 MiB WAL segment.  ``pg_basebackup -Ft -X fetch | zstd -3 -T2 > /dev/null``
-is timed as the raw limit for a compressed base backup.
+the start of the restored cluster and the end of its recovery), the synchronous archiving of
+distinct real 16 MiB WAL segments (10 by default; ms per segment) and the asynchronous archiving
+of 40 more (foreground ms per segment, and segments per second until all are stored),
+each segment pushed the way PostgreSQL's archiver does it.
+``pg_basebackup -Ft -X fetch | zstd -3 -T2 > /dev/null`` is timed as the raw limit for a
+compressed base backup.
 
 It prints a table with ratios against pgBackRest and writes JSON to
 ``bench/results/physical-<timestamp>.json``.  See ``bench/README.md``.
@@ -44,9 +47,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_PG_MAJOR = 15
-SEGMENT_RE = re.compile(r"^[0-9A-F]{24}$")
 SEGMENT_SIZE = 16 * 1024 * 1024
 OS_USER = "postgres"
+# segment copies are pushed under timelines no cluster here uses, so they never collide
+# with what the clusters archived themselves
+SYNC_TIMELINE = 9
+ASYNC_TIMELINE = 10
 IS_ROOT = os.geteuid() == 0
 
 
@@ -157,32 +163,122 @@ def load_pgbench(cluster: ScratchCluster, scale: int) -> float:
     return t
 
 
-def wal_copies(cluster: ScratchCluster, dest: Path, count: int) -> list[Path]:
-    """Copy real, full WAL segments of *cluster* to *dest* under unused timeline-9 names."""
+def segment_number(name: str) -> int:
+    """Position of a 16 MiB WAL segment in its timeline (log * 256 + seg)."""
+    return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
+
+
+def segment_name(timeline: int, number: int) -> str:
+    return f"{timeline:08X}{number // 0x100:08X}{number % 0x100:08X}"
+
+
+def generate_wal(cluster: ScratchCluster, count: int) -> list[Path]:
+    """Write at least *count* segments of real WAL (row updates) into *cluster* and return
+    *count* consecutive complete segments, still in its pg_wal and all archived already.
+
+    ``wal_keep_size`` keeps them from being recycled by the checkpoints the load causes;
+    the function waits until the archiver has no ``.ready`` file left, so that the cluster's
+    own archiving is over before anything is measured."""
+    cluster.psql(
+        f"ALTER SYSTEM SET wal_keep_size = '{(count + 8) * 16}MB';\n"
+        "SELECT pg_reload_conf();\n"
+        "ALTER TABLE pgbench_accounts SET (autovacuum_enabled = off);\n"
+        "SELECT pg_switch_wal();"
+    )
+    # right after the switch the position is at a segment boundary, which pg_walfile_name
+    # names after the switched (mostly empty) segment: start with the next one
+    first = segment_number(cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")) + 1
+    rows = int(cluster.psql("SELECT max(aid) FROM pgbench_accounts"))
+    step = min(100_000, rows)
+    low = 0
+    while True:
+        # WAL up to the commit is flushed when the UPDATE returns, so every segment before
+        # the current one is complete on disk
+        current = cluster.psql(
+            f"UPDATE pgbench_accounts SET abalance = abalance + 1 "
+            f"WHERE aid > {low} AND aid <= {low + step};\n"
+            "SELECT pg_walfile_name(pg_current_wal_lsn());"
+        ).split()[-1]
+        low = (low + step) % rows
+        if segment_number(current) - first >= count:
+            break
     cluster.psql("SELECT pg_switch_wal()")
     wal_dir = cluster.data_dir / "pg_wal"
-    segs = sorted(
-        p
-        for p in wal_dir.iterdir()
-        if SEGMENT_RE.match(p.name) and p.stat().st_size == SEGMENT_SIZE
-    )
-    if not segs:
-        raise RuntimeError(f"no WAL segment found in {wal_dir}")
-    src = segs[0]  # the oldest one left: complete, already archived
-    make_dir(dest)
+    timeline = int(current[:8], 16)
+    segs = [wal_dir / segment_name(timeline, first + i) for i in range(count)]
+    for seg in segs:
+        if not seg.is_file() or seg.stat().st_size != SEGMENT_SIZE:
+            raise RuntimeError(f"{seg} is missing or not a complete segment")
+    status_dir = wal_dir / "archive_status"
+    deadline = time.monotonic() + 900
+    while any(n.endswith(".ready") for n in os.listdir(status_dir)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the archiver of {cluster!r} did not catch up in 900 s")
+        time.sleep(0.2)
+    return segs
+
+
+def wal_copies(segs: list[Path], dest: Path, timeline: int) -> list[Path]:
+    """Copy *segs* into *dest*, a folder laid out like pg_wal, under the same segment
+    numbers on the otherwise unused *timeline*: distinct real segments with consecutive
+    valid names, each announced by ``archive_status/NAME.ready`` as PostgreSQL does."""
+    make_dir(dest.parent, 0o700)
+    make_dir(dest, 0o700)
+    status_dir = make_dir(dest / "archive_status", 0o700)
     out = []
-    for i in range(count):
-        name = f"00000009{0:08X}{0x100 + i:08X}"
+    for src in segs:
+        name = segment_name(timeline, segment_number(src.name))
         target = dest / name
         shutil.copyfile(src, target)
         target.chmod(0o600)
         chown_pg(target)
+        ready = status_dir / f"{name}.ready"
+        ready.touch(0o600)
+        chown_pg(ready)
         out.append(target)
     return out
 
 
-def time_each(cmds: list[list[str]]) -> list[float]:
-    return [timed(c) * 1000.0 for c in cmds]
+def mark_done(seg: Path) -> None:
+    """What the archiver does once archive_command returned 0 for *seg*."""
+    status_dir = seg.parent / "archive_status"
+    os.replace(status_dir / f"{seg.name}.ready", status_dir / f"{seg.name}.done")
+
+
+def archive_like_postgres(segs: list[Path], command: list[str]) -> list[float]:
+    """Run ``command SEGMENT`` for each segment in WAL order, one after the other, each one
+    only after the previous one returned 0, as the archiver does; milliseconds of each."""
+    times = []
+    for seg in segs:
+        times.append(timed(as_pg([*command, str(seg)])) * 1000.0)
+        mark_done(seg)
+    return times
+
+
+def wait_until(done: Any, what: str, timeout: float = 1800, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def stored_segments(folder: Path, names: set[str], pattern: re.Pattern[str]) -> set[str]:
+    """Which of *names* have an object in *folder* or below whose file name matches
+    *pattern* (group 1: the segment name); temporary files do not match."""
+    found = set()
+    for _root, _dirs, files in os.walk(folder):
+        for leaf in files:
+            m = pattern.match(leaf)
+            if m and m.group(1) in names:
+                found.add(m.group(1))
+    return found
+
+
+# pgBackRest: <repo>/archive/<stanza>/<archive id>/<tli+log>/<segment>-<sha1>.zst
+PGBR_WAL_OBJECT = re.compile(r"^([0-9A-F]{24})-[0-9a-f]{40}(\.[a-z0-9]+)?$")
+# Lifeboat: <repo>/<source>/wal/<tli+log>/<segment>-<sha256>.zst.age
+LIFEBOAT_WAL_OBJECT = re.compile(r"^([0-9A-F]{24})-[0-9a-f]{64}\.zst\.(age|gpg)$")
 
 
 # ----------------------------------------------------------------------------- pgBackRest
@@ -201,6 +297,7 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
     )
     conf.write_text(
         "[global]\n"
+        "repo1-type=posix\n"
         f"repo1-path={make_dir(d / 'repo', 0o750)}\n"
         "repo1-cipher-type=aes-256-cbc\n"
         f"repo1-cipher-pass={secrets.token_hex(24)}\n"
@@ -271,15 +368,59 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         pg_ctl_stop(bin_dir, new_dir)
         shutil.rmtree(new_dir, ignore_errors=True)
 
+        log(f"pgBackRest: {max(args.segments, args.async_segments)} segments of real WAL")
+        real = generate_wal(cluster, max(args.segments, args.async_segments))
+        sync_segs = wal_copies(real[: args.segments], d / "walsync" / "pg_wal", SYNC_TIMELINE)
+        async_segs = wal_copies(
+            real[: args.async_segments], d / "walasync" / "pg_wal", ASYNC_TIMELINE
+        )
+        cluster.stop()  # nothing else runs while archiving is measured
+
         log(f"pgBackRest: archive-push x{args.segments}")
-        segs = wal_copies(cluster, d / "walcopies", args.segments)
-        res["wal_push_ms"] = time_each([as_pg([*pgbr, "archive-push", str(s)]) for s in segs])
+        res["wal_push_ms"] = archive_like_postgres(sync_segs, [*pgbr, "archive-push"])
+
+        log(f"pgBackRest: archive-push x{args.async_segments} with archive-async=y")
+        spool = make_dir(d / "spool-async", 0o750)
+        # the async process looks for .ready files in the folder of %p, which must lie in
+        # pg1-path: the copies' folder gets a data directory of its own around it, with the
+        # cluster's pg_control (archive-push checks the segments against it)
+        fake_pgdata = d / "walasync"
+        make_dir(fake_pgdata / "global", 0o700)
+        shutil.copyfile(
+            cluster.data_dir / "global" / "pg_control", fake_pgdata / "global" / "pg_control"
+        )
+        chown_pg(fake_pgdata / "global" / "pg_control")
+        pgbr_async = [
+            *pgbr,
+            f"--pg1-path={fake_pgdata}",
+            "--archive-async",
+            f"--spool-path={spool}",
+            "--process-max=2",
+            "archive-push",
+        ]
+        names = {s.name for s in async_segs}
+        archive_dir = d / "repo" / "archive" / "bench"
+        t0 = time.perf_counter()
+        res["async_push_ms"] = archive_like_postgres(async_segs, pgbr_async)
+        res["async_foreground_s"] = time.perf_counter() - t0
+        wait_until(
+            lambda: stored_segments(archive_dir, names, PGBR_WAL_OBJECT) == names,
+            f"{len(names)} segments in {archive_dir}",
+        )
+        res["async_total_s"] = time.perf_counter() - t0
+        res["async_segments_per_s"] = len(names) / res["async_total_s"]
     finally:
         cluster.destroy()
     return res
 
 
 # ----------------------------------------------------------------------------- Lifeboat
+
+
+def lifeboat_status(lb: list[str]) -> dict[str, Any]:
+    """`lifeboat status wms --json`, for the one source."""
+    doc = json.loads(run(as_pg([*lb, "status", "wms", "--json"])))
+    return dict(doc[0] if isinstance(doc, list) else doc)
 
 
 def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[str, Any]:
@@ -311,6 +452,14 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         f'pg_bin_dir = "{bin_dir}"\n'
     )
     chown_pg(cfg_file)
+    async_cfg_file = d / "lifeboat-async.toml"
+    async_cfg_file.write_text(
+        cfg_file.read_text() + "\n[sources.wms.archive]\n"
+        "async = true\n"
+        "workers = 2\n"
+        f'spool_dir = "{make_dir(d / "spool", 0o700)}"\n'
+    )
+    chown_pg(async_cfg_file)
     try:
         run(as_pg([*lb, "init"]))
         log(f"Lifeboat: init cluster, pgbench -i -s {args.scale}")
@@ -344,9 +493,47 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         pg_ctl_stop(bin_dir, new_dir)
         shutil.rmtree(new_dir, ignore_errors=True)
 
+        log(f"Lifeboat: {max(args.segments, args.async_segments)} segments of real WAL")
+        real = generate_wal(cluster, max(args.segments, args.async_segments))
+        sync_segs = wal_copies(real[: args.segments], d / "walsync" / "pg_wal", SYNC_TIMELINE)
+        async_segs = wal_copies(
+            real[: args.async_segments], d / "walasync" / "pg_wal", ASYNC_TIMELINE
+        )
+        cluster.stop()  # nothing else runs while archiving is measured
+
         log(f"Lifeboat: wal-push x{args.segments}")
-        segs = wal_copies(cluster, d / "walcopies", args.segments)
-        res["wal_push_ms"] = time_each([as_pg([*lb, "wal-push", "wms", str(s)]) for s in segs])
+        res["wal_push_ms"] = archive_like_postgres(sync_segs, [*lb, "wal-push", "wms"])
+
+        log(f"Lifeboat: wal-push x{args.async_segments} with async = true, workers = 2")
+        lba = [lifeboat, "--config", str(async_cfg_file)]
+        spool = Path(lifeboat_status(lba)["spool"]["path"])
+        names = {s.name for s in async_segs}
+        wal_dir = d / "repo" / "wms" / "wal"
+
+        def all_uploaded() -> bool:
+            # what `lifeboat status` reports as spool.queued (files in <spool>/out/ whose
+            # name does not start with a dot), read directly: starting the CLI in a loop
+            # would take CPU from the worker being measured
+            waiting = [n for n in os.listdir(spool / "out") if not n.startswith(".")]
+            return not waiting and stored_segments(wal_dir, names, LIFEBOAT_WAL_OBJECT) == names
+
+        t0 = time.perf_counter()
+        res["async_push_ms"] = archive_like_postgres(async_segs, [*lba, "wal-push", "wms"])
+        res["async_foreground_s"] = time.perf_counter() - t0
+        wait_until(all_uploaded, f"the spool {spool} to be uploaded to {wal_dir}")
+        res["async_total_s"] = time.perf_counter() - t0
+        res["async_segments_per_s"] = len(names) / res["async_total_s"]
+        status = lifeboat_status(lba)["spool"]
+        if status["queued"] != 0 or status["last_error"] is not None:
+            raise RuntimeError(f"lifeboat status after the async push: {status}")
+        res["async_status"] = status
+        # let the idle worker exit before the cluster and the folders go away
+        wait_until(
+            lambda: not lifeboat_status(lba)["spool"]["worker_running"],
+            "the async worker to exit",
+            timeout=120,
+            interval=0.5,
+        )
     finally:
         cluster.destroy()
     return res
@@ -360,12 +547,20 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=None, help="pgbench scale (default 100)")
     ap.add_argument("--quick", action="store_true", help="pgbench scale 5")
     ap.add_argument("--segments", type=int, default=10, help="WAL segments to push per tool")
+    ap.add_argument(
+        "--async-segments",
+        type=int,
+        default=40,
+        help="WAL segments to push per tool with async archiving (default 40)",
+    )
     ap.add_argument("--pg-bin-dir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     if args.scale is None:
         args.scale = 5 if args.quick else 100
+    if args.segments < 1 or args.async_segments < 1:
+        ap.error("--segments and --async-segments must be at least 1")
 
     bin_dir = args.pg_bin_dir
     if bin_dir is None:
@@ -411,6 +606,30 @@ def main() -> int:
             "ms",
             med(pgbr["wal_push_ms"]),
         ),
+        (
+            "async wal push / segment, foreground: pgBackRest (median)",
+            med(pgbr["async_push_ms"]),
+            "ms",
+            med(pgbr["async_push_ms"]),
+        ),
+        (
+            "async wal push / segment, foreground: Lifeboat (median)",
+            med(lbt["async_push_ms"]),
+            "ms",
+            med(pgbr["async_push_ms"]),
+        ),
+        (
+            "async wal push throughput: pgBackRest",
+            pgbr["async_segments_per_s"],
+            "seg/s",
+            pgbr["async_segments_per_s"],
+        ),
+        (
+            "async wal push throughput: Lifeboat",
+            lbt["async_segments_per_s"],
+            "seg/s",
+            pgbr["async_segments_per_s"],
+        ),
     ]
     db_gb = pgbr["db_bytes"] / 1e9
     print()
@@ -419,16 +638,32 @@ def main() -> int:
         f"PostgreSQL {bin_dir_major(bin_dir)}; {pgbr_version}"
     )
     print("pgBackRest: zstd level 3, aes-256-cbc, process-max=2, start-fast, archive-async=n")
+    print("            async rows: archive-async=y, spool-path, process-max=2")
     print("Lifeboat:   zstd level 1 (default), age encryption")
+    print("            async rows: [sources.wms.archive] async = true, workers = 2, spool_dir")
     print("raw:        pg_basebackup -c fast -Ft -X fetch, zstd -3 -T2, no encryption, no storage")
+    print(
+        f"wal push:   {args.segments} sync and {args.async_segments} async distinct real "
+        "segments, pushed one after the other"
+    )
     print()
     w = max(len(r[0]) for r in rows)
-    print(f"{'step':<{w}}  {'wall':>10}  {'vs pgBackRest':>13}")
-    print(f"{'-' * w}  {'-' * 10}  {'-' * 13}")
+    print(f"{'step':<{w}}  {'value':>11}  {'vs pgBackRest':>13}")
+    print(f"{'-' * w}  {'-' * 11}  {'-' * 13}")
     for name, val, unit, ref in rows:
-        shown = f"{val:.2f} s" if unit == "s" else f"{val:.0f} ms"
-        print(f"{name:<{w}}  {shown:>10}  {val / ref:>12.2f}x")
+        shown = {"s": f"{val:.2f} s", "ms": f"{val:.0f} ms"}.get(unit, f"{val:.2f} {unit}")
+        print(f"{name:<{w}}  {shown:>11}  {val / ref:>12.2f}x")
     print()
+    print(
+        "ratios: time / pgBackRest's time (below 1 = Lifeboat faster), except seg/s: "
+        "throughput / pgBackRest's (above 1 = Lifeboat faster)"
+    )
+    print(
+        f"async end to end ({args.async_segments} segments, first call to last one stored): "
+        f"pgBackRest {pgbr['async_total_s']:.2f} s "
+        f"(foreground {pgbr['async_foreground_s']:.2f} s), "
+        f"Lifeboat {lbt['async_total_s']:.2f} s (foreground {lbt['async_foreground_s']:.2f} s)"
+    )
     print(
         f"repository size: pgBackRest {pgbr['repo_bytes'] / 1e6:.0f} MB, "
         f"Lifeboat {lbt['repo_bytes'] / 1e6:.0f} MB (backup + archived WAL)"
@@ -446,10 +681,13 @@ def main() -> int:
         "pgbackrest_version": pgbr_version,
         "scale": args.scale,
         "segments": args.segments,
+        "async_segments": args.async_segments,
         "settings": {
             "pgbackrest": "compress-type=zst level 3, repo1-cipher-type=aes-256-cbc, "
             "process-max=2, start-fast=y, archive-async=n",
+            "pgbackrest_async": "archive-async=y, spool-path, process-max=2",
             "lifeboat": "zstd level 1 (default), age encryption",
+            "lifeboat_async": "[sources.wms.archive] async = true, workers = 2, spool_dir",
             "raw": "pg_basebackup -c fast -D - -Ft -X fetch | zstd -3 -T2 > /dev/null",
         },
         "pgbackrest": pgbr,
