@@ -255,6 +255,19 @@ def archive_like_postgres(segs: list[Path], command: list[str]) -> list[float]:
     return times
 
 
+def archive_like_postgres_shell(segs: list[Path], archive_command: str) -> list[float]:
+    """archive_like_postgres for a shell command line with %p and %f, run from the folder
+    above pg_wal (PostgreSQL's data directory) with %p relative to it."""
+    times = []
+    for seg in segs:
+        line = archive_command.replace("%p", f"pg_wal/{seg.name}").replace("%f", seg.name)
+        started = time.perf_counter()
+        subprocess.run(as_pg(["sh", "-c", line]), cwd=seg.parent.parent, check=True)
+        times.append((time.perf_counter() - started) * 1000.0)
+        mark_done(seg)
+    return times
+
+
 def wait_until(done: Any, what: str, timeout: float = 1800, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -517,8 +530,16 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
             waiting = [n for n in os.listdir(spool / "out") if not n.startswith(".")]
             return not waiting and stored_segments(wal_dir, names, LIFEBOAT_WAL_OBJECT) == names
 
+        # exactly what `lifeboat setup-archiving` prints for an async source, run by a
+        # shell from the data directory as PostgreSQL runs archive_command
+        from lifeboat.archiving import wanted_settings
+        from lifeboat.context import Context
+
+        archive_command = wanted_settings(Context.load(async_cfg_file), "wms")["archive_command"]
+        res["async_archive_command"] = archive_command
+
         t0 = time.perf_counter()
-        res["async_push_ms"] = archive_like_postgres(async_segs, [*lba, "wal-push", "wms"])
+        res["async_push_ms"] = archive_like_postgres_shell(async_segs, archive_command)
         res["async_foreground_s"] = time.perf_counter() - t0
         wait_until(all_uploaded, f"the spool {spool} to be uploaded to {wal_dir}")
         res["async_total_s"] = time.perf_counter() - t0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeboat.context import Context
 from lifeboat.errors import DatabaseError, LifeboatError
@@ -13,12 +13,30 @@ from lifeboat.executable import lifeboat_executable
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.wal_archive import is_archived
 
+if TYPE_CHECKING:
+    from lifeboat.wal_spool import SpoolPaths
+
+
+def async_spool(ctx: Context, source: str) -> SpoolPaths | None:
+    """The spool of a source archiving asynchronously, else None."""
+    from lifeboat.wal_settings import WalSettings, essentials
+    from lifeboat.wal_spool import SpoolPaths
+
+    archive = WalSettings(essentials(ctx.config)).archive(source)
+    return SpoolPaths(archive.spool) if archive.async_push else None
+
 
 def wanted_settings(
     ctx: Context, source: str, archive_timeout: int = 60, server_version_num: int = 0
 ) -> dict[str, str]:
     config = shlex.quote(str(ctx.config_path.absolute()))
     command = f"{shlex.quote(lifeboat_executable())} --config {config} wal-push {source} %p"
+    spool = async_spool(ctx, source)
+    if spool is not None:
+        # The async worker archives ready segments ahead of time and leaves a marker:
+        # consuming it in the shell costs a millisecond, not a Python start.
+        marker = shlex.quote(str(spool.acknowledged)) + "/%f"
+        command = f"test -f {marker} && rm {marker} || {command}"
     settings = {
         "wal_level": "replica",
         "archive_mode": "on",

@@ -39,6 +39,7 @@ class PushResult:
     plain_size: int
     stored_size: int
     already_archived: bool
+    plain_sha256: str
 
 
 check_wal_name = wal.check_archive_name
@@ -70,7 +71,7 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
     copies = _stored_copies(storage, source, name)
     if digest in copies:
         log.info("%s already archived with the same content", name)
-        return PushResult(name, copies[digest], len(data), 0, already_archived=True)
+        return PushResult(name, copies[digest], len(data), 0, True, digest)
     if copies:
         raise WalConflictError(
             f"{name} is already archived with different content ({', '.join(sorted(copies))}); "
@@ -82,7 +83,7 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
     key = layout.wal_key(source, name, digest, encryptor.suffix)
     info = storage.write(key, [sink.getvalue()])
     log.info("archived %s (%d -> %d bytes)", name, len(data), info.size)
-    return PushResult(name, key, len(data), info.size, already_archived=False)
+    return PushResult(name, key, len(data), info.size, False, digest)
 
 
 def fetch(

@@ -23,6 +23,10 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     archive = settings.archive(source)
     spool = wal_spool.SpoolPaths(archive.spool)
     if archive.async_push:
+        if wal_spool.take_marker(spool, path):
+            # the worker read this segment ahead from pg_wal and archived it already
+            return {"name": path.name, "spooled": False, "already_archived": True}
+        wal_spool.note_wal_dir(spool, path.parent)
         error = wal_spool.worker_error(spool)
         if error is not None:
             # archive_command's stderr lands in the server log, where someone may look

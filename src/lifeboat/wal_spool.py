@@ -65,6 +65,16 @@ class SpoolPaths:
         return self.root / "in"
 
     @property
+    def acknowledged(self) -> Path:
+        """Markers of segments the worker read ahead from pg_wal and archived."""
+        return self.root / "ok"
+
+    @property
+    def wal_dir_file(self) -> Path:
+        """Names the server's pg_wal, where the worker reads ahead."""
+        return self.root / "wal_dir"
+
+    @property
     def worker_lock(self) -> Path:
         return self.root / "worker.lock"
 
@@ -434,7 +444,8 @@ class WorkerStatus:
             log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
 
 
-Uploader = Callable[[Path], None]
+# pushes one file, returns the sha256 of its plaintext
+Uploader = Callable[[Path], str]
 
 
 def run_push_worker(
@@ -442,6 +453,7 @@ def run_push_worker(
     upload: Uploader,
     workers: int,
     idle_exit: float = IDLE_EXIT_SECONDS,
+    read_ahead_limit: int = 64,
 ) -> bool:
     """Upload the spool until it stays empty for idle_exit seconds. False when another
     worker holds the lock (then this one does nothing)."""
@@ -456,10 +468,11 @@ def run_push_worker(
         return False
     status = WorkerStatus.resume(spool.status_file)
     status.save()  # records this worker's pid
+    forget_stale_markers(spool)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wal-push") as pool:
         try:
             while True:
-                _drain(spool, upload, workers, idle_exit, status, pool)
+                _drain(spool, upload, workers, idle_exit, status, pool, read_ahead_limit)
                 # Release, then look again: a wal-push that spooled a file while we held the
                 # lock did not start a worker, so the file is ours to find now; one that
                 # spools after this sees the lock free and starts its own.
@@ -475,6 +488,76 @@ def run_push_worker(
                 release_lock(fd)
 
 
+READY_SUFFIX = ".ready"
+# markers nobody consumed this long after they were written are not trusted any more
+MARKER_MAX_AGE_SECONDS = 600.0
+
+
+def note_wal_dir(spool: SpoolPaths, wal_dir: Path) -> None:
+    """Tell the worker where pg_wal is (the folder of the path archive_command got)."""
+    text = str(wal_dir.absolute())
+    try:
+        if spool.wal_dir_file.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    make_private_dirs(spool.root)
+    write_durably(spool.root, spool.wal_dir_file.name, text.encode())
+
+
+def take_marker(spool: SpoolPaths, path: Path) -> bool:
+    """True when the worker already archived this very file from pg_wal (its marker holds
+    the sha256 the repository has); the marker is consumed either way."""
+    import hashlib
+
+    marker = spool.acknowledged / path.name
+    try:
+        expected = marker.read_text(encoding="ascii").strip()
+    except OSError:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
+    marker.unlink(missing_ok=True)
+    return actual == expected
+
+
+def read_ahead(spool: SpoolPaths, limit: int) -> list[Path]:
+    """Segments PostgreSQL marked ready to archive that nobody has taken yet: the worker
+    archives them before archive_command asks, which then only consumes a marker. Reading
+    them in pg_wal is safe: the server recycles a segment only once it is archived."""
+    try:
+        wal_dir = Path(spool.wal_dir_file.read_text(encoding="utf-8"))
+        ready = os.listdir(wal_dir / "archive_status")
+        taken = set(os.listdir(spool.acknowledged)) if spool.acknowledged.is_dir() else set()
+    except (OSError, ValueError):
+        return []
+    room = limit - len(taken)
+    names = sorted(n.removesuffix(READY_SUFFIX) for n in ready if n.endswith(READY_SUFFIX))
+    found: list[Path] = []
+    for name in names:
+        if len(found) >= room:
+            break
+        if name not in taken and wal.is_archive_name(name):
+            found.append(wal_dir / name)
+    return found
+
+
+def forget_stale_markers(spool: SpoolPaths) -> None:
+    """A marker nobody consumed for long may belong to a cluster that is gone."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(spool.acknowledged))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if now - entry.stat().st_mtime > MARKER_MAX_AGE_SECONDS:
+                os.unlink(entry.path)
+
+
 def _drain(
     spool: SpoolPaths,
     upload: Uploader,
@@ -482,27 +565,36 @@ def _drain(
     idle_exit: float,
     status: WorkerStatus,
     pool: ThreadPoolExecutor,
+    read_ahead_limit: int,
 ) -> None:
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    in_flight: dict[Future[None], str] = {}
+    in_flight: dict[Future[str], Path] = {}
     idle_since = time.monotonic()
+    make_private_dirs(spool.acknowledged)
     while True:
         now = time.monotonic()
-        waiting = queued(spool.outgoing)
-        status.forget(set(waiting))
-        busy = set(in_flight.values())
-        for name in waiting:
+        spooled = [spool.outgoing / name for name in queued(spool.outgoing)]
+        spooled_names = {p.name for p in spooled}
+        ahead = [p for p in read_ahead(spool, read_ahead_limit) if p.name not in spooled_names]
+        waiting = spooled + ahead
+        status.forget({p.name for p in waiting})
+        busy = {p.name for p in in_flight.values()}
+        for path in waiting:
             if len(in_flight) >= workers:
                 break
-            failure = status.failures.get(name)
-            if name in busy or (failure is not None and failure.retry_at > now):
+            failure = status.failures.get(path.name)
+            if path.name in busy or (failure is not None and failure.retry_at > now):
                 continue
-            in_flight[pool.submit(upload, spool.outgoing / name)] = name
+            in_flight[pool.submit(upload, path)] = path
         if not in_flight:
             if waiting:
                 idle_since = now
-                soonest = min(f.retry_at for n, f in status.failures.items() if n in waiting)
+                waiting_names = {p.name for p in waiting}
+                soonest = min(
+                    (f.retry_at for n, f in status.failures.items() if n in waiting_names),
+                    default=now + 0.05,
+                )
                 time.sleep(min(max(soonest - now, 0.01), 0.2))
                 continue
             if now - idle_since >= idle_exit:
@@ -512,20 +604,27 @@ def _drain(
         idle_since = now
         done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
         for future in done:
-            name = in_flight.pop(future)
+            path = in_flight.pop(future)
             error = future.exception()
             if error is None:
-                # only now: a worker killed before this line leaves the file to push again,
-                # which the archive recognises as already archived
-                (spool.outgoing / name).unlink(missing_ok=True)
-                status.pushed(name)
-                log.info("pushed %s", name)
+                if path.parent == spool.outgoing:
+                    # only now: a worker killed before this line leaves the file to push
+                    # again, which the archive recognises as already archived
+                    path.unlink(missing_ok=True)
+                    # read ahead as well while it was being spooled: nobody will ask
+                    (spool.acknowledged / path.name).unlink(missing_ok=True)
+                else:
+                    write_durably(spool.acknowledged, path.name, future.result().encode())
+                status.pushed(path.name)
+                log.info("pushed %s", path.name)
+            elif path.parent != spool.outgoing and not path.exists():
+                continue  # archived and recycled meanwhile: nothing to read ahead
             else:
                 message = str(error) or type(error).__name__
-                failure = status.failed(name, message, time.monotonic())
+                failure = status.failed(path.name, message, time.monotonic())
                 log.warning(
                     "pushing %s failed (attempt %d, retrying in %.1fs): %s",
-                    name,
+                    path.name,
                     failure.attempts,
                     failure.retry_at - time.monotonic(),
                     message,
@@ -544,11 +643,11 @@ def archive_uploader(settings: WalSettings, source: str) -> Uploader:
     opening = threading.Lock()
     opened: list[Any] = []
 
-    def upload(path: Path) -> None:
+    def upload(path: Path) -> str:
         with opening:
             if not opened:
                 opened.extend([settings.storage(source), settings.encryptor()])
         storage, encryptor = opened
-        push(storage, source, path, encryptor, settings.level)
+        return push(storage, source, path, encryptor, settings.level).plain_sha256
 
     return upload

@@ -94,6 +94,13 @@ def async_archiving(pg_bin_dir: Path) -> Iterator[AsyncArchiving]:
         with archiving_cluster(pg_bin_dir, source_extra=archive) as archiving:
             spool = SpoolPaths(WalSettings.load(archiving.config).archive("wms").spool)
             assert spool.root.parent == spool_base
+            # the archive_command setup-archiving prints, with the read-ahead marker shortcut
+            wanted = json.loads(archiving.lifeboat("setup-archiving", "wms", "--json").stdout)
+            command = next(s["wanted"] for s in wanted if s["name"] == "archive_command")
+            assert command.startswith("test -f ")
+            escaped = command.replace("'", "''")
+            archiving.cluster.psql(f"ALTER SYSTEM SET archive_command = '{escaped}'")
+            archiving.cluster.psql("SELECT pg_reload_conf()")
             yield AsyncArchiving(archiving, spool)
             kill_worker(spool)
     finally:

@@ -30,9 +30,11 @@ from lifeboat.wal_spool import (
     Spooled,
     SpoolPaths,
     lock_is_held,
+    note_wal_dir,
     queued,
     run_push_worker,
     spool_segment,
+    take_marker,
 )
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
@@ -115,11 +117,58 @@ def test_not_a_wal_name_is_refused(spool: SpoolPaths, tmp_path: Path) -> None:
 # --- the worker ---------------------------------------------------------------------------
 
 
-def uploader(storage: LocalStorage, encryptor: AgeEncryptor) -> Callable[[Path], None]:
-    def upload(path: Path) -> None:
-        push(storage, "wms", path, encryptor, level=1)
+def uploader(storage: LocalStorage, encryptor: AgeEncryptor) -> Callable[[Path], str]:
+    def upload(path: Path) -> str:
+        return push(storage, "wms", path, encryptor, level=1).plain_sha256
 
     return upload
+
+
+def test_worker_reads_ready_segments_ahead_and_leaves_markers(
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    _, encryptor, decryptor = keys
+    storage = LocalStorage(tmp_path / "repo")
+    pg_wal = tmp_path / "pg_wal"
+    segments = [wal_file(pg_wal, segment_name(n), seed=n) for n in range(1, 5)]
+    (pg_wal / "archive_status").mkdir()
+    for segment in segments[:3]:  # the fourth is still being written: not ready
+        (pg_wal / "archive_status" / f"{segment.name}.ready").touch()
+    note_wal_dir(spool, pg_wal)
+
+    assert run_push_worker(spool, uploader(storage, encryptor), workers=2, idle_exit=0.1)
+
+    assert sorted(os.listdir(spool.acknowledged)) == [s.name for s in segments[:3]]
+    assert not is_archived(storage, "wms", segments[3].name)
+    for segment in segments[:3]:
+        fetch(storage, "wms", segment.name, tmp_path / "back", lambda method: decryptor)
+        assert (tmp_path / "back").read_bytes() == segment.read_bytes()
+    # archive_command then only consumes the marker, which must match the file
+    assert take_marker(spool, segments[0])
+    assert not (spool.acknowledged / segments[0].name).exists()
+    assert not take_marker(spool, segments[0])  # consumed
+    segments[1].write_bytes(b"not what was archived")
+    assert not take_marker(spool, segments[1])  # a marker for other content is refused
+
+
+def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: Path) -> None:
+    from lifeboat.archiving import wanted_settings
+    from lifeboat.context import Context
+
+    _, public = generate_age_identity()
+    config = write_config(tmp_path, public, "async = true\n")
+    command = wanted_settings(Context.load(config), "wms")["archive_command"]
+    marker = f"{spool_of(config).acknowledged}/%f"
+    assert command.startswith(f"test -f {marker} && rm {marker} || ")
+    assert command.endswith("wal-push wms %p")
+    # run by a shell as PostgreSQL would: a marker is consumed, nothing else runs
+    spool_of(config).acknowledged.mkdir(parents=True)
+    (spool_of(config).acknowledged / segment_name(7)).write_text("x")
+    shell = command.replace("%f", segment_name(7)).replace("%p", "/nonexistent")
+    assert subprocess.run(["sh", "-c", shell], capture_output=True).returncode == 0
+    assert not (spool_of(config).acknowledged / segment_name(7)).exists()
+    # without one, Lifeboat runs (and here fails: the file does not exist)
+    assert subprocess.run(["sh", "-c", shell], capture_output=True).returncode != 0
 
 
 def test_worker_uploads_the_spool_and_records_it(

@@ -23,7 +23,9 @@ def command(role: str, source: str) -> None:
     spool = wal_spool.SpoolPaths(archive.spool)
     if role == "push":
         uploader = wal_spool.archive_uploader(settings, source)
-        wal_spool.run_push_worker(spool, uploader, archive.workers)
+        wal_spool.run_push_worker(
+            spool, uploader, archive.workers, read_ahead_limit=archive.spool_max_segments
+        )
         return
     from lifeboat import wal_prefetch
 

@@ -149,15 +149,20 @@ def timeline_at(history: list[Switch], timeline: int, lsn: int) -> int:
     return timeline
 
 
-def check_archive_name(name: str) -> str:
-    """name, if it is a file the WAL archive takes (it becomes part of keys and paths)."""
-    from lifeboat.errors import UsageError
-
-    if not (
+def is_archive_name(name: str) -> bool:
+    """A file the WAL archive takes: segment, .partial, .history or .backup."""
+    return (
         is_segment_name(name)
         or is_partial_name(name)
         or is_history_name(name)
         or is_backup_label_name(name)
-    ):
+    )
+
+
+def check_archive_name(name: str) -> str:
+    """name, if it is a file the WAL archive takes (it becomes part of keys and paths)."""
+    from lifeboat.errors import UsageError
+
+    if not is_archive_name(name):
         raise UsageError(f"{name!r} is not a WAL segment, .partial, .history or .backup file name")
     return name
