@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Physical backup benchmark: Lifeboat against pgBackRest and bare pg_basebackup | zstd.
 
+Each timed backup and restore starts after ``sync``, so no step pays for the writeback of
+the steps before it.
+
 Run from the repository root with the project's virtualenv::
 
     .venv/bin/python bench/bench_physical.py              # pgbench scale 100
@@ -57,6 +60,12 @@ IS_ROOT = os.geteuid() == 0
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def settle() -> None:
+    """Write out what earlier steps left dirty in the page cache, so that neither tool's
+    timed step pays for the writeback of the steps before it."""
+    os.sync()
 
 
 def log(msg: str) -> None:
@@ -343,10 +352,12 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         run(as_pg([*pgbr, "check"]))
 
         log("pgBackRest: backup --type=full")
+        settle()
         res["backup_s"] = timed(as_pg([*pgbr, "backup", "--type=full"]))
         res["repo_bytes"] = du_bytes(d / "repo")
 
         log("raw: pg_basebackup -Ft -X fetch | zstd -3 -T2")
+        settle()
         pipe = (
             "set -o pipefail; "
             f"{shlex.quote(str(bin_dir / 'pg_basebackup'))} -d {shlex.quote(cluster.dsn())} "
@@ -355,6 +366,7 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         res["raw_backup_s"] = timed(["bash", "-c", pipe])
 
         log("pgBackRest: restore into a new data dir, start, wait for recovery")
+        settle()
         new_dir = make_dir(d / "restored", 0o700)
         port = free_port()
         t0 = time.perf_counter()
@@ -482,16 +494,22 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         res["db_bytes"] = int(cluster.psql("SELECT pg_database_size('postgres')"))
 
         log("Lifeboat: backup --type physical")
+        settle()
         res["backup_s"] = timed(as_pg([*lb, "backup", "wms", "--type", "physical"]))
         res["repo_bytes"] = du_bytes(d / "repo")
 
         log("Lifeboat: restore --pgdata NEW --latest --start")
+        settle()
         new_dir = d / "restored"
         port = free_port()
-        res["restore_s"] = timed(
+        t0 = time.perf_counter()
+        restore = subprocess.run(
             as_pg(
                 [
                     *lb,
+                    "--json",
+                    "--log-format",
+                    "plain",
                     "restore",
                     "wms",
                     "--pgdata",
@@ -501,8 +519,23 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
                     "--port",
                     str(port),
                 ]
-            )
+            ),
+            capture_output=True,
+            text=True,
+            env=pg_env(),
+            cwd="/",
+            check=True,
         )
+        res["restore_s"] = time.perf_counter() - t0
+        res["restore_summary"] = json.loads(restore.stdout)
+        # the phases Lifeboat logs: laid out, pg_verifybackup, recovery
+        res["restore_phases"] = [
+            line.split(" info ", 1)[-1]
+            for line in restore.stderr.splitlines()
+            if " in " in line and ("laid out" in line or "accepted" in line or "finished" in line)
+        ]
+        replay_log = (new_dir / "lifeboat-restore.log").read_text(errors="replace")
+        res["restore_wal_files_fetched"] = replay_log.count("restored log file")
         pg_ctl_stop(bin_dir, new_dir)
         shutil.rmtree(new_dir, ignore_errors=True)
 

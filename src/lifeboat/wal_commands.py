@@ -23,7 +23,7 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     archive = settings.archive(source)
     spool = wal_spool.SpoolPaths(archive.spool)
     if archive.async_push:
-        if wal_spool.take_marker(spool, path):
+        if wal_spool.take_marker(spool, path) or wal_spool.wait_for_read_ahead(spool, path):
             # the worker read this segment ahead from pg_wal and archived it already
             return {"name": path.name, "spooled": False, "already_archived": True}
         wal_spool.note_wal_dir(spool, path.parent)

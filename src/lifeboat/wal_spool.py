@@ -70,6 +70,11 @@ class SpoolPaths:
         return self.root / "ok"
 
     @property
+    def reading_ahead(self) -> Path:
+        """Names of the segments the worker is archiving from pg_wal right now."""
+        return self.root / "busy"
+
+    @property
     def wal_dir_file(self) -> Path:
         """Names the server's pg_wal, where the worker reads ahead."""
         return self.root / "wal_dir"
@@ -524,6 +529,16 @@ def take_marker(spool: SpoolPaths, path: Path) -> bool:
     return actual == expected
 
 
+def wait_for_read_ahead(spool: SpoolPaths, path: Path, timeout: float = 10.0) -> bool:
+    """When the worker is archiving this segment from pg_wal already, wait for it rather
+    than spool a second copy; True when it finished with a marker for this very file."""
+    busy = spool.reading_ahead / path.name
+    deadline = time.monotonic() + timeout
+    while busy.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return take_marker(spool, path)
+
+
 def read_ahead(spool: SpoolPaths, limit: int) -> list[Path]:
     """Segments PostgreSQL marked ready to archive that nobody has taken yet: the worker
     archives them before archive_command asks, which then only consumes a marker. Reading
@@ -572,6 +587,9 @@ def _drain(
     in_flight: dict[Future[str], Path] = {}
     idle_since = time.monotonic()
     make_private_dirs(spool.acknowledged)
+    make_private_dirs(spool.reading_ahead)
+    for stale in os.listdir(spool.reading_ahead):  # of a worker that was killed
+        (spool.reading_ahead / stale).unlink(missing_ok=True)
     while True:
         now = time.monotonic()
         spooled = [spool.outgoing / name for name in queued(spool.outgoing)]
@@ -586,6 +604,8 @@ def _drain(
             failure = status.failures.get(path.name)
             if path.name in busy or (failure is not None and failure.retry_at > now):
                 continue
+            if path.parent != spool.outgoing:
+                (spool.reading_ahead / path.name).touch()
             in_flight[pool.submit(upload, path)] = path
         if not in_flight:
             if waiting:
@@ -606,6 +626,7 @@ def _drain(
         for future in done:
             path = in_flight.pop(future)
             error = future.exception()
+            busy_marker = spool.reading_ahead / path.name
             if error is None:
                 if path.parent == spool.outgoing:
                     # only now: a worker killed before this line leaves the file to push
@@ -615,11 +636,14 @@ def _drain(
                     (spool.acknowledged / path.name).unlink(missing_ok=True)
                 else:
                     write_durably(spool.acknowledged, path.name, future.result().encode())
+                    busy_marker.unlink(missing_ok=True)
                 status.pushed(path.name)
                 log.info("pushed %s", path.name)
             elif path.parent != spool.outgoing and not path.exists():
+                busy_marker.unlink(missing_ok=True)
                 continue  # archived and recycled meanwhile: nothing to read ahead
             else:
+                busy_marker.unlink(missing_ok=True)
                 message = str(error) or type(error).__name__
                 failure = status.failed(path.name, message, time.monotonic())
                 log.warning(
