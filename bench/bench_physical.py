@@ -402,9 +402,11 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         cluster.stop()  # nothing else runs while archiving is measured
 
         log(f"pgBackRest: archive-push x{args.segments}")
+        settle()
         res["wal_push_ms"] = archive_like_postgres(sync_segs, [*pgbr, "archive-push"])
 
         log(f"pgBackRest: archive-push x{args.async_segments} with archive-async=y")
+        settle()
         spool = make_dir(d / "spool-async", 0o750)
         # the async process looks for .ready files in the folder of %p, which must lie in
         # pg1-path: the copies' folder gets a data directory of its own around it, with the
@@ -548,9 +550,11 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         cluster.stop()  # nothing else runs while archiving is measured
 
         log(f"Lifeboat: wal-push x{args.segments}")
+        settle()
         res["wal_push_ms"] = archive_like_postgres(sync_segs, [*lb, "wal-push", "wms"])
 
         log(f"Lifeboat: wal-push x{args.async_segments} with async = true, workers = 2")
+        settle()
         lba = [lifeboat, "--config", str(async_cfg_file)]
         spool = Path(lifeboat_status(lba)["spool"]["path"])
         names = {s.name for s in async_segs}
