@@ -560,6 +560,18 @@ def read_ahead(spool: SpoolPaths, limit: int) -> list[Path]:
     return found
 
 
+def _write_marker(spool: SpoolPaths, name: str, plain_sha256: str) -> None:
+    """Not fsynced: a marker lost in a crash only means archive_command pushes that
+    segment again, which the archive recognises as already archived."""
+    temp = spool.acknowledged / f".{name}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.write(fd, plain_sha256.encode())
+    finally:
+        os.close(fd)
+    os.replace(temp, spool.acknowledged / name)
+
+
 def forget_stale_markers(spool: SpoolPaths) -> None:
     """A marker nobody consumed for long may belong to a cluster that is gone."""
     now = time.time()
@@ -635,7 +647,7 @@ def _drain(
                     # read ahead as well while it was being spooled: nobody will ask
                     (spool.acknowledged / path.name).unlink(missing_ok=True)
                 else:
-                    write_durably(spool.acknowledged, path.name, future.result().encode())
+                    _write_marker(spool, path.name, future.result())
                     busy_marker.unlink(missing_ok=True)
                 status.pushed(path.name)
                 log.info("pushed %s", path.name)
