@@ -495,5 +495,5 @@ def _start_and_wait(
                         return str(replayed) if replayed else None
         except psycopg.OperationalError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")

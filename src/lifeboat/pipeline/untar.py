@@ -10,6 +10,7 @@ unchanged file costs a read and no write; entries the archive does not name are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -41,7 +42,12 @@ class _OpenFile:
             self.pending -= 1
             done = self.pending == 0
         if done:
-            os.close(self.fd)
+            try:
+                # on a writer thread, while decompression goes on: the data reaches the
+                # disk now instead of all at once when PostgreSQL syncs the data directory
+                os.fsync(self.fd)
+            finally:
+                os.close(self.fd)
 
 
 class TarExtractor(TarParser):
@@ -91,8 +97,12 @@ class TarExtractor(TarParser):
 
     def abort(self) -> None:
         """Stop writing and close every file (what was written stays: the caller decides)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self.member_end()
+        self._error = self._error or ExtractError("aborted")  # queued writes skip their work
+        self._pool.shutdown(wait=True)  # every queued job still closes its file
+        if self._current is not None:
+            with contextlib.suppress(OSError):
+                self._current.release()
+            self._current = None
 
     def _failure(self) -> ExtractError:
         error = self._error
@@ -136,7 +146,8 @@ class TarExtractor(TarParser):
 
     def member_end(self) -> None:
         if self._current is not None:
-            self._current.release()
+            self._room.acquire()
+            self._pool.submit(self._finish_file, self._current)
             self._current = None
 
     # --- work --------------------------------------------------------------------------------
@@ -213,6 +224,16 @@ class TarExtractor(TarParser):
             self._error = self._error or exc
         finally:
             target.release()
+            self._room.release()
+
+    def _finish_file(self, target: _OpenFile) -> None:
+        try:
+            target.release()
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = target.path
+            self._error = self._error or exc
+        finally:
             self._room.release()
 
     def _remove_unlisted(self) -> None:
