@@ -371,6 +371,7 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         port = free_port()
         t0 = time.perf_counter()
         run(as_pg([*pgbr, f"--pg1-path={new_dir}", "restore"]))
+        res["restore_files_s"] = time.perf_counter() - t0
         run(
             as_pg(
                 [
@@ -606,6 +607,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="pgbench scale 5")
     ap.add_argument("--segments", type=int, default=10, help="WAL segments to push per tool")
     ap.add_argument(
+        "--lifeboat-first",
+        action="store_true",
+        help="run Lifeboat's steps before pgBackRest's (to see what the order costs)",
+    )
+    ap.add_argument(
         "--async-segments",
         type=int,
         default=40,
@@ -637,8 +643,12 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, pgbench scale {args.scale}"
     )
     try:
-        pgbr = bench_pgbackrest(args, bin_dir, work)
-        lbt = bench_lifeboat(args, bin_dir, work)
+        if args.lifeboat_first:
+            lbt = bench_lifeboat(args, bin_dir, work)
+            pgbr = bench_pgbackrest(args, bin_dir, work)
+        else:
+            pgbr = bench_pgbackrest(args, bin_dir, work)
+            lbt = bench_lifeboat(args, bin_dir, work)
     finally:
         if args.keep:
             log(f"kept {work}")

@@ -266,6 +266,48 @@ def _refuse_running_server(pgdata: Path) -> None:
     raise RestoreError(f"a server (pid {pid}) is running in {pgdata}: stop it first")
 
 
+STAGED_WAL = "lifeboat_wal"
+STAGED_SEGMENTS_AFTER_BACKUP = 8
+
+
+def stage_wal(ctx: Context, storage: Storage, source: str, manifest: Manifest, folder: Path) -> int:
+    """Download, before the server starts, what recovery asks for first: every timeline
+    history file and the backup's own segments plus a few after them, so the first
+    restore_command calls are a copy. Later files come through wal-fetch (and its prefetch).
+    The files are checked against their checksums like any fetch; returns how many."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lifeboat.wal_archive import fetch, history_names
+
+    span = manifest.physical
+    assert span is not None
+    size = span.segment_size
+    archived = archived_segments(storage, source).get(span.timeline, set())
+    first = wal.Segment.parse(span.start_wal, size).number
+    last = wal.Segment.parse(span.stop_wal, size).number + STAGED_SEGMENTS_AFTER_BACKUP
+    names = history_names(storage, source) + [
+        wal.Segment(span.timeline, n).name(size) for n in range(first, last + 1) if n in archived
+    ]
+    if not names:
+        return 0
+    folder.mkdir(mode=0o700, exist_ok=True)
+    decryptor_for = ctx.decryptor
+
+    def download(name: str) -> bool:
+        try:
+            fetch(storage, source, name, folder / name, decryptor_for, allow_stream_partial=False)
+            return True
+        except LifeboatError as exc:
+            # left to wal-fetch, which fails recovery there if recovery really needs it
+            log.warning("not staging %s: %s", name, exc)
+            return False
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stage-wal") as pool:
+        staged = sum(pool.map(download, names))
+    log.info("staged %d WAL files for recovery in %s", staged, folder)
+    return staged
+
+
 def _owner() -> tuple[int, int] | None:
     """Who the restored cluster belongs to: `postgres` when we are root."""
     if os.geteuid() != 0:
@@ -418,9 +460,13 @@ def restore_physical(
         str(Path(sys.argv[0]).absolute()) if Path(sys.argv[0]).name == "lifeboat" else "lifeboat"
     )
     config_arg = f" --config {shlex.quote(str(config_path.absolute()))}" if config_path else ""
+    staged = stage_wal(ctx, repo.storage, source_name, manifest, pgdata / STAGED_WAL)
     restore_command = (
         f"{shlex.quote(lifeboat)}{config_arg} wal-fetch {shlex.quote(source_name)} %f %p"
     )
+    if staged:
+        # the WAL staged beside the data costs a cp, not a Lifeboat start, per file
+        restore_command = f"cp {STAGED_WAL}/%f %p 2>/dev/null || {restore_command}"
     settings = {"restore_command": restore_command, **target.settings()}
     if port is not None:
         settings["port"] = str(port)
@@ -446,6 +492,7 @@ def restore_physical(
         )
         result.started = True
         log.info("recovery finished in %.1f s", time.monotonic() - phase)
+        shutil.rmtree(pgdata / STAGED_WAL, ignore_errors=True)
     result.seconds = time.monotonic() - began
     return result
 

@@ -282,6 +282,16 @@ def pad_to_segment_size(data: bytes) -> bytes:
     raise IntegrityError("a streamed partial segment has no valid segment size in its header")
 
 
+def history_names(storage: Storage, source: str) -> list[str]:
+    """Timeline history files in the archive."""
+    names = set()
+    for info in storage.list(f"{source}/wal/history/"):
+        parsed = layout.parse_wal_key(info.key)
+        if parsed is not None and wal.is_history_name(parsed[0]):
+            names.add(parsed[0])
+    return sorted(names)
+
+
 def archived_segments(storage: Storage, source: str) -> dict[int, set[int]]:
     """Segment numbers in the archive, per timeline (segments only; not .partial files)."""
     found: dict[int, set[int]] = {}

@@ -10,7 +10,6 @@ unchanged file costs a read and no write; entries the archive does not name are 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -22,6 +21,7 @@ from lifeboat.errors import LifeboatError
 from lifeboat.pipeline.tarstream import DIRECTORY, SYMLINK, TarMember, TarParser
 
 MAX_CHUNKS_IN_FLIGHT = 64  # of the decompressor's output chunks (1 MiB each)
+MAX_FILES_TO_SYNC = 256  # open files waiting for their fsync
 
 
 class ExtractError(LifeboatError):
@@ -29,7 +29,7 @@ class ExtractError(LifeboatError):
 
 
 class _OpenFile:
-    """A file being written: closed by whichever thread finishes its last write."""
+    """A file being written: complete once its last write and its end are done."""
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
@@ -37,17 +37,11 @@ class _OpenFile:
         self.pending = 1  # the member itself, released at member_end
         self.lock = threading.Lock()
 
-    def release(self) -> None:
+    def release(self) -> bool:
+        """True for the caller that completed the file."""
         with self.lock:
             self.pending -= 1
-            done = self.pending == 0
-        if done:
-            try:
-                # on a writer thread, while decompression goes on: the data reaches the
-                # disk now instead of all at once when PostgreSQL syncs the data directory
-                os.fsync(self.fd)
-            finally:
-                os.close(self.fd)
+            return self.pending == 0
 
 
 class TarExtractor(TarParser):
@@ -72,6 +66,11 @@ class TarExtractor(TarParser):
         self._current: _OpenFile | None = None
         self._offset = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="untar")
+        # Completed files are synced on a thread of their own, while the writers go on: the
+        # data reaches the disk during the extraction instead of all at once when
+        # PostgreSQL syncs the data directory at start.
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="untar-sync")
+        self._files_to_sync = threading.BoundedSemaphore(MAX_FILES_TO_SYNC)
         self._room = threading.BoundedSemaphore(MAX_CHUNKS_IN_FLIGHT)
         self._counters = threading.Lock()
         self._error: BaseException | None = None
@@ -88,6 +87,7 @@ class TarExtractor(TarParser):
     def finish(self) -> None:
         """Wait for every write; check the archive was complete; remove what it did not name."""
         self._pool.shutdown(wait=True)
+        self._syncer.shutdown(wait=True)
         if self._error is not None:
             raise self._failure()
         if not self.ended:
@@ -99,10 +99,10 @@ class TarExtractor(TarParser):
         """Stop writing and close every file (what was written stays: the caller decides)."""
         self._error = self._error or ExtractError("aborted")  # queued writes skip their work
         self._pool.shutdown(wait=True)  # every queued job still closes its file
-        if self._current is not None:
-            with contextlib.suppress(OSError):
-                self._current.release()
-            self._current = None
+        current, self._current = self._current, None
+        if current is not None and current.release():
+            os.close(current.fd)  # not worth syncing: the extraction failed
+        self._syncer.shutdown(wait=True)
 
     def _failure(self) -> ExtractError:
         error = self._error
@@ -223,18 +223,32 @@ class TarExtractor(TarParser):
         except BaseException as exc:
             self._error = self._error or exc
         finally:
-            target.release()
+            if target.release():
+                self._completed(target)
             self._room.release()
 
     def _finish_file(self, target: _OpenFile) -> None:
         try:
-            target.release()
+            if target.release():
+                self._completed(target)
+        finally:
+            self._room.release()
+
+    def _completed(self, target: _OpenFile) -> None:
+        self._files_to_sync.acquire()
+        self._syncer.submit(self._sync_and_close, target)
+
+    def _sync_and_close(self, target: _OpenFile) -> None:
+        try:
+            if self._error is None:
+                os.fsync(target.fd)
         except OSError as exc:
             if exc.filename is None:
                 exc.filename = target.path
             self._error = self._error or exc
         finally:
-            self._room.release()
+            os.close(target.fd)
+            self._files_to_sync.release()
 
     def _remove_unlisted(self) -> None:
         for folder, dirs, files in os.walk(self.root, topdown=True):
