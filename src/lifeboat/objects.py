@@ -9,7 +9,7 @@ from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.pipeline.checksum import HashingReader, HashingWriter, Readable, Tap, Writable
 from lifeboat.pipeline.compress import ZstdError, compressing_reader, decompressing_writer
 from lifeboat.pipeline.crypto import Decryptor, Encryptor
-from lifeboat.pipeline.stream import write_from_producer
+from lifeboat.pipeline.stream import HandOff, write_from_producer
 from lifeboat.progress import Advance
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -85,10 +85,16 @@ def read_plain(
     key = object_key(manifest, obj)
     stored, plain = Tap(), Tap(advance)
     with repo.storage.read(key) as stream:
-        decompressor = decompressing_writer(HashingWriter(sink, plain))
+        handoff = HandOff(HashingWriter(sink, plain))
+        decompressor = decompressing_writer(handoff)
         try:
-            decryptor.decrypt(HashingReader(stream, stored), decompressor)
-            decompressor.flush()
+            try:
+                decryptor.decrypt(HashingReader(stream, stored), decompressor)
+                decompressor.flush()
+                handoff.finish()
+            except BaseException:
+                handoff.abort()
+                raise
         except ZstdError as exc:
             raise IntegrityError(
                 f"{key}: decompression failed, the object is corrupted: {exc}"

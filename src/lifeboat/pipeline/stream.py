@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import subprocess
 import threading
@@ -61,6 +62,11 @@ class ChunkQueue:
             self._put(bytes(self._buffer))
             self._buffer.clear()
         self._put(error if error is not None else _DONE)
+
+    def wake(self) -> None:
+        """Unblock a consumer waiting for a chunk (after cancelled is set)."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(Cancelled("the producer stopped"))
 
     def chunks(self) -> Iterator[bytes]:
         while True:
@@ -341,3 +347,54 @@ def filter_through(
     if feed_error:
         raise feed_error[0]
     return FilterResult(returncode, stderr)
+
+
+class HandOff:
+    """A writable passing what it gets to sink on a thread of its own, so that the stage
+    writing into it and the sink's work run on two cores (decompression on one, hashing
+    and writing the plaintext out on the other)."""
+
+    def __init__(self, sink: Writable) -> None:
+        self._queue = ChunkQueue()
+        self._sink = sink
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="hand-off", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._queue.chunks():
+                if self._queue.cancelled.is_set():
+                    raise Cancelled("aborted")
+                self._sink.write(chunk)
+        except BaseException as exc:
+            self._error = exc
+            self._queue.cancelled.set()
+
+    def write(self, data: bytes) -> int:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._queue.write(data)
+        except Cancelled:
+            assert self._error is not None
+            raise self._error from None
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        """Wait until sink has everything; raise what it raised."""
+        try:
+            self._queue.finish()
+        except Cancelled:
+            pass
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop the sink's thread without waiting for what is queued."""
+        self._queue.cancelled.set()
+        self._queue.wake()
+        self._thread.join()
