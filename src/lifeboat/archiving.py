@@ -35,8 +35,14 @@ def wanted_settings(
     if spool is not None:
         # The async worker archives ready segments ahead of time and leaves a marker:
         # consuming it in the shell costs a millisecond, not a Python start.
+        # While the worker is archiving this very segment, wait for it (at most 10 s) in
+        # the shell too, rather than start Lifeboat to wait.
         marker = shlex.quote(str(spool.acknowledged)) + "/%f"
-        command = f"test -f {marker} && rm {marker} || {command}"
+        busy = shlex.quote(str(spool.reading_ahead)) + "/%f"
+        command = (
+            f"n=0; while [ -f {busy} ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done; "
+            f"[ -f {marker} ] && rm {marker} || {command}"
+        )
     settings = {
         "wal_level": "replica",
         "archive_mode": "on",

@@ -97,7 +97,7 @@ def async_archiving(pg_bin_dir: Path) -> Iterator[AsyncArchiving]:
             # the archive_command setup-archiving prints, with the read-ahead marker shortcut
             wanted = json.loads(archiving.lifeboat("setup-archiving", "wms", "--json").stdout)
             command = next(s["wanted"] for s in wanted if s["name"] == "archive_command")
-            assert command.startswith("test -f ")
+            assert "/ok/%f ] && rm " in command
             escaped = command.replace("'", "''")
             archiving.cluster.psql(f"ALTER SYSTEM SET archive_command = '{escaped}'")
             archiving.cluster.psql("SELECT pg_reload_conf()")

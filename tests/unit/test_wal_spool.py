@@ -159,7 +159,7 @@ def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: 
     config = write_config(tmp_path, public, "async = true\n")
     command = wanted_settings(Context.load(config), "wms")["archive_command"]
     marker = f"{spool_of(config).acknowledged}/%f"
-    assert command.startswith(f"test -f {marker} && rm {marker} || ")
+    assert f"[ -f {marker} ] && rm {marker} || " in command
     assert command.endswith("wal-push wms %p")
     # run by a shell as PostgreSQL would: a marker is consumed, nothing else runs
     spool_of(config).acknowledged.mkdir(parents=True)
@@ -169,6 +169,17 @@ def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: 
     assert not (spool_of(config).acknowledged / segment_name(7)).exists()
     # without one, Lifeboat runs (and here fails: the file does not exist)
     assert subprocess.run(["sh", "-c", shell], capture_output=True).returncode != 0
+    # while the worker archives the segment, the shell waits for its marker
+    spool = spool_of(config)
+    spool.reading_ahead.mkdir(parents=True)
+    (spool.reading_ahead / segment_name(7)).touch()
+    waiting = subprocess.Popen(["sh", "-c", shell])
+    time.sleep(0.3)
+    assert waiting.poll() is None
+    (spool.acknowledged / segment_name(7)).write_text("x")
+    (spool.reading_ahead / segment_name(7)).unlink()
+    assert waiting.wait(timeout=10) == 0
+    assert not (spool.acknowledged / segment_name(7)).exists()
 
 
 def test_worker_uploads_the_spool_and_records_it(
