@@ -10,9 +10,10 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from lifeboat.errors import IntegrityError, LifeboatError, UsageError
 from lifeboat.pipeline.compress import decompressing_writer
@@ -32,8 +33,7 @@ class WalNotFoundError(LifeboatError):
     """The archive holds no such WAL file (normal at the end of recovery)."""
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(NamedTuple):
     name: str
     key: str
     plain_size: int
@@ -67,8 +67,15 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
         data = path.read_bytes()
     except OSError as exc:
         raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
-    digest = hashlib.sha256(data).hexdigest()
+    # hashing and compressing both let go of the interpreter: run them side by side (the
+    # compression is wasted only on the rare push of a segment already archived)
+    hashed: list[str] = []
+    hasher = threading.Thread(target=lambda: hashed.append(hashlib.sha256(data).hexdigest()))
+    hasher.start()
+    compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(data)
     copies = _stored_copies(storage, source, name)
+    hasher.join()
+    digest = hashed[0]
     if digest in copies:
         log.info("%s already archived with the same content", name)
         return PushResult(name, copies[digest], len(data), 0, True, digest)
@@ -77,7 +84,6 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
             f"{name} is already archived with different content ({', '.join(sorted(copies))}); "
             "refusing to overwrite it: is another cluster archiving into this source?"
         )
-    compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(data)
     sink = io.BytesIO()
     encryptor.encrypt(io.BytesIO(compressed), sink)
     key = layout.wal_key(source, name, digest, encryptor.suffix)
@@ -174,8 +180,7 @@ def _write_durably(destination: Path, data: bytes) -> None:
 # --- stream partials (lifeboat wal-stream) ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StreamPartial:
+class StreamPartial(NamedTuple):
     key: str
     segment: str
     streamed_length: int

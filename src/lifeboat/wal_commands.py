@@ -4,6 +4,7 @@ point that PostgreSQL's archive_command and restore_command go through."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,16 @@ log = logging.getLogger(__name__)
 
 def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     """Archive one WAL file; with async on, spool it for the background worker."""
-    from lifeboat import wal_spool
     from lifeboat.config.paths import resolve_config_path
     from lifeboat.wal_settings import WalSettings
 
     config_path = resolve_config_path(config)
     settings = WalSettings.load(config_path)
     archive = settings.archive(source)
-    spool = wal_spool.SpoolPaths(archive.spool)
     if archive.async_push:
+        from lifeboat import wal_spool
+
+        spool = wal_spool.SpoolPaths(archive.spool)
         if wal_spool.take_marker(spool, path) or wal_spool.wait_for_read_ahead(spool, path):
             # the worker read this segment ahead from pg_wal and archived it already
             return {"name": path.name, "spooled": False, "already_archived": True}
@@ -46,7 +48,7 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
             path.name,
         )
     else:
-        _drain_leftover_spool(spool, config_path, source)
+        _drain_leftover_spool(archive.spool, config_path, source)
 
     from lifeboat.wal_archive import push
 
@@ -61,13 +63,23 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     }
 
 
-def _drain_leftover_spool(spool: Any, config_path: Path, source: str) -> None:
+def _drain_leftover_spool(spool_root: Path, config_path: Path, source: str) -> None:
     """Async was turned off with segments still spooled: they still have to go up. A spool
     this user cannot read is not this push's business, which must not fail for it."""
+    outgoing = spool_root / "out"
+    try:
+        waiting = any(not name.startswith(".") for name in os.listdir(outgoing))
+    except FileNotFoundError:
+        return  # the usual case: never spooled; the spool's module is not even loaded
+    except OSError as exc:
+        log.warning("cannot look at the spool %s: %s", outgoing, exc.strerror)
+        return
     from lifeboat import wal_spool
 
+    spool = wal_spool.SpoolPaths(spool_root)  # whose outgoing is spool_root / "out"
+
     try:
-        if wal_spool.queued(spool.outgoing):
+        if waiting:
             wal_spool.ensure_worker(spool, config_path, source)
     except (OSError, LifeboatError) as exc:
         log.warning("cannot look at the spool %s: %s", spool.outgoing, exc)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lifeboat.errors import NotInitialisedError, UsageError
 from lifeboat.repo import layout
@@ -49,8 +48,7 @@ def default_spool_dir() -> Path:
     return Path(base) / "lifeboat" / "spool"
 
 
-@dataclass(frozen=True)
-class ArchiveSettings:
+class ArchiveSettings(NamedTuple):
     """[sources.NAME.archive] with the spool folder of this source resolved."""
 
     async_push: bool
@@ -60,9 +58,9 @@ class ArchiveSettings:
     prefetch: int
 
 
-@dataclass
 class WalSettings:
-    values: dict[str, Any]
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
 
     @classmethod
     def load(cls, config_path: Path) -> WalSettings:

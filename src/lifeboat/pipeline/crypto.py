@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from lifeboat.errors import DecryptionKeyError, EncryptionError, IntegrityError, ToolError
 from lifeboat.pipeline.checksum import Readable, Writable
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
     """Who can decrypt: an age public key, or a gpg encryption key fingerprint."""
 
     type: str

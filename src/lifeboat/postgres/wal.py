@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
 
@@ -39,8 +39,7 @@ def segments_per_xlogid(segment_size: int) -> int:
     return (1 << 32) // _check_segment_size(segment_size)
 
 
-@dataclass(frozen=True, order=True)
-class Segment:
+class Segment(NamedTuple):
     """A WAL segment file: timeline + segment number (in units of segment_size)."""
 
     timeline: int
@@ -113,8 +112,7 @@ def timeline_of_name(name: str) -> int:
     raise ValueError(f"{name!r} is not a WAL archive file name")
 
 
-@dataclass(frozen=True)
-class Switch:
+class Switch(NamedTuple):
     """One line of a timeline history file: `parent` ended at `lsn`, for `reason`."""
 
     parent: int
