@@ -63,11 +63,6 @@ class ChunkQueue:
             self._buffer.clear()
         self._put(error if error is not None else _DONE)
 
-    def wake(self) -> None:
-        """Unblock a consumer waiting for a chunk (after cancelled is set)."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(Cancelled("the producer stopped"))
-
     def chunks(self) -> Iterator[bytes]:
         while True:
             item = self._queue.get()
@@ -352,49 +347,64 @@ def filter_through(
 class HandOff:
     """A writable passing what it gets to sink on a thread of its own, so that the stage
     writing into it and the sink's work run on two cores (decompression on one, hashing
-    and writing the plaintext out on the other)."""
+    and writing the plaintext out on the other). The chunks are handed over as they are,
+    not copied: whoever writes here must not reuse a buffer it passed (bytes never are)."""
+
+    DEPTH = 16
 
     def __init__(self, sink: Writable) -> None:
-        self._queue = ChunkQueue()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=self.DEPTH)
         self._sink = sink
         self._error: BaseException | None = None
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hand-off", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            for chunk in self._queue.chunks():
-                if self._queue.cancelled.is_set():
-                    raise Cancelled("aborted")
-                self._sink.write(chunk)
+            while True:
+                item = self._queue.get()
+                if item is _DONE or self._stopped.is_set():
+                    return
+                assert isinstance(item, (bytes, bytearray, memoryview))
+                self._sink.write(bytes(item) if not isinstance(item, bytes) else item)
         except BaseException as exc:
             self._error = exc
-            self._queue.cancelled.set()
+            self._stopped.set()
+            with contextlib.suppress(queue.Empty):
+                while True:  # let a blocked writer go
+                    self._queue.get_nowait()
+
+    def _put(self, item: object) -> None:
+        while True:
+            if self._stopped.is_set():
+                if self._error is not None:
+                    raise self._error
+                raise Cancelled("the hand-off stopped")
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def write(self, data: bytes) -> int:
-        if self._error is not None:
-            raise self._error
-        try:
-            return self._queue.write(data)
-        except Cancelled:
-            assert self._error is not None
-            raise self._error from None
+        self._put(data)
+        return len(data)
 
     def flush(self) -> None:
         pass
 
     def finish(self) -> None:
         """Wait until sink has everything; raise what it raised."""
-        try:
-            self._queue.finish()
-        except Cancelled:
-            pass
+        with contextlib.suppress(Cancelled):
+            self._put(_DONE)
         self._thread.join()
         if self._error is not None:
             raise self._error
 
     def abort(self) -> None:
         """Stop the sink's thread without waiting for what is queued."""
-        self._queue.cancelled.set()
-        self._queue.wake()
+        self._stopped.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_DONE)
         self._thread.join()
