@@ -1,4 +1,5 @@
-"""Small durable-filesystem helpers shared by the local repository and the WAL spool."""
+"""Small filesystem helpers: Lifeboat's local state folder, private folders, and writes that
+leave a file whole or absent."""
 
 from __future__ import annotations
 
@@ -29,3 +30,44 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def state_home() -> Path:
+    """Where Lifeboat keeps local state: $XDG_STATE_HOME/lifeboat, else
+    ~/.local/state/lifeboat of the user running it."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "lifeboat"
+
+
+def _replace_with(path: Path, data: bytes, sync: bool) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if sync:
+        fsync_dir(path.parent)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of one; not synced (for files a
+    crash may lose). Mode 0600. Raises OSError."""
+    _replace_with(path, data, sync=False)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """path holds data, or what it held before, even after a crash: temp file, fsync,
+    rename, fsync the folder. Mode 0600. Raises OSError."""
+    _replace_with(path, data, sync=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 from lifeboat.errors import BackupNotFoundError, IntegrityError, LifeboatError
+from lifeboat.fsutil import state_home, write_atomically
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.repo.catalog import Repository
@@ -30,10 +30,7 @@ class IncrementalError(LifeboatError):
 
 
 def state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "lifeboat" / "backup_manifests"
+    return state_home() / "backup_manifests"
 
 
 def local_copy(source: str, backup: str) -> Path:
@@ -45,11 +42,7 @@ def keep_local_copy(source: str, backup: str, data: bytes) -> None:
     target = local_copy(source, backup)
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp = target.with_name(f".{target.name}.{os.getpid()}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
+        write_atomically(target, data)
     except OSError:
         return
 

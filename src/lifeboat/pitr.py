@@ -8,7 +8,6 @@ import pwd
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from lifeboat import incremental
 from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
+from lifeboat.executable import lifeboat_executable
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.untar import TarExtractor
@@ -236,18 +236,14 @@ def _write_tablespace_map(pgdata: Path, spaces: list[tuple[TablespaceEntry, Path
     (pgdata / "tablespace_map").write_text("".join(lines), encoding="utf-8")
 
 
-def _prepare_folder(folder: Path, what: str, delta: bool, force: bool) -> None:
-    """An empty folder to restore into, or the reason there is none."""
+def _prepare_folder(folder: Path, delta: bool, force: bool) -> None:
+    """The folder to restore into: kept for delta (with no server running there), emptied
+    with force. The caller has refused a non-empty folder without either."""
     if folder.exists() and any(folder.iterdir()):
         if delta:
             _refuse_running_server(folder)
         elif force:
             shutil.rmtree(folder)
-        else:
-            raise RestoreError(
-                f"{what} {folder} is not empty: pass --delta to rewrite only what changed, "
-                "or --force to replace its contents"
-            )
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder.chmod(0o700)
 
@@ -398,9 +394,8 @@ def restore_physical(
                 f"{what} {folder} is not empty: pass --delta to rewrite only what changed, "
                 "or --force to replace its contents"
             )
-    _prepare_folder(pgdata, "the data directory", delta, force)
-    for entry, place in spaces:
-        _prepare_folder(place, f"the folder of tablespace {entry.name}", delta, force)
+    for folder in [pgdata, *(place for _, place in spaces)]:
+        _prepare_folder(folder, delta, force)
 
     phase = time.monotonic()
     owner = _owner()
@@ -456,9 +451,7 @@ def restore_physical(
     if spaces:
         _write_tablespace_map(pgdata, spaces)
 
-    lifeboat = (
-        str(Path(sys.argv[0]).absolute()) if Path(sys.argv[0]).name == "lifeboat" else "lifeboat"
-    )
+    lifeboat = lifeboat_executable()
     config_arg = f" --config {shlex.quote(str(config_path.absolute()))}" if config_path else ""
     staged = stage_wal(ctx, repo.storage, source_name, manifest, pgdata / STAGED_WAL)
     restore_command = (

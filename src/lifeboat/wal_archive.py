@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,9 +41,6 @@ class PushResult(NamedTuple):
     plain_sha256: str
 
 
-check_wal_name = wal.check_archive_name
-
-
 def _stored_copies(storage: Storage, source: str, name: str) -> dict[str, str]:
     """plaintext sha256 -> key of every stored copy of name."""
     copies = {}
@@ -62,7 +58,7 @@ def is_archived(storage: Storage, source: str, name: str) -> bool:
 def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level: int) -> PushResult:
     import zstandard
 
-    name = check_wal_name(path.name)
+    name = wal.check_archive_name(path.name)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -109,7 +105,7 @@ def fetch(
     segment size, so recovery replays it up to its last complete record and ends there.
     allow_stream_partial=False is for fetching ahead: a partial may still grow until recovery
     really asks for it."""
-    check_wal_name(name)
+    wal.check_archive_name(name)
     copies = _stored_copies(storage, source, name)
     if not copies:
         partial = (
@@ -165,15 +161,11 @@ def _read_verified(
 
 
 def _write_durably(destination: Path, data: bytes) -> None:
-    temp = destination.with_name(f".{destination.name}.lifeboat-tmp")
+    from lifeboat.fsutil import write_durably
+
     try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, destination)
+        write_durably(destination, data)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise LifeboatError(f"cannot write {destination}: {exc.strerror}") from None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -42,10 +41,9 @@ def essentials(config: LifeboatConfig) -> dict[str, Any]:
 
 
 def default_spool_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "lifeboat" / "spool"
+    from lifeboat.fsutil import state_home
+
+    return state_home() / "spool"
 
 
 class ArchiveSettings(NamedTuple):

@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifeboat import fsutil
 from lifeboat.errors import LifeboatError
 from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
@@ -115,20 +116,9 @@ def is_temporary(name: str) -> bool:
 def write_durably(folder: Path, name: str, data: bytes) -> Path:
     """folder/name holds data, or nothing: temp file, fsync, rename, fsync the folder."""
     final = folder / name
-    temp = folder / f".{name}.{os.getpid()}.tmp"
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        with os.fdopen(fd, "wb", buffering=0) as handle:
-            view = memoryview(data)
-            while view:
-                written = handle.write(view)
-                assert written is not None
-                view = view[written:]
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-        fsync_dir(folder)
+        fsutil.write_durably(final, data)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise LifeboatError(f"cannot write {final}: {exc.strerror or exc}") from None
     return final
 
@@ -136,11 +126,7 @@ def write_durably(folder: Path, name: str, data: bytes) -> Path:
 def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     """Readers see the old or the new document, never half of one. Not fsynced: it only
     reports, and losing the last update in a crash costs nothing."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-    os.replace(temp, path)
+    fsutil.write_atomically(path, json.dumps(document, indent=2).encode())
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -563,13 +549,7 @@ def read_ahead(spool: SpoolPaths, limit: int) -> list[Path]:
 def _write_marker(spool: SpoolPaths, name: str, plain_sha256: str) -> None:
     """Not fsynced: a marker lost in a crash only means archive_command pushes that
     segment again, which the archive recognises as already archived."""
-    temp = spool.acknowledged / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        os.write(fd, plain_sha256.encode())
-    finally:
-        os.close(fd)
-    os.replace(temp, spool.acknowledged / name)
+    fsutil.write_atomically(spool.acknowledged / name, plain_sha256.encode())
 
 
 def forget_stale_markers(spool: SpoolPaths) -> None:

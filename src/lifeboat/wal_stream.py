@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from typing import IO, Any
 
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, UsageError
+from lifeboat.fsutil import state_home
 from lifeboat.pipeline.crypto import Encryptor
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import PgTools, find_tools
@@ -68,10 +68,7 @@ def check_slot_name(name: str) -> str:
 
 
 def default_directory(source: str) -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "lifeboat" / "stream" / source
+    return state_home() / "stream" / source
 
 
 @dataclass(frozen=True)

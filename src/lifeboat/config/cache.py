@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat import __version__
+from lifeboat.fsutil import write_atomically
 
 CACHE_FORMAT = 2
 _ENV_REF = re.compile(rb"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -43,11 +44,7 @@ def save(config_path: Path, raw: bytes, essentials: dict[str, Any]) -> None:
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp = target.with_name(f".{target.name}.{os.getpid()}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle)
-        os.replace(temp, target)
+        write_atomically(target, json.dumps(document).encode())
     except OSError:
         return
 
