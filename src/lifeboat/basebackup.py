@@ -229,7 +229,8 @@ def _stream_base_backup(
     """pg_basebackup's tar into the repository; returns it, its WAL range and backup_manifest."""
     encryptor = ctx.encryptor()
     label = f"lifeboat {source_name}/{backup}"
-    stream = physical.BaseBackupStream(tools, endpoint, label, parent_manifest)
+    checksums = ctx.source(source_name).manifest_checksums
+    stream = physical.BaseBackupStream(tools, endpoint, label, checksums, parent_manifest)
     sniffer = TarSniffer(stream, {"backup_manifest"})
     watchdog = physical.ArchiveWaitWatchdog(endpoint, label, stream, wal_timeout)
     key = layout.object_key(source_name, backup, BASE_OBJECT + encryptor.suffix)
@@ -278,6 +279,7 @@ def _stream_with_tablespaces(
     from concurrent.futures import ThreadPoolExecutor
 
     encryptor = ctx.encryptor()
+    source = ctx.source(source_name)
     label = f"lifeboat {source_name}/{backup}"
     oids = [t.oid for t in facts.extra_tablespaces]
     names = {"base.tar": BASE_OBJECT + encryptor.suffix} | {
@@ -287,7 +289,9 @@ def _stream_with_tablespaces(
         folder = Path(scratch) / "out"
         for attempt in range(3):
             try:
-                process = physical.BaseBackupToFifos(tools, endpoint, label, folder, oids)
+                process = physical.BaseBackupToFifos(
+                    tools, endpoint, label, folder, oids, source.manifest_checksums
+                )
                 break
             except ToolError as exc:
                 if "retry" not in str(exc) or attempt == 2:

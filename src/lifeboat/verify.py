@@ -96,6 +96,32 @@ class ManifestFiles:
         return self.problems
 
 
+class _Crc32c:
+    """CRC32C as a backup_manifest writes it: the 4 bytes in the server's (little-endian)
+    byte order, in hex."""
+
+    def __init__(self) -> None:
+        import google_crc32c
+
+        self._extend = google_crc32c.extend
+        self._crc = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._crc = self._extend(self._crc, bytes(data))  # it takes no memoryview
+
+    def hexdigest(self) -> str:
+        return self._crc.to_bytes(4, "little").hex()
+
+
+def manifest_checksum(algorithm: str) -> Any:
+    """A hasher for one of the algorithms pg_basebackup's --manifest-checksums names."""
+    if algorithm == "CRC32C":
+        return _Crc32c()
+    if algorithm in {"SHA224", "SHA256", "SHA384", "SHA512"}:
+        return hashlib.new(algorithm.lower())
+    raise IntegrityError(f"the backup_manifest uses an unknown checksum algorithm {algorithm!r}")
+
+
 class ArchiveChecker(TarParser):
     """Checks every file of one tar against the backup_manifest (size and checksum), as
     pg_verifybackup does on disk, without writing anything."""
@@ -124,8 +150,8 @@ class ArchiveChecker(TarParser):
             self.files.problems.append(
                 f"{self._name} is in the backup but not in its backup_manifest"
             )
-        elif wanted[1] == "SHA256":
-            self._hash = hashlib.sha256()
+        elif wanted[1]:
+            self._hash = manifest_checksum(wanted[1])
 
     def data(self, piece: memoryview) -> None:
         self._size += len(piece)

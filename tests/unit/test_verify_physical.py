@@ -7,7 +7,10 @@ import io
 import json
 import tarfile
 
-from lifeboat.verify import ManifestFiles
+import pytest
+
+from lifeboat.errors import IntegrityError
+from lifeboat.verify import ManifestFiles, manifest_checksum
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -84,3 +87,32 @@ def test_sizes_missing_and_extra_files_are_named() -> None:
     assert "PG_VERSION: 2 bytes, backup_manifest says 3" in problems
     assert "stray is in the backup but not in its backup_manifest" in problems
     assert "1 files of the backup_manifest are missing, e.g. global/pg_control" in problems
+
+
+def test_crc32c_as_postgresql_writes_it() -> None:
+    # Checksum PostgreSQL 15 wrote in a real backup_manifest for a PG_VERSION holding "15\n"
+    manifest = json.dumps(
+        {
+            "Files": [
+                {
+                    "Path": "PG_VERSION",
+                    "Size": 3,
+                    "Checksum-Algorithm": "CRC32C",
+                    "Checksum": "8a744722",
+                }
+            ]
+        }
+    ).encode()
+
+    def check(content: bytes) -> list[str]:
+        files = ManifestFiles(manifest)
+        files.archive().write(_tar({"PG_VERSION": content}))
+        return files.finish()
+
+    assert check(b"15\n") == []
+    assert check(b"16\n") == ["PG_VERSION: checksum does not match the backup_manifest"]
+
+
+def test_an_unknown_checksum_algorithm_is_refused() -> None:
+    with pytest.raises(IntegrityError, match="unknown checksum algorithm 'MD5'"):
+        manifest_checksum("MD5")

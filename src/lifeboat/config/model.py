@@ -119,6 +119,13 @@ class PostgresSourceConfig(_Strict):
     archive: ArchiveConfig = Field(
         default_factory=ArchiveConfig, description="WAL archiving: async push, spool, prefetch."
     )
+    manifest_checksums: Literal["CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"] = Field(
+        default="CRC32C",
+        description="Per-file checksums in a physical backup's backup_manifest, computed by "
+        "the server while it sends the files. CRC32C (PostgreSQL's default) detects "
+        "corruption at almost no cost; a SHA algorithm costs the server about a second of "
+        "CPU per GB, which lengthens the backup.",
+    )
 
 
 SourceConfig = PostgresSourceConfig
