@@ -149,6 +149,19 @@ class StderrCollector(threading.Thread):
         return [line.strip() for line in self.text.splitlines() if line.strip()]
 
 
+PIPE_SIZE = 1 << 20
+
+
+def widen_pipe(fd: int) -> None:
+    """Give a pipe 1 MiB instead of 64 KiB, so that its writer runs on while the reader
+    hashes and compresses: with the default size the two take turns, and a backup ran
+    about 40% slower. Where the system refuses, the pipe just stays as it is."""
+    import fcntl
+
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
 class ProcessOutput:
     """A process's stdout as a readable. At the end it raises if the process failed, so
     that a partial output never looks complete to the stages after it."""
@@ -160,6 +173,7 @@ class ProcessOutput:
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self._stdout = self.process.stdout
+        widen_pipe(self._stdout.fileno())
         self.stderr = StderrCollector(self.process.stderr)
         self.stderr.start()
 
