@@ -14,13 +14,13 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.wal_archive import is_archived
 
 if TYPE_CHECKING:
-    from lifeboat.wal_spool import SpoolPaths
+    from lifeboat.spool_paths import SpoolPaths
 
 
 def async_spool(ctx: Context, source: str) -> SpoolPaths | None:
     """The spool of a source archiving asynchronously, else None."""
+    from lifeboat.spool_paths import SpoolPaths
     from lifeboat.wal_settings import WalSettings, essentials
-    from lifeboat.wal_spool import SpoolPaths
 
     archive = WalSettings(essentials(ctx.config)).archive(source)
     return SpoolPaths(archive.spool) if archive.async_push else None

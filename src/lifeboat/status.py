@@ -13,8 +13,9 @@ from lifeboat.errors import BackupNotFoundError, LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.spool_paths import SpoolPaths
 from lifeboat.wal_settings import WalSettings, essentials
-from lifeboat.wal_spool import SpoolPaths, lock_is_held, queued, read_json
+from lifeboat.wal_spool import lock_is_held, queued, read_json
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:

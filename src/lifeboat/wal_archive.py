@@ -12,14 +12,15 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from lifeboat.errors import IntegrityError, LifeboatError, UsageError
-from lifeboat.pipeline.compress import decompressing_writer
-from lifeboat.pipeline.crypto import Decryptor, Encryptor
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.storage.base import Storage
+
+if TYPE_CHECKING:
+    from lifeboat.pipeline.crypto import Decryptor, Encryptor
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ def _read_verified(
 ) -> bytes:
     """The plaintext of a WAL object, checked against the sha256 its key carries."""
     import zstandard
+
+    from lifeboat.pipeline.compress import decompressing_writer
 
     decryptor = decryptor_for("age" if key.endswith(".age") else "gpg")
     with storage.read(key) as stream:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat.errors import LifeboatError
+from lifeboat.spool_paths import SpoolPaths
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     if archive.async_push:
         from lifeboat import wal_spool
 
-        spool = wal_spool.SpoolPaths(archive.spool)
+        spool = SpoolPaths(archive.spool)
         if wal_spool.take_marker(spool, path) or wal_spool.wait_for_read_ahead(spool, path):
             # the worker read this segment ahead from pg_wal and archived it already
             return {"name": path.name, "spooled": False, "already_archived": True}
@@ -76,7 +77,7 @@ def _drain_leftover_spool(spool_root: Path, config_path: Path, source: str) -> N
         return
     from lifeboat import wal_spool
 
-    spool = wal_spool.SpoolPaths(spool_root)  # whose outgoing is spool_root / "out"
+    spool = SpoolPaths(spool_root)  # whose outgoing is spool_root / "out"
 
     try:
         if waiting:
@@ -103,7 +104,6 @@ def wal_fetch(config: str | None, source: str, name: str, destination: Path) -> 
 
 
 def _fetch(config: str | None, source: str, name: str, destination: Path) -> dict[str, Any]:
-    from lifeboat import wal_prefetch, wal_spool
     from lifeboat.config.paths import resolve_config_path
     from lifeboat.postgres import wal
     from lifeboat.wal_settings import WalSettings
@@ -112,8 +112,14 @@ def _fetch(config: str | None, source: str, name: str, destination: Path) -> dic
     settings = WalSettings.load(config_path)
     archive = settings.archive(source)
     wal.check_archive_name(name)  # before it becomes part of a path
-    spool = wal_spool.SpoolPaths(archive.spool)
-    prefetched = archive.prefetch > 0 and wal_prefetch.take_prefetched(spool, name, destination)
+    spool = SpoolPaths(archive.spool)
+    # the prefetcher is imported only when it has something: the misses at the end of
+    # recovery then cost less
+    prefetched = False
+    if archive.prefetch > 0 and os.path.exists(spool.incoming / name):
+        from lifeboat import wal_prefetch
+
+        prefetched = wal_prefetch.take_prefetched(spool, name, destination)
     if prefetched:
         size = destination.stat().st_size
         log.info("restored %s from the prefetch spool", name)
@@ -122,6 +128,8 @@ def _fetch(config: str | None, source: str, name: str, destination: Path) -> dic
 
         size = fetch(settings.storage(source), source, name, destination, settings.decryptor)
     if archive.prefetch > 0:
+        from lifeboat import wal_prefetch
+
         # only once NAME was found: at the end of WAL recovery keeps asking for a segment
         # that does not exist, and each ask would start a process for nothing
         wal_prefetch.request_prefetch(spool, name, config_path, source)

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 from lifeboat.errors import LifeboatError
 from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
+from lifeboat.spool_paths import SpoolPaths
 from lifeboat.wal_spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,
-    SpoolPaths,
     background_command,
     is_temporary,
     lock_is_held,

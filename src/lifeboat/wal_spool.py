@@ -29,6 +29,7 @@ from lifeboat import fsutil
 from lifeboat.errors import LifeboatError
 from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
+from lifeboat.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,60 +50,6 @@ RETRY_MAX_DELAY = 30.0
 # how long a starting worker tries for the lock: a foreground wal-push probing it holds it
 # for microseconds, a running worker for good
 LOCK_PATIENCE_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class SpoolPaths:
-    """Where things live in the spool of one source."""
-
-    root: Path
-
-    @property
-    def outgoing(self) -> Path:
-        return self.root / "out"
-
-    @property
-    def incoming(self) -> Path:
-        return self.root / "in"
-
-    @property
-    def acknowledged(self) -> Path:
-        """Markers of segments the worker read ahead from pg_wal and archived."""
-        return self.root / "ok"
-
-    @property
-    def reading_ahead(self) -> Path:
-        """Names of the segments the worker is archiving from pg_wal right now."""
-        return self.root / "busy"
-
-    @property
-    def wal_dir_file(self) -> Path:
-        """Names the server's pg_wal, where the worker reads ahead."""
-        return self.root / "wal_dir"
-
-    @property
-    def worker_lock(self) -> Path:
-        return self.root / "worker.lock"
-
-    @property
-    def worker_log(self) -> Path:
-        return self.root / "worker.log"
-
-    @property
-    def status_file(self) -> Path:
-        return self.root / "status.json"
-
-    @property
-    def prefetch_lock(self) -> Path:
-        return self.root / "in.lock"
-
-    @property
-    def prefetch_log(self) -> Path:
-        return self.root / "prefetch.log"
-
-    @property
-    def prefetch_wanted(self) -> Path:
-        return self.root / "in.wanted"
 
 
 # --- small durable file helpers -----------------------------------------------------------

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from lifeboat.spool_paths import SpoolPaths
 from lifeboat.wal_settings import WalSettings
-from lifeboat.wal_spool import SpoolPaths, lock_is_held, queued
+from lifeboat.wal_spool import lock_is_held, queued
 
 from .archiving import Archiving, archiving_cluster, events, free_port, stop_cluster
 

@@ -16,11 +16,12 @@ def command(role: str, source: str) -> None:
     """Upload the async spool (push) or download ahead for recovery (prefetch)."""
     from lifeboat import wal_spool
     from lifeboat.config.paths import resolve_config_path
+    from lifeboat.spool_paths import SpoolPaths
     from lifeboat.wal_settings import WalSettings
 
     settings = WalSettings.load(resolve_config_path(state().config))
     archive = settings.archive(source)
-    spool = wal_spool.SpoolPaths(archive.spool)
+    spool = SpoolPaths(archive.spool)
     if role == "push":
         uploader = wal_spool.archive_uploader(settings, source)
         wal_spool.run_push_worker(

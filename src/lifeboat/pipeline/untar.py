@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -54,10 +55,12 @@ class TarExtractor(TarParser):
         delta: bool = False,
         owner: tuple[int, int] | None = None,
         workers: int = 2,
+        keep: Collection[str] = (),
     ) -> None:
         super().__init__()
         self.root = root
         self.delta = delta
+        self.keep = frozenset(keep)  # top-level entries delta leaves alone
         self.owner = owner
         self.files = 0
         self.bytes_written = 0
@@ -259,7 +262,9 @@ class TarExtractor(TarParser):
                     os.unlink(os.path.join(folder, name))
             for name in list(dirs):
                 relative = os.path.normpath(os.path.join(relative_folder, name))
-                if relative not in self._seen:
+                if relative in self.keep:
+                    dirs.remove(name)
+                elif relative not in self._seen:
                     full = os.path.join(folder, name)
                     if os.path.islink(full):
                         os.unlink(full)
