@@ -6,11 +6,14 @@ already archived is refused instead of overwriting history."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
+import mmap
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
     from lifeboat.pipeline.crypto import Decryptor, Encryptor
 
 log = logging.getLogger(__name__)
+
+MAP_AT_LEAST = 1 << 20
 
 
 class WalConflictError(LifeboatError):
@@ -57,25 +62,25 @@ def is_archived(storage: Storage, source: str, name: str) -> bool:
 
 
 def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level: int) -> PushResult:
-    import zstandard
-
     name = wal.check_archive_name(path.name)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
-    # hashing and compressing both let go of the interpreter: run them side by side (the
-    # compression is wasted only on the rare push of a segment already archived)
-    hashed: list[str] = []
-    hasher = threading.Thread(target=lambda: hashed.append(hashlib.sha256(data).hexdigest()))
-    hasher.start()
-    compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(data)
+    with _mapped(path) as data:
+        # hashing and compressing both let go of the interpreter: run them side by side
+        # (the compression is wasted only on the rare push of a segment already archived)
+        hashed: list[str] = []
+        hasher = threading.Thread(target=lambda: hashed.append(hashlib.sha256(data).hexdigest()))
+        hasher.start()
+        try:
+            import zstandard  # while the hashing runs
+
+            compressed = zstandard.ZstdCompressor(level=level, write_checksum=True).compress(data)
+        finally:
+            hasher.join()  # before the mapping goes
+        size = len(data)
     copies = _stored_copies(storage, source, name)
-    hasher.join()
     digest = hashed[0]
     if digest in copies:
         log.info("%s already archived with the same content", name)
-        return PushResult(name, copies[digest], len(data), 0, True, digest)
+        return PushResult(name, copies[digest], size, 0, True, digest)
     if copies:
         raise WalConflictError(
             f"{name} is already archived with different content ({', '.join(sorted(copies))}); "
@@ -85,8 +90,31 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
     encryptor.encrypt(io.BytesIO(compressed), sink)
     key = layout.wal_key(source, name, digest, encryptor.suffix)
     info = storage.write(key, [sink.getvalue()])
-    log.info("archived %s (%d -> %d bytes)", name, len(data), info.size)
-    return PushResult(name, key, len(data), info.size, False, digest)
+    log.info("archived %s (%d -> %d bytes)", name, size, info.size)
+    return PushResult(name, key, size, info.size, False, digest)
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[memoryview]:
+    """The file's content, mapped rather than read when it is large: reading a 16 MiB
+    segment into a new buffer costs a push about 10 ms of copying and page faults.
+    PostgreSQL does not change a segment it is archiving."""
+    mapped: mmap.mmap | None = None
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size < MAP_AT_LEAST:
+                view = memoryview(handle.read())
+            else:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                view = memoryview(mapped)
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        yield view
+    finally:
+        view.release()
+        if mapped is not None:
+            mapped.close()
 
 
 def fetch(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +112,7 @@ class LocalStorage:
             make_private_dirs(final.parent)
         except OSError as exc:
             raise _os_error(exc, f"cannot create {final.parent}") from exc
-        temp = final.with_name(f"{final.name}{TEMP_MARKER}{secrets.token_hex(4)}")
+        temp = final.with_name(f"{final.name}{TEMP_MARKER}{os.urandom(4).hex()}")
         size = 0
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
