@@ -62,13 +62,15 @@ IS_ROOT = os.geteuid() == 0
 # ----------------------------------------------------------------------------- helpers
 
 
-def settle() -> None:
+def settle(cold: bool = True) -> None:
     """Write out what earlier steps left dirty in the page cache, so that neither tool's
-    timed step pays for the writeback of the steps before it; as root, also empty the page
-    cache, so that each timed step starts cold, as a restore on a fresh machine does, and
-    finds the same memory free whichever tool ran first."""
+    timed step pays for the writeback of the steps before it. With cold, as root, also
+    empty the page cache: a backup or restore step then starts cold, as a restore on a
+    fresh machine does, and finds the same memory free whichever tool ran first. WAL
+    archiving runs all day long, its code and the segments just written in memory: its
+    steps start warm."""
     os.sync()
-    if IS_ROOT:
+    if cold and IS_ROOT:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         time.sleep(1)
 
@@ -408,11 +410,11 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         cluster.stop()  # nothing else runs while archiving is measured
 
         log(f"pgBackRest: archive-push x{args.segments}")
-        settle()
+        settle(cold=False)
         res["wal_push_ms"] = archive_like_postgres(sync_segs, [*pgbr, "archive-push"])
 
         log(f"pgBackRest: archive-push x{args.async_segments} with archive-async=y")
-        settle()
+        settle(cold=False)
         spool = make_dir(d / "spool-async", 0o750)
         # the async process looks for .ready files in the folder of %p, which must lie in
         # pg1-path: the copies' folder gets a data directory of its own around it, with the
@@ -556,11 +558,11 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         cluster.stop()  # nothing else runs while archiving is measured
 
         log(f"Lifeboat: wal-push x{args.segments}")
-        settle()
+        settle(cold=False)
         res["wal_push_ms"] = archive_like_postgres(sync_segs, [*lb, "wal-push", "wms"])
 
         log(f"Lifeboat: wal-push x{args.async_segments} with async = true, workers = 2")
-        settle()
+        settle(cold=False)
         lba = [lifeboat, "--config", str(async_cfg_file)]
         spool = Path(lifeboat_status(lba)["spool"]["path"])
         names = {s.name for s in async_segs}
