@@ -641,6 +641,12 @@ def main() -> int:
         if shutil.which(prog) is None:
             sys.exit(f"{prog} not found on PATH")
     pgbr_version = run(["pgbackrest", "version"]).strip()
+    # Lifeboat runs with its bytecode compiled, as after a regular pip install: the
+    # postgres user cannot write it into an editable checkout and would otherwise compile
+    # every module again in every wal-push
+    import lifeboat
+
+    run([sys.executable, "-m", "compileall", "-q", str(Path(lifeboat.__file__).parent)])
 
     work = Path(tempfile.mkdtemp(prefix="lifeboat-bench-phys-"))
     work.chmod(0o755)

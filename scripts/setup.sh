@@ -96,6 +96,12 @@ fi
 # the virtualenv's interpreter).
 chmod a+rX "$ROOT" "$ROOT/src" "$ROOT/scripts" 2>/dev/null || true
 
+# Byte-compile the package, as pip does for a regular install: the `postgres` user runs
+# `lifeboat` for every WAL segment and cannot write the bytecode into this checkout, so
+# without it every wal-push would compile the modules it imports again (about 15 ms).
+"$VENV/bin/python" -m compileall -q "$ROOT/src/lifeboat" >/dev/null || true
+chmod -R a+rX "$ROOT/src/lifeboat" 2>/dev/null || true
+
 # ------------------------------------------------------------- PostgreSQL 17 binaries
 pg17_bin() {
     local d
