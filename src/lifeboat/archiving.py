@@ -115,8 +115,9 @@ class ArchiveCheck:
 def check_archiving(ctx: Context, source: str, timeout: float = 60.0) -> ArchiveCheck:
     """Switch to a new WAL segment and wait until the finished one is in the repository."""
     src = ctx.source(source)
-    repo = ctx.repository_for(source)
-    repo.ensure_initialised()
+    repos = ctx.repositories_for(source)
+    for repo in repos:
+        repo.ensure_initialised()
     endpoint = PgEndpoint.from_dsn(src.dsn, src.password_file)
     problems = [
         f"{c.name} is {c.current!r}, want {c.wanted!r}"
@@ -137,7 +138,9 @@ def check_archiving(ctx: Context, source: str, timeout: float = 60.0) -> Archive
         assert row is not None
         segment = str(row[0])
         started = time.monotonic()
-        while not is_archived(repo.storage, source, segment):
+        waiting = list(repos)  # the segment must reach every repository of the source
+        while waiting := [r for r in waiting if not is_archived(r.storage, source, segment)]:
+            repo = waiting[0]
             if time.monotonic() - started > timeout:
                 stats = conn.execute(
                     "SELECT last_failed_wal, last_failed_time::text FROM pg_stat_archiver"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lifeboat import __version__
 from lifeboat.context import Context
-from lifeboat.errors import LifeboatError
-from lifeboat.objects import write_plain
+from lifeboat.errors import LifeboatError, LockedError
+from lifeboat.objects import Written, write_plain
 from lifeboat.postgres import logical
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -33,18 +35,87 @@ DUMP_OBJECT = "dump.zst"
 @dataclass
 class BackupResult:
     manifest: Manifest
-    repository: str
+    repository: str  # the first repository that holds the backup
     removed_leftovers: list[str]
+    repositories: list[str] = field(default_factory=list)  # every one that holds it
+    failed: dict[str, str] = field(default_factory=dict)  # repository -> why it does not
 
 
-def new_backup_id(repo: Repository, source: str) -> tuple[str, datetime]:
-    taken = set(repo.committed_ids(source))
+def new_backup_id(repos: Repository | Sequence[Repository], source: str) -> tuple[str, datetime]:
+    """An id no repository of the source has used yet."""
+    targets = [repos] if isinstance(repos, Repository) else repos
+    taken = {backup for repo in targets for backup in repo.committed_ids(source)}
     while True:
         started = datetime.now(UTC)
         backup = layout.backup_id(started)
         if backup not in taken:
             return backup, started
         time.sleep(1.05 - started.microsecond / 1e6)
+
+
+@dataclass
+class Prepared:
+    """The repositories a backup can go to, locked and cleaned of interrupted runs' leftovers,
+    and those that could not even be prepared (unreachable, broken), with why."""
+
+    repos: list[Repository]
+    removed: list[str]
+    failed: dict[str, BaseException]
+
+
+@contextlib.contextmanager
+def lock_all(repos: Sequence[Repository], source: str, purpose: str) -> Iterator[Prepared]:
+    """Every repository's lock of the source, and the leftovers of interrupted runs removed
+    from each. A repository that cannot be prepared is left out (the backup goes to the
+    others), unless none can; one locked by another run stops everything."""
+    with contextlib.ExitStack() as stack:
+        prepared = Prepared([], [], {})
+        for repo in repos:
+            try:
+                repo.ensure_initialised()
+                stack.enter_context(repository_lock(repo.storage, source, purpose))
+                prepared.removed += repo.remove_uncommitted(source)
+            except LockedError:
+                raise
+            except (LifeboatError, OSError) as exc:
+                if len(repos) == 1:
+                    raise
+                log.error("repository %s cannot take the backup: %s", repo.name, exc)
+                prepared.failed[repo.name] = exc
+                continue
+            prepared.repos.append(repo)
+        if not prepared.repos:
+            raise next(iter(prepared.failed.values()))
+        yield prepared
+
+
+def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupResult:
+    """The manifest into every repository that holds all the objects: only then is the
+    backup there. A repository that fails here is reported like one that failed before."""
+    failed = {name: describe_failure(exc) for name, exc in written.failed.items()}
+    committed: list[str] = []
+    for repo in written.repos:
+        try:
+            repo.save_manifest(manifest)
+            committed.append(repo.name)
+        except LifeboatError as exc:
+            failed[repo.name] = describe_failure(exc)
+    if not committed:
+        raise LifeboatError(
+            "the backup could not be committed to any repository: "
+            + "; ".join(f"{name}: {why}" for name, why in failed.items())
+        )
+    for name, why in failed.items():
+        log.error(
+            "backup %s/%s is NOT in repository %s: %s", manifest.source, manifest.id, name, why
+        )
+    return BackupResult(manifest, committed[0], removed, committed, failed)
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, LifeboatError):
+        return exc.message
+    return str(exc) or type(exc).__name__
 
 
 def backup_logical(
@@ -57,15 +128,14 @@ def backup_logical(
     """Back up one database of a source. `endpoint` overrides the source's DSN (a restore's
     safety backup of its target uses it)."""
     source = ctx.source(source_name)
-    repo = ctx.repository_for(source_name)
-    repo.ensure_initialised()
+    repos = ctx.repositories_for(source_name)
     encryptor = ctx.encryptor()
     endpoint = endpoint or PgEndpoint.from_dsn(source.dsn, source.password_file)
     compression = ctx.config.compression
 
-    with repository_lock(repo.storage, source_name, f"backup of {source_name}"):
-        removed = repo.remove_uncommitted(source_name)
-        backup, started = new_backup_id(repo, source_name)
+    with lock_all(repos, source_name, f"backup of {source_name}") as prepared:
+        repos, removed = prepared.repos, prepared.removed
+        backup, started = new_backup_id(repos, source_name)
         conn = endpoint.connect(autocommit=True)
         try:
             server = logical.server_info(conn)
@@ -86,8 +156,8 @@ def backup_logical(
             key = layout.object_key(source_name, backup, DUMP_OBJECT + encryptor.suffix)
             try:
                 with ctx.reporter.task(f"backup {source_name}/{endpoint.dbname}") as advance:
-                    stored_object = write_plain(
-                        repo, key, dump, encryptor, compression, logical.DUMP_FORMAT, advance
+                    written = write_plain(
+                        repos, key, dump, encryptor, compression, logical.DUMP_FORMAT, advance
                     )
             except BaseException:
                 dump.kill()
@@ -96,7 +166,8 @@ def backup_logical(
             counter.join()
             outcome = evidence_box[0]
             if isinstance(outcome, BaseException):
-                repo.storage.delete(key)
+                for repo in written.repos:
+                    repo.storage.delete(key)
                 if isinstance(outcome, LifeboatError):
                     raise outcome
                 raise LifeboatError(f"counting rows for the manifest failed: {outcome}")
@@ -122,12 +193,14 @@ def backup_logical(
                 method=encryptor.method,
                 recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
             ),
-            objects=[stored_object],
+            objects=[written.stored],
             evidence=outcome,
             labels=labels or {},
         )
-        repo.save_manifest(manifest)
-        log.info(
-            "backup %s/%s committed (%d bytes stored)", source_name, backup, stored_object.size
+        result = commit(
+            manifest, written._replace(failed={**prepared.failed, **written.failed}), removed
         )
-        return BackupResult(manifest, repo.name, removed)
+        log.info(
+            "backup %s/%s committed (%d bytes stored)", source_name, backup, written.stored.size
+        )
+        return result

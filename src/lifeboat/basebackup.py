@@ -12,17 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lifeboat import __version__, incremental
-from lifeboat.backup import BackupResult, new_backup_id
+from lifeboat.backup import BackupResult, commit, lock_all, new_backup_id
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
-from lifeboat.objects import write_plain
+from lifeboat.objects import Targets, write_plain
 from lifeboat.pipeline.tarsniff import TarSniffer
 from lifeboat.postgres import logical, physical, wal
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.lock import repository_lock
 from lifeboat.repo.manifest import (
     Compression,
     Encryption,
@@ -52,22 +51,39 @@ def wait_for_wal(
     timeout: float,
 ) -> None:
     """Block until every segment is in the archive, or fail naming the first missing one."""
+    missing = wait_for_wal_everywhere({"": storage}, source, needed, segment_size, timeout)
+    if missing:
+        raise missing[""]
+
+
+def wait_for_wal_everywhere(
+    storages: dict[str, Storage],
+    source: str,
+    needed: list[wal.Segment],
+    segment_size: int,
+    timeout: float,
+) -> dict[str, ArchivingNotReadyError]:
+    """Wait until every repository has every segment; those still missing one when the
+    time is up are returned, each with an error naming its first missing segment."""
     deadline = time.monotonic() + timeout
-    pending = [s.name(segment_size) for s in needed]
-    while pending:
-        pending = [name for name in pending if not is_archived(storage, source, name)]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise ArchivingNotReadyError(
-                f"WAL segment {pending[0]} did not reach the archive within {timeout:.0f} s: "
-                "check archive_command and pg_stat_archiver (`lifeboat check`)"
-            )
+    pending = {name: [s.name(segment_size) for s in needed] for name in storages}
+    while True:
+        for name, storage in storages.items():
+            pending[name] = [seg for seg in pending[name] if not is_archived(storage, source, seg)]
+        late = {name: segments for name, segments in pending.items() if segments}
+        if not late or time.monotonic() > deadline:
+            return {
+                name: ArchivingNotReadyError(
+                    f"WAL segment {segments[0]} did not reach the archive within {timeout:.0f} "
+                    "s: check archive_command and pg_stat_archiver (`lifeboat check`)"
+                )
+                for name, segments in late.items()
+            }
         time.sleep(0.25)
 
 
 def _incremental_base(
-    ctx: Context, repo: Repository, source_name: str, server: Server, summarize_wal: bool
+    ctx: Context, repos: list[Repository], source_name: str, server: Server, summarize_wal: bool
 ) -> tuple[Manifest, bytes]:
     """The parent backup and its backup_manifest, or a clear reason why not."""
     if server.version_num < incremental.MIN_SERVER_VERSION:
@@ -80,7 +96,15 @@ def _incremental_base(
             "summarize_wal is off on the server: set summarize_wal = on (no restart needed) "
             "and take a full physical backup, then incrementals can follow"
         )
+    repo = repos[0]
     parent = incremental.choose_parent(repo, source_name, server.system_identifier)
+    for other in repos[1:]:
+        if parent.id not in other.committed_ids(source_name):
+            raise incremental.IncrementalError(
+                f"the parent backup {parent.id} is in repository {repo.name} but not in "
+                f"{other.name}: copy it there (`lifeboat copy --from {repo.name} --to "
+                f"{other.name}`) or take a full physical backup"
+            )
     enc = ctx.config.encryption
     has_key = parent.encryption.method == "gpg" or enc.age_identity_file is not None
     decryptor = ctx.decryptor(parent.encryption.method) if has_key else None
@@ -95,14 +119,16 @@ def backup_physical(
     incremental_backup: bool = False,
 ) -> BackupResult:
     source = ctx.source(source_name)
-    repo = ctx.repository_for(source_name)
-    repo.ensure_initialised()
     encryptor = ctx.encryptor()
     endpoint = PgEndpoint.from_dsn(source.dsn, source.password_file)
 
-    with repository_lock(repo.storage, source_name, f"physical backup of {source_name}"):
-        removed = repo.remove_uncommitted(source_name)
-        backup, started = new_backup_id(repo, source_name)
+    with lock_all(
+        ctx.repositories_for(source_name), source_name, f"physical backup of {source_name}"
+    ) as prepared:
+        repos, removed = prepared.repos, prepared.removed
+        targets = Targets(repos)
+        targets.failed.update(prepared.failed)
+        backup, started = new_backup_id(repos, source_name)
         with endpoint.connect(autocommit=True) as conn:
             server = logical.server_info(conn)
             facts = physical.cluster_facts(conn)
@@ -125,18 +151,18 @@ def backup_physical(
             parent_manifest_file: Path | None = None
             if incremental_backup:
                 parent, parent_data = _incremental_base(
-                    ctx, repo, source_name, server, facts.summarize_wal
+                    ctx, repos, source_name, server, facts.summarize_wal
                 )
                 parent_manifest_file = Path(scratch) / "parent_backup_manifest"
                 parent_manifest_file.write_bytes(parent_data)
             if facts.extra_tablespaces:
                 stored_objects, span, backup_manifest = _stream_with_tablespaces(
-                    ctx, repo, source_name, backup, tools, endpoint, facts, wal_timeout
+                    ctx, targets, source_name, backup, tools, endpoint, facts, wal_timeout
                 )
             else:
                 stored, span, backup_manifest = _stream_base_backup(
                     ctx,
-                    repo,
+                    targets,
                     source_name,
                     backup,
                     tools,
@@ -146,25 +172,42 @@ def backup_physical(
                 )
                 stored_objects = [stored]
         keys = [layout.object_key(source_name, backup, o.name) for o in stored_objects]
-        try:
-            manifest_stored = write_plain(
-                repo,
-                layout.object_key(
-                    source_name, backup, incremental.BACKUP_MANIFEST_OBJECT + encryptor.suffix
-                ),
-                io.BytesIO(backup_manifest),
-                encryptor,
-                ctx.config.compression,
-                "pg_backup_manifest",
+        keys.append(
+            layout.object_key(
+                source_name, backup, incremental.BACKUP_MANIFEST_OBJECT + encryptor.suffix
             )
-            keys.append(layout.object_key(source_name, backup, manifest_stored.name))
+        )
+        try:
+            manifest_stored = targets.take(
+                write_plain(
+                    targets.live,
+                    keys[-1],
+                    io.BytesIO(backup_manifest),
+                    encryptor,
+                    ctx.config.compression,
+                    "pg_backup_manifest",
+                )
+            )
             size = facts.segment_size
             needed = list(wal.segments_between(span.timeline, span.start_lsn, span.stop_lsn, size))
-            wait_for_wal(repo.storage, source_name, needed, size, wal_timeout)
+            late = wait_for_wal_everywhere(
+                {repo.name: repo.storage for repo in targets.live},
+                source_name,
+                needed,
+                size,
+                wal_timeout,
+            )
+            for name, error in late.items():
+                targets.drop(name, error)
+            if not targets.live:
+                raise next(iter(late.values()))
         except BaseException:
-            for key in keys:
-                repo.storage.delete(key)
+            targets.discard(keys)
             raise
+        # what a repository that dropped out holds of this backup is of no use
+        for repo in targets.all:
+            if repo.name in targets.failed:
+                Targets([repo]).discard(keys)
         incremental.keep_local_copy(source_name, backup, backup_manifest)
         manifest = Manifest(
             id=backup,
@@ -205,7 +248,7 @@ def backup_physical(
                 ],
             ),
         )
-        repo.save_manifest(manifest)
+        result = commit(manifest, targets.outcome(manifest_stored), removed)
         log.info(
             "%s backup %s/%s committed (%d bytes stored)",
             f"incremental (on {parent.id})" if parent else "physical",
@@ -213,12 +256,12 @@ def backup_physical(
             backup,
             sum(o.size for o in stored_objects),
         )
-        return BackupResult(manifest, repo.name, removed)
+        return result
 
 
 def _stream_base_backup(
     ctx: Context,
-    repo: Repository,
+    targets: Targets,
     source_name: str,
     backup: str,
     tools: PgTools,
@@ -237,14 +280,16 @@ def _stream_base_backup(
     what = "incremental backup" if parent_manifest else "physical backup"
     try:
         with watchdog, ctx.reporter.task(f"{what} {source_name}") as advance:
-            stored = write_plain(
-                repo,
-                key,
-                sniffer,
-                encryptor,
-                ctx.config.compression,
-                physical.BASE_FORMAT,
-                advance,
+            stored = targets.take(
+                write_plain(
+                    targets.live,
+                    key,
+                    sniffer,
+                    encryptor,
+                    ctx.config.compression,
+                    physical.BASE_FORMAT,
+                    advance,
+                )
             )
     except BaseException:
         stream.kill()
@@ -255,7 +300,7 @@ def _stream_base_backup(
     try:
         span = physical.wal_range(backup_manifest)
     except BaseException:
-        repo.storage.delete(key)
+        targets.discard([key])
         raise
     assert backup_manifest is not None
     return stored, span, backup_manifest
@@ -267,7 +312,7 @@ def tablespace_object(oid: int, encryption_suffix: str) -> str:
 
 def _stream_with_tablespaces(
     ctx: Context,
-    repo: Repository,
+    targets: Targets,
     source_name: str,
     backup: str,
     tools: PgTools,
@@ -305,10 +350,11 @@ def _stream_with_tablespaces(
                 ctx.reporter.task(f"physical backup {source_name}") as advance,
                 ThreadPoolExecutor(len(names), thread_name_prefix="tablespace") as pool,
             ):
+                writing_to = targets.live
                 futures = [
                     pool.submit(
                         write_plain,
-                        repo,
+                        writing_to,
                         layout.object_key(source_name, backup, object_name),
                         process.reader(archive),
                         encryptor,
@@ -321,15 +367,14 @@ def _stream_with_tablespaces(
                     for archive, object_name in names.items()
                 ]
                 try:
-                    stored = [future.result() for future in futures]
+                    stored = [targets.take(future.result()) for future in futures]
                 except BaseException:
                     process.kill()
                     raise
                 backup_manifest = process.finish()
         except BaseException:
             process.kill()
-            for object_name in names.values():
-                repo.storage.delete(layout.object_key(source_name, backup, object_name))
+            targets.discard([layout.object_key(source_name, backup, n) for n in names.values()])
             if watchdog.reason:
                 raise ArchivingNotReadyError(watchdog.reason) from None
             raise

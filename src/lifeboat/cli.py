@@ -20,6 +20,7 @@ COMMANDS = {
     "show": "lifeboat.commands.show",
     "restore": "lifeboat.commands.restore",
     "verify": "lifeboat.commands.verify",
+    "copy": "lifeboat.commands.copy",
     "demo": "lifeboat.commands.demo",
     "wal-push": "lifeboat.commands.wal_push",
     "wal-fetch": "lifeboat.commands.wal_fetch",

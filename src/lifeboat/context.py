@@ -37,7 +37,7 @@ class Context:
     @cached_property
     def repositories(self) -> dict[str, Repository]:
         return {
-            name: Repository(name, open_storage(repo.url))
+            name: Repository(name, open_storage(repo.url, repo.storage_options()))
             for name, repo in self.config.repositories.items()
         }
 
@@ -50,9 +50,20 @@ class Context:
             raise UsageError(f"unknown repository {name!r} in {self.config_path}") from None
 
     def repository_for(self, source: str) -> Repository:
-        """The repository a source writes to: the first it names, else the first configured."""
-        names = self.source(source).repositories
-        return self.repository(names[0] if names else None)
+        """A source's first repository: the one restore and reports look at first."""
+        return self.repositories_for(source)[0]
+
+    def repositories_for(self, source: str, only: str | None = None) -> list[Repository]:
+        """The repositories of a source in its order (default: every configured one), or
+        just `only` (which must be one of them)."""
+        names = self.source(source).repositories or list(self.config.repositories)
+        if only is not None:
+            if only not in names:
+                raise UsageError(
+                    f"repository {only!r} is not one of source {source}'s ({', '.join(names)})"
+                )
+            names = [only]
+        return [self.repository(name) for name in names]
 
     def encryptor(self) -> Encryptor:
         enc = self.config.encryption

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from lifeboat.config.model import CompressionConfig
 from lifeboat.errors import IntegrityError, LifeboatError
@@ -16,11 +19,12 @@ from lifeboat.pipeline.checksum import (
 )
 from lifeboat.pipeline.compress import ZstdError, compressing_reader, decompressing_writer
 from lifeboat.pipeline.crypto import Decryptor, Encryptor
-from lifeboat.pipeline.stream import HandOff, write_from_producer
+from lifeboat.pipeline.stream import HandOff, write_from_producer, write_to_all
 from lifeboat.progress import Advance
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest, StoredObject
+from lifeboat.storage.base import ObjectInfo
 
 
 @dataclass
@@ -33,16 +37,27 @@ def object_key(manifest: Manifest, obj: StoredObject) -> str:
     return layout.object_key(manifest.source, manifest.id, obj.name)
 
 
+class Written(NamedTuple):
+    """An object stored into one or more repositories: where it went, and where not."""
+
+    stored: StoredObject
+    repos: list[Repository]
+    failed: dict[str, BaseException]
+
+
 def write_plain(
-    repo: Repository,
+    repos: Repository | Sequence[Repository],
     key: str,
     source: Readable,
     encryptor: Encryptor,
     compression: CompressionConfig,
     plain_format: str,
     advance: Advance | None = None,
-) -> StoredObject:
-    """Stream source through plain sha256 -> zstd -> encryption -> stored sha256 into key."""
+) -> Written:
+    """Stream source through plain sha256 -> zstd -> encryption -> stored sha256 into key,
+    in every repository at once (read, compressed and encrypted once). A repository that
+    fails is left out and reported in `failed`, unless all fail: then the error is raised."""
+    targets = [repos] if isinstance(repos, Repository) else list(repos)
     plain, stored = BackgroundTap(advance), Tap()
 
     def produce(sink: Writable) -> None:
@@ -52,13 +67,29 @@ def write_plain(
         encryptor.encrypt(reader, HashingWriter(sink, stored))
 
     try:
-        info = write_from_producer(repo.storage, key, produce)
+        if len(targets) == 1:
+            outcomes: list[ObjectInfo | BaseException] = [
+                write_from_producer(targets[0].storage, key, produce)
+            ]
+        else:
+            outcomes = write_to_all([r.storage for r in targets], key, produce)
     finally:
         plain.close()
-    if info.size != stored.size:
-        repo.storage.delete(key)
-        raise LifeboatError(f"{key}: storage holds {info.size} bytes, {stored.size} were sent")
-    return StoredObject(
+    written: list[Repository] = []
+    failed: dict[str, BaseException] = {}
+    for repo, outcome in zip(targets, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failed[repo.name] = outcome
+        elif outcome.size != stored.size:
+            repo.storage.delete(key)
+            failed[repo.name] = LifeboatError(
+                f"{key}: storage holds {outcome.size} bytes, {stored.size} were sent"
+            )
+        else:
+            written.append(repo)
+    if not written:
+        raise next(iter(failed.values()))
+    obj = StoredObject(
         name=key.rsplit("/", 1)[1],
         size=stored.size,
         sha256=stored.sha256,
@@ -66,6 +97,37 @@ def write_plain(
         plain_sha256=plain.sha256,
         format=plain_format,
     )
+    return Written(obj, written, failed)
+
+
+class Targets:
+    """The repositories a backup is being written to: those still in the running, and why
+    the others dropped out. An object that one repository fails to take drops that
+    repository for the rest of the backup; the others go on."""
+
+    def __init__(self, repos: Sequence[Repository]) -> None:
+        self.all = list(repos)
+        self.live = list(repos)
+        self.failed: dict[str, BaseException] = {}
+
+    def take(self, written: Written) -> StoredObject:
+        for name, error in written.failed.items():
+            self.drop(name, error)
+        return written.stored
+
+    def drop(self, name: str, error: BaseException) -> None:
+        self.failed.setdefault(name, error)
+        self.live = [repo for repo in self.live if repo.name != name]
+
+    def discard(self, keys: Sequence[str]) -> None:
+        """Best effort: the objects of a backup that will not be committed."""
+        for repo in self.all:
+            for key in keys:
+                with contextlib.suppress(LifeboatError, OSError):
+                    repo.storage.delete(key)
+
+    def outcome(self, stored: StoredObject) -> Written:
+        return Written(stored, self.live, self.failed)
 
 
 def check_stored(repo: Repository, manifest: Manifest, obj: StoredObject) -> None:

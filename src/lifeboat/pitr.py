@@ -26,6 +26,7 @@ from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
 from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import archived_segments, continuity_problems
@@ -361,19 +362,27 @@ def restore_physical(
     port: int | None = None,
     config_path: Path | None = None,
     wait_timeout: float = 600.0,
+    repository: str | None = None,
 ) -> PitrResult:
     began = time.monotonic()
     source = ctx.source(source_name)
-    repo = ctx.repository_for(source_name)
-    repo.ensure_initialised()
-    if backup:
-        manifest = repo.load_manifest(source_name, backup)
-        if manifest.physical is None:
-            raise UsageError(f"backup {backup} is {manifest.type}, not a physical backup")
-    else:
-        manifest = choose_base_backup(repo.list_backups(source_name), target)
-    _check_reachable(repo.storage, source_name, manifest, target)
-    backups = incremental.chain(repo, manifest)
+
+    def plan(repo: Repository) -> tuple[Manifest, list[Manifest]]:
+        repo.ensure_initialised()
+        if backup:
+            manifest = repo.load_manifest(source_name, backup)
+            if manifest.physical is None:
+                raise UsageError(f"backup {backup} is {manifest.type}, not a physical backup")
+        else:
+            manifest = choose_base_backup(repo.list_backups(source_name), target)
+        _check_reachable(repo.storage, source_name, manifest, target)
+        return manifest, incremental.chain(repo, manifest)
+
+    repo, (manifest, backups) = first_that_serves(
+        ctx.repositories_for(source_name, only=repository), plan
+    )
+    if len(ctx.repositories_for(source_name)) > 1:
+        log.info("restoring from repository %s", repo.name)
     decryptors = {}
     for member in backups:
         decryptor = ctx.decryptor(member.encryption.method)

@@ -28,6 +28,7 @@ from lifeboat.postgres import logical
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import SAFETY_LABEL, Evidence, Manifest
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,12 @@ def restore_logical(
 ) -> RestoreResult:
     started = time.monotonic()
     source = ctx.source(source_name)
-    repo = ctx.repository(repository) if repository else ctx.repository_for(source_name)
-    repo.ensure_initialised()
-    manifest = repo.resolve(source_name, backup)
+
+    def find(repo: Repository) -> Manifest:
+        repo.ensure_initialised()
+        return repo.resolve(source_name, backup)
+
+    repo, manifest = first_that_serves(ctx.repositories_for(source_name, only=repository), find)
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]

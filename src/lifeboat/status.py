@@ -83,24 +83,38 @@ def spool_status(spool: SpoolPaths, async_push: bool, now: datetime) -> dict[str
 
 
 def source_status(ctx: Context, settings: WalSettings, source: str) -> dict[str, Any]:
+    """The source's spool, and per repository its newest backup and WAL; the first
+    repository's are repeated at the top level."""
     now = datetime.now(UTC)
-    repo = ctx.repository_for(source)
     archive = settings.archive(source)
-    report: dict[str, Any] = {
+    per_repository = [repository_status(repo, source, now) for repo in ctx.repositories_for(source)]
+    first = per_repository[0]
+    return {
         "source": source,
-        "repository": {"name": repo.name, "url": repo.storage.url},
+        "repository": {"name": first["name"], "url": first["url"]},
+        "newest_backup": first["newest_backup"],
+        "newest_wal": first["newest_wal"],
+        "repository_error": first["error"],
+        "repositories": per_repository,
+        "spool": spool_status(SpoolPaths(archive.spool), archive.async_push, now),
+    }
+
+
+def repository_status(repo: Repository, source: str, now: datetime) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "name": repo.name,
+        "url": repo.storage.url,
         "newest_backup": None,
         "newest_wal": None,
-        "repository_error": None,
-        "spool": spool_status(SpoolPaths(archive.spool), archive.async_push, now),
+        "error": None,
     }
     try:
         repo.ensure_initialised()
         report["newest_backup"] = newest_backup(repo, source, now)
         report["newest_wal"] = newest_wal(repo, source, now)
     except LifeboatError as exc:
-        # the spool is worth seeing even when the repository cannot be read
-        report["repository_error"] = exc.message
+        # the spool and the other repositories are worth seeing when one cannot be read
+        report["error"] = exc.message
     return report
 
 

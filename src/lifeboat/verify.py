@@ -272,7 +272,7 @@ def _check_wal(ctx: Context, repo: Repository, source: str) -> BackupCheck | Non
 
 def verify(ctx: Context, source: str | None = None, deep: bool = False) -> VerifyReport:
     report = VerifyReport()
-    repos = [ctx.repository_for(source)] if source else list(ctx.repositories.values())
+    repos = ctx.repositories_for(source) if source else list(ctx.repositories.values())
     for repo in repos:
         repo.ensure_initialised()
         sources = [source] if source else repo.sources()

@@ -13,7 +13,7 @@ import logging
 import mmap
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -61,7 +61,18 @@ def is_archived(storage: Storage, source: str, name: str) -> bool:
     return bool(_stored_copies(storage, source, name))
 
 
-def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level: int) -> PushResult:
+def push(
+    storages: Storage | Sequence[Storage],
+    source: str,
+    path: Path,
+    encryptor: Encryptor,
+    level: int,
+) -> PushResult:
+    """Archive one WAL file into every repository given, compressed and encrypted once. A
+    repository that fails does not keep the others from getting the file; the first
+    failure is raised after all were tried (archive_command then fails and PostgreSQL
+    tries again, which the repositories that have the file answer at once)."""
+    targets = _as_list(storages)
     name = wal.check_archive_name(path.name)
     with _mapped(path) as data:
         # hashing and compressing both let go of the interpreter: run them side by side
@@ -76,8 +87,39 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
         finally:
             hasher.join()  # before the mapping goes
         size = len(data)
-    copies = _stored_copies(storage, source, name)
     digest = hashed[0]
+    encrypted: list[bytes] = []
+    results: list[PushResult] = []
+    failures: list[BaseException] = []
+    for storage in targets:
+        try:
+            results.append(
+                _store(storage, source, name, digest, size, compressed, encrypted, encryptor)
+            )
+        except (LifeboatError, OSError) as exc:
+            if len(targets) > 1:
+                log.warning("%s could not be archived to %s: %s", name, storage.url, exc)
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    return results[0]
+
+
+def _as_list(storages: Storage | Sequence[Storage]) -> list[Storage]:
+    return list(storages) if isinstance(storages, Sequence) else [storages]
+
+
+def _store(
+    storage: Storage,
+    source: str,
+    name: str,
+    digest: str,
+    size: int,
+    compressed: bytes,
+    encrypted: list[bytes],
+    encryptor: Encryptor,
+) -> PushResult:
+    copies = _stored_copies(storage, source, name)
     if digest in copies:
         log.info("%s already archived with the same content", name)
         return PushResult(name, copies[digest], size, 0, True, digest)
@@ -86,10 +128,12 @@ def push(storage: Storage, source: str, path: Path, encryptor: Encryptor, level:
             f"{name} is already archived with different content ({', '.join(sorted(copies))}); "
             "refusing to overwrite it: is another cluster archiving into this source?"
         )
-    sink = io.BytesIO()
-    encryptor.encrypt(io.BytesIO(compressed), sink)
+    if not encrypted:  # once, for the first repository that needs it
+        sink = io.BytesIO()
+        encryptor.encrypt(io.BytesIO(compressed), sink)
+        encrypted.append(sink.getvalue())
     key = layout.wal_key(source, name, digest, encryptor.suffix)
-    info = storage.write(key, [sink.getvalue()])
+    info = storage.write(key, encrypted)
     log.info("archived %s (%d -> %d bytes)", name, size, info.size)
     return PushResult(name, key, size, info.size, False, digest)
 
@@ -118,7 +162,7 @@ def _mapped(path: Path) -> Iterator[memoryview]:
 
 
 def fetch(
-    storage: Storage,
+    storages: Storage | Sequence[Storage],
     source: str,
     name: str,
     destination: Path,
@@ -127,39 +171,74 @@ def fetch(
     allow_stream_partial: bool = True,
 ) -> int:
     """Write the archived file `name` to destination; returns its size. decryptor_for gets
-    the object's encryption method ("age" or "gpg").
+    the object's encryption method ("age" or "gpg"). Several repositories are tried in
+    order: the first that has the file serves it; one that fails is skipped, and its
+    failure is raised only when no other has the file.
 
-    A segment the archive lacks is served from the newest streamed partial of it when
+    A segment no repository archived is served from the newest streamed partial of it when
     `lifeboat wal-stream` uploaded one (as Barman's `get-wal --partial`): zero-padded to the
     segment size, so recovery replays it up to its last complete record and ends there.
     allow_stream_partial=False is for fetching ahead: a partial may still grow until recovery
     really asks for it."""
     wal.check_archive_name(name)
+    targets = _as_list(storages)
+    failures: list[LifeboatError] = []
+    passes = [False, True] if allow_stream_partial and wal.is_segment_name(name) else [False]
+    for partial in passes:
+        for storage in targets:
+            try:
+                if partial:
+                    return _fetch_stream_partial(storage, source, name, destination, decryptor_for)
+                return _fetch_archived(storage, source, name, destination, decryptor_for)
+            except WalNotFoundError:
+                continue
+            except LifeboatError as exc:
+                if len(targets) > 1:
+                    log.warning("%s: %s failed: %s", name, storage.url, exc)
+                failures.append(exc)
+    if failures:
+        raise failures[0]
+    raise WalNotFoundError(f"{name} is not in the archive of {source}")
+
+
+def _fetch_archived(
+    storage: Storage,
+    source: str,
+    name: str,
+    destination: Path,
+    decryptor_for: Callable[[str], Decryptor],
+) -> int:
     copies = _stored_copies(storage, source, name)
     if not copies:
-        partial = (
-            newest_stream_partial(storage, source, name)
-            if allow_stream_partial and wal.is_segment_name(name)
-            else None
-        )
-        if partial is None:
-            raise WalNotFoundError(f"{name} is not in the archive of {source}")
-        data = pad_to_segment_size(
-            _read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
-        )
-        log.info(
-            "%s is not archived: serving its streamed partial (%d bytes of WAL)",
-            name,
-            partial.streamed_length,
-        )
-        _write_durably(destination, data)
-        return len(data)
+        raise WalNotFoundError(f"{name} is not in the archive of {source}")
     if len(copies) > 1:
         raise IntegrityError(
             f"{name} is archived with several contents: {', '.join(sorted(copies))}"
         )
     digest, key = next(iter(copies.items()))
     data = _read_verified(storage, key, digest, decryptor_for)
+    _write_durably(destination, data)
+    return len(data)
+
+
+def _fetch_stream_partial(
+    storage: Storage,
+    source: str,
+    name: str,
+    destination: Path,
+    decryptor_for: Callable[[str], Decryptor],
+) -> int:
+    partial = newest_stream_partial(storage, source, name)
+    if partial is None:
+        raise WalNotFoundError(f"{name} is not in the archive of {source}")
+    data = pad_to_segment_size(
+        _read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
+    )
+    log.info(
+        "%s is not archived: serving its streamed partial (%d bytes of WAL)",
+        name,
+        partial.streamed_length,
+    )
     _write_durably(destination, data)
     return len(data)
 

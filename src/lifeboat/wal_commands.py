@@ -53,7 +53,7 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
 
     from lifeboat.wal_archive import push
 
-    result = push(settings.storage(source), source, path, settings.encryptor(), settings.level)
+    result = push(settings.storages(source), source, path, settings.encryptor(), settings.level)
     return {
         "name": result.name,
         "key": result.key,
@@ -126,7 +126,7 @@ def _fetch(config: str | None, source: str, name: str, destination: Path) -> dic
     else:
         from lifeboat.wal_archive import fetch
 
-        size = fetch(settings.storage(source), source, name, destination, settings.decryptor)
+        size = fetch(settings.storages(source), source, name, destination, settings.decryptor)
     if archive.prefetch > 0:
         from lifeboat import wal_prefetch
 

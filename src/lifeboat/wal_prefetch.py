@@ -207,8 +207,8 @@ def archive_downloader(settings: WalSettings, source: str) -> Downloader:
     def download(name: str, destination: Path) -> None:
         with opening:
             if not opened:
-                opened.append(settings.storage(source))
+                opened.extend(settings.storages(source))
         # never a stream partial: it may still grow until recovery really asks for it
-        fetch(opened[0], source, name, destination, settings.decryptor, allow_stream_partial=False)
+        fetch(opened, source, name, destination, settings.decryptor, allow_stream_partial=False)
 
     return download

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 def essentials(config: LifeboatConfig) -> dict[str, Any]:
     enc = config.encryption
     return {
-        "repositories": {name: repo.url for name, repo in config.repositories.items()},
+        "repositories": {
+            name: {"url": repo.url, "options": repo.storage_options()._asdict()}
+            for name, repo in config.repositories.items()
+        },
         "sources": {name: src.repositories for name, src in config.sources.items()},
         "encryption": {
             "age_recipients": list(enc.age_recipients),
@@ -85,9 +88,10 @@ class WalSettings:
         self._check_source(source)
         values = self.values["archive"][source]
         base = Path(values["spool_dir"]) if values["spool_dir"] else default_spool_dir()
-        # one spool per source and repository: two configurations on one host may use the
+        # one spool per source and repositories: two configurations on one host may use the
         # same source name for different clusters, and prefetched WAL of one is not the other's
-        repository = hashlib.sha256(self._repository(source)[1].encode()).hexdigest()[:10]
+        urls = "\n".join(url for _, url, _ in self._repositories(source))
+        repository = hashlib.sha256(urls.encode()).hexdigest()[:10]
         return ArchiveSettings(
             async_push=bool(values["async"]),
             spool=base / f"{source}-{repository}",
@@ -96,26 +100,31 @@ class WalSettings:
             prefetch=int(values["prefetch"]),
         )
 
-    def _repository(self, source: str) -> tuple[str, str]:
-        """Name and URL of the repository the source's WAL goes to (its first)."""
+    def _repositories(self, source: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Name, URL and storage options of each repository the source's WAL goes to, in
+        the source's order (default: every configured one)."""
         self._check_source(source)
         sources: dict[str, list[str] | None] = self.values["sources"]
-        repositories: dict[str, str] = self.values["repositories"]
-        name = (sources[source] or list(repositories))[0]
-        return name, repositories[name]
+        repositories: dict[str, dict[str, Any]] = self.values["repositories"]
+        names = sources[source] or list(repositories)
+        return [(n, repositories[n]["url"], repositories[n]["options"]) for n in names]
 
-    def storage(self, source: str) -> Storage:
+    def storages(self, source: str) -> list[Storage]:
+        """The source's repositories, each checked to be initialised."""
+        from lifeboat.storage.options import StorageOptions
         from lifeboat.storage.registry import open_storage
 
-        name, url = self._repository(source)
-        storage = open_storage(url)
-        try:
-            storage.stat(layout.MARKER)
-        except NotFound:
-            raise NotInitialisedError(
-                f"repository {name} ({storage.url}) is not initialised: run `lifeboat init`"
-            ) from None
-        return storage
+        opened = []
+        for name, url, options in self._repositories(source):
+            storage = open_storage(url, StorageOptions(**options))
+            try:
+                storage.stat(layout.MARKER)
+            except NotFound:
+                raise NotInitialisedError(
+                    f"repository {name} ({storage.url}) is not initialised: run `lifeboat init`"
+                ) from None
+            opened.append(storage)
+        return opened
 
     def encryptor(self) -> Encryptor:
         # imported here: an async wal-push only spools and needs no cipher

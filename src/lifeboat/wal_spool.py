@@ -609,8 +609,8 @@ def archive_uploader(settings: WalSettings, source: str) -> Uploader:
     def upload(path: Path) -> str:
         with opening:
             if not opened:
-                opened.extend([settings.storage(source), settings.encryptor()])
-        storage, encryptor = opened
-        return push(storage, source, path, encryptor, settings.level).plain_sha256
+                opened.extend([settings.storages(source), settings.encryptor()])
+        storages, encryptor = opened
+        return push(storages, source, path, encryptor, settings.level).plain_sha256
 
     return upload

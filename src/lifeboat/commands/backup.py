@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
-from lifeboat.errors import UsageError
+from lifeboat.errors import EXIT_FAILED, UsageError
 
 
 @click.command()
@@ -51,9 +53,19 @@ def command(source: str, kind: str, wal_timeout: float, incremental: bool, as_js
     summary = {
         **result.manifest.summary(),
         "repository": result.repository,
+        "repositories": result.repositories,
+        "failed_repositories": result.failed,
         "removed_leftovers": result.removed_leftovers,
     }
     if wants_json(as_json):
         output.print_json(summary)
     else:
         click.echo(result.manifest.id)
+    if result.failed:
+        # the backup is safe in the other repositories, but this one lacks it: say so, and
+        # make cron and systemd notice
+        for name, why in result.failed.items():
+            click.echo(
+                f"lifeboat: error: repository {name} did not get the backup: {why}", err=True
+            )
+        sys.exit(EXIT_FAILED)

@@ -10,29 +10,36 @@ from lifeboat.cli import json_option, state, wants_json
 
 @click.command()
 @click.argument("source", required=False)
-@click.option("--repo", "repo_name", help="Repository to list (default: the first).")
+@click.option(
+    "--repo", "repo_name", help="Repository to list (default: each of the source's, or all)."
+)
 @json_option
 def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
     """List committed backups, oldest first."""
     ctx = state().context()
-    repo = (
-        ctx.repository(repo_name)
-        if repo_name
-        else (ctx.repository_for(source) if source else ctx.repository())
-    )
-    repo.ensure_initialised()
-    manifests = repo.list_backups(source)
+    if repo_name:
+        repos = [ctx.repository(repo_name)]
+    elif source:
+        repos = ctx.repositories_for(source)
+    else:
+        repos = list(ctx.repositories.values())
+    listed = []
+    for repo in repos:
+        repo.ensure_initialised()
+        listed += [(repo.name, m) for m in repo.list_backups(source)]
     if wants_json(as_json):
-        output.print_json([{**m.summary(), "repository": repo.name} for m in manifests])
+        output.print_json([{**m.summary(), "repository": name} for name, m in listed])
         return
-    if not manifests:
-        click.echo(f"no backups in {repo.name}" + (f" for {source}" if source else ""))
+    if not listed:
+        names = ", ".join(r.name for r in repos)
+        click.echo(f"no backups in {names}" + (f" for {source}" if source else ""))
         return
     output.table(
         None,
-        ["id", "source", "type", "database", "size", "stored", "took", "labels"],
+        ["repository", "id", "source", "type", "database", "size", "stored", "took", "labels"],
         [
             [
+                name,
                 m.id,
                 m.source,
                 m.type,
@@ -42,6 +49,6 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
                 f"{m.summary()['duration_s']:.1f}s",
                 ",".join(f"{k}={v}" for k, v in m.labels.items()),
             ]
-            for m in manifests
+            for name, m in listed
         ],
     )

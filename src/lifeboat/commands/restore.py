@@ -129,6 +129,7 @@ def command(
             _tablespace_map(tablespace_maps),
             archive_mode,
             as_json,
+            repo_name,
         )
         return
     if chosen or latest or start or delta or force or tablespace_maps:
@@ -193,6 +194,7 @@ def _physical(
     tablespace_map: dict[str, Path],
     archive_mode: str,
     as_json: bool,
+    repo_name: str | None = None,
 ) -> None:
     from lifeboat.pitr import RecoveryTarget, restore_physical
 
@@ -213,6 +215,7 @@ def _physical(
         start=start,
         port=port,
         config_path=ctx.config_path,
+        repository=repo_name,
     )
     if wants_json(as_json):
         output.print_json(result.summary())

@@ -21,11 +21,17 @@ def _ago(seconds: float | None) -> str:
 
 
 def _rows(report: dict[str, Any]) -> list[list[str]]:
-    repo = report["repository"]
+    rows: list[list[str]] = []
+    for repo in report["repositories"]:
+        rows += _repository_rows(repo)
+    return rows + _spool_rows(report)
+
+
+def _repository_rows(repo: dict[str, Any]) -> list[list[str]]:
     rows = [["repository", f"{repo['name']} ({repo['url']})"]]
-    if report["repository_error"]:
-        rows.append(["repository error", report["repository_error"]])
-    backup = report["newest_backup"]
+    if repo["error"]:
+        rows.append(["repository error", repo["error"]])
+    backup = repo["newest_backup"]
     rows.append(
         [
             "newest backup",
@@ -34,7 +40,7 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
             else "none",
         ]
     )
-    segment = report["newest_wal"]
+    segment = repo["newest_wal"]
     rows.append(
         [
             "newest WAL",
@@ -44,6 +50,11 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
             else "none",
         ]
     )
+    return rows
+
+
+def _spool_rows(report: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
     spool = report["spool"]
     rows.append(["spool", f"{spool['path']} (async {'on' if spool['async'] else 'off'})"])
     queued = f"{spool['queued']} segments"

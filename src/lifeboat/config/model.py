@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from lifeboat.repo.layout import check_source_name
+from lifeboat.storage.options import StorageOptions
 
 
 class _Strict(BaseModel):
@@ -20,7 +21,62 @@ class _Strict(BaseModel):
 
 
 class RepositoryConfig(_Strict):
-    url: str = Field(description="Where backups live: file:///path or a plain path.")
+    url: str = Field(
+        description="Where backups live: a plain path, file:///path, "
+        "s3://BUCKET/PREFIX?region=R&endpoint=URL, az://CONTAINER/PREFIX or gs://BUCKET/PREFIX."
+    )
+    storage_class: str | None = Field(
+        default=None,
+        description="S3/GCS storage class of backup data and WAL (e.g. STANDARD_IA, NEARLINE); "
+        "manifests and locks stay in the default class.",
+    )
+    wal_storage_class: str | None = Field(
+        default=None, description="Storage class of WAL objects, if not storage_class."
+    )
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="S3 server-side encryption, on top of Lifeboat's own."
+    )
+    kms_key_id: str | None = Field(
+        default=None, description="KMS key for aws:kms (default: the bucket's key)."
+    )
+    object_lock_days: Annotated[int, Field(ge=1, le=36500)] | None = Field(
+        default=None,
+        description="S3 Object Lock retention of every new backup and WAL object, in days; "
+        "the bucket must have Object Lock enabled.",
+    )
+    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = Field(
+        default="COMPLIANCE", description="COMPLIANCE: nobody can shorten the retention."
+    )
+    access_tier: Literal["Hot", "Cool", "Cold", "Archive"] | None = Field(
+        default=None, description="Azure access tier of backup data and WAL."
+    )
+    part_size_mb: Annotated[int, Field(ge=5, le=5120)] = Field(
+        default=16, description="Upload part (block, chunk) size in MiB for object storage."
+    )
+    upload_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4,
+        description="Parts of one object uploaded at once; memory is about "
+        "part_size_mb x (upload_concurrency + 1) per object being written.",
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=30)] = Field(
+        default=8,
+        description="Attempts of a request that failed transiently (timeout, throttling, 5xx), "
+        "with exponential backoff and jitter.",
+    )
+
+    def storage_options(self) -> StorageOptions:
+        return StorageOptions(
+            storage_class=self.storage_class,
+            wal_storage_class=self.wal_storage_class,
+            server_side_encryption=self.server_side_encryption,
+            kms_key_id=self.kms_key_id,
+            object_lock_days=self.object_lock_days,
+            object_lock_mode=self.object_lock_mode,
+            access_tier=self.access_tier,
+            part_size=self.part_size_mb * 1024 * 1024,
+            upload_concurrency=self.upload_concurrency,
+            max_attempts=self.max_attempts,
+        )
 
     @field_validator("url")
     @classmethod
@@ -113,8 +169,8 @@ class PostgresSourceConfig(_Strict):
     )
     repositories: list[str] | None = Field(
         default=None,
-        description="Repositories of this source; backups go to the first (default: the "
-        "first configured).",
+        description="Repositories of this source (default: every configured one). Backups "
+        "and WAL go to each; restore and wal-fetch try them in this order.",
     )
     archive: ArchiveConfig = Field(
         default_factory=ArchiveConfig, description="WAL archiving: async push, spool, prefetch."

@@ -112,6 +112,85 @@ def write_from_producer(
     return info
 
 
+class _Tee:
+    """A writable copying everything to several ChunkQueues; a queue whose consumer
+    stopped is dropped, and only when every one stopped does the producer stop."""
+
+    def __init__(self, queues: list[ChunkQueue]) -> None:
+        self.live = list(queues)
+
+    def write(self, data: bytes) -> int:
+        for hand_off in list(self.live):
+            try:
+                hand_off.write(data)
+            except Cancelled:
+                self.live.remove(hand_off)
+        if not self.live:
+            raise Cancelled("every consumer stopped")
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self, error: BaseException | None = None) -> None:
+        for hand_off in list(self.live):
+            with contextlib.suppress(Cancelled):
+                hand_off.finish(error)
+
+
+def write_to_all(
+    storages: Sequence[Storage], key: str, producer: Callable[[Writable], None]
+) -> list[ObjectInfo | BaseException]:
+    """write_from_producer into several storages at once: the producer runs once and each
+    storage gets the same bytes on a thread of its own, as fast as the slowest. A storage
+    that fails is dropped and its error returned in its place, while the others complete.
+    A failure of the producer itself is raised (every storage then stored nothing)."""
+    queues = [ChunkQueue() for _ in storages]
+    tee = _Tee(queues)
+    produced: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            producer(tee)
+        except Cancelled:
+            return
+        except BaseException as exc:
+            produced.append(exc)
+            tee.finish(exc)
+            return
+        tee.finish()
+
+    results: list[ObjectInfo | BaseException] = [Cancelled("not written")] * len(storages)
+
+    def store(index: int) -> None:
+        try:
+            results[index] = storages[index].write(key, queues[index].chunks())
+        except BaseException as exc:
+            queues[index].cancelled.set()
+            results[index] = exc
+
+    threads = [threading.Thread(target=produce, name=f"produce:{key}", daemon=True)]
+    threads += [
+        threading.Thread(target=store, args=(i,), name=f"store:{i}:{key}", daemon=True)
+        for i in range(len(storages))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        for hand_off in queues:
+            hand_off.cancelled.set()
+        raise
+    if produced:
+        raise produced[0]
+    return results
+
+
 def pump(source: Readable, sink: Writable, chunk: int = CHUNK) -> int:
     total = 0
     while True:

@@ -7,9 +7,14 @@ from urllib.parse import unquote, urlsplit
 
 from lifeboat.errors import ConfigError
 from lifeboat.storage.base import Storage
+from lifeboat.storage.options import StorageOptions
+
+SCHEMES = "file://, s3://, az:// or gs://"
 
 
-def open_storage(url: str) -> Storage:
+def open_storage(url: str, options: StorageOptions | None = None) -> Storage:
+    """The backend for a repository URL; each cloud SDK is imported only for its scheme."""
+    options = options or StorageOptions()
     if "://" not in url:
         from lifeboat.storage.local import LocalStorage
 
@@ -25,4 +30,20 @@ def open_storage(url: str) -> Storage:
         from lifeboat.storage.memory import MemoryStorage
 
         return MemoryStorage(parts.netloc or "memory")
-    raise ConfigError(f"repository URL {url!r}: unsupported scheme {parts.scheme!r} (use file://)")
+    if not parts.netloc:
+        raise ConfigError(f"repository URL {url!r} names no bucket or container")
+    if parts.scheme == "s3":
+        from lifeboat.storage.s3 import S3Storage
+
+        return S3Storage(url, options)
+    if parts.scheme == "az":
+        from lifeboat.storage.azure import AzureBlobStorage
+
+        return AzureBlobStorage(url, options)
+    if parts.scheme == "gs":
+        from lifeboat.storage.gcs import GcsStorage
+
+        return GcsStorage(url, options)
+    raise ConfigError(
+        f"repository URL {url!r}: unsupported scheme {parts.scheme!r} (use {SCHEMES})"
+    )

@@ -1,0 +1,33 @@
+"""lifeboat copy --from REPO --to REPO [--source SOURCE]."""
+
+from __future__ import annotations
+
+import click
+
+from lifeboat import output
+from lifeboat.cli import json_option, state, wants_json
+
+
+@click.command()
+@click.option("--from", "origin_name", required=True, help="Repository to copy from.")
+@click.option("--to", "target_name", required=True, help="Repository to copy to.")
+@click.option("--source", help="Copy only this source (default: every source found).")
+@json_option
+def command(origin_name: str, target_name: str, source: str | None, as_json: bool) -> None:
+    """Copy the backups and WAL that one repository has and another lacks, checked by
+    checksum, the manifest of each backup last; run it again to resume."""
+    from lifeboat.copy import copy_repository, sources_to_copy
+
+    ctx = state().context()
+    origin, target = ctx.repository(origin_name), ctx.repository(target_name)
+    sources = sources_to_copy(origin, list(ctx.config.sources), source)
+    reports = copy_repository(origin, target, sources)
+    if wants_json(as_json):
+        output.print_json([r.summary() for r in reports])
+        return
+    for report in reports:
+        click.echo(
+            f"{report.source}: {len(report.backups_copied)} backups copied "
+            f"({report.backups_present} already there), {report.wal_copied} WAL files copied "
+            f"({report.wal_present} already there), {output.size(report.bytes_copied)}"
+        )
