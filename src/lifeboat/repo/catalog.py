@@ -15,12 +15,15 @@ from lifeboat.errors import (
     IntegrityError,
     NotInitialisedError,
     RepositoryError,
+    StorageError,
 )
 from lifeboat.repo import layout
 from lifeboat.repo.manifest import SAFETY_LABEL, Manifest, decode, encode
-from lifeboat.storage.base import NotFound, Storage
+from lifeboat.storage.base import NotFound, PermanentError, Storage
 
 log = logging.getLogger(__name__)
+
+STALE_UPLOAD_SECONDS = 24 * 3600
 
 
 class Repository:
@@ -171,8 +174,35 @@ class Repository:
         for backup, names in sorted(keys.items()):
             if backup in committed or backup in keep:
                 continue
-            for key in names:
-                self.storage.delete(key)
+            try:
+                for key in names:
+                    self.storage.delete(key)
+            except PermanentError as exc:
+                # a backup host's credential may create but not delete (see the writer
+                # policy in cloud-storage.md): the leftovers wait for a stronger credential
+                log.warning(
+                    "cannot remove leftovers of interrupted backup %s/%s in %s: %s",
+                    source,
+                    backup,
+                    self.name,
+                    exc,
+                )
+                continue
             removed.append(backup)
             log.info("removed leftovers of interrupted backup %s/%s", source, backup)
+        self._abort_stale_uploads()
         return removed
+
+    def _abort_stale_uploads(self) -> None:
+        """Object stores keep the parts of an upload whose process was killed (and bill
+        them). Only day-old ones are aborted: another source may be uploading right now."""
+        abort = getattr(self.storage, "abort_incomplete_uploads", None)
+        if abort is None:
+            return
+        try:
+            count = abort(STALE_UPLOAD_SECONDS)
+        except StorageError as exc:
+            log.warning("cannot clean up interrupted uploads in %s: %s", self.name, exc)
+            return
+        if count:
+            log.info("aborted %d interrupted uploads in %s", count, self.name)
