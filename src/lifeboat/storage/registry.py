@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -10,6 +11,12 @@ from lifeboat.storage.base import Storage
 from lifeboat.storage.options import StorageOptions
 
 SCHEMES = "file://, s3://, az:// or gs://"
+# scheme -> module, class, pip extra; each SDK is imported only for its own scheme
+CLOUD_BACKENDS = {
+    "s3": ("lifeboat.storage.s3", "S3Storage", "s3"),
+    "az": ("lifeboat.storage.azure", "AzureBlobStorage", "azure"),
+    "gs": ("lifeboat.storage.gcs", "GcsStorage", "gcs"),
+}
 
 
 def open_storage(url: str, options: StorageOptions | None = None) -> Storage:
@@ -32,18 +39,18 @@ def open_storage(url: str, options: StorageOptions | None = None) -> Storage:
         return MemoryStorage(parts.netloc or "memory")
     if not parts.netloc:
         raise ConfigError(f"repository URL {url!r} names no bucket or container")
-    if parts.scheme == "s3":
-        from lifeboat.storage.s3 import S3Storage
-
-        return S3Storage(url, options)
-    if parts.scheme == "az":
-        from lifeboat.storage.azure import AzureBlobStorage
-
-        return AzureBlobStorage(url, options)
-    if parts.scheme == "gs":
-        from lifeboat.storage.gcs import GcsStorage
-
-        return GcsStorage(url, options)
+    if parts.scheme in CLOUD_BACKENDS:
+        module_name, class_name, extra = CLOUD_BACKENDS[parts.scheme]
+        try:
+            storage: Storage = getattr(importlib.import_module(module_name), class_name)(
+                url, options
+            )
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"repository URL {url!r} needs the Python package {exc.name}: "
+                f"pip install 'lifeboat[{extra}]'"
+            ) from None
+        return storage
     raise ConfigError(
         f"repository URL {url!r}: unsupported scheme {parts.scheme!r} (use {SCHEMES})"
     )
