@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,94 @@ def wal_copies(segs: list[Path], dest: Path, timeline: int) -> list[Path]:
     return out
 
 
+def repeated(times: int, step: Callable[[], float]) -> list[float]:
+    """The seconds of `times` runs of a timed step, each after settle(): on a shared virtual
+    machine one run can be far off, and the median of a few is what the table shows."""
+    runs = []
+    for _ in range(times):
+        settle()
+        runs.append(step())
+    return runs
+
+
+def restore_pgbackrest(pgbr: list[str], bin_dir: Path, d: Path, files_runs: list[float]) -> float:
+    """pgbackrest restore into a new data directory, then start it until recovery is over;
+    the seconds of the whole (the seconds of the restore alone go to files_runs)."""
+    new_dir = make_dir(d / "restored", 0o700)
+    port = free_port()
+    t0 = time.perf_counter()
+    run(as_pg([*pgbr, f"--pg1-path={new_dir}", "restore"]))
+    files_runs.append(time.perf_counter() - t0)
+    run(
+        as_pg(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(new_dir),
+                "-l",
+                str(d / "restored.log"),
+                "-o",
+                f"-p {port}",
+                "-w",
+                "-t",
+                "3600",
+                "start",
+            ]
+        )
+    )
+    wait_out_of_recovery(bin_dir, port)
+    elapsed = time.perf_counter() - t0
+    pg_ctl_stop(bin_dir, new_dir)
+    shutil.rmtree(new_dir, ignore_errors=True)
+    return elapsed
+
+
+def restore_lifeboat(lb: list[str], bin_dir: Path, d: Path, res: dict[str, Any]) -> float:
+    """lifeboat restore --latest --start into a new data directory (it returns once recovery
+    is over); records what Lifeboat logs of its phases in res."""
+    new_dir = d / "restored"
+    port = free_port()
+    t0 = time.perf_counter()
+    restore = subprocess.run(
+        as_pg(
+            [
+                *lb,
+                "--json",
+                "--log-format",
+                "plain",
+                "restore",
+                "wms",
+                "--pgdata",
+                str(new_dir),
+                "--latest",
+                "--start",
+                "--port",
+                str(port),
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        env=pg_env(),
+        cwd="/",
+        check=True,
+    )
+    elapsed = time.perf_counter() - t0
+    res["restore_summary"] = json.loads(restore.stdout)
+    # the phases Lifeboat logs: laid out, pg_verifybackup, recovery
+    res.setdefault("restore_phases", []).append(
+        [
+            line.split(" info ", 1)[-1]
+            for line in restore.stderr.splitlines()
+            if " in " in line and ("laid out" in line or "accepted" in line or "finished" in line)
+        ]
+    )
+    replay_log = (new_dir / "lifeboat-restore.log").read_text(errors="replace")
+    res["restore_wal_files_fetched"] = replay_log.count("restored log file")
+    pg_ctl_stop(bin_dir, new_dir)
+    shutil.rmtree(new_dir, ignore_errors=True)
+    return elapsed
+
+
 def mark_done(seg: Path) -> None:
     """What the archiver does once archive_command returned 0 for *seg*."""
     status_dir = seg.parent / "archive_status"
@@ -358,48 +447,33 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
         run(as_pg([*pgbr, "stanza-create"]))
         run(as_pg([*pgbr, "check"]))
 
-        log("pgBackRest: backup --type=full")
-        settle()
-        res["backup_s"] = timed(as_pg([*pgbr, "backup", "--type=full"]))
-        res["repo_bytes"] = du_bytes(d / "repo")
+        log(f"pgBackRest: backup --type=full, {args.repeat} times")
+        sizes: list[int] = []
 
-        log("raw: pg_basebackup -Ft -X fetch | zstd -3 -T2")
-        settle()
+        def pgbackrest_backup() -> float:
+            seconds = timed(as_pg([*pgbr, "backup", "--type=full"]))
+            sizes.append(du_bytes(d / "repo"))
+            return seconds
+
+        runs = repeated(args.repeat, pgbackrest_backup)
+        res["backup_s"], res["backup_runs_s"] = statistics.median(runs), runs
+        res["repo_bytes"] = sizes[0]  # the first backup and the WAL archived so far
+
+        log(f"raw: pg_basebackup -Ft -X fetch | zstd -3 -T2, {args.repeat} times")
         pipe = (
             "set -o pipefail; "
             f"{shlex.quote(str(bin_dir / 'pg_basebackup'))} -d {shlex.quote(cluster.dsn())} "
             "-c fast -D - -Ft -X fetch | zstd -q -3 -T2 > /dev/null"
         )
-        res["raw_backup_s"] = timed(["bash", "-c", pipe])
+        runs = repeated(args.repeat, lambda: timed(["bash", "-c", pipe]))
+        res["raw_backup_s"], res["raw_backup_runs_s"] = statistics.median(runs), runs
 
-        log("pgBackRest: restore into a new data dir, start, wait for recovery")
-        settle()
-        new_dir = make_dir(d / "restored", 0o700)
-        port = free_port()
-        t0 = time.perf_counter()
-        run(as_pg([*pgbr, f"--pg1-path={new_dir}", "restore"]))
-        res["restore_files_s"] = time.perf_counter() - t0
-        run(
-            as_pg(
-                [
-                    str(bin_dir / "pg_ctl"),
-                    "-D",
-                    str(new_dir),
-                    "-l",
-                    str(d / "restored.log"),
-                    "-o",
-                    f"-p {port}",
-                    "-w",
-                    "-t",
-                    "3600",
-                    "start",
-                ]
-            )
-        )
-        wait_out_of_recovery(bin_dir, port)
-        res["restore_s"] = time.perf_counter() - t0
-        pg_ctl_stop(bin_dir, new_dir)
-        shutil.rmtree(new_dir, ignore_errors=True)
+        log(f"pgBackRest: restore, start, wait for recovery, {args.repeat} times")
+        files_runs: list[float] = []
+        runs = repeated(args.repeat, lambda: restore_pgbackrest(pgbr, bin_dir, d, files_runs))
+        res["restore_s"], res["restore_runs_s"] = statistics.median(runs), runs
+        res["restore_files_s"] = statistics.median(files_runs)
+        res["restore_files_runs_s"] = files_runs
 
         log(f"pgBackRest: {max(args.segments, args.async_segments)} segments of real WAL")
         real = generate_wal(cluster, max(args.segments, args.async_segments))
@@ -503,51 +577,21 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         res["load_s"] = load_pgbench(cluster, args.scale)
         res["db_bytes"] = int(cluster.psql("SELECT pg_database_size('postgres')"))
 
-        log("Lifeboat: backup --type physical")
-        settle()
-        res["backup_s"] = timed(as_pg([*lb, "backup", "wms", "--type", "physical"]))
-        res["repo_bytes"] = du_bytes(d / "repo")
+        log(f"Lifeboat: backup --type physical, {args.repeat} times")
+        sizes: list[int] = []
 
-        log("Lifeboat: restore --pgdata NEW --latest --start")
-        settle()
-        new_dir = d / "restored"
-        port = free_port()
-        t0 = time.perf_counter()
-        restore = subprocess.run(
-            as_pg(
-                [
-                    *lb,
-                    "--json",
-                    "--log-format",
-                    "plain",
-                    "restore",
-                    "wms",
-                    "--pgdata",
-                    str(new_dir),
-                    "--latest",
-                    "--start",
-                    "--port",
-                    str(port),
-                ]
-            ),
-            capture_output=True,
-            text=True,
-            env=pg_env(),
-            cwd="/",
-            check=True,
-        )
-        res["restore_s"] = time.perf_counter() - t0
-        res["restore_summary"] = json.loads(restore.stdout)
-        # the phases Lifeboat logs: laid out, pg_verifybackup, recovery
-        res["restore_phases"] = [
-            line.split(" info ", 1)[-1]
-            for line in restore.stderr.splitlines()
-            if " in " in line and ("laid out" in line or "accepted" in line or "finished" in line)
-        ]
-        replay_log = (new_dir / "lifeboat-restore.log").read_text(errors="replace")
-        res["restore_wal_files_fetched"] = replay_log.count("restored log file")
-        pg_ctl_stop(bin_dir, new_dir)
-        shutil.rmtree(new_dir, ignore_errors=True)
+        def lifeboat_backup() -> float:
+            seconds = timed(as_pg([*lb, "backup", "wms", "--type", "physical"]))
+            sizes.append(du_bytes(d / "repo"))
+            return seconds
+
+        runs = repeated(args.repeat, lifeboat_backup)
+        res["backup_s"], res["backup_runs_s"] = statistics.median(runs), runs
+        res["repo_bytes"] = sizes[0]  # the first backup and the WAL archived so far
+
+        log(f"Lifeboat: restore --pgdata NEW --latest --start, {args.repeat} times")
+        runs = repeated(args.repeat, lambda: restore_lifeboat(lb, bin_dir, d, res))
+        res["restore_s"], res["restore_runs_s"] = statistics.median(runs), runs
 
         log(f"Lifeboat: {max(args.segments, args.async_segments)} segments of real WAL")
         real = generate_wal(cluster, max(args.segments, args.async_segments))
@@ -624,14 +668,20 @@ def main() -> int:
         default=40,
         help="WAL segments to push per tool with async archiving (default 40)",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each backup and restore step per tool; the median is shown (default 3)",
+    )
     ap.add_argument("--pg-bin-dir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     if args.scale is None:
         args.scale = 5 if args.quick else 100
-    if args.segments < 1 or args.async_segments < 1:
-        ap.error("--segments and --async-segments must be at least 1")
+    if args.segments < 1 or args.async_segments < 1 or args.repeat < 1:
+        ap.error("--segments, --async-segments and --repeat must be at least 1")
 
     bin_dir = args.pg_bin_dir
     if bin_dir is None:
