@@ -60,7 +60,7 @@ def test_one_backup_reaches_every_repository_and_restores_from_either(
     # --repo insists on one repository
     refused = ws.run("restore", "wms", "--target-db", target, "--repo", "primary")
     assert refused.returncode != 0
-    assert "not found in primary" in error_line(refused)
+    assert "no backup of wms in repository primary" in error_line(refused)
 
 
 def test_a_failing_repository_is_reported_and_the_others_still_get_the_backup(
@@ -130,7 +130,9 @@ def test_wal_goes_to_every_repository_and_fetch_tries_them_in_order(tmp_path: Pa
     pushed = ws.run("wal-push", "wms", str(segment))
     assert pushed.returncode == 0, pushed.stderr
     stored = {
-        repo.name: sorted(p.name for p in (repo / "wms" / "wal").rglob("0000000100*"))
+        repo.name: sorted(
+            p.name for p in (repo / "wms" / "wal").rglob("000000010000000000000007-*")
+        )
         for repo in (primary, dr)
     }
     assert stored["primary"] == stored["dr"] and len(stored["primary"]) == 1
@@ -138,7 +140,7 @@ def test_wal_goes_to_every_repository_and_fetch_tries_them_in_order(tmp_path: Pa
     assert again.returncode == 0, again.stderr
 
     # the primary loses it: wal-fetch serves dr's copy
-    for lost in (primary / "wms" / "wal").rglob("0000000100*"):
+    for lost in (primary / "wms" / "wal").rglob("000000010000000000000007-*"):
         lost.unlink()
     fetched = tmp_path / "fetched"
     result = ws.run("wal-fetch", "wms", segment.name, str(fetched))

@@ -43,7 +43,8 @@ def test_full_validation_fills_the_cache_without_secrets(tmp_path: Path) -> None
     assert "very-secret" not in stored.read_text() and "dsn" not in stored.read_text()
     settings = WalSettings(cache.load(path) or {})
     assert settings.level == 4
-    assert settings.values["repositories"] == {"local": str(tmp_path / "repo")}
+    assert settings.values["repositories"]["local"]["url"] == str(tmp_path / "repo")
+    assert settings.values["repositories"]["local"]["options"]["part_size"] == 16 * 1024 * 1024
 
 
 def test_cache_is_ignored_when_the_file_or_its_environment_changes(

@@ -1,0 +1,371 @@
+"""A real S3 emulator for the tests: moto's server in a subprocess on a free loopback port.
+
+Test modules import the fixtures (tests/conftest.py stays untouched):
+
+    from tests.servers.s3 import s3_endpoint, s3_storage_factory  # noqa: F401
+
+FaultProxy sits between a storage and the emulator for the few faults the emulator cannot
+produce for real (throttling, a damaged response, an outage that keeps the server's state).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifeboat.storage.options import StorageOptions
+from lifeboat.storage.s3 import S3Storage
+
+REGION = "us-east-1"
+START_TIMEOUT = 60.0
+# dummy credentials for the whole session; the user's own (~/.aws, a profile, an instance
+# role) must never be used, nor sent to the emulator
+SESSION_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+UNSET_ENVIRONMENT = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class MotoServer:
+    """moto's S3 (and IAM) server as a child process; its state lives in its memory."""
+
+    def __init__(self, log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._log_path = log_dir / f"moto-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self._log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_until_up()
+
+    def _wait_until_up(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        log_tail = self._log_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"moto server on port {self.port} did not start:\n{log_tail}")
+
+    def stop(self) -> None:
+        """Kill the server, as a crash would: no graceful shutdown."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait(timeout=10)
+        self._process = None
+
+    def set_authentication(self, unauthenticated_requests: int) -> None:
+        """moto checks credentials (against its IAM) once this many more requests have
+        been let through; a huge number turns the checks off again."""
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth",
+            data=f'{{"INITIAL_NO_AUTH_ACTION_COUNT": {unauthenticated_requests}}}'.encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
+AUTHENTICATION_OFF = 1_000_000_000
+
+
+def admin_client(endpoint: str) -> Any:
+    """A plain boto3 client on the emulator, for setting up and inspecting buckets."""
+    import boto3.session
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 2}),
+    )
+
+
+def repository_url(bucket: str, endpoint: str, prefix: str = "repo") -> str:
+    return f"s3://{bucket}/{prefix}?region={REGION}&endpoint={endpoint}"
+
+
+_running: dict[str, MotoServer] = {}
+
+
+def server_at(endpoint: str) -> MotoServer:
+    """The MotoServer behind an s3_endpoint URL."""
+    return _running[endpoint]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL (http://127.0.0.1:PORT) of the session's moto server, started here and stopped
+    at the end, with dummy credentials in the environment meanwhile."""
+    saved = {name: os.environ.get(name) for name in (*SESSION_ENVIRONMENT, *UNSET_ENVIRONMENT)}
+    os.environ.update(SESSION_ENVIRONMENT)
+    for name in UNSET_ENVIRONMENT:
+        os.environ.pop(name, None)
+    log_dir = Path(tempfile.mkdtemp(prefix="lifeboat-moto-"))
+    server = MotoServer(log_dir)
+    try:
+        server.start()
+        _running[server.endpoint] = server
+        yield server.endpoint
+    finally:
+        _running.pop(server.endpoint, None)
+        server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def bucket_name(name: str) -> str:
+    readable = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:40]
+    return f"{readable or 'bucket'}-{uuid.uuid4().hex[:12]}"
+
+
+StorageFactory = Callable[..., S3Storage]
+
+
+@pytest.fixture
+def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
+    """make(name, options=StorageOptions(), lock=False): a storage on a new bucket (with
+    Object Lock when lock=True), at s3://<bucket>/repo. Buckets without locks are emptied
+    and removed after the test."""
+    admin = admin_client(s3_endpoint)
+    created: list[tuple[str, bool]] = []
+
+    def make(
+        name: str, options: StorageOptions = StorageOptions(), lock: bool = False
+    ) -> S3Storage:  # noqa: B008
+        bucket = bucket_name(name)
+        admin.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=lock)
+        created.append((bucket, lock))
+        return S3Storage(repository_url(bucket, s3_endpoint), options)
+
+    yield make
+    for bucket, lock in created:
+        if not lock:  # locked objects cannot go; moto's memory is freed at session end
+            _remove_bucket(admin, bucket)
+
+
+def _remove_bucket(admin: Any, bucket: str) -> None:
+    try:
+        for page in admin.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for upload in page.get("Uploads", []):
+                admin.abort_multipart_upload(
+                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+        for page in admin.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                admin.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+        admin.delete_bucket(Bucket=bucket)
+    except Exception:
+        pass  # the emulator may have been stopped by the test; its state goes with it
+
+
+# --- fault injection -----------------------------------------------------------------------
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "expect", "transfer-encoding", "te", "upgrade"})
+
+
+class Exchange:
+    """One request through the proxy, as fault rules see and change it."""
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+
+    @property
+    def query(self) -> str:
+        return self.path.partition("?")[2]
+
+
+# A fault rule gets each request: it returns a (status, body) to answer instead of the
+# server, or None to forward it; it may change the request's body on the way.
+FaultRule = Callable[[Exchange], tuple[int, bytes] | None]
+# A response rule may change the headers of the server's answer (name -> value).
+ResponseRule = Callable[[Exchange, dict[str, str]], None]
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of the emulator that can answer some requests itself
+    (e.g. 503 SlowDown), alter them, or go down (refusing connections) and come back on the
+    same port with the server's state intact."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.fault: FaultRule = lambda exchange: None
+        self.rewrite_response: ResponseRule = lambda exchange, headers: None
+        # bytes of a response body to send before cutting the connection, or None
+        self.cut_response: Callable[[Exchange], int | None] = lambda exchange: None
+        self.requests: list[tuple[str, str]] = []
+        self.injected = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Go down: stop listening and cut the open connections."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = None
+        with self._lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._connections.clear()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, and 100-continue for uploads
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._connections.discard(self.connection)
+                super().finish()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                exchange = Exchange(self.command, self.path, dict(self.headers.items()), body)
+                proxy.requests.append((self.command, self.path))
+                answer = proxy.fault(exchange)
+                if answer is not None:
+                    proxy.injected += 1
+                    self._answer(answer[0], {"Content-Type": "application/xml"}, answer[1])
+                    return
+                status, headers, reply = proxy._forward(exchange)
+                proxy.rewrite_response(exchange, headers)
+                cut_after = proxy.cut_response(exchange)
+                if cut_after is None:
+                    self._answer(status, headers, reply)
+                    return
+                proxy.injected += 1
+                # announce the whole body, send the start of it, then drop the connection
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply[:cut_after])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                length = headers.get("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+        return Handler
+
+    def _forward(self, exchange: Exchange) -> tuple[int, dict[str, str], bytes]:
+        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
+        try:
+            headers = {
+                name: value
+                for name, value in exchange.headers.items()
+                if name.lower() not in HOP_BY_HOP
+            }
+            upstream.request(exchange.method, exchange.path, exchange.body, headers)
+            response = upstream.getresponse()
+            reply = response.read()
+            return response.status, dict(response.getheaders()), reply
+        finally:
+            upstream.close()
+
+
+def is_part_upload(exchange: Exchange) -> bool:
+    return exchange.method == "PUT" and "uploadId=" in exchange.query
+
+
+def slow_down_every_other(matches: Callable[[Exchange], bool]) -> FaultRule:
+    """Answer 503 SlowDown to every other request that `matches`, starting with the first."""
+    seen = 0
+
+    def rule(exchange: Exchange) -> tuple[int, bytes] | None:
+        nonlocal seen
+        if not matches(exchange):
+            return None
+        seen += 1
+        return (503, SLOW_DOWN) if seen % 2 == 1 else None
+
+    return rule
