@@ -43,6 +43,11 @@ if [ "${LIFEBOAT_SKIP_APT:-0}" != 1 ] && command -v dpkg >/dev/null 2>&1; then
     for pkg in "${apt_packages[@]}"; do
         is_installed "$pkg" || missing+=("$pkg")
     done
+    # the Azure tests run Azurite, an npm package: node and npm from Debian unless some
+    # other node is already on the PATH (its own npm would conflict with Debian's)
+    if ! command -v npm >/dev/null 2>&1; then
+        missing+=(nodejs npm)
+    fi
     if [ "${#missing[@]}" -gt 0 ]; then
         if [ "${#SUDO[@]}" -gt 0 ] && ! command -v sudo >/dev/null 2>&1; then
             die "missing Debian packages (${missing[*]}) and not root (no sudo available)"

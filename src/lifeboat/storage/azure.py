@@ -1,0 +1,685 @@
+"""Azure Blob Storage backend: az://CONTAINER/PREFIX[?account=NAME].
+
+A write stages blocks of options.part_size in parallel and commits the block list at the
+end, so a blob appears complete or not at all: the staged blocks of a failed write are never
+visible, and the service discards them at the blob's next commit or after a week.
+
+Credentials come from AZURE_STORAGE_CONNECTION_STRING, else from AZURE_STORAGE_ACCOUNT (or
+?account=NAME) with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN; AZURE_STORAGE_BLOB_ENDPOINT
+replaces https://NAME.blob.core.windows.net (emulators, sovereign clouds). The SDK is imported
+only when an az:// repository is opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from lifeboat.errors import ConfigError, StorageError
+from lifeboat.storage.base import (
+    Capabilities,
+    NotFound,
+    ObjectInfo,
+    PermanentError,
+    TransientError,
+    validate_key,
+)
+from lifeboat.storage.options import StorageOptions, object_kind
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient, BlobServiceClient, StandardBlobTier
+
+CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+ACCOUNT_ENV = "AZURE_STORAGE_ACCOUNT"
+KEY_ENV = "AZURE_STORAGE_KEY"
+SAS_TOKEN_ENV = "AZURE_STORAGE_SAS_TOKEN"
+BLOB_ENDPOINT_ENV = "AZURE_STORAGE_BLOB_ENDPOINT"
+CREDENTIAL_HELP = (
+    f"set {CONNECTION_STRING_ENV}, or {ACCOUNT_ENV} with {KEY_ENV} or {SAS_TOKEN_ENV}"
+)
+
+ACCESS_TIERS = {tier.lower(): tier for tier in ("Hot", "Cool", "Cold", "Archive")}
+# service limits of a block blob
+MAX_BLOCKS = 50_000
+MAX_BLOCK_SIZE = 4000 * 1024 * 1024
+# the service returns the MD5 of a ranged read only for ranges up to 4 MiB
+DOWNLOAD_CHUNK_SIZE = 4 * 1024 * 1024
+READ_BUFFER_SIZE = 256 * 1024
+CONNECTION_TIMEOUT_SECONDS = 20
+READ_TIMEOUT_SECONDS = 120
+
+# full-jitter exponential backoff between attempts of a transiently failed request
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TRANSIENT_CODES = frozenset({"ServerBusy", "OperationTimedOut", "InternalError"})
+AUTHENTICATION_CODES = frozenset(
+    {"AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation"}
+)
+# hierarchical-namespace accounts list their folders as empty blobs with this metadata
+FOLDER_METADATA = "hdi_isfolder"
+
+T = TypeVar("T")
+
+
+class _Location(NamedTuple):
+    container: str
+    prefix: str  # "" or ending with "/"
+    account: str | None  # from ?account=NAME
+
+
+_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def _parse_url(url: str) -> _Location:
+    parts = urlsplit(url)
+    if parts.scheme != "az" or not parts.netloc:
+        raise ConfigError(f"repository URL {_without_query(url)!r} is not az://CONTAINER/PREFIX")
+    container = parts.netloc
+    prefix = unquote(parts.path).strip("/")
+    shown = f"az://{container}/{prefix}"
+    if not _CONTAINER_NAME.match(container):
+        raise ConfigError(
+            f"repository {shown}: {container!r} is not a valid container name "
+            "(3 to 63 lowercase letters, digits and single hyphens)"
+        )
+    if prefix:
+        validate_prefix(prefix, shown)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(query) - {"account"})
+    if unknown:
+        # name the parameters but never echo their values: a pasted SAS token would show
+        raise ConfigError(
+            f"repository {shown}: unknown URL parameter(s) {', '.join(unknown)}: only "
+            f"?account=NAME is allowed; credentials belong in environment variables ({CREDENTIAL_HELP})"
+        )
+    account = query.get("account") or None
+    return _Location(container, f"{prefix}/" if prefix else "", account)
+
+
+def validate_prefix(prefix: str, shown: str) -> None:
+    try:
+        validate_key(prefix)
+    except ValueError:
+        raise ConfigError(
+            f"repository {shown}: the path after the container is not a valid prefix"
+        ) from None
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _display_url(location: _Location) -> str:
+    """The repository as error messages name it: never any secret, only the account name."""
+    url = f"az://{location.container}/{location.prefix.rstrip('/')}"
+    return f"{url}?account={location.account}" if location.account else url
+
+
+def _checked_tier(options: StorageOptions, shown: str) -> str | None:
+    if options.access_tier is None:
+        return None
+    tier = ACCESS_TIERS.get(options.access_tier.lower())
+    if tier is None:
+        raise ConfigError(
+            f"repository {shown}: access tier {options.access_tier!r} is not one of "
+            f"{', '.join(ACCESS_TIERS.values())}"
+        )
+    return tier
+
+
+def _check_upload_options(options: StorageOptions, shown: str) -> None:
+    if not 0 < options.part_size <= MAX_BLOCK_SIZE:
+        raise ConfigError(
+            f"repository {shown}: part size {options.part_size} bytes is outside Azure's "
+            f"block size limit (1 byte to {MAX_BLOCK_SIZE // (1024 * 1024)} MiB)"
+        )
+    if options.upload_concurrency < 1 or options.max_attempts < 1:
+        raise ConfigError(f"repository {shown}: upload_concurrency and max_attempts must be >= 1")
+
+
+# --- connecting ----------------------------------------------------------------------------
+
+
+def _client_settings(options: StorageOptions) -> dict[str, Any]:
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests import Session
+    from requests.adapters import HTTPAdapter
+
+    # one pooled connection per part in flight, so parallel uploads do not reconnect
+    session = Session()
+    adapter = HTTPAdapter(pool_maxsize=max(10, options.upload_concurrency + 2))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return {
+        # every request is retried here, with full jitter and options.max_attempts: the
+        # SDK's own retries would multiply the attempts and hide throttling
+        "retry_total": 0,
+        "transport": RequestsTransport(session=session, session_owner=True),
+        "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
+        "read_timeout": READ_TIMEOUT_SECONDS,
+        # objects of one part go up in a single request; larger ones block by block here
+        "max_single_put_size": options.part_size,
+        "max_block_size": options.part_size,
+        "max_single_get_size": DOWNLOAD_CHUNK_SIZE,
+        "max_chunk_get_size": DOWNLOAD_CHUNK_SIZE,
+    }
+
+
+def _open_service(location: _Location, options: StorageOptions, shown: str) -> BlobServiceClient:
+    from azure.storage.blob import BlobServiceClient
+
+    settings = _client_settings(options)
+    connection_string = os.environ.get(CONNECTION_STRING_ENV, "").strip()
+    if connection_string:
+        try:
+            service = BlobServiceClient.from_connection_string(connection_string, **settings)
+        except ValueError:
+            raise ConfigError(
+                f"repository {shown}: {CONNECTION_STRING_ENV} is malformed: copy it again "
+                "from the storage account's access keys"
+            ) from None
+        if location.account and service.account_name != location.account:
+            raise ConfigError(
+                f"repository {shown}: the URL names account {location.account!r} but "
+                f"{CONNECTION_STRING_ENV} is for {service.account_name!r}: make them agree"
+            )
+        return service
+    account = location.account or os.environ.get(ACCOUNT_ENV, "").strip()
+    if not account:
+        raise ConfigError(
+            f"repository {shown}: no Azure storage account: {CREDENTIAL_HELP}, "
+            "or add ?account=NAME to the URL"
+        )
+    endpoint = os.environ.get(BLOB_ENDPOINT_ENV, "").strip().rstrip("/")
+    endpoint = endpoint or f"https://{account}.blob.core.windows.net"
+    return BlobServiceClient(endpoint, credential=_credential(account, shown), **settings)
+
+
+def _credential(account: str, shown: str) -> object:
+    from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+
+    key = os.environ.get(KEY_ENV, "").strip()
+    if key:
+        return AzureNamedKeyCredential(account, key)
+    sas_token = os.environ.get(SAS_TOKEN_ENV, "").strip().lstrip("?")
+    if sas_token:
+        return AzureSasCredential(sas_token)
+    raise ConfigError(f"repository {shown}: no credentials for account {account!r}: {CREDENTIAL_HELP}")
+
+
+# --- errors --------------------------------------------------------------------------------
+
+_URL_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\"]*")
+_SECRET_SETTING = re.compile(r"\b(sig|AccountKey|SharedAccessSignature)=[^\s&;'\"]+", re.I)
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    """The first line of a service or network message, with query strings (a SAS token
+    travels in them) and key settings removed."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    line = _URL_QUERY.sub(r"\1", line)
+    line = _SECRET_SETTING.sub(lambda m: f"{m[1]}=***", line)
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
+
+
+def _backoff_seconds(attempt: int) -> float:
+    """Full jitter: a random wait up to an exponentially growing cap, so that many clients
+    throttled together do not come back together."""
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "error_code", None) or "")
+
+
+def _status(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_transient(exc: Exception) -> bool:
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True  # could not connect, connection reset, timeout
+    if isinstance(exc, ClientAuthenticationError) or not isinstance(exc, HttpResponseError):
+        return False
+    status = _status(exc)
+    # no status: the response broke off while its body was read
+    return status is None or status in TRANSIENT_STATUSES or _error_code(exc) in TRANSIENT_CODES
+
+
+def _is_range_beyond_end(exc: Exception) -> bool:
+    return _status(exc) == 416
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+class _Download(NamedTuple):
+    chunks: Iterator[bytes]
+    etag: str | None
+
+
+class _BlobStream(io.RawIOBase):
+    """A ranged download as a raw file object. A transient failure mid-stream (throttling, a
+    reset connection) resumes at the current position, pinned to the blob version first read
+    (its ETag) so that a blob replaced meanwhile fails instead of being spliced."""
+
+    def __init__(
+        self,
+        reopen: Callable[[int, int | None, str | None], _Download],
+        first: _Download,
+        offset: int,
+        length: int | None,
+        max_attempts: int,
+        translate: Callable[[Exception], StorageError],
+    ) -> None:
+        super().__init__()
+        self._translate = translate
+        self._reopen = reopen
+        self._chunks = first.chunks
+        self._etag = first.etag
+        self._position = offset
+        self._left = length
+        self._max_attempts = max_attempts
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        while not self._pending:
+            chunk = self._next_chunk()
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(target), len(self._pending))
+        target[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self._position += count
+        if self._left is not None:
+            self._left -= count
+        return count
+
+    def _next_chunk(self) -> bytes | None:
+        from azure.core.exceptions import AzureError
+
+        failures = 0
+        while True:
+            try:
+                return next(self._chunks, None)
+            except AzureError as exc:
+                failures += 1
+                if not _is_transient(exc) or failures >= self._max_attempts:
+                    raise self._translate(exc) from None
+                time.sleep(_backoff_seconds(failures))
+                # the next few bytes come from a fresh request at the current position
+                self._chunks = self._reopen(self._position, self._left, self._etag).chunks
+
+    def close(self) -> None:
+        self._chunks = iter(())
+        self._pending = memoryview(b"")
+        super().close()
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytearray]:
+    """Full parts of part_size bytes, then the rest; a single (maybe empty) part for an
+    object smaller than part_size. The consumer clears each part once it has copied it, so
+    the bytes of at most one part are held here."""
+    buffer = bytearray()
+    yielded = False
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            room = part_size - len(buffer)
+            buffer += view[:room]
+            view = view[room:]
+            if len(buffer) == part_size:
+                yield buffer
+                yielded = True
+                buffer = bytearray()
+    if buffer or not yielded:
+        yield buffer
+
+
+class AzureBlobStorage:
+    """Blobs under PREFIX/ in one container; keys are blob names relative to the prefix."""
+
+    def __init__(self, url: str, options: StorageOptions) -> None:
+        self._location = _parse_url(url)
+        self.url = _display_url(self._location)
+        self._tier = _checked_tier(options, self.url)
+        _check_upload_options(options, self.url)
+        self._options = options
+        self.capabilities = Capabilities(
+            part_size=options.part_size, max_parallelism=options.upload_concurrency
+        )
+        self._service = _open_service(self._location, options, self.url)
+        self._container = self._service.get_container_client(self._location.container)
+
+    # --- Storage protocol -------------------------------------------------------------
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
+        blob = self._blob(key)
+        parts = _parts(chunks, self._options.part_size)
+        first = next(parts)
+        if len(first) < self._options.part_size:
+            data = bytes(first)
+            first.clear()
+            size = self._put_whole(blob, key, data)
+        else:
+            size = self._put_blocks(blob, key, first, parts)
+        return self._verified(blob, key, size)
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        blob = self._blob(key)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"invalid range: offset {offset}, length {length}")
+        if length == 0:
+            self.stat(key)  # still NotFound for a missing blob
+            return io.BytesIO(b"")
+
+        def reopen(position: int, left: int | None, etag: str | None) -> _Download:
+            return self._attempt(f"read {key}", lambda: self._download(blob, position, left, etag))
+
+        first = reopen(offset, length, None)
+        raw = _BlobStream(
+            reopen, first, offset, length, self._options.max_attempts,
+            lambda exc: self.translate(exc, f"read {key}"),
+        )
+        return io.BufferedReader(raw, buffer_size=READ_BUFFER_SIZE)
+
+    def stat(self, key: str) -> ObjectInfo:
+        blob = self._blob(key)
+        properties = self._attempt(f"look up {key}", blob.get_blob_properties)
+        return ObjectInfo(key, properties.size, properties.last_modified)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Blobs whose key starts with prefix, in name order as the service lists them."""
+        name_prefix = self._location.prefix + prefix
+        token: str | None = None
+        while True:
+            page, token = self._attempt(
+                f"list {prefix or 'the repository'}", lambda: self._list_page(name_prefix, token)
+            )
+            yield from page
+            if not token:
+                return
+
+    def delete(self, key: str) -> None:
+        blob = self._blob(key)
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def delete_if_present() -> None:
+            try:
+                blob.delete_blob(delete_snapshots="include")
+            except ResourceNotFoundError as exc:
+                # gone already (maybe by an earlier attempt of this very call): fine
+                if _error_code(exc) != "BlobNotFound":
+                    raise
+
+        self._attempt(f"delete {key}", delete_if_present)
+
+    # --- writing ----------------------------------------------------------------------
+
+    def _blob(self, key: str) -> BlobClient:
+        return self._container.get_blob_client(self._location.prefix + validate_key(key))
+
+    def _tier_for(self, key: str) -> StandardBlobTier | None:
+        # manifests, locks and markers stay in the account's default tier: they are small
+        # and read often, and an archived manifest would make its backup unreadable
+        if self._tier is None or object_kind(key) == "metadata":
+            return None
+        from azure.storage.blob import StandardBlobTier
+
+        return StandardBlobTier(self._tier)
+
+    def _put_whole(self, blob: BlobClient, key: str, data: bytes) -> int:
+        """One request for an object that fits in one part."""
+        sent_md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        tier = self._tier_for(key)
+
+        def upload() -> dict[str, Any]:
+            return blob.upload_blob(
+                data,
+                length=len(data),
+                overwrite=True,
+                validate_content=True,
+                standard_blob_tier=tier,
+            )
+
+        response = self._attempt(f"write {key}", upload)
+        self._check_md5(response.get("content_md5"), sent_md5, f"write {key}")
+        return len(data)
+
+    def _put_blocks(
+        self, blob: BlobClient, key: str, first: bytearray, rest: Iterator[bytearray]
+    ) -> int:
+        """Stage the parts as blocks, at most upload_concurrency at once, then commit them.
+
+        At most upload_concurrency parts are in flight plus the one being filled, so memory
+        stays about part_size * (upload_concurrency + 1) whatever the object's size."""
+        upload_id = uuid.uuid4().hex  # other writers of this blob stage other block ids
+        block_ids: list[str] = []
+        in_flight: set[Future[None]] = set()
+        size = 0
+        pool = ThreadPoolExecutor(
+            max_workers=self._options.upload_concurrency, thread_name_prefix="lifeboat-azure"
+        )
+        try:
+            for part in _chain_first(first, rest):
+                # wait for a free slot before copying the part, so that the copy and the
+                # part being filled never coexist with a full set of parts in flight
+                self._wait_for_slots(in_flight, self._options.upload_concurrency - 1)
+                if len(block_ids) == MAX_BLOCKS:
+                    raise PermanentError(
+                        f"Azure repository {self.url}: cannot write {key}: it needs more than "
+                        f"{MAX_BLOCKS} blocks; raise part_size_mb"
+                    )
+                data = bytes(part)
+                part.clear()
+                block_id = f"{upload_id}-{len(block_ids):06d}"
+                block_ids.append(block_id)
+                in_flight.add(pool.submit(self._stage_block, blob, key, block_id, data))
+                size += len(data)
+                del data
+            self._wait_for_slots(in_flight, 0)
+        except BaseException:
+            # nothing was committed: the staged blocks stay invisible and expire
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        self._commit(blob, key, block_ids)
+        return size
+
+    @staticmethod
+    def _wait_for_slots(in_flight: set[Future[None]], most: int) -> None:
+        """Wait until at most `most` uploads are in flight; re-raise a failed one's error."""
+        while in_flight:
+            finished = {future for future in in_flight if future.done()}
+            for future in finished:
+                in_flight.discard(future)
+                future.result()
+            if len(in_flight) <= most:
+                return
+            wait(in_flight, return_when=FIRST_COMPLETED)
+
+    def _stage_block(self, blob: BlobClient, key: str, block_id: str, data: bytes) -> None:
+        sent_md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        what = f"write {key}"
+
+        def stage() -> dict[str, Any]:
+            # validate_content: the service checks the block against the MD5 sent with it
+            return blob.stage_block(block_id, data, length=len(data), validate_content=True)
+
+        response = self._attempt(what, stage)
+        self._check_md5(response.get("content_md5"), sent_md5, what)
+
+    def _commit(self, blob: BlobClient, key: str, block_ids: list[str]) -> None:
+        from azure.storage.blob import BlobBlock
+
+        blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
+        tier = self._tier_for(key)
+        self._attempt(
+            f"write {key}", lambda: blob.commit_block_list(blocks, standard_blob_tier=tier)
+        )
+
+    def _check_md5(self, reported: object, sent: bytes, what: str) -> None:
+        if reported is not None and bytes(reported) != sent:  # type: ignore[call-overload]
+            raise PermanentError(
+                f"Azure repository {self.url}: cannot {what}: the service stored different "
+                "bytes than were sent (MD5 mismatch); run again and check the network path"
+            )
+
+    def _verified(self, blob: BlobClient, key: str, size: int) -> ObjectInfo:
+        properties = self._attempt(f"check {key} after writing it", blob.get_blob_properties)
+        if properties.size != size:
+            # a wrong object must not pass for a backup: remove it
+            self.delete(key)
+            raise PermanentError(
+                f"Azure repository {self.url}: {key} holds {properties.size} bytes after "
+                f"writing {size}; it was removed: run again"
+            )
+        return ObjectInfo(key, size, properties.last_modified)
+
+    # --- reading and listing ------------------------------------------------------------
+
+    def _download(
+        self, blob: BlobClient, offset: int, length: int | None, etag: str | None
+    ) -> _Download:
+        from azure.core import MatchCondition
+        from azure.core.exceptions import HttpResponseError
+
+        conditions: dict[str, Any] = {}
+        if etag is not None:
+            conditions = {"etag": etag, "match_condition": MatchCondition.IfNotModified}
+        try:
+            # offset None (not 0) for a whole blob: the SDK then reads empty blobs too
+            downloader = blob.download_blob(
+                offset=offset or None, length=length, validate_content=True, **conditions
+            )
+        except HttpResponseError as exc:
+            if _is_range_beyond_end(exc):
+                return _Download(iter(()), etag)  # the blob ends before offset: no bytes
+            raise
+        return _Download(downloader.chunks(), downloader.properties.etag)
+
+    def _list_page(
+        self, name_prefix: str, token: str | None
+    ) -> tuple[list[ObjectInfo], str | None]:
+        pages = self._container.list_blobs(
+            name_starts_with=name_prefix, include=["metadata"], results_per_page=5000
+        ).by_page(continuation_token=token)
+        page = next(pages, None)
+        if page is None:
+            return [], None
+        skip = len(self._location.prefix)
+        infos = [
+            ObjectInfo(item.name[skip:], item.size, item.last_modified)
+            for item in page
+            if not (item.metadata or {}).get(FOLDER_METADATA)
+        ]
+        return infos, pages.continuation_token  # type: ignore[attr-defined]
+
+    # --- retries and errors -----------------------------------------------------------
+
+    def _attempt(self, what: str, operation: Callable[[], T]) -> T:
+        """Run one request, retrying transient failures up to options.max_attempts in total;
+        a service error becomes NotFound, PermanentError or (when retries ran out)
+        TransientError."""
+        from azure.core.exceptions import AzureError
+
+        attempt = 1
+        while True:
+            try:
+                return operation()
+            except AzureError as exc:
+                if not _is_transient(exc):
+                    raise self._permanent(exc, what) from None
+                if attempt >= self._options.max_attempts:
+                    raise TransientError(
+                        f"Azure repository {self.url}: cannot {what} after {attempt} "
+                        f"attempt(s): {self._describe(exc)}; check the network and the "
+                        "service status, then run again"
+                    ) from None
+            time.sleep(_backoff_seconds(attempt))
+            attempt += 1
+
+    def translate(self, exc: Exception, what: str) -> StorageError:
+        """The storage error for an SDK failure that is no longer retried."""
+        if _is_transient(exc):
+            return TransientError(
+                f"Azure repository {self.url}: cannot {what}: {self._describe(exc)}; check "
+                "the network and the service status, then run again"
+            )
+        return self._permanent(exc, what)
+
+    def _permanent(self, exc: Exception, what: str) -> StorageError:
+        code = _error_code(exc)
+        status = _status(exc)
+        prefix = f"Azure repository {self.url}: cannot {what}"
+        container = self._location.container
+        if code == "BlobNotFound":
+            return NotFound(f"{prefix}: it does not exist")
+        if code == "ContainerNotFound":
+            return PermanentError(
+                f"{prefix}: container {container!r} does not exist in account "
+                f"{self._service.account_name!r}: create it or correct the URL"
+            )
+        if code in AUTHENTICATION_CODES or status == 401:
+            return PermanentError(
+                f"{prefix}: Azure refused the credentials ({code or status}): check "
+                f"{KEY_ENV}, {SAS_TOKEN_ENV} (not expired) or {CONNECTION_STRING_ENV}"
+            )
+        if status == 403:
+            return PermanentError(
+                f"{prefix}: access denied ({code or status}): allow these credentials to read, "
+                f"write, list and delete blobs in container {container!r}"
+            )
+        if "Immutable" in code:
+            return PermanentError(
+                f"{prefix}: the blob is locked by an immutability policy or legal hold "
+                f"({code}); it can be deleted once its retention ends"
+            )
+        if code == "BlobArchived":
+            return PermanentError(
+                f"{prefix}: the blob is in the Archive tier: rehydrate it to Hot or Cool "
+                "(it takes hours), then run again"
+            )
+        if code == "ConditionNotMet":
+            return PermanentError(f"{prefix}: the blob was replaced while being read; run again")
+        return PermanentError(f"{prefix}: {self._describe(exc)}")
+
+    @staticmethod
+    def _describe(exc: Exception) -> str:
+        status = _status(exc)
+        code = _error_code(exc)
+        label = " ".join(str(part) for part in (status, code) if part)
+        detail = _one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
+        return f"{label}: {detail}" if label else detail
+
+
+def _chain_first(first: bytearray, rest: Iterator[bytearray]) -> Iterator[bytearray]:
+    yield first
+    yield from rest

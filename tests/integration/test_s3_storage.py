@@ -1,0 +1,589 @@
+"""The S3 backend against a real S3 emulator (moto's server on a loopback port).
+
+The conformance suite (tests/contract) covers the Storage protocol; these tests cover what
+is particular to S3: multipart uploads, bounded memory, storage classes, encryption, Object
+Lock, error messages, retries and cleanup of interrupted uploads.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifeboat.errors import ConfigError
+from lifeboat.storage.base import NotFound, PermanentError, TransientError
+from lifeboat.storage.options import StorageOptions
+from lifeboat.storage.s3 import S3Storage, parse_s3_url
+from tests.servers.s3 import (  # noqa: F401
+    AUTHENTICATION_OFF,
+    Exchange,
+    FaultProxy,
+    MotoServer,
+    admin_client,
+    bucket_name,
+    is_part_upload,
+    repository_url,
+    s3_endpoint,
+    s3_storage_factory,
+    server_at,
+    slow_down_every_other,
+)
+
+pytestmark = pytest.mark.integration
+
+MiB = 1 << 20
+PART = 5 * MiB  # S3's smallest part
+SMALL_PARTS = StorageOptions(part_size=PART, upload_concurrency=2, max_attempts=4)
+DATA_KEY = "wms/backups/20260101T000000Z/base.tar.zst.age"
+WAL_KEY = "wms/wal/0000000100000000/000000010000000000000001-ab12.zst.age"
+META_KEY = "wms/backups/20260101T000000Z/manifest.json"
+
+Factory = Callable[..., S3Storage]
+
+
+class Boom(Exception):
+    """Raised by a chunk iterator to simulate a failing producer."""
+
+
+def random_bytes(size: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def in_chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def read_all(storage: S3Storage, key: str, offset: int = 0, length: int | None = None) -> bytes:
+    with storage.read(key, offset, length) as stream:
+        return stream.read()
+
+
+def head(endpoint: str, storage: S3Storage, key: str) -> Any:
+    bucket = storage.location.bucket
+    return admin_client(endpoint).head_object(Bucket=bucket, Key=f"repo/{key}")
+
+
+def pending_uploads(endpoint: str, storage: S3Storage) -> list[str]:
+    reply = admin_client(endpoint).list_multipart_uploads(Bucket=storage.location.bucket)
+    return [upload["Key"] for upload in reply.get("Uploads", [])]
+
+
+def fast_retries(storage: S3Storage) -> S3Storage:
+    storage.backoff_base = 0.01
+    return storage
+
+
+def assert_one_clear_line(error: Exception, *expected: str) -> None:
+    text = str(error)
+    assert "\n" not in text
+    assert "Traceback" not in text
+    for fragment in expected:
+        assert fragment in text, text
+
+
+@pytest.fixture
+def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's emulator."""
+    front = FaultProxy(server_at(s3_endpoint).port)
+    front.start()
+    yield front
+    front.stop()
+
+
+def behind(proxy: FaultProxy, storage: S3Storage) -> S3Storage:
+    """The same repository, reached through the proxy."""
+    url = repository_url(storage.location.bucket, proxy.endpoint)
+    return fast_retries(S3Storage(url, storage.options))
+
+
+# --- uploads -------------------------------------------------------------------------------
+
+
+def test_multipart_round_trip_with_ranged_reads(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    storage = s3_storage_factory("multipart", StorageOptions(part_size=PART, upload_concurrency=3))
+    data = random_bytes(3 * PART + PART // 2)
+    info = storage.write(DATA_KEY, in_chunks(data, MiB + 17))
+
+    assert info.size == len(data)
+    assert storage.stat(DATA_KEY).size == len(data)
+    assert head(s3_endpoint, storage, DATA_KEY)["ETag"].strip('"').endswith("-4")
+    assert read_all(storage, DATA_KEY) == data
+    for offset, length in [
+        (PART - 10, 20),  # across a part boundary
+        (3 * PART + 5, None),  # inside the last, short part
+        (0, PART),
+        (len(data) - 1, 10),
+        (len(data), None),
+        (123, 0),
+    ]:
+        end = len(data) if length is None else offset + length
+        assert read_all(storage, DATA_KEY, offset, length) == data[offset:end]
+    with storage.read(DATA_KEY, 1000, 3 * MiB) as stream:
+        pieces = []
+        while piece := stream.read(777_777):
+            pieces.append(piece)
+    assert b"".join(pieces) == data[1000 : 1000 + 3 * MiB]
+    assert pending_uploads(s3_endpoint, storage) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "etag_suffix"), [(0, None), (PART, None), (PART + 1, "-2"), (2 * PART, "-2")]
+)
+def test_one_put_up_to_a_part_then_multipart(
+    s3_storage_factory: Factory, s3_endpoint: str, size: int, etag_suffix: str | None
+) -> None:
+    storage = s3_storage_factory("boundary", SMALL_PARTS)
+    data = random_bytes(size, seed=size)
+    storage.write(DATA_KEY, in_chunks(data, MiB))
+    etag = head(s3_endpoint, storage, DATA_KEY)["ETag"].strip('"')
+    assert ("-" in etag) == (etag_suffix is not None)
+    if etag_suffix:
+        assert etag.endswith(etag_suffix)
+    assert read_all(storage, DATA_KEY) == data
+
+
+def test_memory_stays_bounded_by_the_parts_in_flight(s3_storage_factory: Factory) -> None:
+    """Ten parts go through with two in flight: the traced peak stays near three parts
+    (two uploading, one filling), far below the object's size."""
+    storage = s3_storage_factory("memory", StorageOptions(part_size=PART, upload_concurrency=2))
+    size = 10 * PART
+    block = 256 * 1024
+
+    def produce() -> Iterator[bytes]:
+        for number in range(size // block):
+            yield bytes([number % 251]) * block  # made on demand, so not counted as held
+
+    tracemalloc.start()
+    try:
+        storage.write(DATA_KEY, produce())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert storage.stat(DATA_KEY).size == size
+    assert peak < 4.5 * PART, f"peak {peak / MiB:.1f} MiB for 5 MiB parts, 2 in flight"
+
+
+# --- storage class, encryption, Object Lock ------------------------------------------------
+
+
+def test_storage_class_and_encryption_by_object_kind(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    options = StorageOptions(
+        storage_class="STANDARD_IA",
+        wal_storage_class="GLACIER_IR",
+        server_side_encryption="AES256",
+    )
+    storage = s3_storage_factory("classes", options)
+    for key in (DATA_KEY, WAL_KEY, META_KEY):
+        storage.write(key, [b"payload"])
+
+    classes = {key: head(s3_endpoint, storage, key).get("StorageClass", "STANDARD") for key in (DATA_KEY, WAL_KEY, META_KEY)}
+    assert classes == {DATA_KEY: "STANDARD_IA", WAL_KEY: "GLACIER_IR", META_KEY: "STANDARD"}
+    for key in (DATA_KEY, WAL_KEY, META_KEY):
+        assert head(s3_endpoint, storage, key)["ServerSideEncryption"] == "AES256"
+
+
+def test_kms_encryption_names_the_key(s3_storage_factory: Factory, s3_endpoint: str) -> None:
+    options = StorageOptions(server_side_encryption="aws:kms", kms_key_id="alias/lifeboat")
+    storage = s3_storage_factory("kms", options)
+    storage.write(DATA_KEY, [b"payload"])  # the ETag is not an MD5 here: size check only
+    reply = head(s3_endpoint, storage, DATA_KEY)
+    assert reply["ServerSideEncryption"] == "aws:kms"
+    assert "alias/lifeboat" in reply["SSEKMSKeyId"]
+    assert read_all(storage, DATA_KEY) == b"payload"
+
+
+def test_object_lock_retains_data_and_wal_not_metadata(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    options = SMALL_PARTS._replace(object_lock_days=2, object_lock_mode="COMPLIANCE")
+    storage = s3_storage_factory("lock", options, lock=True)
+    assert storage.capabilities.object_lock
+    assert storage.capabilities.versioning
+    storage.write(DATA_KEY, in_chunks(random_bytes(PART + 10), MiB))  # multipart
+    storage.write(WAL_KEY, [b"wal"])
+    storage.write(META_KEY, [b"{}"])
+
+    expected = datetime.now(UTC) + timedelta(days=2)
+    for key in (DATA_KEY, WAL_KEY):
+        reply = head(s3_endpoint, storage, key)
+        assert reply["ObjectLockMode"] == "COMPLIANCE"
+        assert abs(reply["ObjectLockRetainUntilDate"] - expected) < timedelta(minutes=5)
+    assert "ObjectLockMode" not in head(s3_endpoint, storage, META_KEY)
+    storage.delete(META_KEY)
+    with pytest.raises(NotFound):
+        storage.stat(META_KEY)
+
+
+def test_delete_under_compliance_lock_is_refused_clearly(s3_storage_factory: Factory) -> None:
+    options = StorageOptions(object_lock_days=1, object_lock_mode="COMPLIANCE")
+    storage = s3_storage_factory("refused", options, lock=True)
+    storage.write(DATA_KEY, [b"precious"])
+
+    with pytest.raises(PermanentError) as refused:
+        storage.delete(DATA_KEY)
+    until = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert_one_clear_line(
+        refused.value, storage.location.display, DATA_KEY, "Object Lock (COMPLIANCE) until", until
+    )
+    assert read_all(storage, DATA_KEY) == b"precious"
+    assert [info.key for info in storage.list("")] == [DATA_KEY]
+
+
+def test_legal_hold_blocks_deletes_until_released(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    storage = s3_storage_factory("hold", lock=True)
+    storage.write(DATA_KEY, [b"evidence"])
+    storage.set_legal_hold(DATA_KEY, True)
+    assert head(s3_endpoint, storage, DATA_KEY)["ObjectLockLegalHoldStatus"] == "ON"
+    with pytest.raises(PermanentError) as refused:
+        storage.delete(DATA_KEY)
+    assert_one_clear_line(refused.value, DATA_KEY, "legal hold")
+
+    storage.set_legal_hold(DATA_KEY, False)
+    storage.delete(DATA_KEY)
+    storage.delete(DATA_KEY)
+    with pytest.raises(NotFound):
+        storage.stat(DATA_KEY)
+    with pytest.raises(NotFound):
+        storage.set_legal_hold(DATA_KEY, True)
+
+
+def test_delete_in_a_versioned_bucket_removes_every_version(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    storage = s3_storage_factory("versions", lock=True)  # Object Lock implies versioning
+    for content in (b"one", b"two", b"three"):
+        storage.write(META_KEY, [content])
+    storage.write(META_KEY + ".keep", [b"neighbour"])
+    storage.delete(META_KEY)
+
+    reply = admin_client(s3_endpoint).list_object_versions(Bucket=storage.location.bucket)
+    left = [v["Key"] for v in [*reply.get("Versions", []), *reply.get("DeleteMarkers", [])]]
+    assert left == [f"repo/{META_KEY}.keep"]
+
+
+def test_lock_days_on_a_bucket_without_object_lock(s3_storage_factory: Factory) -> None:
+    storage = s3_storage_factory("nolock", StorageOptions(object_lock_days=7))
+    storage.write(META_KEY, [b"{}"])  # metadata is never locked, so it needs no lock
+    with pytest.raises(PermanentError) as refused:
+        storage.write(DATA_KEY, [b"data"])
+    assert_one_clear_line(
+        refused.value, storage.location.display, "has no Object Lock", "object_lock_days"
+    )
+    with pytest.raises(NotFound):
+        storage.stat(DATA_KEY)
+
+
+def test_capabilities_of_a_plain_bucket(s3_storage_factory: Factory) -> None:
+    storage = s3_storage_factory("plain", StorageOptions(part_size=PART, upload_concurrency=3))
+    capabilities = storage.capabilities
+    assert not capabilities.object_lock
+    assert not capabilities.versioning
+    assert not capabilities.atomic_rename
+    assert capabilities.part_size == PART
+    assert capabilities.max_parallelism == 3
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_missing_bucket_is_one_clear_line(s3_endpoint: str) -> None:
+    bucket = bucket_name("absent")
+    storage = S3Storage(repository_url(bucket, s3_endpoint), StorageOptions())
+    operations: list[Callable[[], object]] = [
+        lambda: storage.write(META_KEY, [b"x"]),
+        lambda: storage.write(DATA_KEY, iter([b"x" * PART, b"y"])),
+        lambda: storage.stat(META_KEY),
+        lambda: storage.read(META_KEY),
+        lambda: list(storage.list("")),
+        lambda: storage.delete(META_KEY),
+    ]
+    for operation in operations:
+        with pytest.raises(PermanentError) as missing:
+            operation()
+        assert_one_clear_line(
+            missing.value, f"repository s3://{bucket}/repo:", f"the bucket {bucket} does not exist"
+        )
+
+
+def test_unknown_access_key_is_one_clear_line(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    storage = s3_storage_factory("badkey")
+    server = server_at(s3_endpoint)
+    server.set_authentication(0)  # moto now checks every request against its IAM
+    try:
+        with pytest.raises(PermanentError) as refused:
+            storage.write(META_KEY, [b"x"])
+    finally:
+        server.set_authentication(AUTHENTICATION_OFF)
+    assert_one_clear_line(refused.value, storage.location.display, "the access key is not valid")
+    assert "testing" not in str(refused.value)  # the (dummy) secret is never shown
+
+
+def test_access_denied_is_one_clear_line(
+    s3_storage_factory: Factory, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real IAM user of the emulator with no policy at all is refused everything."""
+    storage = s3_storage_factory("denied")
+    server = server_at(s3_endpoint)
+    import boto3.session
+
+    iam = boto3.session.Session().client("iam", region_name="us-east-1", endpoint_url=s3_endpoint)
+    user = f"nobody-{bucket_name('u')}"
+    server.set_authentication(2)  # the next two requests create the user and its key
+    try:
+        iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        denied = S3Storage(storage.url, storage.options)
+        with pytest.raises(PermanentError) as refused:
+            denied.write(META_KEY, [b"x"])
+    finally:
+        server.set_authentication(AUTHENTICATION_OFF)
+    assert_one_clear_line(
+        refused.value, storage.location.display, "access denied", "check the credentials / IAM"
+    )
+    assert key["SecretAccessKey"] not in str(refused.value)
+
+
+def test_unreachable_endpoint_is_transient_and_bounded() -> None:
+    from tests.servers.s3 import free_port
+
+    url = repository_url("any", f"http://127.0.0.1:{free_port()}")
+    storage = fast_retries(S3Storage(url, StorageOptions(max_attempts=3)))
+    started = time.monotonic()
+    with pytest.raises(TransientError) as unreachable:
+        storage.stat(META_KEY)
+    assert time.monotonic() - started < 10
+    assert_one_clear_line(unreachable.value, "s3://any/repo", "cannot reach", "after 3 attempts")
+
+
+def test_url_parameters() -> None:
+    location = parse_s3_url("s3://acme/wms/db1/?region=eu-west-1&endpoint=https://minio:9000")
+    assert (location.bucket, location.prefix) == ("acme", "wms/db1/")
+    assert (location.region, location.endpoint) == ("eu-west-1", "https://minio:9000")
+    assert location.display == "s3://acme/wms/db1"
+    assert parse_s3_url("s3://acme").prefix == ""
+    with pytest.raises(ConfigError, match="unknown parameter 'regoin'"):
+        parse_s3_url("s3://acme/wms?regoin=eu-west-1")
+    with pytest.raises(ConfigError, match="endpoint must be"):
+        parse_s3_url("s3://acme/wms?endpoint=minio:9000")
+
+
+def test_repository_at_the_bucket_root(s3_storage_factory: Factory, s3_endpoint: str) -> None:
+    bucket = s3_storage_factory("root").location.bucket
+    storage = S3Storage(repository_url(bucket, s3_endpoint, prefix=""), StorageOptions())
+    storage.write("a/b", [b"1"])
+    storage.write("c", [b"2"])
+    assert [info.key for info in storage.list("")] == ["a/b", "c"]
+    assert read_all(storage, "a/b") == b"1"
+
+
+# --- retries and faults (through the loopback proxy) ---------------------------------------
+
+
+def test_throttling_is_retried_until_it_succeeds(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    """The emulator never throttles, so the proxy answers 503 SlowDown to every other
+    request, uploads of parts included."""
+    storage = behind(proxy, s3_storage_factory("throttled", SMALL_PARTS))
+    proxy.fault = slow_down_every_other(lambda exchange: True)
+    data = random_bytes(2 * PART + 3)
+
+    storage.write(DATA_KEY, in_chunks(data, MiB))
+    storage.write(META_KEY, [b"small"])
+    assert read_all(storage, DATA_KEY) == data
+    assert [info.key for info in storage.list("")] == [DATA_KEY, META_KEY]
+    storage.delete(META_KEY)
+    assert proxy.injected >= 8
+    assert any(is_part_upload(Exchange(m, p, {}, b"")) for m, p in proxy.requests)
+
+
+def test_gives_up_after_max_attempts_without_sdk_retries(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    """Always throttled: exactly max_attempts requests reach the proxy, so the SDK does not
+    retry on its own underneath ours."""
+    storage = behind(proxy, s3_storage_factory("giveup", StorageOptions(max_attempts=3)))
+    proxy.fault = lambda exchange: (503, b"<Error><Code>SlowDown</Code></Error>")
+    with pytest.raises(TransientError) as throttled:
+        storage.stat(META_KEY)
+    assert_one_clear_line(throttled.value, storage.location.display, "SlowDown", "3 attempts")
+    assert len(proxy.requests) == 3
+
+
+def test_permanent_errors_are_not_retried(s3_endpoint: str, proxy: FaultProxy) -> None:
+    url = repository_url(bucket_name("gone"), proxy.endpoint)
+    storage = S3Storage(url, StorageOptions(max_attempts=5))
+    with pytest.raises(PermanentError):
+        list(storage.list(""))
+    assert len(proxy.requests) == 1
+
+
+def test_damaged_part_is_rejected_by_content_md5_and_sent_again(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    """The proxy flips a byte of the first part on its way: S3 checks it against the
+    Content-MD5 header, refuses it, and the part is sent again."""
+    storage = behind(proxy, s3_storage_factory("bitflip", SMALL_PARTS))
+    damaged = 0
+
+    def flip_first_part(exchange: Exchange) -> None:
+        nonlocal damaged
+        if is_part_upload(exchange) and "partNumber=1&" in exchange.query + "&" and not damaged:
+            damaged += 1
+            exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
+        return None
+
+    proxy.fault = lambda exchange: flip_first_part(exchange)  # type: ignore[func-returns-value]
+    data = random_bytes(PART + 100)
+    storage.write(DATA_KEY, in_chunks(data, MiB))
+    assert damaged == 1
+    assert read_all(storage, DATA_KEY) == data
+
+
+def test_stored_object_that_differs_from_what_was_sent_is_removed(
+    s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str
+) -> None:
+    """The emulator stores what it is sent, so the proxy makes its check after the upload
+    report another ETag, as if the stored bytes differed."""
+    direct = s3_storage_factory("verify")
+    storage = behind(proxy, direct)
+
+    def other_etag(exchange: Exchange, headers: dict[str, str]) -> None:
+        if exchange.method == "HEAD" and "ETag" in headers:
+            headers["ETag"] = '"00000000000000000000000000000000"'
+
+    proxy.rewrite_response = other_etag
+    with pytest.raises(PermanentError) as damaged:
+        storage.write(META_KEY, [b"content"])
+    assert_one_clear_line(damaged.value, META_KEY, "stored damaged", "write it again")
+    with pytest.raises(NotFound):
+        direct.stat(META_KEY)
+
+
+def test_read_resumes_where_the_connection_was_cut(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    """The proxy cuts the first GET after 1 MiB of its body; the rest comes from a ranged
+    GET of the same version."""
+    storage = behind(proxy, s3_storage_factory("resume"))
+    data = random_bytes(3 * MiB)
+    storage.write(DATA_KEY, [data])
+    cuts = 0
+
+    def cut_first_get(exchange: Exchange) -> int | None:
+        nonlocal cuts
+        if exchange.method == "GET" and DATA_KEY in exchange.path and not cuts:
+            cuts += 1
+            return MiB
+        return None
+
+    proxy.cut_response = cut_first_get
+    assert read_all(storage, DATA_KEY, 10) == data[10:]
+    assert cuts == 1
+    gets = [path for method, path in proxy.requests if method == "GET"]
+    assert len(gets) == 2
+
+
+def test_outage_mid_upload_leaves_no_object_and_the_upload_is_cleaned_later(
+    s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str
+) -> None:
+    """The proxy goes down mid-upload (connections cut, then refused), as a crashed server
+    would; unlike killing moto, the server keeps the state to look at afterwards. The write
+    cannot even abort its upload then: abort_incomplete_uploads does it later."""
+    direct = s3_storage_factory("outage", SMALL_PARTS._replace(max_attempts=2))
+    storage = behind(proxy, direct)
+
+    def produce() -> Iterator[bytes]:
+        yield from in_chunks(random_bytes(2 * PART), MiB)
+        proxy.stop()
+        yield from in_chunks(random_bytes(2 * PART), MiB)
+
+    with pytest.raises(TransientError) as outage:
+        storage.write(DATA_KEY, produce())
+    assert_one_clear_line(outage.value, storage.location.display, "cannot reach")
+    proxy.start()
+
+    assert list(direct.list("")) == []
+    assert pending_uploads(s3_endpoint, direct) == [f"repo/{DATA_KEY}"]
+    assert direct.abort_incomplete_uploads(older_than_seconds=3600) == 0
+    assert direct.abort_incomplete_uploads(older_than_seconds=0) == 1
+    assert pending_uploads(s3_endpoint, direct) == []
+
+
+def test_server_killed_mid_upload(s3_endpoint: str) -> None:
+    """A server of its own, killed for real while parts are in flight: the write fails
+    with a clear, retryable error within its bounded attempts."""
+    server = MotoServer(Path(tempfile.mkdtemp(prefix="lifeboat-moto-kill-")))
+    server.start()
+    try:
+        bucket = bucket_name("killed")
+        admin_client(server.endpoint).create_bucket(Bucket=bucket)
+        options = SMALL_PARTS._replace(max_attempts=3)
+        storage = fast_retries(S3Storage(repository_url(bucket, server.endpoint), options))
+
+        def produce() -> Iterator[bytes]:
+            yield from in_chunks(random_bytes(2 * PART), MiB)
+            server.stop()
+            yield from in_chunks(random_bytes(2 * PART), MiB)
+
+        started = time.monotonic()
+        with pytest.raises(TransientError) as killed:
+            storage.write(DATA_KEY, produce())
+        assert time.monotonic() - started < 30
+        assert_one_clear_line(killed.value, f"s3://{bucket}/repo", "cannot reach")
+    finally:
+        server.stop()
+
+
+# --- failed producers and cleanup ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("good_parts", [0.5, 1.5, 2.5])
+def test_failing_producer_leaves_no_object_and_no_upload(
+    s3_storage_factory: Factory, s3_endpoint: str, good_parts: float
+) -> None:
+    storage = s3_storage_factory("producer", SMALL_PARTS)
+    error = Boom("pg_basebackup died")
+
+    def produce() -> Iterator[bytes]:
+        yield from in_chunks(random_bytes(int(good_parts * PART)), MiB)
+        raise error
+
+    with pytest.raises(Boom) as caught:
+        storage.write(DATA_KEY, produce())
+    assert caught.value is error
+    assert list(storage.list("")) == []
+    assert pending_uploads(s3_endpoint, storage) == []
+
+
+def test_abort_incomplete_uploads_only_under_the_repository(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    storage = s3_storage_factory("abort")
+    admin = admin_client(s3_endpoint)
+    bucket = storage.location.bucket
+    admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{DATA_KEY}")
+    admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
+
+    assert storage.abort_incomplete_uploads(older_than_seconds=3600) == 0
+    assert storage.abort_incomplete_uploads(older_than_seconds=0) == 1
+    assert pending_uploads(s3_endpoint, storage) == ["elsewhere/obj"]
