@@ -33,19 +33,13 @@ locals {
 
 # BEGIN lifeboat-writer
 data "aws_iam_policy_document" "writer" {
+  # Not narrowed to the prefix with an s3:prefix condition: S3 answers a read of a missing
+  # key with 404 only to a principal that may list the bucket, and Lifeboat needs that "not
+  # found" (wal-fetch of a segment the archive lacks ends recovery; "access denied" stops it).
   statement {
     sid       = "ListRepository"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.primary.arn]
-
-    dynamic "condition" {
-      for_each = local.prefix == "" ? [] : [local.prefix]
-      content {
-        test     = "StringLike"
-        variable = "s3:prefix"
-        values   = ["${condition.value}*"]
-      }
-    }
   }
 
   statement {
@@ -59,12 +53,14 @@ data "aws_iam_policy_document" "writer" {
     resources = [aws_s3_bucket.primary.arn]
   }
 
+  # GetObjectVersion: after an upload Lifeboat checks the very version it wrote.
   statement {
     sid = "ReadRepository"
     actions = [
       "s3:GetObject",
       "s3:GetObjectLegalHold",
       "s3:GetObjectRetention",
+      "s3:GetObjectVersion",
       "s3:ListMultipartUploadParts",
     ]
     resources = [local.primary_objects]
@@ -139,15 +135,6 @@ data "aws_iam_policy_document" "pruner" {
     sid       = "ListRepositories"
     actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
     resources = [aws_s3_bucket.primary.arn, aws_s3_bucket.replica.arn]
-
-    dynamic "condition" {
-      for_each = local.prefix == "" ? [] : [local.prefix]
-      content {
-        test     = "StringLike"
-        variable = "s3:prefix"
-        values   = ["${condition.value}*"]
-      }
-    }
   }
 
   statement {

@@ -12,8 +12,8 @@ locals {
   use_kms             = var.sse_algorithm == "aws:kms"
   create_primary_key  = local.use_kms && var.kms_key_arn == null
   create_replica_key  = local.use_kms && var.replica_kms_key_arn == null
-  primary_kms_key_arn = local.use_kms ? (local.create_primary_key ? aws_kms_key.primary[0].arn : var.kms_key_arn) : null
-  replica_kms_key_arn = local.use_kms ? (local.create_replica_key ? aws_kms_key.replica[0].arn : var.replica_kms_key_arn) : null
+  primary_kms_key_arn = local.use_kms ? (local.create_primary_key ? one(aws_kms_key.primary[*].arn) : var.kms_key_arn) : null
+  replica_kms_key_arn = local.use_kms ? (local.create_replica_key ? one(aws_kms_key.replica[*].arn) : var.replica_kms_key_arn) : null
 
   # The key names Lifeboat uses (see docs/repository-format.md), as IAM resource patterns.
   primary_objects  = "${aws_s3_bucket.primary.arn}/${local.prefix}*"

@@ -31,7 +31,7 @@ from lifeboat.pipeline.crypto import Encryptor
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
-from lifeboat.storage.base import Storage
+from lifeboat.storage.base import PermanentError, Storage
 from lifeboat.wal_archive import (
     WalConflictError,
     prune_stream_partials,
@@ -180,6 +180,17 @@ class StagingUploader:
     def partials(self) -> list[Path]:
         return [p for p in self._files() if wal.is_partial_name(p.name)]
 
+    def _drop_partials(self, segment: str) -> None:
+        """The segment is archived: its streamed partials are of no more use. A credential
+        that may create but not delete (the writer policy) leaves them; wal-fetch prefers
+        the archived segment anyway, and pruning with a stronger credential removes them."""
+        for partial in stream_partials(self.storage, self.source, segment):
+            try:
+                self.storage.delete(partial.key)
+            except PermanentError as exc:
+                log.warning("cannot remove the streamed partial %s: %s", partial.key, exc)
+                return
+
     def upload_completed(self) -> bool:
         """Push every completed file; False when one could not be (it stays for a retry)."""
         ok = True
@@ -190,8 +201,7 @@ class StagingUploader:
             try:
                 result = push(self.storage, self.source, path, self.encryptor, self.level)
                 if wal.is_segment_name(path.name):
-                    for partial in stream_partials(self.storage, self.source, path.name):
-                        self.storage.delete(partial.key)
+                    self._drop_partials(path.name)
                 path.unlink()
             except WalConflictError as exc:
                 # never retried: the local copy stays for an operator to look at
