@@ -2,7 +2,8 @@
 
 Azurite runs for real on a loopback port (tests/servers/azure.py); the faults it cannot
 produce by itself (throttling, immutability policies) come from a loopback proxy in front
-of it. The contract suite runs against the same backend through its BACKENDS table.
+of it. The contract suite covers the backend too, through the "azure" entry of its BACKENDS
+(tests.servers.azure.azure_contract_storage).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from lifeboat.storage.azure import (
 )
 from lifeboat.storage.base import NotFound, PermanentError, Storage, TransientError
 from lifeboat.storage.options import StorageOptions
-from tests.servers.azure import (  # noqa: F401 - fixtures
+from tests.servers import azure as azure_servers
+from tests.servers.azure import (
     DEV_ACCOUNT,
     DEV_KEY,
     IMMUTABLE,
@@ -39,8 +41,6 @@ from tests.servers.azure import (  # noqa: F401 - fixtures
     FaultProxy,
     StorageFactory,
     azure_environment,
-    azure_storage_factory,
-    azurite_endpoint,
     connection_string,
     first_attempt_of_each_request,
     new_container,
@@ -48,6 +48,10 @@ from tests.servers.azure import (  # noqa: F401 - fixtures
 )
 
 pytestmark = pytest.mark.integration
+
+# the fixtures of tests/servers/azure.py, seen by pytest here (tests/conftest.py is shared)
+azurite_endpoint = azure_servers.azurite_endpoint
+azure_storage_factory = azure_servers.azure_storage_factory
 
 MiB = 1 << 20
 DATA_KEY = "wms/backups/20261122T094415Z/base.tar.zst.age"
@@ -160,9 +164,8 @@ def test_repositories_under_different_prefixes_do_not_see_each_other(
 # --- access tiers ----------------------------------------------------------------------
 
 
-# Azurite accepts Hot, Cool and Archive on upload; Cold is newer than the Azurite API
-# version it emulates, so only the option's validation covers it here.
-@pytest.mark.parametrize("tier", ["Hot", "Cool", "Archive"])
+# Azurite 3 sets all four tiers on upload and commit, and reports them like Azure
+@pytest.mark.parametrize("tier", ["Hot", "Cool", "Cold", "Archive"])
 def test_access_tier_of_data_and_wal_but_not_metadata(
     azure_storage_factory: StorageFactory, tier: str
 ) -> None:
@@ -271,6 +274,11 @@ def test_throttled_requests_are_retried_until_they_succeed(azurite_endpoint: str
         storage.write(DATA_KEY, [expected])
         assert read_all(storage, DATA_KEY) == expected
         assert read_all(storage, DATA_KEY, 4 * MiB - 1, 2) == expected[4 * MiB - 1 : 4 * MiB + 1]
+        with storage.read(DATA_KEY, 1, 8 * MiB) as stream:  # resumed mid-stream, twice
+            pieces = []
+            while piece := stream.read(1_000_003):
+                pieces.append(piece)
+        assert b"".join(pieces) == expected[1 : 8 * MiB + 1]
         assert keys(storage) == [DATA_KEY]
         storage.delete(DATA_KEY)
         with pytest.raises(NotFound):
@@ -278,7 +286,7 @@ def test_throttled_requests_are_retried_until_they_succeed(azurite_endpoint: str
 
     throttled = [seen for seen in proxy.seen if seen[2] == 503]
     assert len([1 for method, path, _ in throttled if "comp=block&" in path]) == 9
-    assert proxy.statuses("GET").count(503) >= 4  # a listing and at least 3 reads
+    assert proxy.statuses("GET").count(503) >= 7  # a listing and every ranged read
 
 
 def test_throttling_gives_up_after_max_attempts(azurite_endpoint: str) -> None:
@@ -324,7 +332,8 @@ def test_wrong_key_is_one_clear_permanent_error(azurite_endpoint: str) -> None:
             keys(storage)
     message = str(caught.value)
     assert message.startswith(f"Azure repository az://{container}/repo: cannot look up k:")
-    assert "refused the credentials" in message and "AZURE_STORAGE_KEY" in message
+    # Azure says AuthenticationFailed, Azurite AuthorizationFailure: either names the variables
+    assert "refused the" in message and "AZURE_STORAGE_KEY" in message
     assert "\n" not in message and wrong_key not in message
 
 
@@ -393,7 +402,7 @@ def test_account_key_from_the_environment(
     monkeypatch.setenv(KEY_ENV, DEV_KEY)
     monkeypatch.setenv(BLOB_ENDPOINT_ENV, shared_azurite().endpoint)
     storage = AzureBlobStorage(f"az://{container}?account={DEV_ACCOUNT}", StorageOptions())
-    assert storage.url == f"az://{container}/?account={DEV_ACCOUNT}"
+    assert storage.url == f"az://{container}?account={DEV_ACCOUNT}"
     storage.write("top", [b"by key"])
     assert keys(storage) == ["top"]
 
@@ -448,3 +457,24 @@ def test_configuration_errors_name_the_repository_but_no_secret(
     with pytest.raises(ConfigError, match="is malformed") as caught:
         AzureBlobStorage("az://backups/wms", StorageOptions())
     assert "half-pasted" not in str(caught.value)
+    monkeypatch.setenv(CONNECTION_STRING_ENV, connection_string("http://127.0.0.1:9/x", "no-b64!"))
+    with pytest.raises(PermanentError, match="refused the credentials") as caught:
+        AzureBlobStorage("az://backups/wms", StorageOptions()).stat("k")
+    assert "no-b64!" not in str(caught.value)
+
+
+def test_unreachable_service_is_transient_and_keeps_the_sas_token_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(CONNECTION_STRING_ENV, raising=False)
+    monkeypatch.setenv(ACCOUNT_ENV, "acme")
+    monkeypatch.setenv(SAS_TOKEN_ENV, "sv=2022-11-02&ss=b&sig=TOPSECRET%3D")
+    monkeypatch.setenv(BLOB_ENDPOINT_ENV, f"http://127.0.0.1:{azure_servers.free_port()}/acme")
+    storage = AzureBlobStorage("az://backups/wms", StorageOptions(max_attempts=2))
+    for operation in (lambda: storage.write("k", [b"x"]), lambda: keys(storage)):
+        with pytest.raises(TransientError) as caught:
+            operation()
+        message = str(caught.value)
+        assert message.startswith("Azure repository az://backups/wms: cannot")
+        assert "after 2 attempt(s)" in message and "Connection refused" in message
+        assert "TOPSECRET" not in message and "\n" not in message

@@ -187,8 +187,13 @@ def shared_azurite() -> Azurite:
     global _shared
     with _shared_lock:
         if _shared is None:
+            azurite_binary()  # skips (without node) or installs before anything is created
             server = Azurite(Path(tempfile.mkdtemp(prefix="lifeboat-azurite-")))
-            server.start()
+            try:
+                server.start()
+            except BaseException:
+                shutil.rmtree(server.location, ignore_errors=True)
+                raise
             atexit.register(_stop_shared)
             _shared = server
         return _shared
@@ -379,7 +384,8 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if fault is not None:
                 proxy.record(self.command, self.path, fault.status)
                 payload = _fault_body(fault)
-                self._answer(fault.status, {"x-ms-error-code": fault.code}, payload)
+                headers = {"x-ms-error-code": fault.code, "Content-Type": "application/xml"}
+                self._answer(fault.status, headers, payload)
                 return
             upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
             try:

@@ -12,6 +12,8 @@ only when an az:// repository is opened.
 
 from __future__ import annotations
 
+import builtins  # the class's list() method hides the built-in in its body
+import functools
 import hashlib
 import io
 import os
@@ -36,6 +38,7 @@ from lifeboat.storage.base import (
 from lifeboat.storage.options import StorageOptions, object_kind
 
 if TYPE_CHECKING:
+    from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
     from azure.storage.blob import BlobClient, BlobServiceClient, StandardBlobTier
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
@@ -43,9 +46,9 @@ ACCOUNT_ENV = "AZURE_STORAGE_ACCOUNT"
 KEY_ENV = "AZURE_STORAGE_KEY"
 SAS_TOKEN_ENV = "AZURE_STORAGE_SAS_TOKEN"
 BLOB_ENDPOINT_ENV = "AZURE_STORAGE_BLOB_ENDPOINT"
-CREDENTIAL_HELP = (
-    f"set {CONNECTION_STRING_ENV}, or {ACCOUNT_ENV} with {KEY_ENV} or {SAS_TOKEN_ENV}"
-)
+CREDENTIAL_HELP = f"set {CONNECTION_STRING_ENV}, or {ACCOUNT_ENV} with {KEY_ENV} or {SAS_TOKEN_ENV}"
+
+CREDENTIAL_VARIABLES = f"{KEY_ENV}, {SAS_TOKEN_ENV} or {CONNECTION_STRING_ENV}"
 
 ACCESS_TIERS = {tier.lower(): tier for tier in ("Hot", "Cool", "Cold", "Archive")}
 # service limits of a block blob
@@ -61,7 +64,8 @@ READ_TIMEOUT_SECONDS = 120
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-TRANSIENT_CODES = frozenset({"ServerBusy", "OperationTimedOut", "InternalError"})
+# Md5Mismatch: the bytes were damaged on the way; sending them again is the cure
+TRANSIENT_CODES = frozenset({"ServerBusy", "OperationTimedOut", "InternalError", "Md5Mismatch"})
 AUTHENTICATION_CODES = frozenset(
     {"AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation"}
 )
@@ -77,7 +81,8 @@ class _Location(NamedTuple):
     account: str | None  # from ?account=NAME
 
 
-_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+# the service's naming rule, plus the special $root and $web containers
+_CONTAINER_NAME = re.compile(r"^((?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*|\$root|\$web)$")
 
 
 def _parse_url(url: str) -> _Location:
@@ -86,27 +91,27 @@ def _parse_url(url: str) -> _Location:
         raise ConfigError(f"repository URL {_without_query(url)!r} is not az://CONTAINER/PREFIX")
     container = parts.netloc
     prefix = unquote(parts.path).strip("/")
-    shown = f"az://{container}/{prefix}"
+    shown = f"az://{container}/{prefix}" if prefix else f"az://{container}"
     if not _CONTAINER_NAME.match(container):
         raise ConfigError(
             f"repository {shown}: {container!r} is not a valid container name "
             "(3 to 63 lowercase letters, digits and single hyphens)"
         )
     if prefix:
-        validate_prefix(prefix, shown)
+        _validate_prefix(prefix, shown)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(query) - {"account"})
     if unknown:
         # name the parameters but never echo their values: a pasted SAS token would show
         raise ConfigError(
             f"repository {shown}: unknown URL parameter(s) {', '.join(unknown)}: only "
-            f"?account=NAME is allowed; credentials belong in environment variables ({CREDENTIAL_HELP})"
+            f"?account=NAME is allowed; for credentials {CREDENTIAL_HELP}"
         )
     account = query.get("account") or None
     return _Location(container, f"{prefix}/" if prefix else "", account)
 
 
-def validate_prefix(prefix: str, shown: str) -> None:
+def _validate_prefix(prefix: str, shown: str) -> None:
     try:
         validate_key(prefix)
     except ValueError:
@@ -121,7 +126,9 @@ def _without_query(url: str) -> str:
 
 def _display_url(location: _Location) -> str:
     """The repository as error messages name it: never any secret, only the account name."""
-    url = f"az://{location.container}/{location.prefix.rstrip('/')}"
+    url = f"az://{location.container}"
+    if location.prefix:
+        url = f"{url}/{location.prefix.rstrip('/')}"
     return f"{url}?account={location.account}" if location.account else url
 
 
@@ -154,10 +161,15 @@ def _client_settings(options: StorageOptions) -> dict[str, Any]:
     from azure.core.pipeline.transport import RequestsTransport
     from requests import Session
     from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
 
-    # one pooled connection per part in flight, so parallel uploads do not reconnect
+    # a pooled connection per part in flight, so parallel uploads do not reconnect; urllib3
+    # must not retry either (the transport's own session would be set up the same way)
     session = Session()
-    adapter = HTTPAdapter(pool_maxsize=max(10, options.upload_concurrency + 2))
+    adapter = HTTPAdapter(
+        pool_maxsize=max(10, options.upload_concurrency + 2),
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return {
@@ -205,7 +217,7 @@ def _open_service(location: _Location, options: StorageOptions, shown: str) -> B
     return BlobServiceClient(endpoint, credential=_credential(account, shown), **settings)
 
 
-def _credential(account: str, shown: str) -> object:
+def _credential(account: str, shown: str) -> AzureNamedKeyCredential | AzureSasCredential:
     from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 
     key = os.environ.get(KEY_ENV, "").strip()
@@ -214,7 +226,9 @@ def _credential(account: str, shown: str) -> object:
     sas_token = os.environ.get(SAS_TOKEN_ENV, "").strip().lstrip("?")
     if sas_token:
         return AzureSasCredential(sas_token)
-    raise ConfigError(f"repository {shown}: no credentials for account {account!r}: {CREDENTIAL_HELP}")
+    raise ConfigError(
+        f"repository {shown}: no credentials for account {account!r}: {CREDENTIAL_HELP}"
+    )
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -240,7 +254,9 @@ def _backoff_seconds(attempt: int) -> float:
 
 
 def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "error_code", None) or "")
+    code = getattr(exc, "error_code", None) or ""
+    # the SDK gives a StorageErrorCode member for the codes it knows, a string otherwise
+    return str(getattr(code, "value", code))
 
 
 def _status(exc: Exception) -> int | None:
@@ -263,6 +279,13 @@ def _is_transient(exc: Exception) -> bool:
     status = _status(exc)
     # no status: the response broke off while its body was read
     return status is None or status in TRANSIENT_STATUSES or _error_code(exc) in TRANSIENT_CODES
+
+
+def _is_signing_error(exc: Exception) -> bool:
+    """The SDK could not even sign the request: the account key is not valid base64."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    return isinstance(exc, ClientAuthenticationError) and _status(exc) is None
 
 
 def _is_range_beyond_end(exc: Exception) -> bool:
@@ -304,6 +327,16 @@ class _BlobStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def readall(self) -> bytes:
+        # the default reads 8 KiB at a time; the download arrives in whole chunks already
+        pieces = [bytes(self._pending)]
+        self._advance(len(self._pending))
+        self._pending = memoryview(b"")
+        while (chunk := self._next_chunk()) is not None:
+            pieces.append(chunk)
+            self._advance(len(chunk))  # where a resumed download would start
+        return b"".join(pieces)
+
     def readinto(self, buffer: Any) -> int:
         target = memoryview(buffer).cast("B")
         while not self._pending:
@@ -314,14 +347,19 @@ class _BlobStream(io.RawIOBase):
         count = min(len(target), len(self._pending))
         target[:count] = self._pending[:count]
         self._pending = self._pending[count:]
+        self._advance(count)
+        return count
+
+    def _advance(self, count: int) -> None:
         self._position += count
         if self._left is not None:
             self._left -= count
-        return count
 
     def _next_chunk(self) -> bytes | None:
         from azure.core.exceptions import AzureError
 
+        if self._left == 0:
+            return None
         failures = 0
         while True:
             try:
@@ -405,8 +443,12 @@ class AzureBlobStorage:
 
         first = reopen(offset, length, None)
         raw = _BlobStream(
-            reopen, first, offset, length, self._options.max_attempts,
-            lambda exc: self.translate(exc, f"read {key}"),
+            reopen,
+            first,
+            offset,
+            length,
+            self._options.max_attempts,
+            lambda exc: self._failure(exc, f"read {key}"),
         )
         return io.BufferedReader(raw, buffer_size=READ_BUFFER_SIZE)
 
@@ -420,9 +462,8 @@ class AzureBlobStorage:
         name_prefix = self._location.prefix + prefix
         token: str | None = None
         while True:
-            page, token = self._attempt(
-                f"list {prefix or 'the repository'}", lambda: self._list_page(name_prefix, token)
-            )
+            fetch_page = functools.partial(self._list_page, name_prefix, token)
+            page, token = self._attempt(f"list {prefix or 'the repository'}", fetch_page)
             yield from page
             if not token:
                 return
@@ -457,7 +498,6 @@ class AzureBlobStorage:
 
     def _put_whole(self, blob: BlobClient, key: str, data: bytes) -> int:
         """One request for an object that fits in one part."""
-        sent_md5 = hashlib.md5(data, usedforsecurity=False).digest()
         tier = self._tier_for(key)
 
         def upload() -> dict[str, Any]:
@@ -470,7 +510,7 @@ class AzureBlobStorage:
             )
 
         response = self._attempt(f"write {key}", upload)
-        self._check_md5(response.get("content_md5"), sent_md5, f"write {key}")
+        self._check_md5(response.get("content_md5"), data, f"write {key}")
         return len(data)
 
     def _put_blocks(
@@ -481,7 +521,7 @@ class AzureBlobStorage:
         At most upload_concurrency parts are in flight plus the one being filled, so memory
         stays about part_size * (upload_concurrency + 1) whatever the object's size."""
         upload_id = uuid.uuid4().hex  # other writers of this blob stage other block ids
-        block_ids: list[str] = []
+        block_ids: builtins.list[str] = []
         in_flight: set[Future[None]] = set()
         size = 0
         pool = ThreadPoolExecutor(
@@ -526,7 +566,6 @@ class AzureBlobStorage:
             wait(in_flight, return_when=FIRST_COMPLETED)
 
     def _stage_block(self, blob: BlobClient, key: str, block_id: str, data: bytes) -> None:
-        sent_md5 = hashlib.md5(data, usedforsecurity=False).digest()
         what = f"write {key}"
 
         def stage() -> dict[str, Any]:
@@ -534,9 +573,9 @@ class AzureBlobStorage:
             return blob.stage_block(block_id, data, length=len(data), validate_content=True)
 
         response = self._attempt(what, stage)
-        self._check_md5(response.get("content_md5"), sent_md5, what)
+        self._check_md5(response.get("content_md5"), data, what)
 
-    def _commit(self, blob: BlobClient, key: str, block_ids: list[str]) -> None:
+    def _commit(self, blob: BlobClient, key: str, block_ids: builtins.list[str]) -> None:
         from azure.storage.blob import BlobBlock
 
         blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
@@ -546,7 +585,11 @@ class AzureBlobStorage:
         )
 
     def _check_md5(self, reported: object, sent: bytes, what: str) -> None:
-        if reported is not None and bytes(reported) != sent:  # type: ignore[call-overload]
+        """Compare the MD5 the service reports for what it stored (Azure does for each block
+        and single upload, Azurite for single uploads only) with the bytes sent."""
+        if reported is None:
+            return
+        if bytes(reported) != hashlib.md5(sent, usedforsecurity=False).digest():  # type: ignore[call-overload]
             raise PermanentError(
                 f"Azure repository {self.url}: cannot {what}: the service stored different "
                 "bytes than were sent (MD5 mismatch); run again and check the network path"
@@ -568,16 +611,18 @@ class AzureBlobStorage:
     def _download(
         self, blob: BlobClient, offset: int, length: int | None, etag: str | None
     ) -> _Download:
-        from azure.core import MatchCondition
+        from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError
 
         conditions: dict[str, Any] = {}
         if etag is not None:
-            conditions = {"etag": etag, "match_condition": MatchCondition.IfNotModified}
+            conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            # offset None (not 0) for a whole blob: the SDK then reads empty blobs too
+            # no offset for a whole blob: the SDK then reads an empty blob too (a range from
+            # 0 would be refused), but it wants one with a length
+            start = offset if offset or length is not None else None
             downloader = blob.download_blob(
-                offset=offset or None, length=length, validate_content=True, **conditions
+                offset=start, length=length, validate_content=True, **conditions
             )
         except HttpResponseError as exc:
             if _is_range_beyond_end(exc):
@@ -587,7 +632,7 @@ class AzureBlobStorage:
 
     def _list_page(
         self, name_prefix: str, token: str | None
-    ) -> tuple[list[ObjectInfo], str | None]:
+    ) -> tuple[builtins.list[ObjectInfo], str | None]:
         pages = self._container.list_blobs(
             name_starts_with=name_prefix, include=["metadata"], results_per_page=5000
         ).by_page(continuation_token=token)
@@ -626,7 +671,7 @@ class AzureBlobStorage:
             time.sleep(_backoff_seconds(attempt))
             attempt += 1
 
-    def translate(self, exc: Exception, what: str) -> StorageError:
+    def _failure(self, exc: Exception, what: str) -> StorageError:
         """The storage error for an SDK failure that is no longer retried."""
         if _is_transient(exc):
             return TransientError(
@@ -636,40 +681,54 @@ class AzureBlobStorage:
         return self._permanent(exc, what)
 
     def _permanent(self, exc: Exception, what: str) -> StorageError:
-        code = _error_code(exc)
-        status = _status(exc)
         prefix = f"Azure repository {self.url}: cannot {what}"
-        container = self._location.container
-        if code == "BlobNotFound":
+        if _error_code(exc) == "BlobNotFound":
             return NotFound(f"{prefix}: it does not exist")
+        return PermanentError(f"{prefix}: {self._advice(exc) or self._describe(exc)}")
+
+    def _advice(self, exc: Exception) -> str | None:
+        """What a permanent failure means and what to do about it, for the known ones."""
+        code, status = _error_code(exc), _status(exc)
+        container = self._location.container
         if code == "ContainerNotFound":
-            return PermanentError(
-                f"{prefix}: container {container!r} does not exist in account "
-                f"{self._service.account_name!r}: create it or correct the URL"
+            account = self._service.account_name
+            return (
+                f"container {container!r} does not exist in account {account!r}: create it "
+                "or correct the URL"
             )
-        if code in AUTHENTICATION_CODES or status == 401:
-            return PermanentError(
-                f"{prefix}: Azure refused the credentials ({code or status}): check "
-                f"{KEY_ENV}, {SAS_TOKEN_ENV} (not expired) or {CONNECTION_STRING_ENV}"
+        if code in AUTHENTICATION_CODES or status == 401 or _is_signing_error(exc):
+            return (
+                f"Azure refused the credentials ({code or status or 'unusable key'}): check "
+                f"{CREDENTIAL_VARIABLES} (a SAS token may have expired)"
+            )
+        if code == "AuthorizationFailure":
+            # Azure: a network rule or account setting refused the request; Azurite: a bad key
+            return (
+                f"Azure refused the request ({code}): check {CREDENTIAL_VARIABLES} and that "
+                "the storage account's network rules admit this machine"
             )
         if status == 403:
-            return PermanentError(
-                f"{prefix}: access denied ({code or status}): allow these credentials to read, "
-                f"write, list and delete blobs in container {container!r}"
+            return (
+                f"access denied ({code or status}): allow these credentials to read, write, "
+                f"list and delete blobs in container {container!r}"
             )
         if "Immutable" in code:
-            return PermanentError(
-                f"{prefix}: the blob is locked by an immutability policy or legal hold "
-                f"({code}); it can be deleted once its retention ends"
+            return (
+                f"the blob is locked by an immutability policy or legal hold ({code}); it can "
+                "be deleted once its retention ends"
             )
-        if code == "BlobArchived":
-            return PermanentError(
-                f"{prefix}: the blob is in the Archive tier: rehydrate it to Hot or Cool "
-                "(it takes hours), then run again"
+        if code in ("BlobArchived", "BlobBeingRehydrated"):
+            return (
+                f"the blob is in the Archive tier ({code}): rehydrate it to Hot or Cool (it "
+                "takes hours), then run again"
             )
         if code == "ConditionNotMet":
-            return PermanentError(f"{prefix}: the blob was replaced while being read; run again")
-        return PermanentError(f"{prefix}: {self._describe(exc)}")
+            return "the blob was replaced while being read; run again"
+        if code == "InvalidBlockList":
+            return (
+                "another writer committed this blob meanwhile, discarding these blocks; run again"
+            )
+        return None
 
     @staticmethod
     def _describe(exc: Exception) -> str:
