@@ -2,10 +2,13 @@
 # Prepare a development/test environment for Lifeboat.
 #
 #  * installs the Debian packages the tests rely on (PostgreSQL 15, client tools,
-#    gnupg, age, zstd, python3-venv) when any of them is missing;
+#    gnupg, age, zstd, python3-venv; nodejs and npm unless an npm is on the PATH) when
+#    any of them is missing;
 #  * creates .venv from the system Python (so the unprivileged `postgres` user can run
-#    it too) and installs the project in editable mode with its dev extras;
-#  * downloads relocatable PostgreSQL 17 binaries into .cache/pg17/.
+#    it too) and installs the project in editable mode with its dev extras (the cloud
+#    SDKs, moto and the GCS emulator included);
+#  * downloads relocatable PostgreSQL 17 binaries into .cache/pg17/;
+#  * installs Azurite, the Azure Blob Storage emulator, into .cache/azurite/.
 #
 # Idempotent: a second run does nothing and prints nothing.
 #
@@ -13,6 +16,7 @@
 #   LIFEBOAT_PYTHON     interpreter used to create .venv (default: /usr/bin/python3)
 #   LIFEBOAT_SKIP_APT=1 do not check/install Debian packages
 #   LIFEBOAT_SKIP_PG17=1 do not download the PostgreSQL 17 binaries
+#   LIFEBOAT_SKIP_AZURITE=1 do not install Azurite
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,6 +99,15 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want_stamp" ]; then
     printf '%s\n' "$want_stamp" >"$STAMP"
     chmod -R a+rX "$VENV"
     say "installed lifeboat (editable) with dev extras into .venv"
+fi
+
+# ------------------------------------------------------------ Azurite (Azure emulator)
+AZURITE_DIR="$ROOT/.cache/azurite"
+if [ "${LIFEBOAT_SKIP_AZURITE:-0}" != 1 ] && [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+    command -v npm >/dev/null 2>&1 || die "npm is missing (Debian packages nodejs and npm)"
+    mkdir -p "$AZURITE_DIR"
+    npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error azurite@3 >/dev/null
+    say "installed Azurite (the Azure Blob Storage emulator the tests start) into .cache/azurite"
 fi
 
 # Let the `postgres` user traverse the checkout (it runs scratch clusters and may run
