@@ -5,23 +5,26 @@ chunk is gathered from the producer; the object only exists once the last chunk 
 readers never see a partial one. Small objects are one request. Every write is verified
 against the size and crc32c the service reports before it returns.
 
-google-cloud-storage is imported on first use only. Its own retries are switched off
-(`retry=None` everywhere) and the raw requests go through a plain authorized session, so
-each failure is retried exactly once here, with exponential backoff and full jitter."""
+The SDK (google-cloud-storage, the `gcs` extra) is imported when the first backend is made:
+this module itself is only imported for gs:// URLs. The SDK's own retries are off
+(`retry=None` on every call) and the raw requests (chunks, downloads) go through a plain
+authorized session, so retries happen in one place only, here, with exponential backoff
+and full jitter."""
 
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, BinaryIO, Literal, TypeVar, cast
+from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import google_crc32c
@@ -59,9 +62,43 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 UPLOADED_RANGE = re.compile(r"bytes=0-(\d+)")
 
-FailureKind = Literal[
-    "transient", "not_found", "unauthenticated", "denied", "retention", "refused"
-]
+FailureKind = Literal["transient", "not_found", "unauthenticated", "denied", "retention", "refused"]
+
+
+class _Sdk(NamedTuple):
+    """The parts of Google's SDK (the optional `gcs` extra) used here. It is typed only in
+    part, so its objects are handled as Any."""
+
+    storage: Any
+    auth: Any
+    anonymous_credentials: Any
+    authorized_session: Any
+    auth_errors: Any
+    api_errors: Any
+    requests_errors: Any
+    urllib3_errors: Any
+
+
+_loaded_sdk: _Sdk | None = None
+
+
+def _load_sdk() -> _Sdk:
+    """Import the SDK once. Called when a backend is made, so that a missing package
+    surfaces while the repository is opened, where the registry explains how to install it."""
+    global _loaded_sdk
+    if _loaded_sdk is None:
+        load = importlib.import_module
+        _loaded_sdk = _Sdk(
+            storage=load("google.cloud.storage"),
+            auth=load("google.auth"),
+            anonymous_credentials=load("google.auth.credentials").AnonymousCredentials,
+            authorized_session=load("google.auth.transport.requests").AuthorizedSession,
+            auth_errors=load("google.auth.exceptions"),
+            api_errors=load("google.api_core.exceptions"),
+            requests_errors=load("requests.exceptions"),
+            urllib3_errors=load("urllib3.exceptions"),
+        )
+    return _loaded_sdk
 
 
 class _HttpFailure(Exception):
@@ -78,7 +115,8 @@ class _UploadSessionGone(Exception):
 
 
 class _Truncated(ConnectionError):
-    """A download ended before the bytes its headers announced."""
+    """A transfer that stopped short: a download ended before the bytes it announced, or
+    the service kept none of an upload chunk."""
 
 
 def _one_line(text: object, limit: int = 200) -> str:
@@ -103,11 +141,9 @@ def _classify(exc: BaseException) -> tuple[FailureKind, str] | None:
     """What a failure of the SDK or of a raw request means; None for anything else (a bug),
     which then propagates unchanged. Details never quote URLs: a resumable session's URL
     is enough to write to the object."""
-    import requests
-    import urllib3
-    from google.api_core import exceptions as api_errors
-    from google.auth import exceptions as auth_errors
-
+    sdk = _load_sdk()
+    api_errors, auth_errors = sdk.api_errors, sdk.auth_errors
+    requests_errors, urllib3_errors = sdk.requests_errors, sdk.urllib3_errors
     if isinstance(exc, _HttpFailure):
         return _status_kind(exc.status, exc.detail), exc.detail
     if isinstance(exc, api_errors.GoogleAPICallError):
@@ -122,15 +158,17 @@ def _classify(exc: BaseException) -> tuple[FailureKind, str] | None:
         return kind, f"cannot obtain an access token ({_one_line(exc)})"
     if isinstance(exc, auth_errors.TransportError):
         return "transient", "cannot reach the token service"
-    if isinstance(exc, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError):
+    if isinstance(exc, auth_errors.GoogleAuthError):
+        return "unauthenticated", _one_line(exc)
+    if isinstance(exc, requests_errors.Timeout | urllib3_errors.TimeoutError):
         return "transient", "the request timed out"
     if isinstance(exc, _Truncated):
-        return "transient", "the download ended early"
+        return "transient", "a transfer stopped short"
     if isinstance(
         exc,
-        requests.exceptions.ConnectionError
-        | requests.exceptions.ChunkedEncodingError
-        | urllib3.exceptions.ProtocolError
+        requests_errors.ConnectionError
+        | requests_errors.ChunkedEncodingError
+        | urllib3_errors.ProtocolError
         | ConnectionError
         | TimeoutError,
     ):
@@ -138,9 +176,19 @@ def _classify(exc: BaseException) -> tuple[FailureKind, str] | None:
     return None
 
 
-def _crc32c_text(checksum: google_crc32c.Checksum) -> str:
-    """The base64 big-endian form in which the service reports crc32c."""
-    return base64.b64encode(checksum.digest()).decode("ascii")
+class _Crc32c:
+    """A running crc32c, shown the way the service reports it: base64 of the big-endian
+    4 bytes."""
+
+    def __init__(self) -> None:
+        self._crc = 0
+
+    def update(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            self._crc = google_crc32c.extend(self._crc, piece)
+
+    def text(self) -> str:
+        return base64.b64encode(self._crc.to_bytes(4, "big")).decode("ascii")
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -155,18 +203,79 @@ def _aligned_part_size(part_size: int) -> int:
     return max(CHUNK_ALIGNMENT, part_size - part_size % CHUNK_ALIGNMENT)
 
 
+class _Part:
+    """Consecutive bytes of the object, kept as the producer's pieces: joining them would
+    briefly hold the part twice."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.size = sum(len(piece) for piece in pieces)
+
+    def joined(self) -> bytes:
+        return b"".join(self.pieces)
+
+    def body(self, skip: int) -> _PartBody | bytes:
+        """A request body of the part's bytes from `skip` on."""
+        if skip >= self.size:
+            return b""  # requests would send an empty stream chunked
+        return _PartBody(self.pieces, skip, self.size - skip)
+
+
+class _PartBody:
+    """A request body read from pieces without copying them together: requests sends a
+    file-like object with a length as a Content-Length body, read in blocks."""
+
+    def __init__(self, pieces: list[bytes], skip: int, length: int) -> None:
+        self._pieces = iter(pieces)
+        self._length = length
+        self._current = memoryview(b"")
+        self._skip = skip
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self.read(CHUNK_ALIGNMENT):
+            yield block
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._current:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b""
+            # a view, so that reading a block copies that block only
+            self._current = memoryview(piece)[self._skip :]
+            self._skip = max(0, self._skip - len(piece))
+        size = len(self._current) if size < 0 else size
+        block, self._current = self._current[:size], self._current[size:]
+        return bytes(block)
+
+
 class _Parts:
     """Cuts the producer's chunks into parts of exactly `part_size` bytes (the last one
     shorter), holding at most one part and one producer chunk. The producer's own errors
-    come out of next_part() unchanged."""
+    come out unchanged."""
 
     def __init__(self, chunks: Iterable[bytes], part_size: int) -> None:
         self._chunks = iter(chunks)
         self._part_size = part_size
         self._carry = b""
+        self._first: _Part | None = None
         self.exhausted = False
 
-    def next_part(self) -> bytes:
+    def whole_if_small(self) -> bytes | None:
+        """The whole object when it fits in one part; otherwise None, and that first part
+        is the next one next_part() returns."""
+        first = self.next_part()
+        if self.exhausted:
+            return first.joined()
+        self._first = first
+        return None
+
+    def next_part(self) -> _Part:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
         pieces = [self._carry] if self._carry else []
         size = len(self._carry)
         self._carry = b""
@@ -181,9 +290,10 @@ class _Parts:
             missing = self._part_size - size
             if len(piece) > missing:
                 piece, self._carry = piece[:missing], piece[missing:]
-            pieces.append(piece)
-            size += len(piece)
-        return b"".join(pieces)
+            if piece:
+                pieces.append(piece)
+                size += len(piece)
+        return _Part(pieces)
 
 
 class _ObjectStream(io.RawIOBase):
@@ -254,49 +364,53 @@ class GcsStorage:
         self._part_size = _aligned_part_size(options.part_size)
         self.capabilities = Capabilities(part_size=self._part_size, max_parallelism=4)
         self._emulator_host = emulator_host or os.environ.get(EMULATOR_HOST_VARIABLE) or None
+        self._endpoint = _endpoint(self._emulator_host)
         self._connect_lock = threading.Lock()
         self._sdk_client: Any = None
-        self._session: Any = None
-        self._endpoint = GCS_ENDPOINT
+        self._http_session: Any = None
         self._bucket_known = False
+        self._sdk = _load_sdk()
 
     # --- connection ------------------------------------------------------------------
 
+    def _client(self) -> Any:
+        """The SDK's client, for object metadata, listings, deletes and small uploads."""
+        return self._connection()[0]
+
+    def _http(self) -> Any:
+        """The authorized requests session, for upload chunks and downloads."""
+        return self._connection()[1]
+
     def _connection(self) -> tuple[Any, Any]:
-        """The SDK client and the authorized HTTP session, made on first use so that opening
-        a repository costs no network round trip."""
+        """Made on first use, so that opening a repository costs no network round trip."""
         with self._connect_lock:
             if self._sdk_client is None:
-                self._sdk_client, self._session = self._connect()
-            return self._sdk_client, self._session
+                self._sdk_client, self._http_session = self._connect()
+            return self._sdk_client, self._http_session
 
     def _connect(self) -> tuple[Any, Any]:
-        from google.auth.transport.requests import AuthorizedSession
-        from google.cloud import storage
-
+        project: str | None
         if self._emulator_host:
-            from google.auth.credentials import AnonymousCredentials
-
-            credentials: Any = AnonymousCredentials()
+            credentials = self._sdk.anonymous_credentials()
             project = os.environ.get(EMULATOR_PROJECT_VARIABLE) or DEFAULT_EMULATOR_PROJECT
-            host = self._emulator_host.rstrip("/")
-            self._endpoint = host if "://" in host else f"http://{host}"
         else:
             credentials, project = self._default_credentials()
-        client = storage.Client(
+        client = self._sdk.storage.Client(
             project=project,
             credentials=credentials,
             client_options={"api_endpoint": self._endpoint},
         )
-        return client, AuthorizedSession(credentials)
+        # Recent SDKs fetch bucket metadata in background threads only to label tracing
+        # spans: extra requests outside the retry policy, needing storage.buckets.get that
+        # object-only roles lack. The SDK skips the cache when it is unset.
+        if getattr(client, "_bucket_metadata_cache", None) is not None:
+            client._bucket_metadata_cache = None
+        return client, self._sdk.authorized_session(credentials)
 
     def _default_credentials(self) -> tuple[Any, str | None]:
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-
         try:
-            credentials, project = google.auth.default(scopes=list(SCOPES))
-        except DefaultCredentialsError:
+            credentials, project = self._sdk.auth.default(scopes=list(SCOPES))
+        except self._sdk.auth_errors.DefaultCredentialsError:
             raise PermanentError(
                 f"{self.url}: no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS "
                 "to a service account key file or run `gcloud auth application-default login`"
@@ -304,7 +418,7 @@ class GcsStorage:
         return credentials, project
 
     def _bucket(self) -> Any:
-        return self._connection()[0].bucket(self._bucket_name)
+        return self._client().bucket(self._bucket_name)
 
     def _name(self, key: str) -> str:
         return self._root + validate_key(key)
@@ -378,7 +492,7 @@ class GcsStorage:
             return
 
         def probe() -> None:
-            iterator = self._connection()[0].list_blobs(
+            iterator = self._client().list_blobs(
                 self._bucket_name, max_results=1, timeout=TIMEOUT, retry=None
             )
             next(iter(iterator.pages), None)
@@ -400,10 +514,10 @@ class GcsStorage:
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         name = self._name(key)
         parts = _Parts(chunks, self._part_size)
-        first = parts.next_part()
-        if parts.exhausted:
-            return self._write_in_one_request(key, name, first)
-        return self._write_resumable(key, name, first, parts)
+        small = parts.whole_if_small()
+        if small is not None:
+            return self._write_in_one_request(key, name, small)
+        return self._write_resumable(key, name, parts)
 
     def _storage_class(self, key: str) -> str | None:
         kind = object_kind(key)
@@ -421,8 +535,9 @@ class GcsStorage:
         return blob
 
     def _write_in_one_request(self, key: str, name: str, data: bytes) -> ObjectInfo:
-        checksum = google_crc32c.Checksum(data)
-        expected_crc = _crc32c_text(checksum)
+        checksum = _Crc32c()
+        checksum.update([data])
+        expected_crc = checksum.text()
 
         def upload() -> Any:
             blob = self._new_blob(key, name)
@@ -431,7 +546,7 @@ class GcsStorage:
             blob.upload_from_string(
                 data,
                 content_type=CONTENT_TYPE,
-                client=self._connection()[0],
+                client=self._client(),
                 checksum=None,
                 timeout=TIMEOUT,
                 retry=None,
@@ -450,22 +565,22 @@ class GcsStorage:
         }
         return self._verified(key, name, stored, len(data), expected_crc)
 
-    def _write_resumable(self, key: str, name: str, first: bytes, parts: _Parts) -> ObjectInfo:
-        session = self._start_session(key, name)
-        checksum = google_crc32c.Checksum()
+    def _write_resumable(self, key: str, name: str, parts: _Parts) -> ObjectInfo:
+        upload_url = self._start_session(key, name)
+        checksum = _Crc32c()
         try:
-            stored, size = self._send_parts(key, session, first, parts, checksum)
+            stored, size = self._send_parts(key, upload_url, parts, checksum)
         except BaseException:
-            self._cancel_session(session)
+            self._cancel_session(upload_url)
             raise
-        return self._verified(key, name, stored, size, _crc32c_text(checksum))
+        return self._verified(key, name, stored, size, checksum.text())
 
     def _start_session(self, key: str, name: str) -> str:
         def create() -> str:
             blob = self._new_blob(key, name)
             url: str = blob.create_resumable_upload_session(
                 content_type=CONTENT_TYPE,
-                client=self._connection()[0],
+                client=self._client(),
                 timeout=TIMEOUT,
                 checksum=None,
                 retry=None,
@@ -478,60 +593,56 @@ class GcsStorage:
             raise self._missing_bucket() from None
 
     def _send_parts(
-        self,
-        key: str,
-        session: str,
-        part: bytes,
-        parts: _Parts,
-        checksum: google_crc32c.Checksum,
+        self, key: str, upload_url: str, parts: _Parts, checksum: _Crc32c
     ) -> tuple[dict[str, Any], int]:
         """Send full parts one at a time while the next is gathered from the producer
         (the service takes a session's chunks in order only), then the last one. Returns
         the stored object's resource and the number of bytes sent."""
         offset = 0
+        part = parts.next_part()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcs-upload") as sender:
             in_flight: Future[dict[str, Any] | None] | None = None
             while not parts.exhausted:
-                checksum.update(part)
+                checksum.update(part.pieces)
                 if in_flight is not None:
                     in_flight.result()
-                in_flight = sender.submit(self._send_chunk, key, session, part, offset, None)
-                offset += len(part)
+                in_flight = sender.submit(self._send_chunk, key, upload_url, part, offset, None)
+                offset += part.size
                 part = parts.next_part()
             if in_flight is not None:
                 in_flight.result()
-        checksum.update(part)
-        size = offset + len(part)
-        stored = self._send_chunk(key, session, part, offset, size, _crc32c_text(checksum))
+        checksum.update(part.pieces)
+        size = offset + part.size
+        stored = self._send_chunk(key, upload_url, part, offset, size, checksum.text())
         assert stored is not None  # the last chunk always completes the upload
         return stored, size
 
     def _send_chunk(
         self,
         key: str,
-        session: str,
-        data: bytes,
+        upload_url: str,
+        part: _Part,
         offset: int,
         total: int | None,
         crc32c: str | None = None,
     ) -> dict[str, Any] | None:
-        """Put data at offset of the upload (total given for the last chunk). After a
+        """Put the part at offset of the upload (total given for the last one). After a
         transient failure, asks the service how much it kept and sends only the rest.
         Returns the object's resource once the upload is complete."""
-        end = offset + len(data)
+        end = offset + part.size
         persisted = offset
         failures = 0
         while True:
             try:
                 if failures:
-                    state = self._session_state(session)
+                    state = self._session_state(upload_url)
                     if isinstance(state, dict):
                         return state
                     persisted = self._check_persisted(key, state, offset, end)
                 if total is None and persisted == end:
                     return None
-                body = data if persisted == offset else data[persisted - offset :]
-                state = self._put_range(session, body, persisted, total, crc32c)
+                body = part.body(persisted - offset)
+                state = self._put_range(upload_url, body, persisted, end, total, crc32c)
             except _UploadSessionGone:
                 raise PermanentError(
                     f"{self.url}: cannot upload {key}: the upload session expired or was "
@@ -560,25 +671,30 @@ class GcsStorage:
         return persisted
 
     def _put_range(
-        self, session: str, body: bytes, start: int, total: int | None, crc32c: str | None
+        self,
+        upload_url: str,
+        body: _PartBody | bytes,
+        start: int,
+        end: int,
+        total: int | None,
+        crc32c: str | None,
     ) -> dict[str, Any] | int:
-        if total is None:
-            content_range = f"bytes {start}-{start + len(body) - 1}/*"
-        elif body:
-            content_range = f"bytes {start}-{start + len(body) - 1}/{total}"
+        """PUT bytes [start, end) of the object."""
+        if start == end:
+            content_range = f"bytes */{'*' if total is None else total}"
         else:
-            content_range = f"bytes */{total}"
+            content_range = f"bytes {start}-{end - 1}/{'*' if total is None else total}"
         headers = {"Content-Range": content_range}
         if crc32c is not None:
             # lets the service refuse to create the object if the bytes differ
             headers["X-Goog-Hash"] = f"crc32c={crc32c}"
-        response = self._connection()[1].put(session, data=body, headers=headers, timeout=TIMEOUT)
+        response = self._http().put(upload_url, data=body, headers=headers, timeout=TIMEOUT)
         return self._session_answer(response)
 
-    def _session_state(self, session: str) -> dict[str, Any] | int:
+    def _session_state(self, upload_url: str) -> dict[str, Any] | int:
         """How many bytes the service holds for the upload (or the object, if complete)."""
-        response = self._connection()[1].put(
-            session, data=b"", headers={"Content-Range": "bytes */*"}, timeout=TIMEOUT
+        response = self._http().put(
+            upload_url, data=b"", headers={"Content-Range": "bytes */*"}, timeout=TIMEOUT
         )
         return self._session_answer(response)
 
@@ -594,10 +710,10 @@ class GcsStorage:
             raise _UploadSessionGone
         raise _HttpFailure(status, _response_detail(response))
 
-    def _cancel_session(self, session: str) -> None:
+    def _cancel_session(self, upload_url: str) -> None:
         """Best effort: an abandoned session holds no object and expires within a week."""
         try:
-            self._connection()[1].delete(session, timeout=(2.0, 5.0)).close()
+            self._http().delete(upload_url, timeout=(2.0, 5.0)).close()
         except Exception:
             pass
 
@@ -647,7 +763,7 @@ class GcsStorage:
         the end of the object."""
         name = self._name(key)
         url = (
-            f"{self._endpoint_url()}/download/storage/v1/b/{quote(self._bucket_name, safe='')}"
+            f"{self._endpoint}/download/storage/v1/b/{quote(self._bucket_name, safe='')}"
             f"/o/{quote(name, safe='')}"
         )
         params = {"alt": "media"}
@@ -659,7 +775,7 @@ class GcsStorage:
             headers["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
 
         def request() -> Any:
-            response = self._connection()[1].get(
+            response = self._http().get(
                 url, params=params, headers=headers, stream=True, timeout=TIMEOUT
             )
             if response.status_code == 416:
@@ -687,10 +803,6 @@ class GcsStorage:
         body_stop = start + int(length) if length is not None else stop
         return response, response.headers.get("x-goog-generation") or generation, body_stop
 
-    def _endpoint_url(self) -> str:
-        self._connection()  # settles the endpoint (emulator or service)
-        return self._endpoint
-
     # --- stat, list, delete ----------------------------------------------------------
 
     def stat(self, key: str) -> ObjectInfo:
@@ -698,7 +810,7 @@ class GcsStorage:
 
         def fetch() -> Any:
             blob = self._bucket().blob(name)
-            blob.reload(client=self._connection()[0], timeout=TIMEOUT, retry=None)
+            blob.reload(client=self._client(), timeout=TIMEOUT, retry=None)
             return blob
 
         try:
@@ -720,9 +832,9 @@ class GcsStorage:
             if not token:
                 return
 
-    def _list_page(self, prefix: str, token: str | None) -> tuple[list[Any], str | None]:
-        def fetch() -> tuple[list[Any], str | None]:
-            iterator = self._connection()[0].list_blobs(
+    def _list_page(self, prefix: str, token: str | None) -> tuple[Sequence[Any], str | None]:
+        def fetch() -> tuple[Sequence[Any], str | None]:
+            iterator = self._client().list_blobs(
                 self._bucket_name,
                 prefix=self._root + prefix,
                 page_token=token,
@@ -732,7 +844,7 @@ class GcsStorage:
             )
             page = next(iter(iterator.pages), None)
             next_token: str | None = iterator.next_page_token
-            return (list(page) if page is not None else []), next_token
+            return (tuple(page) if page is not None else ()), next_token
 
         try:
             return self._call(f"list {prefix or 'the repository'}", fetch)
@@ -760,6 +872,14 @@ def _response_detail(response: Any) -> str:
     return _one_line(message)
 
 
+def _endpoint(emulator_host: str | None) -> str:
+    """Where requests go: the service, or an emulator given as host:port or a URL."""
+    if not emulator_host:
+        return GCS_ENDPOINT
+    host = emulator_host.rstrip("/")
+    return host if "://" in host else f"http://{host}"
+
+
 def _parse_url(url: str) -> tuple[str, str]:
     """gs://BUCKET/PREFIX -> (bucket, prefix without surrounding slashes)."""
     parts = urlsplit(url)
@@ -778,4 +898,3 @@ def _parse_url(url: str) -> tuple[str, str]:
                 f"repository URL {url!r}: the prefix must not contain empty, '.' or '..' parts"
             ) from None
     return bucket, prefix
-
