@@ -18,6 +18,7 @@ from lifeboat.storage.base import NotFound, ObjectInfo, Storage
 from lifeboat.storage.local import TEMP_MARKER, LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from tests.servers.azure import azure_contract_storage
+from tests.servers.gcs import gcs_contract_storage
 
 MiB = 1 << 20
 
@@ -25,6 +26,7 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda tmp: MemoryStorage("contract"),
     "local": lambda tmp: LocalStorage(tmp / "repo"),
     "azure": azure_contract_storage,
+    "gcs": gcs_contract_storage,
 }
 
 
