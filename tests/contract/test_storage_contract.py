@@ -19,6 +19,7 @@ from lifeboat.storage.local import TEMP_MARKER, LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from tests.servers.azure import azure_contract_storage
 from tests.servers.gcs import gcs_contract_storage
+from tests.servers.s3 import s3_contract_storage
 
 MiB = 1 << 20
 
@@ -27,6 +28,7 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "local": lambda tmp: LocalStorage(tmp / "repo"),
     "azure": azure_contract_storage,
     "gcs": gcs_contract_storage,
+    "s3": s3_contract_storage,
 }
 
 

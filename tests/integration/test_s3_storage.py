@@ -8,7 +8,6 @@ Lock, error messages, retries and cleanup of interrupted uploads.
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -16,28 +15,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3.session
 import pytest
 
 from lifeboat.errors import ConfigError
 from lifeboat.storage.base import NotFound, PermanentError, TransientError
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage, parse_s3_url
-from tests.servers.s3 import (  # noqa: F401
+from tests.servers import s3 as s3_servers
+from tests.servers.s3 import (
     AUTHENTICATION_OFF,
     Exchange,
     FaultProxy,
     MotoServer,
     admin_client,
     bucket_name,
+    free_port,
     is_part_upload,
     repository_url,
-    s3_endpoint,
-    s3_storage_factory,
-    server_at,
+    shared_moto,
     slow_down_every_other,
 )
 
 pytestmark = pytest.mark.integration
+
+# the emulator's fixtures (bound here, not imported by name, so parameters may reuse the names)
+s3_endpoint = s3_servers.s3_endpoint
+s3_storage_factory = s3_servers.s3_storage_factory
 
 MiB = 1 << 20
 PART = 5 * MiB  # S3's smallest part
@@ -93,7 +97,7 @@ def assert_one_clear_line(error: Exception, *expected: str) -> None:
 @pytest.fixture
 def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of the session's emulator."""
-    front = FaultProxy(server_at(s3_endpoint).port)
+    front = FaultProxy(shared_moto().port)
     front.start()
     yield front
     front.stop()
@@ -155,7 +159,8 @@ def test_one_put_up_to_a_part_then_multipart(
 
 def test_memory_stays_bounded_by_the_parts_in_flight(s3_storage_factory: Factory) -> None:
     """Ten parts go through with two in flight: the traced peak stays near three parts
-    (two uploading, one filling), far below the object's size."""
+    (two uploading, one filling, plus the SDK's small hashing buffers), far below the
+    object's size."""
     storage = s3_storage_factory("memory", StorageOptions(part_size=PART, upload_concurrency=2))
     size = 10 * PART
     block = 256 * 1024
@@ -164,6 +169,7 @@ def test_memory_stays_bounded_by_the_parts_in_flight(s3_storage_factory: Factory
         for number in range(size // block):
             yield bytes([number % 251]) * block  # made on demand, so not counted as held
 
+    storage.write(META_KEY, [b"{}"])  # the client's one-time set-up is not the upload's
     tracemalloc.start()
     try:
         storage.write(DATA_KEY, produce())
@@ -189,7 +195,10 @@ def test_storage_class_and_encryption_by_object_kind(
     for key in (DATA_KEY, WAL_KEY, META_KEY):
         storage.write(key, [b"payload"])
 
-    classes = {key: head(s3_endpoint, storage, key).get("StorageClass", "STANDARD") for key in (DATA_KEY, WAL_KEY, META_KEY)}
+    classes = {
+        key: head(s3_endpoint, storage, key).get("StorageClass", "STANDARD")
+        for key in (DATA_KEY, WAL_KEY, META_KEY)
+    }
     assert classes == {DATA_KEY: "STANDARD_IA", WAL_KEY: "GLACIER_IR", META_KEY: "STANDARD"}
     for key in (DATA_KEY, WAL_KEY, META_KEY):
         assert head(s3_endpoint, storage, key)["ServerSideEncryption"] == "AES256"
@@ -258,22 +267,35 @@ def test_legal_hold_blocks_deletes_until_released(
     storage.delete(DATA_KEY)
     with pytest.raises(NotFound):
         storage.stat(DATA_KEY)
-    with pytest.raises(NotFound):
-        storage.set_legal_hold(DATA_KEY, True)
 
 
-def test_delete_in_a_versioned_bucket_removes_every_version(
+def test_delete_in_a_versioned_bucket_removes_every_version_of_data(
     s3_storage_factory: Factory, s3_endpoint: str
 ) -> None:
     storage = s3_storage_factory("versions", lock=True)  # Object Lock implies versioning
     for content in (b"one", b"two", b"three"):
-        storage.write(META_KEY, [content])
-    storage.write(META_KEY + ".keep", [b"neighbour"])
-    storage.delete(META_KEY)
+        storage.write(DATA_KEY, [content])
+    storage.write(DATA_KEY + ".keep", [b"neighbour"])
+    storage.delete(DATA_KEY)
 
     reply = admin_client(s3_endpoint).list_object_versions(Bucket=storage.location.bucket)
     left = [v["Key"] for v in [*reply.get("Versions", []), *reply.get("DeleteMarkers", [])]]
-    assert left == [f"repo/{META_KEY}.keep"]
+    assert left == [f"repo/{DATA_KEY}.keep"]
+
+
+def test_delete_of_metadata_in_a_versioned_bucket_leaves_a_delete_marker(
+    s3_storage_factory: Factory, s3_endpoint: str
+) -> None:
+    """Lock files are released by a credential that may not delete versions: a plain
+    DeleteObject, which in a versioned bucket hides the key behind a delete marker."""
+    storage = s3_storage_factory("markers", lock=True)
+    storage.write(META_KEY, [b"{}"])
+    storage.delete(META_KEY)
+
+    with pytest.raises(NotFound):
+        storage.stat(META_KEY)
+    reply = admin_client(s3_endpoint).list_object_versions(Bucket=storage.location.bucket)
+    assert [m["Key"] for m in reply.get("DeleteMarkers", [])] == [f"repo/{META_KEY}"]
 
 
 def test_lock_days_on_a_bucket_without_object_lock(s3_storage_factory: Factory) -> None:
@@ -286,6 +308,9 @@ def test_lock_days_on_a_bucket_without_object_lock(s3_storage_factory: Factory) 
     )
     with pytest.raises(NotFound):
         storage.stat(DATA_KEY)
+    with pytest.raises(PermanentError) as no_hold:
+        storage.set_legal_hold(META_KEY, True)
+    assert_one_clear_line(no_hold.value, "has no Object Lock", META_KEY)
 
 
 def test_capabilities_of_a_plain_bucket(s3_storage_factory: Factory) -> None:
@@ -324,7 +349,7 @@ def test_unknown_access_key_is_one_clear_line(
     s3_storage_factory: Factory, s3_endpoint: str
 ) -> None:
     storage = s3_storage_factory("badkey")
-    server = server_at(s3_endpoint)
+    server = shared_moto()
     server.set_authentication(0)  # moto now checks every request against its IAM
     try:
         with pytest.raises(PermanentError) as refused:
@@ -340,9 +365,7 @@ def test_access_denied_is_one_clear_line(
 ) -> None:
     """A real IAM user of the emulator with no policy at all is refused everything."""
     storage = s3_storage_factory("denied")
-    server = server_at(s3_endpoint)
-    import boto3.session
-
+    server = shared_moto()
     iam = boto3.session.Session().client("iam", region_name="us-east-1", endpoint_url=s3_endpoint)
     user = f"nobody-{bucket_name('u')}"
     server.set_authentication(2)  # the next two requests create the user and its key
@@ -362,9 +385,8 @@ def test_access_denied_is_one_clear_line(
     assert key["SecretAccessKey"] not in str(refused.value)
 
 
-def test_unreachable_endpoint_is_transient_and_bounded() -> None:
-    from tests.servers.s3 import free_port
-
+def test_unreachable_endpoint_is_transient_and_bounded(s3_endpoint: str) -> None:
+    # s3_endpoint: for its dummy credentials, not for its server
     url = repository_url("any", f"http://127.0.0.1:{free_port()}")
     storage = fast_retries(S3Storage(url, StorageOptions(max_attempts=3)))
     started = time.monotonic()
@@ -425,11 +447,12 @@ def test_gives_up_after_max_attempts_without_sdk_retries(
     proxy.fault = lambda exchange: (503, b"<Error><Code>SlowDown</Code></Error>")
     with pytest.raises(TransientError) as throttled:
         storage.stat(META_KEY)
-    assert_one_clear_line(throttled.value, storage.location.display, "SlowDown", "3 attempts")
+    # a HEAD answer has no body, so only its status tells what happened
+    assert_one_clear_line(throttled.value, storage.location.display, "(503)", "3 attempts")
     assert len(proxy.requests) == 3
 
 
-def test_permanent_errors_are_not_retried(s3_endpoint: str, proxy: FaultProxy) -> None:
+def test_permanent_errors_are_not_retried(proxy: FaultProxy) -> None:
     url = repository_url(bucket_name("gone"), proxy.endpoint)
     storage = S3Storage(url, StorageOptions(max_attempts=5))
     with pytest.raises(PermanentError):
@@ -437,26 +460,81 @@ def test_permanent_errors_are_not_retried(s3_endpoint: str, proxy: FaultProxy) -
     assert len(proxy.requests) == 1
 
 
-def test_damaged_part_is_rejected_by_content_md5_and_sent_again(
+BAD_DIGEST = (
+    b"<Error><Code>BadDigest</Code>"
+    b"<Message>The Content-MD5 you specified did not match what we received.</Message></Error>"
+)
+
+
+def first_part(exchange: Exchange) -> bool:
+    return is_part_upload(exchange) and "partNumber=1&" in exchange.query + "&"
+
+
+def test_part_refused_for_its_content_md5_is_sent_again(
     s3_storage_factory: Factory, proxy: FaultProxy
 ) -> None:
-    """The proxy flips a byte of the first part on its way: S3 checks it against the
-    Content-MD5 header, refuses it, and the part is sent again."""
-    storage = behind(proxy, s3_storage_factory("bitflip", SMALL_PARTS))
-    damaged = 0
+    """S3 refuses a part whose bytes do not match its Content-MD5 with 400 BadDigest; moto
+    does not check Content-MD5, so the proxy answers the first part as S3 would."""
+    storage = behind(proxy, s3_storage_factory("baddigest", SMALL_PARTS))
+    refused = 0
 
-    def flip_first_part(exchange: Exchange) -> None:
-        nonlocal damaged
-        if is_part_upload(exchange) and "partNumber=1&" in exchange.query + "&" and not damaged:
-            damaged += 1
-            exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
+    def bad_digest_once(exchange: Exchange) -> tuple[int, bytes] | None:
+        nonlocal refused
+        if first_part(exchange) and not refused:
+            refused += 1
+            return 400, BAD_DIGEST
         return None
 
-    proxy.fault = lambda exchange: flip_first_part(exchange)  # type: ignore[func-returns-value]
+    proxy.fault = bad_digest_once
     data = random_bytes(PART + 100)
     storage.write(DATA_KEY, in_chunks(data, MiB))
-    assert damaged == 1
+    assert refused == 1
     assert read_all(storage, DATA_KEY) == data
+
+
+def test_part_damaged_on_the_way_is_caught_by_its_etag_and_sent_again(
+    s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str
+) -> None:
+    """The proxy flips a byte of the first part once. S3 would refuse it for its
+    Content-MD5; moto stores it, so the part's ETag must give it away, and the part is sent
+    again before anything is visible."""
+    direct = s3_storage_factory("bitflip", SMALL_PARTS)
+    storage = behind(proxy, direct)
+    flipped = 0
+
+    def flip_first_part_once(exchange: Exchange) -> None:
+        nonlocal flipped
+        if first_part(exchange) and not flipped:
+            flipped += 1
+            exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
+
+    proxy.fault = flip_first_part_once
+    data = random_bytes(PART + 100)
+    storage.write(DATA_KEY, in_chunks(data, MiB))
+    assert flipped == 1
+    assert read_all(storage, DATA_KEY) == data
+    assert pending_uploads(s3_endpoint, direct) == []
+
+
+def test_part_damaged_every_time_fails_the_write_and_leaves_nothing(
+    s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str
+) -> None:
+    """As above, but the proxy damages every attempt: the write gives up, aborts its
+    upload, and leaves nothing under the key."""
+    direct = s3_storage_factory("bitflips", SMALL_PARTS._replace(max_attempts=2))
+    storage = behind(proxy, direct)
+
+    def flip_first_part(exchange: Exchange) -> None:
+        if first_part(exchange):
+            exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
+
+    proxy.fault = flip_first_part
+    with pytest.raises(TransientError) as damaged:
+        storage.write(DATA_KEY, in_chunks(random_bytes(PART + 100), MiB))
+    assert_one_clear_line(damaged.value, DATA_KEY, "damaged on the way", "2 attempts")
+    with pytest.raises(NotFound):
+        direct.stat(DATA_KEY)
+    assert pending_uploads(s3_endpoint, direct) == []
 
 
 def test_stored_object_that_differs_from_what_was_sent_is_removed(
@@ -467,9 +545,10 @@ def test_stored_object_that_differs_from_what_was_sent_is_removed(
     direct = s3_storage_factory("verify")
     storage = behind(proxy, direct)
 
-    def other_etag(exchange: Exchange, headers: dict[str, str]) -> None:
+    def other_etag(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
         if exchange.method == "HEAD" and "ETag" in headers:
             headers["ETag"] = '"00000000000000000000000000000000"'
+        return body
 
     proxy.rewrite_response = other_etag
     with pytest.raises(PermanentError) as damaged:
@@ -524,15 +603,15 @@ def test_outage_mid_upload_leaves_no_object_and_the_upload_is_cleaned_later(
 
     assert list(direct.list("")) == []
     assert pending_uploads(s3_endpoint, direct) == [f"repo/{DATA_KEY}"]
-    assert direct.abort_incomplete_uploads(older_than_seconds=3600) == 0
     assert direct.abort_incomplete_uploads(older_than_seconds=0) == 1
     assert pending_uploads(s3_endpoint, direct) == []
 
 
-def test_server_killed_mid_upload(s3_endpoint: str) -> None:
-    """A server of its own, killed for real while parts are in flight: the write fails
-    with a clear, retryable error within its bounded attempts."""
-    server = MotoServer(Path(tempfile.mkdtemp(prefix="lifeboat-moto-kill-")))
+def test_server_killed_mid_upload(s3_endpoint: str, tmp_path: Path) -> None:
+    """A server of its own (s3_endpoint only brings the dummy credentials), killed for real
+    while parts are in flight: the write fails with a clear, retryable error within its
+    bounded attempts."""
+    server = MotoServer(tmp_path)
     server.start()
     try:
         bucket = bucket_name("killed")
@@ -575,15 +654,31 @@ def test_failing_producer_leaves_no_object_and_no_upload(
     assert pending_uploads(s3_endpoint, storage) == []
 
 
-def test_abort_incomplete_uploads_only_under_the_repository(
-    s3_storage_factory: Factory, s3_endpoint: str
-) -> None:
-    storage = s3_storage_factory("abort")
-    admin = admin_client(s3_endpoint)
-    bucket = storage.location.bucket
-    admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{DATA_KEY}")
-    admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
+MOTO_INITIATED = b"2010-11-10T20:48:33.000Z"
 
-    assert storage.abort_incomplete_uploads(older_than_seconds=3600) == 0
+
+def test_abort_incomplete_uploads_by_age_and_only_under_the_repository(
+    s3_storage_factory: Factory, s3_endpoint: str, proxy: FaultProxy
+) -> None:
+    """moto reports every upload as started on 2010-11-10; the proxy gives the uploads of
+    one key the real time, so that one is recent and the other old."""
+    direct = s3_storage_factory("abort")
+    storage = behind(proxy, direct)
+    admin = admin_client(s3_endpoint)
+    bucket = direct.location.bucket
+    admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{DATA_KEY}")
+    admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{WAL_KEY}")
+    admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
+
+    def wal_upload_is_recent(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
+        if "uploads" not in exchange.query:
+            return body
+        wal, sep, rest = body.partition(f"<Key>repo/{WAL_KEY}</Key>".encode())
+        return wal + sep + rest.replace(MOTO_INITIATED, now, 1) if sep else body
+
+    proxy.rewrite_response = wal_upload_is_recent
+    assert storage.abort_incomplete_uploads(older_than_seconds=3600) == 1
+    assert sorted(pending_uploads(s3_endpoint, direct)) == ["elsewhere/obj", f"repo/{WAL_KEY}"]
     assert storage.abort_incomplete_uploads(older_than_seconds=0) == 1
-    assert pending_uploads(s3_endpoint, storage) == ["elsewhere/obj"]
+    assert pending_uploads(s3_endpoint, direct) == ["elsewhere/obj"]

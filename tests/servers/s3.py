@@ -1,8 +1,11 @@
 """A real S3 emulator for the tests: moto's server in a subprocess on a free loopback port.
 
-Test modules import the fixtures (tests/conftest.py stays untouched):
+Test modules bind the fixtures they use (tests/conftest.py stays untouched); binding them
+rather than importing them by name keeps ruff from flagging parameters of the same name:
 
-    from tests.servers.s3 import s3_endpoint, s3_storage_factory  # noqa: F401
+    from tests.servers import s3 as s3_servers
+    s3_endpoint = s3_servers.s3_endpoint
+    s3_storage_factory = s3_servers.s3_storage_factory
 
 FaultProxy sits between a storage and the emulator for the few faults the emulator cannot
 produce for real (throttling, a damaged response, an outage that keeps the server's state).
@@ -10,6 +13,7 @@ produce for real (throttling, a damaged response, an outage that keeps the serve
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import os
 import shutil
@@ -23,11 +27,14 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3.session
 import pytest
+from botocore.config import Config
 
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage
@@ -60,6 +67,7 @@ class MotoServer:
     def __init__(self, log_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_dir = log_dir
         self._log_path = log_dir / f"moto-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -101,7 +109,9 @@ class MotoServer:
         been let through; a huge number turns the checks off again."""
         request = urllib.request.Request(
             f"{self.endpoint}/moto-api/reset-auth",
-            data=f'{{"INITIAL_NO_AUTH_ACTION_COUNT": {unauthenticated_requests}}}'.encode(),
+            data=str(unauthenticated_requests).encode(),
+            # not a form: moto reads the raw body
+            headers={"Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=10):
@@ -113,9 +123,6 @@ AUTHENTICATION_OFF = 1_000_000_000
 
 def admin_client(endpoint: str) -> Any:
     """A plain boto3 client on the emulator, for setting up and inspecting buckets."""
-    import boto3.session
-    from botocore.config import Config
-
     return boto3.session.Session().client(
         "s3",
         region_name=REGION,
@@ -128,37 +135,64 @@ def repository_url(bucket: str, endpoint: str, prefix: str = "repo") -> str:
     return f"s3://{bucket}/{prefix}?region={REGION}&endpoint={endpoint}"
 
 
-_running: dict[str, MotoServer] = {}
+_shared: MotoServer | None = None
+_shared_lock = threading.Lock()
+_saved_environment: dict[str, str | None] = {}
 
 
-def server_at(endpoint: str) -> MotoServer:
-    """The MotoServer behind an s3_endpoint URL."""
-    return _running[endpoint]
+def shared_moto() -> MotoServer:
+    """The moto server of this test session, started on first use (by the fixtures or by
+    the contract suite) and stopped at the end; the dummy credentials are in the
+    environment meanwhile."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            server = MotoServer(Path(tempfile.mkdtemp(prefix="lifeboat-moto-")))
+            _use_dummy_credentials()
+            try:
+                server.start()
+            except BaseException:
+                _restore_environment()
+                shutil.rmtree(server.log_dir, ignore_errors=True)
+                raise
+            atexit.register(_stop_shared)
+            _shared = server
+        return _shared
+
+
+def _stop_shared() -> None:
+    global _shared
+    with _shared_lock:
+        server, _shared = _shared, None
+    if server is not None:
+        server.stop()
+        shutil.rmtree(server.log_dir, ignore_errors=True)
+        _restore_environment()
+
+
+def _use_dummy_credentials() -> None:
+    _saved_environment.update(
+        {name: os.environ.get(name) for name in (*SESSION_ENVIRONMENT, *UNSET_ENVIRONMENT)}
+    )
+    os.environ.update(SESSION_ENVIRONMENT)
+    for name in UNSET_ENVIRONMENT:
+        os.environ.pop(name, None)
+
+
+def _restore_environment() -> None:
+    for name, value in _saved_environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_environment.clear()
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """URL (http://127.0.0.1:PORT) of the session's moto server, started here and stopped
-    at the end, with dummy credentials in the environment meanwhile."""
-    saved = {name: os.environ.get(name) for name in (*SESSION_ENVIRONMENT, *UNSET_ENVIRONMENT)}
-    os.environ.update(SESSION_ENVIRONMENT)
-    for name in UNSET_ENVIRONMENT:
-        os.environ.pop(name, None)
-    log_dir = Path(tempfile.mkdtemp(prefix="lifeboat-moto-"))
-    server = MotoServer(log_dir)
-    try:
-        server.start()
-        _running[server.endpoint] = server
-        yield server.endpoint
-    finally:
-        _running.pop(server.endpoint, None)
-        server.stop()
-        shutil.rmtree(log_dir, ignore_errors=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """URL (http://127.0.0.1:PORT) of the session's moto server, stopped at the end."""
+    yield shared_moto().endpoint
+    _stop_shared()
 
 
 def bucket_name(name: str) -> str:
@@ -167,6 +201,7 @@ def bucket_name(name: str) -> str:
 
 
 StorageFactory = Callable[..., S3Storage]
+DEFAULT_OPTIONS = StorageOptions()
 
 
 @pytest.fixture
@@ -177,9 +212,7 @@ def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
     admin = admin_client(s3_endpoint)
     created: list[tuple[str, bool]] = []
 
-    def make(
-        name: str, options: StorageOptions = StorageOptions(), lock: bool = False
-    ) -> S3Storage:  # noqa: B008
+    def make(name: str, options: StorageOptions = DEFAULT_OPTIONS, lock: bool = False) -> S3Storage:
         bucket = bucket_name(name)
         admin.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=lock)
         created.append((bucket, lock))
@@ -189,6 +222,19 @@ def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
     for bucket, lock in created:
         if not lock:  # locked objects cannot go; moto's memory is freed at session end
             _remove_bucket(admin, bucket)
+
+
+# S3's smallest part: the contract suite's multi-megabyte objects go up in several parts
+CONTRACT_OPTIONS = StorageOptions(part_size=5 * 1024 * 1024)
+
+
+def s3_contract_storage(tmp: Path) -> S3Storage:
+    """A storage on a new bucket of the session's moto server, for the contract suite's
+    BACKENDS (whose entries receive only a temporary folder)."""
+    endpoint = shared_moto().endpoint
+    bucket = bucket_name("contract")
+    admin_client(endpoint).create_bucket(Bucket=bucket)
+    return S3Storage(repository_url(bucket, endpoint), CONTRACT_OPTIONS)
 
 
 def _remove_bucket(admin: Any, bucket: str) -> None:
@@ -232,8 +278,9 @@ class Exchange:
 # A fault rule gets each request: it returns a (status, body) to answer instead of the
 # server, or None to forward it; it may change the request's body on the way.
 FaultRule = Callable[[Exchange], tuple[int, bytes] | None]
-# A response rule may change the headers of the server's answer (name -> value).
-ResponseRule = Callable[[Exchange, dict[str, str]], None]
+# A response rule may change the server's answer: it gets the headers (name -> value, to
+# change in place) and the body, and returns the body to send.
+ResponseRule = Callable[[Exchange, dict[str, str], bytes], bytes]
 
 
 class FaultProxy:
@@ -246,7 +293,7 @@ class FaultProxy:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.fault: FaultRule = lambda exchange: None
-        self.rewrite_response: ResponseRule = lambda exchange, headers: None
+        self.rewrite_response: ResponseRule = lambda exchange, headers, body: body
         # bytes of a response body to send before cutting the connection, or None
         self.cut_response: Callable[[Exchange], int | None] = lambda exchange: None
         self.requests: list[tuple[str, str]] = []
@@ -258,7 +305,9 @@ class FaultProxy:
     def start(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # a short poll interval makes stop() quick
+        serve = partial(self._server.serve_forever, poll_interval=0.05)
+        threading.Thread(target=serve, daemon=True).start()
 
     def stop(self) -> None:
         """Go down: stop listening and cut the open connections."""
@@ -305,7 +354,7 @@ class FaultProxy:
                     self._answer(answer[0], {"Content-Type": "application/xml"}, answer[1])
                     return
                 status, headers, reply = proxy._forward(exchange)
-                proxy.rewrite_response(exchange, headers)
+                reply = proxy.rewrite_response(exchange, headers, reply)
                 cut_after = proxy.cut_response(exchange)
                 if cut_after is None:
                     self._answer(status, headers, reply)

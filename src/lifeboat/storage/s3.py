@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -49,7 +49,6 @@ try:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
-        ConnectionError,
         CredentialRetrievalError,
         HTTPClientError,
         IncompleteReadError,
@@ -58,6 +57,7 @@ try:
         ProfileNotFound,
         SSLError,
     )
+    from botocore.exceptions import ConnectionError as SdkConnectionError
 except ImportError as missing:  # pragma: no cover - depends on the installation
     raise ConfigError(
         "S3 repositories need boto3: install it with pip install 'boto3>=1.36'"
@@ -108,7 +108,12 @@ NOT_IMPLEMENTED_CODES = frozenset({"NotImplemented", "MethodNotAllowed", "501", 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchVersion"})
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
 WRONG_REGION_CODES = frozenset(
-    {"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException", "301"}
+    {
+        "AuthorizationHeaderMalformed",
+        "PermanentRedirect",
+        "IllegalLocationConstraintException",
+        "301",
+    }
 )
 BAD_TOKEN_CODES = frozenset({"ExpiredToken", "TokenRefreshRequired", "InvalidToken"})
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
@@ -173,6 +178,12 @@ class _UploadedPart(NamedTuple):
     size: int
 
 
+# S3Storage has a method named list: these aliases keep the builtin usable in its annotations
+Pieces = list[bytes | memoryview]
+UploadedParts = list[_UploadedPart]
+Versions = list[tuple[str, bool]]  # (version id, is the latest)
+
+
 def _md5(data: bytes) -> bytes:
     return hashlib.md5(data, usedforsecurity=False).digest()
 
@@ -181,7 +192,7 @@ def _content_md5(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _multipart_etag(parts: list[_UploadedPart]) -> str:
+def _multipart_etag(parts: UploadedParts) -> str:
     """S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-<parts>`."""
     return f"{_md5(b''.join(part.md5 for part in parts)).hex()}-{len(parts)}"
 
@@ -221,8 +232,8 @@ class _PartSplitter:
             self._carry = piece
         return True
 
-    def next_part(self) -> list[bytes | memoryview]:
-        pieces: list[bytes | memoryview] = []
+    def next_part(self) -> Pieces:
+        pieces: Pieces = []
         size = 0
         while size < self._part_size:
             piece = self._next_piece()
@@ -237,10 +248,14 @@ class _PartSplitter:
         return pieces
 
 
-def _join(pieces: list[bytes | memoryview]) -> bytes:
+def _join(pieces: Pieces) -> bytes:
     data = b"".join(pieces)
     pieces.clear()  # drop the pieces now, not when the caller's list goes away
     return data
+
+
+class _Damaged(Exception):
+    """What the service stored differs from what was sent: worth sending again."""
 
 
 class _Cancelled(Exception):
@@ -251,7 +266,9 @@ class _PartUploads:
     """Uploads parts on a small thread pool, at most `concurrency` in flight: add() waits
     for a free slot before joining the next part, which bounds the memory."""
 
-    def __init__(self, upload: Callable[[int, bytes, threading.Event], _UploadedPart], concurrency: int) -> None:
+    def __init__(
+        self, upload: Callable[[int, bytes, threading.Event], _UploadedPart], concurrency: int
+    ) -> None:
         self._upload = upload
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part")
         self._slots = threading.Semaphore(concurrency)
@@ -259,7 +276,7 @@ class _PartUploads:
         self._futures: list[Future[_UploadedPart]] = []
         self._failure: BaseException | None = None
 
-    def add(self, pieces: list[bytes | memoryview]) -> None:
+    def add(self, pieces: Pieces) -> None:
         self._slots.acquire()
         try:
             if self._failure is not None:
@@ -281,7 +298,7 @@ class _PartUploads:
     def count(self) -> int:
         return len(self._futures)
 
-    def finish(self) -> list[_UploadedPart]:
+    def finish(self) -> UploadedParts:
         return [future.result() for future in self._futures]
 
     def close(self, failed: bool) -> None:
@@ -321,6 +338,15 @@ class _ObjectBody(io.RawIOBase):
         self._position += len(data)
         return len(data)
 
+    def readall(self) -> bytes:
+        # in large reads: RawIOBase's own readall() would go 8 KiB at a time
+        pieces = []
+        while self._position < self._end:
+            piece = self._read_resuming(min(READ_BUFFER, self._end - self._position))
+            self._position += len(piece)
+            pieces.append(piece)
+        return b"".join(pieces)
+
     def _read_resuming(self, wanted: int) -> bytes:
         attempt = 1
         while True:
@@ -331,9 +357,7 @@ class _ObjectBody(io.RawIOBase):
                     )
                 data: bytes = self._body.read(wanted)
                 if not data:
-                    raise IncompleteReadError(
-                        actual_bytes=self._position, expected_bytes=self._end
-                    )
+                    raise IncompleteReadError(actual_bytes=self._position, expected_bytes=self._end)
                 return data
             except (BotoCoreError, OSError) as exc:
                 self._drop_body()
@@ -411,7 +435,7 @@ class S3Storage:
             sent = self._put_multipart(key, object_key, first, parts, settings)
         else:
             sent = self._put_single(key, object_key, _join(first), settings)
-        return self._verify(key, object_key, sent)
+        return self._verify(key, object_key, sent, settings)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         object_key = self._object_key(key)
@@ -428,9 +452,7 @@ class S3Storage:
         if reply is None:  # the range starts at or after the end of the object
             self.stat(key)
             return io.BytesIO(b"")
-        body = _ObjectBody(
-            self, key, offset, reply["Body"], reply["ContentLength"], reply["ETag"]
-        )
+        body = _ObjectBody(self, key, offset, reply["Body"], reply["ContentLength"], reply["ETag"])
         return io.BufferedReader(body, buffer_size=READ_BUFFER)
 
     def stat(self, key: str) -> ObjectInfo:
@@ -461,11 +483,13 @@ class S3Storage:
                 return
 
     def delete(self, key: str) -> None:
-        """Remove key; a missing key is fine. Where the bucket keeps versions every version
-        goes, so that the data is really gone and a version under Object Lock refuses loudly
-        instead of hiding behind a delete marker."""
+        """Remove key; a missing key is fine. Where the bucket keeps versions, every version
+        of backup data and WAL goes, so that the data is really gone and a version under
+        Object Lock refuses loudly instead of hiding behind a delete marker. Metadata (lock
+        files above all) only gets a delete marker: the database host's writer credential
+        may not delete versions, and a bucket's default retention covers lock files too."""
         object_key = self._object_key(key)
-        if self._bucket_features().keeps_versions:
+        if object_kind(key) != "metadata" and self._bucket_features().keeps_versions:
             self._delete_every_version(key, object_key)
         else:
             client = self._client()
@@ -558,7 +582,7 @@ class S3Storage:
         while True:
             try:
                 return request()
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, _Damaged) as exc:
                 error = self._translate(exc, action, key)
                 if not isinstance(error, TransientError):
                     raise error from exc
@@ -582,6 +606,8 @@ class S3Storage:
         return f"repository {self.location.display}: {what}"
 
     def _translate(self, exc: Exception, action: str, key: str | None = None) -> StorageError:
+        if isinstance(exc, _Damaged):
+            return TransientError(self._fail(f"{action}: damaged on the way ({exc})"))
         if isinstance(exc, ClientError):
             return self._translate_client_error(exc, action, key)
         return self._translate_transport_error(exc, action)
@@ -596,12 +622,12 @@ class S3Storage:
                 )
             )
         if isinstance(exc, PartialCredentialsError | ProfileNotFound | CredentialRetrievalError):
-            return PermanentError(self._fail(f"cannot load the AWS credentials: {exc}"))
+            return PermanentError(self._fail(f"cannot load the AWS credentials: {_short(exc)}"))
         if isinstance(exc, SSLError):
             return PermanentError(
                 self._fail(f"TLS failure talking to {where}: check the endpoint's certificate")
             )
-        if isinstance(exc, ConnectionError | HTTPClientError | IncompleteReadError | OSError):
+        if isinstance(exc, SdkConnectionError | HTTPClientError | IncompleteReadError | OSError):
             return TransientError(self._fail(f"{action}: cannot reach {where} ({_short(exc)})"))
         return PermanentError(self._fail(f"{action} failed: {_short(exc)}"))
 
@@ -646,9 +672,13 @@ class S3Storage:
             return f"{action}: the storage class is not valid here (check storage_class)"
         if code.startswith("KMS.") or "KMS" in code:
             return f"{action}: KMS refused ({message}); check kms_key_id and the key policy"
-        if code == "InvalidRequest" and "object lock" in message.lower():
-            return f"the bucket {self.location.bucket} has no Object Lock configuration ({action})"
-        return f"{action} failed: {code}: {message}"
+        if code == "InvalidRequest" and "objectlock" in message.lower().replace(" ", ""):
+            # "Bucket is missing Object Lock Configuration" (moto: "ObjectLockConfiguration")
+            return (
+                f"cannot {action}: the bucket {self.location.bucket} has no Object Lock "
+                "(enable it on the bucket)"
+            )
+        return f"{action} failed: {code}: {_one_line(message)}"
 
     # -- bucket features --
 
@@ -753,13 +783,13 @@ class S3Storage:
             ),
         )
         self._bucket_exists = True
-        return _SentObject(len(data), digest.hex(), reply.get("VersionId"))
+        return _SentObject(len(data), digest.hex(), _version_id(reply))
 
     def _put_multipart(
         self,
         key: str,
         object_key: str,
-        first: list[bytes | memoryview],
+        first: Pieces,
         rest: _PartSplitter,
         settings: dict[str, Any],
     ) -> _SentObject:
@@ -790,16 +820,16 @@ class S3Storage:
             self._abort_upload_quietly(key, object_key, upload_id)
             raise
         size = sum(part.size for part in parts)
-        return _SentObject(size, _multipart_etag(parts), reply.get("VersionId"))
+        return _SentObject(size, _multipart_etag(parts), _version_id(reply))
 
     def _upload_parts(
         self,
         key: str,
         object_key: str,
         upload_id: str,
-        first: list[bytes | memoryview],
+        first: Pieces,
         rest: _PartSplitter,
-    ) -> list[_UploadedPart]:
+    ) -> UploadedParts:
         def upload(number: int, data: bytes, stop: threading.Event) -> _UploadedPart:
             return self._upload_part(key, object_key, upload_id, number, data, stop)
 
@@ -835,19 +865,25 @@ class S3Storage:
             raise _Cancelled()
         digest = _md5(data)
         client = self._client()
-        reply = self._call(
-            f"upload part {number} of {key}",
-            lambda: client.upload_part(
+
+        def send() -> str:
+            reply = client.upload_part(
                 Bucket=self.location.bucket,
                 Key=object_key,
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
                 ContentMD5=_content_md5(digest),
-            ),
-            stop=stop,
-        )
-        return _UploadedPart(number, reply["ETag"], digest, len(data))
+            )
+            etag = reply["ETag"].strip('"')
+            # S3 checks Content-MD5 itself; a store that does not is caught here, where
+            # sending the part again is cheap and nothing is visible yet
+            if _etag_is_md5(etag, reply) and etag != digest.hex():
+                raise _Damaged(f"the part stored has ETag {etag}, the bytes sent {digest.hex()}")
+            return reply["ETag"]
+
+        etag = self._call(f"upload part {number} of {key}", send, stop=stop)
+        return _UploadedPart(number, etag, digest, len(data))
 
     def _abort_upload_quietly(self, key: str, object_key: str, upload_id: str) -> None:
         try:
@@ -891,7 +927,9 @@ class S3Storage:
                 "UploadIdMarker": page.get("NextUploadIdMarker", ""),
             }
 
-    def _verify(self, key: str, object_key: str, sent: _SentObject) -> ObjectInfo:
+    def _verify(
+        self, key: str, object_key: str, sent: _SentObject, settings: dict[str, Any]
+    ) -> ObjectInfo:
         """Compare what S3 stored with what was sent: size, and the ETag where it is an MD5
         (not with KMS encryption). A damaged object is deleted, never left under its key."""
         head = self._head(key, object_key, sent.version_id)
@@ -903,13 +941,35 @@ class S3Storage:
         elif _etag_is_md5(etag, head) and etag != sent.etag:
             problem = f"S3 stored ETag {etag}, the bytes sent give {sent.etag}"
         if problem is not None:
-            self._discard(key, object_key, sent.version_id)
+            outcome = "removed" if self._discard(key, object_key, sent.version_id) else "kept"
             raise PermanentError(
-                self._fail(f"{key} was stored damaged ({problem}) and removed: write it again")
+                self._fail(f"{key} was stored damaged ({problem}) and {outcome}: write it again")
             )
+        if "ObjectLockMode" in settings and not head.get("ObjectLockMode"):
+            self._set_retention(key, object_key, sent.version_id, settings)
         return ObjectInfo(key, size, head["LastModified"])
 
-    def _discard(self, key: str, object_key: str, version_id: str | None) -> None:
+    def _set_retention(
+        self, key: str, object_key: str, version_id: str | None, settings: dict[str, Any]
+    ) -> None:
+        """Some stores (moto, some S3-compatible ones) drop the retention given when a
+        multipart upload starts, where S3 keeps it: set it on the stored version."""
+        client = self._client()
+        arguments: dict[str, Any] = {
+            "Bucket": self.location.bucket,
+            "Key": object_key,
+            "Retention": {
+                "Mode": settings["ObjectLockMode"],
+                "RetainUntilDate": settings["ObjectLockRetainUntilDate"],
+            },
+        }
+        if version_id is not None:
+            arguments["VersionId"] = version_id
+        self._call(
+            f"set the retention of {key}", lambda: client.put_object_retention(**arguments), key=key
+        )
+
+    def _discard(self, key: str, object_key: str, version_id: str | None) -> bool:
         client = self._client()
         arguments: dict[str, Any] = {"Bucket": self.location.bucket, "Key": object_key}
         if version_id is not None:
@@ -918,6 +978,8 @@ class S3Storage:
             self._call(f"delete {key}", lambda: client.delete_object(**arguments), key=key)
         except StorageError as exc:
             log.warning("could not remove the damaged %s: %s", key, exc)
+            return False
+        return True
 
     # -- reading --
 
@@ -976,10 +1038,10 @@ class S3Storage:
         for version_id, _latest in sorted(versions, key=lambda version: version[1]):
             self._delete_version(key, object_key, version_id)
 
-    def _versions_of(self, object_key: str) -> list[tuple[str, bool]]:
+    def _versions_of(self, object_key: str) -> Versions:
         """(version id, is latest) of every version and delete marker of exactly object_key."""
         client = self._client()
-        found: list[tuple[str, bool]] = []
+        found: Versions = []
         markers: dict[str, str] = {}
         while True:
             arguments: dict[str, Any] = {
@@ -1048,6 +1110,13 @@ def _byte_range(offset: int, length: int | None) -> str | None:
     return f"bytes={offset}-{offset + length - 1}"
 
 
+def _version_id(reply: Any) -> str | None:
+    """The version a write created; "null" (an unversioned bucket) names none worth asking
+    for, and some S3-compatible stores refuse it as a version id."""
+    version = reply.get("VersionId")
+    return None if version in (None, "", "null") else str(version)
+
+
 def _error_code(exc: ClientError) -> str:
     code = exc.response.get("Error", {}).get("Code")
     return str(code) if code else str(_http_status(exc))
@@ -1067,5 +1136,9 @@ def _etag_is_md5(etag: str, head: Any) -> bool:
 
 def _short(exc: BaseException) -> str:
     """One line of an SDK or socket error, never a traceback."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    text = redact(" ".join(text.split()))
     return text if len(text) <= 200 else text[:197] + "..."
