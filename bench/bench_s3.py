@@ -137,6 +137,10 @@ def make_backup(config: Path, repo_dir: Path, size: int) -> tuple[str, Path]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-mb", type=int, default=2048, help="stored size of the backup")
+    ap.add_argument("--part-size-mb", type=int, default=None, help="the S3 repository's part size")
+    ap.add_argument(
+        "--upload-concurrency", type=int, default=None, help="the S3 repository's parts in flight"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
@@ -164,9 +168,17 @@ def main() -> int:
         (work / "age.key").write_text(secret + "\n")
         s3_url = f"s3://{BUCKET}/repo?region=us-east-1&endpoint={endpoint}"
         config = work / "lifeboat.toml"
+        s3_options = "".join(
+            f"{name} = {value}\n"
+            for name, value in (
+                ("part_size_mb", args.part_size_mb),
+                ("upload_concurrency", args.upload_concurrency),
+            )
+            if value is not None
+        )
         config.write_text(
             f'[repositories.local]\nurl = "{work / "local"}"\n\n'
-            f'[repositories.s3]\nurl = "{s3_url}"\n\n'
+            f'[repositories.s3]\nurl = "{s3_url}"\n{s3_options}\n'
             f'[repositories.back]\nurl = "{work / "back"}"\n\n'
             f'[encryption]\nage_recipients = ["{public}"]\n'
             f'age_identity_file = "{work / "age.key"}"\n'
