@@ -17,7 +17,6 @@ import functools
 import hashlib
 import io
 import os
-import random
 import re
 import time
 import uuid
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lifeboat.errors import ConfigError, StorageError
+from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     Capabilities,
     NotFound,
@@ -250,7 +250,7 @@ def _one_line(text: object, limit: int = 300) -> str:
 def _backoff_seconds(attempt: int) -> float:
     """Full jitter: a random wait up to an exponentially growing cap, so that many clients
     throttled together do not come back together."""
-    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
+    return full_jitter(attempt, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS)
 
 
 def _error_code(exc: Exception) -> str:

@@ -17,7 +17,6 @@ import base64
 import importlib
 import io
 import os
-import random
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from urllib.parse import quote, unquote, urlsplit
 import google_crc32c
 
 from lifeboat.errors import ConfigError
+from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     Capabilities,
     NotFound,
@@ -444,8 +444,7 @@ class GcsStorage:
             raise exc
         kind, detail = failure
         if kind == "transient" and failures < self._options.max_attempts:
-            ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
-            time.sleep(random.uniform(0, ceiling))
+            time.sleep(full_jitter(failures, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS))
             return
         raise self._error(kind, what, detail, failures) from exc
 

@@ -19,7 +19,6 @@ import base64
 import hashlib
 import io
 import logging
-import random
 import re
 import threading
 import time
@@ -33,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from lifeboat.errors import ConfigError, StorageError
 from lifeboat.redact import redact
+from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     Capabilities,
     NotFound,
@@ -594,8 +594,7 @@ class S3Storage:
             attempt += 1
 
     def _sleep_before_retry(self, attempt: int) -> None:
-        # exponential backoff with full jitter: clients throttled together spread out
-        time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))))
+        time.sleep(full_jitter(attempt, self.backoff_base, self.backoff_cap))
 
     def _gave_up(self, error: TransientError, attempts: int) -> TransientError:
         if attempts <= 1:
