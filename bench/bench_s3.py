@@ -141,6 +141,9 @@ def main() -> int:
     ap.add_argument(
         "--upload-concurrency", type=int, default=None, help="the S3 repository's parts in flight"
     )
+    ap.add_argument(
+        "--aws-first", action="store_true", help="upload with the AWS CLI first (order effects)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
@@ -194,10 +197,13 @@ def main() -> int:
         res: dict[str, Any] = {"bytes": size, "backup": backup}
 
         os.sync()
-        log("upload: lifeboat copy --from local --to s3")
-        res["lifeboat_upload"] = measured([*lifeboat, "copy", "--from", "local", "--to", "s3"], env)
-        log("upload: aws s3 cp")
-        res["aws_upload"] = measured([*aws_s3, "cp", str(stored), f"s3://{BUCKET}/awscli/obj"], env)
+        uploads = [
+            ("lifeboat_upload", [*lifeboat, "copy", "--from", "local", "--to", "s3"]),
+            ("aws_upload", [*aws_s3, "cp", str(stored), f"s3://{BUCKET}/awscli/obj"]),
+        ]
+        for name, command in reversed(uploads) if args.aws_first else uploads:
+            log(f"upload: {' '.join(command[:1] + command[3:5])}")
+            res[name] = measured(command, env)
         os.sync()
         log("download: lifeboat copy --from s3 --to back")
         res["lifeboat_download"] = measured(
