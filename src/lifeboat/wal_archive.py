@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from lifeboat.errors import IntegrityError, LifeboatError, UsageError
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
-from lifeboat.storage.base import Storage
+from lifeboat.storage.base import PermanentError, Storage
 
 if TYPE_CHECKING:
     from lifeboat.pipeline.crypto import Decryptor, Encryptor
@@ -349,7 +349,12 @@ def push_stream_partial(
     for older in existing:
         # a longer copy can only come from another streamer that is further ahead: keep it
         if older.streamed_length <= length:
-            storage.delete(older.key)
+            try:
+                storage.delete(older.key)
+            except PermanentError as exc:
+                # a writer credential may not delete: the longest copy is served anyway
+                log.warning("cannot remove the older streamed partial %s: %s", older.key, exc)
+                break
     log.info("uploaded %s (%d bytes of WAL)", path.name, length)
     return StreamPartial(key, segment, length, digest)
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -147,14 +147,15 @@ class StagingUploader:
 
     def __init__(
         self,
-        storage: Storage,
+        storages: Storage | Sequence[Storage],
         source: str,
         directory: Path,
         encryptor: Encryptor,
         level: int,
         partial_interval: float,
     ) -> None:
-        self.storage = storage
+        # every repository of the source gets the WAL and the partials
+        self.storages = list(storages) if isinstance(storages, Sequence) else [storages]
         self.source = source
         self.directory = directory
         self.encryptor = encryptor
@@ -184,12 +185,13 @@ class StagingUploader:
         """The segment is archived: its streamed partials are of no more use. A credential
         that may create but not delete (the writer policy) leaves them; wal-fetch prefers
         the archived segment anyway, and pruning with a stronger credential removes them."""
-        for partial in stream_partials(self.storage, self.source, segment):
-            try:
-                self.storage.delete(partial.key)
-            except PermanentError as exc:
-                log.warning("cannot remove the streamed partial %s: %s", partial.key, exc)
-                return
+        for storage in self.storages:
+            for partial in stream_partials(storage, self.source, segment):
+                try:
+                    storage.delete(partial.key)
+                except PermanentError as exc:
+                    log.warning("cannot remove the streamed partial %s: %s", partial.key, exc)
+                    break
 
     def upload_completed(self) -> bool:
         """Push every completed file; False when one could not be (it stays for a retry)."""
@@ -199,7 +201,7 @@ class StagingUploader:
                 ok = False
                 continue
             try:
-                result = push(self.storage, self.source, path, self.encryptor, self.level)
+                result = push(self.storages, self.source, path, self.encryptor, self.level)
                 if wal.is_segment_name(path.name):
                     self._drop_partials(path.name)
                 path.unlink()
@@ -238,19 +240,21 @@ class StagingUploader:
             signature = (stat.st_mtime_ns, stat.st_size)
             if self._partial_state.get(path.name) == signature:
                 continue
-            try:
-                stored = push_stream_partial(
-                    self.storage, self.source, path, self.encryptor, self.level
-                )
-            except (LifeboatError, OSError) as exc:
-                if not path.exists():
+            uploaded = True
+            for storage in self.storages:
+                try:
+                    stored = push_stream_partial(
+                        storage, self.source, path, self.encryptor, self.level
+                    )
+                except (LifeboatError, OSError) as exc:
+                    if path.exists():
+                        log.warning("cannot upload %s yet, will retry: %s", path.name, exc)
+                        uploaded = ok = False
                     continue
-                log.warning("cannot upload %s yet, will retry: %s", path.name, exc)
-                ok = False
-                continue
-            self._partial_state[path.name] = signature
-            if stored is not None:
-                self.partial_uploads += 1
+                if stored is not None:
+                    self.partial_uploads += 1
+            if uploaded:
+                self._partial_state[path.name] = signature
         return ok
 
     def sweep(self, force_partials: bool = False) -> bool:
@@ -263,13 +267,14 @@ class StagingUploader:
         return completed and partials
 
     def prune(self) -> None:
-        try:
-            removed = prune_stream_partials(self.storage, self.source)
-        except LifeboatError as exc:
-            log.warning("cannot prune streamed partials: %s", exc)
-            return
-        for key in removed:
-            log.info("removed %s: its segment is archived", key)
+        for storage in self.storages:
+            try:
+                removed = prune_stream_partials(storage, self.source)
+            except LifeboatError as exc:
+                log.warning("cannot prune streamed partials in %s: %s", storage.url, exc)
+                continue
+            for key in removed:
+                log.info("removed %s: its segment is archived", key)
 
     def partial_is_uploaded(self, path: Path) -> bool:
         """Whether the repository holds this .partial as it is now (or needs it no more)."""
@@ -442,8 +447,9 @@ def stream(
     from lifeboat.postgres import logical
 
     source = ctx.source(source_name)
-    repo = ctx.repository_for(source_name)
-    repo.ensure_initialised()
+    repos = ctx.repositories_for(source_name)
+    for repo in repos:
+        repo.ensure_initialised()
     encryptor = ctx.encryptor()
     endpoint = PgEndpoint.from_dsn(source.dsn, source.password_file)
     with endpoint.connect(autocommit=True) as conn:
@@ -455,7 +461,7 @@ def stream(
     directory = prepare_directory(options.directory)
     receiver = Receiver(tools, endpoint, options)
     uploader = StagingUploader(
-        repo.storage,
+        [repo.storage for repo in repos],
         source_name,
         directory,
         encryptor,
@@ -483,7 +489,7 @@ def stream(
     ]
     if summary.left_in_staging:
         raise LifeboatError(
-            f"stopped with WAL not yet in repository {repo.name}: "
+            f"stopped with WAL not yet in every repository ({', '.join(r.name for r in repos)}): "
             f"{', '.join(summary.left_in_staging)} in {directory}; "
             "run `lifeboat wal-stream` again to upload it"
         )

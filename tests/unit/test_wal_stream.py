@@ -213,6 +213,28 @@ def test_the_uploader_moves_completed_files_and_uploads_partials_when_they_chang
     assert sorted(uploader.uploaded) == [SEGMENT, "00000002.history"]
 
 
+def test_the_uploader_writes_to_every_repository(
+    storage: LocalStorage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
+) -> None:
+    encryptor, _ = keys
+    other = LocalStorage(tmp_path / "dr")
+    staging = tmp_path / "staging"
+    uploader = StagingUploader(
+        [storage, other], "wms", staging, encryptor, 1, partial_interval=3600
+    )
+    partial = write(staging / f"{SEGMENT}.partial", wal_bytes(4000))
+    assert uploader.sweep(force_partials=True) and uploader.partial_is_uploaded(partial)
+    for repository in (storage, other):
+        assert [p.segment for p in stream_partials(repository, "wms")] == [SEGMENT]
+
+    partial.rename(staging / SEGMENT)
+    write(staging / SEGMENT, wal_bytes(SEGMENT_SIZE))
+    assert uploader.sweep()
+    for repository in (storage, other):
+        assert is_archived(repository, "wms", SEGMENT)
+        assert stream_partials(repository, "wms") == []
+
+
 def test_the_uploader_keeps_a_conflicting_segment(
     storage: LocalStorage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path
 ) -> None:
