@@ -12,6 +12,7 @@ from typing import Any
 from lifeboat.context import Context
 from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.objects import check_stored, read_plain
+from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.pipeline.tarstream import TarMember, TarParser
@@ -96,27 +97,18 @@ class ManifestFiles:
         return self.problems
 
 
-class _Crc32c:
+class _ManifestCrc32c(Crc32c):
     """CRC32C as a backup_manifest writes it: the 4 bytes in the server's (little-endian)
     byte order, in hex."""
 
-    def __init__(self) -> None:
-        import google_crc32c
-
-        self._extend = google_crc32c.extend
-        self._crc = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._crc = self._extend(self._crc, bytes(data))  # it takes no memoryview
-
     def hexdigest(self) -> str:
-        return self._crc.to_bytes(4, "little").hex()
+        return self.digest("little").hex()
 
 
 def manifest_checksum(algorithm: str) -> Any:
     """A hasher for one of the algorithms pg_basebackup's --manifest-checksums names."""
     if algorithm == "CRC32C":
-        return _Crc32c()
+        return _ManifestCrc32c()
     if algorithm in {"SHA224", "SHA256", "SHA384", "SHA512"}:
         return hashlib.new(algorithm.lower())
     raise IntegrityError(f"the backup_manifest uses an unknown checksum algorithm {algorithm!r}")

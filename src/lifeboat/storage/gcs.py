@@ -26,9 +26,8 @@ from datetime import datetime
 from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar, cast
 from urllib.parse import quote, unquote, urlsplit
 
-import google_crc32c
-
 from lifeboat.errors import ConfigError
+from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     Capabilities,
@@ -176,19 +175,9 @@ def _classify(exc: BaseException) -> tuple[FailureKind, str] | None:
     return None
 
 
-class _Crc32c:
-    """A running crc32c, shown the way the service reports it: base64 of the big-endian
-    4 bytes."""
-
-    def __init__(self) -> None:
-        self._crc = 0
-
-    def update(self, pieces: Iterable[bytes]) -> None:
-        for piece in pieces:
-            self._crc = google_crc32c.extend(self._crc, piece)
-
-    def text(self) -> str:
-        return base64.b64encode(self._crc.to_bytes(4, "big")).decode("ascii")
+def _crc32c_text(checksum: Crc32c) -> str:
+    """A crc32c the way the service reports it: base64 of the big-endian 4 bytes."""
+    return base64.b64encode(checksum.digest("big")).decode("ascii")
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -534,9 +523,9 @@ class GcsStorage:
         return blob
 
     def _write_in_one_request(self, key: str, name: str, data: bytes) -> ObjectInfo:
-        checksum = _Crc32c()
-        checksum.update([data])
-        expected_crc = checksum.text()
+        checksum = Crc32c()
+        checksum.update(data)
+        expected_crc = _crc32c_text(checksum)
 
         def upload() -> Any:
             blob = self._new_blob(key, name)
@@ -566,13 +555,13 @@ class GcsStorage:
 
     def _write_resumable(self, key: str, name: str, parts: _Parts) -> ObjectInfo:
         upload_url = self._start_session(key, name)
-        checksum = _Crc32c()
+        checksum = Crc32c()
         try:
             stored, size = self._send_parts(key, upload_url, parts, checksum)
         except BaseException:
             self._cancel_session(upload_url)
             raise
-        return self._verified(key, name, stored, size, checksum.text())
+        return self._verified(key, name, stored, size, _crc32c_text(checksum))
 
     def _start_session(self, key: str, name: str) -> str:
         def create() -> str:
@@ -592,7 +581,7 @@ class GcsStorage:
             raise self._missing_bucket() from None
 
     def _send_parts(
-        self, key: str, upload_url: str, parts: _Parts, checksum: _Crc32c
+        self, key: str, upload_url: str, parts: _Parts, checksum: Crc32c
     ) -> tuple[dict[str, Any], int]:
         """Send full parts one at a time while the next is gathered from the producer
         (the service takes a session's chunks in order only), then the last one. Returns
@@ -602,7 +591,8 @@ class GcsStorage:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcs-upload") as sender:
             in_flight: Future[dict[str, Any] | None] | None = None
             while not parts.exhausted:
-                checksum.update(part.pieces)
+                for piece in part.pieces:
+                    checksum.update(piece)
                 if in_flight is not None:
                     in_flight.result()
                 in_flight = sender.submit(self._send_chunk, key, upload_url, part, offset, None)
@@ -610,9 +600,10 @@ class GcsStorage:
                 part = parts.next_part()
             if in_flight is not None:
                 in_flight.result()
-        checksum.update(part.pieces)
+        for piece in part.pieces:
+            checksum.update(piece)
         size = offset + part.size
-        stored = self._send_chunk(key, upload_url, part, offset, size, checksum.text())
+        stored = self._send_chunk(key, upload_url, part, offset, size, _crc32c_text(checksum))
         assert stored is not None  # the last chunk always completes the upload
         return stored, size
 
