@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, LockedError
-from lifeboat.objects import Written, write_plain
+from lifeboat.objects import Targets, Written, write_plain
 from lifeboat.postgres import logical
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -135,6 +135,7 @@ def backup_logical(
 
     with lock_all(repos, source_name, f"backup of {source_name}") as prepared:
         repos, removed = prepared.repos, prepared.removed
+        targets = Targets(repos, prepared.failed)
         backup, started = new_backup_id(repos, source_name)
         conn = endpoint.connect(autocommit=True)
         try:
@@ -156,8 +157,10 @@ def backup_logical(
             key = layout.object_key(source_name, backup, DUMP_OBJECT + encryptor.suffix)
             try:
                 with ctx.reporter.task(f"backup {source_name}/{endpoint.dbname}") as advance:
-                    written = write_plain(
-                        repos, key, dump, encryptor, compression, logical.DUMP_FORMAT, advance
+                    stored_object = targets.take(
+                        write_plain(
+                            repos, key, dump, encryptor, compression, logical.DUMP_FORMAT, advance
+                        )
                     )
             except BaseException:
                 dump.kill()
@@ -166,7 +169,7 @@ def backup_logical(
             counter.join()
             outcome = evidence_box[0]
             if isinstance(outcome, BaseException):
-                for repo in written.repos:
+                for repo in targets.live:
                     repo.storage.delete(key)
                 if isinstance(outcome, LifeboatError):
                     raise outcome
@@ -193,14 +196,12 @@ def backup_logical(
                 method=encryptor.method,
                 recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
             ),
-            objects=[written.stored],
+            objects=[stored_object],
             evidence=outcome,
             labels=labels or {},
         )
-        result = commit(
-            manifest, written._replace(failed={**prepared.failed, **written.failed}), removed
-        )
+        result = commit(manifest, targets.outcome(stored_object), removed)
         log.info(
-            "backup %s/%s committed (%d bytes stored)", source_name, backup, written.stored.size
+            "backup %s/%s committed (%d bytes stored)", source_name, backup, stored_object.size
         )
         return result

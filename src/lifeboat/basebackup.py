@@ -126,8 +126,7 @@ def backup_physical(
         ctx.repositories_for(source_name), source_name, f"physical backup of {source_name}"
     ) as prepared:
         repos, removed = prepared.repos, prepared.removed
-        targets = Targets(repos)
-        targets.failed.update(prepared.failed)
+        targets = Targets(repos, prepared.failed)
         backup, started = new_backup_id(repos, source_name)
         with endpoint.connect(autocommit=True) as conn:
             server = logical.server_info(conn)
@@ -205,9 +204,7 @@ def backup_physical(
             targets.discard(keys)
             raise
         # what a repository that dropped out holds of this backup is of no use
-        for repo in targets.all:
-            if repo.name in targets.failed:
-                Targets([repo]).discard(keys)
+        targets.discard(keys, dropped_only=True)
         incremental.keep_local_copy(source_name, backup, backup_manifest)
         manifest = Manifest(
             id=backup,

@@ -105,10 +105,13 @@ class Targets:
     the others dropped out. An object that one repository fails to take drops that
     repository for the rest of the backup; the others go on."""
 
-    def __init__(self, repos: Sequence[Repository]) -> None:
+    def __init__(
+        self, repos: Sequence[Repository], failed: dict[str, BaseException] | None = None
+    ) -> None:
         self.all = list(repos)
         self.live = list(repos)
-        self.failed: dict[str, BaseException] = {}
+        # failed may already name repositories that could not even be prepared
+        self.failed: dict[str, BaseException] = dict(failed or {})
 
     def take(self, written: Written) -> StoredObject:
         for name, error in written.failed.items():
@@ -119,9 +122,12 @@ class Targets:
         self.failed.setdefault(name, error)
         self.live = [repo for repo in self.live if repo.name != name]
 
-    def discard(self, keys: Sequence[str]) -> None:
-        """Best effort: the objects of a backup that will not be committed."""
+    def discard(self, keys: Sequence[str], *, dropped_only: bool = False) -> None:
+        """Best effort: the objects of a backup that will not be committed (everywhere, or
+        only in the repositories that dropped out)."""
         for repo in self.all:
+            if dropped_only and repo.name not in self.failed:
+                continue
             for key in keys:
                 with contextlib.suppress(LifeboatError, OSError):
                     repo.storage.delete(key)
