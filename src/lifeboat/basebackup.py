@@ -43,19 +43,6 @@ DEFAULT_WAL_TIMEOUT = 120.0
 ArchivingNotReadyError = physical.ArchivingNotReadyError
 
 
-def wait_for_wal(
-    storage: Storage,
-    source: str,
-    needed: list[wal.Segment],
-    segment_size: int,
-    timeout: float,
-) -> None:
-    """Block until every segment is in the archive, or fail naming the first missing one."""
-    missing = wait_for_wal_everywhere({"": storage}, source, needed, segment_size, timeout)
-    if missing:
-        raise missing[""]
-
-
 def wait_for_wal_everywhere(
     storages: dict[str, Storage],
     source: str,

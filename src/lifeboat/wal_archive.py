@@ -72,7 +72,7 @@ def push(
     repository that fails does not keep the others from getting the file; the first
     failure is raised after all were tried (archive_command then fails and PostgreSQL
     tries again, which the repositories that have the file answer at once)."""
-    targets = _as_list(storages)
+    targets = storage_list(storages)
     name = wal.check_archive_name(path.name)
     with _mapped(path) as data:
         # hashing and compressing both let go of the interpreter: run them side by side
@@ -105,7 +105,8 @@ def push(
     return results[0]
 
 
-def _as_list(storages: Storage | Sequence[Storage]) -> list[Storage]:
+def storage_list(storages: Storage | Sequence[Storage]) -> list[Storage]:
+    """One storage or several, as a list: WAL goes to every repository of a source."""
     return list(storages) if isinstance(storages, Sequence) else [storages]
 
 
@@ -181,7 +182,7 @@ def fetch(
     allow_stream_partial=False is for fetching ahead: a partial may still grow until recovery
     really asks for it."""
     wal.check_archive_name(name)
-    targets = _as_list(storages)
+    targets = storage_list(storages)
     failures: list[LifeboatError] = []
     passes = [False, True] if allow_stream_partial and wal.is_segment_name(name) else [False]
     for partial in passes:

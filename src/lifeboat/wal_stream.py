@@ -37,6 +37,7 @@ from lifeboat.wal_archive import (
     prune_stream_partials,
     push,
     push_stream_partial,
+    storage_list,
     stream_partials,
 )
 
@@ -155,7 +156,7 @@ class StagingUploader:
         partial_interval: float,
     ) -> None:
         # every repository of the source gets the WAL and the partials
-        self.storages = list(storages) if isinstance(storages, Sequence) else [storages]
+        self.storages = storage_list(storages)
         self.source = source
         self.directory = directory
         self.encryptor = encryptor
