@@ -141,13 +141,18 @@ def test_multipart_round_trip_with_ranged_reads(
     assert pending_uploads(s3_endpoint, storage) == []
 
 
+@pytest.mark.parametrize("checksum", ["crc32c", "md5"])
 @pytest.mark.parametrize(
     ("size", "etag_suffix"), [(0, None), (PART, None), (PART + 1, "-2"), (2 * PART, "-2")]
 )
 def test_one_put_up_to_a_part_then_multipart(
-    s3_storage_factory: Factory, s3_endpoint: str, size: int, etag_suffix: str | None
+    s3_storage_factory: Factory,
+    s3_endpoint: str,
+    size: int,
+    etag_suffix: str | None,
+    checksum: str,
 ) -> None:
-    storage = s3_storage_factory("boundary", SMALL_PARTS)
+    storage = s3_storage_factory("boundary", SMALL_PARTS._replace(upload_checksum=checksum))
     data = random_bytes(size, seed=size)
     storage.write(DATA_KEY, in_chunks(data, MiB))
     etag = head(s3_endpoint, storage, DATA_KEY)["ETag"].strip('"')
@@ -202,6 +207,27 @@ def test_storage_class_and_encryption_by_object_kind(
     assert classes == {DATA_KEY: "STANDARD_IA", WAL_KEY: "GLACIER_IR", META_KEY: "STANDARD"}
     for key in (DATA_KEY, WAL_KEY, META_KEY):
         assert head(s3_endpoint, storage, key)["ServerSideEncryption"] == "AES256"
+
+
+@pytest.mark.parametrize("size", [100, PART + 100])
+def test_backup_data_carries_the_tier_tag_for_lifecycle_rules(
+    s3_storage_factory: Factory, s3_endpoint: str, size: int
+) -> None:
+    """The lifecycle rules of deploy/terraform act on the lifeboat-tier tag of backup data;
+    WAL and metadata have rules (or none) of their own."""
+    storage = s3_storage_factory(f"tiers-{size}", SMALL_PARTS)
+    for key in (DATA_KEY, WAL_KEY, META_KEY):
+        storage.write(key, in_chunks(random_bytes(size), MiB))
+    admin = admin_client(s3_endpoint)
+    tags = {
+        key: admin.get_object_tagging(Bucket=storage.location.bucket, Key=f"repo/{key}")["TagSet"]
+        for key in (DATA_KEY, WAL_KEY, META_KEY)
+    }
+    assert tags == {
+        DATA_KEY: [{"Key": "lifeboat-tier", "Value": "daily"}],
+        WAL_KEY: [],
+        META_KEY: [],
+    }
 
 
 def test_kms_encryption_names_the_key(s3_storage_factory: Factory, s3_endpoint: str) -> None:
@@ -470,12 +496,18 @@ def first_part(exchange: Exchange) -> bool:
     return is_part_upload(exchange) and "partNumber=1&" in exchange.query + "&"
 
 
-def test_part_refused_for_its_content_md5_is_sent_again(
-    s3_storage_factory: Factory, proxy: FaultProxy
+MD5_SMALL_PARTS = SMALL_PARTS._replace(upload_checksum="md5")
+
+
+@pytest.mark.parametrize("checksum", ["crc32c", "md5"])
+def test_part_refused_for_its_checksum_is_sent_again(
+    s3_storage_factory: Factory, proxy: FaultProxy, checksum: str
 ) -> None:
-    """S3 refuses a part whose bytes do not match its Content-MD5 with 400 BadDigest; moto
-    does not check Content-MD5, so the proxy answers the first part as S3 would."""
-    storage = behind(proxy, s3_storage_factory("baddigest", SMALL_PARTS))
+    """S3 refuses a part whose bytes do not match its checksum (x-amz-checksum-crc32c or
+    Content-MD5) with 400 BadDigest; moto does not check, so the proxy answers the first
+    part as S3 would."""
+    options = SMALL_PARTS._replace(upload_checksum=checksum)
+    storage = behind(proxy, s3_storage_factory(f"baddigest-{checksum}", options))
     refused = 0
 
     def bad_digest_once(exchange: Exchange) -> tuple[int, bytes] | None:
@@ -492,13 +524,22 @@ def test_part_refused_for_its_content_md5_is_sent_again(
     assert read_all(storage, DATA_KEY) == data
 
 
+def flip_first_byte(exchange: Exchange) -> None:
+    exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
+
+
+def flip_first_part(exchange: Exchange) -> None:
+    if first_part(exchange):
+        flip_first_byte(exchange)
+
+
 def test_part_damaged_on_the_way_is_caught_by_its_etag_and_sent_again(
     s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str
 ) -> None:
-    """The proxy flips a byte of the first part once. S3 would refuse it for its
-    Content-MD5; moto stores it, so the part's ETag must give it away, and the part is sent
-    again before anything is visible."""
-    direct = s3_storage_factory("bitflip", SMALL_PARTS)
+    """With MD5 checksums, for stores without flexible checksums: the proxy flips a byte of
+    the first part once. S3 would refuse it for its Content-MD5; moto stores it, so the
+    part's ETag must give it away, and the part is sent again before anything is visible."""
+    direct = s3_storage_factory("bitflip", MD5_SMALL_PARTS)
     storage = behind(proxy, direct)
     flipped = 0
 
@@ -506,7 +547,7 @@ def test_part_damaged_on_the_way_is_caught_by_its_etag_and_sent_again(
         nonlocal flipped
         if first_part(exchange) and not flipped:
             flipped += 1
-            exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
+            flip_first_byte(exchange)
 
     proxy.fault = flip_first_part_once
     data = random_bytes(PART + 100)
@@ -521,12 +562,8 @@ def test_part_damaged_every_time_fails_the_write_and_leaves_nothing(
 ) -> None:
     """As above, but the proxy damages every attempt: the write gives up, aborts its
     upload, and leaves nothing under the key."""
-    direct = s3_storage_factory("bitflips", SMALL_PARTS._replace(max_attempts=2))
+    direct = s3_storage_factory("bitflips", MD5_SMALL_PARTS._replace(max_attempts=2))
     storage = behind(proxy, direct)
-
-    def flip_first_part(exchange: Exchange) -> None:
-        if first_part(exchange):
-            exchange.body = bytes([exchange.body[0] ^ 1]) + exchange.body[1:]
 
     proxy.fault = flip_first_part
     with pytest.raises(TransientError) as damaged:
@@ -537,25 +574,82 @@ def test_part_damaged_every_time_fails_the_write_and_leaves_nothing(
     assert pending_uploads(s3_endpoint, direct) == []
 
 
-def test_stored_object_that_differs_from_what_was_sent_is_removed(
+def test_damaged_part_kept_by_a_store_that_does_not_check_crc32c_is_caught(
     s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str
 ) -> None:
-    """The emulator stores what it is sent, so the proxy makes its check after the upload
-    report another ETag, as if the stored bytes differed."""
-    direct = s3_storage_factory("verify")
+    """S3 refuses a part that does not match its x-amz-checksum-crc32c (see above). moto
+    keeps it, and computes the object's composite CRC32C from what it kept: the check of the
+    completed object gives the damage away, and the object is removed."""
+    direct = s3_storage_factory("crcflip", SMALL_PARTS)
     storage = behind(proxy, direct)
 
-    def other_etag(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
-        if exchange.method == "HEAD" and "ETag" in headers:
-            headers["ETag"] = '"00000000000000000000000000000000"'
+    proxy.fault = flip_first_part
+    with pytest.raises(PermanentError) as damaged:
+        storage.write(DATA_KEY, in_chunks(random_bytes(PART + 100), MiB))
+    assert_one_clear_line(damaged.value, DATA_KEY, "stored damaged", "CRC32C", "removed")
+    with pytest.raises(NotFound):
+        direct.stat(DATA_KEY)
+    assert pending_uploads(s3_endpoint, direct) == []
+
+
+@pytest.mark.parametrize(
+    ("checksum", "header", "wrong"),
+    [
+        ("crc32c", "x-amz-checksum-crc32c", "AAAAAA=="),
+        ("md5", "ETag", '"00000000000000000000000000000000"'),
+    ],
+)
+def test_stored_object_that_differs_from_what_was_sent_is_removed(
+    s3_storage_factory: Factory, proxy: FaultProxy, checksum: str, header: str, wrong: str
+) -> None:
+    """The emulator stores what it is sent, so the proxy makes its check after the upload
+    report another checksum, as if the stored bytes differed."""
+    direct = s3_storage_factory(f"verify-{checksum}", StorageOptions(upload_checksum=checksum))
+    storage = behind(proxy, direct)
+
+    def other_checksum(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
+        if exchange.method == "HEAD":
+            for name in list(headers):
+                if name.lower() == header.lower():
+                    headers[name] = wrong
         return body
 
-    proxy.rewrite_response = other_etag
+    proxy.rewrite_response = other_checksum
     with pytest.raises(PermanentError) as damaged:
         storage.write(META_KEY, [b"content"])
     assert_one_clear_line(damaged.value, META_KEY, "stored damaged", "write it again")
     with pytest.raises(NotFound):
         direct.stat(META_KEY)
+
+
+@pytest.mark.parametrize("size", [100, PART + 100])
+def test_store_that_does_not_confirm_crc32c_is_one_clear_line(
+    s3_storage_factory: Factory, proxy: FaultProxy, s3_endpoint: str, size: int
+) -> None:
+    """An S3-compatible store without flexible checksums ignores x-amz-checksum-crc32c: the
+    proxy drops the checksum from every answer. The write fails at once, says to switch to
+    MD5, and leaves nothing behind; with MD5 the same store works."""
+    direct = s3_storage_factory(f"nocrc-{size}", SMALL_PARTS)
+    storage = behind(proxy, direct)
+
+    def without_checksums(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
+        for name in list(headers):
+            if name.lower().startswith("x-amz-checksum-"):
+                del headers[name]
+        return body
+
+    proxy.rewrite_response = without_checksums
+    data = random_bytes(size)
+    with pytest.raises(PermanentError) as unconfirmed:
+        storage.write(DATA_KEY, in_chunks(data, MiB))
+    assert_one_clear_line(unconfirmed.value, DATA_KEY, 'upload_checksum = "md5"')
+    with pytest.raises(NotFound):
+        direct.stat(DATA_KEY)
+    assert pending_uploads(s3_endpoint, direct) == []
+
+    with_md5 = behind(proxy, S3Storage(direct.url, MD5_SMALL_PARTS))
+    with_md5.write(DATA_KEY, in_chunks(data, MiB))
+    assert read_all(direct, DATA_KEY) == data
 
 
 def test_read_resumes_where_the_connection_was_cut(

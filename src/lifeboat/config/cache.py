@@ -17,7 +17,7 @@ from typing import Any
 from lifeboat import __version__
 from lifeboat.fsutil import write_atomically
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 _ENV_REF = re.compile(rb"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 

@@ -64,6 +64,12 @@ class RepositoryConfig(_Strict):
         "with exponential backoff and jitter.",
     )
 
+    upload_checksum: Literal["crc32c", "md5"] = Field(
+        default="crc32c",
+        description="S3: checksum sent with every upload and confirmed by the store; md5 for "
+        "S3-compatible stores without flexible checksums.",
+    )
+
     def storage_options(self) -> StorageOptions:
         return StorageOptions(
             storage_class=self.storage_class,
@@ -76,6 +82,7 @@ class RepositoryConfig(_Strict):
             part_size=self.part_size_mb * 1024 * 1024,
             upload_concurrency=self.upload_concurrency,
             max_attempts=self.max_attempts,
+            upload_checksum=self.upload_checksum,
         )
 
     @field_validator("url")

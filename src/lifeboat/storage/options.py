@@ -29,6 +29,9 @@ class StorageOptions(NamedTuple):
     # transient failures (timeouts, throttling, 5xx) are retried this many times, with
     # exponential backoff and full jitter
     max_attempts: int = 8
+    # S3: the checksum every upload carries and the store must confirm: "crc32c" (flexible
+    # checksums) or "md5" (Content-MD5 and ETag, for stores without flexible checksums)
+    upload_checksum: Literal["crc32c", "md5"] = "crc32c"
 
 
 def object_kind(key: str) -> ObjectKind:

@@ -15,11 +15,8 @@ permanent ones raise PermanentError at once with one line saying what to do.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +39,7 @@ from lifeboat.storage.base import (
     validate_key,
 )
 from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
 
 try:
     import boto3.session
@@ -76,12 +74,15 @@ MAX_PARTS = 10_000
 # backoff before retry n (1-based) is uniform in [0, min(cap, base * 2**(n-1))] seconds
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 20.0
+# the tag backup data objects are uploaded with, for lifecycle rules by backup tier
+TIER_TAG = "lifeboat-tier"
+UPLOAD_TIER = "daily"
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
 READ_BUFFER = 1024 * 1024
 
 # Error codes worth retrying besides every 5xx and 429. BadDigest: the bytes were damaged
-# on the way (Content-MD5 caught it), sending them again fixes it.
+# on the way (the checksum sent caught it), sending them again fixes it.
 TRANSIENT_CODES = frozenset(
     {
         "SlowDown",
@@ -116,9 +117,6 @@ WRONG_REGION_CODES = frozenset(
     }
 )
 BAD_TOKEN_CODES = frozenset({"ExpiredToken", "TokenRefreshRequired", "InvalidToken"})
-_MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
-# ETags of objects encrypted with a KMS or customer key are not the MD5 of the content
-_OPAQUE_ETAG_ENCRYPTION = frozenset({"aws:kms", "aws:kms:dsse"})
 
 
 # --- the URL -------------------------------------------------------------------------------
@@ -167,34 +165,14 @@ def parse_s3_url(url: str) -> S3Location:
 
 class _SentObject(NamedTuple):
     size: int
-    etag: str  # the ETag S3 computes for these bytes when it is an MD5: hex, or hex-N
+    checksum: str  # what the store reports for these bytes (see s3_integrity)
     version_id: str | None
-
-
-class _UploadedPart(NamedTuple):
-    number: int
-    etag: str
-    md5: bytes
-    size: int
 
 
 # S3Storage has a method named list: these aliases keep the builtin usable in its annotations
 Pieces = list[bytes | memoryview]
-UploadedParts = list[_UploadedPart]
+UploadedParts = list[SentPart]
 Versions = list[tuple[str, bool]]  # (version id, is the latest)
-
-
-def _md5(data: bytes) -> bytes:
-    return hashlib.md5(data, usedforsecurity=False).digest()
-
-
-def _content_md5(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _multipart_etag(parts: UploadedParts) -> str:
-    """S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-<parts>`."""
-    return f"{_md5(b''.join(part.md5 for part in parts)).hex()}-{len(parts)}"
 
 
 class _PartSplitter:
@@ -267,13 +245,13 @@ class _PartUploads:
     for a free slot before joining the next part, which bounds the memory."""
 
     def __init__(
-        self, upload: Callable[[int, bytes, threading.Event], _UploadedPart], concurrency: int
+        self, upload: Callable[[int, bytes, threading.Event], SentPart], concurrency: int
     ) -> None:
         self._upload = upload
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part")
         self._slots = threading.Semaphore(concurrency)
         self._stop = threading.Event()
-        self._futures: list[Future[_UploadedPart]] = []
+        self._futures: list[Future[SentPart]] = []
         self._failure: BaseException | None = None
 
     def add(self, pieces: Pieces) -> None:
@@ -289,7 +267,7 @@ class _PartUploads:
         future.add_done_callback(self._part_done)
         self._futures.append(future)
 
-    def _part_done(self, future: Future[_UploadedPart]) -> None:
+    def _part_done(self, future: Future[SentPart]) -> None:
         if not future.cancelled() and future.exception() is not None and self._failure is None:
             self._failure = future.exception()
         self._slots.release()
@@ -400,6 +378,7 @@ class S3Storage:
         self.location = parse_s3_url(url)
         self.backoff_base = BACKOFF_BASE
         self.backoff_cap = BACKOFF_CAP
+        self.integrity = integrity_for(options.upload_checksum)
         self._s3: S3Client | None = None
         self._features: _BucketFeatures | None = None
         self._capabilities: Capabilities | None = None
@@ -431,11 +410,16 @@ class S3Storage:
         settings = self._write_settings(key)
         parts = _PartSplitter(chunks, self.options.part_size)
         first = parts.next_part()
-        if parts.has_more():
-            sent = self._put_multipart(key, object_key, first, parts, settings)
-        else:
-            sent = self._put_single(key, object_key, _join(first), settings)
-        return self._verify(key, object_key, sent, settings)
+        try:
+            if parts.has_more():
+                sent = self._put_multipart(key, object_key, first, parts, settings)
+            else:
+                sent = self._put_single(key, object_key, _join(first), settings)
+            return self._verify(key, object_key, sent, settings)
+        except Unconfirmed as exc:
+            # a configuration problem, not damage: what was stored unchecked goes
+            self._discard(key, object_key, None)
+            raise PermanentError(self._fail(f"write {key}: {exc}")) from None
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         object_key = self._object_key(key)
@@ -556,7 +540,7 @@ class S3Storage:
             max_pool_connections=max(10, self.options.upload_concurrency + 4),
             # S3-compatible stores answer path-style requests without any DNS set-up
             s3={"addressing_style": "path"} if self.location.endpoint else {},
-            # Content-MD5 protects every upload; the newer default CRC checksums are not
+            # the checksums are ours (s3_integrity): botocore's default ones are not
             # understood by every S3-compatible store
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -745,6 +729,9 @@ class S3Storage:
         }[kind]
         if storage_class:
             settings["StorageClass"] = storage_class
+        if kind == "data":
+            # the lifecycle rules of deploy/terraform act on this tag (see cloud-storage.md)
+            settings["Tagging"] = f"{TIER_TAG}={UPLOAD_TIER}"
         if options.server_side_encryption:
             settings["ServerSideEncryption"] = options.server_side_encryption
             if options.server_side_encryption == "aws:kms" and options.kms_key_id:
@@ -769,20 +756,25 @@ class S3Storage:
     def _put_single(
         self, key: str, object_key: str, data: bytes, settings: dict[str, Any]
     ) -> _SentObject:
-        digest = _md5(data)
+        digest = self.integrity.digest(data)
         client = self._client()
-        reply = self._call(
-            f"write {key}",
-            lambda: client.put_object(
+
+        def send() -> Any:
+            reply = client.put_object(
                 Bucket=self.location.bucket,
                 Key=object_key,
                 Body=data,
-                ContentMD5=_content_md5(digest),
+                **self.integrity.upload_arguments(digest),
                 **settings,
-            ),
-        )
+            )
+            problem = self.integrity.reply_problem(reply, digest)
+            if problem is not None:
+                raise _Damaged(problem)
+            return reply
+
+        reply = self._call(f"write {key}", send)
         self._bucket_exists = True
-        return _SentObject(len(data), digest.hex(), _version_id(reply))
+        return _SentObject(len(data), self.integrity.single_checksum(digest), _version_id(reply))
 
     def _put_multipart(
         self,
@@ -796,7 +788,10 @@ class S3Storage:
         started = self._call(
             f"start the upload of {key}",
             lambda: client.create_multipart_upload(
-                Bucket=self.location.bucket, Key=object_key, **settings
+                Bucket=self.location.bucket,
+                Key=object_key,
+                **self.integrity.start_arguments(),
+                **settings,
             ),
         )
         self._bucket_exists = True
@@ -809,9 +804,7 @@ class S3Storage:
                     Bucket=self.location.bucket,
                     Key=object_key,
                     UploadId=upload_id,
-                    MultipartUpload={
-                        "Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]
-                    },
+                    MultipartUpload={"Parts": [self.integrity.part_entry(p) for p in parts]},
                 ),
             )
         except BaseException:
@@ -819,7 +812,7 @@ class S3Storage:
             self._abort_upload_quietly(key, object_key, upload_id)
             raise
         size = sum(part.size for part in parts)
-        return _SentObject(size, _multipart_etag(parts), _version_id(reply))
+        return _SentObject(size, self.integrity.multipart_checksum(parts), _version_id(reply))
 
     def _upload_parts(
         self,
@@ -829,7 +822,7 @@ class S3Storage:
         first: Pieces,
         rest: _PartSplitter,
     ) -> UploadedParts:
-        def upload(number: int, data: bytes, stop: threading.Event) -> _UploadedPart:
+        def upload(number: int, data: bytes, stop: threading.Event) -> SentPart:
             return self._upload_part(key, object_key, upload_id, number, data, stop)
 
         uploads = _PartUploads(upload, self.options.upload_concurrency)
@@ -859,10 +852,10 @@ class S3Storage:
         number: int,
         data: bytes,
         stop: threading.Event,
-    ) -> _UploadedPart:
+    ) -> SentPart:
         if stop.is_set():
             raise _Cancelled()
-        digest = _md5(data)
+        digest = self.integrity.digest(data)
         client = self._client()
 
         def send() -> str:
@@ -872,17 +865,17 @@ class S3Storage:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
-                ContentMD5=_content_md5(digest),
+                **self.integrity.upload_arguments(digest),
             )
-            etag = reply["ETag"].strip('"')
-            # S3 checks Content-MD5 itself; a store that does not is caught here, where
-            # sending the part again is cheap and nothing is visible yet
-            if _etag_is_md5(etag, reply) and etag != digest.hex():
-                raise _Damaged(f"the part stored has ETag {etag}, the bytes sent {digest.hex()}")
-            return reply["ETag"]
+            # a damaged part is caught here, where sending it again is cheap and nothing
+            # is visible yet
+            problem = self.integrity.reply_problem(reply, digest)
+            if problem is not None:
+                raise _Damaged(problem)
+            return str(reply["ETag"])
 
         etag = self._call(f"upload part {number} of {key}", send, stop=stop)
-        return _UploadedPart(number, etag, digest, len(data))
+        return SentPart(number, etag, digest, len(data))
 
     def _abort_upload_quietly(self, key: str, object_key: str, upload_id: str) -> None:
         try:
@@ -929,16 +922,15 @@ class S3Storage:
     def _verify(
         self, key: str, object_key: str, sent: _SentObject, settings: dict[str, Any]
     ) -> ObjectInfo:
-        """Compare what S3 stored with what was sent: size, and the ETag where it is an MD5
-        (not with KMS encryption). A damaged object is deleted, never left under its key."""
-        head = self._head(key, object_key, sent.version_id)
+        """Compare what S3 stored with what was sent: size and checksum (see s3_integrity).
+        A damaged object is deleted, never left under its key."""
+        head = self._head(key, object_key, sent.version_id, self.integrity.head_arguments())
         size = head["ContentLength"]
-        etag = head.get("ETag", "").strip('"')
         problem = None
         if size != sent.size:
             problem = f"S3 stored {size} bytes, {sent.size} were sent"
-        elif _etag_is_md5(etag, head) and etag != sent.etag:
-            problem = f"S3 stored ETag {etag}, the bytes sent give {sent.etag}"
+        else:
+            problem = self.integrity.head_problem(head, sent.checksum)
         if problem is not None:
             outcome = "removed" if self._discard(key, object_key, sent.version_id) else "kept"
             raise PermanentError(
@@ -982,9 +974,16 @@ class S3Storage:
 
     # -- reading --
 
-    def _head(self, key: str, object_key: str, version_id: str | None = None) -> Any:
+    def _head(
+        self,
+        key: str,
+        object_key: str,
+        version_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Any:
         client = self._client()
         arguments: dict[str, Any] = {"Bucket": self.location.bucket, "Key": object_key}
+        arguments.update(extra or {})
         if version_id is not None:
             arguments["VersionId"] = version_id
         try:
@@ -1124,13 +1123,6 @@ def _error_code(exc: ClientError) -> str:
 def _http_status(exc: ClientError) -> int:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return int(status) if status else 0
-
-
-def _etag_is_md5(etag: str, head: Any) -> bool:
-    encrypted_with = head.get("ServerSideEncryption")
-    if encrypted_with in _OPAQUE_ETAG_ENCRYPTION or head.get("SSECustomerAlgorithm"):
-        return False
-    return bool(_MD5_ETAG.match(etag))
 
 
 def _short(exc: BaseException) -> str:
