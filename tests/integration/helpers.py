@@ -180,3 +180,33 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("lifeboat: error:")]
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+def assert_restores_identically(
+    ws: Workspace, cluster: ScratchCluster, db: str, target: str, *restore_args: str
+) -> None:
+    """`lifeboat restore` of the newest backup into a new database `target` verifies and
+    gives the same tables as `db`; `target` is dropped afterwards."""
+    try:
+        restored = ws.run_json("restore", "wms", "--target-db", target, *restore_args)
+        assert restored["verified"] is True
+        assert table_digests(cluster, target) == table_digests(cluster, db)
+    finally:
+        cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+
+
+def wal_segment(root: Path, name: str = "000000010000000000000007") -> Path:
+    """A 16 MiB file named like a WAL segment, under root/pg_wal."""
+    segment = root / "pg_wal" / name
+    segment.parent.mkdir(exist_ok=True)
+    segment.write_bytes(bytes(range(256)) * 65536)
+    return segment
+
+
+def assert_wal_round_trip(ws: Workspace, segment: Path, fetched: Path) -> None:
+    """wal-push of segment for source wms, then wal-fetch of it, gives the same bytes."""
+    pushed = ws.run("wal-push", "wms", str(segment))
+    assert pushed.returncode == 0, pushed.stderr
+    got = ws.run("wal-fetch", "wms", segment.name, str(fetched))
+    assert got.returncode == 0, got.stderr
+    assert fetched.read_bytes() == segment.read_bytes()

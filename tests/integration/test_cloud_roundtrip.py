@@ -11,7 +11,14 @@ from tests.servers import azure as azure_servers
 from tests.servers import gcs as gcs_servers
 from tests.servers import s3 as s3_servers
 
-from .helpers import Workspace, fill_rich, make_workspace, table_digests
+from .helpers import (
+    Workspace,
+    assert_restores_identically,
+    assert_wal_round_trip,
+    fill_rich,
+    make_workspace,
+    wal_segment,
+)
 
 s3_endpoint = s3_servers.s3_endpoint
 s3_storage_factory = s3_servers.s3_storage_factory
@@ -52,24 +59,11 @@ def test_backup_restore_wal_and_copy_through_s3_azure_and_gcs(
     made = ws.run_json("backup", "wms")
     assert made["repositories"] == ["s3", "azure", "gcs"] and made["failed_repositories"] == {}
     for repo in ("s3", "azure", "gcs"):
-        target = f"{fresh_db}_{repo}"
-        try:
-            restored = ws.run_json("restore", "wms", "--target-db", target, "--repo", repo)
-            assert restored["verified"] is True
-            assert table_digests(pg_cluster, target) == table_digests(pg_cluster, fresh_db)
-        finally:
-            pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        assert_restores_identically(ws, pg_cluster, fresh_db, f"{fresh_db}_{repo}", "--repo", repo)
     assert ws.run("verify", "wms", "--deep").returncode == 0
 
-    segment = tmp_path / "pg_wal" / "000000010000000000000003"
-    segment.parent.mkdir()
-    segment.write_bytes(bytes(range(256)) * 65536)
-    pushed = ws.run("wal-push", "wms", str(segment))
-    assert pushed.returncode == 0, pushed.stderr
-    fetched = tmp_path / "fetched"
-    result = ws.run("wal-fetch", "wms", segment.name, str(fetched))
-    assert result.returncode == 0, result.stderr
-    assert fetched.read_bytes() == segment.read_bytes()
+    segment = wal_segment(tmp_path, "000000010000000000000003")
+    assert_wal_round_trip(ws, segment, tmp_path / "fetched")
 
     # from one service to another, checked; then again, with nothing left to copy
     copied = ws.run_json("copy", "--from", "azure", "--to", "spare")

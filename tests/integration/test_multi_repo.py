@@ -9,7 +9,14 @@ from pathlib import Path
 
 from lifeboat.postgres.instance import ScratchCluster
 
-from .helpers import Workspace, error_line, fill_rich, make_workspace, table_digests
+from .helpers import (
+    Workspace,
+    assert_restores_identically,
+    error_line,
+    fill_rich,
+    make_workspace,
+    wal_segment,
+)
 
 
 def two_repositories(ws: Workspace, dsn: str, source_repos: str = "") -> tuple[Path, Path]:
@@ -51,12 +58,7 @@ def test_one_backup_reaches_every_repository_and_restores_from_either(
     # the primary loses the backup: restore finds it in dr by itself
     shutil.rmtree(primary / "wms" / "backups" / made["id"])
     target = f"{fresh_db}_from_dr"
-    try:
-        restored = ws.run_json("restore", "wms", "--target-db", target)
-        assert restored["verified"] is True
-        assert table_digests(pg_cluster, target) == table_digests(pg_cluster, fresh_db)
-    finally:
-        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+    assert_restores_identically(ws, pg_cluster, fresh_db, target)
     # --repo insists on one repository
     refused = ws.run("restore", "wms", "--target-db", target, "--repo", "primary")
     assert refused.returncode != 0
@@ -123,9 +125,7 @@ def test_copy_replicates_what_is_missing_checks_it_and_resumes(
 def test_wal_goes_to_every_repository_and_fetch_tries_them_in_order(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, "postgresql://nobody@127.0.0.1:1/none")
     primary, dr = two_repositories(ws, "postgresql://nobody@127.0.0.1:1/none")
-    segment = tmp_path / "pg_wal" / "000000010000000000000007"
-    segment.parent.mkdir()
-    segment.write_bytes(bytes(range(256)) * 65536)  # 16 MiB
+    segment = wal_segment(tmp_path)
 
     pushed = ws.run("wal-push", "wms", str(segment))
     assert pushed.returncode == 0, pushed.stderr

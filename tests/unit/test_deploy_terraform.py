@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests.policies import CLOUD_DOC, documented_policies, statements
+
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "deploy" / "terraform"
-CLOUD_DOC = ROOT / "docs" / "cloud-storage.md"
 
 JSON_BLOCK = re.compile(r"```json\n(.*?)```", re.DOTALL)
-# docs/cloud-storage.md labels each policy with an HTML comment right before its block
-LABELLED_POLICY = re.compile(r"<!-- policy: ([\w-]+) -->\s*```json\n(.*?)```", re.DOTALL)
 # the only keys the writer may delete: <prefix>/locks/<anything>, no wildcard before locks/
 LOCK_KEYS = re.compile(r"arn:aws:s3:::[^/*]+/(?:[^*]*/)?locks/\*")
 
@@ -55,24 +54,10 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def _documented_policies() -> dict[str, dict[str, Any]]:
-    text = CLOUD_DOC.read_text(encoding="utf-8")
-    policies: dict[str, dict[str, Any]] = {}
-    for name, body in LABELLED_POLICY.findall(text):
-        assert name not in policies, f"{name} is documented twice"
-        policies[name] = json.loads(body)
-    return policies
-
-
-def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = policy["Statement"]
-    return [statements] if isinstance(statements, dict) else list(statements)
-
-
 def _allowed_resources(policy: dict[str, Any], action: str) -> list[str]:
     """Resources an Allow statement grants `action` on, wildcards in actions honoured."""
     resources: list[str] = []
-    for statement in _statements(policy):
+    for statement in statements(policy):
         if statement["Effect"] != "Allow":
             continue
         patterns = [pattern.lower() for pattern in _as_list(statement["Action"])]
@@ -139,13 +124,13 @@ def test_every_json_block_of_the_doc_parses() -> None:
 
 
 def test_documented_policies_are_well_formed() -> None:
-    policies = _documented_policies()
+    policies = documented_policies()
     assert set(policies) == {"lifeboat-writer", "lifeboat-pruner"}
     for name, policy in policies.items():
         assert policy["Version"] == "2012-10-17", name
-        sids = [statement["Sid"] for statement in _statements(policy)]
+        sids = [statement["Sid"] for statement in statements(policy)]
         assert len(sids) == len(set(sids)), f"{name}: duplicate Sid"
-        for statement in _statements(policy):
+        for statement in statements(policy):
             assert statement["Effect"] in ("Allow", "Deny"), (name, statement["Sid"])
             assert "Resource" in statement or "NotResource" in statement, statement["Sid"]
             if statement["Effect"] == "Allow":
@@ -154,7 +139,7 @@ def test_documented_policies_are_well_formed() -> None:
 
 
 def test_writer_deletes_nothing_but_lock_files() -> None:
-    writer = _documented_policies()["lifeboat-writer"]
+    writer = documented_policies()["lifeboat-writer"]
     deletable = _allowed_resources(writer, "s3:DeleteObject")
     assert deletable, "the writer must be able to release its locks"
     for resource in deletable:
@@ -163,18 +148,18 @@ def test_writer_deletes_nothing_but_lock_files() -> None:
 
 @pytest.mark.parametrize("action", WRITER_NEVER)
 def test_writer_cannot_rewrite_history_or_settings(action: str) -> None:
-    writer = _documented_policies()["lifeboat-writer"]
+    writer = documented_policies()["lifeboat-writer"]
     assert _allowed_resources(writer, action) == [], f"writer is granted {action}"
 
 
 @pytest.mark.parametrize("action", WRITER_NEEDS)
 def test_writer_can_do_its_job(action: str) -> None:
-    writer = _documented_policies()["lifeboat-writer"]
+    writer = documented_policies()["lifeboat-writer"]
     assert _allowed_resources(writer, action), f"writer lacks {action}"
 
 
 def test_pruner_prunes_but_bypasses_nothing() -> None:
-    pruner = _documented_policies()["lifeboat-pruner"]
+    pruner = documented_policies()["lifeboat-pruner"]
     for action in PRUNER_NEEDS:
         assert _allowed_resources(pruner, action), f"pruner lacks {action}"
     for action in PRUNER_NEVER:
@@ -185,6 +170,6 @@ def test_pruner_prunes_but_bypasses_nothing() -> None:
 def test_documented_policies_match_the_terraform_module(name: str) -> None:
     documented = {
         statement["Sid"]: (statement["Effect"], set(_as_list(statement["Action"])))
-        for statement in _statements(_documented_policies()[name])
+        for statement in statements(documented_policies()[name])
     }
     assert documented == _terraform_statements(name)
