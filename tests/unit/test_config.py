@@ -199,8 +199,21 @@ def test_unknown_key(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_section(tmp_path: Path) -> None:
-    error = load_error(tmp_path, MINIMAL + "\n[retention]\nkeep = 3\n")
-    assert "retention: unknown key" in error.message
+    error = load_error(tmp_path, MINIMAL + "\n[retension]\nkeep_last = 3\n")
+    assert "retension: unknown key" in error.message
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("keep = 3", "retention.keep: unknown key"),
+        ('keep_within = "2 days"', "not a duration"),
+        ('timezone = "Mars/Olympus"', "unknown time zone"),
+        ("keep_daily = -1", "retention.keep_daily"),
+    ],
+)
+def test_bad_retention_settings(tmp_path: Path, table: str, message: str) -> None:
+    assert message in load_error(tmp_path, MINIMAL + f"\n[retention]\n{table}\n").message
 
 
 def test_unknown_key_in_source(tmp_path: Path) -> None:

@@ -20,6 +20,68 @@ class _Strict(BaseModel):
         return value.expanduser() if isinstance(value, Path) else value
 
 
+class RetentionConfig(_Strict):
+    """What prune keeps. Every key may be left out: [retention] gives the defaults,
+    [sources.NAME.retention] overrides them for a source, and [repositories.NAME.retention]
+    for every source in that repository."""
+
+    keep_last: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Never fewer than this many good (not failed verification) backups of "
+        "each type; default 1.",
+    )
+    keep_hourly: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The newest backup of each of the last N hours with backups."
+    )
+    keep_daily: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The newest backup of each of the last N days with backups."
+    )
+    keep_weekly: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="The newest backup of each of the last N ISO weeks with backups.",
+    )
+    keep_monthly: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The newest backup of each of the last N months with backups."
+    )
+    keep_yearly: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The newest backup of each of the last N years with backups."
+    )
+    keep_within: str | None = Field(
+        default=None, description='Every backup younger than this, e.g. "2d", "36h", "12w".'
+    )
+    pitr_window: str | None = Field(
+        default=None,
+        description="Any moment this far back stays restorable: the newest physical backup "
+        "older than it is kept, with the WAL from its start.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="Time zone the hours, days, weeks, months and years are counted in "
+        '(IANA name, e.g. "Europe/Berlin"); default UTC.',
+    )
+
+    @field_validator("keep_within", "pitr_window")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from lifeboat.retention import parse_duration
+
+            parse_duration(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
 class RepositoryConfig(_Strict):
     url: str = Field(
         description="Where backups live: a plain path, file:///path, "
@@ -64,6 +126,9 @@ class RepositoryConfig(_Strict):
         "with exponential backoff and jitter.",
     )
 
+    retention: RetentionConfig | None = Field(
+        default=None, description="Retention overrides for every source in this repository."
+    )
     upload_checksum: Literal["crc32c", "md5"] = Field(
         default="crc32c",
         description="S3: checksum sent with every upload and confirmed by the store; md5 for "
@@ -182,6 +247,9 @@ class PostgresSourceConfig(_Strict):
     archive: ArchiveConfig = Field(
         default_factory=ArchiveConfig, description="WAL archiving: async push, spool, prefetch."
     )
+    retention: RetentionConfig | None = Field(
+        default=None, description="Retention overrides for this source."
+    )
     manifest_checksums: Literal["CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"] = Field(
         default="CRC32C",
         description="Per-file checksums in a physical backup's backup_manifest, computed by "
@@ -206,6 +274,9 @@ class LifeboatConfig(_Strict):
     encryption: EncryptionConfig
     compression: CompressionConfig = CompressionConfig()
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    retention: RetentionConfig | None = Field(
+        default=None, description="Retention of every source (see prune)."
+    )
     logging: LoggingConfig = LoggingConfig()
 
     @field_validator("repositories")
