@@ -7,10 +7,17 @@ import io
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from lifeboat.context import Context
-from lifeboat.errors import IntegrityError, LifeboatError
+from lifeboat.errors import (
+    DecryptionKeyError,
+    IntegrityError,
+    LifeboatError,
+    StorageError,
+    ToolError,
+)
 from lifeboat.objects import check_stored, read_plain
 from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.pipeline.crypto import Decryptor, Recipient
@@ -21,6 +28,7 @@ from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
+from lifeboat.storage.base import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,9 @@ class BackupCheck:
     backup: str
     deep: bool
     problems: list[str] = field(default_factory=list)
+    # the check could not be completed (storage unreachable, no key, missing tool): its
+    # problems say nothing about the backup itself
+    inconclusive: bool = False
 
     @property
     def ok(self) -> bool:
@@ -199,7 +210,18 @@ def _check_physical_deep(
     return problems + files.finish()
 
 
-def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> list[str]:
+def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -> BackupCheck:
+    check = BackupCheck(repo.name, manifest.source, manifest.id, deep)
+    check.problems = _problems(ctx, repo, manifest, deep, check)
+    return check
+
+
+OPERATIONAL_ERRORS = (TransientError, PermanentError, DecryptionKeyError, ToolError)
+
+
+def _problems(
+    ctx: Context, repo: Repository, manifest: Manifest, deep: bool, check: BackupCheck
+) -> list[str]:
     problems = []
     if manifest.physical is not None:
         from lifeboat.wal_archive import archived_segments, continuity_problems
@@ -241,6 +263,8 @@ def _check_one(ctx: Context, repo: Repository, manifest: Manifest, deep: bool) -
             lister.finish()
         except LifeboatError as exc:
             problems.append(str(exc))
+            if isinstance(exc, OPERATIONAL_ERRORS):
+                check.inconclusive = True
     return problems
 
 
@@ -270,17 +294,32 @@ def verify(ctx: Context, source: str | None = None, deep: bool = False) -> Verif
         sources = [source] if source else repo.sources()
         for name in sources:
             for backup in repo.committed_ids(name):
-                check = BackupCheck(repo.name, name, backup, deep)
                 try:
                     manifest = repo.load_manifest(name, backup)
                 except LifeboatError as exc:
-                    check.problems.append(str(exc))
+                    check = BackupCheck(repo.name, name, backup, deep, [str(exc)])
+                    check.inconclusive = not isinstance(exc, IntegrityError)
                 else:
-                    check.problems += _check_one(ctx, repo, manifest, deep)
+                    check = _check_one(ctx, repo, manifest, deep)
                 for problem in check.problems:
                     log.error("%s/%s: %s", name, backup, problem)
+                if not check.inconclusive:
+                    _record(repo, check)
                 report.checks.append(check)
             wal_check = _check_wal(ctx, repo, name) if deep else None
             if wal_check is not None:
                 report.checks.append(wal_check)
     return report
+
+
+def _record(repo: Repository, check: BackupCheck) -> None:
+    """The outcome, in the repository, for prune: a backup whose newest verification failed
+    counts for no retention rule."""
+    from lifeboat.repo.records import actor, check_key, write_record
+
+    now = datetime.now(UTC)
+    body = {**check.summary(), "by": actor(), "at": now.isoformat()}
+    try:
+        write_record(repo.storage, check_key(check.source, check.backup, now, check.ok), body)
+    except StorageError as exc:
+        log.warning("cannot record the verification of %s/%s: %s", check.source, check.backup, exc)
