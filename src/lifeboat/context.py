@@ -8,10 +8,11 @@ from pathlib import Path
 
 from lifeboat.config.load import load_config
 from lifeboat.config.model import LifeboatConfig, SourceConfig
-from lifeboat.errors import UsageError
+from lifeboat.errors import BackupNotFoundError, UsageError
 from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
 from lifeboat.progress import Reporter, quiet
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import Manifest
 from lifeboat.storage.registry import open_storage
 
 
@@ -72,3 +73,27 @@ class Context:
     def decryptor(self, method: str) -> Decryptor:
         enc = self.config.encryption
         return make_decryptor(method, enc.age_identity_file, enc.gpg_homedir)
+
+    def backups_named(
+        self, backup: str, source: str | None = None, repo_name: str | None = None
+    ) -> list[tuple[Repository, Manifest]]:
+        """Every repository that has the backup (only repo_name, if given), with its
+        manifest there; BackupNotFoundError when none has it."""
+        if repo_name is not None:
+            repos = [self.repository(repo_name)]
+        elif source is not None:
+            repos = self.repositories_for(source)
+        else:
+            repos = list(self.repositories.values())
+        found = []
+        for repo in repos:
+            repo.ensure_initialised()
+            try:
+                manifest = repo.load_manifest(source, backup) if source else repo.find(backup)
+            except BackupNotFoundError:
+                continue
+            found.append((repo, manifest))
+        if not found:
+            where = ", ".join(r.name for r in repos)
+            raise BackupNotFoundError(f"backup {backup} not found in {where}")
+        return found

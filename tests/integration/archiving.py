@@ -52,6 +52,29 @@ class Archiving:
             raise AssertionError(f"lifeboat {' '.join(args)}: {result.stderr}")
         return result
 
+    @contextmanager
+    def started_copy(self, name: str, *restore_options: str) -> Iterator[int]:
+        """`restore` into home/name, started on a free port (yielded) and stopped after.
+        Archiving is off: a copy must not archive its new timeline into the source's WAL."""
+        pgdata = self.home / name
+        port = free_port()
+        self.lifeboat(
+            "restore",
+            "wms",
+            "--pgdata",
+            str(pgdata),
+            *restore_options,
+            "--archive-mode",
+            "off",
+            "--start",
+            "--port",
+            str(port),
+        )
+        try:
+            yield port
+        finally:
+            stop_cluster(pgdata, self.cluster.bin_dir)
+
     def switch_and_wait(self) -> None:
         segment = self.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
         self.cluster.psql("SELECT pg_switch_wal()")

@@ -11,6 +11,8 @@ import pytest
 
 from lifeboat.postgres.instance import BIN_DIRS_ENV, ScratchCluster, bin_dir_major, find_bin_dirs
 
+from .archiving import Archiving, archiving_cluster
+
 BIN_DIRS: list[Path] = find_bin_dirs()
 # the lifeboat processes under test look for client tools of the server's version here
 os.environ[BIN_DIRS_ENV] = os.pathsep.join(str(d) for d in BIN_DIRS)
@@ -51,3 +53,10 @@ def fresh_db(pg_cluster: ScratchCluster) -> Iterator[str]:
     yield name
     force = " WITH (FORCE)" if pg_cluster.major >= 13 else ""
     pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}"{force}')
+
+
+@pytest.fixture
+def archiving(pg_bin_dir: Path) -> Iterator[Archiving]:
+    """A cluster archiving its WAL into a Lifeboat repository, as its OS user does."""
+    with archiving_cluster(pg_bin_dir) as made:
+        yield made

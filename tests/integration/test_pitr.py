@@ -7,10 +7,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from lifeboat.commands.keygen import write_identity
 from lifeboat.postgres.instance import ScratchCluster
@@ -19,19 +16,12 @@ from .archiving import (
     TIMELINE,
     Archiving,
     ScratchClusterAt,
-    archiving_cluster,
     as_postgres,
     events,
     free_port,
     stop_cluster,
 )
 from .helpers import LIFEBOAT
-
-
-@pytest.fixture
-def archiving(pg_bin_dir: Path) -> Iterator[Archiving]:
-    with archiving_cluster(pg_bin_dir) as made:
-        yield made
 
 
 def test_restore_to_a_time_yields_exactly_the_rows_committed_by_then(archiving: Archiving) -> None:
@@ -388,26 +378,8 @@ def test_restore_to_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> Non
         ("--to-xid", xid, list(range(1, 9)), "pause"),
         ("--to-lsn", lsn, list(range(1, 11)), "promote"),
     ]:
-        pgdata = archiving.home / option.strip("-")
-        port = free_port()
-        archiving.lifeboat(
-            "restore",
-            "wms",
-            "--pgdata",
-            str(pgdata),
-            option,
-            value,
-            "--target-action",
-            action,
-            "--archive-mode",
-            "off",
-            "--start",
-            "--port",
-            str(port),
-        )
-        try:
+        restore = (option, value, "--target-action", action)
+        with archiving.started_copy(option.strip("-"), *restore) as port:
             assert events(port) == expected, option
             paused = ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()")
             assert paused == ("True" if action == "pause" else "False")
-        finally:
-            stop_cluster(pgdata, archiving.cluster.bin_dir)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.repo.records import Hold
 
 
 @click.command()
@@ -23,12 +26,31 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
         repos = ctx.repositories_for(source)
     else:
         repos = list(ctx.repositories.values())
+    from lifeboat.repo.records import current_holds
+
     listed = []
+    holds: dict[tuple[str, str], dict[str, Hold]] = {}
     for repo in repos:
         repo.ensure_initialised()
-        listed += [(repo.name, m) for m in repo.list_backups(source)]
+        manifests = repo.list_backups(source)
+        for name in sorted({m.source for m in manifests}):
+            holds[repo.name, name] = current_holds(repo.storage, name)
+        listed += [(repo.name, m) for m in manifests]
+
+    def hold_of(repo_name: str, backup: str, source_name: str) -> Hold | None:
+        return holds.get((repo_name, source_name), {}).get(backup)
+
     if wants_json(as_json):
-        output.print_json([{**m.summary(), "repository": name} for name, m in listed])
+        output.print_json(
+            [
+                {
+                    **m.summary(),
+                    "repository": name,
+                    "hold": held.summary() if (held := hold_of(name, m.id, m.source)) else None,
+                }
+                for name, m in listed
+            ]
+        )
         return
     if not listed:
         names = ", ".join(r.name for r in repos)
@@ -36,7 +58,18 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
         return
     output.table(
         None,
-        ["repository", "id", "source", "type", "database", "size", "stored", "took", "labels"],
+        [
+            "repository",
+            "id",
+            "source",
+            "type",
+            "database",
+            "size",
+            "stored",
+            "took",
+            "labels",
+            "hold",
+        ],
         [
             [
                 name,
@@ -48,7 +81,17 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
                 output.size(m.stored_size),
                 f"{m.summary()['duration_s']:.1f}s",
                 ",".join(f"{k}={v}" for k, v in m.labels.items()),
+                hold_text(hold_of(name, m.id, m.source)),
             ]
             for name, m in listed
         ],
     )
+
+
+def hold_text(held: Hold | None) -> str:
+    if held is None:
+        return ""
+    if held.until is None:
+        return f"held: {held.reason}"
+    state = "held" if held.active(datetime.now(UTC)) else "hold ended"
+    return f"{state} until {held.until:%Y-%m-%d}: {held.reason}"

@@ -19,8 +19,14 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
     repo = ctx.repository(repo_name) if repo_name or not source else ctx.repository_for(source)
     repo.ensure_initialised()
     manifest = repo.load_manifest(source, backup_id) if source else repo.find(backup_id)
+    from lifeboat.commands.list import hold_text
+    from lifeboat.repo.records import current_holds
+
+    held = current_holds(repo.storage, manifest.source).get(manifest.id)
     if wants_json(as_json):
-        output.print_json(manifest.model_dump(mode="json"))
+        output.print_json(
+            {**manifest.model_dump(mode="json"), "hold": held.summary() if held else None}
+        )
         return
     summary = manifest.summary()
     for key in (
@@ -39,6 +45,8 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
         f"(stored {output.size(manifest.stored_size)})"
     )
     click.echo(f"{'recipients':>15}: {', '.join(r['id'] for r in manifest.encryption.recipients)}")
+    if held is not None:
+        click.echo(f"{'hold':>15}: {hold_text(held)} (by {held.by}, {held.at:%Y-%m-%d %H:%M} UTC)")
     for obj in manifest.objects:
         click.echo(f"{'object':>15}: {obj.name} sha256 {obj.sha256}")
     if manifest.physical is not None:

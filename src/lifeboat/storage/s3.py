@@ -500,6 +500,12 @@ class S3Storage:
             key=key,
         )
 
+    def object_lock_state(self, key: str) -> tuple[datetime | None, bool]:
+        """(retain-until of the current version, whether it is under a legal hold)."""
+        head = self._head(key, self._object_key(key))
+        until = head.get("ObjectLockRetainUntilDate")
+        return until, head.get("ObjectLockLegalHoldStatus") == "ON"
+
     def abort_incomplete_uploads(self, older_than_seconds: float) -> int:
         """Abort the multipart uploads under the repository started more than
         older_than_seconds ago (left by killed writers; S3 bills their parts). Returns how

@@ -1,0 +1,59 @@
+"""lifeboat prune [SOURCE] [--repo REPO] [--dry-run]."""
+
+from __future__ import annotations
+
+import click
+
+from lifeboat import output
+from lifeboat.cli import json_option, state, wants_json
+
+
+@click.command()
+@click.argument("source", required=False)
+@click.option(
+    "--repo", "repo_name", help="Prune only this repository (default: each of the source's)."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be kept and deleted, and why.")
+@json_option
+def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: bool) -> None:
+    """Apply the retention policy: delete the backups no rule keeps, and the WAL no kept
+    backup needs. Shows every backup, its rules and the decision."""
+    from lifeboat.prune import policy_for, prune
+
+    ctx = state().context()
+    sources = [source] if source else list(ctx.config.sources)
+    reports = []
+    for name in sources:
+        for repo in ctx.repositories_for(name, repo_name):
+            policy, zone = policy_for(ctx.config, name, repo.name)
+            reports.append(prune(repo, name, policy, zone, dry_run))
+    if wants_json(as_json):
+        output.print_json([report.summary() for report in reports])
+        return
+    for report in reports:
+        summary = report.summary()
+        verb = "would delete" if dry_run else "deleted"
+        output.table(
+            f"{report.source} in {report.repository}" + (" (dry run)" if dry_run else ""),
+            ["id", "type", "started", "decision", "rules", "why"],
+            [
+                [
+                    b["id"],
+                    b["type"],
+                    b["started_at"][:19].replace("T", " "),
+                    b["decision"],
+                    ", ".join(b["rules"]) or "-",
+                    "; ".join(b["reasons"]),
+                ]
+                for b in summary["backups"]
+            ],
+        )
+        wal = summary["wal"]
+        wal_line = (
+            f"WAL: {wal['expired']} files before {wal['oldest_kept']} {verb}"
+            if wal["oldest_kept"]
+            else "WAL: kept (no physical backup is kept)"
+        )
+        deleted = len(summary["delete"])
+        kept = len(summary["backups"]) - deleted
+        click.echo(f"{deleted} backups {verb}, {kept} kept; {wal_line}")

@@ -1,0 +1,258 @@
+"""`lifeboat prune`: apply a source's retention policy to one repository, WAL included.
+
+The decisions come from retention.decide (pure). Applying them takes the source's lock, so
+no backup or copy of the source runs meanwhile, and deletes each backup manifest first:
+from that moment the backup is no longer listed, and whatever of it is left (after a kill)
+is an uncommitted folder that the next prune (or backup) removes. WAL goes last, after the
+backups that needed it. Every applied prune writes an audit record before it deletes
+anything (the plan) and one when it is done (what was deleted).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lifeboat.errors import UsageError
+from lifeboat.holds import backup_keys, set_object_legal_holds
+from lifeboat.repo import layout
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.lock import repository_lock
+from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.records import (
+    actor,
+    audit_key,
+    checks_prefix,
+    current_holds,
+    failed_verifications,
+    write_record,
+)
+from lifeboat.retention import Backup, Decision, Policy, decide, merged_policy, policy_summary
+from lifeboat.storage.base import NotFound, Storage
+from lifeboat.wal_expiry import expire_wal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WalPlan:
+    boundary: str | None = None  # oldest segment kept
+    keys: list[str] = field(default_factory=list)  # archive and stream objects to delete
+    names: list[str] = field(default_factory=list)  # their WAL file names
+
+
+@dataclass
+class PruneReport:
+    repository: str
+    source: str
+    policy: dict[str, object]
+    decisions: list[Decision]
+    wal: WalPlan
+    applied: bool = False
+    deleted: list[str] = field(default_factory=list)
+    wal_deleted: int = 0
+    leftovers_removed: list[str] = field(default_factory=list)
+    audit: list[str] = field(default_factory=list)
+    expired_holds: set[str] = field(default_factory=set)
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+
+    @property
+    def to_delete(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.keep]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "source": self.source,
+            "policy": self.policy,
+            "dry_run": not self.applied,
+            "backups": [decision_summary(d) for d in self.decisions],
+            "delete": sorted(d.backup.id for d in self.to_delete),
+            "deleted": self.deleted,
+            "wal": {
+                "oldest_kept": self.wal.boundary,
+                "expired": len(self.wal.names),
+                "first_expired": self.wal.names[0] if self.wal.names else None,
+                "last_expired": self.wal.names[-1] if self.wal.names else None,
+                "deleted": self.wal_deleted,
+            },
+            "leftovers_removed": self.leftovers_removed,
+            "audit_records": self.audit,
+        }
+
+
+def decision_summary(decision: Decision) -> dict[str, Any]:
+    backup = decision.backup
+    return {
+        "id": backup.id,
+        "type": backup.kind,
+        "started_at": backup.started_at.isoformat(),
+        "decision": "keep" if decision.keep else "delete",
+        "rules": decision.rules,
+        "reasons": decision.reasons
+        or [
+            "its newest verification failed: counted by no rule"
+            if backup.verification_failed
+            else "kept by no rule"
+        ],
+        "verification_failed": backup.verification_failed,
+        "held": backup.held,
+    }
+
+
+def policy_for(config: Any, source: str, repository: str) -> tuple[Policy, str]:
+    layers = [
+        config.retention,
+        config.sources[source].retention if source in config.sources else None,
+        config.repositories[repository].retention if repository in config.repositories else None,
+    ]
+    resolved = merged_policy(layers)
+    if resolved is None:
+        raise UsageError(
+            f"no retention policy for source {source}: add a [retention] table "
+            "(or [sources.NAME.retention]) with keep_last, keep_daily... (see docs/retention.md)"
+        )
+    return resolved
+
+
+def plan(
+    repo: Repository, source: str, policy: Policy, zone_name: str, now: datetime
+) -> PruneReport:
+    manifests = {m.id: m for m in repo.list_backups(source)}
+    holds = current_holds(repo.storage, source)
+    failed = failed_verifications(repo.storage, source)
+    backups = [
+        Backup(
+            id=m.id,
+            kind=m.type,
+            started_at=m.started_at,
+            parent=m.physical.parent if m.physical else None,
+            verification_failed=m.id in failed,
+            held=m.id in holds and holds[m.id].active(now),
+        )
+        for m in manifests.values()
+    ]
+    zone = ZoneInfo(zone_name)
+    decisions = decide(backups, policy, now, zone)
+    # the legal holds of an expired hold are Lifeboat's own: prune releases them
+    expired_holds = {backup for backup, held in holds.items() if not held.active(now)}
+    candidates = [manifests[d.backup.id] for d in decisions if not d.keep]
+    locks = _object_lock_until(repo.storage, candidates, expired_holds)
+    if locks:
+        backups = [
+            Backup(**{**vars(b), "locked_until": locks.get(b.id)}) if b.id in locks else b
+            for b in backups
+        ]
+        decisions = decide(backups, policy, now, zone)
+    kept_physical = [
+        manifests[d.backup.id] for d in decisions if d.keep and d.backup.kind == "physical"
+    ]
+    return PruneReport(
+        repository=repo.name,
+        source=source,
+        policy=policy_summary(policy, zone_name),
+        decisions=decisions,
+        wal=_wal_plan(repo.storage, source, kept_physical),
+        expired_holds=expired_holds,
+        manifests=manifests,
+    )
+
+
+def _object_lock_until(
+    storage: Storage, manifests: list[Manifest], own_legal_holds: set[str]
+) -> dict[str, datetime]:
+    """The latest Object Lock retain-until (or a legal hold, as far in the future as can be,
+    unless it is one of own_legal_holds) among each backup's objects, where the storage has
+    Object Lock."""
+    lock_state = getattr(storage, "object_lock_state", None)
+    if lock_state is None or not storage.capabilities.object_lock:
+        return {}
+    found: dict[str, datetime] = {}
+    for manifest in manifests:
+        for key in backup_keys(manifest):
+            try:
+                until, legal_hold = lock_state(key)
+            except NotFound:
+                continue
+            if legal_hold and manifest.id not in own_legal_holds:
+                until = datetime.max.replace(tzinfo=UTC)
+            if until is not None and until > found.get(manifest.id, until.min.replace(tzinfo=UTC)):
+                found[manifest.id] = until
+    return found
+
+
+def _wal_plan(storage: Storage, source: str, kept_physical: list[Manifest]) -> WalPlan:
+    starts = [m.physical.start_wal for m in kept_physical if m.physical]
+    if not starts:
+        return WalPlan()
+    segment_size = kept_physical[0].physical.segment_size if kept_physical[0].physical else 0
+    by_name: dict[str, list[str]] = {}
+    for info in storage.list(f"{source}/wal/"):
+        parsed = layout.parse_wal_key(info.key)
+        if parsed is not None:
+            by_name.setdefault(parsed[0], []).append(info.key)
+    for info in storage.list(layout.stream_prefix(source)):
+        partial = layout.parse_stream_partial_key(info.key)
+        if partial is not None:
+            by_name.setdefault(partial[0] + ".partial", []).append(info.key)
+    expiry = expire_wal(by_name, starts, segment_size)
+    keys = [key for name in expiry.expired for key in by_name[name]]
+    return WalPlan(expiry.boundary, sorted(keys), expiry.expired)
+
+
+def prune(
+    repo: Repository,
+    source: str,
+    policy: Policy,
+    zone_name: str,
+    dry_run: bool,
+    now: datetime | None = None,
+) -> PruneReport:
+    repo.ensure_initialised()
+    if dry_run:
+        return plan(repo, source, policy, zone_name, now or datetime.now(UTC))
+    with repository_lock(repo.storage, source, f"prune of {source}"):
+        # a prune or backup killed earlier may have left folders without a manifest
+        leftovers = repo.remove_uncommitted(source)
+        report = plan(repo, source, policy, zone_name, now or datetime.now(UTC))
+        report.leftovers_removed = leftovers
+        report.applied = True
+        _audit(repo, report, "prune-started")
+        for decision in sorted(report.to_delete, key=lambda d: d.backup.started_at):
+            backup = decision.backup.id
+            if backup in report.expired_holds:
+                set_object_legal_holds(repo, report.manifests[backup], False)
+            _delete_backup(repo, source, backup)
+            report.deleted.append(decision.backup.id)
+        for key in report.wal.keys:
+            repo.storage.delete(key)
+            report.wal_deleted += 1
+        _audit(repo, report, "prune")
+    return report
+
+
+def _delete_backup(repo: Repository, source: str, backup: str) -> None:
+    """The manifest first: from then on the backup is not listed, and a kill leaves an
+    uncommitted folder for the next run to remove."""
+    storage = repo.storage
+    storage.delete(layout.manifest_key(source, backup))
+    for info in list(storage.list(layout.backup_prefix(source, backup))):
+        storage.delete(info.key)
+    for info in list(storage.list(checks_prefix(source, backup))):
+        storage.delete(info.key)
+    log.info("pruned backup %s/%s from %s", source, backup, repo.name)
+
+
+def _audit(repo: Repository, report: PruneReport, action: str) -> None:
+    now = datetime.now(UTC)
+    body = {
+        "action": action,
+        "at": now.isoformat(),
+        "by": actor(),
+        **report.summary(),
+    }
+    body.pop("audit_records", None)
+    report.audit.append(write_record(repo.storage, audit_key(now, action, report.source), body))

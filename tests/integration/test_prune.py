@@ -1,0 +1,352 @@
+"""`lifeboat prune`, `hold` and `release` against real backups of a real cluster: the
+decisions and their explanation, the audit trail, holds, failed verifications, and a
+prune killed half-way (on S3, through a proxy that slows deletions down) then run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifeboat.postgres.instance import ScratchCluster
+from tests.servers import s3 as s3_servers
+from tests.servers.s3 import Exchange, FaultProxy, repository_url, shared_moto
+
+from .archiving import Archiving, events
+from .helpers import LIFEBOAT, Workspace, error_line, make_workspace
+
+pytestmark = pytest.mark.integration
+
+s3_endpoint = s3_servers.s3_endpoint
+s3_storage_factory = s3_servers.s3_storage_factory
+
+
+def backups(ws: Workspace, count: int) -> list[str]:
+    """count logical backups, one second apart at least (ids are per second)."""
+    made = []
+    for _ in range(count):
+        made.append(ws.run_json("backup", "wms")["id"])
+        time.sleep(1.05)
+    return made
+
+
+def with_retention(ws: Workspace, table: str) -> None:
+    ws.config.write_text(ws.config.read_text() + f"\n[retention]\n{table}\n")
+
+
+def pruning(
+    cluster: ScratchCluster, db: str, root: Path, count: int, policy: str
+) -> tuple[Workspace, list[str]]:
+    """A workspace with count backups of db, then the retention policy."""
+    ws = make_workspace(root, cluster.dsn(db))
+    made = backups(ws, count)
+    with_retention(ws, policy)
+    return ws, made
+
+
+def listed(ws: Workspace) -> list[str]:
+    return [b["id"] for b in ws.run_json("list", "wms")]
+
+
+def audit_records(repo: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((repo / "audit").glob("*.json"))]
+
+
+def test_prune_explains_applies_and_audits(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    pg_cluster.psql("CREATE TABLE t AS SELECT generate_series(1, 100) AS n", fresh_db)
+    made = backups(ws, 4)
+
+    refused = ws.run("prune", "wms", "--dry-run")
+    assert refused.returncode == 2
+    assert "no retention policy for source wms" in error_line(refused)
+
+    with_retention(ws, "keep_last = 2")
+    plan = ws.run_json("prune", "wms", "--dry-run")[0]
+    decisions = {b["id"]: b for b in plan["backups"]}
+    assert plan["dry_run"] is True and plan["delete"] == made[:2]
+    assert decisions[made[3]]["rules"] == ["newest", "last"]
+    assert decisions[made[2]]["rules"] == ["last"]
+    assert decisions[made[0]]["reasons"] == ["kept by no rule"]
+    assert listed(ws) == made, "a dry run deletes nothing"
+    assert not (ws.repo / "audit").exists()
+    table = ws.run("prune", "wms", "--dry-run")
+    assert "would delete" in table.stdout and made[0] in table.stdout
+
+    applied = ws.run_json("prune", "wms")[0]
+    assert applied["deleted"] == made[:2]
+    assert listed(ws) == made[2:]
+    for backup in made[:2]:
+        assert not (ws.repo / "wms" / "backups" / backup).exists()
+    started, finished = audit_records(ws.repo)
+    assert started["action"] == "prune-started" and finished["action"] == "prune"
+    assert finished["deleted"] == made[:2] and finished["policy"]["keep_last"] == 2
+    assert "@" in finished["by"]
+    assert {b["id"]: b["rules"] for b in finished["backups"]}[made[3]] == ["newest", "last"]
+
+    again = ws.run_json("prune", "wms")[0]
+    assert again["deleted"] == [], "pruning twice deletes nothing more"
+
+
+def test_held_backups_survive_prune_until_released(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    ws, made = pruning(pg_cluster, fresh_db, tmp_path, 3, "keep_last = 1")
+
+    ws.run(
+        "hold",
+        made[0],
+        "--until",
+        "2033-03-01",
+        "--reason",
+        "HACCP lot recall 2026-044",
+        check=True,
+    )
+    shown = ws.run_json("list", "wms")
+    assert shown[0]["hold"]["reason"] == "HACCP lot recall 2026-044"
+    assert shown[0]["hold"]["until"].startswith("2033-03-01")
+    assert shown[1]["hold"] is None
+    assert "HACCP lot recall" in ws.run("show", made[0]).stdout
+    assert "held until 2033-03-01" in ws.run("list", "wms").stdout
+
+    pruned = ws.run_json("prune", "wms")[0]
+    assert pruned["deleted"] == [made[1]]
+    assert {b["id"]: b["rules"] for b in pruned["backups"]}[made[0]] == ["hold"]
+
+    not_held = ws.run("release", made[2])
+    assert not_held.returncode == 2 and "is not held" in error_line(not_held)
+    ws.run("release", made[0], "--reason", "recall closed", check=True)
+    assert ws.run_json("list", "wms")[0]["hold"] is None
+    assert ws.run_json("prune", "wms")[0]["deleted"] == [made[0]]
+    actions = [r["action"] for r in audit_records(ws.repo)]
+    assert actions.count("hold") == 1 and actions.count("release") == 1
+
+    refused = ws.run("hold", made[2], "--reason", " ")
+    assert refused.returncode == 2 and "needs a reason" in error_line(refused)
+    past = ws.run("hold", made[2], "--until", "2020-01-01", "--reason", "too late")
+    assert past.returncode == 2 and "not in the future" in error_line(past)
+
+
+def test_a_backup_that_failed_verification_does_not_count(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    ws, made = pruning(pg_cluster, fresh_db, tmp_path, 3, "keep_last = 1")
+    # the newest backup's data is damaged; verify finds it and records it
+    dump = next((ws.repo / "wms" / "backups" / made[2]).glob("dump.*"))
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    assert ws.run("verify", "wms").returncode != 0
+
+    plan = {b["id"]: b for b in ws.run_json("prune", "wms", "--dry-run")[0]["backups"]}
+    assert plan[made[2]]["verification_failed"] is True
+    assert plan[made[2]]["decision"] == "delete"
+    assert plan[made[2]]["reasons"] == ["its newest verification failed: counted by no rule"]
+    assert plan[made[1]]["rules"] == ["newest", "last"], "the newest good backup takes its place"
+
+
+# --- killed half-way -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_deletes(s3_endpoint: str) -> Iterator[FaultProxy]:
+    """A proxy in front of moto that holds every DELETE for a moment, so that a prune can
+    be killed while it deletes."""
+    proxy = FaultProxy(shared_moto().port)
+
+    def slowly(exchange: Exchange) -> None:
+        if exchange.method == "DELETE":
+            time.sleep(0.3)
+
+    proxy.fault = slowly  # type: ignore[assignment]
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finishes(
+    pg_cluster: ScratchCluster,
+    fresh_db: str,
+    tmp_path: Path,
+    s3_storage_factory: s3_servers.StorageFactory,
+    slow_deletes: FaultProxy,
+) -> None:
+    storage = s3_storage_factory("prune-kill")
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    url = repository_url(storage.location.bucket, slow_deletes.endpoint)
+    ws.config.write_text(
+        ws.config.read_text().replace(f'url = "file://{ws.repo}"', f'url = "{url}"')
+    )
+    ws.run("init", check=True)
+    made = backups(ws, 4)
+    with_retention(ws, "keep_last = 1")
+
+    deletes_seen = threading.Event()
+    before = len(slow_deletes.requests)
+
+    def watch() -> None:
+        while not deletes_seen.is_set():
+            if any(m == "DELETE" for m, _ in slow_deletes.requests[before:]):
+                deletes_seen.set()
+            time.sleep(0.01)
+
+    threading.Thread(target=watch, daemon=True).start()
+    prune = subprocess.Popen(
+        [LIFEBOAT, "--config", str(ws.config), "prune", "wms"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ,
+    )
+    assert deletes_seen.wait(60)
+    time.sleep(0.5)  # a couple of deletions in: the first backup's manifest is gone
+    prune.send_signal(signal.SIGKILL)
+    prune.wait()
+
+    remaining = listed(ws)
+    assert made[0] not in remaining and made[3] in remaining
+    # every backup still listed is whole
+    assert ws.run("verify", "wms").returncode == 0
+
+    # the killed run still holds the lock: another prune on this host sees it is dead
+    finished = ws.run_json("prune", "wms")[0]
+    assert listed(ws) == [made[3]]
+    leftovers = [
+        info.key
+        for info in storage.list("wms/backups/")
+        if not info.key.startswith(f"wms/backups/{made[3]}/")
+    ]
+    assert leftovers == []
+    assert set(finished["deleted"]) | set(finished["leftovers_removed"]) >= set(made[1:3])
+
+
+# --- physical backups and the WAL archive ------------------------------------------------
+
+
+def archived_segments(repo: Path) -> list[str]:
+    return sorted(
+        path.name[:24]
+        for path in (repo / "wms" / "wal").rglob("*")
+        if path.is_file() and len(path.name) > 24 and path.name[:24].isalnum()
+    )
+
+
+def test_wal_expiry_follows_the_kept_backups_and_pitr_still_works(archiving: Archiving) -> None:
+    """Three physical backups with WAL between them; keep_last = 2 deletes the first and
+    the WAL before the second's start, and a restore to the oldest moment still in reach
+    (right after the second backup) and to the latest one both work."""
+    run = archiving.lifeboat
+    archiving.commit(1, 5)
+    first = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
+    archiving.commit(6, 10)
+    archiving.switch_and_wait()
+    second = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
+    archiving.commit(11, 15, pause=0.05)
+    oldest_moment = archiving.commit_time(11)
+    archiving.switch_and_wait()
+    third = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
+    archiving.commit(16, 20)
+    archiving.switch_and_wait()
+    repo = archiving.home / "repo"
+    second_start = json.loads(run("show", second["id"], "--json").stdout)["physical"]["start_wal"]
+    before = archived_segments(repo)
+    assert before[0] < second_start, "the first backup's WAL is archived"
+
+    archiving.config.write_text(archiving.config.read_text() + "\n[retention]\nkeep_last = 2\n")
+    plan = json.loads(run("prune", "wms", "--dry-run", "--json").stdout)[0]
+    assert plan["delete"] == [first["id"]]
+    assert plan["wal"]["oldest_kept"] == second_start
+    assert plan["wal"]["expired"] == len([s for s in before if s < second_start])
+    assert archived_segments(repo) == before
+
+    pruned = json.loads(run("prune", "wms", "--json").stdout)[0]
+    assert pruned["deleted"] == [first["id"]]
+    after = archived_segments(repo)
+    assert after and min(after) == second_start
+    assert after == [s for s in before if s >= second_start]
+    assert run("verify", "wms").returncode == 0
+
+    for label, target, expected in (
+        ("oldest", ["--to-time", oldest_moment], list(range(1, 12))),
+        ("latest", ["--latest"], list(range(1, 21))),
+    ):
+        with archiving.started_copy(label, *target) as port:
+            assert events(port) == expected
+    again = json.loads(run("prune", "wms", "--json").stdout)[0]
+    assert again["deleted"] == [] and again["wal"]["deleted"] == 0
+    assert third["id"] in [b["id"] for b in json.loads(run("list", "wms", "--json").stdout)]
+
+
+# --- S3 Object Lock: legal holds and retention -------------------------------------------
+
+
+def on_s3(ws: Workspace, url: str, options: str = "") -> None:
+    ws.config.write_text(
+        ws.config.read_text().replace(f'url = "file://{ws.repo}"', f'url = "{url}"\n{options}')
+    )
+    ws.run("init", check=True)
+
+
+def legal_holds(s3_endpoint: str, bucket: str, backup: str) -> set[str]:
+    admin = s3_servers.admin_client(s3_endpoint)
+    listed = admin.list_objects_v2(Bucket=bucket, Prefix=f"repo/wms/backups/{backup}/")
+    return {
+        admin.head_object(Bucket=bucket, Key=item["Key"]).get("ObjectLockLegalHoldStatus", "OFF")
+        for item in listed.get("Contents", [])
+    }
+
+
+def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
+    pg_cluster: ScratchCluster,
+    fresh_db: str,
+    tmp_path: Path,
+    s3_endpoint: str,
+    s3_storage_factory: s3_servers.StorageFactory,
+) -> None:
+    storage = s3_storage_factory("prune-locked", lock=True)
+    bucket = storage.location.bucket
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    on_s3(ws, storage.url)
+    made = backups(ws, 3)
+    with_retention(ws, "keep_last = 1")
+
+    held = ws.run_json("hold", made[0], "--reason", "lot recall")[0]
+    assert held["object_legal_holds"] >= 3  # manifest, its copy, the dump
+    assert legal_holds(s3_endpoint, bucket, made[0]) == {"ON"}
+    # a hold that ends by itself in a moment: prune releases its legal holds, then deletes
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    ws.run("hold", made[1], "--until", soon, "--reason", "short", check=True)
+    assert legal_holds(s3_endpoint, bucket, made[1]) == {"ON"}
+    time.sleep(2.5)
+
+    pruned = ws.run_json("prune", "wms")[0]
+    assert pruned["deleted"] == [made[1]]
+    assert {b["id"]: b["rules"] for b in pruned["backups"]}[made[0]] == ["hold"]
+    assert legal_holds(s3_endpoint, bucket, made[1]) == set()
+
+    ws.run("release", made[0], check=True)
+    assert legal_holds(s3_endpoint, bucket, made[0]) == {"OFF"}
+    assert ws.run_json("prune", "wms")[0]["deleted"] == [made[0]]
+
+    # objects retained by Object Lock are kept until their date, whatever the rules
+    ws.config.write_text(
+        ws.config.read_text().replace(
+            f'url = "{storage.url}"',
+            f'url = "{storage.url}"\nobject_lock_days = 1\nobject_lock_mode = "GOVERNANCE"',
+        )
+    )
+    locked = backups(ws, 2)
+    plan = {b["id"]: b for b in ws.run_json("prune", "wms", "--dry-run")[0]["backups"]}
+    assert plan[made[2]]["decision"] == "delete"
+    assert plan[locked[0]]["rules"] == ["object-lock"]
+    assert plan[locked[0]]["reasons"][0].startswith("Object Lock until ")
