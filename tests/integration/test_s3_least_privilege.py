@@ -4,7 +4,7 @@ A moto server of its own has IAM users `lifeboat-writer` and `lifeboat-pruner` h
 documented policies (read from the document, for a bucket of this test), then checks every
 request's signature and permissions. The database host's work (init, backup, list, verify,
 restore, WAL push and fetch, copy into the repository) runs as the writer; deleting a
-backup's data is refused to the writer and allowed to the pruner.
+backup's data, and so `prune`, is refused to the writer and allowed to the pruner.
 
 moto evaluates a statement's Action and Resource, not NotResource or Condition, and counts a
 Deny statement without Resource as a grant. The statements with those elements are left
@@ -18,6 +18,7 @@ refuse the writer any deletion of backup data.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,18 @@ def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     pruner_storage = S3Storage(enforced.url(), StorageOptions())
     pruner_storage.delete(data_keys[0])
     assert data_keys[0] not in [info.key for info in pruner_storage.list("wms/backups/")]
+
+    # pruning: refused to the writer without deleting anything, done by the pruner
+    time.sleep(1.05)  # backup ids are per second
+    as_user(monkeypatch, enforced.writer)
+    newer = ws.run_json("backup", "wms")["id"]
+    ws.config.write_text(ws.config.read_text() + "\n[retention]\nkeep_last = 1\n")
+    assert ws.run_json("prune", "wms", "--dry-run")[0]["delete"] == [made["id"]]
+    refused = ws.run("prune", "wms")
+    assert refused.returncode == 1 and "access denied" in refused.stderr.lower()
+    assert [b["id"] for b in ws.run_json("list", "wms")] == [made["id"], newer]
+
+    as_user(monkeypatch, enforced.pruner)
+    pruned = ws.run_json("prune", "wms")[0]
+    assert pruned["deleted"] == [made["id"]]
+    assert [b["id"] for b in ws.run_json("list", "wms")] == [newer]
