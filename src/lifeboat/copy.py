@@ -4,8 +4,9 @@ Backups are copied oldest first (an incremental's parent before it), each object
 against the sha256 its manifest records while it streams through, the manifest last: a
 copy interrupted at any point leaves no backup listed in the target, and the next run
 copies it again. WAL and history files are copied by key (their names carry their
-plaintext sha256); a key the target already has with the same size is skipped. Nothing is
-decrypted: copying needs no key."""
+plaintext sha256); a key the target already has with the same size is skipped. Hold
+records follow the same way, so that a backup held in the origin is held in the target.
+Nothing is decrypted: copying needs no key."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lifeboat.pipeline.checksum import Tap
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.lock import repository_lock
+from lifeboat.repo.records import holds_prefix
 from lifeboat.storage.base import NotFound, ObjectInfo
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class CopyReport:
     backups_present: int = 0
     wal_copied: int = 0
     wal_present: int = 0
+    hold_records_copied: int = 0
     bytes_copied: int = 0
 
     def summary(self) -> dict[str, Any]:
@@ -41,6 +44,7 @@ class CopyReport:
             "backups_already_there": self.backups_present,
             "wal_files_copied": self.wal_copied,
             "wal_files_already_there": self.wal_present,
+            "hold_records_copied": self.hold_records_copied,
             "bytes_copied": self.bytes_copied,
         }
 
@@ -57,6 +61,7 @@ def copy_repository(origin: Repository, target: Repository, sources: list[str]) 
             report = CopyReport(source)
             _copy_backups(origin, target, source, report)
             _copy_wal(origin, target, source, report)
+            _copy_holds(origin, target, source, report)
             reports.append(report)
     return reports
 
@@ -78,15 +83,33 @@ def _copy_backups(origin: Repository, target: Repository, source: str, report: C
 
 def _copy_wal(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
     for prefix in (f"{source}/wal/", layout.stream_prefix(source)):
-        have = {info.key: info.size for info in target.storage.list(prefix)}
-        for info in origin.storage.list(prefix):
-            if _is_temporary(info):
-                continue
-            if have.get(info.key) == info.size:
-                report.wal_present += 1
-                continue
-            report.bytes_copied += _copy_object(origin, target, info.key, info.size, None)
-            report.wal_copied += 1
+        copied, present = _copy_missing(origin, target, prefix, report)
+        report.wal_copied += copied
+        report.wal_present += present
+
+
+def _copy_holds(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
+    """Hold and release records go along (each written once, so copied by key): a backup
+    held in the origin is held in the target too, for prune there."""
+    report.hold_records_copied, _ = _copy_missing(origin, target, holds_prefix(source), report)
+
+
+def _copy_missing(
+    origin: Repository, target: Repository, prefix: str, report: CopyReport
+) -> tuple[int, int]:
+    """Objects under prefix that the target lacks (or has with another size), by key:
+    (copied, already there)."""
+    have = {info.key: info.size for info in target.storage.list(prefix)}
+    copied = present = 0
+    for info in origin.storage.list(prefix):
+        if _is_temporary(info):
+            continue
+        if have.get(info.key) == info.size:
+            present += 1
+            continue
+        report.bytes_copied += _copy_object(origin, target, info.key, info.size, None)
+        copied += 1
+    return copied, present
 
 
 def _is_temporary(info: ObjectInfo) -> bool:

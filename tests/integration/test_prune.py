@@ -120,15 +120,29 @@ def test_held_backups_survive_prune_until_released(
     assert "HACCP lot recall" in ws.run("show", made[0]).stdout
     assert "held until 2033-03-01" in ws.run("list", "wms").stdout
 
-    pruned = ws.run_json("prune", "wms")[0]
+    # a copy to another repository carries the hold along
+    dr = tmp_path / "dr"
+    ws.config.write_text(
+        ws.config.read_text().replace(
+            "[encryption]", f'[repositories.dr]\nurl = "{dr}"\n\n[encryption]'
+        )
+    )
+    ws.run("init", "--repo", "dr", check=True)
+    copied = ws.run_json("copy", "--from", "local", "--to", "dr")[0]
+    assert copied["hold_records_copied"] == 1
+    in_dr = ws.run_json("list", "wms", "--repo", "dr")
+    assert in_dr[0]["hold"]["reason"] == "HACCP lot recall 2026-044"
+
+    pruned = ws.run_json("prune", "wms", "--repo", "local")[0]
     assert pruned["deleted"] == [made[1]]
     assert {b["id"]: b["rules"] for b in pruned["backups"]}[made[0]] == ["hold"]
 
     not_held = ws.run("release", made[2])
     assert not_held.returncode == 2 and "is not held" in error_line(not_held)
     ws.run("release", made[0], "--reason", "recall closed", check=True)
-    assert ws.run_json("list", "wms")[0]["hold"] is None
-    assert ws.run_json("prune", "wms")[0]["deleted"] == [made[0]]
+    assert ws.run_json("list", "wms", "--repo", "dr")[0]["hold"] is None, "released in both"
+    assert ws.run_json("list", "wms", "--repo", "local")[0]["hold"] is None
+    assert ws.run_json("prune", "wms", "--repo", "local")[0]["deleted"] == [made[0]]
     actions = [r["action"] for r in audit_records(ws.repo)]
     assert actions.count("hold") == 1 and actions.count("release") == 1
 
