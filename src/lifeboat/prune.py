@@ -27,7 +27,7 @@ from lifeboat.repo.records import (
     audit_key,
     checks_prefix,
     current_holds,
-    failed_verifications,
+    verifications,
     write_record,
 )
 from lifeboat.retention import Backup, Decision, Policy, decide, merged_policy, policy_summary
@@ -57,6 +57,8 @@ class PruneReport:
     leftovers_removed: list[str] = field(default_factory=list)
     audit: list[str] = field(default_factory=list)
     expired_holds: set[str] = field(default_factory=set)
+    superseded_checks: list[str] = field(default_factory=list)
+    checks_trimmed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
 
     @property
@@ -80,6 +82,7 @@ class PruneReport:
                 "deleted": self.wal_deleted,
             },
             "leftovers_removed": self.leftovers_removed,
+            "verification_records_trimmed": self.checks_trimmed,
             "audit_records": self.audit,
         }
 
@@ -123,7 +126,8 @@ def plan(
 ) -> PruneReport:
     manifests = {m.id: m for m in repo.list_backups(source)}
     holds = current_holds(repo.storage, source)
-    failed = failed_verifications(repo.storage, source)
+    checks = verifications(repo.storage, source)
+    failed = checks.failed
     backups = [
         Backup(
             id=m.id,
@@ -156,6 +160,7 @@ def plan(
         policy=policy_summary(policy, zone_name),
         decisions=decisions,
         wal=_wal_plan(repo.storage, source, kept_physical),
+        superseded_checks=checks.superseded,
         expired_holds=expired_holds,
         manifests=manifests,
     )
@@ -230,6 +235,11 @@ def prune(
         for key in report.wal.keys:
             repo.storage.delete(key)
             report.wal_deleted += 1
+        deleted = set(report.deleted)
+        for key in report.superseded_checks:
+            if key.split("/")[2] not in deleted:  # those went with their backup
+                repo.storage.delete(key)
+                report.checks_trimmed += 1
         _audit(repo, report, "prune")
     return report
 

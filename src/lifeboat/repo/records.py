@@ -19,7 +19,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
@@ -144,15 +144,25 @@ def check_key(source: str, backup: str, moment: datetime, ok: bool) -> str:
     return f"{checks_prefix(source, backup)}{stamp(moment)}-{'ok' if ok else 'failed'}.json"
 
 
-def failed_verifications(storage: Storage, source: str) -> dict[str, str]:
-    """Backups whose newest verification failed: id -> when. The outcome is in the key, so
-    no record needs to be read."""
+# verification records kept per backup by prune: enough history to show a trend
+CHECKS_KEPT = 10
+
+
+class Verifications(NamedTuple):
+    failed: dict[str, str]  # backups whose newest verification failed -> when
+    superseded: list[str]  # keys of records older than the newest CHECKS_KEPT of a backup
+
+
+def verifications(storage: Storage, source: str) -> Verifications:
+    """The outcome is in the key, so no record needs to be read."""
     failed = {}
+    superseded = []
     for backup, keys in records_by_backup(storage, checks_prefix(source)).items():
         leaf = keys[-1].rsplit("/", 1)[-1]
         if leaf.endswith("-failed.json"):
             failed[backup] = leaf.split("-", 1)[0]
-    return failed
+        superseded += keys[:-CHECKS_KEPT]
+    return Verifications(failed, superseded)
 
 
 def audit_key(moment: datetime, action: str, source: str) -> str:
