@@ -58,6 +58,7 @@ class PruneReport:
     audit: list[str] = field(default_factory=list)
     expired_holds: set[str] = field(default_factory=set)
     superseded_checks: list[str] = field(default_factory=list)
+    held_meanwhile: list[str] = field(default_factory=list)  # held after the plan: kept
     checks_trimmed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
 
@@ -81,6 +82,7 @@ class PruneReport:
                 "last_expired": self.wal.names[-1] if self.wal.names else None,
                 "deleted": self.wal_deleted,
             },
+            "held_meanwhile": self.held_meanwhile,
             "leftovers_removed": self.leftovers_removed,
             "verification_records_trimmed": self.checks_trimmed,
             "audit_records": self.audit,
@@ -228,6 +230,8 @@ def prune(
         _audit(repo, report, "prune-started")
         for decision in sorted(report.to_delete, key=lambda d: d.backup.started_at):
             backup = decision.backup.id
+            if _held_since_the_plan(repo, source, backup, report):
+                continue
             if backup in report.expired_holds:
                 set_object_legal_holds(repo, report.manifests[backup], False)
             _delete_backup(repo, source, backup)
@@ -242,6 +246,17 @@ def prune(
                 report.checks_trimmed += 1
         _audit(repo, report, "prune")
     return report
+
+
+def _held_since_the_plan(repo: Repository, source: str, backup: str, report: PruneReport) -> bool:
+    """hold does not take the source's lock (a backup may run for hours): a hold placed
+    while prune runs is honoured up to the moment its backup would be deleted."""
+    held = current_holds(repo.storage, source).get(backup)
+    if held is None or not held.active(datetime.now(UTC)):
+        return False
+    log.warning("%s/%s was held while prune ran (%s): kept", source, backup, held.reason)
+    report.held_meanwhile.append(backup)
+    return True
 
 
 def _delete_backup(repo: Repository, source: str, backup: str) -> None:
