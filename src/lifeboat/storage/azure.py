@@ -16,6 +16,7 @@ import builtins  # the class's list() method hides the built-in in its body
 import functools
 import hashlib
 import io
+import itertools
 import os
 import re
 import time
@@ -36,6 +37,7 @@ from lifeboat.storage.base import (
     validate_key,
 )
 from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 
 if TYPE_CHECKING:
     from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
@@ -381,26 +383,6 @@ class _BlobStream(io.RawIOBase):
 # --- writing -------------------------------------------------------------------------------
 
 
-def _parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytearray]:
-    """Full parts of part_size bytes, then the rest; a single (maybe empty) part for an
-    object smaller than part_size. The consumer clears each part once it has copied it, so
-    the bytes of at most one part are held here."""
-    buffer = bytearray()
-    yielded = False
-    for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        while view:
-            room = part_size - len(buffer)
-            buffer += view[:room]
-            view = view[room:]
-            if len(buffer) == part_size:
-                yield buffer
-                yielded = True
-                buffer = bytearray()
-    if buffer or not yielded:
-        yield buffer
-
-
 class AzureBlobStorage:
     """Blobs under PREFIX/ in one container; keys are blob names relative to the prefix."""
 
@@ -420,14 +402,12 @@ class AzureBlobStorage:
 
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         blob = self._blob(key)
-        parts = _parts(chunks, self._options.part_size)
-        first = next(parts)
-        if len(first) < self._options.part_size:
-            data = bytes(first)
-            first.clear()
-            size = self._put_whole(blob, key, data)
+        parts = PartSplitter(chunks, self._options.part_size)
+        first = parts.next_part()
+        if not parts.has_more():
+            size = self._put_whole(blob, key, join_pieces(first))
         else:
-            size = self._put_blocks(blob, key, first, parts)
+            size = self._put_blocks(blob, key, itertools.chain([first], parts))
         return self._verified(blob, key, size)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
@@ -513,9 +493,7 @@ class AzureBlobStorage:
         self._check_md5(response.get("content_md5"), data, f"write {key}")
         return len(data)
 
-    def _put_blocks(
-        self, blob: BlobClient, key: str, first: bytearray, rest: Iterator[bytearray]
-    ) -> int:
+    def _put_blocks(self, blob: BlobClient, key: str, parts: Iterator[Pieces]) -> int:
         """Stage the parts as blocks, at most upload_concurrency at once, then commit them.
 
         At most upload_concurrency parts are in flight plus the one being filled, so memory
@@ -528,7 +506,7 @@ class AzureBlobStorage:
             max_workers=self._options.upload_concurrency, thread_name_prefix="lifeboat-azure"
         )
         try:
-            for part in _chain_first(first, rest):
+            for part in parts:
                 # wait for a free slot before copying the part, so that the copy and the
                 # part being filled never coexist with a full set of parts in flight
                 self._wait_for_slots(in_flight, self._options.upload_concurrency - 1)
@@ -537,8 +515,7 @@ class AzureBlobStorage:
                         f"Azure repository {self.url}: cannot write {key}: it needs more than "
                         f"{MAX_BLOCKS} blocks; raise part_size_mb"
                     )
-                data = bytes(part)
-                part.clear()
+                data = join_pieces(part)
                 block_id = f"{upload_id}-{len(block_ids):06d}"
                 block_ids.append(block_id)
                 in_flight.add(pool.submit(self._stage_block, blob, key, block_id, data))
@@ -737,8 +714,3 @@ class AzureBlobStorage:
         label = " ".join(str(part) for part in (status, code) if part)
         detail = _one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
         return f"{label}: {detail}" if label else detail
-
-
-def _chain_first(first: bytearray, rest: Iterator[bytearray]) -> Iterator[bytearray]:
-    yield first
-    yield from rest

@@ -38,6 +38,7 @@ from lifeboat.storage.base import (
     validate_key,
 )
 from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 
 T = TypeVar("T")
 
@@ -196,7 +197,7 @@ class _Part:
     """Consecutive bytes of the object, kept as the producer's pieces: joining them would
     briefly hold the part twice."""
 
-    def __init__(self, pieces: list[bytes]) -> None:
+    def __init__(self, pieces: Pieces) -> None:
         self.pieces = pieces
         self.size = sum(len(piece) for piece in pieces)
 
@@ -214,7 +215,7 @@ class _PartBody:
     """A request body read from pieces without copying them together: requests sends a
     file-like object with a length as a Content-Length body, read in blocks."""
 
-    def __init__(self, pieces: list[bytes], skip: int, length: int) -> None:
+    def __init__(self, pieces: Pieces, skip: int, length: int) -> None:
         self._pieces = iter(pieces)
         self._length = length
         self._current = memoryview(b"")
@@ -238,51 +239,6 @@ class _PartBody:
         size = len(self._current) if size < 0 else size
         block, self._current = self._current[:size], self._current[size:]
         return bytes(block)
-
-
-class _Parts:
-    """Cuts the producer's chunks into parts of exactly `part_size` bytes (the last one
-    shorter), holding at most one part and one producer chunk. The producer's own errors
-    come out unchanged."""
-
-    def __init__(self, chunks: Iterable[bytes], part_size: int) -> None:
-        self._chunks = iter(chunks)
-        self._part_size = part_size
-        self._carry = b""
-        self._first: _Part | None = None
-        self.exhausted = False
-
-    def whole_if_small(self) -> bytes | None:
-        """The whole object when it fits in one part; otherwise None, and that first part
-        is the next one next_part() returns."""
-        first = self.next_part()
-        if self.exhausted:
-            return first.joined()
-        self._first = first
-        return None
-
-    def next_part(self) -> _Part:
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        pieces = [self._carry] if self._carry else []
-        size = len(self._carry)
-        self._carry = b""
-        while size < self._part_size and not self.exhausted:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self.exhausted = True
-                break
-            # a bytearray or memoryview may be reused by the producer: keep a copy
-            piece = chunk if isinstance(chunk, bytes) else bytes(chunk)
-            missing = self._part_size - size
-            if len(piece) > missing:
-                piece, self._carry = piece[:missing], piece[missing:]
-            if piece:
-                pieces.append(piece)
-                size += len(piece)
-        return _Part(pieces)
 
 
 class _ObjectStream(io.RawIOBase):
@@ -501,11 +457,11 @@ class GcsStorage:
 
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         name = self._name(key)
-        parts = _Parts(chunks, self._part_size)
-        small = parts.whole_if_small()
-        if small is not None:
-            return self._write_in_one_request(key, name, small)
-        return self._write_resumable(key, name, parts)
+        parts = PartSplitter(chunks, self._part_size)
+        first = parts.next_part()
+        if not parts.has_more():
+            return self._write_in_one_request(key, name, join_pieces(first))
+        return self._write_resumable(key, name, first, parts)
 
     def _storage_class(self, key: str) -> str | None:
         kind = object_kind(key)
@@ -553,11 +509,13 @@ class GcsStorage:
         }
         return self._verified(key, name, stored, len(data), expected_crc)
 
-    def _write_resumable(self, key: str, name: str, parts: _Parts) -> ObjectInfo:
+    def _write_resumable(
+        self, key: str, name: str, first: Pieces, rest: PartSplitter
+    ) -> ObjectInfo:
         upload_url = self._start_session(key, name)
         checksum = Crc32c()
         try:
-            stored, size = self._send_parts(key, upload_url, parts, checksum)
+            stored, size = self._send_parts(key, upload_url, first, rest, checksum)
         except BaseException:
             self._cancel_session(upload_url)
             raise
@@ -581,25 +539,30 @@ class GcsStorage:
             raise self._missing_bucket() from None
 
     def _send_parts(
-        self, key: str, upload_url: str, parts: _Parts, checksum: Crc32c
+        self, key: str, upload_url: str, first: Pieces, rest: PartSplitter, checksum: Crc32c
     ) -> tuple[dict[str, Any], int]:
         """Send full parts one at a time while the next is gathered from the producer
         (the service takes a session's chunks in order only), then the last one. Returns
         the stored object's resource and the number of bytes sent."""
         offset = 0
-        part = parts.next_part()
+        part = _Part(first)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcs-upload") as sender:
             in_flight: Future[dict[str, Any] | None] | None = None
-            while not parts.exhausted:
+            sending = part
+            while rest.has_more():
                 for piece in part.pieces:
                     checksum.update(piece)
                 if in_flight is not None:
                     in_flight.result()
+                    # sent: let its bytes go (the caller still holds the first part's list)
+                    sending.pieces.clear()
                 in_flight = sender.submit(self._send_chunk, key, upload_url, part, offset, None)
+                sending = part
                 offset += part.size
-                part = parts.next_part()
+                part = _Part(rest.next_part())
             if in_flight is not None:
                 in_flight.result()
+                sending.pieces.clear()
         for piece in part.pieces:
             checksum.update(piece)
         size = offset + part.size

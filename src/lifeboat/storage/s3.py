@@ -39,6 +39,7 @@ from lifeboat.storage.base import (
     validate_key,
 )
 from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
 
 try:
@@ -170,66 +171,8 @@ class _SentObject(NamedTuple):
 
 
 # S3Storage has a method named list: these aliases keep the builtin usable in its annotations
-Pieces = list[bytes | memoryview]
 UploadedParts = list[SentPart]
 Versions = list[tuple[str, bool]]  # (version id, is the latest)
-
-
-class _PartSplitter:
-    """Cuts the producer's chunks into parts of exactly part_size bytes (the last shorter).
-
-    A part is handed over as the list of its pieces, joined only once a slot is free for
-    it, so that a part waiting for upload does not exist twice in memory."""
-
-    def __init__(self, chunks: Iterable[bytes], part_size: int) -> None:
-        self._chunks = iter(chunks)
-        self._part_size = part_size
-        self._carry: bytes | memoryview = b""
-        self._exhausted = False
-
-    def _next_piece(self) -> bytes | memoryview | None:
-        if self._carry:
-            piece, self._carry = self._carry, b""
-            return piece
-        while not self._exhausted:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self._exhausted = True
-                break
-            if chunk:
-                # copy a bytearray or memoryview: the producer may reuse its buffer
-                return chunk if type(chunk) is bytes else bytes(chunk)
-        return None
-
-    def has_more(self) -> bool:
-        if not self._carry:
-            piece = self._next_piece()
-            if piece is None:
-                return False
-            self._carry = piece
-        return True
-
-    def next_part(self) -> Pieces:
-        pieces: Pieces = []
-        size = 0
-        while size < self._part_size:
-            piece = self._next_piece()
-            if piece is None:
-                break
-            room = self._part_size - size
-            if len(piece) > room:
-                view = memoryview(piece)
-                piece, self._carry = view[:room], view[room:]
-            pieces.append(piece)
-            size += len(piece)
-        return pieces
-
-
-def _join(pieces: Pieces) -> bytes:
-    data = b"".join(pieces)
-    pieces.clear()  # drop the pieces now, not when the caller's list goes away
-    return data
 
 
 class _Damaged(Exception):
@@ -260,7 +203,7 @@ class _PartUploads:
             if self._failure is not None:
                 raise self._failure
             number = len(self._futures) + 1
-            future = self._pool.submit(self._upload, number, _join(pieces), self._stop)
+            future = self._pool.submit(self._upload, number, join_pieces(pieces), self._stop)
         except BaseException:
             self._slots.release()
             raise
@@ -408,13 +351,13 @@ class S3Storage:
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         object_key = self._object_key(key)
         settings = self._write_settings(key)
-        parts = _PartSplitter(chunks, self.options.part_size)
+        parts = PartSplitter(chunks, self.options.part_size)
         first = parts.next_part()
         try:
             if parts.has_more():
                 sent = self._put_multipart(key, object_key, first, parts, settings)
             else:
-                sent = self._put_single(key, object_key, _join(first), settings)
+                sent = self._put_single(key, object_key, join_pieces(first), settings)
             return self._verify(key, object_key, sent, settings)
         except Unconfirmed as exc:
             # a configuration problem, not damage: what was stored unchecked goes
@@ -787,7 +730,7 @@ class S3Storage:
         key: str,
         object_key: str,
         first: Pieces,
-        rest: _PartSplitter,
+        rest: PartSplitter,
         settings: dict[str, Any],
     ) -> _SentObject:
         client = self._client()
@@ -826,7 +769,7 @@ class S3Storage:
         object_key: str,
         upload_id: str,
         first: Pieces,
-        rest: _PartSplitter,
+        rest: PartSplitter,
     ) -> UploadedParts:
         def upload(number: int, data: bytes, stop: threading.Event) -> SentPart:
             return self._upload_part(key, object_key, upload_id, number, data, stop)
