@@ -38,6 +38,7 @@ from lifeboat.storage.base import (
 )
 from lifeboat.storage.options import StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
+from lifeboat.storage.resuming import ChunkBody, ResumingReader, Truncated
 
 if TYPE_CHECKING:
     from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
@@ -300,84 +301,7 @@ def _is_range_beyond_end(exc: Exception) -> bool:
 class _Download(NamedTuple):
     chunks: Iterator[bytes]
     etag: str | None
-
-
-class _BlobStream(io.RawIOBase):
-    """A ranged download as a raw file object. A transient failure mid-stream (throttling, a
-    reset connection) resumes at the current position, pinned to the blob version first read
-    (its ETag) so that a blob replaced meanwhile fails instead of being spliced."""
-
-    def __init__(
-        self,
-        reopen: Callable[[int, int | None, str | None], _Download],
-        first: _Download,
-        offset: int,
-        length: int | None,
-        max_attempts: int,
-        translate: Callable[[Exception], StorageError],
-    ) -> None:
-        super().__init__()
-        self._translate = translate
-        self._reopen = reopen
-        self._chunks = first.chunks
-        self._etag = first.etag
-        self._position = offset
-        self._left = length
-        self._max_attempts = max_attempts
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readall(self) -> bytes:
-        # the default reads 8 KiB at a time; the download arrives in whole chunks already
-        pieces = [bytes(self._pending)]
-        self._advance(len(self._pending))
-        self._pending = memoryview(b"")
-        while (chunk := self._next_chunk()) is not None:
-            pieces.append(chunk)
-            self._advance(len(chunk))  # where a resumed download would start
-        return b"".join(pieces)
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        while not self._pending:
-            chunk = self._next_chunk()
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        count = min(len(target), len(self._pending))
-        target[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        self._advance(count)
-        return count
-
-    def _advance(self, count: int) -> None:
-        self._position += count
-        if self._left is not None:
-            self._left -= count
-
-    def _next_chunk(self) -> bytes | None:
-        from azure.core.exceptions import AzureError
-
-        if self._left == 0:
-            return None
-        failures = 0
-        while True:
-            try:
-                return next(self._chunks, None)
-            except AzureError as exc:
-                failures += 1
-                if not _is_transient(exc) or failures >= self._max_attempts:
-                    raise self._translate(exc) from None
-                time.sleep(_backoff_seconds(failures))
-                # the next few bytes come from a fresh request at the current position
-                self._chunks = self._reopen(self._position, self._left, self._etag).chunks
-
-    def close(self) -> None:
-        self._chunks = iter(())
-        self._pending = memoryview(b"")
-        super().close()
+    size: int  # bytes this download holds (the range, cut at the blob's end)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -422,13 +346,29 @@ class AzureBlobStorage:
             return self._attempt(f"read {key}", lambda: self._download(blob, position, left, etag))
 
         first = reopen(offset, length, None)
-        raw = _BlobStream(
-            reopen,
-            first,
-            offset,
-            length,
-            self._options.max_attempts,
-            lambda exc: self._failure(exc, f"read {key}"),
+        end = offset + first.size
+
+        def reopen_at(position: int) -> ChunkBody:
+            left = end - position
+            # pinned to the version first read: a blob replaced meanwhile fails
+            return ChunkBody(reopen(position, left, first.etag).chunks)
+
+        def after_failure(exc: Exception, failures: int) -> None:
+            if isinstance(exc, StorageError):
+                raise exc  # from reopening, which retried on its own
+            transient = isinstance(exc, Truncated) or _is_transient(exc)
+            if transient and failures < self._options.max_attempts:
+                time.sleep(_backoff_seconds(failures))
+                return
+            if isinstance(exc, Truncated):
+                raise TransientError(
+                    f"Azure repository {self.url}: cannot read {key}: {exc} "
+                    f"(gave up after {failures} attempts)"
+                ) from exc
+            raise self._failure(exc, f"read {key}") from exc
+
+        raw = ResumingReader(
+            ChunkBody(first.chunks), offset, end, reopen_at, after_failure, READ_BUFFER_SIZE
         )
         return io.BufferedReader(raw, buffer_size=READ_BUFFER_SIZE)
 
@@ -603,9 +543,9 @@ class AzureBlobStorage:
             )
         except HttpResponseError as exc:
             if _is_range_beyond_end(exc):
-                return _Download(iter(()), etag)  # the blob ends before offset: no bytes
+                return _Download(iter(()), etag, 0)  # the blob ends before offset: no bytes
             raise
-        return _Download(downloader.chunks(), downloader.properties.etag)
+        return _Download(downloader.chunks(), downloader.properties.etag, downloader.size)
 
     def _list_page(
         self, name_prefix: str, token: str | None

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar, cast
 from urllib.parse import quote, unquote, urlsplit
 
-from lifeboat.errors import ConfigError
+from lifeboat.errors import ConfigError, StorageError
 from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
@@ -39,6 +39,7 @@ from lifeboat.storage.base import (
 )
 from lifeboat.storage.options import StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
+from lifeboat.storage.resuming import ResumingReader, Truncated
 
 T = TypeVar("T")
 
@@ -114,11 +115,6 @@ class _UploadSessionGone(Exception):
     """The resumable session expired or was cancelled: the write must start over."""
 
 
-class _Truncated(ConnectionError):
-    """A transfer that stopped short: a download ended before the bytes it announced, or
-    the service kept none of an upload chunk."""
-
-
 def _one_line(text: object, limit: int = 200) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -162,7 +158,7 @@ def _classify(exc: BaseException) -> tuple[FailureKind, str] | None:
         return "unauthenticated", _one_line(exc)
     if isinstance(exc, requests_errors.Timeout | urllib3_errors.TimeoutError):
         return "transient", "the request timed out"
-    if isinstance(exc, _Truncated):
+    if isinstance(exc, Truncated):
         return "transient", "a transfer stopped short"
     if isinstance(
         exc,
@@ -241,59 +237,18 @@ class _PartBody:
         return bytes(block)
 
 
-class _ObjectStream(io.RawIOBase):
-    """The body of one download; a connection lost midway is reopened where it stopped,
-    pinned to the same generation of the object."""
+class _ResponseBody:
+    """A streamed download's body, read as it arrives (identity encoding: no decoding)."""
 
-    def __init__(self, storage: GcsStorage, key: str, start: int, stop: int | None) -> None:
-        super().__init__()
-        self._storage = storage
-        self._key = key
-        self._position = start
-        self._stop = stop
-        self._generation: str | None = None
-        self._response: Any = None
-        self._open()
+    def __init__(self, response: Any) -> None:
+        self._response = response
 
-    def _open(self) -> None:
-        download = self._storage._open_download(
-            self._key, self._position, self._stop, self._generation
-        )
-        if download is None:  # nothing at or after the start offset
-            self._stop = self._position
-            return
-        self._response, self._generation, self._stop = download
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        wanted = len(buffer)
-        if self._stop is not None:
-            wanted = min(wanted, self._stop - self._position)
-        if wanted <= 0 or self._response is None:
-            return 0
-        failures = 0
-        while True:
-            try:
-                data = self._response.raw.read(wanted)
-                if not data and self._stop is not None:
-                    raise _Truncated
-            except Exception as exc:
-                failures += 1
-                self._storage._retry_or_raise(exc, failures, f"read {self._key}")
-                self._response.close()
-                self._open()
-                continue
-            buffer[: len(data)] = data
-            self._position += len(data)
-            return len(data)
+    def read(self, size: int) -> bytes:
+        data: bytes = self._response.raw.read(size)
+        return data
 
     def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
-        super().close()
+        self._response.close()
 
 
 class GcsStorage:
@@ -611,7 +566,7 @@ class GcsStorage:
                 return None
             if state <= persisted:
                 failures += 1
-                self._retry_or_raise(_Truncated(), failures, f"upload {key}")
+                self._retry_or_raise(Truncated(), failures, f"upload {key}")
             # the service may keep only part of a chunk: the rest goes in the next request
             persisted = self._check_persisted(key, state, offset, end)
 
@@ -705,7 +660,23 @@ class GcsStorage:
             self.stat(key)  # still NotFound for a missing key
             return io.BytesIO()
         stop = None if length is None else offset + length
-        stream = _ObjectStream(self, key, offset, stop)
+        download = self._open_download(key, offset, stop, None)
+        if download is None:  # nothing at or after the start offset
+            return io.BytesIO()
+        response, generation, end = download
+
+        def reopen(position: int) -> _ResponseBody | None:
+            again = self._open_download(key, position, end, generation)
+            return None if again is None else _ResponseBody(again[0])
+
+        def after_failure(exc: Exception, failures: int) -> None:
+            if isinstance(exc, StorageError):
+                raise exc  # from reopening, which retried on its own
+            self._retry_or_raise(exc, failures, f"read {key}")
+
+        stream = ResumingReader(
+            _ResponseBody(response), offset, end, reopen, after_failure, READ_BUFFER_SIZE
+        )
         return cast(BinaryIO, io.BufferedReader(stream, READ_BUFFER_SIZE))
 
     def _open_download(

@@ -40,6 +40,7 @@ from lifeboat.storage.base import (
 )
 from lifeboat.storage.options import StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
+from lifeboat.storage.resuming import ResumingReader
 from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
 
 try:
@@ -232,77 +233,6 @@ class _PartUploads:
 # --- reading -------------------------------------------------------------------------------
 
 
-class _ObjectBody(io.RawIOBase):
-    """The body of a GET. A connection that fails mid-way is resumed with a ranged GET of
-    the same object version (If-Match its ETag), so a long restore survives a reset."""
-
-    def __init__(
-        self, storage: S3Storage, key: str, start: int, body: StreamingBody, length: int, etag: str
-    ) -> None:
-        super().__init__()
-        self._storage = storage
-        self._key = key
-        self._position = start
-        self._end = start + length
-        self._body: StreamingBody | None = body
-        self._etag = etag
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        wanted = min(len(buffer), self._end - self._position)
-        if wanted <= 0:
-            return 0
-        data = self._read_resuming(wanted)
-        memoryview(buffer).cast("B")[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-    def readall(self) -> bytes:
-        # in large reads: RawIOBase's own readall() would go 8 KiB at a time
-        pieces = []
-        while self._position < self._end:
-            piece = self._read_resuming(min(READ_BUFFER, self._end - self._position))
-            self._position += len(piece)
-            pieces.append(piece)
-        return b"".join(pieces)
-
-    def _read_resuming(self, wanted: int) -> bytes:
-        attempt = 1
-        while True:
-            try:
-                if self._body is None:
-                    self._body = self._storage._open_body(
-                        self._key, self._position, self._end - self._position, self._etag
-                    )
-                data: bytes = self._body.read(wanted)
-                if not data:
-                    raise IncompleteReadError(actual_bytes=self._position, expected_bytes=self._end)
-                return data
-            except (BotoCoreError, OSError) as exc:
-                self._drop_body()
-                error = self._storage._translate(exc, f"read {self._key}", self._key)
-                if not isinstance(error, TransientError):
-                    raise error from exc
-                if attempt >= self._storage.options.max_attempts:
-                    raise self._storage._gave_up(error, attempt) from exc
-                self._storage._sleep_before_retry(attempt)
-                attempt += 1
-
-    def _drop_body(self) -> None:
-        if self._body is not None:
-            try:
-                self._body.close()
-            except Exception:
-                pass
-            self._body = None
-
-    def close(self) -> None:
-        self._drop_body()
-        super().close()
-
-
 # --- the backend ---------------------------------------------------------------------------
 
 
@@ -379,7 +309,23 @@ class S3Storage:
         if reply is None:  # the range starts at or after the end of the object
             self.stat(key)
             return io.BytesIO(b"")
-        body = _ObjectBody(self, key, offset, reply["Body"], reply["ContentLength"], reply["ETag"])
+        end = offset + reply["ContentLength"]
+        etag = reply["ETag"]
+
+        def reopen(position: int) -> StreamingBody:
+            return self._open_body(key, position, end - position, etag)
+
+        def after_failure(exc: Exception, failures: int) -> None:
+            if isinstance(exc, StorageError):
+                raise exc  # from reopening, which retried on its own
+            error = self._translate(exc, f"read {key}", key)
+            if not isinstance(error, TransientError):
+                raise error from exc
+            if failures >= self.options.max_attempts:
+                raise self._gave_up(error, failures) from exc
+            self._sleep_before_retry(failures)
+
+        body = ResumingReader(reply["Body"], offset, end, reopen, after_failure, READ_BUFFER)
         return io.BufferedReader(body, buffer_size=READ_BUFFER)
 
     def stat(self, key: str) -> ObjectInfo:
