@@ -59,6 +59,7 @@ class PruneReport:
     expired_holds: set[str] = field(default_factory=set)
     superseded_checks: list[str] = field(default_factory=list)
     held_meanwhile: list[str] = field(default_factory=list)  # held after the plan: kept
+    retagged: dict[str, str] = field(default_factory=dict)  # backup id -> its new tier tag
     checks_trimmed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
 
@@ -83,6 +84,7 @@ class PruneReport:
                 "deleted": self.wal_deleted,
             },
             "held_meanwhile": self.held_meanwhile,
+            "retagged": self.retagged,
             "leftovers_removed": self.leftovers_removed,
             "verification_records_trimmed": self.checks_trimmed,
             "audit_records": self.audit,
@@ -105,6 +107,7 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         ],
         "verification_failed": backup.verification_failed,
         "held": backup.held,
+        "tier": decision.tier if decision.keep else None,
     }
 
 
@@ -239,6 +242,7 @@ def prune(
         for key in report.wal.keys:
             repo.storage.delete(key)
             report.wal_deleted += 1
+        _retag(repo, report)
         deleted = set(report.deleted)
         for key in report.superseded_checks:
             if key.split("/")[2] not in deleted:  # those went with their backup
@@ -246,6 +250,26 @@ def prune(
                 report.checks_trimmed += 1
         _audit(repo, report, "prune")
     return report
+
+
+def _retag(repo: Repository, report: PruneReport) -> None:
+    """Where the storage tags objects by tier (S3, for lifecycle rules by tier), move each
+    kept backup's data to the tier its rules give it: a backup uploaded as daily that is
+    now the week's (month's, year's) is tagged so."""
+    storage = repo.storage
+    get_tier = getattr(storage, "tier", None)
+    set_tier = getattr(storage, "set_tier", None)
+    if get_tier is None or set_tier is None:
+        return
+    for decision in report.decisions:
+        if not decision.keep or decision.backup.id in report.held_meanwhile:
+            continue
+        manifest = report.manifests[decision.backup.id]
+        for obj in manifest.objects:
+            key = layout.object_key(manifest.source, manifest.id, obj.name)
+            if get_tier(key) != decision.tier:
+                set_tier(key, decision.tier)
+                report.retagged[manifest.id] = decision.tier
 
 
 def _held_since_the_plan(repo: Repository, source: str, backup: str, report: PruneReport) -> bool:

@@ -65,6 +65,15 @@ class Decision:
     def keep(self) -> bool:
         return bool(self.rules)
 
+    @property
+    def tier(self) -> str:
+        """The longest tier that keeps the backup (daily when none of weekly, monthly,
+        yearly does): what a storage lifecycle by tier should treat it as."""
+        for tier in ("yearly", "monthly", "weekly"):
+            if tier in self.rules:
+                return tier
+        return "daily"
+
     def add(self, rule: str, reason: str) -> None:
         if rule not in self.rules:
             self.rules.append(rule)

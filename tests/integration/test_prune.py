@@ -364,3 +364,41 @@ def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
     assert plan[made[2]]["decision"] == "delete"
     assert plan[locked[0]]["rules"] == ["object-lock"]
     assert plan[locked[0]]["reasons"][0].startswith("Object Lock until ")
+
+
+def test_prune_moves_kept_backups_to_their_tier_tag_on_s3(
+    pg_cluster: ScratchCluster,
+    fresh_db: str,
+    tmp_path: Path,
+    s3_endpoint: str,
+    s3_storage_factory: s3_servers.StorageFactory,
+) -> None:
+    """Uploads are tagged daily; the lifecycle rules of deploy/terraform move weekly,
+    monthly and yearly backups elsewhere, so prune retags what its rules keep as such."""
+    storage = s3_storage_factory("prune-tiers")
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    on_s3(ws, storage.url)
+    made = backups(ws, 2)
+    with_retention(ws, "keep_last = 2\nkeep_monthly = 1")
+    admin = s3_servers.admin_client(s3_endpoint)
+
+    def tiers() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for backup in made:
+            listed = admin.list_objects_v2(
+                Bucket=storage.location.bucket, Prefix=f"repo/wms/backups/{backup}/dump"
+            )
+            for item in listed["Contents"]:
+                tags = admin.get_object_tagging(Bucket=storage.location.bucket, Key=item["Key"])
+                found.setdefault(backup, set()).update(t["Value"] for t in tags["TagSet"])
+        return found
+
+    assert tiers() == {made[0]: {"daily"}, made[1]: {"daily"}}
+    plan = {b["id"]: b for b in ws.run_json("prune", "wms", "--dry-run")[0]["backups"]}
+    assert plan[made[1]]["tier"] == "monthly" and plan[made[0]]["tier"] == "daily"
+    assert tiers()[made[1]] == {"daily"}, "a dry run changes nothing"
+
+    pruned = ws.run_json("prune", "wms")[0]
+    assert pruned["retagged"] == {made[1]: "monthly"}
+    assert tiers() == {made[0]: {"daily"}, made[1]: {"monthly"}}
+    assert ws.run_json("prune", "wms")[0]["retagged"] == {}

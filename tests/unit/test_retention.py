@@ -371,3 +371,10 @@ def test_policies_merge_key_by_key() -> None:
     assert (policy.keep_daily, policy.keep_last, policy.pitr_window) == (90, 3, timedelta(days=7))
     assert zone == "Europe/Berlin"
     assert merged_policy([None, RetentionConfig()]) is None
+
+
+def test_the_tier_of_a_backup_is_its_longest_tier_rule() -> None:
+    backup = Backup("20270101T000000Z", "logical", datetime(2027, 1, 1, tzinfo=UTC))
+    assert Decision(backup, ["newest", "last", "daily", "weekly"]).tier == "weekly"
+    assert Decision(backup, ["monthly", "yearly", "weekly"]).tier == "yearly"
+    assert Decision(backup, ["hold"]).tier == "daily"

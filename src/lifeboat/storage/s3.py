@@ -389,6 +389,32 @@ class S3Storage:
             key=key,
         )
 
+    def tier(self, key: str) -> str | None:
+        """The lifeboat-tier tag of key, which the bucket's lifecycle rules may act on."""
+        object_key = self._object_key(key)
+        client = self._client()
+        reply = self._call(
+            f"read the tags of {key}",
+            lambda: client.get_object_tagging(Bucket=self.location.bucket, Key=object_key),
+            key=key,
+        )
+        tags = {tag["Key"]: tag["Value"] for tag in reply.get("TagSet", [])}
+        return tags.get(TIER_TAG)
+
+    def set_tier(self, key: str, tier: str) -> None:
+        """Tag key with its backup's retention tier (daily, weekly, monthly, yearly)."""
+        object_key = self._object_key(key)
+        client = self._client()
+        self._call(
+            f"tag {key} as {tier}",
+            lambda: client.put_object_tagging(
+                Bucket=self.location.bucket,
+                Key=object_key,
+                Tagging={"TagSet": [{"Key": TIER_TAG, "Value": tier}]},
+            ),
+            key=key,
+        )
+
     def object_lock_state(self, key: str) -> tuple[datetime | None, bool]:
         """(retain-until of the current version, whether it is under a legal hold)."""
         head = self._head(key, self._object_key(key))
