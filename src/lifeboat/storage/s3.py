@@ -377,43 +377,45 @@ class S3Storage:
     def set_legal_hold(self, key: str, on: bool) -> None:
         """Put (or release) a legal hold on key: no version of it can be deleted while held,
         whatever its retention. The bucket must have Object Lock."""
-        object_key = self._object_key(key)
-        client = self._client()
-        self._call(
+        self._on_object(
             f"{'set' if on else 'release'} the legal hold on {key}",
-            lambda: client.put_object_legal_hold(
+            key,
+            lambda client, object_key: client.put_object_legal_hold(
                 Bucket=self.location.bucket,
                 Key=object_key,
                 LegalHold={"Status": "ON" if on else "OFF"},
             ),
-            key=key,
         )
 
     def tier(self, key: str) -> str | None:
         """The lifeboat-tier tag of key, which the bucket's lifecycle rules may act on."""
-        object_key = self._object_key(key)
-        client = self._client()
-        reply = self._call(
+        reply = self._on_object(
             f"read the tags of {key}",
-            lambda: client.get_object_tagging(Bucket=self.location.bucket, Key=object_key),
-            key=key,
+            key,
+            lambda client, object_key: client.get_object_tagging(
+                Bucket=self.location.bucket, Key=object_key
+            ),
         )
         tags = {tag["Key"]: tag["Value"] for tag in reply.get("TagSet", [])}
         return tags.get(TIER_TAG)
 
     def set_tier(self, key: str, tier: str) -> None:
         """Tag key with its backup's retention tier (daily, weekly, monthly, yearly)."""
-        object_key = self._object_key(key)
-        client = self._client()
-        self._call(
+        self._on_object(
             f"tag {key} as {tier}",
-            lambda: client.put_object_tagging(
+            key,
+            lambda client, object_key: client.put_object_tagging(
                 Bucket=self.location.bucket,
                 Key=object_key,
                 Tagging={"TagSet": [{"Key": TIER_TAG, "Value": tier}]},
             ),
-            key=key,
         )
+
+    def _on_object(self, action: str, key: str, request: Callable[[S3Client, str], T]) -> T:
+        """One request about key (given the client and the object's full key), retried."""
+        object_key = self._object_key(key)
+        client = self._client()
+        return self._call(action, lambda: request(client, object_key), key=key)
 
     def object_lock_state(self, key: str) -> tuple[datetime | None, bool]:
         """(retain-until of the current version, whether it is under a legal hold)."""
