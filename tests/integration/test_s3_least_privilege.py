@@ -130,6 +130,8 @@ def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if pg_cluster.major != 15:
+        pytest.skip("the permissions do not depend on the server: checked on the Debian cluster")
     fill_rich(pg_cluster, fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     configure(ws, pg_cluster.dsn(fresh_db), enforced.url())
