@@ -19,7 +19,6 @@ from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import (
-    Hold,
     actor,
     audit_key,
     current_holds,
@@ -119,7 +118,3 @@ def _record(
     write_record(repo.storage, hold_key(manifest.source, manifest.id, now, action), body)
     write_record(repo.storage, audit_key(now, action, manifest.source), body)
     return HoldResult(repo.name, manifest.source, manifest.id, action, reason, until, legal)
-
-
-def holds_of(repo: Repository, source: str) -> dict[str, Hold]:
-    return current_holds(repo.storage, source)

@@ -11,7 +11,7 @@ anything (the plan) and one when it is done (what was deleted).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from lifeboat.repo.records import (
 )
 from lifeboat.retention import Backup, Decision, Policy, decide, merged_policy, policy_summary
 from lifeboat.storage.base import NotFound, Storage
+from lifeboat.wal_archive import archived_files, stream_partials
 from lifeboat.wal_expiry import expire_wal
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,7 @@ def plan(
     candidates = [manifests[d.backup.id] for d in decisions if not d.keep]
     locks = _object_lock_until(repo.storage, candidates, expired_holds)
     if locks:
-        backups = [
-            Backup(**{**vars(b), "locked_until": locks.get(b.id)}) if b.id in locks else b
-            for b in backups
-        ]
+        backups = [replace(b, locked_until=locks[b.id]) if b.id in locks else b for b in backups]
         decisions = decide(backups, policy, now, zone)
     kept_physical = [
         manifests[d.backup.id] for d in decisions if d.keep and d.backup.kind == "physical"
@@ -189,26 +187,21 @@ def _object_lock_until(
                 continue
             if legal_hold and manifest.id not in own_legal_holds:
                 until = datetime.max.replace(tzinfo=UTC)
-            if until is not None and until > found.get(manifest.id, until.min.replace(tzinfo=UTC)):
-                found[manifest.id] = until
+            if until is not None:
+                found[manifest.id] = max(until, found.get(manifest.id, until))
     return found
 
 
 def _wal_plan(storage: Storage, source: str, kept_physical: list[Manifest]) -> WalPlan:
-    starts = [m.physical.start_wal for m in kept_physical if m.physical]
-    if not starts:
+    spans = [m.physical for m in kept_physical if m.physical is not None]
+    if not spans:
         return WalPlan()
-    segment_size = kept_physical[0].physical.segment_size if kept_physical[0].physical else 0
     by_name: dict[str, list[str]] = {}
-    for info in storage.list(f"{source}/wal/"):
-        parsed = layout.parse_wal_key(info.key)
-        if parsed is not None:
-            by_name.setdefault(parsed[0], []).append(info.key)
-    for info in storage.list(layout.stream_prefix(source)):
-        partial = layout.parse_stream_partial_key(info.key)
-        if partial is not None:
-            by_name.setdefault(partial[0] + ".partial", []).append(info.key)
-    expiry = expire_wal(by_name, starts, segment_size)
+    for archived in archived_files(storage, source):
+        by_name.setdefault(archived.name, []).append(archived.key)
+    for partial in stream_partials(storage, source):
+        by_name.setdefault(partial.segment + ".partial", []).append(partial.key)
+    expiry = expire_wal(by_name, [span.start_wal for span in spans], spans[0].segment_size)
     keys = [key for name in expiry.expired for key in by_name[name]]
     return WalPlan(expiry.boundary, sorted(keys), expiry.expired)
 

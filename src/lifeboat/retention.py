@@ -14,6 +14,7 @@ builds on. A held backup, or one whose Object Lock has not expired, is always ke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -230,8 +231,6 @@ def _duration_text(duration: timedelta) -> str:
 
 def parse_duration(text: str) -> timedelta:
     """'90m', '36h', '2d', '12w' (also combined: '1d12h')."""
-    import re
-
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     cleaned = text.strip().lower().replace(" ", "")
     parts = re.findall(r"(\d+)([smhdw])", cleaned)

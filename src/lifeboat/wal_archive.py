@@ -405,15 +405,27 @@ def history_names(storage: Storage, source: str) -> list[str]:
     return sorted(names)
 
 
+class ArchivedFile(NamedTuple):
+    name: str  # the WAL file name: segment, .partial, .history or .backup
+    plain_sha256: str
+    key: str
+
+
+def archived_files(storage: Storage, source: str) -> Iterator[ArchivedFile]:
+    """Every stored copy in the source's WAL archive."""
+    for info in storage.list(f"{source}/wal/"):
+        parsed = layout.parse_wal_key(info.key)
+        if parsed is not None:
+            yield ArchivedFile(parsed[0], parsed[1], info.key)
+
+
 def archived_segments(storage: Storage, source: str) -> dict[int, set[int]]:
     """Segment numbers in the archive, per timeline (segments only; not .partial files)."""
     found: dict[int, set[int]] = {}
-    for info in storage.list(f"{source}/wal/"):
-        parsed = layout.parse_wal_key(info.key)
-        if parsed is None or not wal.is_segment_name(parsed[0]):
-            continue
-        segment = wal.Segment.parse(parsed[0])
-        found.setdefault(segment.timeline, set()).add(segment.number)
+    for archived in archived_files(storage, source):
+        if wal.is_segment_name(archived.name):
+            segment = wal.Segment.parse(archived.name)
+            found.setdefault(segment.timeline, set()).add(segment.number)
     return found
 
 
@@ -445,13 +457,10 @@ def check_archive(
     """Decrypt and decompress every archived WAL file and check it against the sha256 its
     name carries; (files checked, problems)."""
     checked, problems = 0, []
-    for info in storage.list(f"{source}/wal/"):
-        parsed = layout.parse_wal_key(info.key)
-        if parsed is None:
-            continue
+    for archived in archived_files(storage, source):
         checked += 1
         try:
-            _read_verified(storage, info.key, parsed[1], decryptor_for)
+            _read_verified(storage, archived.key, archived.plain_sha256, decryptor_for)
         except LifeboatError as exc:
             problems.append(str(exc))
     return checked, problems

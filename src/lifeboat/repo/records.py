@@ -16,7 +16,6 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -167,9 +166,3 @@ def verifications(storage: Storage, source: str) -> Verifications:
 
 def audit_key(moment: datetime, action: str, source: str) -> str:
     return f"{AUDIT_PREFIX}{stamp(moment)}-{action}-{source}.json"
-
-
-def audit_records(storage: Storage) -> Iterator[str]:
-    for info in storage.list(AUDIT_PREFIX):
-        if info.key.endswith(".json"):
-            yield info.key

@@ -20,6 +20,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
+from lifeboat.pipeline.checksum import Crc32c
+
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
@@ -85,13 +87,10 @@ def _b64(raw: bytes) -> str:
 class Crc32cIntegrity:
     NAME = "CRC32C"
 
-    def __init__(self) -> None:
-        import google_crc32c
-
-        self._value = google_crc32c.value
-
     def digest(self, data: bytes) -> bytes:
-        return int(self._value(data)).to_bytes(4, "big")
+        checksum = Crc32c()
+        checksum.update(data)
+        return checksum.digest("big")
 
     def upload_arguments(self, digest: bytes) -> dict[str, Any]:
         # the algorithm too: some stores (moto among them) only echo a checksum they are told about
