@@ -159,6 +159,9 @@ def test_held_backups_survive_prune_until_released(
     assert refused.returncode == 2 and "needs a reason" in error_line(refused)
     past = ws.run("hold", made[2], "--until", "2020-01-01", "--reason", "too late")
     assert past.returncode == 2 and "not in the future" in error_line(past)
+    unknown = ws.run("hold", "20200101T000000Z", "--reason", "no such backup")
+    assert unknown.returncode == 1
+    assert "backup 20200101T000000Z not found" in error_line(unknown)
 
 
 def test_a_backup_that_failed_verification_does_not_count(
