@@ -13,6 +13,15 @@ out here: the two explicit Deny statements only repeat what the grants already l
 and the KMS grant does not concern a bucket without SSE-KMS. What remains are the grants,
 so the test shows that Lifeboat needs nothing more than they give, and that they alone
 refuse the writer any deletion of backup data.
+
+moto (since 5.2) checks an S3 request against the name of its API operation (s3:HeadObject,
+s3:ListObjectsV2) where AWS checks the IAM action the operation requires (s3:GetObject,
+s3:ListBucket), and refuses the documented policy for want of actions that do not exist in
+IAM. Each statement therefore also grants, on the same resources, the operations AWS
+authorizes with its actions (OPERATIONS_AUTHORIZED_BY): the writer gets in the emulator what
+the policy gives it in AWS, no more. moto does not model S3's answer to a read of a missing
+key (404 only with s3:ListBucket, 403 otherwise): tests/unit/test_deploy_terraform.py checks
+that the writer's s3:ListBucket carries no condition that would turn those 404s into 403s.
 """
 
 from __future__ import annotations
@@ -46,6 +55,17 @@ pytestmark = pytest.mark.integration
 
 BUCKET = "lifeboat-iam"
 UNEVALUATED = ("NotResource", "NotAction", "Condition")
+# IAM action -> the S3 API operations Lifeboat calls that AWS authorizes with it (AWS's
+# "Required permissions for Amazon S3 API operations"); moto names the action after them
+OPERATIONS_AUTHORIZED_BY = {
+    "s3:ListBucket": ("s3:ListObjectsV2", "s3:HeadBucket"),
+    "s3:ListBucketVersions": ("s3:ListObjectVersions",),
+    "s3:ListBucketMultipartUploads": ("s3:ListMultipartUploads",),
+    "s3:GetBucketObjectLockConfiguration": ("s3:GetObjectLockConfiguration",),
+    "s3:GetObject": ("s3:HeadObject",),
+    "s3:PutObject": ("s3:CreateMultipartUpload", "s3:UploadPart", "s3:CompleteMultipartUpload"),
+    "s3:ListMultipartUploadParts": ("s3:ListParts",),
+}
 
 
 class Credentials:
@@ -56,11 +76,20 @@ class Credentials:
         }
 
 
+def with_operation_names(statement: dict[str, Any]) -> dict[str, Any]:
+    """statement, granting also the operations its actions authorize in AWS, by the names
+    moto checks them under."""
+    actions = statement["Action"]
+    actions = [actions] if isinstance(actions, str) else list(actions)
+    operations = [op for action in actions for op in OPERATIONS_AUTHORIZED_BY.get(action, ())]
+    return {**statement, "Action": actions + operations}
+
+
 def for_this_bucket(policy: dict[str, Any]) -> dict[str, Any]:
     """The documented policy for BUCKET, with the statements moto cannot evaluate left out
-    (see the module docstring)."""
+    and the operation names moto checks added (see the module docstring)."""
     kept = [
-        statement
+        with_operation_names(statement)
         for statement in statements(policy)
         if not any(element in statement for element in UNEVALUATED)
     ]

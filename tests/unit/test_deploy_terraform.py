@@ -66,16 +66,22 @@ def _allowed_resources(policy: dict[str, Any], action: str) -> list[str]:
     return resources
 
 
-def _terraform_statements(policy_name: str) -> dict[str, tuple[str, set[str]]]:
-    """Sid -> (effect, actions) of one aws_iam_policy_document in iam.tf, read from between
-    its `# BEGIN <name>` and `# END <name>` comments."""
+def _terraform_statement_texts(policy_name: str) -> dict[str, str]:
+    """Sid -> the text of that statement of one aws_iam_policy_document in iam.tf, read
+    from between its `# BEGIN <name>` and `# END <name>` comments."""
     source = (TERRAFORM_DIR / "iam.tf").read_text(encoding="utf-8")
     region = source.split(f"# BEGIN {policy_name}\n", 1)[1].split(f"# END {policy_name}\n", 1)[0]
+    chunks = re.split(r"\n\s*sid\s*=\s*", region)[1:]
+    return {chunk.split('"', 2)[1]: chunk for chunk in chunks}
+
+
+def _terraform_statements(policy_name: str) -> dict[str, tuple[str, set[str]]]:
+    """Sid -> (effect, actions) of one aws_iam_policy_document in iam.tf."""
+    source = (TERRAFORM_DIR / "iam.tf").read_text(encoding="utf-8")
     protected_block = source.split("protected_settings = [", 1)[1].split("]", 1)[0]
     protected = set(re.findall(r'"([a-z0-9]+:[A-Za-z*]+)"', protected_block))
     statements = {}
-    for chunk in re.split(r"\n\s*sid\s*=\s*", region)[1:]:
-        sid = chunk.split('"', 2)[1]
+    for sid, chunk in _terraform_statement_texts(policy_name).items():
         # condition keys (s3:prefix, kms:ViaService...) are not actions
         body = "\n".join(line for line in chunk.splitlines() if "variable" not in line)
         actions = set(re.findall(r'"([a-z0-9]+:[A-Za-z*]+)"', body))
@@ -144,6 +150,24 @@ def test_writer_deletes_nothing_but_lock_files() -> None:
     assert deletable, "the writer must be able to release its locks"
     for resource in deletable:
         assert LOCK_KEYS.fullmatch(resource), f"writer may delete {resource}"
+
+
+def test_writer_may_list_the_whole_bucket() -> None:
+    """S3 answers a read of a missing key with 404 (not found) only to a principal allowed to
+    list the bucket, and with 403 (access denied) otherwise; wal-fetch needs the 404 to end
+    recovery. A request that reads a key carries no s3:prefix, so a condition on the listing
+    grant would turn every 404 into a 403: the writer lists the bucket itself, unconditionally.
+    (The S3 emulator the integration tests use does not model this, so it is checked here.)"""
+    writer = documented_policies()["lifeboat-writer"]
+    grants = [
+        statement
+        for statement in statements(writer)
+        if statement["Effect"] == "Allow" and "s3:ListBucket" in _as_list(statement["Action"])
+    ]
+    assert [statement["Sid"] for statement in grants] == ["ListRepository"]
+    assert "Condition" not in grants[0]
+    assert _as_list(grants[0]["Resource"]) == ["arn:aws:s3:::acme-backups"]
+    assert "condition" not in _terraform_statement_texts("lifeboat-writer")["ListRepository"]
 
 
 @pytest.mark.parametrize("action", WRITER_NEVER)
