@@ -1,6 +1,9 @@
 """One conformance suite every storage backend must pass.
 
 Each test runs once per backend; a new backend is covered by adding it to BACKENDS.
+Every test here is marked `contract` (tests/conftest.py). The runs on a backend that needs
+no server (SERVERLESS) and the LocalStorage-only tests are marked `unit` as well, so the
+quick loop (`-m unit`) still checks the contract without starting an emulator.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+SERVERLESS = {"memory", "local"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.unit if name in SERVERLESS else ())
+        for name in sorted(BACKENDS)
+    ]
+)
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return BACKENDS[request.param](tmp_path)
 
@@ -330,6 +341,7 @@ def test_invalid_key_other_operations(
         getattr(storage, operation)(key)
 
 
+@pytest.mark.unit
 def test_invalid_key_cannot_escape_local_root(local: LocalStorage, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         local.write("../outside", [b"x"])
@@ -343,6 +355,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.unit
 def test_local_file_and_directory_modes(local: LocalStorage, tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
@@ -357,6 +370,7 @@ def test_local_file_and_directory_modes(local: LocalStorage, tmp_path: Path) -> 
         assert _mode(folder) == 0o700, folder
 
 
+@pytest.mark.unit
 def test_local_delete_prunes_empty_folders_but_not_root(
     local: LocalStorage, tmp_path: Path
 ) -> None:
@@ -375,6 +389,7 @@ def _leftovers(root: Path) -> list[str]:
     return [p.name for p in root.rglob("*") if TEMP_MARKER in p.name]
 
 
+@pytest.mark.unit
 def test_local_failed_write_leaves_no_temp_file(local: LocalStorage, tmp_path: Path) -> None:
     with pytest.raises(Boom):
         local.write("x/y/obj", failing_chunks(10, Boom()))
@@ -382,6 +397,7 @@ def test_local_failed_write_leaves_no_temp_file(local: LocalStorage, tmp_path: P
     assert not (tmp_path / "repo/x/y/obj").exists()
 
 
+@pytest.mark.unit
 def test_local_successful_write_leaves_no_temp_file(local: LocalStorage, tmp_path: Path) -> None:
     local.write("x/obj", [b"a", b"b"])
     assert _leftovers(tmp_path / "repo") == []
@@ -412,6 +428,7 @@ class _FullDisk:
         self._handle.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
 def test_local_full_disk_becomes_disk_full_error(
     local: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
@@ -437,6 +454,7 @@ def test_local_full_disk_becomes_disk_full_error(
     assert _leftovers(tmp_path / "repo") == []
 
 
+@pytest.mark.unit
 def test_local_other_os_error_is_not_disk_full(
     local: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,5 +473,6 @@ def test_local_other_os_error_is_not_disk_full(
     assert _leftovers(tmp_path / "repo") == []
 
 
+@pytest.mark.unit
 def test_local_url_names_the_root(local: LocalStorage, tmp_path: Path) -> None:
     assert local.url == f"file://{tmp_path / 'repo'}"
