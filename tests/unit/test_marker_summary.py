@@ -1,4 +1,4 @@
-"""The per-marker line tests/conftest.py adds at the end of a run, on a small session that
+"""The per-marker line tests/conftest.py adds at the end of a run, on a small suite that
 pytest's own harness (pytester) runs in a temporary folder."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 pytest_plugins = ("pytester",)
 
-SESSION = """
+SUITE = """
 import pytest
 
 @pytest.mark.unit
@@ -55,17 +55,17 @@ CLOSING_LINE = re.compile(r"=+ .* in [\d.]+s.* =+")
 
 
 @pytest.fixture
-def session(pytester: pytest.Pytester) -> pytest.Pytester:
+def small_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeini("[pytest]\nmarkers =\n    unit: u\n    integration: i\n    slow: s\n")
     pytester.makeconftest(
         "from tests.conftest import pytest_collection_finish, pytest_terminal_summary\n"
     )
-    pytester.makepyfile(test_session=SESSION)
+    pytester.makepyfile(test_suite=SUITE)
     return pytester
 
 
-def test_one_line_per_marker_before_pytests_own_closing_line(session: pytest.Pytester) -> None:
-    result = session.runpytest("-ra")
+def test_one_line_per_marker_before_pytests_own_closing_line(small_suite: pytest.Pytester) -> None:
+    result = small_suite.runpytest("-ra")
     result.assert_outcomes(passed=3, failed=1, skipped=1, xfailed=1, errors=2)
     lines = [line for line in result.outlines if line.strip()]
     summary = (
@@ -79,6 +79,6 @@ def test_one_line_per_marker_before_pytests_own_closing_line(session: pytest.Pyt
     assert CLOSING_LINE.fullmatch(lines[-1]), lines[-1]
 
 
-def test_no_line_when_nothing_ran(session: pytest.Pytester) -> None:
-    result = session.runpytest("-k", "nothing_has_this_name")
+def test_no_line_when_nothing_ran(small_suite: pytest.Pytester) -> None:
+    result = small_suite.runpytest("-k", "nothing_has_this_name")
     assert not [line for line in result.outlines if line.startswith("markers: ")]
