@@ -75,7 +75,7 @@ class PruneReport:
             "policy": self.policy,
             "dry_run": not self.applied,
             "backups": [decision_summary(d) for d in self.decisions],
-            "delete": sorted(d.backup.id for d in self.to_delete),
+            "delete": layout.sorted_ids(d.backup.id for d in self.to_delete),
             "deleted": self.deleted,
             "wal": {
                 "oldest_kept": self.wal.boundary,
