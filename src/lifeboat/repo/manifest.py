@@ -133,6 +133,12 @@ class Manifest(_Model):
         }
 
 
+def digest(manifest: Manifest) -> str:
+    """The checksum encode embeds: equal for two manifests only if they describe the same
+    backup, where their ids may be the same for two different ones."""
+    return _digest(manifest.model_dump(mode="json"))
+
+
 def _digest(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
