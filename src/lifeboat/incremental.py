@@ -20,7 +20,7 @@ from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import SAFETY_LABEL, Manifest, StoredObject
+from lifeboat.repo.manifest import Manifest, StoredObject
 
 BACKUP_MANIFEST_OBJECT = "backup_manifest.zst"
 MIN_SERVER_VERSION = 170000
@@ -64,7 +64,7 @@ def choose_parent(repo: Repository, source: str, system_identifier: str | None) 
         m
         for m in repo.list_backups(source)
         if m.physical is not None
-        and m.labels.get("kind") != SAFETY_LABEL
+        and not m.safety
         and (system_identifier is None or m.server.system_identifier == system_identifier)
     ]
     if not candidates:

@@ -210,6 +210,7 @@ def test_manifest_encoding_is_checksummed_json(storage: MemoryStorage) -> None:
 def test_manifest_summary(repo: Repository) -> None:
     summary = make_manifest().summary()
     assert summary["id"] == "20240501T020000.000000Z-5a1e"
+    assert summary["safety"] is False
     assert summary["duration_s"] == 42.25
     assert summary["tables"] == 3
     assert summary["rows"] == 6600

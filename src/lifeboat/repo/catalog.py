@@ -18,7 +18,7 @@ from lifeboat.errors import (
     StorageError,
 )
 from lifeboat.repo import layout
-from lifeboat.repo.manifest import SAFETY_LABEL, Manifest, decode, encode
+from lifeboat.repo.manifest import Manifest, decode, encode
 from lifeboat.storage.base import NotFound, PermanentError, Storage
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Repository:
             return self.load_manifest(source, backup)
         for backup_id in reversed(self.committed_ids(source)):
             manifest = self.load_manifest(source, backup_id)
-            if manifest.labels.get("kind") != SAFETY_LABEL:
+            if not manifest.safety:
                 return manifest
         raise BackupNotFoundError(f"no backup of {source} in repository {self.name}")
 
