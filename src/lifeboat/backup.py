@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,15 +41,16 @@ class BackupResult:
 
 
 def new_backup_id(repos: Repository | Sequence[Repository], source: str) -> tuple[str, datetime]:
-    """An id no repository of the source has used yet."""
+    """An id no repository of the source has a folder for (committed or left over), and the
+    moment it stands for. The random suffix makes a clash all but impossible; checking costs
+    one listing, and a clash just draws again."""
     targets = [repos] if isinstance(repos, Repository) else repos
-    taken = {backup for repo in targets for backup in repo.committed_ids(source)}
+    taken = {backup for repo in targets for backup in repo.ids_in_use(source)}
     while True:
         started = datetime.now(UTC)
         backup = layout.backup_id(started)
         if backup not in taken:
             return backup, started
-        time.sleep(1.05 - started.microsecond / 1e6)
 
 
 @dataclass

@@ -3,14 +3,18 @@
 Backups are copied oldest first (an incremental's parent before it), each object checked
 against the sha256 its manifest records while it streams through, the manifest last: a
 copy interrupted at any point leaves no backup listed in the target, and the next run
-copies it again. WAL and history files are copied by key (their names carry their
-plaintext sha256); a key the target already has with the same size is skipped. Hold
-records follow the same way, so that a backup held in the origin is held in the target.
-Nothing is decrypted: copying needs no key."""
+copies it again. A backup is the same in both when its id and its manifest's checksum are:
+a target that holds another backup under the same id keeps it, and that backup (with the
+incrementals built on it and its hold records) is reported as a conflict, never skipped in
+silence. WAL and history files are copied by key (their names carry their plaintext
+sha256); a key the target already has with the same size is skipped. Hold records follow
+the same way, so that a backup held in the origin is held in the target. Nothing is
+decrypted: copying needs no key."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +23,7 @@ from lifeboat.pipeline.checksum import Tap
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.lock import repository_lock
+from lifeboat.repo.manifest import Manifest, digest
 from lifeboat.repo.records import holds_prefix
 from lifeboat.storage.base import NotFound, ObjectInfo
 
@@ -27,11 +32,16 @@ log = logging.getLogger(__name__)
 READ_SIZE = 1 << 20
 
 
+class CopyConflictError(LifeboatError):
+    """The target holds a different backup under an id the origin has."""
+
+
 @dataclass
 class CopyReport:
     source: str
     backups_copied: list[str] = field(default_factory=list)
     backups_present: int = 0
+    conflicts: dict[str, str] = field(default_factory=dict)  # backup id -> why not copied
     wal_copied: int = 0
     wal_present: int = 0
     hold_records_copied: int = 0
@@ -42,6 +52,7 @@ class CopyReport:
             "source": self.source,
             "backups_copied": self.backups_copied,
             "backups_already_there": self.backups_present,
+            "conflicts": [{"backup": b, "why": why} for b, why in self.conflicts.items()],
             "wal_files_copied": self.wal_copied,
             "wal_files_already_there": self.wal_present,
             "hold_records_copied": self.hold_records_copied,
@@ -69,16 +80,50 @@ def copy_repository(origin: Repository, target: Repository, sources: list[str]) 
 def _copy_backups(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
     present = set(target.committed_ids(source))
     for backup in origin.committed_ids(source):  # oldest first: parents before incrementals
+        manifest = origin.load_manifest(source, backup)
+        conflict = _conflict(target, manifest, present, report.conflicts)
+        if conflict is not None:
+            report.conflicts[backup] = conflict
+            log.error("backup %s/%s not copied to %s: %s", source, backup, target.name, conflict)
+            continue
         if backup in present:
             report.backups_present += 1
             continue
-        manifest = origin.load_manifest(source, backup)
         for obj in manifest.objects:
             key = layout.object_key(source, backup, obj.name)
             report.bytes_copied += _copy_object(origin, target, key, obj.size, obj.sha256)
         target.save_manifest(manifest)  # the commit point in the target
         report.backups_copied.append(backup)
         log.info("copied backup %s/%s from %s to %s", source, backup, origin.name, target.name)
+
+
+def _conflict(
+    target: Repository, manifest: Manifest, present: set[str], conflicts: dict[str, str]
+) -> str | None:
+    """Why the backup cannot go to the target, or None. Ids are unique, yet two repositories
+    can hold different backups under one id: ids of older Lifeboat versions were per second,
+    and a repository may have been restored from somewhere else."""
+    parent = manifest.physical.parent if manifest.physical else None
+    if parent in conflicts:
+        return f"it builds on {parent}, which is a different backup in {target.name}"
+    if manifest.id not in present:
+        return None
+    try:
+        theirs = digest(target.load_manifest(manifest.source, manifest.id))
+    except LifeboatError as exc:
+        return f"its manifest in {target.name} cannot be read: {exc.message}"
+    if theirs != digest(manifest):
+        return f"{target.name} holds a different backup under the same id (manifests differ)"
+    return None
+
+
+def raise_conflicts(reports: list[CopyReport]) -> None:
+    """One error for every backup left out for a conflict, once the rest is copied."""
+    found = [f"{r.source}/{backup}: {why}" for r in reports for backup, why in r.conflicts.items()]
+    if found:
+        raise CopyConflictError(
+            f"{len(found)} backup(s) not copied (everything else was): " + "; ".join(found)
+        )
 
 
 def _copy_wal(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
@@ -91,18 +136,27 @@ def _copy_wal(origin: Repository, target: Repository, source: str, report: CopyR
 def _copy_holds(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
     """Hold and release records go along (each written once, so copied by key): a backup
     held in the origin is held in the target too, for prune there."""
-    report.hold_records_copied, _ = _copy_missing(origin, target, holds_prefix(source), report)
+    prefix = holds_prefix(source)
+
+    def of_a_conflict(key: str) -> bool:  # <source>/holds/<backup id>/<record>
+        return key[len(prefix) :].split("/", 1)[0] in report.conflicts
+
+    report.hold_records_copied, _ = _copy_missing(origin, target, prefix, report, of_a_conflict)
 
 
 def _copy_missing(
-    origin: Repository, target: Repository, prefix: str, report: CopyReport
+    origin: Repository,
+    target: Repository,
+    prefix: str,
+    report: CopyReport,
+    leave_out: Callable[[str], bool] = lambda key: False,
 ) -> tuple[int, int]:
-    """Objects under prefix that the target lacks (or has with another size), by key:
-    (copied, already there)."""
+    """Objects under prefix that the target lacks (or has with another size), by key,
+    except those leave_out names: (copied, already there)."""
     have = {info.key: info.size for info in target.storage.list(prefix)}
     copied = present = 0
     for info in origin.storage.list(prefix):
-        if _is_temporary(info):
+        if _is_temporary(info) or leave_out(info.key):
             continue
         if have.get(info.key) == info.size:
             present += 1

@@ -18,8 +18,9 @@ from lifeboat.errors import BackupNotFoundError, IntegrityError, LifeboatError
 from lifeboat.fsutil import state_home, write_atomically
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor
+from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import SAFETY_LABEL, Manifest, StoredObject
+from lifeboat.repo.manifest import Manifest, StoredObject
 
 BACKUP_MANIFEST_OBJECT = "backup_manifest.zst"
 MIN_SERVER_VERSION = 170000
@@ -63,7 +64,7 @@ def choose_parent(repo: Repository, source: str, system_identifier: str | None) 
         m
         for m in repo.list_backups(source)
         if m.physical is not None
-        and m.labels.get("kind") != SAFETY_LABEL
+        and not m.safety
         and (system_identifier is None or m.server.system_identifier == system_identifier)
     ]
     if not candidates:
@@ -71,7 +72,7 @@ def choose_parent(repo: Repository, source: str, system_identifier: str | None) 
             f"no physical backup of {source} to build an incremental on: take a full one first "
             f"(`lifeboat backup {source} --type physical`)"
         )
-    return max(candidates, key=lambda m: m.id)
+    return max(candidates, key=lambda m: layout.backup_order(m.id))
 
 
 def parent_backup_manifest(

@@ -32,3 +32,12 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
 
 def size(n: int) -> str:
     return human_bytes(n)
+
+
+def backup_type(kind: str, safety: bool) -> str:
+    """A backup's type as tables show it: a restore's safety backup is marked as one."""
+    return f"{kind} (safety)" if safety else kind
+
+
+def labels(values: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in values.items())

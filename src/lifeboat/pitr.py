@@ -25,6 +25,7 @@ from lifeboat.pipeline.untar import TarExtractor
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
+from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
@@ -71,7 +72,9 @@ def parse_time(text: str) -> datetime:
 
 def choose_base_backup(manifests: list[Manifest], target: RecoveryTarget) -> Manifest:
     """The newest physical backup that recovery can start from and still reach target."""
-    physical = sorted((m for m in manifests if m.physical is not None), key=lambda m: m.id)
+    physical = sorted(
+        (m for m in manifests if m.physical is not None), key=lambda m: layout.backup_order(m.id)
+    )
     if target.kind == "time":
         assert target.value is not None
         moment = parse_time(target.value)

@@ -75,7 +75,7 @@ class PruneReport:
             "policy": self.policy,
             "dry_run": not self.applied,
             "backups": [decision_summary(d) for d in self.decisions],
-            "delete": sorted(d.backup.id for d in self.to_delete),
+            "delete": layout.sorted_ids(d.backup.id for d in self.to_delete),
             "deleted": self.deleted,
             "wal": {
                 "oldest_kept": self.wal.boundary,
@@ -100,13 +100,9 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "started_at": backup.started_at.isoformat(),
         "decision": "keep" if decision.keep else "delete",
         "rules": decision.rules,
-        "reasons": decision.reasons
-        or [
-            "its newest verification failed: counted by no rule"
-            if backup.verification_failed
-            else "kept by no rule"
-        ],
+        "reasons": decision.explanation,
         "verification_failed": backup.verification_failed,
+        "safety": backup.safety_before is not None,
         "held": backup.held,
         "tier": decision.tier if decision.keep else None,
     }
@@ -142,6 +138,7 @@ def plan(
             parent=m.physical.parent if m.physical else None,
             verification_failed=m.id in failed,
             held=m.id in holds and holds[m.id].active(now),
+            safety_before=safety_before(m),
         )
         for m in manifests.values()
     ]
@@ -167,6 +164,15 @@ def plan(
         expired_holds=expired_holds,
         manifests=manifests,
     )
+
+
+def safety_before(manifest: Manifest) -> str | None:
+    """What a restore's safety backup was taken before, for prune's reasons; None for any
+    other backup."""
+    if not manifest.safety:
+        return None
+    restored = manifest.labels.get("before_restore_of", "an unknown backup")
+    return f"restore of {restored} into {manifest.labels.get('database', manifest.database)}"
 
 
 def _object_lock_until(

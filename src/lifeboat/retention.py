@@ -10,6 +10,11 @@ Logical and physical backups are counted separately. Backups whose last verifica
 are counted by no rule (they cannot be restored): the next good backup of their period
 takes their place. Whatever rule keeps an incremental backup also keeps the chain it
 builds on. A held backup, or one whose Object Lock has not expired, is always kept.
+
+The safety backup a restore takes of the database it replaces is no backup of the source in
+the policy's sense: it counts for no rule (it is never the newest one kept, nor one of the
+last N), and it is kept for `safety_backups_expire_after` after it started, then deleted
+unless held.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Policy:
     # any moment this far back can still be restored: the newest physical backup that
     # started before it is kept, and the WAL from its start
     pitr_window: timedelta | None = None
+    safety_backups_expire_after: timedelta = timedelta(days=7)
 
     def tier_count(self, tier: str) -> int:
         return int(getattr(self, f"keep_{tier}"))
@@ -54,6 +60,9 @@ class Backup:
     verification_failed: bool = False
     held: bool = False  # an active hold (see holds.py)
     locked_until: datetime | None = None  # Object Lock retain-until of its objects
+    # a restore's safety backup: the restore it was taken before, e.g. "restore of <id>
+    # into wms"; None for every other backup
+    safety_before: str | None = None
 
 
 @dataclass
@@ -61,10 +70,20 @@ class Decision:
     backup: Backup
     rules: list[str] = field(default_factory=list)  # which rules keep it, in policy order
     reasons: list[str] = field(default_factory=list)  # one line per rule, for people
+    note: str = ""  # why no rule keeps it, when there is more to say than that
 
     @property
     def keep(self) -> bool:
         return bool(self.rules)
+
+    @property
+    def explanation(self) -> list[str]:
+        """Why it is kept (one line per rule), or why it is not."""
+        if self.reasons:
+            return self.reasons
+        if self.backup.verification_failed:
+            return ["its newest verification failed: counted by no rule"]
+        return [self.note or "kept by no rule"]
 
     @property
     def tier(self) -> str:
@@ -146,10 +165,12 @@ def decide(
     decisions = [Decision(b) for b in sorted(backups, key=_newest_first)]
     by_id = {d.backup.id: d for d in decisions}
     for kind in ("physical", "logical"):
-        group = [d for d in decisions if d.backup.kind == kind]
+        group = [d for d in decisions if d.backup.kind == kind and d.backup.safety_before is None]
         _apply_rules(group, policy, now, zone)
     for decision in decisions:
         backup = decision.backup
+        if backup.safety_before is not None:
+            _apply_safety_expiry(decision, policy.safety_backups_expire_after, now)
         if backup.held:
             decision.add("hold", "under a hold")
         if backup.locked_until is not None and backup.locked_until > now:
@@ -207,6 +228,18 @@ def _apply_rules(group: Sequence[Decision], policy: Policy, now: datetime, zone:
                 break
 
 
+def _apply_safety_expiry(decision: Decision, expire_after: timedelta, now: datetime) -> None:
+    backup = decision.backup
+    if backup.verification_failed:
+        return  # it cannot be restored: nothing to keep it for
+    expires = backup.started_at + expire_after
+    what = f"safety backup taken before {backup.safety_before}"
+    if expires > now:
+        decision.add("safety", f"{what}: expires {expires:%Y-%m-%d %H:%M %Z}")
+    else:
+        decision.note = f"{what}: expired {expires:%Y-%m-%d %H:%M %Z}"
+
+
 def _keep_chains(decisions: Sequence[Decision], by_id: dict[str, Decision]) -> None:
     """An incremental backup restores only with the chain it builds on."""
     for decision in decisions:
@@ -227,6 +260,10 @@ def _duration_text(duration: timedelta) -> str:
         if seconds % size == 0 and seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+# the policy keys that are durations, as the configuration spells them
+DURATIONS = ("keep_within", "pitr_window", "safety_backups_expire_after")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -254,9 +291,7 @@ def merged_policy(layers: Sequence[object | None]) -> tuple[Policy, str] | None:
         return None
     zone = str(values.pop("timezone", "UTC"))
     durations: dict[str, timedelta] = {
-        name: parse_duration(str(values.pop(name)))
-        for name in ("keep_within", "pitr_window")
-        if name in values
+        name: parse_duration(str(values.pop(name))) for name in DURATIONS if name in values
     }
     counts = {name: int(str(value)) for name, value in values.items()}
     settings: dict[str, Any] = {**counts, **durations}
@@ -267,7 +302,7 @@ def policy_summary(policy: Policy, zone: str) -> dict[str, object]:
     summary: dict[str, object] = {
         f"keep_{name}": policy.tier_count(name) for name in ("last", *TIERS)
     }
-    for name in ("keep_within", "pitr_window"):
+    for name in DURATIONS:
         value = getattr(policy, name)
         summary[name] = _duration_text(value) if value is not None else None
     summary["timezone"] = zone

@@ -4,10 +4,12 @@ reported while the others complete, restore and wal-fetch trying them in order, 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.repo.manifest import decode, encode
 
 from .helpers import (
     Workspace,
@@ -99,6 +101,7 @@ def test_copy_replicates_what_is_missing_checks_it_and_resumes(
             "source": "wms",
             "backups_copied": [first, second],
             "backups_already_there": 0,
+            "conflicts": [],
             "wal_files_copied": 0,
             "wal_files_already_there": 0,
             "hold_records_copied": 0,
@@ -151,3 +154,50 @@ def test_wal_goes_to_every_repository_and_fetch_tries_them_in_order(tmp_path: Pa
     missing = ws.run("wal-fetch", "wms", "000000010000000000000008", str(tmp_path / "none"))
     assert missing.returncode == 1
     assert "not in the archive" in error_line(missing)
+
+
+def test_copy_reports_another_backup_under_the_same_id_and_copies_the_rest(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    """Ids are unique, but two repositories can hold different backups under one id (ids
+    of earlier versions were per second): copy compares manifests, never skips such a
+    backup silently, and copies everything else."""
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    dsn = pg_cluster.dsn(fresh_db)
+    primary, dr = two_repositories(ws, dsn, 'repositories = ["primary"]')
+    first = ws.run_json("backup", "wms")["id"]
+    ws.run("hold", first, "--reason", "audit 7", check=True)
+    assert list((primary / "wms" / "holds" / first).glob("*-hold.json"))
+    second = ws.run_json("backup", "wms")["id"]
+
+    # dr takes a backup of its own, which then carries the id of primary's first
+    two_repositories(ws, dsn, 'repositories = ["dr"]')
+    own = ws.run_json("backup", "wms")["id"]
+    planted = dr / "wms" / "backups" / first
+    (dr / "wms" / "backups" / own).rename(planted)
+    renamed = encode(
+        decode((planted / "manifest.json").read_bytes(), own).model_copy(update={"id": first})
+    )
+    for name in ("manifest.json", "manifest.copy.json"):
+        (planted / name).write_bytes(renamed)
+    two_repositories(ws, dsn, 'repositories = ["primary"]')
+
+    result = ws.run("copy", "--from", "primary", "--to", "dr", "--json")
+    assert result.returncode == 1
+    line = error_line(result)
+    assert (
+        f"1 backup(s) not copied (everything else was): wms/{first}: dr holds a different "
+        "backup under the same id (manifests differ)"
+    ) in line
+    report = json.loads(result.stdout)[0]
+    assert report["backups_copied"] == [second]
+    assert [c["backup"] for c in report["conflicts"]] == [first]
+    assert report["hold_records_copied"] == 0  # primary's hold is on another backup
+    assert not (dr / "wms" / "holds").exists()
+    assert (planted / "manifest.json").read_bytes() == renamed  # dr's own backup is untouched
+    assert [b["id"] for b in ws.run_json("list", "--repo", "dr")] == [first, second]
+
+    again = ws.run("copy", "--from", "primary", "--to", "dr")
+    assert again.returncode == 1
+    assert "0 backups copied (1 already there, 1 in conflict)" in again.stdout
+    assert f"wms/{first}" in error_line(again)

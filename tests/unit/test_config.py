@@ -208,6 +208,7 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
     [
         ("keep = 3", "retention.keep: unknown key"),
         ('keep_within = "2 days"', "not a duration"),
+        ('safety_backups_expire_after = "a week"', "not a duration"),
         ('timezone = "Mars/Olympus"', "unknown time zone"),
         ("keep_daily = -1", "retention.keep_daily"),
     ],

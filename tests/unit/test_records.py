@@ -19,7 +19,8 @@ from lifeboat.storage.memory import MemoryStorage
 pytestmark = pytest.mark.unit
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
-A, B = "20261101T000000Z", "20261102T000000Z"
+# a backup id as earlier versions made it, and one as this version makes it
+A, B = "20261101T000000Z", "20261102T000000.250000Z-3f9a"
 
 
 def test_the_newest_verification_decides_and_old_ones_are_superseded() -> None:

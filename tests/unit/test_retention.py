@@ -35,7 +35,9 @@ def backup_id(moment: datetime) -> str:
 @st.composite
 def histories(draw: st.DrawFn) -> list[Backup]:
     """Up to 60 backups in the 3 years before NOW, logical and physical, some failed
-    verification, some held, physical ones sometimes incremental on an earlier one."""
+    verification, some held, physical ones sometimes incremental on an earlier one, some
+    logical ones a restore's safety backup (more of them in the last weeks, where they
+    have not expired yet)."""
     offsets = draw(
         st.lists(
             st.integers(min_value=0, max_value=3 * 365 * 24 * 60),
@@ -54,6 +56,8 @@ def histories(draw: st.DrawFn) -> list[Backup]:
             if kind == "physical" and earlier and draw(st.booleans())
             else None
         )
+        recent = minutes < 30 * 24 * 60
+        safety = kind == "logical" and draw(st.integers(0, 3 if recent else 9)) == 0
         backups.append(
             Backup(
                 id=backup_id(started),
@@ -62,6 +66,9 @@ def histories(draw: st.DrawFn) -> list[Backup]:
                 parent=parent,
                 verification_failed=draw(st.integers(0, 9)) == 0,
                 held=draw(st.integers(0, 19)) == 0,
+                safety_before=f"restore of {backups[-1].id} into wms"
+                if safety and backups
+                else None,
             )
         )
     return backups
@@ -77,6 +84,7 @@ policies = st.builds(
     keep_yearly=st.integers(0, 7),
     keep_within=st.one_of(st.none(), st.integers(1, 24 * 30).map(lambda h: timedelta(hours=h))),
     pitr_window=st.one_of(st.none(), st.integers(1, 24 * 60).map(lambda h: timedelta(hours=h))),
+    safety_backups_expire_after=st.integers(0, 24 * 30).map(lambda h: timedelta(hours=h)),
 )
 
 
@@ -85,8 +93,13 @@ def kept_ids(decisions: list[Decision]) -> set[str]:
 
 
 def good_newest_first(backups: list[Backup], kind: str) -> list[Backup]:
+    """The backups the rules count: good ones of the kind that are no safety backups."""
     return sorted(
-        (b for b in backups if b.kind == kind and not b.verification_failed),
+        (
+            b
+            for b in backups
+            if b.kind == kind and not b.verification_failed and b.safety_before is None
+        ),
         key=lambda b: b.started_at,
         reverse=True,
     )
@@ -144,6 +157,31 @@ def test_safety_never_empties_and_keeps_holds_and_chains(
     for decision in decisions:
         assert decision.keep == bool(decision.reasons)
         assert len(decision.rules) == len(decision.reasons)
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), policies, st.sampled_from(ZONES))
+def test_safety_backups_count_for_no_rule_and_expire_unless_held(
+    backups: list[Backup], policy: Policy, zone: ZoneInfo
+) -> None:
+    decisions = decide(backups, policy, NOW, zone)
+    for decision in decisions:
+        backup = decision.backup
+        if backup.safety_before is None:
+            assert "safety" not in decision.rules
+            continue
+        assert set(decision.rules) <= {"safety", "hold"}, "no other rule counts it"
+        young = backup.started_at + policy.safety_backups_expire_after > NOW
+        assert ("safety" in decision.rules) == (young and not backup.verification_failed)
+        assert decision.keep == (backup.held or "safety" in decision.rules)
+        if decision.keep:
+            assert "hold" in decision.rules or decision.reasons[0].startswith(
+                f"safety backup taken before {backup.safety_before}: expires "
+            )
+        elif not backup.verification_failed:
+            assert decision.explanation[0].startswith(
+                f"safety backup taken before {backup.safety_before}: expired "
+            )
 
 
 @settings(max_examples=300, deadline=None)
@@ -378,3 +416,58 @@ def test_the_tier_of_a_backup_is_its_longest_tier_rule() -> None:
     assert Decision(backup, ["newest", "last", "daily", "weekly"]).tier == "weekly"
     assert Decision(backup, ["monthly", "yearly", "weekly"]).tier == "yearly"
     assert Decision(backup, ["hold"]).tier == "daily"
+
+
+def test_a_safety_backup_is_not_the_newest_backup_and_expires() -> None:
+    """A restore took safety backups after the newest real backup: keep_last = 1 still
+    keeps the real one, and each safety backup lives for its own time."""
+    real = Backup("20270228T020000Z", "logical", NOW - timedelta(days=1, hours=10))
+    older = Backup("20270227T020000Z", "logical", NOW - timedelta(days=2, hours=10))
+    fresh = Backup(
+        "20270301T100000.000000Z-0001",
+        "logical",
+        NOW - timedelta(hours=2),
+        safety_before=f"restore of {real.id} into wms",
+    )
+    stale = Backup(
+        "20270220T100000.000000Z-0002",
+        "logical",
+        NOW - timedelta(days=9, hours=2),
+        safety_before=f"restore of {older.id} into wms",
+    )
+    held = Backup(
+        "20270210T100000.000000Z-0003",
+        "logical",
+        NOW - timedelta(days=19, hours=2),
+        safety_before=f"restore of {older.id} into wms",
+        held=True,
+    )
+    decisions = {
+        d.backup.id: d for d in decide([older, real, fresh, stale, held], Policy(), NOW, UTC)
+    }
+    assert decisions[real.id].rules == ["newest", "last"]
+    assert not decisions[older.id].keep
+    assert decisions[fresh.id].rules == ["safety"]
+    assert decisions[fresh.id].explanation == [
+        f"safety backup taken before restore of {real.id} into wms: expires 2027-03-08 10:00 UTC"
+    ]
+    assert not decisions[stale.id].keep
+    assert decisions[stale.id].explanation == [
+        f"safety backup taken before restore of {older.id} into wms: expired 2027-02-27 10:00 UTC"
+    ]
+    assert decisions[held.id].rules == ["hold"]
+    short = Policy(safety_backups_expire_after=timedelta(hours=1))
+    assert not {d.backup.id: d for d in decide([real, fresh], short, NOW, UTC)}[fresh.id].keep
+
+
+def test_safety_backups_expire_after_merges_and_is_summarised() -> None:
+    from lifeboat.config.model import RetentionConfig
+    from lifeboat.retention import policy_summary
+
+    merged = merged_policy([RetentionConfig(safety_backups_expire_after="36h")])
+    assert merged is not None
+    assert merged[0].safety_backups_expire_after == timedelta(hours=36)
+    assert policy_summary(merged[0], merged[1])["safety_backups_expire_after"] == "36h"
+    default = merged_policy([RetentionConfig(keep_last=2)])
+    assert default is not None
+    assert default[0].safety_backups_expire_after == timedelta(days=7)

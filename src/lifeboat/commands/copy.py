@@ -15,8 +15,9 @@ from lifeboat.cli import json_option, state, wants_json
 @json_option
 def command(origin_name: str, target_name: str, source: str | None, as_json: bool) -> None:
     """Copy the backups and WAL that one repository has and another lacks, checked by
-    checksum, the manifest of each backup last; run it again to resume."""
-    from lifeboat.copy import copy_repository, sources_to_copy
+    checksum, the manifest of each backup last; run it again to resume. A backup whose id
+    the target holds for a different backup is not copied, and makes copy fail (exit 1)."""
+    from lifeboat.copy import copy_repository, raise_conflicts, sources_to_copy
 
     ctx = state().context()
     origin, target = ctx.repository(origin_name), ctx.repository(target_name)
@@ -24,10 +25,13 @@ def command(origin_name: str, target_name: str, source: str | None, as_json: boo
     reports = copy_repository(origin, target, sources)
     if wants_json(as_json):
         output.print_json([r.summary() for r in reports])
-        return
-    for report in reports:
-        click.echo(
-            f"{report.source}: {len(report.backups_copied)} backups copied "
-            f"({report.backups_present} already there), {report.wal_copied} WAL files copied "
-            f"({report.wal_present} already there), {output.size(report.bytes_copied)}"
-        )
+    else:
+        for report in reports:
+            conflicts = f", {len(report.conflicts)} in conflict" if report.conflicts else ""
+            click.echo(
+                f"{report.source}: {len(report.backups_copied)} backups copied "
+                f"({report.backups_present} already there{conflicts}), {report.wal_copied} WAL "
+                f"files copied ({report.wal_present} already there), "
+                f"{output.size(report.bytes_copied)}"
+            )
+    raise_conflicts(reports)

@@ -75,12 +75,12 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
                 name,
                 m.id,
                 m.source,
-                m.type,
+                output.backup_type(m.type, m.safety),
                 m.database,
                 output.size(m.plain_size),
                 output.size(m.stored_size),
                 f"{m.summary()['duration_s']:.1f}s",
-                ",".join(f"{k}={v}" for k, v in m.labels.items()),
+                output.labels(m.labels),
                 hold_text(hold_of(name, m.id, m.source)),
             ]
             for name, m in listed

@@ -39,7 +39,7 @@ def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: b
             [
                 [
                     b["id"],
-                    b["type"],
+                    output.backup_type(b["type"], b["safety"]),
                     b["started_at"][:19].replace("T", " "),
                     b["decision"],
                     ", ".join(b["rules"]) or "-",

@@ -28,7 +28,7 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
             {**manifest.model_dump(mode="json"), "hold": held.summary() if held else None}
         )
         return
-    summary = manifest.summary()
+    summary = {**manifest.summary(), "type": output.backup_type(manifest.type, manifest.safety)}
     for key in (
         "id",
         "source",
@@ -45,6 +45,8 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
         f"(stored {output.size(manifest.stored_size)})"
     )
     click.echo(f"{'recipients':>15}: {', '.join(r['id'] for r in manifest.encryption.recipients)}")
+    if manifest.labels:
+        click.echo(f"{'labels':>15}: {output.labels(manifest.labels)}")
     if held is not None:
         click.echo(f"{'hold':>15}: {hold_text(held)} (by {held.by}, {held.at:%Y-%m-%d %H:%M} UTC)")
     for obj in manifest.objects:

@@ -54,13 +54,18 @@ class RetentionConfig(_Strict):
         description="Any moment this far back stays restorable: the newest physical backup "
         "older than it is kept, with the WAL from its start.",
     )
+    safety_backups_expire_after: str | None = Field(
+        default=None,
+        description="How long the safety backup a restore takes of the database it replaces "
+        'is kept (unless held); it counts for no other rule. Default "7d".',
+    )
     timezone: str | None = Field(
         default=None,
         description="Time zone the hours, days, weeks, months and years are counted in "
         '(IANA name, e.g. "Europe/Berlin"); default UTC.',
     )
 
-    @field_validator("keep_within", "pitr_window")
+    @field_validator("keep_within", "pitr_window", "safety_backups_expire_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:

@@ -18,7 +18,7 @@ from lifeboat.errors import (
     StorageError,
 )
 from lifeboat.repo import layout
-from lifeboat.repo.manifest import SAFETY_LABEL, Manifest, decode, encode
+from lifeboat.repo.manifest import Manifest, decode, encode
 from lifeboat.storage.base import NotFound, PermanentError, Storage
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,34 @@ class Repository:
                 raise first from None
 
     def _read_manifest(self, key: str) -> Manifest:
+        where = f"{self.storage.url}/{key}"
         with self.storage.read(key) as stream:
-            return decode(stream.read(), f"{self.storage.url}/{key}")
+            manifest = decode(stream.read(), where)
+        source, backup, _ = layout.parse_backup_key(key) or ("", "", "")
+        if (manifest.source, manifest.id) != (source, backup):
+            # a manifest moved to another folder would be listed, sorted and restored as
+            # a backup it is not
+            raise IntegrityError(
+                f"manifest {where} describes backup {manifest.id} of {manifest.source}, "
+                "not the one of its folder"
+            )
+        return manifest
 
     def committed_ids(self, source: str) -> list[str]:
+        """The source's backups, oldest first."""
+        return layout.sorted_ids(self._folder_ids(source, committed=True))
+
+    def ids_in_use(self, source: str) -> set[str]:
+        """Every id with a folder: committed backups and leftovers alike."""
+        return self._folder_ids(source, committed=False)
+
+    def _folder_ids(self, source: str, committed: bool) -> set[str]:
         ids = set()
         for info in self.storage.list(layout.backups_prefix(source)):
             parsed = layout.parse_backup_key(info.key)
-            if parsed and parsed[2] == layout.MANIFEST:
+            if parsed and (not committed or parsed[2] == layout.MANIFEST):
                 ids.add(parsed[1])
-        return sorted(ids)
+        return ids
 
     def sources(self) -> list[str]:
         found = set()
@@ -130,7 +148,7 @@ class Repository:
         for name in sources:
             for backup in self.committed_ids(name):
                 manifests.append(self.load_manifest(name, backup))
-        return sorted(manifests, key=lambda m: (m.id, m.source))
+        return sorted(manifests, key=lambda m: (layout.backup_order(m.id), m.source))
 
     def resolve(self, source: str, backup: str) -> Manifest:
         """A backup by id; `latest` is the newest one that is not a restore's safety backup."""
@@ -138,7 +156,7 @@ class Repository:
             return self.load_manifest(source, backup)
         for backup_id in reversed(self.committed_ids(source)):
             manifest = self.load_manifest(source, backup_id)
-            if manifest.labels.get("kind") != SAFETY_LABEL:
+            if not manifest.safety:
                 return manifest
         raise BackupNotFoundError(f"no backup of {source} in repository {self.name}")
 
@@ -171,7 +189,8 @@ class Repository:
             if parsed[2] == layout.MANIFEST:
                 committed.add(parsed[1])
         removed = []
-        for backup, names in sorted(keys.items()):
+        for backup in layout.sorted_ids(keys):
+            names = keys[backup]
             if backup in committed or backup in keep:
                 continue
             try:

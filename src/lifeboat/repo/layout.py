@@ -3,27 +3,75 @@
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 MARKER = "lifeboat-repo.json"
 MANIFEST = "manifest.json"
 MANIFEST_COPY = "manifest.copy.json"
 FORMAT_VERSION = 1
 
-_ID = re.compile(r"^\d{8}T\d{6}Z$")
+# A backup id is the UTC time the backup started, to the microsecond, and a random suffix:
+# 20260303T143000.123456Z-3f9a. Two runs never get the same id, not even a run killed and
+# the next one in the same second. Ids of Lifeboat before that, 20260303T143000Z, remain
+# valid. Order ids with backup_order, never as strings: "." sorts before "Z", so
+# 20260303T143000.5Z-... would come before 20260303T143000Z although it is later.
+_ID = re.compile(r"([0-9]{8}T[0-9]{6})(?:\.([0-9]{6})Z-([0-9a-f]{4})|Z)")
 _SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-def backup_id(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+class BackupOrder(NamedTuple):
+    """Where a backup id sorts: by its time, then its random suffix ("" in an id without
+    one, which so comes first among the ids of its moment)."""
+
+    time: datetime
+    suffix: str
+
+
+def backup_id(moment: datetime, suffix: str | None = None) -> str:
+    """The id of a backup started at moment; suffix: 4 lower-case hex digits, random if
+    not given."""
+    suffix = secrets.token_hex(2) if suffix is None else suffix
+    made = f"{moment.astimezone(UTC):%Y%m%dT%H%M%S.%f}Z-{suffix}"
+    if not is_backup_id(made):
+        raise ValueError(f"invalid backup id suffix {suffix!r}: 4 lower-case hex digits")
+    return made
+
+
+def parse_backup_id(value: str) -> BackupOrder | None:
+    """The time and suffix of a backup id (either form), else None."""
+    match = _ID.fullmatch(value)
+    if match is None:
+        return None
+    try:
+        moment = datetime.strptime(match[1], "%Y%m%dT%H%M%S")
+    except ValueError:  # e.g. month 13
+        return None
+    moment = moment.replace(microsecond=int(match[2] or 0), tzinfo=UTC)
+    return BackupOrder(moment, match[3] or "")
 
 
 def is_backup_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    return parse_backup_id(value) is not None
+
+
+def backup_order(backup: str) -> BackupOrder:
+    """The sort key of a backup id: every place that orders backups by id uses it."""
+    parsed = parse_backup_id(backup)
+    if parsed is None:
+        raise ValueError(f"not a backup id: {backup!r}")
+    return parsed
 
 
 def backup_time(backup: str) -> datetime:
-    return datetime.strptime(backup, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return backup_order(backup).time
+
+
+def sorted_ids(ids: Iterable[str]) -> list[str]:
+    """Backup ids oldest first."""
+    return sorted(ids, key=backup_order)
 
 
 def check_source_name(name: str) -> str:

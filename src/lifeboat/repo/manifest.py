@@ -106,6 +106,11 @@ class Manifest(_Model):
         return self.evidence
 
     @property
+    def safety(self) -> bool:
+        """A restore's safety backup of the database it replaced (see restore.py)."""
+        return self.labels.get("kind") == SAFETY_LABEL
+
+    @property
     def plain_size(self) -> int:
         return sum(o.plain_size for o in self.objects)
 
@@ -129,8 +134,15 @@ class Manifest(_Model):
             "tables": len(self.evidence.row_counts) if self.evidence else None,
             "rows": sum(self.evidence.row_counts.values()) if self.evidence else None,
             "labels": self.labels,
+            "safety": self.safety,
             "parent": self.physical.parent if self.physical else None,
         }
+
+
+def digest(manifest: Manifest) -> str:
+    """The checksum encode embeds: equal for two manifests only if they describe the same
+    backup, where their ids may be the same for two different ones."""
+    return _digest(manifest.model_dump(mode="json"))
 
 
 def _digest(body: dict[str, Any]) -> str:
