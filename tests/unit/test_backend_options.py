@@ -3,21 +3,21 @@ a backend is opened directly: nothing a user asked for is dropped silently."""
 
 from __future__ import annotations
 
-import logging
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lifeboat.cli import main
 from lifeboat.config.load import load_config
 from lifeboat.config.model import RepositoryConfig
 from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
 from lifeboat.storage.options import CONFIG_KEYS, HONOURED, StorageOptions
 from lifeboat.storage.registry import open_storage
+
+# the command line's helpers; its fixture (autouse) puts back the logging the CLI changes
+from .test_cli import _restore_logging, run  # noqa: F401
 
 _, AGE_PUBLIC = generate_age_identity()
 
@@ -206,18 +206,6 @@ def test_opening_a_backend_refuses_what_it_cannot_honour(
 # --- the command line ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    logger = logging.getLogger("lifeboat")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    monkeypatch.delenv("LIFEBOAT_CONFIG", raising=False)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.propagate = saved[1]
-    logger.setLevel(saved[2])
-
-
-@pytest.mark.usefixtures("_restore_logging")
 @pytest.mark.parametrize("command", [["init"], ["list"], ["wal-push", "wms", "/nonexistent"]])
 def test_commands_refuse_a_worm_setting_on_a_local_repository(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
@@ -230,9 +218,7 @@ def test_commands_refuse_a_worm_setting_on_a_local_repository(
         '[sources.wms]\ndsn = "postgresql://backup@db.internal/wms"\n',
         encoding="utf-8",
     )
-    with pytest.raises(SystemExit) as caught:
-        main(["--config", str(config), *command])
-    assert caught.value.code == 2
+    assert run(["--config", str(config), *command]) == 2
     assert capsys.readouterr().err == (
         f"lifeboat: error: {config}: repository 'local' (file://{repo}): object_lock_days is "
         "not supported by local repositories (it applies to S3 repositories)\n"
