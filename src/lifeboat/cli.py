@@ -113,6 +113,48 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(func)
 
 
+def written_password(dsn: str) -> bool:
+    """Whether dsn spells out a password, rather than holding none or only a ${NAME}
+    reference to expand from the environment. A DSN that does not parse says no: using it
+    reports why."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from lifeboat.config.variables import REFERENCE
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        return False
+    return bool(password) and REFERENCE.fullmatch(str(password)) is None
+
+
+def dsn_option(*names: str, help: str, password_file_option: str) -> Callable[[F], F]:
+    """An option taking a libpq DSN. ${NAME} in it is expanded from the environment, so a
+    password can stay off the command line, where every user of the host can read it
+    (ps, /proc/PID/cmdline) while Lifeboat runs; one written out works, with a warning."""
+
+    def expand(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import logging
+
+        from lifeboat.config.variables import expand_variables
+
+        option = names[0]
+        if written_password(value):
+            logging.getLogger(__name__).warning(
+                "the password in %s is visible to every user of this host in the process "
+                "list: use %s, PGPASSWORD, a password file (~/.pgpass or PGPASSFILE) or "
+                "'${NAME}' (in single quotes) instead",
+                option,
+                password_file_option,
+            )
+        return expand_variables(value, option)
+
+    return click.option(*names, callback=expand, help=help)
+
+
 def wants_json(as_json: bool) -> bool:
     state = click.get_current_context().find_object(CliState)
     return as_json or bool(state and state.json)

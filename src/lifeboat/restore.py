@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -224,6 +225,7 @@ def restore_logical(
     backup: str = "latest",
     target_db: str | None = None,
     target_dsn: str | None = None,
+    target_password_file: Path | None = None,
     tables: Sequence[str] = (),
     assume_yes: bool = False,
     confirm: Confirm | None = None,
@@ -243,7 +245,7 @@ def restore_logical(
     )
 
     if target_dsn:
-        endpoint = PgEndpoint.from_dsn(target_dsn)
+        endpoint = PgEndpoint.from_dsn(target_dsn, target_password_file)
         database = target_db or endpoint.dbname
     else:
         endpoint = PgEndpoint.from_dsn(source.dsn, source.password_file)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from lifeboat import output
-from lifeboat.cli import json_option, state, wants_json
+from lifeboat.cli import dsn_option, json_option, state, wants_json
 from lifeboat.errors import UsageError
 
 
@@ -31,7 +31,16 @@ def _typed_confirmation(database: str) -> bool:
     "--backup", "backup_id", default="latest", show_default=True, help="Backup id or latest."
 )
 @click.option("--target-db", help="Database to restore into (default: the backed-up one).")
-@click.option("--target-dsn", help="Server to restore into (default: the source's).")
+@dsn_option(
+    "--target-dsn",
+    help="Server to restore into (default: the source's); ${NAME} is taken from the environment.",
+    password_file_option="--target-password-file",
+)
+@click.option(
+    "--target-password-file",
+    type=click.Path(path_type=Path),
+    help="File holding the password for --target-dsn (else PGPASSWORD or ~/.pgpass).",
+)
 @click.option("--table", "tables", multiple=True, help="Restore only this table (repeatable).")
 @click.option("--repo", "repo_name", help="Repository to restore from.")
 @click.option("--yes", "-y", is_flag=True, help="Overwrite an existing target without asking.")
@@ -87,6 +96,7 @@ def command(
     backup_id: str,
     target_db: str | None,
     target_dsn: str | None,
+    target_password_file: Path | None,
     tables: tuple[str, ...],
     repo_name: str | None,
     yes: bool,
@@ -113,6 +123,11 @@ def command(
     targets = {"time": to_time, "lsn": to_lsn, "xid": to_xid, "name": to_name}
     chosen = {kind: value for kind, value in targets.items() if value}
     if pgdata is not None:
+        if target_dsn or target_password_file or target_db or tables:
+            raise UsageError(
+                "--target-dsn, --target-password-file, --target-db and --table are for a "
+                "logical restore, not with --pgdata"
+            )
         if len(chosen) + int(latest) > 1:
             raise UsageError("give one of --to-time, --to-lsn, --to-xid, --to-name, --latest")
         _physical(
@@ -132,6 +147,8 @@ def command(
             repo_name,
         )
         return
+    if target_password_file is not None and target_dsn is None:
+        raise UsageError("--target-password-file goes with --target-dsn")
     if chosen or latest or start or delta or force or tablespace_maps:
         raise UsageError(
             "--to-*, --latest, --start, --delta, --force and --tablespace-map need --pgdata "
@@ -145,6 +162,7 @@ def command(
         backup=backup_id,
         target_db=target_db,
         target_dsn=target_dsn,
+        target_password_file=target_password_file,
         tables=tables,
         assume_yes=yes,
         confirm=_typed_confirmation,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,25 +10,15 @@ from pydantic import ValidationError
 
 from lifeboat.config.model import LifeboatConfig
 from lifeboat.config.paths import CONFIG_ENV, DEFAULT_CONFIG, resolve_config_path
+from lifeboat.config.variables import expand_variables
 from lifeboat.errors import ConfigError
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "load_config", "resolve_config_path"]
 
-_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
-
 
 def _interpolate(value: Any, where: str, path: Path) -> Any:
     if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match["name"]
-            if name in os.environ:
-                return os.environ[name]
-            if match["default"] is not None:
-                return match["default"]
-            raise ConfigError(f"{path}: {where}: environment variable {name} is not set")
-
-        return _ENV_REF.sub(substitute, value)
+        return expand_variables(value, f"{path}: {where}")
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{where}.{k}" if where else k, path) for k, v in value.items()}
     if isinstance(value, list):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from lifeboat.repo.layout import check_source_name
-from lifeboat.storage.options import StorageOptions
+from lifeboat.storage.options import CONFIG_KEYS, StorageOptions, shown_url, unsupported
 
 
 class _Strict(BaseModel):
@@ -162,6 +162,12 @@ class RepositoryConfig(_Strict):
             raise ValueError("must not be empty")
         return value
 
+    def unsupported_settings(self) -> list[str]:
+        """Why the backend of this url cannot honour a key this table sets or a parameter
+        of its URL; empty when it honours them all."""
+        fields = {key: field for field, key in CONFIG_KEYS.items()}
+        return unsupported(self.url, [fields.get(key, key) for key in self.model_fields_set])
+
 
 class EncryptionConfig(_Strict):
     age_recipients: list[str] = Field(
@@ -306,6 +312,16 @@ class LifeboatConfig(_Strict):
                     raise ValueError(
                         f"sources.{name}.repositories names unknown repository {repo!r}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _settings_the_storage_honours(self) -> LifeboatConfig:
+        # here rather than in RepositoryConfig: the message names the repository
+        for name, repo in self.repositories.items():
+            refused = repo.unsupported_settings()
+            if refused:
+                shown = shown_url(repo.url)
+                raise ValueError(f"repository {name!r} ({shown}): " + "; ".join(refused))
         return self
 
 

@@ -481,18 +481,24 @@ class ScratchCluster:
 
     # --------------------------------------------------------------------------- clients
 
-    def dsn(self, dbname: str = "postgres", user: str | None = None) -> str:
-        """libpq URI for this cluster over TCP (includes the password for the superuser)."""
+    def dsn(
+        self, dbname: str = "postgres", user: str | None = None, *, with_password: bool = True
+    ) -> str:
+        """libpq URI for this cluster over TCP (with the superuser's password, unless
+        with_password is off)."""
         user = user or self.superuser
         auth = urllib.parse.quote(user, safe="")
-        if self.password is not None and user == self.superuser:
+        if self.password is not None and user == self.superuser and with_password:
             auth += ":" + urllib.parse.quote(self.password, safe="")
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{urllib.parse.quote(dbname, safe='')}"
 
     def client_env(self) -> dict[str, str]:
-        """Environment for client programs (psql, pg_dump...) run against this cluster."""
+        """Environment for client programs (psql, pg_dump...) run against this cluster as
+        its superuser: the password travels here, never on their command line."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["PGCONNECT_TIMEOUT"] = "30"
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
         return env
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
@@ -510,7 +516,7 @@ class ScratchCluster:
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-d",
-                self.dsn(dbname),
+                self.dsn(dbname, with_password=False),
                 "-f",
                 "-",
             ],

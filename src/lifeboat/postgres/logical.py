@@ -143,7 +143,15 @@ class DumpStream(ProcessOutput):
     """pg_dump's custom-format archive on stdout, read in the exported snapshot."""
 
     def __init__(self, tools: PgTools, endpoint: PgEndpoint, snapshot: str | None) -> None:
-        command = [tools.path("pg_dump"), "--format=custom", "-Z0", "--dbname", endpoint.conninfo()]
+        # --no-password: a missing password fails at once instead of prompting on a terminal
+        command = [
+            tools.path("pg_dump"),
+            "--format=custom",
+            "-Z0",
+            "--no-password",
+            "--dbname",
+            endpoint.conninfo(),
+        ]
         if snapshot:
             command.append(f"--snapshot={snapshot}")
         super().__init__(command, endpoint.env(), "pg_dump")
@@ -171,6 +179,7 @@ class RestoreProcess(ProcessInput):
             "--no-privileges",
             "--single-transaction",
             "--exit-on-error",
+            "--no-password",
             "--dbname",
             endpoint.conninfo(),
         ]

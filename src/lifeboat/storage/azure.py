@@ -36,7 +36,7 @@ from lifeboat.storage.base import (
     TransientError,
     validate_key,
 )
-from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ChunkBody, ResumingReader, Truncated
 
@@ -103,7 +103,7 @@ def _parse_url(url: str) -> _Location:
     if prefix:
         _validate_prefix(prefix, shown)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(query) - {"account"})
+    unknown = sorted(set(query) - HONOURED["az"].url_parameters)
     if unknown:
         # name the parameters but never echo their values: a pasted SAS token would show
         raise ConfigError(

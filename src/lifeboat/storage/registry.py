@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 from lifeboat.errors import ConfigError
 from lifeboat.storage.base import Storage
-from lifeboat.storage.options import StorageOptions
+from lifeboat.storage.options import StorageOptions, set_options, shown_url, unsupported
 
 SCHEMES = "file://, s3://, az:// or gs://"
 # scheme -> module, class, pip extra; each SDK is imported only for its own scheme
@@ -20,8 +20,12 @@ CLOUD_BACKENDS = {
 
 
 def open_storage(url: str, options: StorageOptions | None = None) -> Storage:
-    """The backend for a repository URL; each cloud SDK is imported only for its scheme."""
+    """The backend for a repository URL; each cloud SDK is imported only for its scheme.
+    Options the backend cannot honour are refused, never dropped."""
     options = options or StorageOptions()
+    refused = unsupported(url, set_options(options))
+    if refused:
+        raise ConfigError(f"repository {shown_url(url)}: " + "; ".join(refused))
     if "://" not in url:
         from lifeboat.storage.local import LocalStorage
 

@@ -38,7 +38,7 @@ from lifeboat.storage.base import (
     TransientError,
     validate_key,
 )
-from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader
 from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
@@ -142,7 +142,7 @@ def parse_s3_url(url: str) -> S3Location:
     if parts.scheme != "s3" or not parts.netloc:
         raise ConfigError(f"repository URL {redact(url)!r} is not s3://BUCKET/PREFIX")
     query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = sorted(set(query) - {"region", "endpoint"})
+    unknown = sorted(set(query) - HONOURED["s3"].url_parameters)
     if unknown:
         raise ConfigError(
             f"repository URL {redact(url)!r}: unknown parameter {unknown[0]!r} "
