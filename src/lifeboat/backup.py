@@ -146,13 +146,7 @@ def backup_logical(
             server = logical.server_info(conn)
             if own_server:
                 confirm_for_backup(
-                    repos,
-                    source_name,
-                    conn,
-                    server,
-                    subject=f"the server at {endpoint.describe()}",
-                    kind="logical",
-                    accept_new=accept_new_cluster,
+                    repos, source_name, conn, endpoint, "logical", accept_new_cluster
                 )
             tools = find_tools(logical.server_major(server), source.pg_bin_dir)
             snapshot = logical.export_snapshot(conn)

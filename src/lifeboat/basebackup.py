@@ -121,15 +121,7 @@ def backup_physical(
             server = logical.server_info(conn)
             facts = physical.cluster_facts(conn)
             # before anything streams: the base backup's own WAL must be taken by wal-push
-            confirm_for_backup(
-                repos,
-                source_name,
-                conn,
-                server,
-                subject=f"the server at {endpoint.describe()}",
-                kind="physical",
-                accept_new=accept_new_cluster,
-            )
+            confirm_for_backup(repos, source_name, conn, endpoint, "physical", accept_new_cluster)
         if facts.archive_mode == "off":
             raise ArchivingNotReadyError(
                 f"archive_mode is off on {endpoint.describe()}: a physical backup needs WAL "

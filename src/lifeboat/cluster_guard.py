@@ -18,6 +18,7 @@ import psycopg
 
 from lifeboat.errors import LifeboatError, RepositoryError, UsageError
 from lifeboat.postgres import logical, physical, wal
+from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import cluster
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity, ClusterMismatchError, ClusterRecord
@@ -64,16 +65,15 @@ def confirm_for_backup(
     repos: Sequence[Repository],
     source: str,
     conn: psycopg.Connection[Any],
-    server: Server,
-    *,
-    subject: str,
+    endpoint: PgEndpoint,
     kind: str,
-    accept_new: bool = False,
+    accept_new: bool,
 ) -> None:
-    """Before a backup streams: the server must be the source's cluster, which it becomes
-    where the source has no record yet. With accept_new, a server that is another cluster
-    is recorded as the source's new one instead of refused."""
-    found = server_identity(conn, server)
+    """Before a `kind` (logical, physical) backup streams: the server must be the source's
+    cluster, which it becomes where the source has no record yet. With accept_new, a server
+    that is another cluster is recorded as the source's new one instead of refused."""
+    subject = f"the server at {endpoint.describe()}"
+    found = server_identity(conn, logical.server_info(conn))
     if found is None:
         if accept_new:
             raise UsageError(
@@ -107,7 +107,27 @@ def confirm_for_backup(
             )
         replacing.append((repo, record))
     if replacing:
-        _refuse_colliding_wal(conn, [repo for repo, _ in replacing], source, found)
+        _accept_new_cluster(conn, replacing, source, found)
+    replaced = {repo.name for repo, _ in replacing}
+    for repo in repos:
+        if repo.name in replaced:
+            continue
+        other = cluster.ensure_recorded(repo.storage, source, found, f"{kind} backup")
+        if other is not None:  # another cluster recorded itself a moment ago
+            raise ClusterMismatchError(
+                _refusal(subject, source, found, other, repo) + ": refusing to back it up"
+            )
+
+
+def _accept_new_cluster(
+    conn: psycopg.Connection[Any],
+    replacing: list[tuple[Repository, ClusterRecord | None]],
+    source: str,
+    found: ClusterIdentity,
+) -> None:
+    """Record found as the source's cluster in each repository, after the record it
+    replaces (None: a damaged one)."""
+    _refuse_colliding_wal(conn, [repo for repo, _ in replacing], source, found)
     for repo, record in replacing:
         cluster.record_cluster(
             repo.storage, source, found, "backup --accept-new-cluster", replacing=record
@@ -120,15 +140,6 @@ def confirm_for_backup(
             repo.name,
             record.system_identifier if record else "a damaged record",
         )
-    replaced = {repo.name for repo, _ in replacing}
-    for repo in repos:
-        if repo.name in replaced:
-            continue
-        other = cluster.ensure_recorded(repo.storage, source, found, f"{kind} backup")
-        if other is not None:  # another cluster recorded itself a moment ago
-            raise ClusterMismatchError(
-                _refusal(subject, source, found, other, repo) + ": refusing to back it up"
-            )
 
 
 def _first_segment_to_archive(conn: psycopg.Connection[Any], segment_size: int) -> str:
