@@ -7,9 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lifeboat.cluster_guard import refuse_other_cluster, server_identity
 from lifeboat.context import Context
 from lifeboat.errors import DatabaseError, LifeboatError
 from lifeboat.executable import lifeboat_executable
+from lifeboat.postgres import logical
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.wal_archive import is_archived
 
@@ -119,6 +121,14 @@ def check_archiving(ctx: Context, source: str, timeout: float = 60.0) -> Archive
     for repo in repos:
         repo.ensure_initialised()
     endpoint = PgEndpoint.from_dsn(src.dsn, src.password_file)
+    with endpoint.connect(autocommit=True) as conn:
+        # the server's WAL would be refused: say that rather than time out waiting for it
+        refuse_other_cluster(
+            repos,
+            source,
+            server_identity(conn, logical.server_info(conn)),
+            f"the server at {endpoint.describe()}",
+        )
     problems = [
         f"{c.name} is {c.current!r}, want {c.wanted!r}"
         for c in check_settings(ctx, source)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lifeboat import __version__
+from lifeboat.cluster_guard import confirm_for_backup
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, LockedError
 from lifeboat.objects import Targets, Written, write_plain
@@ -124,10 +125,13 @@ def backup_logical(
     *,
     endpoint: PgEndpoint | None = None,
     labels: dict[str, str] | None = None,
+    accept_new_cluster: bool = False,
 ) -> BackupResult:
     """Back up one database of a source. `endpoint` overrides the source's DSN (a restore's
-    safety backup of its target uses it)."""
+    safety backup of its target uses it: that server need not be the source's cluster, so
+    it is not checked against the source's cluster record, nor recorded)."""
     source = ctx.source(source_name)
+    own_server = endpoint is None
     repos = ctx.repositories_for(source_name)
     encryptor = ctx.encryptor()
     endpoint = endpoint or PgEndpoint.from_dsn(source.dsn, source.password_file)
@@ -140,6 +144,10 @@ def backup_logical(
         conn = endpoint.connect(autocommit=True)
         try:
             server = logical.server_info(conn)
+            if own_server:
+                confirm_for_backup(
+                    repos, source_name, conn, endpoint, "logical", accept_new_cluster
+                )
             tools = find_tools(logical.server_major(server), source.pg_bin_dir)
             snapshot = logical.export_snapshot(conn)
             dump = logical.DumpStream(tools, endpoint, snapshot)

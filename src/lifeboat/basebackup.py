@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lifeboat import __version__, incremental
 from lifeboat.backup import BackupResult, commit, lock_all, new_backup_id
+from lifeboat.cluster_guard import confirm_for_backup
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
 from lifeboat.objects import Targets, write_plain
@@ -104,6 +105,7 @@ def backup_physical(
     *,
     wal_timeout: float = DEFAULT_WAL_TIMEOUT,
     incremental_backup: bool = False,
+    accept_new_cluster: bool = False,
 ) -> BackupResult:
     source = ctx.source(source_name)
     encryptor = ctx.encryptor()
@@ -118,6 +120,8 @@ def backup_physical(
         with endpoint.connect(autocommit=True) as conn:
             server = logical.server_info(conn)
             facts = physical.cluster_facts(conn)
+            # before anything streams: the base backup's own WAL must be taken by wal-push
+            confirm_for_backup(repos, source_name, conn, endpoint, "physical", accept_new_cluster)
         if facts.archive_mode == "off":
             raise ArchivingNotReadyError(
                 f"archive_mode is off on {endpoint.describe()}: a physical backup needs WAL "

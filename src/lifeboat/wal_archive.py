@@ -2,7 +2,8 @@
 
 Each file is compressed, encrypted and stored under a name carrying its plaintext sha256, so
 pushing the same file again is recognised without the key, and a different file under a name
-already archived is refused instead of overwriting history."""
+already archived is refused instead of overwriting history. A segment must also be whole and
+of the cluster the source holds (repo/cluster.py): its first page header says which."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from lifeboat.errors import IntegrityError, LifeboatError, UsageError
-from lifeboat.postgres import wal
-from lifeboat.repo import layout
+from lifeboat.postgres import wal, walheader
+from lifeboat.repo import cluster, layout
 from lifeboat.storage.base import PermanentError, Storage
 
 if TYPE_CHECKING:
@@ -30,8 +31,20 @@ log = logging.getLogger(__name__)
 MAP_AT_LEAST = 1 << 20
 
 
-class WalConflictError(LifeboatError):
+class WalRefusedError(LifeboatError):
+    """The archive refuses this file for good: pushing it again cannot succeed."""
+
+
+class WalConflictError(WalRefusedError):
     """A different file is already archived under this name."""
+
+
+class NotASegmentError(WalRefusedError):
+    """A file named like a WAL segment that is not a whole one."""
+
+
+class ForeignWalError(WalRefusedError):
+    """WAL of another cluster than the one the source holds."""
 
 
 class WalNotFoundError(LifeboatError):
@@ -72,9 +85,16 @@ def push(
     repository that fails does not keep the others from getting the file; the first
     failure is raised after all were tried (archive_command then fails and PostgreSQL
     tries again, which the repositories that have the file answer at once)."""
-    targets = storage_list(storages)
+    configured = storage_list(storages)
     name = wal.check_archive_name(path.name)
+    failures: list[BaseException] = []
     with _mapped(path) as data:
+        found = segment_identity(name, data)
+        targets = configured
+        if found is not None:
+            targets = admit(configured, source, name, found, failures)
+        if not targets:
+            raise failures[0]
         # hashing and compressing both let go of the interpreter: run them side by side
         # (the compression is wasted only on the rare push of a segment already archived)
         hashed: list[str] = []
@@ -90,19 +110,86 @@ def push(
     digest = hashed[0]
     encrypted: list[bytes] = []
     results: list[PushResult] = []
-    failures: list[BaseException] = []
     for storage in targets:
         try:
             results.append(
                 _store(storage, source, name, digest, size, compressed, encrypted, encryptor)
             )
         except (LifeboatError, OSError) as exc:
-            if len(targets) > 1:
-                log.warning("%s could not be archived to %s: %s", name, storage.url, exc)
-            failures.append(exc)
+            _note_failure(name, storage, exc, failures, len(configured))
     if failures:
         raise failures[0]
     return results[0]
+
+
+def segment_identity(name: str, data: bytes | memoryview) -> cluster.ClusterIdentity | None:
+    """The cluster a segment (or a .partial one) comes from, once it is checked to be a whole
+    segment; None for .history and .backup files, which have no page header."""
+    if not wal.is_whole_segment_name(name):
+        return None
+    try:
+        # a copy, not a view: a view still referenced (from a traceback) keeps the mapping
+        head = bytes(data[: walheader.LONG_HEADER_SIZE])
+        header = walheader.whole_segment_header(name, head, len(data))
+    except ValueError as exc:
+        raise NotASegmentError(str(exc)) from None
+    return cluster.ClusterIdentity(str(header.system_identifier), header.major, header.segment_size)
+
+
+def admit(
+    targets: list[Storage],
+    source: str,
+    name: str,
+    found: cluster.ClusterIdentity,
+    failures: list[BaseException],
+) -> list[Storage]:
+    """The repositories that take WAL of the cluster found: every one, unless one holds
+    another cluster, which refuses the file everywhere before anything is written. Where
+    the source has no cluster record yet, found becomes it. A repository whose record
+    cannot be read is left out, its failure added to failures."""
+    readable: list[Storage] = []
+    for storage in targets:
+        try:
+            other = cluster.contradiction(storage, source, found)
+        except (LifeboatError, OSError) as exc:
+            _note_failure(name, storage, exc, failures, len(targets))
+            continue
+        if other is not None:
+            raise ForeignWalError(_foreign_message(name, source, found, other, storage))
+        readable.append(storage)
+    admitted: list[Storage] = []
+    for storage in readable:
+        try:
+            other = cluster.ensure_recorded(storage, source, found, f"WAL file {name}")
+        except (LifeboatError, OSError) as exc:
+            _note_failure(name, storage, exc, failures, len(targets))
+            continue
+        if other is not None:  # another cluster recorded itself first, a moment ago
+            raise ForeignWalError(_foreign_message(name, source, found, other, storage))
+        admitted.append(storage)
+    return admitted
+
+
+def _foreign_message(
+    name: str,
+    source: str,
+    found: cluster.ClusterIdentity,
+    record: cluster.ClusterRecord,
+    storage: Storage,
+) -> str:
+    return (
+        cluster.mismatch_message(name, source, found, record, storage)
+        + ": refusing it; is another server's archive_command (or wal-stream) pointed at "
+        "this source?"
+    )
+
+
+def _note_failure(
+    name: str, storage: Storage, exc: BaseException, failures: list[BaseException], of: int
+) -> None:
+    if of > 1:
+        log.warning("%s could not be archived to %s: %s", name, storage.url, exc)
+    failures.append(exc)
 
 
 def storage_list(storages: Storage | Sequence[Storage]) -> list[Storage]:
@@ -334,7 +421,14 @@ def push_stream_partial(
         data = path.read_bytes()
     except OSError as exc:
         raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
-    if is_archived(storage, source, segment) or streamed_length(data) == 0:
+    if streamed_length(data) == 0:
+        return None
+    found = segment_identity(path.name, data)
+    assert found is not None  # a .partial name
+    failures: list[BaseException] = []
+    if not admit([storage], source, path.name, found, failures):
+        raise failures[0]
+    if is_archived(storage, source, segment):
         return None
     digest = hashlib.sha256(data).hexdigest()
     length = streamed_length(data)
@@ -373,26 +467,21 @@ def prune_stream_partials(storage: Storage, source: str) -> list[str]:
     return removed
 
 
-_SEGMENT_SIZE_OFFSET = 32  # xlp_seg_size in the long header starting every WAL segment
-
-
 def pad_to_segment_size(data: bytes) -> bytes:
     """Zero-pad a partial segment to the size PostgreSQL's restore_command must deliver.
 
-    pg_receivewal (15, 17) writes partial files at full size already; this only matters for
-    a file cut short, whose own first page header says how large the segment is."""
-    header = data[_SEGMENT_SIZE_OFFSET : _SEGMENT_SIZE_OFFSET + 4]
-    if len(header) < 4:
-        raise IntegrityError("a streamed partial segment is too short to hold a WAL page header")
-    for order in ("little", "big"):
-        size = int.from_bytes(header, order)
-        if 1 << 20 <= size <= 1 << 30 and size & (size - 1) == 0:
-            if len(data) > size:
-                raise IntegrityError(
-                    f"a streamed partial segment is larger ({len(data)}) than its segment size"
-                )
-            return data + bytes(size - len(data))
-    raise IntegrityError("a streamed partial segment has no valid segment size in its header")
+    pg_receivewal (15, 17) writes partial files at full size, and an upload must be whole;
+    this only matters for a copy cut short, whose own first page header says how large the
+    segment is."""
+    try:
+        size = walheader.parse_long_header(data).segment_size
+    except ValueError as exc:
+        raise IntegrityError(f"a streamed partial segment is damaged: {exc}") from None
+    if len(data) > size:
+        raise IntegrityError(
+            f"a streamed partial segment is larger ({len(data)}) than its segment size"
+        )
+    return data + bytes(size - len(data))
 
 
 def history_names(storage: Storage, source: str) -> list[str]:

@@ -258,10 +258,33 @@ def copy_durably(source: Path, folder: Path, name: str) -> None:
         os.close(source_fd)
 
 
+def _refuse_broken_segment(path: Path, name: str) -> None:
+    """What the worker would refuse for good (wal_archive.segment_identity), refused now:
+    once spooled, PostgreSQL counts a file as archived. Checking the cluster it comes from
+    needs the repository, and stays with the worker."""
+    if not wal.is_whole_segment_name(name):
+        return
+    from lifeboat.postgres import walheader
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(walheader.LONG_HEADER_SIZE)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        walheader.whole_segment_header(name, head, size)
+    except ValueError as exc:
+        from lifeboat.wal_archive import NotASegmentError
+
+        raise NotASegmentError(str(exc)) from None
+
+
 def spool_segment(spool: SpoolPaths, path: Path, max_segments: int) -> Spooled:
     """Make path durable in the spool. SPOOL_FULL means nothing was written: the caller
     pushes synchronously instead, so no WAL is ever dropped."""
     name = wal.check_archive_name(path.name)
+    _refuse_broken_segment(path, name)
     make_private_dirs(spool.outgoing)
     existing = spool.outgoing / name
     if existing.exists():

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from lifeboat.cluster_guard import refuse_other_cluster, server_identity
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, UsageError
 from lifeboat.fsutil import state_home
@@ -33,7 +34,7 @@ from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
 from lifeboat.wal_archive import (
-    WalConflictError,
+    WalRefusedError,
     prune_stream_partials,
     push,
     push_stream_partial,
@@ -206,7 +207,7 @@ class StagingUploader:
                 if wal.is_segment_name(path.name):
                     self._drop_partials(path.name)
                 path.unlink()
-            except WalConflictError as exc:
+            except WalRefusedError as exc:
                 # never retried: the local copy stays for an operator to look at
                 self._conflicts.add(path.name)
                 log.error("%s (kept in %s)", exc, self.directory)
@@ -454,7 +455,15 @@ def stream(
     encryptor = ctx.encryptor()
     endpoint = PgEndpoint.from_dsn(source.dsn, source.password_file)
     with endpoint.connect(autocommit=True) as conn:
-        major = logical.server_major(logical.server_info(conn))
+        server = logical.server_info(conn)
+        major = logical.server_major(server)
+        # every segment of another cluster would be refused: say so once, at the start
+        refuse_other_cluster(
+            repos,
+            source_name,
+            server_identity(conn, server),
+            f"the server at {endpoint.describe()}",
+        )
         row = conn.execute("SELECT current_setting('synchronous_standby_names')").fetchone()
     for hint in synchronous_hints(options, str(row[0]) if row else ""):
         log.warning("%s", hint)

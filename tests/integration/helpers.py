@@ -12,6 +12,7 @@ from typing import Any
 
 from lifeboat.commands.keygen import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.walfiles import SYSTEM_ID, segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 
@@ -195,12 +196,20 @@ def assert_restores_identically(
         cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
 
 
-def wal_segment(root: Path, name: str = "000000010000000000000007") -> Path:
-    """A 16 MiB file named like a WAL segment, under root/pg_wal."""
-    segment = root / "pg_wal" / name
-    segment.parent.mkdir(exist_ok=True)
-    segment.write_bytes(bytes(range(256)) * 65536)
-    return segment
+def wal_segment(
+    root: Path, name: str = "000000010000000000000007", of: ScratchCluster | None = None
+) -> Path:
+    """A 16 MiB WAL segment (a page header, then WAL-like bytes), under root/pg_wal; of the
+    cluster `of` (its system identifier in the header), which a source whose backups are of
+    that cluster requires."""
+    system_identifier = (
+        SYSTEM_ID
+        if of is None
+        else int(of.psql("SELECT system_identifier FROM pg_control_system()"))
+    )
+    return segment_file(
+        root / "pg_wal", name, size=16 * 1024 * 1024, system_identifier=system_identifier
+    )
 
 
 def assert_wal_round_trip(ws: Workspace, segment: Path, fetched: Path) -> None:

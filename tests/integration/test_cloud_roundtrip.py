@@ -62,7 +62,7 @@ def test_backup_restore_wal_and_copy_through_s3_azure_and_gcs(
         assert_restores_identically(ws, pg_cluster, fresh_db, f"{fresh_db}_{repo}", "--repo", repo)
     assert ws.run("verify", "wms", "--deep").returncode == 0
 
-    segment = wal_segment(tmp_path, "000000010000000000000003")
+    segment = wal_segment(tmp_path, "000000010000000000000003", of=pg_cluster)
     assert_wal_round_trip(ws, segment, tmp_path / "fetched")
 
     # from one service to another, checked; then again, with nothing left to copy

@@ -177,7 +177,7 @@ def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     assert [b["id"] for b in ws.run_json("list", "--repo", "s3")] == [made["id"]]
     assert ws.run("verify", "wms", "--deep").returncode == 0
     assert_restores_identically(ws, pg_cluster, fresh_db, f"{fresh_db}_writer")
-    assert_wal_round_trip(ws, wal_segment(tmp_path), tmp_path / "fetched")
+    assert_wal_round_trip(ws, wal_segment(tmp_path, of=pg_cluster), tmp_path / "fetched")
 
     # copying into the repository is adding objects too
     other = ws.run_json("backup", "other")

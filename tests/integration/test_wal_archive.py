@@ -95,9 +95,12 @@ def test_archive_command_pushes_every_switched_segment(
         )
         assert again.returncode == 0, again.stderr
         # a different file under an archived name is refused and nothing is overwritten
+        # (a whole segment of the same cluster, one byte changed after its page header)
         forged = tmp_path / "forged" / segment
         forged.parent.mkdir()
-        forged.write_bytes(b"\0" * (16 * 1024 * 1024))
+        changed = bytearray(fetched.read_bytes())
+        changed[100] ^= 0xFF
+        forged.write_bytes(bytes(changed))
         refused = subprocess.run(
             [LIFEBOAT, "--config", str(config), "wal-push", "wms", str(forged)],
             capture_output=True,

@@ -9,11 +9,13 @@ import pytest
 
 from lifeboat.errors import IntegrityError, UsageError
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
+from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.storage.base import Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from lifeboat.wal_archive import WalConflictError, WalNotFoundError, fetch, push
+from tests.walfiles import segment_file
 
 SEGMENT = "000000010000000A000000FE"
 
@@ -32,6 +34,10 @@ def keys(tmp_path: Path) -> tuple[AgeEncryptor, AgeDecryptor]:
 
 
 def wal_file(folder: Path, name: str, size: int = 1 << 20, seed: int = 1) -> Path:
+    """A whole segment (with its page header) for a segment or .partial name, else a file of
+    that size."""
+    if wal.is_whole_segment_name(name):
+        return segment_file(folder, name, size=size, seed=seed)
     folder.mkdir(exist_ok=True)
     path = folder / name
     # WAL-like: mostly zeros with some varied records
@@ -90,7 +96,7 @@ def test_history_partial_and_backup_label_files(
     folder: str,
 ) -> None:
     encryptor, decryptor = keys
-    source = wal_file(tmp_path / "pg_wal", name, size=300)
+    source = wal_file(tmp_path / "pg_wal", name)
     result = push(storage, "wms", source, encryptor, level=1)
     assert result.key.startswith(folder + name + "-")
     fetch(storage, "wms", name, tmp_path / "out", lambda method: decryptor)

@@ -21,6 +21,7 @@ import pytest
 
 from lifeboat.errors import LifeboatError
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
+from lifeboat.postgres import wal
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal_archive import WalConflictError, fetch, is_archived, push
 from lifeboat.wal_prefetch import run_prefetcher, take_prefetched
@@ -36,6 +37,7 @@ from lifeboat.wal_spool import (
     spool_segment,
     take_marker,
 )
+from tests.walfiles import segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 
@@ -45,6 +47,8 @@ def segment_name(number: int, timeline: int = 1) -> str:
 
 
 def wal_file(folder: Path, name: str, seed: int, size: int = 1 << 20) -> Path:
+    if wal.is_whole_segment_name(name):
+        return segment_file(folder, name, size=size, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     body = bytearray(size)
     body[: size // 4] = (random.Random(seed).randbytes(64) * (size // 256))[: size // 4]

@@ -30,6 +30,7 @@ from lifeboat.wal_stream import (
     standby_names,
     synchronous_hints,
 )
+from tests.walfiles import long_header
 
 SEGMENT = "000000010000000A000000FE"
 SEGMENT_SIZE = 1 << 20  # the smallest size initdb allows keeps these tests fast
@@ -51,10 +52,8 @@ def keys(tmp_path: Path) -> tuple[AgeEncryptor, AgeDecryptor]:
 def wal_bytes(received: int, size: int = SEGMENT_SIZE, seed: int = 1) -> bytes:
     """A segment as pg_receivewal leaves it: `received` bytes of WAL, then the zeros it
     filled the file with. The long page header at the start records the segment size."""
-    header = bytearray(40)
-    header[0:2] = (0xD116).to_bytes(2, "little")
-    header[32:36] = size.to_bytes(4, "little")
-    body = bytes(header) + random.Random(seed).randbytes(received - len(header))
+    header = long_header(segment_size=size)
+    body = header + random.Random(seed).randbytes(received - len(header))
     return body + bytes(size - len(body))
 
 

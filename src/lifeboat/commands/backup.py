@@ -35,8 +35,22 @@ from lifeboat.errors import EXIT_FAILED, UsageError
     help="physical, PostgreSQL >= 17: only what changed since the newest physical backup "
     "(needs summarize_wal = on).",
 )
+@click.option(
+    "--accept-new-cluster",
+    is_flag=True,
+    help="The source moved to another PostgreSQL cluster on purpose (pg_upgrade, a rebuilt "
+    "server): record the server's system identifier as the source's from now on, instead "
+    "of refusing the backup. Its WAL is archived from then on; the old cluster's is refused.",
+)
 @json_option
-def command(source: str, kind: str, wal_timeout: float, incremental: bool, as_json: bool) -> None:
+def command(
+    source: str,
+    kind: str,
+    wal_timeout: float,
+    incremental: bool,
+    accept_new_cluster: bool,
+    as_json: bool,
+) -> None:
     """Back up SOURCE: encrypted, compressed, checksummed; prints the backup id."""
     if incremental and kind != "physical":
         raise UsageError("--incremental needs --type physical")
@@ -44,12 +58,16 @@ def command(source: str, kind: str, wal_timeout: float, incremental: bool, as_js
         from lifeboat.basebackup import backup_physical
 
         result = backup_physical(
-            state().context(), source, wal_timeout=wal_timeout, incremental_backup=incremental
+            state().context(),
+            source,
+            wal_timeout=wal_timeout,
+            incremental_backup=incremental,
+            accept_new_cluster=accept_new_cluster,
         )
     else:
         from lifeboat.backup import backup_logical
 
-        result = backup_logical(state().context(), source)
+        result = backup_logical(state().context(), source, accept_new_cluster=accept_new_cluster)
     summary = {
         **result.manifest.summary(),
         "repository": result.repository,

@@ -56,15 +56,20 @@ def cluster_facts(conn: psycopg.Connection[Any]) -> ClusterFacts:
     version_num = int(setting("server_version_num"))
     return ClusterFacts(
         version_num=version_num,
-        segment_size=int(setting("wal_segment_size"))
-        if setting("wal_segment_size").isdigit()
-        else _size(setting("wal_segment_size")),
+        segment_size=wal_segment_size(conn),
         data_checksums=setting("data_checksums") == "on",
         archive_mode=setting("archive_mode"),
         archive_command=setting("archive_command"),
         extra_tablespaces=spaces,
         summarize_wal=version_num >= 170000 and setting("summarize_wal") == "on",
     )
+
+
+def wal_segment_size(conn: psycopg.Connection[Any]) -> int:
+    """The server's WAL segment size in bytes (`current_setting` gives e.g. `16MB`)."""
+    row = conn.execute("SELECT current_setting('wal_segment_size')").fetchone()
+    text = str(row[0]) if row else ""
+    return int(text) if text.isdigit() else _size(text)
 
 
 def _size(text: str) -> int:

@@ -95,6 +95,12 @@ def is_partial_name(name: str) -> bool:
     return bool(_PARTIAL.match(name))
 
 
+def is_whole_segment_name(name: str) -> bool:
+    """A segment or a `.partial` one: a whole segment's size, starting with a page header
+    (unlike `.history` and `.backup` files)."""
+    return is_segment_name(name) or is_partial_name(name)
+
+
 def is_backup_label_name(name: str) -> bool:
     return bool(_BACKUP_LABEL.match(name))
 

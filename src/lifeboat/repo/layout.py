@@ -112,6 +112,28 @@ def parse_backup_key(key: str) -> tuple[str, str, str] | None:
     return parts[0], parts[2], parts[3]
 
 
+# --- the cluster a source holds ----------------------------------------------------------
+# <source>/cluster/<8 digits>.json: write-once records of the PostgreSQL cluster (system
+# identifier) whose WAL and backups the source takes; the highest number is in force.
+
+_CLUSTER_RECORD = re.compile(r"^(\d{8})\.json$")
+
+
+def cluster_prefix(source: str) -> str:
+    return f"{source}/cluster/"
+
+
+def cluster_record_key(source: str, number: int) -> str:
+    return f"{cluster_prefix(source)}{number:08d}.json"
+
+
+def parse_cluster_record_key(source: str, key: str) -> int | None:
+    """The number of a cluster record key of source, else None."""
+    prefix = cluster_prefix(source)
+    match = _CLUSTER_RECORD.match(key[len(prefix) :]) if key.startswith(prefix) else None
+    return int(match[1]) if match else None
+
+
 # --- WAL archive ---------------------------------------------------------------------------
 # <source>/wal/<timeline+log>/<name>-<plain sha256>.zst.<age|gpg>, at most 256 segments a
 # folder (16 MiB segments); history files in <source>/wal/history/. The plaintext hash in the

@@ -1,0 +1,227 @@
+"""Which PostgreSQL cluster a source holds, recorded once in the repository.
+
+A source's WAL archive and its backups are of one cluster, told apart from every other by
+its system identifier (pg_control; every WAL segment's first page header repeats it). The
+first backup or `wal-push` of a source records it; from then on WAL and backups of another
+cluster are refused, as pgBackRest refuses them by the stanza's system identifier. A
+deliberate move to a new cluster (`backup --accept-new-cluster`) adds a record naming the
+identifier it replaces: records are never rewritten (DESIGN.md, "write once"), the highest
+number is in force and the older ones stay as history.
+
+    <source>/cluster/<8 digits>.json
+
+Readers cache the record in force per process: `wal-push` runs once per segment, and the
+record changes only when someone accepts a new cluster, which a reader holding the old one
+finds out by reading again before it refuses anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lifeboat.errors import LifeboatError, RepositoryError
+from lifeboat.repo import layout
+from lifeboat.storage.base import NotFound, Storage
+
+log = logging.getLogger(__name__)
+
+
+class ClusterMismatchError(LifeboatError):
+    """The server is not the cluster the source holds."""
+
+
+@dataclass(frozen=True)
+class ClusterIdentity:
+    """What identifies a cluster, as read from a server or from a WAL segment's header."""
+
+    system_identifier: str  # decimal, as pg_control_system() and pg_controldata show it
+    major: int | None = None  # None when unknown (a WAL format newer than this Lifeboat)
+    segment_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    key: str
+    number: int
+    identity: ClusterIdentity
+    recorded_at: str
+    recorded_by: str
+    recorded_from: str
+    replaces: str | None
+
+    @property
+    def system_identifier(self) -> str:
+        return self.identity.system_identifier
+
+    def describe(self) -> str:
+        """`<id> (recorded <when> by <whom>)`, for one-line messages."""
+        return f"{self.system_identifier} (recorded {self.recorded_at} by {self.recorded_by})"
+
+
+def _parse(key: str, number: int, data: bytes) -> ClusterRecord:
+    try:
+        body = json.loads(data)
+        identity = ClusterIdentity(
+            system_identifier=str(int(body["system_identifier"])),
+            major=int(body["pg_major"]) if body.get("pg_major") is not None else None,
+            segment_size=int(body["wal_segment_size"])
+            if body.get("wal_segment_size") is not None
+            else None,
+        )
+        replaces = body.get("replaces")
+        return ClusterRecord(
+            key=key,
+            number=number,
+            identity=identity,
+            recorded_at=str(body["recorded_at"]),
+            recorded_by=str(body["recorded_by"]),
+            recorded_from=str(body.get("recorded_from", "")),
+            replaces=str(replaces) if replaces is not None else None,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        # failing closed: a source whose identity cannot be read takes nothing until someone
+        # looks; `backup --accept-new-cluster` writes a record that supersedes it
+        raise RepositoryError(
+            f"the cluster record {key} is damaged ({exc}): run `lifeboat backup "
+            f"{key.split('/', 1)[0]} --accept-new-cluster` to record the cluster again"
+        ) from None
+
+
+def _newest_key(storage: Storage, source: str) -> tuple[int, str] | None:
+    numbered = [
+        (number, info.key)
+        for info in storage.list(layout.cluster_prefix(source))
+        if (number := layout.parse_cluster_record_key(source, info.key)) is not None
+    ]
+    return max(numbered) if numbered else None
+
+
+def _read_newest(storage: Storage, source: str) -> ClusterRecord | None:
+    newest = _newest_key(storage, source)
+    if newest is None:
+        return None
+    number, key = newest
+    try:
+        with storage.read(key) as stream:
+            return _parse(key, number, stream.read())
+    except NotFound:
+        raise RepositoryError(f"the cluster record {key} vanished while it was read") from None
+
+
+# per storage object (what one process opened), per source
+_cache: weakref.WeakKeyDictionary[Storage, dict[str, ClusterRecord]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _remember(storage: Storage, source: str, record: ClusterRecord) -> None:
+    with _cache_lock:
+        _cache.setdefault(storage, {})[source] = record
+
+
+def current(storage: Storage, source: str, *, fresh: bool = False) -> ClusterRecord | None:
+    """The record in force, or None when the source has none yet. Read once per process
+    and repository unless fresh."""
+    if not fresh:
+        with _cache_lock:
+            cached = _cache.get(storage, {}).get(source)
+        if cached is not None:
+            return cached
+    record = _read_newest(storage, source)
+    if record is not None:
+        _remember(storage, source, record)
+    return record
+
+
+def contradiction(storage: Storage, source: str, found: ClusterIdentity) -> ClusterRecord | None:
+    """The record in force when found is another cluster, else None (also without a record).
+    A cached record that disagrees is read again first: a new cluster may have been accepted
+    since this process read it."""
+    record = current(storage, source)
+    if record is None or record.system_identifier == found.system_identifier:
+        return None
+    record = current(storage, source, fresh=True)
+    if record is None or record.system_identifier == found.system_identifier:
+        return None
+    return record
+
+
+def ensure_recorded(
+    storage: Storage, source: str, found: ClusterIdentity, recorded_from: str
+) -> ClusterRecord | None:
+    """Record found as the source's cluster when it has none yet. Returns the record in force
+    when that is another cluster's (one that recorded itself first), else None."""
+    if current(storage, source) is None:
+        record_cluster(storage, source, found, recorded_from)
+    return contradiction(storage, source, found)
+
+
+def record_cluster(
+    storage: Storage,
+    source: str,
+    found: ClusterIdentity,
+    recorded_from: str,
+    replacing: ClusterRecord | None = None,
+) -> ClusterRecord:
+    """Write the next record: the first one, or one that replaces the record in force
+    (`replacing`, None when there is none or it is damaged). Returns the record in force
+    afterwards, which is another writer's when it took the same number first."""
+    from lifeboat import __version__
+    from lifeboat.repo.records import actor
+
+    newest = _newest_key(storage, source)
+    number = newest[0] + 1 if newest else 1
+    key = layout.cluster_record_key(source, number)
+    body: dict[str, Any] = {
+        "system_identifier": found.system_identifier,
+        "pg_major": found.major,
+        "wal_segment_size": found.segment_size,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "recorded_by": actor(),
+        "recorded_from": recorded_from,
+        "replaces": replacing.system_identifier if replacing else None,
+        "lifeboat": __version__,
+    }
+    data = json.dumps(body, indent=2, sort_keys=True).encode() + b"\n"
+    if create_once(storage, key, data):
+        log.info(
+            "source %s in %s now holds the cluster %s", source, storage.url, found.system_identifier
+        )
+        record = _parse(key, number, data)
+        _remember(storage, source, record)
+        return record
+    in_force = current(storage, source, fresh=True)
+    assert in_force is not None  # the key that was there is one
+    return in_force
+
+
+def create_once(storage: Storage, key: str, data: bytes) -> bool:
+    """Create key holding data unless it exists; False when it exists already.
+
+    The one place the records' write-once rule is enforced. Storage offering an exclusive
+    create (O_EXCL locally, a conditional write in the clouds) makes this one atomic request;
+    with a plain write, looking first leaves two first writers a window of one round trip,
+    and the later one's record replaces the earlier one's."""
+    try:
+        storage.stat(key)
+        return False
+    except NotFound:
+        pass
+    storage.write(key, [data])
+    return True
+
+
+def mismatch_message(
+    subject: str, source: str, found: ClusterIdentity, record: ClusterRecord, storage: Storage
+) -> str:
+    """`<subject> belongs to the cluster X, but source S holds the cluster Y (recorded ...)`."""
+    return (
+        f"{subject} belongs to the cluster with system identifier {found.system_identifier}, but "
+        f"source {source} holds the cluster with system identifier {record.describe()} "
+        f"in {storage.url}"
+    )
