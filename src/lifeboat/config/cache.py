@@ -17,7 +17,8 @@ from typing import Any
 from lifeboat import __version__
 from lifeboat.fsutil import write_atomically
 
-CACHE_FORMAT = 4
+# 5: repository options checked against their backend, safety-backup expiry
+CACHE_FORMAT = 5
 _ENV_REF = re.compile(rb"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
