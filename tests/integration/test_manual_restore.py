@@ -15,13 +15,26 @@ from lifeboat.postgres.instance import ScratchCluster
 from .archiving import ScratchClusterAt, archiving_cluster, events, free_port, stop_cluster
 from .helpers import fill_rich, make_workspace, table_digests
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "manual-restore.md"
+
+
+def documented_backup_choice(backup_type: str) -> str:
+    """The lines of the document's step 1 that pick the backup (from `ID=$(` to `DIR=`),
+    with the type set: run as written, not copied into the test."""
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("ID=$(")
+    end = text.index("\n", text.index('DIR="$REPO/$SOURCE/backups/$ID"', start))
+    return f"TYPE={backup_type}\n{text[start:end]}"
+
 
 def test_manual_restore_with_age_zstd_and_pg_restore(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
-    ws.run("backup", "wms", check=True)
+    wanted = ws.run_json("backup", "wms")["id"]
+    # a newer backup the document must pass over: the safety copy a restore takes
+    ws.run("restore", "wms", "--target-db", fresh_db, "--yes", check=True)
     target = f"{fresh_db}_manual"
     pg_cluster.psql(f'CREATE DATABASE "{target}"')
     bin_dir = pg_cluster.bin_dir
@@ -29,19 +42,20 @@ def test_manual_restore_with_age_zstd_and_pg_restore(
 set -euo pipefail
 REPO={ws.repo}
 SOURCE=wms
-ID=$(ls "$REPO/$SOURCE/backups" | sort | tail -n 1)
-DIR="$REPO/$SOURCE/backups/$ID"
+{documented_backup_choice("logical")}
 grep -A6 '"name": "dump.zst' "$DIR/manifest.json" | grep '"sha256"' \\
   | grep -q "$(sha256sum "$DIR"/dump.zst.* | cut -d' ' -f1)"
 age --decrypt -i {ws.identity} "$DIR/dump.zst.age" \\
   | zstd --decompress --stdout \\
   | {bin_dir}/pg_restore --no-owner --no-privileges --single-transaction --exit-on-error \\
       -h 127.0.0.1 -p {pg_cluster.port} -U postgres -d {target}
+echo "$ID"
 """
     try:
-        subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True)
+        done = subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True)
+        assert done.stdout.strip() == wanted
         assert table_digests(pg_cluster, target) == table_digests(pg_cluster, fresh_db)
-        manifest_path = next(ws.repo.rglob("manifest.json"))
+        manifest_path = ws.repo / "wms" / "backups" / wanted / "manifest.json"
         counts = json.loads(manifest_path.read_text())["evidence"]["row_counts"]
         assert pg_cluster.psql("SELECT count(*) FROM public.lots", target) == str(
             counts["public.lots"]
@@ -67,8 +81,7 @@ def test_manual_point_in_time_restore_with_age_zstd_and_tar(pg_bin_dir: Path) ->
 set -euo pipefail
 REPO={home / "repo"}
 SOURCE=wms
-ID=$(ls "$REPO/$SOURCE/backups" | sort | tail -n 1)
-DIR="$REPO/$SOURCE/backups/$ID"
+{documented_backup_choice("physical")}
 PGDATA={pgdata}
 install -d -m 0700 -o postgres "$PGDATA"
 age --decrypt -i {home / "age.key"} "$DIR/base.tar.zst.age" \\
