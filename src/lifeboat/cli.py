@@ -139,7 +139,7 @@ def dsn_option(*names: str, help: str, password_file_option: str) -> Callable[[F
             return None
         import logging
 
-        from lifeboat.config.variables import expand_variables
+        from lifeboat.config.variables import expand_dsn
 
         option = names[0]
         if written_password(value):
@@ -150,7 +150,7 @@ def dsn_option(*names: str, help: str, password_file_option: str) -> Callable[[F
                 option,
                 password_file_option,
             )
-        return expand_variables(value, option)
+        return expand_dsn(value, option)
 
     return click.option(*names, callback=expand, help=help)
 

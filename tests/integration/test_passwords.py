@@ -353,6 +353,42 @@ def test_target_dsn_takes_the_password_from_outside_the_command_line(
     assert WARNING not in stderr
 
 
+@pytest.fixture(scope="module")
+def odd_password(locked_cluster: ScratchCluster) -> str:
+    """The password of a role `restorer`: every character that means something in a URI
+    or a key=value DSN, and unique, so that no other process shows it by chance."""
+    password = f"a/b@c:d e'f\\g%{secrets.token_hex(8)}"
+    quoted = password.replace("'", "''")
+    locked_cluster.psql(f"CREATE ROLE restorer LOGIN SUPERUSER PASSWORD '{quoted}'")
+    return password
+
+
+@pytest.mark.parametrize("form", ["uri", "key_value"])
+def test_target_dsn_takes_a_password_with_any_character_from_the_environment(
+    locked_cluster: ScratchCluster,
+    odd_password: str,
+    backed_up: tuple[Workspace, Gate],
+    form: str,
+) -> None:
+    ws, gate = backed_up
+    reference = "${LIFEBOAT_TARGET_PASSWORD}"
+    if form == "uri":
+        dsn = f"postgresql://restorer:{reference}@127.0.0.1:{locked_cluster.port}/postgres"
+    else:
+        dsn = f"host=127.0.0.1 port={locked_cluster.port} user=restorer password={reference}"
+    stderr = restore_into(
+        locked_cluster,
+        ws,
+        gate,
+        odd_password,
+        f"wms_odd_{form}",
+        "--target-dsn",
+        dsn,
+        env={"LIFEBOAT_TARGET_PASSWORD": odd_password, "PGPASSWORD": ""},
+    )
+    assert WARNING not in stderr
+
+
 def test_target_dsn_without_its_password_fails_in_one_line(
     locked_cluster: ScratchCluster, backed_up: tuple[Workspace, Gate]
 ) -> None:

@@ -10,14 +10,21 @@ from pydantic import ValidationError
 
 from lifeboat.config.model import LifeboatConfig
 from lifeboat.config.paths import CONFIG_ENV, DEFAULT_CONFIG, resolve_config_path
-from lifeboat.config.variables import expand_variables
+from lifeboat.config.variables import expand_dsn, expand_variables
 from lifeboat.errors import ConfigError
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "load_config", "resolve_config_path"]
 
 
+def _is_dsn(where: str) -> bool:
+    # sources.NAME.dsn: its references are parameter values, not text (see expand_dsn)
+    return where.startswith("sources.") and where.endswith(".dsn")
+
+
 def _interpolate(value: Any, where: str, path: Path) -> Any:
     if isinstance(value, str):
+        if _is_dsn(where):
+            return expand_dsn(value, f"{path}: {where}")
         return expand_variables(value, f"{path}: {where}")
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{where}.{k}" if where else k, path) for k, v in value.items()}
