@@ -15,6 +15,7 @@ from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
 from lifeboat.storage.options import CONFIG_KEYS, HONOURED, StorageOptions
 from lifeboat.storage.registry import open_storage
+from tests.walfiles import segment_file
 
 # the command line's helpers; its fixture (autouse) puts back the logging the CLI changes
 from .test_cli import _restore_logging, run  # noqa: F401
@@ -106,11 +107,27 @@ def owners(option: str) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
-def test_an_option_set_to_its_default_value_is_still_refused(tmp_path: Path) -> None:
-    # object_lock_mode defaults to COMPLIANCE: writing it down still asks for Object Lock
-    path = config_file(tmp_path, "file:///srv/backups", {"object_lock_mode": "COMPLIANCE"})
-    with pytest.raises(ConfigError, match="object_lock_mode is not supported by local"):
-        load_config(path)
+# every option with a default other than "not set", at that default
+DEFAULTS = {
+    option: RepositoryConfig.model_fields[option].default
+    for option in OPTIONS
+    if RepositoryConfig.model_fields[option].default is not None
+}
+
+
+def test_the_defaults_of_the_table_are_those_of_the_storage() -> None:
+    assert DEFAULTS and RepositoryConfig(url="mem://repo").storage_options() == StorageOptions()
+
+
+@pytest.mark.parametrize("kind", sorted(BACKENDS))
+def test_an_option_written_at_its_default_value_is_accepted(tmp_path: Path, kind: str) -> None:
+    # A default asks the backend for nothing it does not do anyway: object_lock_mode =
+    # "COMPLIANCE" without object_lock_days locks nothing, part_size_mb = 16 on a local
+    # folder changes nothing. Refusing them broke files written before the check existed.
+    url, _ = BACKENDS[kind]
+    repo = load_config(config_file(tmp_path, url, DEFAULTS)).repositories["vault"]
+    assert set(DEFAULTS) <= repo.model_fields_set
+    assert repo.unsupported_settings() == []
 
 
 def test_every_refused_option_is_named_in_one_line(tmp_path: Path) -> None:
@@ -224,6 +241,39 @@ def test_commands_refuse_a_worm_setting_on_a_local_repository(
         "not supported by local repositories (it applies to S3 repositories)\n"
     )
     assert not repo.exists()
+
+
+@pytest.mark.parametrize("command", [["init"], ["list"]])
+def test_commands_take_a_local_repository_with_defaults_written_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    repo = tmp_path / "repo"
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(
+        f'[repositories.local]\nurl = "file://{repo}"\npart_size_mb = 16\n'
+        'object_lock_mode = "COMPLIANCE"\n'
+        f'[encryption]\nage_recipients = ["{AGE_PUBLIC}"]\n'
+        '[sources.wms]\ndsn = "postgresql://backup@db.internal/wms"\n',
+        encoding="utf-8",
+    )
+    if command != ["init"]:
+        assert run(["--config", str(config), "init"]) == 0
+    assert run(["--config", str(config), *command]) == 0, capsys.readouterr().err
+
+
+def test_wal_push_takes_a_local_repository_with_defaults_written_out(tmp_path: Path) -> None:
+    # archive_command after an upgrade: the file is read and the WAL file stored
+    repo = tmp_path / "repo"
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(
+        f'[repositories.local]\nurl = "file://{repo}"\npart_size_mb = 16\n'
+        f'[encryption]\nage_recipients = ["{AGE_PUBLIC}"]\n'
+        '[sources.wms]\ndsn = "postgresql://backup@db.internal/wms"\n',
+        encoding="utf-8",
+    )
+    assert run(["--config", str(config), "init"]) == 0
+    segment = segment_file(tmp_path, "000000010000000000000001")
+    assert run(["--config", str(config), "wal-push", "wms", str(segment)]) == 0
 
 
 # --- the documentation says what the declaration says -----------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from lifeboat.repo.layout import check_source_name
-from lifeboat.storage.options import CONFIG_KEYS, StorageOptions, shown_url, unsupported
+from lifeboat.storage.options import StorageOptions, set_options, shown_url, unsupported
 
 
 class _Strict(BaseModel):
@@ -163,10 +163,11 @@ class RepositoryConfig(_Strict):
         return value
 
     def unsupported_settings(self) -> list[str]:
-        """Why the backend of this url cannot honour a key this table sets or a parameter
-        of its URL; empty when it honours them all."""
-        fields = {key: field for field, key in CONFIG_KEYS.items()}
-        return unsupported(self.url, [fields.get(key, key) for key in self.model_fields_set])
+        """Why the backend of this url cannot honour a setting this table changes from its
+        default or a parameter of its URL; empty when it honours them all. A default written
+        out (part_size_mb = 16 on a local folder) asks for nothing and is accepted, so that
+        a file written before the check still loads."""
+        return unsupported(self.url, set_options(self.storage_options()))
 
 
 class EncryptionConfig(_Strict):
