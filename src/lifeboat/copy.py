@@ -6,7 +6,8 @@ copy interrupted at any point leaves no backup listed in the target, and the nex
 copies it again. A backup is the same in both when its id and its manifest's checksum are:
 a target that holds another backup under the same id keeps it, and that backup (with the
 incrementals built on it and its hold records) is reported as a conflict, never skipped in
-silence. WAL and history files are copied by key (their names carry their plaintext
+silence; so is a backup whose manifest cannot be read in the origin, while the rest still
+goes. WAL and history files are copied by key (their names carry their plaintext
 sha256); a key the target already has with the same size is skipped. Hold records follow
 the same way, so that a backup held in the origin is held in the target. Nothing is
 decrypted: copying needs no key."""
@@ -80,7 +81,13 @@ def copy_repository(origin: Repository, target: Repository, sources: list[str]) 
 def _copy_backups(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
     present = set(target.committed_ids(source))
     for backup in origin.committed_ids(source):  # oldest first: parents before incrementals
-        manifest = origin.load_manifest(source, backup)
+        try:
+            manifest = origin.load_manifest(source, backup)
+        except LifeboatError as exc:
+            # one damaged backup must not keep the rest, WAL and holds included, from going
+            report.conflicts[backup] = f"unreadable in origin: {exc.message}"
+            log.error("backup %s/%s not copied to %s: %s", source, backup, target.name, exc)
+            continue
         conflict = _conflict(target, manifest, present, report.conflicts)
         if conflict is not None:
             report.conflicts[backup] = conflict
@@ -105,7 +112,7 @@ def _conflict(
     and a repository may have been restored from somewhere else."""
     parent = manifest.physical.parent if manifest.physical else None
     if parent in conflicts:
-        return f"it builds on {parent}, which is a different backup in {target.name}"
+        return f"it builds on {parent}, which is not copied either"
     if manifest.id not in present:
         return None
     try:
