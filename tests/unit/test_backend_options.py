@@ -223,18 +223,24 @@ def test_opening_a_backend_refuses_what_it_cannot_honour(
 # --- the command line ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["init"], ["list"], ["wal-push", "wms", "/nonexistent"]])
-def test_commands_refuse_a_worm_setting_on_a_local_repository(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
-) -> None:
+def local_config(tmp_path: Path, settings: str) -> tuple[Path, Path]:
+    """A config file with a local repository whose table holds settings; (file, repository)."""
     repo = tmp_path / "repo"
     config = tmp_path / "lifeboat.toml"
     config.write_text(
-        f'[repositories.local]\nurl = "file://{repo}"\nobject_lock_days = 2557\n'
+        f'[repositories.local]\nurl = "file://{repo}"\n{settings}'
         f'[encryption]\nage_recipients = ["{AGE_PUBLIC}"]\n'
         '[sources.wms]\ndsn = "postgresql://backup@db.internal/wms"\n',
         encoding="utf-8",
     )
+    return config, repo
+
+
+@pytest.mark.parametrize("command", [["init"], ["list"], ["wal-push", "wms", "/nonexistent"]])
+def test_commands_refuse_a_worm_setting_on_a_local_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    config, repo = local_config(tmp_path, "object_lock_days = 2557\n")
     assert run(["--config", str(config), *command]) == 2
     assert capsys.readouterr().err == (
         f"lifeboat: error: {config}: repository 'local' (file://{repo}): object_lock_days is "
@@ -243,37 +249,17 @@ def test_commands_refuse_a_worm_setting_on_a_local_repository(
     assert not repo.exists()
 
 
-@pytest.mark.parametrize("command", [["init"], ["list"]])
+@pytest.mark.parametrize("command", ["list", "wal-push"])
 def test_commands_take_a_local_repository_with_defaults_written_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    repo = tmp_path / "repo"
-    config = tmp_path / "lifeboat.toml"
-    config.write_text(
-        f'[repositories.local]\nurl = "file://{repo}"\npart_size_mb = 16\n'
-        'object_lock_mode = "COMPLIANCE"\n'
-        f'[encryption]\nage_recipients = ["{AGE_PUBLIC}"]\n'
-        '[sources.wms]\ndsn = "postgresql://backup@db.internal/wms"\n',
-        encoding="utf-8",
-    )
-    if command != ["init"]:
-        assert run(["--config", str(config), "init"]) == 0
-    assert run(["--config", str(config), *command]) == 0, capsys.readouterr().err
-
-
-def test_wal_push_takes_a_local_repository_with_defaults_written_out(tmp_path: Path) -> None:
-    # archive_command after an upgrade: the file is read and the WAL file stored
-    repo = tmp_path / "repo"
-    config = tmp_path / "lifeboat.toml"
-    config.write_text(
-        f'[repositories.local]\nurl = "file://{repo}"\npart_size_mb = 16\n'
-        f'[encryption]\nage_recipients = ["{AGE_PUBLIC}"]\n'
-        '[sources.wms]\ndsn = "postgresql://backup@db.internal/wms"\n',
-        encoding="utf-8",
-    )
-    assert run(["--config", str(config), "init"]) == 0
-    segment = segment_file(tmp_path, "000000010000000000000001")
-    assert run(["--config", str(config), "wal-push", "wms", str(segment)]) == 0
+    # a file written before the check, read by archive_command's wal-push after an upgrade
+    config, _ = local_config(tmp_path, 'part_size_mb = 16\nobject_lock_mode = "COMPLIANCE"\n')
+    assert run(["--config", str(config), "init"]) == 0, capsys.readouterr().err
+    arguments = [command]
+    if command == "wal-push":
+        arguments += ["wms", str(segment_file(tmp_path / "wal", "000000010000000000000001"))]
+    assert run(["--config", str(config), *arguments]) == 0, capsys.readouterr().err
 
 
 # --- the documentation says what the declaration says -----------------------------------------

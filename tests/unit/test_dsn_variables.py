@@ -26,6 +26,17 @@ QUOTED = "host=db2 port=5433 user=restore password='${PW}' dbname=postgres"
 UNREACHABLE = "postgresql://restore:${PW}@127.0.0.1:1/postgres"
 
 
+FORMS = pytest.mark.parametrize("dsn", [URI, KEY_VALUE, QUOTED])
+
+
+@pytest.fixture(params=PASSWORDS)
+def password(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each password, in the environment as PW."""
+    value: str = request.param
+    monkeypatch.setenv("PW", value)
+    return value
+
+
 @pytest.fixture(autouse=True)
 def _no_secrets_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Secrets registered here are not redacted in the other tests' output."""
@@ -33,12 +44,8 @@ def _no_secrets_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.mark.parametrize("password", PASSWORDS)
-@pytest.mark.parametrize("dsn", [URI, KEY_VALUE, QUOTED])
-def test_a_password_from_the_environment_is_one_parameter(
-    dsn: str, password: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PW", password)
+@FORMS
+def test_a_password_from_the_environment_is_one_parameter(dsn: str, password: str) -> None:
     params = conninfo_to_dict(expand_dsn(dsn, "--target-dsn"))
     assert params == {
         "host": "db2",
@@ -74,11 +81,7 @@ def test_a_dsn_that_is_one_reference_is_the_whole_dsn(monkeypatch: pytest.Monkey
     assert expand_dsn("${LB_DSN}", "dsn") == "host=db user=backup"
 
 
-@pytest.mark.parametrize("password", PASSWORDS)
-def test_the_password_never_shows_when_the_server_cannot_be_reached(
-    password: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PW", password)
+def test_the_password_never_shows_when_the_server_cannot_be_reached(password: str) -> None:
     endpoint = PgEndpoint.from_dsn(expand_dsn(UNREACHABLE, "--target-dsn"))
     assert endpoint.params["host"] == "127.0.0.1" and endpoint.password == password
     with pytest.raises(DatabaseError) as raised:
@@ -87,12 +90,8 @@ def test_the_password_never_shows_when_the_server_cannot_be_reached(
     assert password not in redact(str(raised.value))
 
 
-@pytest.mark.parametrize("password", PASSWORDS)
-@pytest.mark.parametrize("dsn", [URI, KEY_VALUE, QUOTED])
-def test_the_password_never_shows_in_an_invalid_dsn_line(
-    dsn: str, password: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PW", password)
+@FORMS
+def test_the_password_never_shows_in_an_invalid_dsn_line(dsn: str, password: str) -> None:
     bogus = f"{dsn}?bogus=1" if dsn.startswith("postgresql:") else f"{dsn} bogus=1"
     with pytest.raises(ConfigError) as raised:
         PgEndpoint.from_dsn(expand_dsn(bogus, "--target-dsn"))
