@@ -3,7 +3,8 @@
 Each file is compressed, encrypted and stored under a name carrying its plaintext sha256, so
 pushing the same file again is recognised without the key, and a different file under a name
 already archived is refused instead of overwriting history. A segment must also be whole and
-of the cluster the source holds (repo/cluster.py): its first page header says which."""
+of the cluster the source holds (repo/cluster.py): its first page header says which; for a
+.history or .backup file, the pg_control of the data directory it is archived from."""
 
 from __future__ import annotations
 
@@ -90,9 +91,10 @@ def push(
     failures: list[BaseException] = []
     with _mapped(path) as data:
         found = segment_identity(name, data)
-        targets = configured
         if found is not None:
             targets = admit(configured, source, name, found, failures)
+        else:
+            targets = admit_headerless(configured, source, name, path, failures)
         if not targets:
             raise failures[0]
         # hashing and compressing both let go of the interpreter: run them side by side
@@ -136,17 +138,45 @@ def segment_identity(name: str, data: bytes | memoryview) -> cluster.ClusterIden
     return cluster.ClusterIdentity(str(header.system_identifier), header.major, header.segment_size)
 
 
+def sender_identity(path: Path) -> cluster.ClusterIdentity | None:
+    """The cluster that sends a .history or .backup file, from the pg_control of the data
+    directory it lies in (postgres/pgcontrol.py); None when it lies elsewhere."""
+    from lifeboat.postgres import pgcontrol
+
+    system_identifier = pgcontrol.sender_system_identifier(path)
+    return None if system_identifier is None else cluster.ClusterIdentity(str(system_identifier))
+
+
+def admit_headerless(
+    targets: list[Storage],
+    source: str,
+    name: str,
+    path: Path,
+    failures: list[BaseException],
+) -> list[Storage]:
+    """admit() for a .history or .backup file: refused when its sender is known and another
+    cluster than the one recorded; taken unchecked when the sender is unknown. It records
+    nothing: the record is left to a segment or a backup, which also give the version and
+    segment size."""
+    found = sender_identity(path)
+    if found is None:
+        return targets
+    return admit(targets, source, name, found, failures, record=False)
+
+
 def admit(
     targets: list[Storage],
     source: str,
     name: str,
     found: cluster.ClusterIdentity,
     failures: list[BaseException],
+    *,
+    record: bool = True,
 ) -> list[Storage]:
     """The repositories that take WAL of the cluster found: every one, unless one holds
     another cluster, which refuses the file everywhere before anything is written. Where
-    the source has no cluster record yet, found becomes it. A repository whose record
-    cannot be read is left out, its failure added to failures."""
+    the source has no cluster record yet, found becomes it (unless record is False). A
+    repository whose record cannot be read is left out, its failure added to failures."""
     readable: list[Storage] = []
     for storage in targets:
         try:
@@ -157,6 +187,8 @@ def admit(
         if other is not None:
             raise ForeignWalError(_foreign_message(name, source, found, other, storage))
         readable.append(storage)
+    if not record:
+        return readable
     admitted: list[Storage] = []
     for storage in readable:
         try:
