@@ -162,6 +162,39 @@ def test_a_cluster_accepted_meanwhile_is_read_again_before_refusing(
     assert replacing.recorded_from == "backup --accept-new-cluster"
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_long_running_process_reads_the_record_again_after_a_while(
+    encryptor: AgeEncryptor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(cluster, "clock", clock)
+    root = tmp_path / "repo"
+    worker = LocalStorage(root)  # the async worker or wal-stream: it has the record cached
+    push(worker, "wms", segment_file(tmp_path / "a", SEGMENT), encryptor, level=1)
+    elsewhere = LocalStorage(root)  # `backup --accept-new-cluster`, in another process
+    old = cluster.current(elsewhere, "wms")
+    new = ClusterIdentity(str(OTHER_SYSTEM_ID), 17, 1 << 20)
+    cluster.record_cluster(elsewhere, "wms", new, "backup --accept-new-cluster", replacing=old)
+
+    # within CACHE_SECONDS the old record stands (the point of caching it)
+    clock.now += cluster.CACHE_SECONDS - 1
+    old_wal = segment_file(tmp_path / "b", NEXT)
+    assert not push(worker, "wms", old_wal, encryptor, level=1).already_archived
+    # then it is read again: the old cluster's WAL is refused
+    clock.now += 1
+    with pytest.raises(ForeignWalError) as caught:
+        push(worker, "wms", segment_file(tmp_path / "c", "000000010000000B00000000"), encryptor, 1)
+    assert f"holds the cluster with system identifier {OTHER_SYSTEM_ID}" in str(caught.value)
+    assert not is_archived(worker, "wms", "000000010000000B00000000")
+
+
 def test_the_first_writer_s_record_holds_against_a_second_first_writer() -> None:
     storage = MemoryStorage()
     first = ClusterIdentity(str(SYSTEM_ID), 17, 1 << 20)

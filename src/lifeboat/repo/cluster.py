@@ -12,7 +12,9 @@ number is in force and the older ones stay as history.
 
 Readers cache the record in force per process: `wal-push` runs once per segment, and the
 record changes only when someone accepts a new cluster, which a reader holding the old one
-finds out by reading again before it refuses anything.
+finds out by reading again before it refuses anything. A long-running reader (the async
+worker, `wal-stream`) reads it again once its copy is CACHE_SECONDS old, so it stops taking
+the old cluster's WAL soon after a new one is accepted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,27 +118,36 @@ def _read_newest(storage: Storage, source: str) -> ClusterRecord | None:
         raise RepositoryError(f"the cluster record {key} vanished while it was read") from None
 
 
-# per storage object (what one process opened), per source
-_cache: weakref.WeakKeyDictionary[Storage, dict[str, ClusterRecord]] = weakref.WeakKeyDictionary()
+# how long a process trusts the record it read: one list and one small read per minute is
+# nothing to a long-running process, and bounds how long it takes an accepted move to reach it
+CACHE_SECONDS = 60.0
+# what the cache's age is measured with (tests set a clock of their own)
+clock: Callable[[], float] = time.monotonic
+
+# per storage object (what one process opened), per source: the record and when it was read
+_cache: weakref.WeakKeyDictionary[Storage, dict[str, tuple[ClusterRecord, float]]] = (
+    weakref.WeakKeyDictionary()
+)
 _cache_lock = threading.Lock()
 
 
-def _remember(storage: Storage, source: str, record: ClusterRecord) -> None:
+def _remember(storage: Storage, source: str, record: ClusterRecord, read_at: float) -> None:
     with _cache_lock:
-        _cache.setdefault(storage, {})[source] = record
+        _cache.setdefault(storage, {})[source] = (record, read_at)
 
 
 def current(storage: Storage, source: str, *, fresh: bool = False) -> ClusterRecord | None:
     """The record in force, or None when the source has none yet. Read once per process
-    and repository unless fresh."""
+    and repository, and again once CACHE_SECONDS old, unless fresh."""
+    now = clock()
     if not fresh:
         with _cache_lock:
             cached = _cache.get(storage, {}).get(source)
-        if cached is not None:
-            return cached
+        if cached is not None and now - cached[1] < CACHE_SECONDS:
+            return cached[0]
     record = _read_newest(storage, source)
     if record is not None:
-        _remember(storage, source, record)
+        _remember(storage, source, record, now)
     return record
 
 
@@ -193,7 +206,7 @@ def record_cluster(
             "source %s in %s now holds the cluster %s", source, storage.url, found.system_identifier
         )
         record = _parse(key, number, data)
-        _remember(storage, source, record)
+        _remember(storage, source, record, clock())
         return record
     in_force = current(storage, source, fresh=True)
     assert in_force is not None  # the key that was there is one
