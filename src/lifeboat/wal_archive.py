@@ -81,18 +81,21 @@ def push(
     path: Path,
     encryptor: Encryptor,
     level: int,
+    decryptor_for: Callable[[str], Decryptor] | None = None,
 ) -> PushResult:
     """Archive one WAL file into every repository given, compressed and encrypted once. A
     repository that fails does not keep the others from getting the file; the first
     failure is raised after all were tried (archive_command then fails and PostgreSQL
-    tries again, which the repositories that have the file answer at once)."""
+    tries again, which the repositories that have the file answer at once). decryptor_for,
+    when given, lets a repository without a cluster record learn it from its archived WAL
+    (cluster.ensure_recorded)."""
     configured = storage_list(storages)
     name = wal.check_archive_name(path.name)
     failures: list[BaseException] = []
     with _mapped(path) as data:
         found = segment_identity(name, data)
         if found is not None:
-            targets = admit(configured, source, name, found, failures)
+            targets = admit(configured, source, name, found, failures, decryptor_for=decryptor_for)
         else:
             targets = admit_headerless(configured, source, name, path, failures)
         if not targets:
@@ -172,6 +175,7 @@ def admit(
     failures: list[BaseException],
     *,
     record: bool = True,
+    decryptor_for: Callable[[str], Decryptor] | None = None,
 ) -> list[Storage]:
     """The repositories that take WAL of the cluster found: every one, unless one holds
     another cluster, which refuses the file everywhere before anything is written. Where
@@ -192,7 +196,9 @@ def admit(
     admitted: list[Storage] = []
     for storage in readable:
         try:
-            other = cluster.ensure_recorded(storage, source, found, f"WAL file {name}")
+            other = cluster.ensure_recorded(
+                storage, source, found, f"WAL file {name}", decryptor_for
+            )
         except (LifeboatError, OSError) as exc:
             _note_failure(name, storage, exc, failures, len(targets))
             continue
@@ -336,7 +342,7 @@ def _fetch_archived(
             f"{name} is archived with several contents: {', '.join(sorted(copies))}"
         )
     digest, key = next(iter(copies.items()))
-    data = _read_verified(storage, key, digest, decryptor_for)
+    data = read_verified(storage, key, digest, decryptor_for)
     _write_durably(destination, data)
     return len(data)
 
@@ -352,7 +358,7 @@ def _fetch_stream_partial(
     if partial is None:
         raise WalNotFoundError(f"{name} is not in the archive of {source}")
     data = pad_to_segment_size(
-        _read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
+        read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
     )
     log.info(
         "%s is not archived: serving its streamed partial (%d bytes of WAL)",
@@ -363,7 +369,7 @@ def _fetch_stream_partial(
     return len(data)
 
 
-def _read_verified(
+def read_verified(
     storage: Storage, key: str, digest: str, decryptor_for: Callable[[str], Decryptor]
 ) -> bytes:
     """The plaintext of a WAL object, checked against the sha256 its key carries."""
@@ -581,7 +587,7 @@ def check_archive(
     for archived in archived_files(storage, source):
         checked += 1
         try:
-            _read_verified(storage, archived.key, archived.plain_sha256, decryptor_for)
+            read_verified(storage, archived.key, archived.plain_sha256, decryptor_for)
         except LifeboatError as exc:
             problems.append(str(exc))
     return checked, problems

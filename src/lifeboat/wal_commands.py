@@ -57,7 +57,7 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     from lifeboat.wal_archive import push
 
     storages = settings.storages(source)
-    result = push(storages, source, path, settings.encryptor(), settings.level)
+    result = push(storages, source, path, settings.encryptor(), settings.level, settings.decryptor)
     if archive.async_push:
         wal_spool.note_cluster_of(spool, storages, source)
     return {

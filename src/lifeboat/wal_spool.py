@@ -742,7 +742,8 @@ def archive_uploader(settings: WalSettings, source: str, spool: SpoolPaths) -> U
             if not opened:
                 opened.extend([settings.storages(source), settings.encryptor()])
         storages, encryptor = opened
-        digest = push(storages, source, path, encryptor, settings.level).plain_sha256
+        pushed = push(storages, source, path, encryptor, settings.level, settings.decryptor)
+        digest = pushed.plain_sha256
         note_cluster_of(spool, storages, source)
         return digest
 

@@ -4,17 +4,21 @@ a segment that is not whole (memory and local backends, real age, real zstd)."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from lifeboat.errors import LifeboatError, RepositoryError
-from lifeboat.pipeline.crypto import AgeEncryptor, generate_age_identity
+from lifeboat.errors import LifeboatError, RepositoryError, UsageError
+from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.repo import cluster, layout
+from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity
+from lifeboat.repo.manifest import Server
 from lifeboat.storage.base import ObjectInfo, Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
@@ -26,6 +30,7 @@ from lifeboat.wal_archive import (
     push_stream_partial,
 )
 from lifeboat.wal_spool import SpoolPaths, queued, spool_segment
+from tests.unit.test_repository import T0, make_manifest
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_bytes, segment_file
 
 SEGMENT = "000000010000000A000000FE"
@@ -160,6 +165,84 @@ def test_a_cluster_accepted_meanwhile_is_read_again_before_refusing(
     replacing = cluster.current(LocalStorage(root), "wms")
     assert replacing is not None and replacing.replaces == str(SYSTEM_ID)
     assert replacing.recorded_from == "backup --accept-new-cluster"
+
+
+def test_a_repository_without_a_record_holds_the_cluster_of_its_newest_backup(
+    encryptor: AgeEncryptor, tmp_path: Path
+) -> None:
+    storage = MemoryStorage()
+    repo = Repository("local", storage)
+    repo.init()
+    # as a Lifeboat that kept no record left it; the older backup is of a previous cluster,
+    # the newest one a restore's safety backup of another server
+    server = Server(version="17.2", version_num=170002, system_identifier=str(SYSTEM_ID))
+    older = Server(version="16.3", version_num=160003, system_identifier="12345")
+    repo.save_manifest(make_manifest(when=T0, server=older))
+    newest = make_manifest(when=T0 + timedelta(days=1), server=server)
+    repo.save_manifest(newest)
+    safety = Server(version="17.2", version_num=170002, system_identifier=str(OTHER_SYSTEM_ID))
+    repo.save_manifest(
+        make_manifest(when=T0 + timedelta(days=2), server=safety, labels={"kind": "safety"})
+    )
+
+    stray = segment_file(tmp_path / "stray", SEGMENT, system_identifier=OTHER_SYSTEM_ID)
+    with pytest.raises(ForeignWalError) as caught:
+        push(storage, "wms", stray, encryptor, level=1)
+    assert f"holds the cluster with system identifier {SYSTEM_ID} (recorded" in str(caught.value)
+    assert wal_keys(storage) == []
+    record = cluster.current(storage, "wms")
+    assert record is not None and record.recorded_from == f"backup {newest.id}"
+    assert record.identity.major == 17
+    assert not push(storage, "wms", segment_file(tmp_path, SEGMENT), encryptor, 1).already_archived
+
+
+def test_a_repository_without_a_record_holds_the_cluster_of_its_archived_wal(
+    tmp_path: Path,
+) -> None:
+    secret, public = generate_age_identity()
+    (tmp_path / "age.key").write_text(secret + "\n")
+    encryptor = AgeEncryptor([public])
+
+    def decryptor_for(method: str) -> AgeDecryptor:
+        return AgeDecryptor(tmp_path / "age.key")
+
+    storage = LocalStorage(tmp_path / "repo")
+    push(storage, "wms", segment_file(tmp_path / "pg_wal", SEGMENT), encryptor, level=1)
+    shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")  # as a Lifeboat without records
+    stray = segment_file(tmp_path / "stray", NEXT, system_identifier=OTHER_SYSTEM_ID)
+
+    with pytest.raises(ForeignWalError) as caught:
+        push(LocalStorage(tmp_path / "repo"), "wms", stray, encryptor, 1, decryptor_for)
+    assert f"holds the cluster with system identifier {SYSTEM_ID} (recorded" in str(caught.value)
+    record = cluster.current(LocalStorage(tmp_path / "repo"), "wms")
+    assert record is not None and record.recorded_from == f"archived WAL file {SEGMENT}"
+    assert (record.identity.major, record.identity.segment_size) == (17, 1 << 20)
+    assert not is_archived(storage, "wms", NEXT)
+
+
+def test_without_the_key_the_archived_wal_cannot_say_and_the_file_decides(
+    encryptor: AgeEncryptor, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    push(storage, "wms", segment_file(tmp_path / "pg_wal", SEGMENT), encryptor, level=1)
+    shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")
+
+    def no_key(method: str) -> AgeDecryptor:
+        raise UsageError("no age_identity_file is configured")
+
+    for decryptor_for in (None, no_key):
+        pushed = push(
+            LocalStorage(tmp_path / "repo"),
+            "wms",
+            segment_file(tmp_path / "next", NEXT),
+            encryptor,
+            1,
+            decryptor_for,
+        )
+        assert pushed.key.startswith("wms/wal/")
+        record = cluster.current(LocalStorage(tmp_path / "repo"), "wms")
+        assert record is not None and record.recorded_from == f"WAL file {NEXT}"
+        shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")
 
 
 class FakeClock:

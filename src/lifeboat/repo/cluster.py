@@ -27,11 +27,14 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import LifeboatError, RepositoryError
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
+
+if TYPE_CHECKING:
+    from lifeboat.pipeline.crypto import Decryptor
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def _parse(key: str, number: int, data: bytes) -> ClusterRecord:
     try:
         body = json.loads(data)
         identity = ClusterIdentity(
-            system_identifier=str(int(body["system_identifier"])),
+            system_identifier=normalised(body["system_identifier"]),
             major=int(body["pg_major"]) if body.get("pg_major") is not None else None,
             segment_size=int(body["wal_segment_size"])
             if body.get("wal_segment_size") is not None
@@ -165,13 +168,91 @@ def contradiction(storage: Storage, source: str, found: ClusterIdentity) -> Clus
 
 
 def ensure_recorded(
-    storage: Storage, source: str, found: ClusterIdentity, recorded_from: str
+    storage: Storage,
+    source: str,
+    found: ClusterIdentity,
+    recorded_from: str,
+    decryptor_for: Callable[[str], Decryptor] | None = None,
 ) -> ClusterRecord | None:
-    """Record found as the source's cluster when it has none yet. Returns the record in force
-    when that is another cluster's (one that recorded itself first), else None."""
+    """Record the source's cluster when it has no record yet. Returns the record in force
+    when that is another cluster's than found, else None.
+
+    A source that has backups or WAL already (a repository of a Lifeboat that kept no
+    record) holds the cluster they are of, not whichever server pushes or backs up first,
+    which may be a stray one: the newest backup's server says which, else the oldest
+    archived segment's header (when decryptor_for can decrypt it), and only then found."""
     if current(storage, source) is None:
-        record_cluster(storage, source, found, recorded_from)
+        inherited = _inherited(storage, source, decryptor_for)
+        if inherited is None:
+            record_cluster(storage, source, found, recorded_from)
+        else:
+            identity, evidence = inherited
+            log.warning(
+                "source %s in %s had no cluster record: recording the cluster of %s, %s",
+                source,
+                storage.url,
+                evidence,
+                identity.system_identifier,
+            )
+            record_cluster(storage, source, identity, evidence)
     return contradiction(storage, source, found)
+
+
+def _inherited(
+    storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor] | None
+) -> tuple[ClusterIdentity, str] | None:
+    """The cluster the source's existing backups or WAL are of, and what says so."""
+    return _of_newest_backup(storage, source) or _of_oldest_segment(storage, source, decryptor_for)
+
+
+def _of_newest_backup(storage: Storage, source: str) -> tuple[ClusterIdentity, str] | None:
+    from lifeboat.repo.catalog import Repository
+
+    repo = Repository(storage.url, storage)
+    for backup in reversed(repo.committed_ids(source)):
+        try:
+            manifest = repo.load_manifest(source, backup)
+        except LifeboatError as exc:
+            log.warning("cannot read backup %s of %s: %s", backup, source, exc)
+            continue
+        # a safety backup is of the server a restore wrote to, which may be another
+        if manifest.safety or manifest.server.system_identifier is None:
+            continue
+        identity = ClusterIdentity(
+            normalised(manifest.server.system_identifier), manifest.server.version_num // 10000
+        )
+        return identity, f"backup {backup}"
+    return None
+
+
+def _of_oldest_segment(
+    storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor] | None
+) -> tuple[ClusterIdentity, str] | None:
+    from lifeboat import wal_archive
+    from lifeboat.postgres import wal, walheader
+
+    segments = [
+        f for f in wal_archive.archived_files(storage, source) if wal.is_segment_name(f.name)
+    ]
+    if not segments or decryptor_for is None:
+        return None
+    oldest = min(segments, key=lambda archived: archived.name)
+    try:
+        data = wal_archive.read_verified(storage, oldest.key, oldest.plain_sha256, decryptor_for)
+        header = walheader.parse_long_header(data)
+    except (LifeboatError, ValueError) as exc:
+        # e.g. a host that may push but holds no private key
+        log.info("cannot read the archived %s to learn its cluster: %s", oldest.name, exc)
+        return None
+    identity = ClusterIdentity(str(header.system_identifier), header.major, header.segment_size)
+    return identity, f"archived WAL file {oldest.name}"
+
+
+def normalised(system_identifier: str | int) -> str:
+    """The decimal unsigned system identifier. PostgreSQL shows it as a signed bigint in SQL
+    (pg_control_system()) and as unsigned in pg_controldata and the WAL header: an identifier
+    of 2**63 or more would otherwise be two clusters."""
+    return str(int(system_identifier) % 2**64)
 
 
 def record_cluster(
