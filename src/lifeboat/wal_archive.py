@@ -442,30 +442,55 @@ def streamed_length(data: bytes) -> int:
     return len(data.rstrip(b"\0"))
 
 
+def _read_partial(path: Path) -> bytes:
+    if not wal.is_partial_name(path.name):
+        raise UsageError(f"{path.name!r} is not a .partial WAL segment name")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def admit_stream_partial(storages: list[Storage], source: str, path: Path) -> list[Storage]:
+    """The repositories that take this `<segment>.partial`, decided once for all of them
+    before any gets it: a partial one repository refuses (another cluster's) goes to none
+    (ForeignWalError). A repository whose record cannot be read is left out; with none
+    left, the first failure is raised."""
+    data = _read_partial(path)
+    if streamed_length(data) == 0:
+        return storages  # no WAL yet (zero-filled), nothing to tell: none will store it
+    found = segment_identity(path.name, data)
+    assert found is not None  # a .partial name
+    failures: list[BaseException] = []
+    admitted = admit(storages, source, path.name, found, failures)
+    if not admitted:
+        raise failures[0]
+    return admitted
+
+
 def push_stream_partial(
-    storage: Storage, source: str, path: Path, encryptor: Encryptor, level: int
+    storage: Storage,
+    source: str,
+    path: Path,
+    encryptor: Encryptor,
+    level: int,
+    *,
+    admitted: bool = False,
 ) -> StreamPartial | None:
     """Upload a growing `<segment>.partial` under a new key, then delete the shorter copies.
 
     The new copy is durable before an older one goes, so a reader always finds one. Returns
     None (and stores nothing) when the full segment is already archived or the file holds
-    no WAL yet (pg_receivewal zero-fills it first)."""
+    no WAL yet (pg_receivewal zero-fills it first). admitted: admit_stream_partial let this
+    repository take it already."""
     import zstandard
 
-    if not wal.is_partial_name(path.name):
-        raise UsageError(f"{path.name!r} is not a .partial WAL segment name")
+    data = _read_partial(path)
     segment = path.name.removesuffix(".partial")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
     if streamed_length(data) == 0:
         return None
-    found = segment_identity(path.name, data)
-    assert found is not None  # a .partial name
-    failures: list[BaseException] = []
-    if not admit([storage], source, path.name, found, failures):
-        raise failures[0]
+    if not admitted:
+        admit_stream_partial([storage], source, path)
     if is_archived(storage, source, segment):
         return None
     digest = hashlib.sha256(data).hexdigest()

@@ -35,6 +35,7 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
 from lifeboat.wal_archive import (
     WalRefusedError,
+    admit_stream_partial,
     prune_stream_partials,
     push,
     push_stream_partial,
@@ -168,6 +169,7 @@ class StagingUploader:
         self._partial_state: dict[str, tuple[int, int]] = {}
         self._next_partial_upload = time.monotonic() + partial_interval
         self._conflicts: set[str] = set()
+        self._refused_partials: set[str] = set()
 
     def _files(self) -> list[Path]:
         try:
@@ -240,13 +242,30 @@ class StagingUploader:
                 continue  # completed (renamed) meanwhile
             # taken before reading, so a write during the upload shows as a change next time
             signature = (stat.st_mtime_ns, stat.st_size)
+            if path.name in self._refused_partials:
+                ok = False  # still reported, as a conflicting segment is
+                continue
             if self._partial_state.get(path.name) == signature:
                 continue
-            uploaded = True
-            for storage in self.storages:
+            try:
+                admitted = admit_stream_partial(self.storages, self.source, path)
+            except WalRefusedError as exc:
+                # never retried (another cluster's WAL stays so): logged once
+                self._refused_partials.add(path.name)
+                log.error("%s (kept in %s)", exc, self.directory)
+                ok = False
+                continue
+            except (LifeboatError, OSError) as exc:
+                if path.exists():
+                    log.warning("cannot upload %s yet, will retry: %s", path.name, exc)
+                    ok = False
+                continue
+            uploaded = len(admitted) == len(self.storages)
+            ok = ok and uploaded
+            for storage in admitted:
                 try:
                     stored = push_stream_partial(
-                        storage, self.source, path, self.encryptor, self.level
+                        storage, self.source, path, self.encryptor, self.level, admitted=True
                     )
                 except (LifeboatError, OSError) as exc:
                     if path.exists():
