@@ -245,6 +245,23 @@ def test_without_the_key_the_archived_wal_cannot_say_and_the_file_decides(
         shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")
 
 
+def test_a_record_of_a_signed_identifier_is_read_unsigned(
+    encryptor: AgeEncryptor, tmp_path: Path
+) -> None:
+    unsigned = (1 << 63) + 42  # as the WAL header gives it
+    storage = MemoryStorage()
+    body = {
+        "system_identifier": str(unsigned - (1 << 64)),  # as pg_control_system() shows it
+        "recorded_at": "2026-11-22T05:16:13Z",
+        "recorded_by": "postgres@db-1",
+    }
+    storage.write("wms/cluster/00000001.json", [json.dumps(body).encode()])
+    record = cluster.current(storage, "wms")
+    assert record is not None and record.system_identifier == str(unsigned)
+    own = segment_file(tmp_path, SEGMENT, system_identifier=unsigned)
+    assert not push(storage, "wms", own, encryptor, level=1).already_archived
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.pgcontrol import PG_CONTROL_FILE_SIZE, sender_system_identifier
+from lifeboat.postgres.pgcontrol import (
+    PG_CONTROL_FILE_SIZE,
+    sender_system_identifier,
+    unsigned_system_identifier,
+)
 from tests.walfiles import SYSTEM_ID
 
 
@@ -59,3 +63,14 @@ def test_without_a_readable_pg_control_the_sender_is_unknown(
     tmp_path: Path, control: bytes | None
 ) -> None:
     assert sender_system_identifier(data_directory(tmp_path, control)) is None
+
+
+def test_a_signed_identifier_from_sql_is_the_unsigned_one_of_the_wal_header() -> None:
+    # pg_control_system() shows identifiers of 2**63 and more as negative bigints
+    unsigned = (1 << 63) + 12345
+    signed = unsigned - (1 << 64)
+    assert unsigned_system_identifier(str(signed)) == str(unsigned)
+    assert unsigned_system_identifier(unsigned) == str(unsigned)
+    assert unsigned_system_identifier(str(SYSTEM_ID)) == str(SYSTEM_ID)
+    with pytest.raises(ValueError):
+        unsigned_system_identifier("not a number")

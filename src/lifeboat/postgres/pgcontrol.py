@@ -66,3 +66,11 @@ def sender_system_identifier(wal_file: Path) -> int | None:
         return None
     (system_identifier,) = struct.unpack(order + "Q", head[:8])
     return int(system_identifier)
+
+
+def unsigned_system_identifier(system_identifier: str | int) -> str:
+    """The system identifier in decimal, unsigned. PostgreSQL shows it as a signed bigint in
+    SQL (pg_control_system()) but unsigned in pg_controldata and the WAL page header: read
+    both ways, an identifier of 2**63 or more would be two clusters. ValueError when it is
+    not a number."""
+    return str(int(system_identifier) % 2**64)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import LifeboatError, RepositoryError
+from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
 
@@ -75,7 +76,7 @@ def _parse(key: str, number: int, data: bytes) -> ClusterRecord:
     try:
         body = json.loads(data)
         identity = ClusterIdentity(
-            system_identifier=normalised(body["system_identifier"]),
+            system_identifier=unsigned_system_identifier(body["system_identifier"]),
             major=int(body["pg_major"]) if body.get("pg_major") is not None else None,
             segment_size=int(body["wal_segment_size"])
             if body.get("wal_segment_size") is not None
@@ -219,7 +220,8 @@ def _of_newest_backup(storage: Storage, source: str) -> tuple[ClusterIdentity, s
         if manifest.safety or manifest.server.system_identifier is None:
             continue
         identity = ClusterIdentity(
-            normalised(manifest.server.system_identifier), manifest.server.version_num // 10000
+            unsigned_system_identifier(manifest.server.system_identifier),
+            manifest.server.version_num // 10000,
         )
         return identity, f"backup {backup}"
     return None
@@ -246,13 +248,6 @@ def _of_oldest_segment(
         return None
     identity = ClusterIdentity(str(header.system_identifier), header.major, header.segment_size)
     return identity, f"archived WAL file {oldest.name}"
-
-
-def normalised(system_identifier: str | int) -> str:
-    """The decimal unsigned system identifier. PostgreSQL shows it as a signed bigint in SQL
-    (pg_control_system()) and as unsigned in pg_controldata and the WAL header: an identifier
-    of 2**63 or more would otherwise be two clusters."""
-    return str(int(system_identifier) % 2**64)
 
 
 def record_cluster(
