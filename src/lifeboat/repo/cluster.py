@@ -101,13 +101,32 @@ def _parse(key: str, number: int, data: bytes) -> ClusterRecord:
         ) from None
 
 
-def _newest_key(storage: Storage, source: str) -> tuple[int, str] | None:
-    numbered = [
+def _numbered_keys(storage: Storage, source: str) -> list[tuple[int, str]]:
+    """(number, key) of the source's records, oldest first."""
+    return sorted(
         (number, info.key)
         for info in storage.list(layout.cluster_prefix(source))
         if (number := layout.parse_cluster_record_key(source, info.key)) is not None
-    ]
-    return max(numbered) if numbered else None
+    )
+
+
+def _newest_key(storage: Storage, source: str) -> tuple[int, str] | None:
+    numbered = _numbered_keys(storage, source)
+    return numbered[-1] if numbered else None
+
+
+def _read(storage: Storage, key: str, number: int) -> tuple[ClusterRecord, bytes]:
+    try:
+        with storage.read(key) as stream:
+            data = stream.read()
+    except NotFound:
+        raise RepositoryError(f"the cluster record {key} vanished while it was read") from None
+    return _parse(key, number, data), data
+
+
+def history(storage: Storage, source: str) -> list[tuple[ClusterRecord, bytes]]:
+    """Every record of the source, oldest first, with the bytes it is stored as."""
+    return [_read(storage, key, number) for number, key in _numbered_keys(storage, source)]
 
 
 def _read_newest(storage: Storage, source: str) -> ClusterRecord | None:
@@ -115,11 +134,7 @@ def _read_newest(storage: Storage, source: str) -> ClusterRecord | None:
     if newest is None:
         return None
     number, key = newest
-    try:
-        with storage.read(key) as stream:
-            return _parse(key, number, stream.read())
-    except NotFound:
-        raise RepositoryError(f"the cluster record {key} vanished while it was read") from None
+    return _read(storage, key, number)[0]
 
 
 # how long a process trusts the record it read: one list and one small read per minute is
