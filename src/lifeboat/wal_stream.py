@@ -168,8 +168,8 @@ class StagingUploader:
         self.partial_uploads = 0
         self._partial_state: dict[str, tuple[int, int]] = {}
         self._next_partial_upload = time.monotonic() + partial_interval
-        self._conflicts: set[str] = set()
-        self._refused_partials: set[str] = set()
+        # files the repositories refused for good (a conflict, another cluster's WAL)
+        self._refused: set[str] = set()
 
     def _files(self) -> list[Path]:
         try:
@@ -201,7 +201,7 @@ class StagingUploader:
         """Push every completed file; False when one could not be (it stays for a retry)."""
         ok = True
         for path in self.completed():
-            if path.name in self._conflicts:
+            if path.name in self._refused:
                 ok = False
                 continue
             try:
@@ -210,10 +210,7 @@ class StagingUploader:
                     self._drop_partials(path.name)
                 path.unlink()
             except WalRefusedError as exc:
-                # never retried: the local copy stays for an operator to look at
-                self._conflicts.add(path.name)
-                log.error("%s (kept in %s)", exc, self.directory)
-                ok = False
+                ok = self._refuse(path, exc)
                 continue
             except (LifeboatError, OSError) as exc:
                 log.warning("cannot upload %s yet, will retry: %s", path.name, exc)
@@ -227,6 +224,13 @@ class StagingUploader:
                 path.name,
             )
         return ok
+
+    def _refuse(self, path: Path, error: WalRefusedError) -> bool:
+        """Never retried, logged once: the local copy stays for an operator to look at.
+        False, for the caller's result."""
+        self._refused.add(path.name)
+        log.error("%s (kept in %s)", error, self.directory)
+        return False
 
     def upload_partials(self, force: bool = False) -> bool:
         """Upload the .partial files that changed since their last upload; False on failure."""
@@ -242,18 +246,15 @@ class StagingUploader:
                 continue  # completed (renamed) meanwhile
             # taken before reading, so a write during the upload shows as a change next time
             signature = (stat.st_mtime_ns, stat.st_size)
-            if path.name in self._refused_partials:
-                ok = False  # still reported, as a conflicting segment is
+            if path.name in self._refused:
+                ok = False  # still reported
                 continue
             if self._partial_state.get(path.name) == signature:
                 continue
             try:
                 admitted = admit_stream_partial(self.storages, self.source, path)
             except WalRefusedError as exc:
-                # never retried (another cluster's WAL stays so): logged once
-                self._refused_partials.add(path.name)
-                log.error("%s (kept in %s)", exc, self.directory)
-                ok = False
+                ok = self._refuse(path, exc)
                 continue
             except (LifeboatError, OSError) as exc:
                 if path.exists():
