@@ -12,6 +12,9 @@ OTHER_SYSTEM_ID = 7316873055512345678
 PG15_MAGIC = 0xD110
 PG17_MAGIC = 0xD116
 XLP_LONG_HEADER = 0x0002
+# the first page after a crash that lost a record continued across the segment boundary
+# (XLP_FIRST_IS_OVERWRITE_CONTRECORD | XLP_LONG_HEADER, with XLP_FIRST_IS_CONTRECORD or not)
+AFTER_LOST_CONTRECORD = (0x000A, 0x000B)
 SMALLEST_SEGMENT = 1 << 20  # initdb --wal-segsize=1: keeps the tests fast
 
 
@@ -45,13 +48,16 @@ def segment_bytes(
     system_identifier: int = SYSTEM_ID,
     written: int | None = None,
     magic: int = PG17_MAGIC,
+    info: int = XLP_LONG_HEADER,
 ) -> bytes:
     """A whole segment: its header, `written` bytes of varied records (a quarter of it by
     default), zeros after them as in a segment PostgreSQL has not filled."""
     written = size // 4 if written is None else written
     body = bytearray(size)
     body[:written] = (random.Random(seed).randbytes(64) * (written // 64 + 1))[:written]
-    body[:40] = long_header(system_identifier=system_identifier, segment_size=size, magic=magic)
+    body[:40] = long_header(
+        system_identifier=system_identifier, segment_size=size, magic=magic, info=info
+    )
     return bytes(body)
 
 

@@ -146,17 +146,31 @@ def _first_segment_to_archive(conn: psycopg.Connection[Any], segment_size: int) 
     """The oldest segment the server will still archive: the one its archiver keeps failing
     on (a server whose archive_command already points at the source had its WAL refused,
     and retries from there), else where it writes (or replays) now."""
+    # a standby that has replayed nothing yet has no replay position (NULL): what it
+    # received is where its WAL goes on from
     row = conn.execute(
-        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+        "SELECT CASE WHEN pg_is_in_recovery() "
+        "THEN coalesce(pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn()) "
         "ELSE pg_current_wal_lsn() END::text, "
         "(SELECT last_failed_wal FROM pg_stat_archiver "
         " WHERE last_failed_time > coalesce(last_archived_time, '-infinity'))"
     ).fetchone()
     assert row is not None
-    here = wal.Segment.of_lsn(1, wal.parse_lsn(str(row[0])), segment_size).name(segment_size)
-    failing = str(row[1] or "")[:24]
-    if wal.is_segment_name(failing) and failing[8:] < here[8:]:
-        return failing
+    return first_segment_to_archive(row[0], row[1], segment_size)
+
+
+def first_segment_to_archive(here_lsn: str | None, failing: str | None, segment_size: int) -> str:
+    """_first_segment_to_archive from what the server said: its position (None on a standby
+    that has neither replayed nor received WAL yet) and its archiver's failing file."""
+    if here_lsn is None:
+        raise LifeboatError(
+            "cannot tell where the server's WAL goes on from: it is a standby that has "
+            "neither replayed nor received WAL yet; accept the new cluster once it has"
+        )
+    here = wal.Segment.of_lsn(1, wal.parse_lsn(here_lsn), segment_size).name(segment_size)
+    failing_segment = (failing or "")[:24]
+    if wal.is_segment_name(failing_segment) and failing_segment[8:] < here[8:]:
+        return failing_segment
     return here
 
 

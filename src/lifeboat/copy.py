@@ -10,7 +10,13 @@ silence; so is a backup whose manifest cannot be read in the origin, while the r
 goes. WAL and history files are copied by key (their names carry their plaintext
 sha256); a key the target already has with the same size is skipped. Hold records follow
 the same way, so that a backup held in the origin is held in the target. Nothing is
-decrypted: copying needs no key."""
+decrypted: copying needs no key.
+
+The source's cluster records (repo/cluster.py) go first, by key and never rewritten: the
+target then holds the cluster the copied backups and WAL are of. A target whose records
+went another way (a record the origin lacks, or names another cluster under the same
+number: it holds another cluster) gets nothing of that source, which is reported as one
+error line once the other sources are copied."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from typing import Any
 
 from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.pipeline.checksum import Tap
-from lifeboat.repo import layout
+from lifeboat.repo import cluster, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.lock import repository_lock
 from lifeboat.repo.manifest import Manifest, digest
@@ -34,7 +40,8 @@ READ_SIZE = 1 << 20
 
 
 class CopyConflictError(LifeboatError):
-    """The target holds a different backup under an id the origin has."""
+    """The target holds a different backup under an id the origin has, or another cluster
+    for a source."""
 
 
 @dataclass
@@ -43,6 +50,8 @@ class CopyReport:
     backups_copied: list[str] = field(default_factory=list)
     backups_present: int = 0
     conflicts: dict[str, str] = field(default_factory=dict)  # backup id -> why not copied
+    refused: str | None = None  # why nothing of the source was copied
+    cluster_records_copied: int = 0
     wal_copied: int = 0
     wal_present: int = 0
     hold_records_copied: int = 0
@@ -54,6 +63,8 @@ class CopyReport:
             "backups_copied": self.backups_copied,
             "backups_already_there": self.backups_present,
             "conflicts": [{"backup": b, "why": why} for b, why in self.conflicts.items()],
+            "refused": self.refused,
+            "cluster_records_copied": self.cluster_records_copied,
             "wal_files_copied": self.wal_copied,
             "wal_files_already_there": self.wal_present,
             "hold_records_copied": self.hold_records_copied,
@@ -71,11 +82,42 @@ def copy_repository(origin: Repository, target: Repository, sources: list[str]) 
     for source in sources:
         with repository_lock(target.storage, source, f"copy of {source} from {origin.name}"):
             report = CopyReport(source)
+            reports.append(report)
+            report.refused = _copy_cluster_records(origin, target, source, report)
+            if report.refused is not None:
+                log.error("%s: nothing copied: %s", source, report.refused)
+                continue
             _copy_backups(origin, target, source, report)
             _copy_wal(origin, target, source, report)
             _copy_holds(origin, target, source, report)
-            reports.append(report)
     return reports
+
+
+def _copy_cluster_records(
+    origin: Repository, target: Repository, source: str, report: CopyReport
+) -> str | None:
+    """Copy the records the target lacks; why the source is refused, or None."""
+    theirs = {record.number: record for record, _ in cluster.history(target.storage, source)}
+    ours = cluster.history(origin.storage, source)
+    by_number = {record.number: record for record, _ in ours}
+    for number, record in sorted(theirs.items()):
+        mine = by_number.get(number)
+        if mine is None or mine.system_identifier != record.system_identifier:
+            in_force = max(theirs.values(), key=lambda r: r.number)
+            origin_in_force = (
+                f"the cluster with system identifier {ours[-1][0].system_identifier}"
+                if ours
+                else "no cluster record"
+            )
+            return (
+                f"{target.name} holds source {source} as the cluster with system identifier "
+                f"{in_force.describe()}, but {origin.name} holds {origin_in_force}: "
+                "refusing to mix them"
+            )
+    for record, data in ours:
+        if record.number not in theirs and cluster.create_once(target.storage, record.key, data):
+            report.cluster_records_copied += 1
+    return None
 
 
 def _copy_backups(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
@@ -125,7 +167,13 @@ def _conflict(
 
 
 def raise_conflicts(reports: list[CopyReport]) -> None:
-    """One error for every backup left out for a conflict, once the rest is copied."""
+    """One error for every source refused and every backup left out for a conflict, once
+    the rest is copied."""
+    refused = [f"source {r.source}: {r.refused}" for r in reports if r.refused is not None]
+    if refused:
+        raise CopyConflictError(
+            f"{len(refused)} source(s) not copied (everything else was): " + "; ".join(refused)
+        )
     found = [f"{r.source}/{backup}: {why}" for r in reports for backup, why in r.conflicts.items()]
     if found:
         raise CopyConflictError(

@@ -18,6 +18,7 @@ from lifeboat.errors import BackupNotFoundError, IntegrityError, LifeboatError
 from lifeboat.fsutil import state_home, write_atomically
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor
+from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest, StoredObject
@@ -58,6 +59,14 @@ def manifest_object(manifest: Manifest) -> StoredObject:
     )
 
 
+def _same_cluster(manifest: Manifest, system_identifier: str) -> bool:
+    """Manifests written before identifiers were read unsigned may hold a negative one."""
+    recorded = manifest.server.system_identifier
+    if recorded is None:
+        return False
+    return unsigned_system_identifier(recorded) == unsigned_system_identifier(system_identifier)
+
+
 def choose_parent(repo: Repository, source: str, system_identifier: str | None) -> Manifest:
     """The newest committed physical backup of the same cluster."""
     candidates = [
@@ -65,7 +74,7 @@ def choose_parent(repo: Repository, source: str, system_identifier: str | None) 
         for m in repo.list_backups(source)
         if m.physical is not None
         and not m.safety
-        and (system_identifier is None or m.server.system_identifier == system_identifier)
+        and (system_identifier is None or _same_cluster(m, system_identifier))
     ]
     if not candidates:
         raise IncrementalError(

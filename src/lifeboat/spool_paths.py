@@ -37,6 +37,16 @@ class SpoolPaths(NamedTuple):
         return self.root / "wal_dir"
 
     @property
+    def cluster_file(self) -> Path:
+        """The system identifier of the source's cluster, as the repository last said."""
+        return self.root / "cluster.json"
+
+    @property
+    def refused(self) -> Path:
+        """Spooled files the repository refused for good, kept for someone to look at."""
+        return self.root / "refused"
+
+    @property
     def worker_lock(self) -> Path:
         return self.root / "worker.lock"
 

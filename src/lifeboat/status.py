@@ -78,6 +78,7 @@ def spool_status(spool: SpoolPaths, async_push: bool, now: datetime) -> dict[str
         "pushed_count": worker.get("pushed_count", 0),
         "last_pushed": worker.get("last_pushed"),
         "last_error": worker.get("last_error"),
+        "refused": len(queued(spool.refused)),
         "prefetched": len(queued(spool.incoming)),
     }
 

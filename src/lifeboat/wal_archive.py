@@ -3,7 +3,8 @@
 Each file is compressed, encrypted and stored under a name carrying its plaintext sha256, so
 pushing the same file again is recognised without the key, and a different file under a name
 already archived is refused instead of overwriting history. A segment must also be whole and
-of the cluster the source holds (repo/cluster.py): its first page header says which."""
+of the cluster the source holds (repo/cluster.py): its first page header says which; for a
+.history or .backup file, the pg_control of the data directory it is archived from."""
 
 from __future__ import annotations
 
@@ -80,19 +81,23 @@ def push(
     path: Path,
     encryptor: Encryptor,
     level: int,
+    decryptor_for: Callable[[str], Decryptor] | None = None,
 ) -> PushResult:
     """Archive one WAL file into every repository given, compressed and encrypted once. A
     repository that fails does not keep the others from getting the file; the first
     failure is raised after all were tried (archive_command then fails and PostgreSQL
-    tries again, which the repositories that have the file answer at once)."""
+    tries again, which the repositories that have the file answer at once). decryptor_for,
+    when given, lets a repository without a cluster record learn it from its archived WAL
+    (cluster.ensure_recorded)."""
     configured = storage_list(storages)
     name = wal.check_archive_name(path.name)
     failures: list[BaseException] = []
     with _mapped(path) as data:
         found = segment_identity(name, data)
-        targets = configured
         if found is not None:
-            targets = admit(configured, source, name, found, failures)
+            targets = admit(configured, source, name, found, failures, decryptor_for=decryptor_for)
+        else:
+            targets = admit_headerless(configured, source, name, path, failures)
         if not targets:
             raise failures[0]
         # hashing and compressing both let go of the interpreter: run them side by side
@@ -136,17 +141,46 @@ def segment_identity(name: str, data: bytes | memoryview) -> cluster.ClusterIden
     return cluster.ClusterIdentity(str(header.system_identifier), header.major, header.segment_size)
 
 
+def sender_identity(path: Path) -> cluster.ClusterIdentity | None:
+    """The cluster that sends a .history or .backup file, from the pg_control of the data
+    directory it lies in (postgres/pgcontrol.py); None when it lies elsewhere."""
+    from lifeboat.postgres import pgcontrol
+
+    system_identifier = pgcontrol.sender_system_identifier(path)
+    return None if system_identifier is None else cluster.ClusterIdentity(str(system_identifier))
+
+
+def admit_headerless(
+    targets: list[Storage],
+    source: str,
+    name: str,
+    path: Path,
+    failures: list[BaseException],
+) -> list[Storage]:
+    """admit() for a .history or .backup file: refused when its sender is known and another
+    cluster than the one recorded; taken unchecked when the sender is unknown. It records
+    nothing: the record is left to a segment or a backup, which also give the version and
+    segment size."""
+    found = sender_identity(path)
+    if found is None:
+        return targets
+    return admit(targets, source, name, found, failures, record=False)
+
+
 def admit(
     targets: list[Storage],
     source: str,
     name: str,
     found: cluster.ClusterIdentity,
     failures: list[BaseException],
+    *,
+    record: bool = True,
+    decryptor_for: Callable[[str], Decryptor] | None = None,
 ) -> list[Storage]:
     """The repositories that take WAL of the cluster found: every one, unless one holds
     another cluster, which refuses the file everywhere before anything is written. Where
-    the source has no cluster record yet, found becomes it. A repository whose record
-    cannot be read is left out, its failure added to failures."""
+    the source has no cluster record yet, found becomes it (unless record is False). A
+    repository whose record cannot be read is left out, its failure added to failures."""
     readable: list[Storage] = []
     for storage in targets:
         try:
@@ -157,10 +191,14 @@ def admit(
         if other is not None:
             raise ForeignWalError(_foreign_message(name, source, found, other, storage))
         readable.append(storage)
+    if not record:
+        return readable
     admitted: list[Storage] = []
     for storage in readable:
         try:
-            other = cluster.ensure_recorded(storage, source, found, f"WAL file {name}")
+            other = cluster.ensure_recorded(
+                storage, source, found, f"WAL file {name}", decryptor_for
+            )
         except (LifeboatError, OSError) as exc:
             _note_failure(name, storage, exc, failures, len(targets))
             continue
@@ -304,7 +342,7 @@ def _fetch_archived(
             f"{name} is archived with several contents: {', '.join(sorted(copies))}"
         )
     digest, key = next(iter(copies.items()))
-    data = _read_verified(storage, key, digest, decryptor_for)
+    data = read_verified(storage, key, digest, decryptor_for)
     _write_durably(destination, data)
     return len(data)
 
@@ -320,7 +358,7 @@ def _fetch_stream_partial(
     if partial is None:
         raise WalNotFoundError(f"{name} is not in the archive of {source}")
     data = pad_to_segment_size(
-        _read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
+        read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
     )
     log.info(
         "%s is not archived: serving its streamed partial (%d bytes of WAL)",
@@ -331,7 +369,7 @@ def _fetch_stream_partial(
     return len(data)
 
 
-def _read_verified(
+def read_verified(
     storage: Storage, key: str, digest: str, decryptor_for: Callable[[str], Decryptor]
 ) -> bytes:
     """The plaintext of a WAL object, checked against the sha256 its key carries."""
@@ -404,30 +442,55 @@ def streamed_length(data: bytes) -> int:
     return len(data.rstrip(b"\0"))
 
 
+def _read_partial(path: Path) -> bytes:
+    if not wal.is_partial_name(path.name):
+        raise UsageError(f"{path.name!r} is not a .partial WAL segment name")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def admit_stream_partial(storages: list[Storage], source: str, path: Path) -> list[Storage]:
+    """The repositories that take this `<segment>.partial`, decided once for all of them
+    before any gets it: a partial one repository refuses (another cluster's) goes to none
+    (ForeignWalError). A repository whose record cannot be read is left out; with none
+    left, the first failure is raised."""
+    data = _read_partial(path)
+    if streamed_length(data) == 0:
+        return storages  # no WAL yet (zero-filled), nothing to tell: none will store it
+    found = segment_identity(path.name, data)
+    assert found is not None  # a .partial name
+    failures: list[BaseException] = []
+    admitted = admit(storages, source, path.name, found, failures)
+    if not admitted:
+        raise failures[0]
+    return admitted
+
+
 def push_stream_partial(
-    storage: Storage, source: str, path: Path, encryptor: Encryptor, level: int
+    storage: Storage,
+    source: str,
+    path: Path,
+    encryptor: Encryptor,
+    level: int,
+    *,
+    admitted: bool = False,
 ) -> StreamPartial | None:
     """Upload a growing `<segment>.partial` under a new key, then delete the shorter copies.
 
     The new copy is durable before an older one goes, so a reader always finds one. Returns
     None (and stores nothing) when the full segment is already archived or the file holds
-    no WAL yet (pg_receivewal zero-fills it first)."""
+    no WAL yet (pg_receivewal zero-fills it first). admitted: admit_stream_partial let this
+    repository take it already."""
     import zstandard
 
-    if not wal.is_partial_name(path.name):
-        raise UsageError(f"{path.name!r} is not a .partial WAL segment name")
+    data = _read_partial(path)
     segment = path.name.removesuffix(".partial")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
     if streamed_length(data) == 0:
         return None
-    found = segment_identity(path.name, data)
-    assert found is not None  # a .partial name
-    failures: list[BaseException] = []
-    if not admit([storage], source, path.name, found, failures):
-        raise failures[0]
+    if not admitted:
+        admit_stream_partial([storage], source, path)
     if is_archived(storage, source, segment):
         return None
     digest = hashlib.sha256(data).hexdigest()
@@ -549,7 +612,7 @@ def check_archive(
     for archived in archived_files(storage, source):
         checked += 1
         try:
-            _read_verified(storage, archived.key, archived.plain_sha256, decryptor_for)
+            read_verified(storage, archived.key, archived.plain_sha256, decryptor_for)
         except LifeboatError as exc:
             problems.append(str(exc))
     return checked, problems

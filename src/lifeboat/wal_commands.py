@@ -39,21 +39,27 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
                 error.get("message"),
             )
         outcome = wal_spool.push_async(archive, source, path, config_path)
-        if outcome is not wal_spool.Spooled.SPOOL_FULL:
+        if outcome is wal_spool.Spooled.SPOOL_FULL:
+            log.warning(
+                "the spool %s holds %d segments already (spool_max_segments): "
+                "pushing %s synchronously",
+                spool.outgoing,
+                archive.spool_max_segments,
+                path.name,
+            )
+        elif outcome is not wal_spool.Spooled.OTHER_CLUSTER:
             already = outcome is wal_spool.Spooled.ALREADY_SPOOLED
             return {"name": path.name, "spooled": True, "already_spooled": already}
-        log.warning(
-            "the spool %s holds %d segments already (spool_max_segments): pushing %s synchronously",
-            spool.outgoing,
-            archive.spool_max_segments,
-            path.name,
-        )
+        # OTHER_CLUSTER: the repository's own record decides, synchronously
     else:
         _drain_leftover_spool(archive.spool, config_path, source)
 
     from lifeboat.wal_archive import push
 
-    result = push(settings.storages(source), source, path, settings.encryptor(), settings.level)
+    storages = settings.storages(source)
+    result = push(storages, source, path, settings.encryptor(), settings.level, settings.decryptor)
+    if archive.async_push:
+        wal_spool.note_cluster_of(spool, storages, source)
     return {
         "name": result.name,
         "key": result.key,

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -34,6 +34,7 @@ from lifeboat.spool_paths import SpoolPaths
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from lifeboat.storage.base import Storage
     from lifeboat.wal_settings import ArchiveSettings, WalSettings
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class Spooled(Enum):
     SPOOLED = "spooled"
     ALREADY_SPOOLED = "already spooled"
     SPOOL_FULL = "spool full"
+    OTHER_CLUSTER = "of another cluster than the spool's"
 
 
 def _same_content(first: Path, second: Path) -> bool:
@@ -258,12 +260,15 @@ def copy_durably(source: Path, folder: Path, name: str) -> None:
         os.close(source_fd)
 
 
-def _refuse_broken_segment(path: Path, name: str) -> None:
-    """What the worker would refuse for good (wal_archive.segment_identity), refused now:
-    once spooled, PostgreSQL counts a file as archived. Checking the cluster it comes from
-    needs the repository, and stays with the worker."""
+def _sender(path: Path, name: str) -> str | None:
+    """The system identifier of the cluster that sent the file, once it is checked to be a
+    whole segment (what the worker would refuse for good, refused now: once spooled,
+    PostgreSQL counts a file as archived); None when the file cannot tell."""
     if not wal.is_whole_segment_name(name):
-        return
+        from lifeboat.postgres import pgcontrol
+
+        sender = pgcontrol.sender_system_identifier(path)
+        return None if sender is None else str(sender)
     from lifeboat.postgres import walheader
 
     try:
@@ -273,18 +278,59 @@ def _refuse_broken_segment(path: Path, name: str) -> None:
     except OSError as exc:
         raise LifeboatError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        walheader.whole_segment_header(name, head, size)
+        header = walheader.whole_segment_header(name, head, size)
     except ValueError as exc:
         from lifeboat.wal_archive import NotASegmentError
 
         raise NotASegmentError(str(exc)) from None
+    return str(header.system_identifier)
+
+
+def note_cluster(spool: SpoolPaths, system_identifier: str) -> None:
+    """Keep the record in force where the foreground finds it without the repository.
+    Written by whoever read the record (the worker, a synchronous push); not fsynced: a
+    lost update only sends the next file through a synchronous push."""
+    if spooled_cluster(spool) == system_identifier:
+        return
+    make_private_dirs(spool.root)
+    write_json_atomically(
+        spool.cluster_file, {"system_identifier": system_identifier, "noted_at": utc_now()}
+    )
+
+
+def note_cluster_of(spool: SpoolPaths, storages: list[Storage], source: str) -> None:
+    """note_cluster with the record the repositories hold (read by the push just done, so
+    cached); a spool that cannot be written only loses the shortcut."""
+    from lifeboat.repo import cluster
+
+    try:
+        for storage in storages:
+            record = cluster.current(storage, source)
+            if record is not None:
+                note_cluster(spool, record.system_identifier)
+                return
+    except (LifeboatError, OSError) as exc:
+        log.warning("cannot note the source's cluster in %s: %s", spool.cluster_file, exc)
+
+
+def spooled_cluster(spool: SpoolPaths) -> str | None:
+    """The system identifier note_cluster last kept, None before any."""
+    document = read_json(spool.cluster_file)
+    found = document.get("system_identifier") if document else None
+    return found if isinstance(found, str) else None
 
 
 def spool_segment(spool: SpoolPaths, path: Path, max_segments: int) -> Spooled:
-    """Make path durable in the spool. SPOOL_FULL means nothing was written: the caller
-    pushes synchronously instead, so no WAL is ever dropped."""
+    """Make path durable in the spool. SPOOL_FULL and OTHER_CLUSTER mean nothing was
+    written: the caller pushes synchronously instead, so no WAL is ever dropped, and a file
+    of another cluster is refused by the repository itself (exit 1, nothing stored). Going
+    to the repository rather than refusing here keeps a spool whose note is stale (a new
+    cluster was accepted since) from refusing the new cluster's WAL."""
     name = wal.check_archive_name(path.name)
-    _refuse_broken_segment(path, name)
+    sender = _sender(path, name)
+    noted = spooled_cluster(spool) if sender is not None else None
+    if noted is not None and noted != sender:
+        return Spooled.OTHER_CLUSTER
     make_private_dirs(spool.outgoing)
     existing = spool.outgoing / name
     if existing.exists():
@@ -337,17 +383,38 @@ class WorkerStatus:
     last_pushed: dict[str, str] | None = None
     failures: dict[str, _Failure] = field(default_factory=dict)
     last_error: dict[str, Any] | None = None
+    # files the repository refused for good, moved to <spool>/refused/: name -> the error
+    refused: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # read ahead from pg_wal and refused: left to archive_command (not saved)
+    skipped_ahead: set[str] = field(default_factory=set)
 
     @classmethod
     def resume(cls, path: Path) -> WorkerStatus:
         previous = read_json(path) or {}
         count = previous.get("pushed_count")
         last = previous.get("last_pushed")
-        return cls(
+        refused = previous.get("refused")
+        status = cls(
             path,
             pushed_count=count if isinstance(count, int) else 0,
             last_pushed=last if isinstance(last, dict) else None,
+            refused=refused if isinstance(refused, dict) else {},
         )
+        status.forget(())  # refused files someone took away are forgotten
+        return status
+
+    def refuse(self, name: str, message: str, kept: Path) -> None:
+        """The repository refused the file for good: it is not retried, and stays visible
+        as the error until someone takes it out of kept's folder."""
+        self.failures.pop(name, None)
+        self.refused[name] = {
+            "segment": name,
+            "message": f"{message} (refused for good, moved to {kept})",
+            "at": utc_now(),
+            "attempts": 1,
+            "kept": str(kept),
+        }
+        self.last_error = self.refused[name]
 
     def pushed(self, name: str) -> None:
         self.pushed_count += 1
@@ -368,17 +435,23 @@ class WorkerStatus:
         }
         return failure
 
-    def forget(self, names: set[str]) -> None:
-        """Failures of files that left the spool some other way."""
-        for name in set(self.failures) - names:
+    def forget(self, names: Iterable[str]) -> None:
+        """Failures of files that left the spool some other way, and refused files removed
+        from where they were kept."""
+        for name in set(self.failures) - set(names):
             del self.failures[name]
+        for name, refusal in list(self.refused.items()):
+            if not Path(str(refusal.get("kept"))).exists():
+                del self.refused[name]
         self._refresh_error()
 
     def _refresh_error(self) -> None:
-        """A success clears the error unless another segment is still failing: that one
-        stays visible."""
+        """A success clears the error unless another segment is still failing, or a refused
+        one is kept: that one stays visible."""
         if not self.failures:
-            self.last_error = None
+            self.last_error = max(
+                self.refused.values(), key=lambda refusal: str(refusal["at"]), default=None
+            )
         elif self.last_error is None or self.last_error["segment"] not in self.failures:
             name, failure = max(self.failures.items(), key=lambda item: item[1].at)
             self.last_error = {
@@ -399,6 +472,7 @@ class WorkerStatus:
                     "last_pushed": self.last_pushed,
                     "last_error": self.last_error,
                     "failing": len(self.failures),
+                    "refused": self.refused,
                 },
             )
         except OSError as exc:
@@ -556,7 +630,11 @@ def _drain(
         now = time.monotonic()
         spooled = [spool.outgoing / name for name in queued(spool.outgoing)]
         spooled_names = {p.name for p in spooled}
-        ahead = [p for p in read_ahead(spool, read_ahead_limit) if p.name not in spooled_names]
+        ahead = [
+            p
+            for p in read_ahead(spool, read_ahead_limit)
+            if p.name not in spooled_names and p.name not in status.skipped_ahead
+        ]
         waiting = spooled + ahead
         status.forget({p.name for p in waiting})
         busy = {p.name for p in in_flight.values()}
@@ -604,6 +682,9 @@ def _drain(
             elif path.parent != spool.outgoing and not path.exists():
                 busy_marker.unlink(missing_ok=True)
                 continue  # archived and recycled meanwhile: nothing to read ahead
+            elif _refused_for_good(error):
+                busy_marker.unlink(missing_ok=True)
+                _set_aside(spool, path, str(error), status)
             else:
                 busy_marker.unlink(missing_ok=True)
                 message = str(error) or type(error).__name__
@@ -619,7 +700,34 @@ def _drain(
             status.save()
 
 
-def archive_uploader(settings: WalSettings, source: str) -> Uploader:
+def _refused_for_good(error: BaseException) -> bool:
+    from lifeboat.wal_archive import WalRefusedError
+
+    return isinstance(error, WalRefusedError)
+
+
+def _set_aside(spool: SpoolPaths, path: Path, message: str, status: WorkerStatus) -> None:
+    """A file the repository refused for good (another cluster's, a conflict): retrying
+    cannot help, so a spooled one moves to <spool>/refused/ for someone to look at. One
+    read ahead from pg_wal stays there: archive_command pushes it, and fails, itself."""
+    log.error("%s", message)
+    if path.parent != spool.outgoing:
+        status.skipped_ahead.add(path.name)
+        return
+    make_private_dirs(spool.refused)
+    kept = spool.refused / path.name
+    try:
+        os.replace(path, kept)
+        fsync_dir(spool.refused)
+    except OSError as exc:
+        status.failed(
+            path.name, f"{message}; cannot move it to {kept}: {exc.strerror}", time.monotonic()
+        )
+        return
+    status.refuse(path.name, message, kept)
+
+
+def archive_uploader(settings: WalSettings, source: str, spool: SpoolPaths) -> Uploader:
     """Pushes one spooled file to the source's repository. The repository is opened on the
     first upload, so a repository that cannot be reached yet is retried like a failed push."""
     import threading
@@ -634,6 +742,9 @@ def archive_uploader(settings: WalSettings, source: str) -> Uploader:
             if not opened:
                 opened.extend([settings.storages(source), settings.encryptor()])
         storages, encryptor = opened
-        return push(storages, source, path, encryptor, settings.level).plain_sha256
+        pushed = push(storages, source, path, encryptor, settings.level, settings.decryptor)
+        digest = pushed.plain_sha256
+        note_cluster_of(spool, storages, source)
+        return digest
 
     return upload

@@ -35,6 +35,7 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
 from lifeboat.wal_archive import (
     WalRefusedError,
+    admit_stream_partial,
     prune_stream_partials,
     push,
     push_stream_partial,
@@ -167,7 +168,8 @@ class StagingUploader:
         self.partial_uploads = 0
         self._partial_state: dict[str, tuple[int, int]] = {}
         self._next_partial_upload = time.monotonic() + partial_interval
-        self._conflicts: set[str] = set()
+        # files the repositories refused for good (a conflict, another cluster's WAL)
+        self._refused: set[str] = set()
 
     def _files(self) -> list[Path]:
         try:
@@ -199,7 +201,7 @@ class StagingUploader:
         """Push every completed file; False when one could not be (it stays for a retry)."""
         ok = True
         for path in self.completed():
-            if path.name in self._conflicts:
+            if path.name in self._refused:
                 ok = False
                 continue
             try:
@@ -208,10 +210,7 @@ class StagingUploader:
                     self._drop_partials(path.name)
                 path.unlink()
             except WalRefusedError as exc:
-                # never retried: the local copy stays for an operator to look at
-                self._conflicts.add(path.name)
-                log.error("%s (kept in %s)", exc, self.directory)
-                ok = False
+                ok = self._refuse(path, exc)
                 continue
             except (LifeboatError, OSError) as exc:
                 log.warning("cannot upload %s yet, will retry: %s", path.name, exc)
@@ -225,6 +224,13 @@ class StagingUploader:
                 path.name,
             )
         return ok
+
+    def _refuse(self, path: Path, error: WalRefusedError) -> bool:
+        """Never retried, logged once: the local copy stays for an operator to look at.
+        False, for the caller's result."""
+        self._refused.add(path.name)
+        log.error("%s (kept in %s)", error, self.directory)
+        return False
 
     def upload_partials(self, force: bool = False) -> bool:
         """Upload the .partial files that changed since their last upload; False on failure."""
@@ -240,13 +246,27 @@ class StagingUploader:
                 continue  # completed (renamed) meanwhile
             # taken before reading, so a write during the upload shows as a change next time
             signature = (stat.st_mtime_ns, stat.st_size)
+            if path.name in self._refused:
+                ok = False  # still reported
+                continue
             if self._partial_state.get(path.name) == signature:
                 continue
-            uploaded = True
-            for storage in self.storages:
+            try:
+                admitted = admit_stream_partial(self.storages, self.source, path)
+            except WalRefusedError as exc:
+                ok = self._refuse(path, exc)
+                continue
+            except (LifeboatError, OSError) as exc:
+                if path.exists():
+                    log.warning("cannot upload %s yet, will retry: %s", path.name, exc)
+                    ok = False
+                continue
+            uploaded = len(admitted) == len(self.storages)
+            ok = ok and uploaded
+            for storage in admitted:
                 try:
                     stored = push_stream_partial(
-                        storage, self.source, path, self.encryptor, self.level
+                        storage, self.source, path, self.encryptor, self.level, admitted=True
                     )
                 except (LifeboatError, OSError) as exc:
                     if path.exists():

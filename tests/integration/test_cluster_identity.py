@@ -119,6 +119,56 @@ def test_wal_of_another_cluster_or_cut_short_is_refused_and_nothing_is_written(
     assert len(records(archiving)) == 1
 
 
+def history_file(cluster: ScratchCluster, timeline: int, switched_at: str) -> str:
+    """A timeline history file in the cluster's pg_wal, as promoting it writes one; its
+    path relative to the data directory, as archive_command's %p gives it."""
+    relative = f"pg_wal/{timeline:08X}.history"
+    path = cluster.data_dir / relative
+    path.write_text(f"{timeline - 1}\t{switched_at}\tno recovery target specified\n")
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return relative
+
+
+def push_as_archive_command(
+    config: Path, cluster: ScratchCluster, relative: str
+) -> subprocess.CompletedProcess[str]:
+    """wal-push as the server's archive_command runs it: in the data directory."""
+    return subprocess.run(
+        as_postgres([LIFEBOAT, "--config", str(config), "wal-push", "wms", relative]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cluster.data_dir,
+    )
+
+
+def test_another_cluster_s_history_file_is_refused_by_its_pg_control(
+    archiving: Archiving, other_cluster: ScratchCluster
+) -> None:
+    archiving.switch_and_wait()  # the first push records the cluster
+    own, foreign = system_identifier(archiving.cluster), system_identifier(other_cluster)
+    before = stored(archiving)
+    refused = push_as_archive_command(
+        archiving.config, other_cluster, history_file(other_cluster, 2, "0/3000000")
+    )
+    assert refused.returncode == 1
+    line = error_line(refused)
+    assert f"00000002.history belongs to the cluster with system identifier {foreign}" in line
+    assert f"holds the cluster with system identifier {own} (recorded " in line
+    assert stored(archiving) == before
+
+    # the source's own history file is not blocked by the other one's
+    pushed = push_as_archive_command(
+        archiving.config, archiving.cluster, history_file(archiving.cluster, 2, "0/5000000")
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    histories = archiving.home / "repo" / "wms" / "wal" / "history"
+    assert len(list(histories.glob("00000002.history-*"))) == 1
+    assert len(records(archiving)) == 1
+
+
 def test_another_server_is_refused_until_a_backup_accepts_it(
     archiving: Archiving, other_cluster: ScratchCluster
 ) -> None:

@@ -102,6 +102,8 @@ def test_copy_replicates_what_is_missing_checks_it_and_resumes(
             "backups_copied": [first, second],
             "backups_already_there": 0,
             "conflicts": [],
+            "refused": None,
+            "cluster_records_copied": 1,  # the cluster the first backup recorded
             "wal_files_copied": 0,
             "wal_files_already_there": 0,
             "hold_records_copied": 0,

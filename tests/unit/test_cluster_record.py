@@ -4,17 +4,21 @@ a segment that is not whole (memory and local backends, real age, real zstd)."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from lifeboat.errors import LifeboatError, RepositoryError
-from lifeboat.pipeline.crypto import AgeEncryptor, generate_age_identity
+from lifeboat.errors import LifeboatError, RepositoryError, UsageError
+from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.repo import cluster, layout
+from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity
+from lifeboat.repo.manifest import Server
 from lifeboat.storage.base import ObjectInfo, Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
@@ -26,6 +30,7 @@ from lifeboat.wal_archive import (
     push_stream_partial,
 )
 from lifeboat.wal_spool import SpoolPaths, queued, spool_segment
+from tests.unit.test_repository import T0, make_manifest
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_bytes, segment_file
 
 SEGMENT = "000000010000000A000000FE"
@@ -160,6 +165,134 @@ def test_a_cluster_accepted_meanwhile_is_read_again_before_refusing(
     replacing = cluster.current(LocalStorage(root), "wms")
     assert replacing is not None and replacing.replaces == str(SYSTEM_ID)
     assert replacing.recorded_from == "backup --accept-new-cluster"
+
+
+def test_a_repository_without_a_record_holds_the_cluster_of_its_newest_backup(
+    encryptor: AgeEncryptor, tmp_path: Path
+) -> None:
+    storage = MemoryStorage()
+    repo = Repository("local", storage)
+    repo.init()
+    # as a Lifeboat that kept no record left it; the older backup is of a previous cluster,
+    # the newest one a restore's safety backup of another server
+    server = Server(version="17.2", version_num=170002, system_identifier=str(SYSTEM_ID))
+    older = Server(version="16.3", version_num=160003, system_identifier="12345")
+    repo.save_manifest(make_manifest(when=T0, server=older))
+    newest = make_manifest(when=T0 + timedelta(days=1), server=server)
+    repo.save_manifest(newest)
+    safety = Server(version="17.2", version_num=170002, system_identifier=str(OTHER_SYSTEM_ID))
+    repo.save_manifest(
+        make_manifest(when=T0 + timedelta(days=2), server=safety, labels={"kind": "safety"})
+    )
+
+    stray = segment_file(tmp_path / "stray", SEGMENT, system_identifier=OTHER_SYSTEM_ID)
+    with pytest.raises(ForeignWalError) as caught:
+        push(storage, "wms", stray, encryptor, level=1)
+    assert f"holds the cluster with system identifier {SYSTEM_ID} (recorded" in str(caught.value)
+    assert wal_keys(storage) == []
+    record = cluster.current(storage, "wms")
+    assert record is not None and record.recorded_from == f"backup {newest.id}"
+    assert record.identity.major == 17
+    assert not push(storage, "wms", segment_file(tmp_path, SEGMENT), encryptor, 1).already_archived
+
+
+def test_a_repository_without_a_record_holds_the_cluster_of_its_archived_wal(
+    tmp_path: Path,
+) -> None:
+    secret, public = generate_age_identity()
+    (tmp_path / "age.key").write_text(secret + "\n")
+    encryptor = AgeEncryptor([public])
+
+    def decryptor_for(method: str) -> AgeDecryptor:
+        return AgeDecryptor(tmp_path / "age.key")
+
+    storage = LocalStorage(tmp_path / "repo")
+    push(storage, "wms", segment_file(tmp_path / "pg_wal", SEGMENT), encryptor, level=1)
+    shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")  # as a Lifeboat without records
+    stray = segment_file(tmp_path / "stray", NEXT, system_identifier=OTHER_SYSTEM_ID)
+
+    with pytest.raises(ForeignWalError) as caught:
+        push(LocalStorage(tmp_path / "repo"), "wms", stray, encryptor, 1, decryptor_for)
+    assert f"holds the cluster with system identifier {SYSTEM_ID} (recorded" in str(caught.value)
+    record = cluster.current(LocalStorage(tmp_path / "repo"), "wms")
+    assert record is not None and record.recorded_from == f"archived WAL file {SEGMENT}"
+    assert (record.identity.major, record.identity.segment_size) == (17, 1 << 20)
+    assert not is_archived(storage, "wms", NEXT)
+
+
+def test_without_the_key_the_archived_wal_cannot_say_and_the_file_decides(
+    encryptor: AgeEncryptor, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    push(storage, "wms", segment_file(tmp_path / "pg_wal", SEGMENT), encryptor, level=1)
+    shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")
+
+    def no_key(method: str) -> AgeDecryptor:
+        raise UsageError("no age_identity_file is configured")
+
+    for decryptor_for in (None, no_key):
+        pushed = push(
+            LocalStorage(tmp_path / "repo"),
+            "wms",
+            segment_file(tmp_path / "next", NEXT),
+            encryptor,
+            1,
+            decryptor_for,
+        )
+        assert pushed.key.startswith("wms/wal/")
+        record = cluster.current(LocalStorage(tmp_path / "repo"), "wms")
+        assert record is not None and record.recorded_from == f"WAL file {NEXT}"
+        shutil.rmtree(tmp_path / "repo" / "wms" / "cluster")
+
+
+def test_a_record_of_a_signed_identifier_is_read_unsigned(
+    encryptor: AgeEncryptor, tmp_path: Path
+) -> None:
+    unsigned = (1 << 63) + 42  # as the WAL header gives it
+    storage = MemoryStorage()
+    body = {
+        "system_identifier": str(unsigned - (1 << 64)),  # as pg_control_system() shows it
+        "recorded_at": "2026-11-22T05:16:13Z",
+        "recorded_by": "postgres@db-1",
+    }
+    storage.write("wms/cluster/00000001.json", [json.dumps(body).encode()])
+    record = cluster.current(storage, "wms")
+    assert record is not None and record.system_identifier == str(unsigned)
+    own = segment_file(tmp_path, SEGMENT, system_identifier=unsigned)
+    assert not push(storage, "wms", own, encryptor, level=1).already_archived
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_long_running_process_reads_the_record_again_after_a_while(
+    encryptor: AgeEncryptor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(cluster, "clock", clock)
+    root = tmp_path / "repo"
+    worker = LocalStorage(root)  # the async worker or wal-stream: it has the record cached
+    push(worker, "wms", segment_file(tmp_path / "a", SEGMENT), encryptor, level=1)
+    elsewhere = LocalStorage(root)  # `backup --accept-new-cluster`, in another process
+    old = cluster.current(elsewhere, "wms")
+    new = ClusterIdentity(str(OTHER_SYSTEM_ID), 17, 1 << 20)
+    cluster.record_cluster(elsewhere, "wms", new, "backup --accept-new-cluster", replacing=old)
+
+    # within CACHE_SECONDS the old record stands (the point of caching it)
+    clock.now += cluster.CACHE_SECONDS - 1
+    old_wal = segment_file(tmp_path / "b", NEXT)
+    assert not push(worker, "wms", old_wal, encryptor, level=1).already_archived
+    # then it is read again: the old cluster's WAL is refused
+    clock.now += 1
+    with pytest.raises(ForeignWalError) as caught:
+        push(worker, "wms", segment_file(tmp_path / "c", "000000010000000B00000000"), encryptor, 1)
+    assert f"holds the cluster with system identifier {OTHER_SYSTEM_ID}" in str(caught.value)
+    assert not is_archived(worker, "wms", "000000010000000B00000000")
 
 
 def test_the_first_writer_s_record_holds_against_a_second_first_writer() -> None:

@@ -15,7 +15,7 @@ from lifeboat.storage.base import Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from lifeboat.wal_archive import WalConflictError, WalNotFoundError, fetch, push
-from tests.walfiles import segment_file
+from tests.walfiles import AFTER_LOST_CONTRECORD, segment_file
 
 SEGMENT = "000000010000000A000000FE"
 
@@ -152,3 +152,16 @@ def test_continuity_problems() -> None:
     assert continuity_problems({1: {2, 4}}, 1, 2, 4) == [
         "WAL segment 000000010000000000000003, needed to make the backup consistent, is missing"
     ]
+
+
+@pytest.mark.parametrize("info", AFTER_LOST_CONTRECORD)
+def test_the_segment_after_a_lost_continuation_record_is_archived(
+    storage: Storage, keys: tuple[AgeEncryptor, AgeDecryptor], tmp_path: Path, info: int
+) -> None:
+    encryptor, decryptor = keys
+    source = segment_file(tmp_path / "pg_wal", SEGMENT, info=info)
+    result = push(storage, "wms", source, encryptor, level=1)
+    assert not result.already_archived
+    restored = tmp_path / "RECOVERYXLOG"
+    fetch(storage, "wms", SEGMENT, restored, lambda method: decryptor)
+    assert restored.read_bytes() == source.read_bytes()

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from lifeboat.errors import LifeboatError
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.postgres import wal
+from lifeboat.status import spool_status
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal_archive import WalConflictError, fetch, is_archived, push
 from lifeboat.wal_prefetch import run_prefetcher, take_prefetched
@@ -31,13 +33,14 @@ from lifeboat.wal_spool import (
     Spooled,
     SpoolPaths,
     lock_is_held,
+    note_cluster,
     note_wal_dir,
     queued,
     run_push_worker,
     spool_segment,
     take_marker,
 )
-from tests.walfiles import segment_file
+from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 
@@ -116,6 +119,21 @@ def test_not_a_wal_name_is_refused(spool: SpoolPaths, tmp_path: Path) -> None:
     with pytest.raises(LifeboatError):
         spool_segment(spool, wal_file(tmp_path, "postgresql.conf", seed=1), max_segments=8)
     assert queued(spool.outgoing) == []
+
+
+def test_a_segment_of_another_cluster_than_the_spool_s_is_not_spooled(
+    spool: SpoolPaths, tmp_path: Path
+) -> None:
+    name = segment_name(1)
+    foreign = segment_file(tmp_path / "other", name, system_identifier=OTHER_SYSTEM_ID)
+    # before the spool knows the cluster, only the worker can tell
+    assert spool_segment(spool, foreign, max_segments=8) is Spooled.SPOOLED
+    (spool.outgoing / name).unlink()
+    note_cluster(spool, str(SYSTEM_ID))
+    assert spool_segment(spool, foreign, max_segments=8) is Spooled.OTHER_CLUSTER
+    assert queued(spool.outgoing) == []
+    own = segment_file(tmp_path / "pg_wal", name, system_identifier=SYSTEM_ID)
+    assert spool_segment(spool, own, max_segments=8) is Spooled.SPOOLED
 
 
 # --- the worker ---------------------------------------------------------------------------
@@ -251,6 +269,50 @@ def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
     assert status["last_pushed"]["segment"] == name
 
 
+def test_a_refused_file_is_set_aside_for_good_and_stays_visible(
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    upload = uploader(storage, keys[1])
+    upload(segment_file(tmp_path / "pg_wal", segment_name(1)))  # records the cluster
+    foreign = segment_file(tmp_path / "other", segment_name(2), system_identifier=OTHER_SYSTEM_ID)
+    own = segment_file(tmp_path / "pg_wal", segment_name(3))
+    for path in (foreign, own):
+        spool_segment(spool, path, max_segments=8)
+    attempts: list[str] = []
+
+    def counting(path: Path) -> str:
+        attempts.append(path.name)
+        return upload(path)
+
+    # returns (the spool stays empty) instead of retrying the foreign segment forever
+    assert run_push_worker(spool, counting, workers=1, idle_exit=0.1)
+    assert sorted(attempts) == [segment_name(2), segment_name(3)]
+    assert queued(spool.outgoing) == []
+    assert (spool.refused / segment_name(2)).read_bytes() == foreign.read_bytes()
+    assert is_archived(storage, "wms", segment_name(3))
+    assert not is_archived(storage, "wms", segment_name(2))
+    error = spool_status(spool, True, datetime.now(UTC))
+    assert error["refused"] == 1
+    assert error["last_error"]["segment"] == segment_name(2)
+    assert (
+        f"belongs to the cluster with system identifier {OTHER_SYSTEM_ID}"
+        in (error["last_error"]["message"])
+    )
+    assert f"moved to {spool.refused / segment_name(2)}" in error["last_error"]["message"]
+
+    # a later worker still shows it, until someone takes the file away
+    spool_segment(spool, segment_file(tmp_path / "pg_wal", segment_name(4)), max_segments=8)
+    assert run_push_worker(spool, upload, workers=1, idle_exit=0.1)
+    assert spool_status(spool, True, datetime.now(UTC))["last_error"]["segment"] == (
+        segment_name(2)
+    )
+    (spool.refused / segment_name(2)).unlink()
+    spool_segment(spool, segment_file(tmp_path / "pg_wal", segment_name(5)), max_segments=8)
+    assert run_push_worker(spool, upload, workers=1, idle_exit=0.1)
+    assert spool_status(spool, True, datetime.now(UTC))["last_error"] is None
+
+
 def test_a_second_worker_leaves_the_spool_to_the_first(
     spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
 ) -> None:
@@ -371,6 +433,27 @@ def test_full_spool_pushes_synchronously(
         assert not is_archived(storage, "wms", segment_name(1))
     finally:
         os.close(fd)
+
+
+def test_async_wal_push_refuses_another_cluster_s_segment_once_the_spool_knows_the_cluster(
+    cli_repo: tuple[Path, LocalStorage], tmp_path: Path
+) -> None:
+    config, storage = cli_repo
+    spool = spool_of(config)
+    own = segment_file(tmp_path / "pg_wal", segment_name(1))
+    assert lifeboat(config, "wal-push", "wms", str(own)).returncode == 0
+    wait_for(lambda: is_archived(storage, "wms", own.name), "the worker to push it")
+    assert json.loads(spool.cluster_file.read_text())["system_identifier"] == str(SYSTEM_ID)
+
+    foreign = segment_file(tmp_path / "other", segment_name(2), system_identifier=OTHER_SYSTEM_ID)
+    refused = lifeboat(config, "wal-push", "wms", str(foreign))
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("lifeboat: error: ")
+    assert f"belongs to the cluster with system identifier {OTHER_SYSTEM_ID}" in line
+    assert f"holds the cluster with system identifier {SYSTEM_ID} (recorded" in line
+    assert not (spool.outgoing / foreign.name).exists()
+    assert not is_archived(storage, "wms", foreign.name)
 
 
 def test_a_killed_worker_loses_nothing(cli_repo: tuple[Path, LocalStorage], tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ staging folder uploader (local repository, real age, real zstd)."""
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from lifeboat.errors import IntegrityError, UsageError
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
-from lifeboat.repo import layout
+from lifeboat.repo import cluster, layout
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal_archive import (
     WalNotFoundError,
@@ -30,9 +31,10 @@ from lifeboat.wal_stream import (
     standby_names,
     synchronous_hints,
 )
-from tests.walfiles import long_header
+from tests.walfiles import OTHER_SYSTEM_ID, long_header
 
 SEGMENT = "000000010000000A000000FE"
+NEXT = "000000010000000A000000FF"
 SEGMENT_SIZE = 1 << 20  # the smallest size initdb allows keeps these tests fast
 
 
@@ -247,6 +249,35 @@ def test_the_uploader_keeps_a_conflicting_segment(
     assert not uploader.sweep()
     assert not uploader.sweep()  # not retried, and still reported
     assert (staging / SEGMENT).exists() and uploader.uploaded == []
+
+
+def test_a_partial_one_repository_refuses_goes_to_none_and_is_reported_once(
+    storage: LocalStorage,
+    keys: tuple[AgeEncryptor, AgeDecryptor],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    encryptor, _ = keys
+    # the first repository holds this cluster; the second has no record yet
+    push(
+        storage, "wms", write(tmp_path / "pg_wal" / SEGMENT, wal_bytes(SEGMENT_SIZE)), encryptor, 1
+    )
+    other = LocalStorage(tmp_path / "dr")
+    staging = tmp_path / "staging"
+    uploader = StagingUploader(
+        [storage, other], "wms", staging, encryptor, 1, partial_interval=3600
+    )
+    foreign = long_header(segment_size=SEGMENT_SIZE, system_identifier=OTHER_SYSTEM_ID)
+    write(staging / f"{NEXT}.partial", foreign + wal_bytes(4000)[len(foreign) :])
+    with caplog.at_level(logging.INFO, logger="lifeboat.wal_stream"):
+        assert not uploader.sweep(force_partials=True)
+        assert not uploader.sweep(force_partials=True)
+    for repository in (storage, other):
+        assert stream_partials(repository, "wms") == []
+    assert cluster.current(other, "wms") is None  # the stray recorded itself nowhere
+    refusals = [r for r in caplog.records if "belongs to the cluster" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].levelno == logging.ERROR
+    assert not any("will retry" in r.getMessage() for r in caplog.records)
 
 
 def test_names_and_synchronous_hints() -> None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from lifeboat.postgres.walheader import parse_long_header, whole_segment_header
-from tests.walfiles import PG15_MAGIC, PG17_MAGIC, SYSTEM_ID, long_header, segment_bytes
+from tests.walfiles import (
+    AFTER_LOST_CONTRECORD,
+    PG15_MAGIC,
+    PG17_MAGIC,
+    SYSTEM_ID,
+    long_header,
+    segment_bytes,
+)
 
 
 @pytest.mark.parametrize(("magic", "major"), [(PG15_MAGIC, 15), (PG17_MAGIC, 17)])
@@ -34,6 +41,11 @@ def test_a_big_endian_server_s_segment_parses_too() -> None:
     )
 
 
+@pytest.mark.parametrize("info", [0x0002, 0x0003, 0x0006, *AFTER_LOST_CONTRECORD, 0x000F])
+def test_every_flag_postgresql_sets_on_a_first_page_is_accepted(info: int) -> None:
+    assert parse_long_header(long_header(info=info)).info == info
+
+
 def test_a_wal_format_newer_than_lifeboat_still_parses_without_a_version() -> None:
     header = parse_long_header(long_header(magic=0xD130))
     assert header.major is None and header.system_identifier == SYSTEM_ID
@@ -47,6 +59,8 @@ def test_a_wal_format_newer_than_lifeboat_still_parses_without_a_version() -> No
         (b"%PDF-1.7\n" + bytes(31), "does not start with a WAL page header"),
         (long_header(info=0), "no long WAL page header (xlp_info 0x0000)"),
         (long_header(info=0x0012), "no long WAL page header (xlp_info 0x0012)"),
+        (long_header(info=0x0008), "no long WAL page header (xlp_info 0x0008)"),
+        (long_header(info=0x001A), "no long WAL page header (xlp_info 0x001a)"),
         (long_header(segment_size=3 << 20), "invalid segment size (3145728)"),
         (long_header(segment_size=1 << 31), "invalid segment size"),
         (long_header(block_size=100), "invalid WAL page size (100)"),

@@ -78,6 +78,8 @@ def _spool_rows(report: dict[str, Any]) -> list[list[str]]:
             else "—",
         ]
     )
+    if spool["refused"]:
+        rows.append(["refused", f"{spool['refused']} files kept in {spool['path']}/refused"])
     if spool["prefetched"]:
         rows.append(["prefetched", f"{spool['prefetched']} segments in {spool['path']}/in"])
     return rows

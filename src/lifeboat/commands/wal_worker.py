@@ -23,7 +23,7 @@ def command(role: str, source: str) -> None:
     archive = settings.archive(source)
     spool = SpoolPaths(archive.spool)
     if role == "push":
-        uploader = wal_spool.archive_uploader(settings, source)
+        uploader = wal_spool.archive_uploader(settings, source, spool)
         wal_spool.run_push_worker(
             spool, uploader, archive.workers, read_ahead_limit=archive.spool_max_segments
         )

@@ -13,6 +13,7 @@ from lifeboat.errors import DatabaseError, RestoreError
 from lifeboat.pipeline.stream import ProcessInput, ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo.manifest import Evidence, Server
 
 DUMP_FORMAT = "pg_dump-custom"
@@ -65,7 +66,7 @@ def server_info(conn: psycopg.Connection[Any]) -> Server:
             found = conn.execute(
                 "SELECT system_identifier::text FROM pg_control_system()"
             ).fetchone()
-        system_identifier = found[0] if found else None
+        system_identifier = unsigned_system_identifier(found[0]) if found else None
     except psycopg.Error:
         system_identifier = None  # the function needs privileges a backup role may lack
     return Server(

@@ -21,7 +21,10 @@ from typing import Literal, NamedTuple
 
 LONG_HEADER_SIZE = 40
 XLP_LONG_HEADER = 0x0002
-XLP_ALL_FLAGS = 0x0007
+# XLP_FIRST_IS_CONTRECORD 0x1, XLP_LONG_HEADER 0x2, XLP_BKP_REMOVABLE 0x4 and
+# XLP_FIRST_IS_OVERWRITE_CONTRECORD 0x8 (PostgreSQL 15, back-patched to 10): a segment that
+# follows a crash which lost a record continued across the segment boundary starts with 0x000A
+XLP_ALL_FLAGS = 0x000F
 
 # XLOG_PAGE_MAGIC of each major version; every one so far is 0xDxxx, which also tells the
 # byte order. A version this table lacks (newer than this Lifeboat) still parses.

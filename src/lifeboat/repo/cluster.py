@@ -12,7 +12,9 @@ number is in force and the older ones stay as history.
 
 Readers cache the record in force per process: `wal-push` runs once per segment, and the
 record changes only when someone accepts a new cluster, which a reader holding the old one
-finds out by reading again before it refuses anything.
+finds out by reading again before it refuses anything. A long-running reader (the async
+worker, `wal-stream`) reads it again once its copy is CACHE_SECONDS old, so it stops taking
+the old cluster's WAL soon after a new one is accepted.
 """
 
 from __future__ import annotations
@@ -20,14 +22,20 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import LifeboatError, RepositoryError
+from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
+
+if TYPE_CHECKING:
+    from lifeboat.pipeline.crypto import Decryptor
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +76,7 @@ def _parse(key: str, number: int, data: bytes) -> ClusterRecord:
     try:
         body = json.loads(data)
         identity = ClusterIdentity(
-            system_identifier=str(int(body["system_identifier"])),
+            system_identifier=unsigned_system_identifier(body["system_identifier"]),
             major=int(body["pg_major"]) if body.get("pg_major") is not None else None,
             segment_size=int(body["wal_segment_size"])
             if body.get("wal_segment_size") is not None
@@ -93,13 +101,32 @@ def _parse(key: str, number: int, data: bytes) -> ClusterRecord:
         ) from None
 
 
-def _newest_key(storage: Storage, source: str) -> tuple[int, str] | None:
-    numbered = [
+def _numbered_keys(storage: Storage, source: str) -> list[tuple[int, str]]:
+    """(number, key) of the source's records, oldest first."""
+    return sorted(
         (number, info.key)
         for info in storage.list(layout.cluster_prefix(source))
         if (number := layout.parse_cluster_record_key(source, info.key)) is not None
-    ]
-    return max(numbered) if numbered else None
+    )
+
+
+def _newest_key(storage: Storage, source: str) -> tuple[int, str] | None:
+    numbered = _numbered_keys(storage, source)
+    return numbered[-1] if numbered else None
+
+
+def _read(storage: Storage, key: str, number: int) -> tuple[ClusterRecord, bytes]:
+    try:
+        with storage.read(key) as stream:
+            data = stream.read()
+    except NotFound:
+        raise RepositoryError(f"the cluster record {key} vanished while it was read") from None
+    return _parse(key, number, data), data
+
+
+def history(storage: Storage, source: str) -> list[tuple[ClusterRecord, bytes]]:
+    """Every record of the source, oldest first, with the bytes it is stored as."""
+    return [_read(storage, key, number) for number, key in _numbered_keys(storage, source)]
 
 
 def _read_newest(storage: Storage, source: str) -> ClusterRecord | None:
@@ -107,34 +134,39 @@ def _read_newest(storage: Storage, source: str) -> ClusterRecord | None:
     if newest is None:
         return None
     number, key = newest
-    try:
-        with storage.read(key) as stream:
-            return _parse(key, number, stream.read())
-    except NotFound:
-        raise RepositoryError(f"the cluster record {key} vanished while it was read") from None
+    return _read(storage, key, number)[0]
 
 
-# per storage object (what one process opened), per source
-_cache: weakref.WeakKeyDictionary[Storage, dict[str, ClusterRecord]] = weakref.WeakKeyDictionary()
+# how long a process trusts the record it read: one list and one small read per minute is
+# nothing to a long-running process, and bounds how long it takes an accepted move to reach it
+CACHE_SECONDS = 60.0
+# what the cache's age is measured with (tests set a clock of their own)
+clock: Callable[[], float] = time.monotonic
+
+# per storage object (what one process opened), per source: the record and when it was read
+_cache: weakref.WeakKeyDictionary[Storage, dict[str, tuple[ClusterRecord, float]]] = (
+    weakref.WeakKeyDictionary()
+)
 _cache_lock = threading.Lock()
 
 
-def _remember(storage: Storage, source: str, record: ClusterRecord) -> None:
+def _remember(storage: Storage, source: str, record: ClusterRecord, read_at: float) -> None:
     with _cache_lock:
-        _cache.setdefault(storage, {})[source] = record
+        _cache.setdefault(storage, {})[source] = (record, read_at)
 
 
 def current(storage: Storage, source: str, *, fresh: bool = False) -> ClusterRecord | None:
     """The record in force, or None when the source has none yet. Read once per process
-    and repository unless fresh."""
+    and repository, and again once CACHE_SECONDS old, unless fresh."""
+    now = clock()
     if not fresh:
         with _cache_lock:
             cached = _cache.get(storage, {}).get(source)
-        if cached is not None:
-            return cached
+        if cached is not None and now - cached[1] < CACHE_SECONDS:
+            return cached[0]
     record = _read_newest(storage, source)
     if record is not None:
-        _remember(storage, source, record)
+        _remember(storage, source, record, now)
     return record
 
 
@@ -152,13 +184,85 @@ def contradiction(storage: Storage, source: str, found: ClusterIdentity) -> Clus
 
 
 def ensure_recorded(
-    storage: Storage, source: str, found: ClusterIdentity, recorded_from: str
+    storage: Storage,
+    source: str,
+    found: ClusterIdentity,
+    recorded_from: str,
+    decryptor_for: Callable[[str], Decryptor] | None = None,
 ) -> ClusterRecord | None:
-    """Record found as the source's cluster when it has none yet. Returns the record in force
-    when that is another cluster's (one that recorded itself first), else None."""
+    """Record the source's cluster when it has no record yet. Returns the record in force
+    when that is another cluster's than found, else None.
+
+    A source that has backups or WAL already (a repository of a Lifeboat that kept no
+    record) holds the cluster they are of, not whichever server pushes or backs up first,
+    which may be a stray one: the newest backup's server says which, else the oldest
+    archived segment's header (when decryptor_for can decrypt it), and only then found."""
     if current(storage, source) is None:
-        record_cluster(storage, source, found, recorded_from)
+        inherited = _inherited(storage, source, decryptor_for)
+        if inherited is None:
+            record_cluster(storage, source, found, recorded_from)
+        else:
+            identity, evidence = inherited
+            log.warning(
+                "source %s in %s had no cluster record: recording the cluster of %s, %s",
+                source,
+                storage.url,
+                evidence,
+                identity.system_identifier,
+            )
+            record_cluster(storage, source, identity, evidence)
     return contradiction(storage, source, found)
+
+
+def _inherited(
+    storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor] | None
+) -> tuple[ClusterIdentity, str] | None:
+    """The cluster the source's existing backups or WAL are of, and what says so."""
+    return _of_newest_backup(storage, source) or _of_oldest_segment(storage, source, decryptor_for)
+
+
+def _of_newest_backup(storage: Storage, source: str) -> tuple[ClusterIdentity, str] | None:
+    from lifeboat.repo.catalog import Repository
+
+    repo = Repository(storage.url, storage)
+    for backup in reversed(repo.committed_ids(source)):
+        try:
+            manifest = repo.load_manifest(source, backup)
+        except LifeboatError as exc:
+            log.warning("cannot read backup %s of %s: %s", backup, source, exc)
+            continue
+        # a safety backup is of the server a restore wrote to, which may be another
+        if manifest.safety or manifest.server.system_identifier is None:
+            continue
+        identity = ClusterIdentity(
+            unsigned_system_identifier(manifest.server.system_identifier),
+            manifest.server.version_num // 10000,
+        )
+        return identity, f"backup {backup}"
+    return None
+
+
+def _of_oldest_segment(
+    storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor] | None
+) -> tuple[ClusterIdentity, str] | None:
+    from lifeboat import wal_archive
+    from lifeboat.postgres import wal, walheader
+
+    segments = [
+        f for f in wal_archive.archived_files(storage, source) if wal.is_segment_name(f.name)
+    ]
+    if not segments or decryptor_for is None:
+        return None
+    oldest = min(segments, key=lambda archived: archived.name)
+    try:
+        data = wal_archive.read_verified(storage, oldest.key, oldest.plain_sha256, decryptor_for)
+        header = walheader.parse_long_header(data)
+    except (LifeboatError, ValueError) as exc:
+        # e.g. a host that may push but holds no private key
+        log.info("cannot read the archived %s to learn its cluster: %s", oldest.name, exc)
+        return None
+    identity = ClusterIdentity(str(header.system_identifier), header.major, header.segment_size)
+    return identity, f"archived WAL file {oldest.name}"
 
 
 def record_cluster(
@@ -193,7 +297,7 @@ def record_cluster(
             "source %s in %s now holds the cluster %s", source, storage.url, found.system_identifier
         )
         record = _parse(key, number, data)
-        _remember(storage, source, record)
+        _remember(storage, source, record, clock())
         return record
     in_force = current(storage, source, fresh=True)
     assert in_force is not None  # the key that was there is one
