@@ -76,6 +76,14 @@ def kill_and_wait(pids: Iterable[int], what: str) -> None:
     wait_for(lambda: all(is_gone(pid) for pid in victims), f"{what} to be gone", timeout=30)
 
 
+def kill_wal_workers(config: Path) -> None:
+    """Every background WAL worker (push or prefetch) started with this configuration: the
+    one that holds its spool's lock, and any that a wal-push started meanwhile, which waits
+    for the lock to take over from the first."""
+    workers = processes_running("--config", str(config.absolute()), "wal-worker")
+    kill_and_wait(workers, "the WAL workers")
+
+
 def lock_holders(path: Path) -> set[int]:
     """Processes holding a flock on path, from /proc/locks."""
     inode = path.stat().st_ino

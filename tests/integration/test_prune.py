@@ -279,7 +279,7 @@ def test_wal_expiry_follows_the_kept_backups_and_pitr_still_works(archiving: Arc
     archiving.commit(6, 10)
     archiving.switch_and_wait()
     second = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
-    archiving.commit(11, 15, pause=0.05)
+    archiving.commit(11, 15, apart=True)
     oldest_moment = archiving.commit_time(11)
     archiving.switch_and_wait()
     third = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
