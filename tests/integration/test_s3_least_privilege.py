@@ -18,7 +18,6 @@ refuse the writer any deletion of backup data.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,7 +174,6 @@ def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     assert data_keys[0] not in [info.key for info in pruner_storage.list("wms/backups/")]
 
     # pruning: refused to the writer without deleting anything, done by the pruner
-    time.sleep(1.05)  # backup ids are per second
     as_user(monkeypatch, enforced.writer)
     newer = ws.run_json("backup", "wms")["id"]
     ws.config.write_text(ws.config.read_text() + "\n[retention]\nkeep_last = 1\n")

@@ -14,6 +14,7 @@ produce for real (throttling, a damaged response, an outage that keeps the serve
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import http.client
 import os
@@ -337,6 +338,11 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, and 100-continue for uploads
+
+            def handle(self) -> None:
+                # a client killed while the proxy held its request is gone: nobody to answer
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
             def setup(self) -> None:
                 super().setup()
