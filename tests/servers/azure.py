@@ -40,8 +40,7 @@ from lifeboat.storage.azure import (
 )
 from lifeboat.storage.base import Storage
 from lifeboat.storage.options import StorageOptions
-from tests.servers.ports import answers, start_listening
-from tests.waiting import wait_for
+from tests.servers.ports import start_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_DIR = PROJECT_ROOT / ".cache" / "azurite"
@@ -126,22 +125,14 @@ class Azurite:
                     command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
 
-        self._process, self.port = start_listening(
+        self._process, self.port = start_http_server(
             launch,
             "Azurite",
             lambda: log_path.read_text(errors="replace"),
+            answering_at=f"/{DEV_ACCOUNT}?comp=list",
             port=self.port,
             timeout=STARTUP_TIMEOUT_SECONDS,
         )
-        try:
-            wait_for(
-                lambda: answers(f"{self.endpoint}?comp=list"),
-                f"Azurite on port {self.port} to answer",
-                STARTUP_TIMEOUT_SECONDS,
-            )
-        except AssertionError:
-            self.kill()
-            raise
 
     def stop(self) -> None:
         """Terminate politely: Azurite saves its metadata before exiting."""

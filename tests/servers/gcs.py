@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import pytest
 
 from lifeboat.storage.options import StorageOptions
-from tests.servers.ports import answers, start_listening
-from tests.waiting import wait_for
+from tests.servers.ports import start_http_server
 
 if TYPE_CHECKING:  # the backend imports only where google-cloud-storage is installed
     from lifeboat.storage.gcs import GcsStorage
@@ -90,22 +89,14 @@ class GcsEmulator:
                         command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
                     )
 
-            self._process, self.port = start_listening(
+            self._process, self.port = start_http_server(
                 launch,
                 EMULATOR_COMMAND,
                 lambda: log_path.read_text(errors="replace"),
+                answering_at="/storage/v1/b",
                 port=self.port,
                 timeout=STARTUP_SECONDS,
             )
-        try:
-            wait_for(
-                lambda: answers(f"{self.endpoint}/storage/v1/b"),
-                f"{EMULATOR_COMMAND} to answer",
-                STARTUP_SECONDS,
-            )
-        except AssertionError:
-            self.kill()
-            raise
         return self
 
     def kill(self) -> None:

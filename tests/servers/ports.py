@@ -136,6 +136,26 @@ def _end(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+def start_http_server(
+    launch: Launch,
+    what: str,
+    log: Callable[[], str],
+    answering_at: str,
+    port: int | None = None,
+    timeout: float = 60.0,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """start_listening(), then wait until the server answers HTTP at the path
+    `answering_at`; the process and its port. A server that never answers is ended."""
+    process, port = start_listening(launch, what, log, port=port, timeout=timeout)
+    url = f"http://127.0.0.1:{port}{answering_at}"
+    try:
+        wait_for(lambda: answers(url), f"{what} to answer at {url}", timeout)
+    except AssertionError:
+        _end(process)
+        raise
+    return process, port
+
+
 def answers(url: str) -> bool:
     """Whether an HTTP server answers at url (an error status is an answer too)."""
     try:

@@ -39,8 +39,7 @@ from botocore.config import Config
 
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage
-from tests.servers.ports import answers, start_listening
-from tests.waiting import wait_for
+from tests.servers.ports import start_http_server
 
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
@@ -71,18 +70,13 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._process, self.port = start_listening(
-            self._launch, "moto", lambda: self._log_path.read_text(errors="replace")
+        self._process, self.port = start_http_server(
+            self._launch,
+            "moto",
+            lambda: self._log_path.read_text(errors="replace"),
+            answering_at="/moto-api/",
+            timeout=START_TIMEOUT,
         )
-        try:
-            wait_for(
-                lambda: answers(f"{self.endpoint}/moto-api/"),
-                f"moto on port {self.port} to answer",
-                START_TIMEOUT,
-            )
-        except AssertionError:
-            self.stop()
-            raise
 
     def _launch(self, port: int) -> subprocess.Popen[bytes]:
         with open(self._log_path, "ab") as log:
