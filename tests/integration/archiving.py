@@ -61,17 +61,20 @@ def on_a_free_port(
 
 
 def set_and_reload(cluster: ScratchCluster, name: str, value: str) -> None:
-    """ALTER SYSTEM SET name = value, reload, and wait until a new session sees the value.
+    """ALTER SYSTEM SET name = value, reload, and wait until the server's processes use it.
 
-    That is enough for the server's own processes too: the postmaster signals all of them
-    (the archiver among them) in the step where it reads the files again, before it starts
-    the session that sees the new value; and the archiver takes a pending reload in before
-    it starts archiving each segment. So every segment switched from now on is archived
-    with the new archive_command: no waiting for the archiver "to catch up" is needed."""
+    A new session showing the value proves the postmaster read the files again, and it
+    signalled all its children in that same step, before it started that session. The
+    archiver takes a pending reload in before it archives each segment: every segment
+    switched from then on goes through the new archive_command. The checkpointer tells
+    committing sessions whether synchronous_standby_names names anyone when it takes the
+    reload in: a CHECKPOINT, which it starts only after handling what it was signalled,
+    waits for that. No "moment for the server to catch up" is left to guess."""
     quoted = value.replace("'", "''")
     cluster.psql(f"ALTER SYSTEM SET {name} = '{quoted}'")
     cluster.psql("SELECT pg_reload_conf()")
     wait_for(lambda: cluster.psql(f"SHOW {name}") == value, f"{name} = {value!r} to be in force")
+    cluster.psql("CHECKPOINT")
 
 
 def switch_wal_and_wait(sql: Callable[[str], str]) -> str:
