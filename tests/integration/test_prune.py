@@ -38,7 +38,7 @@ def once_only(cluster: ScratchCluster) -> None:
 
 
 def backups(ws: Workspace, count: int) -> list[str]:
-    """count logical backups, one after the other (each gets an id of its own)."""
+    """count logical backups, oldest first."""
     return [ws.run_json("backup", "wms")["id"] for _ in range(count)]
 
 
