@@ -58,13 +58,22 @@ def descendants(pid: int) -> list[int]:
 
 
 def is_gone(pid: int) -> bool:
-    """No such process any more, or only its exit status is left (a zombie holds no files,
-    no locks and no sockets; a process that is not our child may stay one for long)."""
+    """No such process any more, or only its exit status is left. Every thread counts: a
+    killed process's first thread may be a zombie already while the others still run, and
+    hold its files and locks until the last of them is gone. (A zombie holds nothing; one
+    that is not our child may stay one for long.)"""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+    for thread in threads:
+        try:
+            stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if stat.rpartition(")")[2].split()[0] not in ("Z", "X"):
+            return False
+    return True
 
 
 def kill_and_wait(pids: Iterable[int], what: str) -> None:

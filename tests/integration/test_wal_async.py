@@ -17,8 +17,8 @@ import pytest
 
 from lifeboat.spool_paths import SpoolPaths
 from lifeboat.wal_settings import WalSettings
-from lifeboat.wal_spool import lock_is_held, queued
-from tests.processes import kill_wal_workers, processes_running
+from lifeboat.wal_spool import queued
+from tests.processes import kill_wal_workers, lock_holders, process_states, processes_running
 from tests.waiting import wait_for
 
 from .archiving import (
@@ -157,7 +157,8 @@ def test_a_worker_killed_while_failing_loses_no_wal(async_archiving: AsyncArchiv
         worker = json.loads(spool.status_file.read_text())["pid"]
         assert worker in processes_running("--config", str(archiving.config), "wal-worker")
         kill_wal_workers(archiving.config)
-        assert not lock_is_held(spool.worker_lock)
+        holders = lock_holders(spool.worker_lock)
+        assert not holders, process_states(holders)
         assert queued(spool.outgoing) == waiting
         assert not any(async_archiving.archived(name) for name in stuck)
     finally:
