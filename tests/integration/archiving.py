@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +16,77 @@ import pytest
 
 from lifeboat.commands.keygen import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.servers.ports import candidate_port
+from tests.waiting import wait_for
 
 from .helpers import LIFEBOAT
+
+# a restored server's log, in its data folder (lifeboat restore --start writes it)
+RESTORE_LOG = "lifeboat-restore.log"
+PORT_ATTEMPTS = 5
+ARCHIVER_STATE = (
+    "SELECT format('archived %s, failed %s times, last %s', "
+    "last_archived_wal, failed_count, last_failed_wal) FROM pg_stat_archiver"
+)
 
 
 def as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def port_was_taken(server_log: Path) -> bool:
+    """Whether a server that did not start found its port taken (from its log)."""
+    try:
+        return "could not bind" in server_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+def on_a_free_port(
+    start: Callable[[int], subprocess.CompletedProcess[str]],
+    server_log: Path,
+    undo: Callable[[], None],
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """start(port): lay out a data folder and start a server there, on a port that was free
+    when picked; the port and the result. Another program may take the port before the
+    server binds it: then undo() what the attempt left, and start again on another port."""
+    attempt = 1
+    while True:
+        port = candidate_port()
+        result = start(port)
+        if result.returncode == 0 or attempt == PORT_ATTEMPTS or not port_was_taken(server_log):
+            return port, result
+        undo()
+        attempt += 1
+
+
+def set_and_reload(cluster: ScratchCluster, name: str, value: str) -> None:
+    """ALTER SYSTEM SET name = value, reload, and wait until the server's processes use it.
+
+    A new session showing the value proves the postmaster read the files again, and it
+    signalled all its children in that same step, before it started that session. The
+    archiver takes a pending reload in before it archives each segment: every segment
+    switched from then on goes through the new archive_command. The checkpointer tells
+    committing sessions whether synchronous_standby_names names anyone when it takes the
+    reload in: a CHECKPOINT, which it starts only after handling what it was signalled,
+    waits for that. No "moment for the server to catch up" is left to guess."""
+    quoted = value.replace("'", "''")
+    cluster.psql(f"ALTER SYSTEM SET {name} = '{quoted}'")
+    cluster.psql("SELECT pg_reload_conf()")
+    wait_for(lambda: cluster.psql(f"SHOW {name}") == value, f"{name} = {value!r} to be in force")
+    cluster.psql("CHECKPOINT")
+
+
+def switch_wal_and_wait(sql: Callable[[str], str]) -> str:
+    """Switch WAL on the server `sql` runs statements on, and wait until it archived the
+    segment it left; that segment's name."""
+    segment = sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    sql("SELECT pg_switch_wal()")
+    wait_for(
+        lambda: sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment,
+        lambda: f"{segment} to be archived; " + sql(ARCHIVER_STATE),
+    )
+    return segment
 
 
 @dataclass
@@ -52,45 +109,54 @@ class Archiving:
             raise AssertionError(f"lifeboat {' '.join(args)}: {result.stderr}")
         return result
 
+    def restore_started(
+        self, pgdata: Path, *options: str, before: Sequence[str] = (), check: bool = True
+    ) -> tuple[int, subprocess.CompletedProcess[str]]:
+        """`lifeboat [before] restore wms --pgdata pgdata [options] --start --port P`, on a
+        free port P (see on_a_free_port): P and the command's result."""
+
+        def restore(port: int) -> subprocess.CompletedProcess[str]:
+            arguments = ["restore", "wms", "--pgdata", str(pgdata), *options, "--start"]
+            return self.lifeboat(*before, *arguments, "--port", str(port), check=False)
+
+        server_log = pgdata / RESTORE_LOG
+        if "--delta" in options:
+            # a delta restore's folder is its input: the next attempt repairs it
+            port, result = on_a_free_port(restore, server_log, lambda: server_log.unlink())
+        else:
+            port, result = on_a_free_port(restore, server_log, lambda: shutil.rmtree(pgdata))
+        if check and result.returncode != 0:
+            raise AssertionError(f"lifeboat restore exited {result.returncode}: {result.stderr}")
+        return port, result
+
     @contextmanager
     def started_copy(self, name: str, *restore_options: str) -> Iterator[int]:
         """`restore` into home/name, started on a free port (yielded) and stopped after.
         Archiving is off: a copy must not archive its new timeline into the source's WAL."""
         pgdata = self.home / name
-        port = free_port()
-        self.lifeboat(
-            "restore",
-            "wms",
-            "--pgdata",
-            str(pgdata),
-            *restore_options,
-            "--archive-mode",
-            "off",
-            "--start",
-            "--port",
-            str(port),
-        )
+        port, _ = self.restore_started(pgdata, *restore_options, "--archive-mode", "off")
         try:
             yield port
         finally:
             stop_cluster(pgdata, self.cluster.bin_dir)
 
     def switch_and_wait(self) -> None:
-        segment = self.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-        self.cluster.psql("SELECT pg_switch_wal()")
-        deadline = time.monotonic() + 60
-        while (
-            self.cluster.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
-            < segment
-        ):
-            assert time.monotonic() < deadline, "the segment was not archived in time"
-            time.sleep(0.1)
+        switch_wal_and_wait(self.cluster.psql)
 
-    def commit(self, first: int, last: int, pause: float = 0.0) -> None:
+    def commit(self, first: int, last: int, apart: bool = False) -> None:
+        """Rows first..last, one transaction each. apart: each commit's timestamp is later
+        than the one before, which recovery to a time needs to tell them apart."""
         for i in range(first, last + 1):
             self.cluster.psql(f"INSERT INTO events VALUES ({i})")
-            if pause:
-                time.sleep(pause)
+            if apart:
+                self._wait_past_commit(i)
+
+    def _wait_past_commit(self, event: int) -> None:
+        later = (
+            "SELECT clock_timestamp() > pg_xact_commit_timestamp(xmin) "
+            f"FROM events WHERE id = {event}"
+        )
+        wait_for(lambda: self.cluster.psql(later) == "t", f"the clock to pass commit {event}")
 
     def commit_time(self, event: int) -> str:
         return self.cluster.psql(
@@ -126,23 +192,30 @@ def archiving_cluster(
             **(settings or {}),
         },
     )
-    cluster.init()
-    config.write_text(
-        f'[repositories.local]\nurl = "{home / "repo"}"\n'
-        f'[encryption]\nage_recipients = ["{public}"]\nage_identity_file = "{key}"\n'
-        f'[sources.wms]\ndsn = "{cluster.dsn()}"\npg_bin_dir = "{pg_bin_dir}"\n'
-        f"{source_extra}"
-    )
-    if owner is not None:
-        for path in (key, config):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    config.chmod(0o644)
-    subprocess.run(
-        as_postgres([LIFEBOAT, "--config", str(config), "init"]), check=True, capture_output=True
-    )
-    cluster.start()
-    cluster.psql("CREATE TABLE events (id int PRIMARY KEY)")
+
+    def write_config() -> None:
+        config.write_text(
+            f'[repositories.local]\nurl = "{home / "repo"}"\n'
+            f'[encryption]\nage_recipients = ["{public}"]\nage_identity_file = "{key}"\n'
+            f'[sources.wms]\ndsn = "{cluster.dsn()}"\npg_bin_dir = "{pg_bin_dir}"\n'
+            f"{source_extra}"
+        )
+
     try:
+        cluster.init()
+        write_config()  # archive_command reads it from the start
+        if owner is not None:
+            for path in (key, config):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        config.chmod(0o644)
+        subprocess.run(
+            as_postgres([LIFEBOAT, "--config", str(config), "init"]),
+            check=True,
+            capture_output=True,
+        )
+        cluster.start()
+        write_config()  # the server may have started on another port than it was given
+        cluster.psql("CREATE TABLE events (id int PRIMARY KEY)")
         yield Archiving(cluster, home, config)
     finally:
         cluster.destroy()

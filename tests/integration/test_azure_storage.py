@@ -46,6 +46,7 @@ from tests.servers.azure import (
     new_container,
     shared_azurite,
 )
+from tests.servers.ports import refused_port
 
 pytestmark = pytest.mark.integration
 
@@ -227,11 +228,16 @@ def test_azurite_killed_mid_upload(tmp_path: Path) -> None:
     server.start()
     try:
         container = new_container(server.connection_string)
-        with azure_environment(server.connection_string):
-            storage = AzureBlobStorage(f"az://{container}/repo", SMALL_PARTS)
-        storage.write("witness", [b"committed before the crash"])
+
+        def opened() -> AzureBlobStorage:
+            # anew after each start: a restarted server may listen on another port
+            with azure_environment(server.connection_string):
+                return AzureBlobStorage(f"az://{container}/repo", SMALL_PARTS)
+
+        opened().write("witness", [b"committed before the crash"])
         server.stop()  # Azurite saves its metadata when stopped politely...
         server.start()
+        storage = opened()
 
         def chunks() -> Iterator[bytes]:
             yield from seeded_chunks(3, 12, 256 * 1024)
@@ -245,6 +251,7 @@ def test_azurite_killed_mid_upload(tmp_path: Path) -> None:
         assert "\n" not in message
 
         server.start()
+        storage = opened()
         assert keys(storage) == ["witness"]
         with pytest.raises(NotFound):
             storage.stat("victim")
@@ -469,12 +476,13 @@ def test_unreachable_service_is_transient_and_keeps_the_sas_token_secret(
     monkeypatch.delenv(CONNECTION_STRING_ENV, raising=False)
     monkeypatch.setenv(ACCOUNT_ENV, "acme")
     monkeypatch.setenv(SAS_TOKEN_ENV, "sv=2022-11-02&ss=b&sig=TOPSECRET%3D")
-    monkeypatch.setenv(BLOB_ENDPOINT_ENV, f"http://127.0.0.1:{azure_servers.free_port()}/acme")
-    storage = AzureBlobStorage("az://backups/wms", StorageOptions(max_attempts=2))
-    for operation in (lambda: storage.write("k", [b"x"]), lambda: keys(storage)):
-        with pytest.raises(TransientError) as caught:
-            operation()
-        message = str(caught.value)
-        assert message.startswith("Azure repository az://backups/wms: cannot")
-        assert "after 2 attempt(s)" in message and "Connection refused" in message
-        assert "TOPSECRET" not in message and "\n" not in message
+    with refused_port() as port:
+        monkeypatch.setenv(BLOB_ENDPOINT_ENV, f"http://127.0.0.1:{port}/acme")
+        storage = AzureBlobStorage("az://backups/wms", StorageOptions(max_attempts=2))
+        for operation in (lambda: storage.write("k", [b"x"]), lambda: keys(storage)):
+            with pytest.raises(TransientError) as caught:
+                operation()
+            message = str(caught.value)
+            assert message.startswith("Azure repository az://backups/wms: cannot")
+            assert "after 2 attempt(s)" in message and "Connection refused" in message
+            assert "TOPSECRET" not in message and "\n" not in message

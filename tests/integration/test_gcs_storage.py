@@ -353,13 +353,17 @@ def test_failing_producer_leaves_no_object_and_cancels_the_upload(
 
 def test_emulator_killed_mid_upload_leaves_nothing(tmp_path: Path) -> None:
     """A real crash: the emulator keeps its data on disk, is killed while parts of an upload
-    are on their way, and is started again on the same port and data to look."""
+    are on their way, and is started again on the same data to look."""
     emulator = GcsEmulator(data_dir=tmp_path / "gcs").start()
     try:
         bucket = emulator.create_bucket()
-        storage = GcsStorage(
-            f"gs://{bucket}/repo", OPTIONS._replace(max_attempts=3), emulator_host=emulator.endpoint
-        )
+
+        def opened() -> GcsStorage:
+            # anew after a start: a restarted emulator may listen on another port
+            options = OPTIONS._replace(max_attempts=3)
+            return GcsStorage(f"gs://{bucket}/repo", options, emulator_host=emulator.endpoint)
+
+        storage = opened()
         storage.write("kept", [b"committed before the crash"])
 
         def producer() -> Iterator[bytes]:
@@ -374,6 +378,7 @@ def test_emulator_killed_mid_upload_leaves_nothing(tmp_path: Path) -> None:
         assert "upload_id" not in message, "the session URL must not be shown"
 
         emulator.start()
+        storage = opened()
         assert keys(storage) == ["kept"]
         with pytest.raises(NotFound):
             storage.stat(DATA_KEY)

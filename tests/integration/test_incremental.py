@@ -11,7 +11,7 @@ import pytest
 
 from lifeboat.postgres.instance import bin_dir_major
 
-from .archiving import Archiving, archiving_cluster, events, free_port, stop_cluster
+from .archiving import Archiving, archiving_cluster, events, stop_cluster
 
 
 @pytest.fixture
@@ -53,24 +53,13 @@ def test_incremental_chain_restores_to_latest_and_to_a_time(
         first["id"],
         second["id"],
     }
-    archiving.commit(21, 25, pause=0.05)
+    archiving.commit(21, 25, apart=True)
     target = archiving.commit_time(22)
     archiving.commit(26, 30)
     archiving.switch_and_wait()
 
     pgdata = archiving.home / "latest"
-    port = free_port()
-    restored = archiving.lifeboat(
-        "restore",
-        "wms",
-        "--pgdata",
-        str(pgdata),
-        "--latest",
-        "--start",
-        "--port",
-        str(port),
-        "--json",
-    )
+    port, restored = archiving.restore_started(pgdata, "--latest", "--json")
     try:
         assert json.loads(restored.stdout)["backup"] == second["id"]
         assert events(port) == list(range(1, 31))
@@ -79,18 +68,7 @@ def test_incremental_chain_restores_to_latest_and_to_a_time(
         stop_cluster(pgdata, archiving.cluster.bin_dir)
 
     at_time = archiving.home / "at-time"
-    port = free_port()
-    archiving.lifeboat(
-        "restore",
-        "wms",
-        "--pgdata",
-        str(at_time),
-        "--to-time",
-        target,
-        "--start",
-        "--port",
-        str(port),
-    )
+    port, _ = archiving.restore_started(at_time, "--to-time", target)
     try:
         assert events(port) == list(range(1, 23))
     finally:

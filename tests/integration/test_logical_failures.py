@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from lifeboat.commands.keygen import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.waiting import wait_for
 
 from .helpers import LIFEBOAT, Workspace, error_line, fill_rich, make_workspace, table_digests
 
@@ -117,14 +117,13 @@ def test_kill_9_during_backup_leaves_nothing_listed_and_next_run_cleans_up(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    partial: list[Path] = []
-    while time.monotonic() < deadline and process.poll() is None:
-        partial = [p for p in ws.repo.rglob("dump.zst.age.tmp-*") if p.stat().st_size > 1 << 20]
-        if partial:
-            break
-        time.sleep(0.02)
-    assert partial, "the backup finished or never started before it could be interrupted"
+
+    def written_a_megabyte() -> list[Path]:
+        assert process.poll() is None, "the backup ended before it could be interrupted"
+        return [p for p in ws.repo.rglob("dump.zst.age.tmp-*") if size_of(p) > 1 << 20]
+
+    # killed once it has written that much, not after some time
+    partial = wait_for(written_a_megabyte, "the backup to write its first megabyte")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
@@ -137,9 +136,24 @@ def test_kill_9_during_backup_leaves_nothing_listed_and_next_run_cleans_up(
     assert again["removed_leftovers"] == [leftover.name]
     assert not leftover.exists()  # ... is gone after the next run
     assert [b["id"] for b in ws.run_json("list")] == [again["id"]]
-    assert pg_cluster.psql(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
-    ) in ("0",)
+    # the killed run's pg_dump ends at its next write into the pipe nobody reads any more
+    wait_for(
+        lambda: (
+            pg_cluster.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+            )
+            == "0"
+        ),
+        "no pg_dump session left",
+    )
+
+
+def size_of(path: Path) -> int:
+    """0 once the file is gone (a temporary file renamed meanwhile)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def test_full_disk_fails_cleanly(pg_cluster: ScratchCluster, big_db: str, tmp_path: Path) -> None:

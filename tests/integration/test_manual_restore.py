@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from lifeboat.postgres.instance import ScratchCluster
+from tests.waiting import wait_for
 
-from .archiving import ScratchClusterAt, archiving_cluster, events, free_port, stop_cluster
+from .archiving import (
+    ScratchClusterAt,
+    archiving_cluster,
+    events,
+    on_a_free_port,
+    stop_cluster,
+)
 from .helpers import fill_rich, make_workspace, table_digests
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "manual-restore.md"
@@ -75,9 +82,11 @@ def test_manual_point_in_time_restore_with_age_zstd_and_tar(pg_bin_dir: Path) ->
         archiving.cluster.stop("immediate")
         home = archiving.home
         pgdata = home / "manual"
-        port = free_port()
+        server_log = home / "manual.log"
         bin_dir = archiving.cluster.bin_dir
-        script = f"""
+
+        def restore(port: int) -> subprocess.CompletedProcess[str]:
+            script = f"""
 set -euo pipefail
 REPO={home / "repo"}
 SOURCE=wms
@@ -114,15 +123,21 @@ archive_mode = off
 CONF
 touch "$PGDATA/recovery.signal"
 chown postgres: "$PGDATA/postgresql.auto.conf" "$PGDATA/recovery.signal"
-runuser -u postgres -- {bin_dir}/pg_ctl start -D "$PGDATA" -w -l {home}/manual.log
+runuser -u postgres -- {bin_dir}/pg_ctl start -D "$PGDATA" -w -l {server_log}
 """
+            return subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+
+        def undo() -> None:
+            shutil.rmtree(pgdata)
+            server_log.unlink()
+
         try:
-            done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+            port, done = on_a_free_port(restore, server_log, undo)
             assert done.returncode == 0, done.stderr
-            deadline = time.monotonic() + 60
-            while ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()") == "True":
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+            wait_for(
+                lambda: ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()") == "False",
+                "the restored cluster to finish recovery",
+            )
             assert events(port) == list(range(1, 13))
         finally:
             stop_cluster(pgdata, bin_dir)

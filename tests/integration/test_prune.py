@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,8 @@ import pytest
 
 from lifeboat.postgres.instance import ScratchCluster
 from tests.servers import s3 as s3_servers
-from tests.servers.s3 import Exchange, FaultProxy, repository_url, shared_moto
+from tests.servers.s3 import SLOW_DOWN, Exchange, FaultProxy, repository_url, shared_moto
+from tests.waiting import wait_for
 
 from .archiving import Archiving, events
 from .helpers import LIFEBOAT, Workspace, error_line, make_workspace
@@ -182,20 +182,40 @@ def test_a_backup_that_failed_verification_does_not_count(
 # --- killed half-way -----------------------------------------------------------------------
 
 
+class HeldDelete:
+    """A fault rule that, once armed, lets the first DELETE through and holds the second
+    one until released (then fails it), so that a prune can be killed in the middle of
+    deleting a backup: once its manifest is gone, while the rest of it is still there."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+        self.armed = threading.Event()
+        self.holding = threading.Event()
+        self.released = threading.Event()
+
+    def __call__(self, exchange: Exchange) -> tuple[int, bytes] | None:
+        if exchange.method != "DELETE" or not self.armed.is_set() or self.holding.is_set():
+            return None
+        if not self.deleted:
+            self.deleted.append(exchange.path.partition("?")[0])
+            return None
+        self.holding.set()
+        self.released.wait(120)  # bounded: a test that fails before releasing ends anyway
+        return 503, SLOW_DOWN
+
+
 @pytest.fixture
-def slow_deletes(s3_endpoint: str) -> Iterator[FaultProxy]:
-    """A proxy in front of moto that holds every DELETE for a moment, so that a prune can
-    be killed while it deletes."""
+def held_delete(s3_endpoint: str) -> Iterator[tuple[FaultProxy, HeldDelete]]:
+    """A proxy in front of moto that holds the second DELETE (see HeldDelete)."""
     proxy = FaultProxy(shared_moto().port)
-
-    def slowly(exchange: Exchange) -> None:
-        if exchange.method == "DELETE":
-            time.sleep(0.3)
-
-    proxy.fault = slowly  # type: ignore[assignment]
+    rule = HeldDelete()
+    proxy.fault = rule
     proxy.start()
-    yield proxy
-    proxy.stop()
+    try:
+        yield proxy, rule
+    finally:
+        rule.released.set()
+        proxy.stop()
 
 
 def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finishes(
@@ -203,12 +223,13 @@ def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finis
     fresh_db: str,
     tmp_path: Path,
     s3_storage_factory: s3_servers.StorageFactory,
-    slow_deletes: FaultProxy,
+    held_delete: tuple[FaultProxy, HeldDelete],
 ) -> None:
     once_only(pg_cluster)
+    proxy, rule = held_delete
     storage = s3_storage_factory("prune-kill")
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
-    url = repository_url(storage.location.bucket, slow_deletes.endpoint)
+    url = repository_url(storage.location.bucket, proxy.endpoint)
     ws.config.write_text(
         ws.config.read_text().replace(f'url = "file://{ws.repo}"', f'url = "{url}"')
     )
@@ -216,29 +237,27 @@ def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finis
     made = backups(ws, 4)
     with_retention(ws, "keep_last = 1")
 
-    deletes_seen = threading.Event()
-    before = len(slow_deletes.requests)
-
-    def watch() -> None:
-        while not deletes_seen.is_set():
-            if any(m == "DELETE" for m, _ in slow_deletes.requests[before:]):
-                deletes_seen.set()
-            time.sleep(0.01)
-
-    threading.Thread(target=watch, daemon=True).start()
+    rule.armed.set()  # the backups before released their lock with a DELETE each
     prune = subprocess.Popen(
         [LIFEBOAT, "--config", str(ws.config), "prune", "wms"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=os.environ,
     )
-    assert deletes_seen.wait(60)
-    time.sleep(0.5)  # a couple of deletions in: the first backup's manifest is gone
-    prune.send_signal(signal.SIGKILL)
-    prune.wait()
+    try:
+        wait_for(rule.holding.is_set, "prune to reach its second deletion")
+        # killed while it waits for that answer: the first backup's manifest went first
+        manifest = f"/{storage.location.bucket}/repo/wms/backups/{made[0]}/manifest.json"
+        assert rule.deleted == [manifest]
+        prune.send_signal(signal.SIGKILL)
+        prune.wait()
+    finally:
+        rule.released.set()
+    assert prune.returncode == -signal.SIGKILL
 
     remaining = listed(ws)
-    assert made[0] not in remaining and made[3] in remaining
+    assert remaining == made[1:]
+    assert any(storage.list(f"wms/backups/{made[0]}/")), "the killed run left the rest of it"
     # every backup still listed is whole
     assert ws.run("verify", "wms").returncode == 0
 
@@ -251,7 +270,8 @@ def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finis
         if not info.key.startswith(f"wms/backups/{made[3]}/")
     ]
     assert leftovers == []
-    assert set(finished["deleted"]) | set(finished["leftovers_removed"]) >= set(made[1:3])
+    assert finished["leftovers_removed"] == [made[0]]
+    assert finished["deleted"] == made[1:3]
 
 
 # --- physical backups and the WAL archive ------------------------------------------------
@@ -275,7 +295,7 @@ def test_wal_expiry_follows_the_kept_backups_and_pitr_still_works(archiving: Arc
     archiving.commit(6, 10)
     archiving.switch_and_wait()
     second = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
-    archiving.commit(11, 15, pause=0.05)
+    archiving.commit(11, 15, apart=True)
     oldest_moment = archiving.commit_time(11)
     archiving.switch_and_wait()
     third = json.loads(run("backup", "wms", "--type", "physical", "--json").stdout)
@@ -330,6 +350,25 @@ def legal_holds(s3_endpoint: str, bucket: str, backup: str) -> set[str]:
     }
 
 
+def hold_briefly(ws: Workspace, backup: str) -> None:
+    """A hold that ends by itself a few seconds from now. `hold` refuses an end that has
+    passed when it checks it: on a machine too slow for a few seconds, the end is taken
+    again, further ahead."""
+    for seconds in (2, 10, 60):
+        until = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+        held = ws.run("hold", backup, "--until", until, "--reason", "short")
+        if held.returncode == 0:
+            return
+        assert "is not in the future" in held.stderr, held.stderr
+    raise AssertionError("hold took longer than a minute to start")
+
+
+def planned(ws: Workspace) -> dict[str, str]:
+    """What prune would decide for each backup now (a dry run)."""
+    plan = ws.run_json("prune", "wms", "--dry-run")[0]["backups"]
+    return {b["id"]: b["decision"] for b in plan}
+
+
 def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
     pg_cluster: ScratchCluster,
     fresh_db: str,
@@ -349,10 +388,9 @@ def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
     assert held["object_legal_holds"] >= 3  # manifest, its copy, the dump
     assert legal_holds(s3_endpoint, bucket, made[0]) == {"ON"}
     # a hold that ends by itself in a moment: prune releases its legal holds, then deletes
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    ws.run("hold", made[1], "--until", soon, "--reason", "short", check=True)
+    hold_briefly(ws, made[1])
     assert legal_holds(s3_endpoint, bucket, made[1]) == {"ON"}
-    time.sleep(2.5)
+    wait_for(lambda: planned(ws)[made[1]] == "delete", "the short hold to end", timeout=120)
 
     pruned = ws.run_json("prune", "wms")[0]
     assert pruned["deleted"] == [made[1]]

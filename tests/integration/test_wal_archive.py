@@ -7,7 +7,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from lifeboat.commands.keygen import write_identity
 from lifeboat.postgres.instance import ScratchCluster
 
+from .archiving import switch_wal_and_wait
 from .helpers import LIFEBOAT
 
 
@@ -61,16 +61,8 @@ def test_archive_command_pushes_every_switched_segment(
         pg_bin_dir, settings={"archive_mode": "on", "archive_command": command}
     ) as cluster:
         cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g")
-        segment = cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-        cluster.psql("SELECT pg_switch_wal()")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            archived = cluster.psql("SELECT last_archived_wal FROM pg_stat_archiver")
-            if archived >= segment:
-                break
-            time.sleep(0.2)
+        segment = switch_wal_and_wait(cluster.psql)
         assert cluster.psql("SELECT failed_count FROM pg_stat_archiver") == "0"
-        assert archived >= segment
 
         stored = list((archive_dir / "repo" / "wms" / "wal").rglob(f"{segment}-*.zst.age"))
         assert len(stored) == 1

@@ -6,11 +6,9 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import stat
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,18 @@ import pytest
 
 from lifeboat.spool_paths import SpoolPaths
 from lifeboat.wal_settings import WalSettings
-from lifeboat.wal_spool import lock_is_held, queued
+from lifeboat.wal_spool import queued
+from tests.processes import kill_wal_workers, lock_holders, process_states, processes_running
+from tests.waiting import wait_for
 
-from .archiving import Archiving, archiving_cluster, events, free_port, stop_cluster
+from .archiving import (
+    RESTORE_LOG,
+    Archiving,
+    archiving_cluster,
+    events,
+    set_and_reload,
+    stop_cluster,
+)
 
 
 @dataclass
@@ -55,32 +62,11 @@ class AsyncArchiving:
         self.archiving.cluster.stop("immediate")
         shutil.rmtree(self.archiving.cluster.data_dir)
         pgdata = self.archiving.home / "restored"
-        port = free_port()
-        self.archiving.lifeboat(
-            "restore", "wms", "--pgdata", str(pgdata), "--latest", "--start", "--port", str(port)
-        )
+        port, _ = self.archiving.restore_started(pgdata, "--latest")
         try:
-            return events(port), (pgdata / "lifeboat-restore.log").read_text(errors="replace")
+            return events(port), (pgdata / RESTORE_LOG).read_text(errors="replace")
         finally:
             stop_cluster(pgdata, self.archiving.cluster.bin_dir)
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def kill_worker(spool: SpoolPaths) -> None:
-    if spool.status_file.exists() and lock_is_held(spool.worker_lock):
-        try:
-            os.kill(json.loads(spool.status_file.read_text())["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -99,11 +85,11 @@ def async_archiving(pg_bin_dir: Path) -> Iterator[AsyncArchiving]:
             wanted = json.loads(archiving.lifeboat("setup-archiving", "wms", "--json").stdout)
             command = next(s["wanted"] for s in wanted if s["name"] == "archive_command")
             assert "/ok/%f ] && rm " in command
-            escaped = command.replace("'", "''")
-            archiving.cluster.psql(f"ALTER SYSTEM SET archive_command = '{escaped}'")
-            archiving.cluster.psql("SELECT pg_reload_conf()")
-            yield AsyncArchiving(archiving, spool)
-            kill_worker(spool)
+            set_and_reload(archiving.cluster, "archive_command", command)
+            try:
+                yield AsyncArchiving(archiving, spool)
+            finally:
+                kill_wal_workers(archiving.config)
     finally:
         shutil.rmtree(spool_base, ignore_errors=True)
 
@@ -168,8 +154,11 @@ def test_a_worker_killed_while_failing_loses_no_wal(async_archiving: AsyncArchiv
         assert report["spool"]["oldest_queued_age_s"] >= 0
 
         waiting = queued(spool.outgoing)
-        os.kill(json.loads(spool.status_file.read_text())["pid"], signal.SIGKILL)
-        wait_for(lambda: not lock_is_held(spool.worker_lock), "the killed worker's lock")
+        worker = json.loads(spool.status_file.read_text())["pid"]
+        assert worker in processes_running("--config", str(archiving.config), "wal-worker")
+        kill_wal_workers(archiving.config)
+        holders = lock_holders(spool.worker_lock)
+        assert not holders, process_states(holders)
         assert queued(spool.outgoing) == waiting
         assert not any(async_archiving.archived(name) for name in stuck)
     finally:

@@ -19,13 +19,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +40,7 @@ from lifeboat.storage.azure import (
 )
 from lifeboat.storage.base import Storage
 from lifeboat.storage.options import StorageOptions
+from tests.servers.ports import start_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_DIR = PROJECT_ROOT / ".cache" / "azurite"
@@ -64,13 +61,6 @@ def connection_string(endpoint: str, key: str = DEV_KEY) -> str:
         f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={key};"
         f"BlobEndpoint={endpoint};"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def azurite_binary() -> Path:
@@ -102,11 +92,12 @@ def _npm_install() -> None:
 
 class Azurite:
     """One Azurite blob service on a loopback port, its data kept under `location`; it can be
-    stopped (saving its data), killed like a crash, and started again on the same port."""
+    stopped (saving its data), killed like a crash, and started again: on the same port,
+    unless another program took it meanwhile (`endpoint` tells)."""
 
-    def __init__(self, location: Path, port: int | None = None) -> None:
+    def __init__(self, location: Path) -> None:
         self.location = location
-        self.port = port or free_port()
+        self.port: int | None = None  # known once started
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -118,31 +109,30 @@ class Azurite:
         return connection_string(self.endpoint)
 
     def start(self) -> None:
-        command = [
-            str(azurite_binary()),
-            *("--blobHost", "127.0.0.1", "--blobPort", str(self.port)),
-            *("--location", str(self.location)),
-            *("--skipApiVersionCheck", "--silent", "--loose"),
-        ]
+        binary = azurite_binary()
         self.location.mkdir(parents=True, exist_ok=True)
-        with open(self.location / "azurite.log", "ab") as log:
-            self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_until_answering()
+        log_path = self.location / "azurite.log"
 
-    def _wait_until_answering(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                log = (self.location / "azurite.log").read_text(errors="replace")
-                pytest.fail(f"Azurite exited at start:\n{log[-2000:]}", pytrace=False)
-            if _answers(f"{self.endpoint}?comp=list"):
-                return
-            time.sleep(0.1)
-        self.kill()
-        pytest.fail(f"Azurite did not answer on port {self.port} in time", pytrace=False)
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            command = [
+                str(binary),
+                *("--blobHost", "127.0.0.1", "--blobPort", str(port)),
+                *("--location", str(self.location)),
+                *("--skipApiVersionCheck", "--silent", "--loose"),
+            ]
+            with open(log_path, "ab") as log:
+                return subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+
+        self._process, self.port = start_http_server(
+            launch,
+            "Azurite",
+            lambda: log_path.read_text(errors="replace"),
+            answering_at=f"/{DEV_ACCOUNT}?comp=list",
+            port=self.port,
+            timeout=STARTUP_TIMEOUT_SECONDS,
+        )
 
     def stop(self) -> None:
         """Terminate politely: Azurite saves its metadata before exiting."""
@@ -163,16 +153,6 @@ class Azurite:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True  # refusing an anonymous request is an answer
-    except OSError:
-        return False
 
 
 # --- the session's server and its containers ----------------------------------------------

@@ -13,11 +13,10 @@ import http.client
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import pytest
 
 from lifeboat.storage.options import StorageOptions
+from tests.servers.ports import start_http_server
 
 if TYPE_CHECKING:  # the backend imports only where google-cloud-storage is installed
     from lifeboat.storage.gcs import GcsStorage
@@ -46,13 +46,6 @@ class GcsStorageFactory(Protocol):
         ...
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def emulator_executable() -> str | None:
     """The emulator installed next to this Python, else one on PATH."""
     beside = Path(sys.executable).with_name(EMULATOR_COMMAND)
@@ -63,11 +56,12 @@ def emulator_executable() -> str | None:
 
 class GcsEmulator:
     """One gcp-storage-emulator process. With a data folder its objects survive a restart
-    on the same port (so a test can kill it mid-upload and look afterwards); without, they
-    live in memory."""
+    (so a test can kill it mid-upload and look afterwards); without, they live in memory.
+    A restart goes to the same port, unless another program took it meanwhile (`endpoint`
+    tells)."""
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.port: int | None = None  # known once started
         self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -79,34 +73,31 @@ class GcsEmulator:
         executable = emulator_executable()
         if executable is None:
             pytest.skip(f"{EMULATOR_COMMAND} is not installed (pip install gcp-storage-emulator)")
-        command = [executable]
-        if self.data_dir is not None:
-            command.append(f"--data-dir={self.data_dir}")
-        command += ["start", "--host=127.0.0.1", f"--port={self.port}", "--quiet"]
-        if self.data_dir is None:
-            command.append("--in-memory")
-        self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait_until_ready()
-        return self
+        # what it says at start, for the failure message; later output is of no use
+        with tempfile.TemporaryDirectory(prefix="lifeboat-gcs-") as folder:
+            log_path = Path(folder) / "emulator.log"
 
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"{EMULATOR_COMMAND} exited with {self._process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/storage/v1/b", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{EMULATOR_COMMAND} did not answer within {STARTUP_SECONDS}s")
+            def launch(port: int) -> subprocess.Popen[bytes]:
+                command = [executable]
+                if self.data_dir is not None:
+                    command.append(f"--data-dir={self.data_dir}")
+                command += ["start", "--host=127.0.0.1", f"--port={port}", "--quiet"]
+                if self.data_dir is None:
+                    command.append("--in-memory")
+                with open(log_path, "ab") as log:
+                    return subprocess.Popen(
+                        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                    )
+
+            self._process, self.port = start_http_server(
+                launch,
+                EMULATOR_COMMAND,
+                lambda: log_path.read_text(errors="replace"),
+                answering_at="/storage/v1/b",
+                port=self.port,
+                timeout=STARTUP_SECONDS,
+            )
+        return self
 
     def kill(self) -> None:
         """Stop at once, the way a crash or a lost network would."""

@@ -14,6 +14,8 @@ produce for real (throttling, a damaged response, an outage that keeps the serve
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import http.client
 import os
 import shutil
@@ -22,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -38,6 +39,7 @@ from botocore.config import Config
 
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage
+from tests.servers.ports import start_http_server
 
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
@@ -54,47 +56,36 @@ SESSION_ENVIRONMENT = {
 UNSET_ENVIRONMENT = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class MotoServer:
     """moto's S3 (and IAM) server as a child process; its state lives in its memory."""
 
-    def __init__(self, log_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+    def __init__(self, log_dir: Path) -> None:
+        self.port = 0  # known once started
         self.log_dir = log_dir
-        self._log_path = log_dir / f"moto-{self.port}.log"
+        self._log_path = log_dir / "moto.log"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> None:
+        self._process, self.port = start_http_server(
+            self._launch,
+            "moto",
+            lambda: self._log_path.read_text(errors="replace"),
+            answering_at="/moto-api/",
+            timeout=START_TIMEOUT,
+        )
+
+    def _launch(self, port: int) -> subprocess.Popen[bytes]:
         with open(self._log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            return subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self._wait_until_up()
-
-    def _wait_until_up(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        self.stop()
-        log_tail = self._log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"moto server on port {self.port} did not start:\n{log_tail}")
 
     def stop(self) -> None:
         """Kill the server, as a crash would: no graceful shutdown."""
@@ -285,13 +276,13 @@ ResponseRule = Callable[[Exchange, dict[str, str], bytes], bytes]
 
 class FaultProxy:
     """A loopback HTTP proxy in front of the emulator that can answer some requests itself
-    (e.g. 503 SlowDown), alter them, or go down (refusing connections) and come back on the
-    same port with the server's state intact."""
+    (e.g. 503 SlowDown), alter them, or go down (refusing connections) and come back with
+    the server's state intact (on the same port, unless another program took it meanwhile:
+    `endpoint` tells)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.port = 0  # the system picks it at the first start
         self.fault: FaultRule = lambda exchange: None
         self.rewrite_response: ResponseRule = lambda exchange, headers, body: body
         # bytes of a response body to send before cutting the connection, or None
@@ -302,8 +293,20 @@ class FaultProxy:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
 
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        """Listen: on a port the system picks, then (coming back up) on the same one, unless
+        another program took it while the proxy was down: then on a new one."""
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.port = self._server.server_address[1]
         self._server.daemon_threads = True
         # a short poll interval makes stop() quick
         serve = partial(self._server.serve_forever, poll_interval=0.05)
@@ -329,6 +332,11 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, and 100-continue for uploads
+
+            def handle(self) -> None:
+                # a client killed while the proxy held its request is gone: nobody to answer
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
             def setup(self) -> None:
                 super().setup()

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from lifeboat.pipeline.stream import (
 from lifeboat.storage.base import NotFound, ObjectInfo
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
+from tests.waiting import wait_for
 
 MiB = 1 << 20
 AGE_MAGIC = b"age-encryption.org/v1"
@@ -575,7 +575,8 @@ def test_producer_os_error_is_not_blamed_on_storage(tmp_path: Path, backend: str
 
 
 class SlowCountingStorage(MemoryStorage):
-    """Consumes slowly, keeps only counts, and watches the hand-off queue."""
+    """Consumes once the producer ran into the bound, keeps only counts, and watches the
+    hand-off queue."""
 
     def __init__(self) -> None:
         super().__init__("slow")
@@ -588,11 +589,10 @@ class SlowCountingStorage(MemoryStorage):
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         hasher = hashlib.sha256()
         for index, chunk in enumerate(chunks):
-            if index == 0:
-                time.sleep(0.3)  # let the producer run into the bound
-            elif index < 40:
-                time.sleep(0.002)
             (queue,) = self.queues
+            if index == 0:
+                # the producer fills the queue meanwhile and then has to wait
+                wait_for(queue._queue.full, "the producer to fill the hand-off queue")
             self.max_depth = max(self.max_depth, queue._queue.qsize())
             self.received += len(chunk)
             self.max_in_flight = max(self.max_in_flight, self.produced[0] - self.received)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import random
-import signal
 import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,9 +25,11 @@ from lifeboat.wal_archive import WalConflictError, fetch, is_archived, push
 from lifeboat.wal_prefetch import run_prefetcher, take_prefetched
 from lifeboat.wal_settings import WalSettings
 from lifeboat.wal_spool import (
-    LOCK_PATIENCE_SECONDS,
+    RETRY_FIRST_DELAY,
+    RETRY_MAX_DELAY,
     Spooled,
     SpoolPaths,
+    WorkerStatus,
     lock_is_held,
     note_cluster,
     note_wal_dir,
@@ -40,6 +38,15 @@ from lifeboat.wal_spool import (
     spool_segment,
     take_marker,
 )
+from tests.processes import (
+    child_pids,
+    command_line,
+    kill_wal_workers,
+    lock_holders,
+    process_states,
+    processes_running,
+)
+from tests.waiting import wait_for
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
@@ -173,6 +180,11 @@ def test_worker_reads_ready_segments_ahead_and_leaves_markers(
     assert not take_marker(spool, segments[1])  # a marker for other content is refused
 
 
+def runs_sleep(pid: int) -> bool:
+    """Whether the process has a `sleep` running (a shell's wait loop)."""
+    return any(command_line(child)[:1] == ["sleep"] for child in child_pids(pid))
+
+
 def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: Path) -> None:
     from lifeboat.archiving import wanted_settings
     from lifeboat.context import Context
@@ -196,7 +208,11 @@ def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: 
     spool.reading_ahead.mkdir(parents=True)
     (spool.reading_ahead / segment_name(7)).touch()
     waiting = subprocess.Popen(["sh", "-c", shell])
-    time.sleep(0.3)
+    # waiting: its loop runs `sleep` (a shell that did not wait would have exited instead)
+    wait_for(
+        lambda: waiting.poll() is not None or runs_sleep(waiting.pid),
+        "the shell to wait in its loop",
+    )
     assert waiting.poll() is None
     (spool.acknowledged / segment_name(7)).write_text("x")
     (spool.reading_ahead / segment_name(7)).unlink()
@@ -231,12 +247,12 @@ def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
 ) -> None:
     storage = LocalStorage(tmp_path / "repo")
     real = uploader(storage, keys[1])
-    attempts: list[float] = []
+    attempts: list[str] = []
     healthy = threading.Event()
     name = segment_name(7)
 
     def flaky(path: Path) -> None:
-        attempts.append(time.monotonic())
+        attempts.append(path.name)
         if not healthy.is_set():
             raise LifeboatError("repository unreachable")
         real(path)
@@ -245,19 +261,14 @@ def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
     worker = threading.Thread(target=run_push_worker, args=(spool, flaky, 2, 0.1))
     worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while len(attempts) < 3:
-            assert time.monotonic() < deadline, "the worker did not retry"
-            time.sleep(0.05)
+        wait_for(lambda: len(attempts) >= 3, "the worker to try a third time")
+        # the second failure was recorded before the third attempt started
         status = json.loads(spool.status_file.read_text())
         assert status["last_error"]["segment"] == name
         assert status["last_error"]["message"] == "repository unreachable"
         assert status["last_error"]["attempts"] >= 2
         assert queued(spool.outgoing) == [name]  # never dropped while failing
         assert lock_is_held(spool.worker_lock)
-        # the delays grow: 0.5 s, then 1 s
-        assert attempts[1] - attempts[0] >= 0.45
-        assert attempts[2] - attempts[1] >= 0.95
     finally:
         healthy.set()
         worker.join(timeout=30)
@@ -313,6 +324,16 @@ def test_a_refused_file_is_set_aside_for_good_and_stays_visible(
     assert spool_status(spool, True, datetime.now(UTC))["last_error"] is None
 
 
+def test_the_delay_before_a_retry_doubles_up_to_a_cap(tmp_path: Path) -> None:
+    status = WorkerStatus(tmp_path / "status.json")
+    now = 1000.0
+    delays = [status.failed("seg", "unreachable", now).retry_at - now for _ in range(9)]
+    expected = [RETRY_FIRST_DELAY * 2**n for n in range(9)]
+    assert delays == [min(delay, RETRY_MAX_DELAY) for delay in expected]
+    assert delays[:2] == [0.5, 1.0] and delays[-1] == RETRY_MAX_DELAY
+    assert status.last_error is not None and status.last_error["attempts"] == 9
+
+
 def test_a_second_worker_leaves_the_spool_to_the_first(
     spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
 ) -> None:
@@ -354,39 +375,6 @@ def lifeboat(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def lock_holders(path: Path) -> set[int]:
-    """Processes holding a flock on path, from /proc/locks."""
-    inode = path.stat().st_ino
-    holders = set()
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
-            holders.add(int(fields[4]))
-    return holders
-
-
-def process_states(pids: set[int]) -> dict[int, str]:
-    states = {}
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text().splitlines()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            states[pid] = f"{status[2]} ppid {status[6]} {cmdline.decode(errors='replace')}"
-        except OSError as exc:
-            states[pid] = str(exc)
-    return states
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def cli_repo(
     tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
@@ -395,12 +383,7 @@ def cli_repo(
     assert lifeboat(config, "init").returncode == 0
     yield config, LocalStorage(tmp_path / "repo")
     # a worker lingers a few seconds after its spool empties; it must not outlive the test
-    status = spool_of(config).status_file
-    if status.exists() and lock_is_held(status.with_name("worker.lock")):
-        try:
-            os.kill(json.loads(status.read_text())["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_wal_workers(config)
 
 
 def spool_of(config: Path) -> SpoolPaths:
@@ -483,19 +466,13 @@ def test_a_killed_worker_loses_nothing(cli_repo: tuple[Path, LocalStorage], tmp_
     assert status["last_error"]["segment"] in names
     worker_pid = json.loads(spool.status_file.read_text())["pid"]
     assert lock_holders(spool.worker_lock) == {worker_pid}
-    # A wal-push that found the lock free for a moment may have started a second worker,
-    # still waiting for the lock: it takes over when the first dies, as it should. Kill
-    # workers until the lock stays free longer than a starting worker waits for it.
-    free_since = None
-    deadline = time.monotonic() + 30
-    while free_since is None or time.monotonic() - free_since < 2 * LOCK_PATIENCE_SECONDS:
-        assert time.monotonic() < deadline, process_states(lock_holders(spool.worker_lock))
-        holders = lock_holders(spool.worker_lock)
-        for pid in holders:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        free_since = (free_since or time.monotonic()) if not holders else None
-        time.sleep(0.05)
+    # Every wal-push has returned, so every worker they started runs by now: the one that
+    # holds the lock, and maybe a second, started by a wal-push that found the lock free
+    # for a moment, waiting to take over. Killing them all leaves the lock to nobody.
+    workers = processes_running("--config", str(config), "wal-worker", "push")
+    assert worker_pid in workers, process_states(workers)
+    kill_wal_workers(config)
+    assert not lock_is_held(spool.worker_lock), process_states(lock_holders(spool.worker_lock))
     assert queued(spool.outgoing) == names
 
     (tmp_path / "repo" / "wms").unlink()
