@@ -671,3 +671,29 @@ def test_local_other_os_error_is_not_disk_full(
 
 def test_local_url_names_the_root(local: LocalStorage, tmp_path: Path) -> None:
     assert local.url == f"file://{tmp_path / 'repo'}"
+
+
+def test_local_writes_and_deletes_in_one_folder_do_not_trip_each_other(
+    local: LocalStorage,
+) -> None:
+    """A delete removes the folder it empties; a writer making its temporary file in that
+    folder at the same moment makes the folder again instead of failing (lock files come
+    and go in locks/ from several processes at once)."""
+    failures: list[BaseException] = []
+
+    def churn(worker: int) -> None:
+        for cycle in range(400):
+            key = f"locks/{worker}-{cycle}"
+            try:
+                local.write(key, [b"x"])
+                local.delete(key)
+            except BaseException as exc:
+                failures.append(exc)
+
+    workers = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    assert keys(local, "") == []

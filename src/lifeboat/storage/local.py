@@ -149,14 +149,9 @@ class LocalStorage:
     def _write_temp(self, final: Path, chunks: Iterable[bytes]) -> tuple[Path, int]:
         """The chunks in a new, fsynced `<final>.tmp-<hex>` next to final: (its path, size).
         On any failure nothing is left."""
-        try:
-            make_private_dirs(final.parent)
-        except OSError as exc:
-            raise _os_error(exc, f"cannot create {final.parent}") from exc
-        temp = final.with_name(f"{final.name}{TEMP_MARKER}{os.urandom(4).hex()}")
+        temp, fd = self._create_temp(final)
         size = 0
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             with os.fdopen(fd, "wb", buffering=0) as handle:
                 flushed = 0
                 for chunk in _ProducerErrors(chunks):
@@ -180,6 +175,22 @@ class LocalStorage:
             temp.unlink(missing_ok=True)
             raise
         return temp, size
+
+    def _create_temp(self, final: Path) -> tuple[Path, int]:
+        """A new `<final>.tmp-<hex>` open for writing, its folders made as needed."""
+        temp = final.with_name(f"{final.name}{TEMP_MARKER}{os.urandom(4).hex()}")
+        for attempt in range(1, 4):
+            try:
+                make_private_dirs(final.parent)
+                return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            except FileNotFoundError as exc:
+                # another process deleted the last file of a folder on the way and removed
+                # the emptied folder meanwhile (see delete): make it again
+                if attempt == 3:
+                    raise _os_error(exc, f"cannot write {final}") from exc
+            except OSError as exc:
+                raise _os_error(exc, f"cannot write {final}") from exc
+        raise AssertionError("unreachable")
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         path = self._path(key)
