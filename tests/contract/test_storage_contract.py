@@ -676,24 +676,35 @@ def test_local_url_names_the_root(local: LocalStorage, tmp_path: Path) -> None:
 def test_local_writes_and_deletes_in_one_folder_do_not_trip_each_other(
     local: LocalStorage,
 ) -> None:
-    """A delete removes the folder it empties; a writer making its temporary file in that
-    folder at the same moment makes the folder again instead of failing (lock files come
-    and go in locks/ from several processes at once)."""
+    """A delete removes the folders it empties; a writer making its temporary file in such a
+    folder at the same moment makes the folder again instead of failing, and a listing
+    skips a folder that vanishes under it (lock files come and go in locks/ from several
+    processes at once)."""
     failures: list[BaseException] = []
 
     def churn(worker: int) -> None:
         for cycle in range(400):
-            key = f"locks/{worker}-{cycle}"
+            key = f"locks/{worker}/{cycle}"
             try:
                 local.write(key, [b"x"])
                 local.delete(key)
             except BaseException as exc:
                 failures.append(exc)
 
+    def look() -> None:
+        while any(worker.is_alive() for worker in workers):
+            try:
+                list(local.list(""))
+            except BaseException as exc:
+                failures.append(exc)
+
     workers = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+    looker = threading.Thread(target=look)
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    looker.start()
+    for thread in [*workers, looker]:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
     assert failures == []
     assert keys(local, "") == []

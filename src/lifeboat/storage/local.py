@@ -228,6 +228,8 @@ class LocalStorage:
             raise _os_error(exc, f"cannot list {start}") from exc
 
         def refuse(exc: OSError) -> None:
+            if isinstance(exc, FileNotFoundError):
+                return  # a folder a delete emptied and removed meanwhile: no keys in it
             raise _os_error(exc, f"cannot list {exc.filename}") from exc
 
         found: list[tuple[str, Path]] = []
