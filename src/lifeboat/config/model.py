@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lifeboat.repo.layout import check_source_name
 from lifeboat.storage.options import StorageOptions
@@ -134,6 +142,26 @@ class RepositoryConfig(_Strict):
         description="S3: checksum sent with every upload and confirmed by the store; md5 for "
         "S3-compatible stores without flexible checksums.",
     )
+    lock_stale_after: str = Field(
+        default="24h",
+        description="A lock whose holder runs on another host is taken over once it is this "
+        'old (e.g. "24h", "90m"); one of a dead process on this host at once.',
+    )
+    upload_grace: str = Field(
+        default="1h",
+        description="Unfinished uploads of killed writers younger than this are left alone "
+        "by backup, copy and prune, which remove the older ones.",
+    )
+
+    @field_validator("lock_stale_after", "upload_grace")
+    @classmethod
+    def _duration(cls, value: str, info: ValidationInfo) -> str:
+        from lifeboat.retention import parse_duration
+
+        duration = parse_duration(value)
+        if info.field_name == "lock_stale_after" and duration.total_seconds() < 60:
+            raise ValueError("must be at least 1m: a shorter one takes live locks over")
+        return value
 
     def storage_options(self) -> StorageOptions:
         return StorageOptions(
