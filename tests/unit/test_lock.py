@@ -27,6 +27,7 @@ from lifeboat.storage.base import (
     ObjectInfo,
     Storage,
     exclusive_create,
+    upload_janitor,
 )
 from lifeboat.storage.memory import MemoryStorage
 
@@ -56,6 +57,13 @@ class ListingOnly:
 
     def delete(self, key: str) -> None:
         self.inner.delete(key)
+
+
+class Forwarding(ListingOnly):
+    """A wrapper (as retries, dry run or metrics would be) that declares what it wraps."""
+
+    def unwrap(self) -> Storage:
+        return self.inner
 
 
 class IgnoresCondition(MemoryStorage):
@@ -388,6 +396,17 @@ def test_a_later_contender_that_does_not_withdraw_has_won_before_us(
     plant(storage, later, purpose="prune of wms")
     assert_refused(listing_only, "locked by prune of wms", "backup")
     assert contender_files(storage) == [later]
+
+
+def test_a_wrapper_gives_the_lock_the_exclusive_create_it_wraps(storage: MemoryStorage) -> None:
+    wrapper = Forwarding(storage)
+    assert exclusive_create(wrapper) is storage
+    assert upload_janitor(Forwarding(MemoryStorage())) is None
+    with repository_lock(wrapper, "wms", "backup of wms"):
+        assert is_locked(storage)
+        assert contender_files(storage) == []
+        assert_refused(wrapper, "locked by backup of wms", "prune")
+    assert list(storage.list("")) == []
 
 
 def test_a_store_that_ignores_the_condition_is_detected(
