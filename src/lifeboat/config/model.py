@@ -5,15 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from lifeboat.repo.layout import check_source_name
 from lifeboat.storage.options import StorageOptions
@@ -155,11 +147,18 @@ class RepositoryConfig(_Strict):
 
     @field_validator("lock_stale_after", "upload_grace")
     @classmethod
-    def _duration(cls, value: str, info: ValidationInfo) -> str:
+    def _duration(cls, value: str) -> str:
         from lifeboat.retention import parse_duration
 
-        duration = parse_duration(value)
-        if info.field_name == "lock_stale_after" and duration.total_seconds() < 60:
+        parse_duration(value)
+        return value
+
+    @field_validator("lock_stale_after")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        from lifeboat.retention import parse_duration
+
+        if parse_duration(value).total_seconds() < 60:
             raise ValueError("must be at least 1m: a shorter one takes live locks over")
         return value
 
