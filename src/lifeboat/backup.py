@@ -19,7 +19,6 @@ from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.lock import repository_lock
 from lifeboat.repo.manifest import (
     Compression,
     Encryption,
@@ -74,8 +73,9 @@ def lock_all(repos: Sequence[Repository], source: str, purpose: str) -> Iterator
         for repo in repos:
             try:
                 repo.ensure_initialised()
-                stack.enter_context(repository_lock(repo.storage, source, purpose))
+                stack.enter_context(repo.lock(source, purpose))
                 prepared.removed += repo.remove_uncommitted(source)
+                repo.remove_stale_uploads(source)
             except LockedError:
                 raise
             except (LifeboatError, OSError) as exc:

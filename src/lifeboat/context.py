@@ -37,8 +37,15 @@ class Context:
 
     @cached_property
     def repositories(self) -> dict[str, Repository]:
+        from lifeboat.retention import parse_duration
+
         return {
-            name: Repository(name, open_storage(repo.url, repo.storage_options()))
+            name: Repository(
+                name,
+                open_storage(repo.url, repo.storage_options()),
+                lock_stale_after=parse_duration(repo.lock_stale_after),
+                upload_grace=parse_duration(repo.upload_grace),
+            )
             for name, repo in self.config.repositories.items()
         }
 

@@ -29,10 +29,9 @@ from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.pipeline.checksum import Tap
 from lifeboat.repo import cluster, layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.lock import repository_lock
 from lifeboat.repo.manifest import Manifest, digest
 from lifeboat.repo.records import holds_prefix
-from lifeboat.storage.base import NotFound, ObjectInfo
+from lifeboat.storage.base import NotFound, ObjectInfo, temporary_target
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,8 @@ class CopyReport:
     wal_present: int = 0
     hold_records_copied: int = 0
     bytes_copied: int = 0
+    leftovers_removed: list[str] = field(default_factory=list)
+    uploads_removed: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,8 @@ class CopyReport:
             "wal_files_already_there": self.wal_present,
             "hold_records_copied": self.hold_records_copied,
             "bytes_copied": self.bytes_copied,
+            "leftovers_removed": self.leftovers_removed,
+            "unfinished_uploads_removed": self.uploads_removed,
         }
 
 
@@ -80,9 +83,12 @@ def copy_repository(origin: Repository, target: Repository, sources: list[str]) 
     target.ensure_initialised()
     reports = []
     for source in sources:
-        with repository_lock(target.storage, source, f"copy of {source} from {origin.name}"):
+        with target.lock(source, f"copy of {source} from {origin.name}"):
             report = CopyReport(source)
             reports.append(report)
+            # what a copy (or backup) killed earlier left in the target
+            report.leftovers_removed = target.remove_uncommitted(source)
+            report.uploads_removed = [u.key for u in target.remove_stale_uploads(source)]
             report.refused = _copy_cluster_records(origin, target, source, report)
             if report.refused is not None:
                 log.error("%s: nothing copied: %s", source, report.refused)
@@ -222,7 +228,8 @@ def _copy_missing(
 
 
 def _is_temporary(info: ObjectInfo) -> bool:
-    return info.key.rsplit("/", 1)[-1].startswith(".")
+    """A write in progress (or killed) in the origin: not an object to copy."""
+    return info.key.rsplit("/", 1)[-1].startswith(".") or temporary_target(info.key) is not None
 
 
 def _copy_object(

@@ -20,7 +20,6 @@ from lifeboat.errors import UsageError
 from lifeboat.holds import backup_keys, set_object_legal_holds
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.lock import repository_lock
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import (
     actor,
@@ -56,6 +55,7 @@ class PruneReport:
     deleted: list[str] = field(default_factory=list)
     wal_deleted: int = 0
     leftovers_removed: list[str] = field(default_factory=list)
+    uploads_removed: list[str] = field(default_factory=list)  # keys of unfinished uploads
     audit: list[str] = field(default_factory=list)
     expired_holds: set[str] = field(default_factory=set)
     superseded_checks: list[str] = field(default_factory=list)
@@ -87,6 +87,7 @@ class PruneReport:
             "held_meanwhile": self.held_meanwhile,
             "retagged": self.retagged,
             "leftovers_removed": self.leftovers_removed,
+            "unfinished_uploads_removed": self.uploads_removed,
             "verification_records_trimmed": self.checks_trimmed,
             "audit_records": self.audit,
         }
@@ -223,11 +224,14 @@ def prune(
     repo.ensure_initialised()
     if dry_run:
         return plan(repo, source, policy, zone_name, now or datetime.now(UTC))
-    with repository_lock(repo.storage, source, f"prune of {source}"):
-        # a prune or backup killed earlier may have left folders without a manifest
+    with repo.lock(source, f"prune of {source}"):
+        # a prune or backup killed earlier may have left folders without a manifest, and
+        # any writer killed mid-upload an unfinished upload
         leftovers = repo.remove_uncommitted(source)
+        uploads = repo.remove_stale_uploads(source)
         report = plan(repo, source, policy, zone_name, now or datetime.now(UTC))
         report.leftovers_removed = leftovers
+        report.uploads_removed = [upload.key for upload in uploads]
         report.applied = True
         _audit(repo, report, "prune-started")
         for decision in sorted(report.to_delete, key=lambda d: d.backup.started_at):

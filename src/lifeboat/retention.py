@@ -215,7 +215,7 @@ def _apply_rules(group: Sequence[Decision], policy: Policy, now: datetime, zone:
         since = now - policy.keep_within
         for decision in good:
             if decision.backup.started_at >= since:
-                decision.add("within", f"younger than {_duration_text(policy.keep_within)}")
+                decision.add("within", f"younger than {duration_text(policy.keep_within)}")
     if policy.pitr_window is not None and kind == "physical":
         horizon = now - policy.pitr_window
         for decision in good:
@@ -223,7 +223,7 @@ def _apply_rules(group: Sequence[Decision], policy: Policy, now: datetime, zone:
                 decision.add(
                     "pitr",
                     f"the base for restoring any moment of the last "
-                    f"{_duration_text(policy.pitr_window)}",
+                    f"{duration_text(policy.pitr_window)}",
                 )
                 break
 
@@ -254,7 +254,7 @@ def _keep_chains(decisions: Sequence[Decision], by_id: dict[str, Decision]) -> N
             parent_id = child.parent
 
 
-def _duration_text(duration: timedelta) -> str:
+def duration_text(duration: timedelta) -> str:
     seconds = int(duration.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0 and seconds >= size:
@@ -304,6 +304,6 @@ def policy_summary(policy: Policy, zone: str) -> dict[str, object]:
     }
     for name in DURATIONS:
         value = getattr(policy, name)
-        summary[name] = _duration_text(value) if value is not None else None
+        summary[name] = duration_text(value) if value is not None else None
     summary["timezone"] = zone
     return summary

@@ -26,9 +26,10 @@ from lifeboat.pipeline.tarstream import TarMember, TarParser
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
-from lifeboat.repo.catalog import Repository
+from lifeboat.repo.catalog import Repository, age
 from lifeboat.repo.manifest import Manifest
-from lifeboat.storage.base import PermanentError, TransientError
+from lifeboat.retention import duration_text
+from lifeboat.storage.base import PendingUpload, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class BackupCheck:
 @dataclass
 class VerifyReport:
     checks: list[BackupCheck] = field(default_factory=list)
+    # (repository, upload) of every unfinished upload found: a warning, not a failure
+    unfinished_uploads: list[tuple[str, PendingUpload]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -309,7 +312,30 @@ def verify(ctx: Context, source: str | None = None, deep: bool = False) -> Verif
             wal_check = _check_wal(ctx, repo, name) if deep else None
             if wal_check is not None:
                 report.checks.append(wal_check)
+        report.unfinished_uploads += [(repo.name, u) for u in _unfinished_uploads(repo)]
     return report
+
+
+def _unfinished_uploads(repo: Repository) -> list[PendingUpload]:
+    """Warn about each upload a killed writer left: it takes space, and it goes with the
+    next backup, copy or prune of its source once older than the grace period."""
+    try:
+        uploads = repo.pending_uploads()
+    except StorageError as exc:
+        log.warning("cannot look for unfinished uploads in %s: %s", repo.name, exc)
+        return []
+    for upload in uploads:
+        size = f", {upload.size} bytes" if upload.size else ""
+        log.warning(
+            "%s: unfinished upload of %s, %s old%s (left by a killed writer; removed by "
+            "the next backup, copy or prune of its source once older than %s)",
+            repo.name,
+            upload.key,
+            age(upload),
+            size,
+            duration_text(repo.upload_grace),
+        )
+    return uploads
 
 
 def _record(repo: Repository, check: BackupCheck) -> None:

@@ -11,16 +11,29 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from lifeboat.errors import DiskFullError
-from lifeboat.storage.base import NotFound, ObjectInfo, Storage
+from lifeboat.storage.base import (
+    AlreadyExists,
+    ExclusiveCreate,
+    NotFound,
+    ObjectInfo,
+    Storage,
+    UploadJanitor,
+    exclusive_create,
+    upload_janitor,
+)
 from lifeboat.storage.local import TEMP_MARKER, LocalStorage
 from lifeboat.storage.memory import MemoryStorage
-from tests.servers.azure import azure_contract_storage
+from tests.servers.azure import CONNECTION_STRING_ENV, azure_contract_storage, shared_azurite
 from tests.servers.gcs import gcs_contract_storage
 from tests.servers.s3 import s3_contract_storage
 
@@ -46,6 +59,26 @@ SERVERLESS = {"memory", "local"}
 )
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return BACKENDS[request.param](tmp_path)
+
+
+# gcp-storage-emulator accepts ifGenerationMatch=0 and overwrites anyway (GCS itself refuses
+# with 412): against it the backend is a store without exclusive create, which the
+# repository lock detects (tests/unit/test_lock.py, tests/integration/test_gcs_storage.py).
+EMULATOR_IGNORES_PRECONDITIONS = {"gcs"}
+# Backends whose writes can leave a pending upload behind (a temporary file, an unfinished
+# multipart upload, uncommitted blocks). Memory writes are atomic; a GCS resumable upload
+# session cannot be listed, and expires after a week.
+WITH_PENDING_UPLOADS = {"azure", "local", "s3"}
+
+
+@pytest.fixture
+def creator(storage: Storage, request: pytest.FixtureRequest) -> ExclusiveCreate:
+    backend = request.node.callspec.params["storage"]
+    if backend in EMULATOR_IGNORES_PRECONDITIONS:
+        pytest.skip(f"the {backend} emulator does not honour preconditions")
+    found = exclusive_create(storage)
+    assert found is not None, f"{backend} has no exclusive create"
+    return found
 
 
 @pytest.fixture
@@ -320,6 +353,187 @@ def test_write_in_progress_is_never_visible_under_its_key(storage: Storage) -> N
     assert read_all(storage, "w/obj") == b"firstsecond"
 
 
+# --- exclusive create --------------------------------------------------------------------
+
+
+def test_every_backend_declares_exclusive_create(storage: Storage) -> None:
+    assert isinstance(exclusive_create(storage), ExclusiveCreate)
+
+
+def test_create_exclusive_creates(storage: Storage, creator: ExclusiveCreate) -> None:
+    info = creator.create_exclusive("locks/a.lock", b'{"token": "one"}')
+    assert info.key == "locks/a.lock"
+    assert info.size == 16
+    assert read_all(storage, "locks/a.lock") == b'{"token": "one"}'
+    assert keys(storage, "locks/") == ["locks/a.lock"]
+
+
+def test_create_exclusive_again_is_refused_and_keeps_the_first(
+    storage: Storage, creator: ExclusiveCreate
+) -> None:
+    creator.create_exclusive("locks/a.lock", b"first")
+    with pytest.raises(AlreadyExists):
+        creator.create_exclusive("locks/a.lock", b"second")
+    assert read_all(storage, "locks/a.lock") == b"first"
+    storage.write("plain", [b"written"])
+    with pytest.raises(AlreadyExists):
+        creator.create_exclusive("plain", b"created")
+    assert read_all(storage, "plain") == b"written"
+    assert keys(storage, "") == ["locks/a.lock", "plain"]
+
+
+def test_create_exclusive_of_the_same_bytes_counts_as_created(
+    storage: Storage, creator: ExclusiveCreate
+) -> None:
+    # what a retried request meets when its first attempt landed but the answer was lost
+    creator.create_exclusive("k", b"token 1234")
+    assert creator.create_exclusive("k", b"token 1234").size == 10
+    with pytest.raises(AlreadyExists):
+        creator.create_exclusive("k", b"token 1234 and more")
+    assert read_all(storage, "k") == b"token 1234"
+
+
+def test_create_exclusive_after_delete(storage: Storage, creator: ExclusiveCreate) -> None:
+    creator.create_exclusive("locks/a.lock", b"first")
+    storage.delete("locks/a.lock")
+    creator.create_exclusive("locks/a.lock", b"second")
+    assert read_all(storage, "locks/a.lock") == b"second"
+
+
+def test_create_exclusive_from_threads_has_one_winner(
+    storage: Storage, creator: ExclusiveCreate
+) -> None:
+    contenders = 8
+    start = threading.Barrier(contenders)
+    won: list[int] = []
+    lost: list[int] = []
+
+    def contend(number: int) -> None:
+        start.wait()
+        try:
+            creator.create_exclusive("locks/race.lock", f"contender {number}".encode())
+        except AlreadyExists:
+            lost.append(number)
+        else:
+            won.append(number)
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1, won
+    assert len(lost) == contenders - 1
+    assert read_all(storage, "locks/race.lock") == f"contender {won[0]}".encode()
+
+
+CHILD = [sys.executable, "-m", "tests.contract.storage_child"]
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+CHILD_PART_SIZE = 5 * MiB  # S3's smallest
+
+
+def _child(request: pytest.FixtureRequest, storage: Storage, *args: str) -> subprocess.Popen[str]:
+    """A process running tests/contract/storage_child.py on the same storage."""
+    backend = request.node.callspec.params["storage"]
+    env = dict(os.environ)
+    if backend == "azure":
+        env[CONNECTION_STRING_ENV] = shared_azurite().connection_string
+    url = str(storage.root) if isinstance(storage, LocalStorage) else storage.url
+    return subprocess.Popen(
+        [*CHILD, args[0], url, str(CHILD_PART_SIZE), *args[1:]],
+        cwd=REPOSITORY_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _expect_line(child: subprocess.Popen[str], wanted: str) -> None:
+    assert child.stdout is not None
+    line = child.stdout.readline().strip()
+    assert line == wanted, f"child said {line!r}, exit code {child.poll()}"
+
+
+def _last_words(child: subprocess.Popen[str]) -> str:
+    assert child.stdout is not None
+    said = child.stdout.read().strip()
+    assert child.wait(timeout=120) == 0, said
+    return said
+
+
+def test_create_exclusive_from_processes_has_one_winner(
+    storage: Storage, creator: ExclusiveCreate, request: pytest.FixtureRequest
+) -> None:
+    if isinstance(storage, MemoryStorage):
+        pytest.skip("a memory store lives in one process")
+    contenders = [
+        _child(request, storage, "create", "locks/race.lock", f"process {n}") for n in range(4)
+    ]
+    try:
+        for child in contenders:
+            _expect_line(child, "ready")
+        for child in contenders:  # released together: every one is waiting on its stdin
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.close()
+        outcomes = [_last_words(child) for child in contenders]
+    finally:
+        for child in contenders:
+            child.kill()
+            child.wait()
+    assert sorted(outcomes) == ["lost", "lost", "lost", "won"]
+    winner = outcomes.index("won")
+    assert read_all(storage, "locks/race.lock") == f"process {winner}".encode()
+
+
+# --- pending uploads of killed writers -----------------------------------------------------
+
+
+def test_pending_uploads_are_found_where_a_backend_can_have_them(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    backend = request.node.callspec.params["storage"]
+    assert isinstance(upload_janitor(storage), UploadJanitor) == (backend in WITH_PENDING_UPLOADS)
+
+
+def _pending(janitor: UploadJanitor, prefix: str) -> list[str]:
+    return [upload.key for upload in janitor.pending_uploads(prefix)]
+
+
+def test_writer_killed_mid_upload_leaves_a_pending_upload_that_can_be_removed(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    janitor = upload_janitor(storage)
+    if janitor is None:
+        pytest.skip("this backend's writes leave nothing to clean up")
+    storage.write("src/wal/done", [b"committed"])
+    key = "src/wal/segment"
+    writer = _child(request, storage, "hang", key, str(CHILD_PART_SIZE * 3 // 2))
+    try:
+        _expect_line(writer, "blocked")
+        # blocks may still be on their way from the writer's threads: poll for the upload
+        deadline = time.monotonic() + 60
+        while key not in _pending(janitor, "src/") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.kill()
+        writer.wait()
+    uploads = list(janitor.pending_uploads("src/"))
+    assert [upload.key for upload in uploads] == [key]
+    assert uploads[0].started.tzinfo is not None
+    assert _pending(janitor, "src/wal/") == [key]
+    assert _pending(janitor, "other/") == []
+    with pytest.raises(NotFound):
+        storage.stat(key)
+
+    janitor.remove_pending_upload(uploads[0])
+    janitor.remove_pending_upload(uploads[0])  # gone already: fine
+    assert _pending(janitor, "") == []
+    assert keys(storage, "") == ["src/wal/done"]
+    assert read_all(storage, "src/wal/done") == b"committed"
+
+
 # --- keys --------------------------------------------------------------------------------
 
 INVALID_KEYS = ["", "/abs", "a/../b", "..", "a//b", "a/./b", "a/", "./a"]
@@ -476,3 +690,40 @@ def test_local_other_os_error_is_not_disk_full(
 @pytest.mark.unit
 def test_local_url_names_the_root(local: LocalStorage, tmp_path: Path) -> None:
     assert local.url == f"file://{tmp_path / 'repo'}"
+
+
+def test_local_writes_and_deletes_in_one_folder_do_not_trip_each_other(
+    local: LocalStorage,
+) -> None:
+    """A delete removes the folders it empties; a writer making its temporary file in such a
+    folder at the same moment makes the folder again instead of failing, and a listing
+    skips a folder that vanishes under it (lock files come and go in locks/ from several
+    processes at once)."""
+    failures: list[BaseException] = []
+
+    def churn(worker: int) -> None:
+        for cycle in range(400):
+            key = f"locks/{worker}/{cycle}"
+            try:
+                local.write(key, [b"x"])
+                local.delete(key)
+            except BaseException as exc:
+                failures.append(exc)
+
+    def look() -> None:
+        while any(worker.is_alive() for worker in workers):
+            try:
+                list(local.list(""))
+            except BaseException as exc:
+                failures.append(exc)
+
+    workers = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+    looker = threading.Thread(target=look)
+    for worker in workers:
+        worker.start()
+    looker.start()
+    for thread in [*workers, looker]:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert failures == []
+    assert keys(local, "") == []

@@ -22,7 +22,13 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from lifeboat.storage import gcs
-from lifeboat.storage.base import NotFound, PermanentError, Storage, TransientError
+from lifeboat.storage.base import (
+    AlreadyExists,
+    NotFound,
+    PermanentError,
+    Storage,
+    TransientError,
+)
 from lifeboat.storage.gcs import GcsStorage
 from lifeboat.storage.options import StorageOptions
 from tests.servers.gcs import (  # noqa: F401 - fixtures
@@ -385,3 +391,34 @@ def test_emulator_killed_mid_upload_leaves_nothing(tmp_path: Path) -> None:
         assert read_all(storage, "kept") == b"committed before the crash"
     finally:
         emulator.stop()
+
+
+# --- exclusive create ----------------------------------------------------------------------
+
+PRECONDITION_FAILED = (412, "At least one of the pre-conditions you specified did not hold.")
+
+
+def test_create_exclusive_asks_for_generation_zero_and_takes_412_as_taken(
+    gcs_endpoint: str, gcs_storage_factory: GcsStorageFactory
+) -> None:
+    """GCS answers 412 to an upload with ifGenerationMatch=0 when the object exists. The
+    emulator ignores the precondition, so the proxy gives the service's answer to the
+    second upload."""
+    direct = gcs_storage_factory("repo", OPTIONS)
+    uploads: list[str] = []
+
+    def refuse_the_second_upload(number: int, method: str, path: str) -> tuple[int, str] | None:
+        if method != "POST" or "/upload/" not in path:
+            return None
+        uploads.append(path)
+        return PRECONDITION_FAILED if len(uploads) == 2 else None
+
+    with FaultProxy(gcs_endpoint, refuse_the_second_upload) as proxy:
+        storage = through(proxy, direct, OPTIONS)
+        storage.create_exclusive("locks/wms.lock", b"first")
+        with pytest.raises(AlreadyExists) as caught:
+            storage.create_exclusive("locks/wms.lock", b"second")
+    assert len(uploads) == 2
+    assert all("ifGenerationMatch=0" in path for path in uploads)
+    assert "locks/wms.lock exists already" in str(caught.value)
+    assert read_all(direct, "locks/wms.lock") == b"first"

@@ -183,9 +183,10 @@ def test_a_backup_that_failed_verification_does_not_count(
 
 
 class HeldDelete:
-    """A fault rule that, once armed, lets the first DELETE through and holds the second
-    one until released (then fails it), so that a prune can be killed in the middle of
-    deleting a backup: once its manifest is gone, while the rest of it is still there."""
+    """A fault rule that, once armed, lets the first DELETE of a backup's object through and
+    holds the second one until released (then fails it), so that a prune can be killed in
+    the middle of deleting a backup: once its manifest is gone, while the rest of it is
+    still there. The lock's own files (its probe, its release) come and go untouched."""
 
     def __init__(self) -> None:
         self.deleted: list[str] = []
@@ -195,6 +196,8 @@ class HeldDelete:
 
     def __call__(self, exchange: Exchange) -> tuple[int, bytes] | None:
         if exchange.method != "DELETE" or not self.armed.is_set() or self.holding.is_set():
+            return None
+        if "/backups/" not in exchange.path:
             return None
         if not self.deleted:
             self.deleted.append(exchange.path.partition("?")[0])
@@ -237,7 +240,7 @@ def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finis
     made = backups(ws, 4)
     with_retention(ws, "keep_last = 1")
 
-    rule.armed.set()  # the backups before released their lock with a DELETE each
+    rule.armed.set()
     prune = subprocess.Popen(
         [LIFEBOAT, "--config", str(ws.config), "prune", "wms"],
         stdout=subprocess.DEVNULL,

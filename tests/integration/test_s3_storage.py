@@ -18,13 +18,14 @@ import boto3.session
 import pytest
 
 from lifeboat.errors import ConfigError
-from lifeboat.storage.base import NotFound, PermanentError, TransientError
+from lifeboat.storage.base import AlreadyExists, NotFound, PermanentError, TransientError
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage, parse_s3_url
 from tests.servers import s3 as s3_servers
 from tests.servers.ports import refused_port
 from tests.servers.s3 import (
     AUTHENTICATION_OFF,
+    SLOW_DOWN,
     Exchange,
     FaultProxy,
     MotoServer,
@@ -685,7 +686,7 @@ def test_outage_mid_upload_leaves_no_object_and_the_upload_is_cleaned_later(
 ) -> None:
     """The proxy goes down mid-upload (connections cut, then refused), as a crashed server
     would; unlike killing moto, the server keeps the state to look at afterwards. The write
-    cannot even abort its upload then: abort_incomplete_uploads does it later."""
+    cannot even abort its upload then: the pending-upload cleanup does it later."""
     direct = s3_storage_factory("outage", SMALL_PARTS._replace(max_attempts=2))
     storage = behind(proxy, direct)
 
@@ -701,7 +702,9 @@ def test_outage_mid_upload_leaves_no_object_and_the_upload_is_cleaned_later(
 
     assert list(direct.list("")) == []
     assert pending_uploads(s3_endpoint, direct) == [f"repo/{DATA_KEY}"]
-    assert direct.abort_incomplete_uploads(older_than_seconds=0) == 1
+    [upload] = direct.pending_uploads("")
+    assert upload.key == DATA_KEY
+    direct.remove_pending_upload(upload)
     assert pending_uploads(s3_endpoint, direct) == []
 
 
@@ -755,28 +758,103 @@ def test_failing_producer_leaves_no_object_and_no_upload(
 MOTO_INITIATED = b"2010-11-10T20:48:33.000Z"
 
 
-def test_abort_incomplete_uploads_by_age_and_only_under_the_repository(
+def test_pending_uploads_are_the_unfinished_multipart_uploads_under_the_prefix(
     s3_storage_factory: Factory, s3_endpoint: str, proxy: FaultProxy
 ) -> None:
     """moto reports every upload as started on 2010-11-10; the proxy gives the uploads of
-    one key the real time, so that one is recent and the other old."""
-    direct = s3_storage_factory("abort")
+    one key the real time, so that their ages differ as they would on S3."""
+    direct = s3_storage_factory("pending")
     storage = behind(proxy, direct)
     admin = admin_client(s3_endpoint)
     bucket = direct.location.bucket
     admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{DATA_KEY}")
     admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{WAL_KEY}")
     admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
+    now = datetime.now(UTC)
+    real_time = now.strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
 
     def wal_upload_is_recent(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
         if "uploads" not in exchange.query:
             return body
         wal, sep, rest = body.partition(f"<Key>repo/{WAL_KEY}</Key>".encode())
-        return wal + sep + rest.replace(MOTO_INITIATED, now, 1) if sep else body
+        return wal + sep + rest.replace(MOTO_INITIATED, real_time, 1) if sep else body
 
     proxy.rewrite_response = wal_upload_is_recent
-    assert storage.abort_incomplete_uploads(older_than_seconds=3600) == 1
-    assert sorted(pending_uploads(s3_endpoint, direct)) == ["elsewhere/obj", f"repo/{WAL_KEY}"]
-    assert storage.abort_incomplete_uploads(older_than_seconds=0) == 1
-    assert pending_uploads(s3_endpoint, direct) == ["elsewhere/obj"]
+    started = {upload.key: upload.started for upload in storage.pending_uploads("")}
+    assert started.keys() == {DATA_KEY, WAL_KEY}  # not the one outside the repository
+    assert abs(started[WAL_KEY] - now) < timedelta(minutes=1)
+    assert started[DATA_KEY] < now - timedelta(days=365)
+    [wal] = storage.pending_uploads("wms/wal/")
+    assert wal.key == WAL_KEY
+    storage.remove_pending_upload(wal)
+    storage.remove_pending_upload(wal)  # gone already: fine
+    assert sorted(pending_uploads(s3_endpoint, direct)) == ["elsewhere/obj", f"repo/{DATA_KEY}"]
+
+
+# --- exclusive create ----------------------------------------------------------------------
+
+
+def test_create_exclusive_is_a_conditional_put(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    storage = behind(proxy, s3_storage_factory("exclusive"))
+    storage.create_exclusive("locks/wms.lock", b"mine")
+    with pytest.raises(AlreadyExists) as caught:
+        storage.create_exclusive("locks/wms.lock", b"theirs")
+    assert_one_clear_line(caught.value, "locks/wms.lock exists already")
+    assert read_all(storage, "locks/wms.lock") == b"mine"
+    puts = [path for method, path in proxy.requests if method == "PUT"]
+    assert len(puts) == 2
+
+
+def test_create_exclusive_whose_answer_was_lost_is_ours(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    """The first PutObject lands but the answer says it failed: the retry meets 412 and
+    finds the bytes it sent, so the create succeeded (a lock taken that way is held, not
+    refused)."""
+    storage = behind(proxy, s3_storage_factory("lost-answer"))
+    puts = 0
+
+    def land_then_fail(exchange: Exchange) -> tuple[int, bytes] | None:
+        nonlocal puts
+        if exchange.method != "PUT":
+            return None
+        puts += 1
+        if puts > 1:
+            return None
+        proxy._forward(exchange)  # it lands ...
+        return 503, SLOW_DOWN  # ... and the answer says otherwise
+
+    proxy.fault = land_then_fail
+    info = storage.create_exclusive("locks/wms.lock", b"token 1")
+    assert info.size == 7
+    assert puts == 2
+    assert read_all(storage, "locks/wms.lock") == b"token 1"
+    with pytest.raises(AlreadyExists):
+        storage.create_exclusive("locks/wms.lock", b"token 2")
+
+
+def test_create_exclusive_retries_a_conditional_conflict(
+    s3_storage_factory: Factory, proxy: FaultProxy
+) -> None:
+    """S3 answers 409 ConditionalRequestConflict to a conditional write racing another one
+    on the same key, and asks for a retry (moto never races: the proxy answers it once)."""
+    storage = behind(proxy, s3_storage_factory("conflict"))
+    conflict = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ConditionalRequestConflict'
+        b"</Code><Message>A conflicting operation occurred.</Message></Error>"
+    )
+    answered = 0
+
+    def conflict_once(exchange: Exchange) -> tuple[int, bytes] | None:
+        nonlocal answered
+        if exchange.method == "PUT" and answered == 0:
+            answered += 1
+            return 409, conflict
+        return None
+
+    proxy.fault = conflict_once
+    storage.create_exclusive("locks/wms.lock", b"mine")
+    assert answered == 1
+    assert read_all(storage, "locks/wms.lock") == b"mine"

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.unit
 
 
 class RecordingStorage(MemoryStorage):
-    """Memory storage that remembers its deletions and can run something at the first."""
+    """Memory storage that remembers its deletions and can run something at the first
+    deletion of a backup's file (the lock's own files come and go before)."""
 
     def __init__(self) -> None:
         super().__init__("prune")
@@ -27,7 +28,8 @@ class RecordingStorage(MemoryStorage):
         self.on_first_delete = lambda: None
 
     def delete(self, key: str) -> None:
-        if not self.deleted:
+        backups = layout.backups_prefix("wms")
+        if key.startswith(backups) and not any(k.startswith(backups) for k in self.deleted):
             self.on_first_delete()
         self.deleted.append(key)
         super().delete(key)

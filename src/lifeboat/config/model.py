@@ -139,6 +139,33 @@ class RepositoryConfig(_Strict):
         description="S3: checksum sent with every upload and confirmed by the store; md5 for "
         "S3-compatible stores without flexible checksums.",
     )
+    lock_stale_after: str = Field(
+        default="24h",
+        description="A lock whose holder runs on another host is taken over once it is this "
+        'old (e.g. "24h", "90m"); one of a dead process on this host at once.',
+    )
+    upload_grace: str = Field(
+        default="1h",
+        description="Unfinished uploads of killed writers younger than this are left alone "
+        "by backup, copy and prune, which remove the older ones.",
+    )
+
+    @field_validator("lock_stale_after", "upload_grace")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from lifeboat.retention import parse_duration
+
+        parse_duration(value)
+        return value
+
+    @field_validator("lock_stale_after")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        from lifeboat.retention import parse_duration
+
+        if parse_duration(value).total_seconds() < 60:
+            raise ValueError("must be at least 1m: a shorter one takes live locks over")
+        return value
 
     def storage_options(self) -> StorageOptions:
         return StorageOptions(

@@ -6,7 +6,8 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lifeboat import __version__
@@ -18,18 +19,41 @@ from lifeboat.errors import (
     StorageError,
 )
 from lifeboat.repo import layout
+from lifeboat.repo.lock import STALE_AFTER, repository_lock
 from lifeboat.repo.manifest import Manifest, decode, encode
-from lifeboat.storage.base import NotFound, PermanentError, Storage
+from lifeboat.repo.records import AUDIT_PREFIX
+from lifeboat.storage.base import (
+    NotFound,
+    PendingUpload,
+    PermanentError,
+    Storage,
+    upload_janitor,
+)
 
 log = logging.getLogger(__name__)
 
-STALE_UPLOAD_SECONDS = 24 * 3600
+# A pending upload younger than this is left alone: its writer may be alive, and writers
+# that take no lock (wal-push, wal-stream, hold, verify's records) write meanwhile.
+UPLOAD_GRACE = timedelta(hours=1)
 
 
 class Repository:
-    def __init__(self, name: str, storage: Storage) -> None:
+    def __init__(
+        self,
+        name: str,
+        storage: Storage,
+        *,
+        lock_stale_after: timedelta = STALE_AFTER,
+        upload_grace: timedelta = UPLOAD_GRACE,
+    ) -> None:
         self.name = name
         self.storage = storage
+        self.lock_stale_after = lock_stale_after
+        self.upload_grace = upload_grace
+
+    def lock(self, source: str, purpose: str) -> AbstractContextManager[None]:
+        """The source's lock in this repository (see repo/lock.py), for the block."""
+        return repository_lock(self.storage, source, purpose, self.lock_stale_after)
 
     # --- marker --------------------------------------------------------------------------
 
@@ -209,19 +233,58 @@ class Repository:
                 continue
             removed.append(backup)
             log.info("removed leftovers of interrupted backup %s/%s", source, backup)
-        self._abort_stale_uploads()
         return removed
 
-    def _abort_stale_uploads(self) -> None:
-        """Object stores keep the parts of an upload whose process was killed (and bill
-        them). Only day-old ones are aborted: another source may be uploading right now."""
-        abort = getattr(self.storage, "abort_incomplete_uploads", None)
-        if abort is None:
-            return
-        try:
-            count = abort(STALE_UPLOAD_SECONDS)
-        except StorageError as exc:
-            log.warning("cannot clean up interrupted uploads in %s: %s", self.name, exc)
-            return
-        if count:
-            log.info("aborted %d interrupted uploads in %s", count, self.name)
+    def pending_uploads(self, prefix: str = "") -> list[PendingUpload]:
+        """Uploads begun and never finished under prefix (a writer killed mid-write), on
+        backends where they can be left behind."""
+        janitor = upload_janitor(self.storage)
+        return list(janitor.pending_uploads(prefix)) if janitor is not None else []
+
+    def remove_stale_uploads(self, source: str) -> list[PendingUpload]:
+        """Remove the pending uploads older than upload_grace under the source's folder and
+        the repository-wide ones (locks, audit records, the marker). The caller holds the
+        source's lock, so no backup, copy or prune of it writes meanwhile; the grace spares
+        the writers that take no lock."""
+        janitor = upload_janitor(self.storage)
+        if janitor is None:
+            return []
+        cutoff = datetime.now(UTC) - self.upload_grace
+        removed = []
+        for prefix in (f"{source}/", "locks/", AUDIT_PREFIX, layout.MARKER):
+            try:
+                stale = [u for u in janitor.pending_uploads(prefix) if u.started <= cutoff]
+            except StorageError as exc:
+                # a cleanup: it must not fail the run that does it
+                log.warning("cannot look for unfinished uploads in %s: %s", self.name, exc)
+                continue
+            for upload in stale:
+                try:
+                    janitor.remove_pending_upload(upload)
+                except StorageError as exc:
+                    log.warning(
+                        "cannot remove the unfinished upload of %s in %s: %s",
+                        upload.key,
+                        self.name,
+                        exc,
+                    )
+                    continue
+                removed.append(upload)
+                log.info(
+                    "removed the unfinished upload of %s in %s (%s old)",
+                    upload.key,
+                    self.name,
+                    age(upload),
+                )
+        return removed
+
+
+def age(upload: PendingUpload) -> str:
+    """How old a pending upload is (from its last write, or its start where that is all a
+    backend tells), to the minute: `2d4h`, `3h12m`, `5m`."""
+    minutes = max(0, int((datetime.now(UTC) - upload.started).total_seconds()) // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d{hours}h"
+    return f"{hours}h{minutes}m" if hours else f"{minutes}m"

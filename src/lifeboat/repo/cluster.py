@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from lifeboat.errors import LifeboatError, RepositoryError
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
-from lifeboat.storage.base import NotFound, Storage
+from lifeboat.storage.base import AlreadyExists, NotFound, Storage, exclusive_create
 
 if TYPE_CHECKING:
     from lifeboat.pipeline.crypto import Decryptor
@@ -308,16 +308,24 @@ def create_once(storage: Storage, key: str, data: bytes) -> bool:
     """Create key holding data unless it exists; False when it exists already.
 
     The one place the records' write-once rule is enforced. Storage offering an exclusive
-    create (O_EXCL locally, a conditional write in the clouds) makes this one atomic request;
-    with a plain write, looking first leaves two first writers a window of one round trip,
-    and the later one's record replaces the earlier one's."""
+    create (O_EXCL locally, a conditional write in the clouds) makes this one atomic request.
+    Without one, looking first leaves two first writers a window of one round trip: reading
+    the key back after the write tells the later writer that its record did not stand."""
+    creator = exclusive_create(storage)
+    if creator is not None:
+        try:
+            creator.create_exclusive(key, data)
+        except AlreadyExists:
+            return False
+        return True
     try:
         storage.stat(key)
         return False
     except NotFound:
         pass
     storage.write(key, [data])
-    return True
+    with storage.read(key) as stream:
+        return bool(stream.read() == data)
 
 
 def mismatch_message(

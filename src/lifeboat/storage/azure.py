@@ -29,11 +29,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from lifeboat.errors import ConfigError, StorageError
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
+    AlreadyExists,
     Capabilities,
     NotFound,
     ObjectInfo,
+    PendingUpload,
     PermanentError,
     TransientError,
+    holding,
     validate_key,
 )
 from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
@@ -379,14 +382,9 @@ class AzureBlobStorage:
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Blobs whose key starts with prefix, in name order as the service lists them."""
-        name_prefix = self._location.prefix + prefix
-        token: str | None = None
-        while True:
-            fetch_page = functools.partial(self._list_page, name_prefix, token)
-            page, token = self._attempt(f"list {prefix or 'the repository'}", fetch_page)
-            yield from page
-            if not token:
-                return
+        skip = len(self._location.prefix)
+        for item in self._blobs(prefix, uncommitted=False):
+            yield ObjectInfo(item.name[skip:], item.size, item.last_modified)
 
     def delete(self, key: str) -> None:
         blob = self._blob(key)
@@ -402,6 +400,44 @@ class AzureBlobStorage:
 
         self._attempt(f"delete {key}", delete_if_present)
 
+    # --- optional features ------------------------------------------------------------
+
+    def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
+        """One Put Blob with If-None-Match: * (overwrite=False): the service answers 409
+        BlobAlreadyExists when the blob exists."""
+        blob = self._blob(key)
+        size = self._put_whole(blob, key, data, if_absent=True)
+        return self._verified(blob, key, size)
+
+    def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]:
+        """Blobs under prefix that have staged blocks and no committed content: a block
+        upload whose writer was killed before its commit. (Blocks staged for a blob that
+        exists are discarded by its next commit, and all of them by the service after a
+        week.)"""
+        skip = len(self._location.prefix)
+        committed = {info.key for info in self.list(prefix)}
+        for item in self._blobs(prefix, uncommitted=True):
+            key = item.name[skip:]
+            if key not in committed:
+                yield PendingUpload(key, item.last_modified, item.name, item.size)
+
+    def remove_pending_upload(self, upload: PendingUpload) -> None:
+        """Delete the uncommitted blob, unless it was committed since it was listed (its
+        last-modified time moves on then). Where the service will not delete an
+        uncommitted blob, its blocks go on their own within a week."""
+        blob = self._blob(upload.key)
+        from azure.core.exceptions import HttpResponseError
+
+        def delete_if_unchanged() -> None:
+            try:
+                blob.delete_blob(if_unmodified_since=upload.started)
+            except HttpResponseError as exc:
+                # gone, or committed meanwhile by a writer that came back: not ours to touch
+                if _error_code(exc) not in ("BlobNotFound", "ConditionNotMet"):
+                    raise
+
+        self._attempt(f"remove the uncommitted blocks of {upload.key}", delete_if_unchanged)
+
     # --- writing ----------------------------------------------------------------------
 
     def _blob(self, key: str) -> BlobClient:
@@ -416,20 +452,32 @@ class AzureBlobStorage:
 
         return StandardBlobTier(self._tier)
 
-    def _put_whole(self, blob: BlobClient, key: str, data: bytes) -> int:
-        """One request for an object that fits in one part."""
+    def _put_whole(self, blob: BlobClient, key: str, data: bytes, if_absent: bool = False) -> int:
+        """One request for an object that fits in one part; with if_absent, AlreadyExists
+        where the blob exists (unless it holds exactly data: an earlier attempt's)."""
         tier = self._tier_for(key)
+        from azure.core.exceptions import ResourceExistsError
 
         def upload() -> dict[str, Any]:
-            return blob.upload_blob(
-                data,
-                length=len(data),
-                overwrite=True,
-                validate_content=True,
-                standard_blob_tier=tier,
-            )
+            try:
+                return blob.upload_blob(
+                    data,
+                    length=len(data),
+                    overwrite=not if_absent,
+                    validate_content=True,
+                    standard_blob_tier=tier,
+                )
+            except ResourceExistsError as exc:
+                if if_absent and _error_code(exc) == "BlobAlreadyExists":
+                    raise AlreadyExists(f"{self.url}/{key} exists already") from None
+                raise
 
-        response = self._attempt(f"write {key}", upload)
+        try:
+            response = self._attempt(f"write {key}", upload)
+        except AlreadyExists:
+            if holding(self, key, data) is None:
+                raise
+            return len(data)
         self._check_md5(response.get("content_md5"), data, f"write {key}")
         return len(data)
 
@@ -547,22 +595,30 @@ class AzureBlobStorage:
             raise
         return _Download(downloader.chunks(), downloader.properties.etag, downloader.size)
 
-    def _list_page(
-        self, name_prefix: str, token: str | None
-    ) -> tuple[builtins.list[ObjectInfo], str | None]:
+    def _blobs(self, prefix: str, uncommitted: bool) -> Iterator[Any]:
+        """The blobs under prefix, page by page (with those of uncommitted blocks only when
+        asked), without the folder placeholders of hierarchical-namespace accounts."""
+        name_prefix = self._location.prefix + prefix
+        token: str | None = None
+        while True:
+            fetch_page = functools.partial(self._blob_page, name_prefix, token, uncommitted)
+            page, token = self._attempt(f"list {prefix or 'the repository'}", fetch_page)
+            yield from page
+            if not token:
+                return
+
+    def _blob_page(
+        self, name_prefix: str, token: str | None, uncommitted: bool
+    ) -> tuple[builtins.list[Any], str | None]:
+        include = ["metadata", "uncommittedblobs"] if uncommitted else ["metadata"]
         pages = self._container.list_blobs(
-            name_starts_with=name_prefix, include=["metadata"], results_per_page=5000
+            name_starts_with=name_prefix, include=include, results_per_page=5000
         ).by_page(continuation_token=token)
         page = next(pages, None)
         if page is None:
             return [], None
-        skip = len(self._location.prefix)
-        infos = [
-            ObjectInfo(item.name[skip:], item.size, item.last_modified)
-            for item in page
-            if not (item.metadata or {}).get(FOLDER_METADATA)
-        ]
-        return infos, pages.continuation_token  # type: ignore[attr-defined]
+        blobs = [item for item in page if not (item.metadata or {}).get(FOLDER_METADATA)]
+        return blobs, pages.continuation_token  # type: ignore[attr-defined]
 
     # --- retries and errors -----------------------------------------------------------
 

@@ -30,11 +30,13 @@ from lifeboat.errors import ConfigError, StorageError
 from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
+    AlreadyExists,
     Capabilities,
     NotFound,
     ObjectInfo,
     PermanentError,
     TransientError,
+    holding,
     validate_key,
 )
 from lifeboat.storage.options import StorageOptions, object_kind
@@ -418,6 +420,19 @@ class GcsStorage:
             return self._write_in_one_request(key, name, join_pieces(first))
         return self._write_resumable(key, name, first, parts)
 
+    def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
+        """One upload with ifGenerationMatch=0: the service answers 412 when any
+        generation of the object exists. (Emulators may ignore the precondition; the
+        repository lock checks for that before it relies on this.)"""
+        name = self._name(key)
+        try:
+            return self._write_in_one_request(key, name, data, if_absent=True)
+        except AlreadyExists:
+            mine = holding(self, key, data)
+            if mine is None:
+                raise
+            return mine
+
     def _storage_class(self, key: str) -> str | None:
         kind = object_kind(key)
         if kind == "data":
@@ -433,23 +448,33 @@ class GcsStorage:
             blob.storage_class = storage_class
         return blob
 
-    def _write_in_one_request(self, key: str, name: str, data: bytes) -> ObjectInfo:
+    def _write_in_one_request(
+        self, key: str, name: str, data: bytes, if_absent: bool = False
+    ) -> ObjectInfo:
         checksum = Crc32c()
         checksum.update(data)
         expected_crc = _crc32c_text(checksum)
+        # generation 0 matches only an object that does not exist
+        condition = {"if_generation_match": 0} if if_absent else {}
 
         def upload() -> Any:
             blob = self._new_blob(key, name)
             # sent as object metadata: the service refuses the upload if the bytes differ
             blob.crc32c = expected_crc
-            blob.upload_from_string(
-                data,
-                content_type=CONTENT_TYPE,
-                client=self._client(),
-                checksum=None,
-                timeout=TIMEOUT,
-                retry=None,
-            )
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type=CONTENT_TYPE,
+                    client=self._client(),
+                    checksum=None,
+                    timeout=TIMEOUT,
+                    retry=None,
+                    **condition,
+                )
+            except self._sdk.api_errors.PreconditionFailed:
+                if not if_absent:
+                    raise
+                raise AlreadyExists(f"{self.url}/{key} exists already") from None
             return blob
 
         try:

@@ -12,14 +12,18 @@ from typing import BinaryIO
 from lifeboat.errors import DiskFullError
 from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.storage.base import (
+    TEMP_MARKER,
+    AlreadyExists,
     Capabilities,
     NotFound,
     ObjectInfo,
+    PendingUpload,
     PermanentError,
+    holding,
+    temporary_target,
     validate_key,
 )
 
-TEMP_MARKER = ".tmp-"
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -96,6 +100,11 @@ class _ProducerErrors:
             raise _ProducerFailed(exc) from exc
 
 
+def _may_hold(folder: str, prefix: str) -> bool:
+    """Whether keys under folder (ending in /) can start with prefix."""
+    return folder.startswith(prefix) or prefix.startswith(folder)
+
+
 class LocalStorage:
     capabilities = Capabilities(atomic_rename=True, max_parallelism=4)
 
@@ -108,14 +117,41 @@ class LocalStorage:
 
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         final = self._path(key)
+        temp, size = self._write_temp(final, chunks)
         try:
-            make_private_dirs(final.parent)
+            os.replace(temp, final)
+            fsync_dir(final.parent)
         except OSError as exc:
-            raise _os_error(exc, f"cannot create {final.parent}") from exc
-        temp = final.with_name(f"{final.name}{TEMP_MARKER}{os.urandom(4).hex()}")
+            raise _os_error(exc, f"cannot write {final}") from exc
+        finally:
+            temp.unlink(missing_ok=True)  # gone already once renamed
+        return ObjectInfo(key=key, size=size, modified=datetime.now(UTC))
+
+    def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
+        """link(2) of a complete temporary file: the kernel refuses an existing name, and a
+        reader never sees the object before all of it is there."""
+        final = self._path(key)
+        temp, size = self._write_temp(final, [data])
+        try:
+            os.link(temp, final)
+            fsync_dir(final.parent)
+        except FileExistsError:
+            mine = holding(self, key, data)
+            if mine is None:
+                raise AlreadyExists(f"{self.url}/{key} exists already") from None
+            return mine
+        except OSError as exc:
+            raise _os_error(exc, f"cannot create {final}") from exc
+        finally:
+            temp.unlink(missing_ok=True)
+        return ObjectInfo(key=key, size=size, modified=datetime.now(UTC))
+
+    def _write_temp(self, final: Path, chunks: Iterable[bytes]) -> tuple[Path, int]:
+        """The chunks in a new, fsynced `<final>.tmp-<hex>` next to final: (its path, size).
+        On any failure nothing is left."""
+        temp, fd = self._create_temp(final)
         size = 0
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             with os.fdopen(fd, "wb", buffering=0) as handle:
                 flushed = 0
                 for chunk in _ProducerErrors(chunks):
@@ -129,8 +165,6 @@ class LocalStorage:
                         _start_writeback(fd, flushed, size - flushed)
                         flushed = size
                 os.fsync(handle.fileno())
-            os.replace(temp, final)
-            fsync_dir(final.parent)
         except _ProducerFailed as failed:
             temp.unlink(missing_ok=True)
             raise failed.error from None
@@ -140,7 +174,23 @@ class LocalStorage:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return ObjectInfo(key=key, size=size, modified=datetime.now(UTC))
+        return temp, size
+
+    def _create_temp(self, final: Path) -> tuple[Path, int]:
+        """A new `<final>.tmp-<hex>` open for writing, its folders made as needed."""
+        temp = final.with_name(f"{final.name}{TEMP_MARKER}{os.urandom(4).hex()}")
+        for attempt in range(1, 4):
+            try:
+                make_private_dirs(final.parent)
+                return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            except FileNotFoundError as exc:
+                # another process deleted the last file of a folder on the way and removed
+                # the emptied folder meanwhile (see delete): make it again
+                if attempt == 3:
+                    raise _os_error(exc, f"cannot write {final}") from exc
+            except OSError as exc:
+                raise _os_error(exc, f"cannot write {final}") from exc
+        raise AssertionError("unreachable")
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         path = self._path(key)
@@ -178,10 +228,16 @@ class LocalStorage:
             raise _os_error(exc, f"cannot list {start}") from exc
 
         def refuse(exc: OSError) -> None:
+            if isinstance(exc, FileNotFoundError):
+                return  # a folder a delete emptied and removed meanwhile: no keys in it
             raise _os_error(exc, f"cannot list {exc.filename}") from exc
 
         found: list[tuple[str, Path]] = []
-        for dirpath, _dirnames, filenames in os.walk(start, onerror=refuse):
+        for dirpath, dirnames, filenames in os.walk(start, onerror=refuse):
+            here = Path(dirpath).relative_to(base).as_posix()
+            here = "" if here == "." else here + "/"
+            # into the folders only where a key can start with the prefix
+            dirnames[:] = [d for d in dirnames if _may_hold(f"{here}{d}/", prefix)]
             for name in filenames:
                 full = Path(dirpath) / name
                 key = full.relative_to(base).as_posix()
@@ -203,6 +259,21 @@ class LocalStorage:
         except OSError as exc:
             raise _os_error(exc, f"cannot delete {path}") from exc
         self._prune_empty_dirs(path.parent)
+
+    # -- pending uploads: the temporary files of killed writers --
+
+    def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]:
+        """Temporary files under prefix; a file's age is that of its last write, so a slow
+        writer that is still writing stays young."""
+        for info in self.list(prefix):
+            target = temporary_target(info.key)
+            if target is not None and info.modified is not None:
+                yield PendingUpload(target, info.modified, info.key, info.size)
+
+    def remove_pending_upload(self, upload: PendingUpload) -> None:
+        if temporary_target(upload.handle) != upload.key:
+            raise ValueError(f"{upload.handle!r} is not a temporary file of {upload.key!r}")
+        self.delete(upload.handle)
 
     def _prune_empty_dirs(self, directory: Path) -> None:
         while directory != self.root and self.root in directory.parents:

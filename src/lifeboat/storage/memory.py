@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from lifeboat.storage.base import Capabilities, NotFound, ObjectInfo, validate_key
+from lifeboat.storage.base import (
+    AlreadyExists,
+    Capabilities,
+    NotFound,
+    ObjectInfo,
+    holding,
+    validate_key,
+)
 
 
 class MemoryStorage:
@@ -16,6 +24,7 @@ class MemoryStorage:
     def __init__(self, name: str = "memory") -> None:
         self.url = f"mem://{name}"
         self.objects: dict[str, tuple[bytes, datetime]] = {}
+        self._exclusive = threading.Lock()
 
     def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         validate_key(key)
@@ -23,6 +32,16 @@ class MemoryStorage:
         now = datetime.now(UTC)
         self.objects[key] = (data, now)
         return ObjectInfo(key, len(data), now)
+
+    def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
+        validate_key(key)
+        with self._exclusive:
+            if key not in self.objects:
+                return self.write(key, [data])
+        mine = holding(self, key, data)
+        if mine is None:
+            raise AlreadyExists(f"{self.url}/{key} exists already")
+        return mine
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         validate_key(key)
@@ -42,9 +61,10 @@ class MemoryStorage:
         return ObjectInfo(key, len(data), modified)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        for key in sorted(self.objects):
+        snapshot = self.objects.copy()  # other threads may write and delete meanwhile
+        for key in sorted(snapshot):
             if key.startswith(prefix):
-                data, modified = self.objects[key]
+                data, modified = snapshot[key]
                 yield ObjectInfo(key, len(data), modified)
 
     def delete(self, key: str) -> None:

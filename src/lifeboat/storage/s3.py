@@ -31,11 +31,14 @@ from lifeboat.errors import ConfigError, StorageError
 from lifeboat.redact import redact
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
+    AlreadyExists,
     Capabilities,
     NotFound,
     ObjectInfo,
+    PendingUpload,
     PermanentError,
     TransientError,
+    holding,
     validate_key,
 )
 from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
@@ -104,6 +107,8 @@ TRANSIENT_CODES = frozenset(
         "OperationAborted",
         "BadDigest",
         "XAmzContentSHA256Mismatch",
+        # a conditional write raced another request on the same key: S3 asks to retry
+        "ConditionalRequestConflict",
     }
 )
 # not an outage: the endpoint does not implement the call at all
@@ -423,17 +428,29 @@ class S3Storage:
         until = head.get("ObjectLockRetainUntilDate")
         return until, head.get("ObjectLockLegalHoldStatus") == "ON"
 
-    def abort_incomplete_uploads(self, older_than_seconds: float) -> int:
-        """Abort the multipart uploads under the repository started more than
-        older_than_seconds ago (left by killed writers; S3 bills their parts). Returns how
-        many were aborted."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        aborted = 0
-        for object_key, upload_id, initiated in self._multipart_uploads():
-            if initiated < cutoff:
-                self._abort_upload(object_key, upload_id)
-                aborted += 1
-        return aborted
+    def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
+        """One PutObject with If-None-Match: * (S3's conditional write): S3 answers 412
+        when the key exists. Stores that ignore the header overwrite instead; the
+        repository lock checks for that before it relies on this."""
+        object_key = self._object_key(key)
+        settings = self._write_settings(key)
+        try:
+            sent = self._put_single(key, object_key, data, settings, if_absent=True)
+        except AlreadyExists:
+            mine = holding(self, key, data)
+            if mine is None:
+                raise
+            return mine
+        return self._verify(key, object_key, sent, settings)
+
+    def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]:
+        """The multipart uploads of keys under prefix that were started and never
+        completed or aborted (their writer was killed); S3 bills their parts."""
+        for object_key, upload_id, initiated in self._multipart_uploads(prefix):
+            yield PendingUpload(self._key_of(object_key), initiated, upload_id)
+
+    def remove_pending_upload(self, upload: PendingUpload) -> None:
+        self._abort_upload(self._object_key(upload.key), upload.handle)
 
     # -- keys --
 
@@ -677,19 +694,31 @@ class S3Storage:
             )
 
     def _put_single(
-        self, key: str, object_key: str, data: bytes, settings: dict[str, Any]
+        self,
+        key: str,
+        object_key: str,
+        data: bytes,
+        settings: dict[str, Any],
+        if_absent: bool = False,
     ) -> _SentObject:
         digest = self.integrity.digest(data)
         client = self._client()
+        condition: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
 
         def send() -> Any:
-            reply = client.put_object(
-                Bucket=self.location.bucket,
-                Key=object_key,
-                Body=data,
-                **self.integrity.upload_arguments(digest),
-                **settings,
-            )
+            try:
+                reply = client.put_object(
+                    Bucket=self.location.bucket,
+                    Key=object_key,
+                    Body=data,
+                    **self.integrity.upload_arguments(digest),
+                    **settings,
+                    **condition,
+                )
+            except ClientError as exc:
+                if if_absent and _error_code(exc) in ("PreconditionFailed", "412"):
+                    raise AlreadyExists(f"{self.location.display}/{key} exists already") from None
+                raise
             problem = self.integrity.reply_problem(reply, digest)
             if problem is not None:
                 raise _Damaged(problem)
@@ -804,7 +833,8 @@ class S3Storage:
         try:
             self._abort_upload(object_key, upload_id)
         except Exception as exc:
-            # the failure being raised matters more; abort_incomplete_uploads cleans up later
+            # the failure being raised matters more; the next locked run removes it (see
+            # pending_uploads)
             log.warning("could not abort the failed upload of %s: %s", key, exc)
 
     def _abort_upload(self, object_key: str, upload_id: str) -> None:
@@ -821,13 +851,13 @@ class S3Storage:
 
         self._call(f"abort the upload of {self._key_of(object_key)}", request)
 
-    def _multipart_uploads(self) -> Iterator[tuple[str, str, datetime]]:
+    def _multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime]]:
         client = self._client()
         markers: dict[str, str] = {}
         while True:
             arguments: dict[str, Any] = {
                 "Bucket": self.location.bucket,
-                "Prefix": self.location.prefix,
+                "Prefix": self.location.prefix + prefix,
                 **markers,
             }
             page = self._call(
