@@ -38,6 +38,7 @@ from tests.servers.s3 import (
     repository_url,
     shared_moto,
 )
+from tests.walfiles import long_header
 
 from .helpers import LIFEBOAT
 
@@ -258,7 +259,8 @@ def test_wal_push_killed_mid_upload_leaves_a_multipart_upload_the_next_prune_abo
     setup = Setup(tmp_path, {"s3": S3_TABLE.format(url=repository_url(bucket, proxy.endpoint))})
     segment = tmp_path / "pg_wal" / WAL_NAME
     segment.parent.mkdir()
-    segment.write_bytes(os.urandom(16 * MiB))  # incompressible: several parts
+    # a real segment's header, then incompressible bytes: several parts
+    segment.write_bytes(long_header(segment_size=16 * MiB) + os.urandom(16 * MiB - 40))
     push = setup.start("wal-push", "wms", str(segment))
     assert part_arrived.wait(DEADLINE_SECONDS), "wal-push never uploaded a part"
     kill(push)
