@@ -236,7 +236,7 @@ def restore_logical(
 
     def find(repo: Repository) -> Manifest:
         repo.ensure_initialised()
-        return repo.resolve(source_name, backup)
+        return repo.resolve(source_name, backup, kind="logical")
 
     repo, manifest = first_that_serves(ctx.repositories_for(source_name, only=repository), find)
     decryptor = ctx.decryptor(manifest.encryption.method)

@@ -15,6 +15,7 @@ from lifeboat.errors import (
     IntegrityError,
     NotInitialisedError,
     RepositoryError,
+    UsageError,
 )
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -628,3 +629,26 @@ def test_valid_source_names(name: str) -> None:
 def test_invalid_source_names(name: str) -> None:
     with pytest.raises(ValueError):
         layout.check_source_name(name)
+
+
+def test_latest_of_a_kind_passes_over_newer_backups_of_the_other_kind(repo: Repository) -> None:
+    logical = make_manifest("wms", T0)
+    physical = make_manifest("wms", T0 + timedelta(hours=1), type="physical")
+    for manifest in (logical, physical):
+        repo.save_manifest(manifest)
+    assert repo.resolve("wms", "latest").id == physical.id
+    assert repo.resolve("wms", "latest", kind="logical").id == logical.id
+    assert repo.resolve("wms", "latest", kind="physical").id == physical.id
+
+
+def test_an_id_of_the_other_kind_is_one_clear_line(repo: Repository) -> None:
+    physical = make_manifest("wms", T0, type="physical")
+    repo.save_manifest(physical)
+    with pytest.raises(UsageError) as refused:
+        repo.resolve("wms", physical.id, kind="logical")
+    assert refused.value.message == (
+        f"backup {physical.id} of wms is a physical backup, not a logical one: "
+        "restore it with --pgdata DIR"
+    )
+    with pytest.raises(BackupNotFoundError, match="no logical backup of wms in repository"):
+        repo.resolve("wms", "latest", kind="logical")

@@ -17,10 +17,11 @@ from lifeboat.errors import (
     NotInitialisedError,
     RepositoryError,
     StorageError,
+    UsageError,
 )
 from lifeboat.repo import layout
 from lifeboat.repo.lock import STALE_AFTER, repository_lock
-from lifeboat.repo.manifest import Manifest, decode, encode
+from lifeboat.repo.manifest import BackupType, Manifest, decode, encode
 from lifeboat.repo.records import AUDIT_PREFIX
 from lifeboat.storage.base import (
     NotFound,
@@ -174,15 +175,23 @@ class Repository:
                 manifests.append(self.load_manifest(name, backup))
         return sorted(manifests, key=lambda m: (layout.backup_order(m.id), m.source))
 
-    def resolve(self, source: str, backup: str) -> Manifest:
-        """A backup by id; `latest` is the newest one that is not a restore's safety backup."""
+    def resolve(self, source: str, backup: str, kind: BackupType | None = None) -> Manifest:
+        """A backup by id; `latest` is the newest one that is not a restore's safety backup
+        (of that kind, when one is named). An id of another kind is refused."""
         if backup != "latest":
-            return self.load_manifest(source, backup)
+            manifest = self.load_manifest(source, backup)
+            if kind is not None and manifest.type != kind:
+                raise UsageError(
+                    f"backup {backup} of {source} is a {manifest.type} backup, not a {kind} one"
+                    + (": restore it with --pgdata DIR" if manifest.type == "physical" else "")
+                )
+            return manifest
         for backup_id in reversed(self.committed_ids(source)):
             manifest = self.load_manifest(source, backup_id)
-            if not manifest.safety:
+            if not manifest.safety and kind in (None, manifest.type):
                 return manifest
-        raise BackupNotFoundError(f"no backup of {source} in repository {self.name}")
+        what = f"{kind} backup" if kind else "backup"
+        raise BackupNotFoundError(f"no {what} of {source} in repository {self.name}")
 
     def find(self, backup: str) -> Manifest:
         matches = [s for s in self.sources() if backup in self.committed_ids(s)]

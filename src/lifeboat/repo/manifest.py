@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lifeboat.errors import IntegrityError
 
 MANIFEST_FORMAT = 1
+BackupType = Literal["logical", "physical"]
 SAFETY_LABEL = "safety"  # labels.kind of the backup a restore takes of the database it replaces
 
 
@@ -85,7 +86,7 @@ class Manifest(_Model):
     format: int = MANIFEST_FORMAT
     id: str
     source: str
-    type: Literal["logical", "physical"]
+    type: BackupType
     started_at: datetime
     finished_at: datetime
     database: str = Field(description="the dumped database; '' for a physical backup")
