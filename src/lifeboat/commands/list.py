@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.repo.catalog import Damaged
 from lifeboat.repo.records import Hold
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -29,10 +33,14 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
     from lifeboat.repo.records import current_holds
 
     listed = []
+    damaged: list[tuple[str, Damaged]] = []
     holds: dict[tuple[str, str], dict[str, Hold]] = {}
     for repo in repos:
         repo.ensure_initialised()
-        manifests = repo.list_backups(source)
+        manifests, unreadable = repo.scan_backups(source)
+        for bad in unreadable:
+            log.warning("%s: %s/%s is damaged: %s", repo.name, bad.source, bad.backup, bad.error)
+        damaged += [(repo.name, bad) for bad in unreadable]
         for name in sorted({m.source for m in manifests}):
             holds[repo.name, name] = current_holds(repo.storage, name)
         listed += [(repo.name, m) for m in manifests]
@@ -50,9 +58,18 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
                 }
                 for name, m in listed
             ]
+            + [
+                {
+                    "id": bad.backup,
+                    "source": bad.source,
+                    "repository": name,
+                    "damaged": str(bad.error),
+                }
+                for name, bad in damaged
+            ]
         )
         return
-    if not listed:
+    if not listed and not damaged:
         names = ", ".join(r.name for r in repos)
         click.echo(f"no backups in {names}" + (f" for {source}" if source else ""))
         return
@@ -84,6 +101,10 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
                 hold_text(hold_of(name, m.id, m.source)),
             ]
             for name, m in listed
+        ]
+        + [
+            [name, bad.backup, bad.source, "damaged", "", "", "", "", str(bad.error), ""]
+            for name, bad in damaged
         ],
     )
 

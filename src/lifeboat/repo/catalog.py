@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections import defaultdict
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 # A pending upload younger than this is left alone: its writer may be alive, and writers
 # that take no lock (wal-push, wal-stream, hold, verify's records) write meanwhile.
 UPLOAD_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A committed backup whose manifest cannot be read, and why."""
+
+    source: str
+    backup: str
+    error: IntegrityError
 
 
 class Repository:
@@ -168,12 +178,26 @@ class Repository:
         return sorted(found)
 
     def list_backups(self, source: str | None = None) -> list[Manifest]:
+        manifests, damaged = self.scan_backups(source)
+        if damaged:
+            raise damaged[0].error
+        return manifests
+
+    def scan_backups(self, source: str | None = None) -> tuple[list[Manifest], list[Damaged]]:
+        """Every committed backup's manifest, and apart those whose manifest and its copy
+        cannot be read: one damaged backup does not hide the others."""
         sources = [source] if source else self.sources()
         manifests = []
+        damaged = []
         for name in sources:
             for backup in self.committed_ids(name):
-                manifests.append(self.load_manifest(name, backup))
-        return sorted(manifests, key=lambda m: (layout.backup_order(m.id), m.source))
+                try:
+                    manifests.append(self.load_manifest(name, backup))
+                except IntegrityError as exc:
+                    damaged.append(Damaged(name, backup, exc))
+        manifests.sort(key=lambda m: (layout.backup_order(m.id), m.source))
+        damaged.sort(key=lambda d: (layout.backup_order(d.backup), d.source))
+        return manifests, damaged
 
     def resolve(self, source: str, backup: str, kind: BackupType | None = None) -> Manifest:
         """A backup by id; `latest` is the newest one that is not a restore's safety backup

@@ -1,0 +1,37 @@
+"""One backup whose manifest and its copy are both unreadable is listed as damaged, with
+why, while every other backup is listed as usual; verify fails naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lifeboat.postgres.instance import ScratchCluster
+
+from .helpers import fill_rich, make_workspace
+
+
+def test_a_damaged_backup_does_not_hide_the_others(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    damaged = ws.run_json("backup", "wms")["id"]
+    intact = ws.run_json("backup", "wms")["id"]
+    folder = ws.repo / "wms" / "backups" / damaged
+    for name in ("manifest.json", "manifest.copy.json"):
+        (folder / name).write_text("{ not json", encoding="utf-8")
+
+    listed = ws.run_json("list")
+    assert [entry["id"] for entry in listed] == [intact, damaged]
+    assert "damaged" not in listed[0]
+    assert listed[1]["source"] == "wms"
+    assert "manifest" in listed[1]["damaged"]
+
+    table = ws.run("list")
+    assert table.returncode == 0, table.stderr
+    assert intact in table.stdout and damaged in table.stdout
+    assert f"wms/{damaged} is damaged" in table.stderr
+
+    verify = ws.run("verify")
+    assert verify.returncode == 1
+    assert damaged in verify.stderr
