@@ -64,7 +64,7 @@ def test_one_backup_reaches_every_repository_and_restores_from_either(
     # --repo insists on one repository
     refused = ws.run("restore", "wms", "--target-db", target, "--repo", "primary")
     assert refused.returncode != 0
-    assert "no backup of wms in repository primary" in error_line(refused)
+    assert "no logical backup of wms in repository primary" in error_line(refused)
 
 
 def test_a_failing_repository_is_reported_and_the_others_still_get_the_backup(

@@ -56,7 +56,7 @@ def test_a_written_password_draws_one_warning_and_is_never_shown(
     warnings = [line for line in err.splitlines() if WARNING in line]
     assert len(warnings) == 1, err
     assert "--target-dsn" in warnings[0] and "--target-password-file" in warnings[0]
-    assert err.endswith("lifeboat: error: no backup of wms in repository local\n")
+    assert err.endswith("lifeboat: error: no logical backup of wms in repository local\n")
     assert SECRET not in out + err
 
 
