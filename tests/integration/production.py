@@ -1,0 +1,279 @@
+"""A database that looks like our users' production, not like our own fixtures.
+
+Modelled on the public DVD-rental sample schema, plus what the seeds' databases have:
+roles that own objects and receive grants (with dots and spaces in their names), a
+partitioned table with partitions, domains, an enum, identity and generated columns,
+triggers, functions, views and a materialized view, foreign keys everywhere, large
+objects, odd table names (dots, spaces, quotes, unicode), and database-level settings,
+owner, comment and ACL. `create_production_db` builds it; `schema_dump` and
+`database_facts` are what a restore must bring back unchanged."""
+
+from __future__ import annotations
+
+import subprocess
+
+from lifeboat.postgres.instance import ScratchCluster
+
+OWNER = "wms_owner"
+READER = "report reader"  # a space in a role name
+APP = "wms.app"  # a dot in a role name
+ROLES = (OWNER, READER, APP)
+
+# Every table of the schema, as format('%I.%I') writes them.
+TABLES = (
+    'public."a.b"',
+    "public.actor",
+    'public."café ☕"',
+    "public.customer",
+    "public.film",
+    "public.film_actor",
+    "public.language",
+    "public.payment",
+    "public.payment_p2026_01",
+    "public.payment_p2026_02",
+    "public.payment_default",
+    "public.rental",
+    '"Sales EU"."Order Items"',
+)
+
+_ROLES_SQL = f"""
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{OWNER}') THEN
+    CREATE ROLE {OWNER} LOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER}') THEN
+    CREATE ROLE "{READER}" NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP}') THEN
+    CREATE ROLE "{APP}" LOGIN CONNECTION LIMIT 20 IN ROLE "{READER}";
+  END IF;
+END $$;
+"""
+
+_SCHEMA_SQL = f"""
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+ALTER SCHEMA public OWNER TO {OWNER};
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO "{READER}";
+GRANT USAGE, CREATE ON SCHEMA public TO "{APP}";
+SET ROLE {OWNER};
+
+CREATE TYPE mpaa_rating AS ENUM ('G', 'PG', 'PG-13', 'R', 'NC-17');
+CREATE DOMAIN year AS integer CONSTRAINT year_check CHECK (VALUE >= 1901 AND VALUE <= 2155);
+CREATE FUNCTION last_updated() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  NEW.last_update := now();
+  RETURN NEW;
+END $f$;
+CREATE FUNCTION default_rate(r mpaa_rating) RETURNS numeric LANGUAGE sql IMMUTABLE
+  AS $f$ SELECT CASE WHEN r = 'NC-17' THEN 5.99 ELSE 4.99 END $f$;
+
+CREATE TABLE language (
+    language_id serial PRIMARY KEY,
+    name character(20) NOT NULL,
+    last_update timestamp NOT NULL DEFAULT now()
+);
+CREATE TABLE film (
+    film_id serial PRIMARY KEY,
+    title text NOT NULL,
+    description text,
+    release_year year,
+    language_id integer NOT NULL REFERENCES language ON UPDATE CASCADE ON DELETE RESTRICT,
+    rating mpaa_rating DEFAULT 'G',
+    rental_rate numeric(4,2) NOT NULL DEFAULT 4.99 CHECK (rental_rate >= 0),
+    length smallint,
+    fulltext tsvector GENERATED ALWAYS AS (to_tsvector('simple', title)) STORED,
+    last_update timestamp NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE film IS 'films we rent out';
+CREATE INDEX film_fulltext_idx ON film USING gist (fulltext);
+CREATE TRIGGER last_updated BEFORE UPDATE ON film FOR EACH ROW EXECUTE FUNCTION last_updated();
+CREATE TABLE actor (
+    actor_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    first_name text NOT NULL,
+    last_name text NOT NULL
+);
+CREATE INDEX actor_last_name_idx ON actor (last_name);
+CREATE TABLE film_actor (
+    actor_id integer NOT NULL REFERENCES actor ON DELETE CASCADE,
+    film_id integer NOT NULL REFERENCES film,
+    PRIMARY KEY (actor_id, film_id)
+);
+CREATE TABLE customer (
+    customer_id serial PRIMARY KEY,
+    first_name text NOT NULL,
+    email text UNIQUE,
+    activebool boolean NOT NULL DEFAULT true,
+    create_date date NOT NULL DEFAULT CURRENT_DATE
+);
+CREATE TABLE rental (
+    rental_id serial PRIMARY KEY,
+    rental_date timestamptz NOT NULL,
+    film_id integer NOT NULL REFERENCES film,
+    customer_id integer NOT NULL REFERENCES customer,
+    return_date timestamptz
+);
+CREATE TABLE payment (
+    payment_id serial,
+    customer_id integer NOT NULL REFERENCES customer,
+    rental_id integer REFERENCES rental,
+    amount numeric(5,2) NOT NULL,
+    payment_date timestamptz NOT NULL,
+    PRIMARY KEY (payment_date, payment_id)
+) PARTITION BY RANGE (payment_date);
+CREATE TABLE payment_p2026_01 PARTITION OF payment
+    FOR VALUES FROM ('2026-01-01 00:00+00') TO ('2026-02-01 00:00+00');
+CREATE TABLE payment_p2026_02 PARTITION OF payment
+    FOR VALUES FROM ('2026-02-01 00:00+00') TO ('2026-03-01 00:00+00');
+CREATE TABLE payment_default PARTITION OF payment DEFAULT;
+CREATE INDEX payment_customer_idx ON payment (customer_id);
+
+CREATE TABLE "a.b" (id integer PRIMARY KEY, "x.y" text);
+CREATE TABLE "café ☕" (id serial PRIMARY KEY, "naïve ""name"" col" text NOT NULL);
+CREATE SCHEMA "Sales EU";
+CREATE TABLE "Sales EU"."Order Items" (
+    item_id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    customer_id integer NOT NULL REFERENCES public.customer,
+    "qty ü" integer NOT NULL CHECK ("qty ü" > 0),
+    rating mpaa_rating NOT NULL DEFAULT 'PG',
+    price numeric NOT NULL DEFAULT default_rate('PG')
+);
+
+CREATE VIEW film_list AS
+    SELECT f.film_id, f.title, l.name AS language, f.rating
+    FROM film f JOIN language l USING (language_id);
+CREATE VIEW customer_payments AS
+    SELECT c.customer_id, c.first_name, sum(p.amount) AS total
+    FROM customer c JOIN payment p USING (customer_id) GROUP BY 1, 2;
+CREATE MATERIALIZED VIEW rentals_per_film AS
+    SELECT film_id, count(*) AS rentals FROM rental GROUP BY film_id;
+CREATE UNIQUE INDEX rentals_per_film_idx ON rentals_per_film (film_id);
+
+INSERT INTO language (name) VALUES ('English'), ('Deutsch'), ('Français'), ('日本語');
+INSERT INTO film (title, description, release_year, language_id, rating, length)
+SELECT 'Film ' || g || (ARRAY['', ' Kürbis 🎃', ' l''été', ' "Quoted"'])[1 + g % 4],
+       repeat('plot ', g % 20), 1950 + g % 70, 1 + g % 4,
+       (ARRAY['G', 'PG', 'PG-13', 'R', 'NC-17']::mpaa_rating[])[1 + g % 5], 60 + g % 120
+FROM generate_series(1, 500) g;
+INSERT INTO actor (first_name, last_name)
+SELECT 'First' || g, (ARRAY['Guiness', 'Wahlberg', 'Chase', 'Davis'])[1 + g % 4]
+FROM generate_series(1, 200) g;
+INSERT INTO film_actor SELECT 1 + g % 200, 1 + g % 500 FROM generate_series(1, 1500) g
+ON CONFLICT DO NOTHING;
+INSERT INTO customer (first_name, email, activebool)
+SELECT 'Customer ' || g, 'c' || g || '@example.com', g % 10 <> 0 FROM generate_series(1, 300) g;
+INSERT INTO rental (rental_date, film_id, customer_id, return_date)
+SELECT timestamptz '2026-01-01 00:00+00' + g * interval '37 minutes', 1 + g % 500, 1 + g % 300,
+       CASE WHEN g % 9 = 0 THEN NULL
+            ELSE timestamptz '2026-01-03 00:00+00' + g * interval '37 minutes' END
+FROM generate_series(1, 3000) g;
+INSERT INTO payment (customer_id, rental_id, amount, payment_date)
+SELECT customer_id, rental_id, 0.99 + rental_id % 7, rental_date + interval '1 hour'
+FROM rental;
+INSERT INTO "a.b" SELECT g, 'dotted ' || g FROM generate_series(1, 40) g;
+INSERT INTO "café ☕" ("naïve ""name"" col") SELECT 'crème ' || g FROM generate_series(1, 25) g;
+INSERT INTO "Sales EU"."Order Items" (customer_id, "qty ü")
+SELECT 1 + g % 300, 1 + g % 12 FROM generate_series(1, 800) g;
+REFRESH MATERIALIZED VIEW rentals_per_film;
+DO $lo$
+DECLARE certificate oid := lo_from_bytea(0, convert_to('HACCP certificate, batch 7', 'UTF8'));
+BEGIN
+  EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO "{READER}"', certificate);
+END $lo$;
+
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{READER}";
+GRANT INSERT, UPDATE ON rental, payment TO "{APP}";
+GRANT SELECT (customer_id, first_name), UPDATE (email) ON customer TO "{APP}";
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{APP}";
+GRANT USAGE ON SCHEMA "Sales EU" TO "{READER}";
+GRANT SELECT, INSERT ON "Sales EU"."Order Items" TO "{APP}";
+GRANT EXECUTE ON FUNCTION default_rate(mpaa_rating) TO "{APP}";
+REVOKE EXECUTE ON FUNCTION last_updated() FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO "{READER}";
+RESET ROLE;
+"""
+
+
+def create_roles(cluster: ScratchCluster) -> None:
+    """The schema's roles; roles belong to the cluster, so this is idempotent."""
+    cluster.psql(_ROLES_SQL)
+
+
+def create_production_db(
+    cluster: ScratchCluster, name: str, *, encoding: str = "UTF8", locale: str | None = None
+) -> None:
+    """Create database `name` (owned by the application role) and fill it.
+
+    `encoding="LATIN1"` needs a matching locale; `C` is always available."""
+    create_roles(cluster)
+    options = f"TEMPLATE template0 ENCODING '{encoding}' OWNER {OWNER}"
+    if locale is not None:
+        options += f" LC_COLLATE '{locale}' LC_CTYPE '{locale}'"
+    cluster.psql(f'CREATE DATABASE "{name}" {options}')
+    cluster.psql(_SCHEMA_SQL, name)
+    cluster.psql(
+        f"""
+        ALTER DATABASE "{name}" SET work_mem = '12MB';
+        ALTER DATABASE "{name}" SET "lifeboat.site" = 'plant 2';
+        COMMENT ON DATABASE "{name}" IS 'warehouse of plant 2';
+        REVOKE CONNECT, TEMPORARY ON DATABASE "{name}" FROM PUBLIC;
+        GRANT CONNECT ON DATABASE "{name}" TO "{READER}", "{APP}";
+        ALTER ROLE "{APP}" IN DATABASE "{name}" SET search_path = public, "Sales EU";
+        """,
+        name,
+    )
+
+
+def schema_dump(cluster: ScratchCluster, db: str) -> str:
+    """`pg_dump --schema-only` with owners and ACLs: two databases that print the same here
+    have the same objects, owners and privileges."""
+    proc = subprocess.run(
+        [
+            str(cluster.bin_dir / "pg_dump"),
+            "--schema-only",
+            "--no-password",
+            "-d",
+            cluster.dsn(db, with_password=False),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=cluster.client_env(),
+        timeout=300,
+    )
+    # pg_dump 17 prints a random \restrict key; nothing else in the text varies
+    return "\n".join(
+        line
+        for line in proc.stdout.splitlines()
+        if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
+
+
+def database_facts(cluster: ScratchCluster, db: str) -> dict[str, str]:
+    """What belongs to the database itself rather than to an object in it."""
+    literal = db.replace("'", "''")
+    row = f"(SELECT oid FROM pg_database WHERE datname = '{literal}')"
+    return {
+        "properties": cluster.psql(
+            "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, "
+            "datctype, datconnlimit, "
+            "coalesce(shobj_description(oid, 'pg_database'), '<none>') "
+            f"FROM pg_database WHERE oid = {row}"
+        ),
+        "acl": cluster.psql(
+            "SELECT array_to_string(array(SELECT unnest(datacl)::text ORDER BY 1), ' ') "
+            f"FROM pg_database WHERE oid = {row}"
+        ),
+        "settings": cluster.psql(
+            "SELECT CASE setrole WHEN 0 THEN '<all>' ELSE pg_get_userbyid(setrole) END || ': ' || "
+            "array_to_string(setconfig, ', ') FROM pg_db_role_setting "
+            f"WHERE setdatabase = {row} ORDER BY 1"
+        ),
+        "large_objects": cluster.psql(
+            "SELECT pg_get_userbyid(lomowner) || ' ' || "
+            "coalesce(array_to_string(lomacl, ' '), '<default>') FROM pg_largeobject_metadata "
+            "ORDER BY oid",
+            db,
+        ),
+    }
