@@ -18,18 +18,15 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.argument("source", required=False)
 @click.option(
-    "--repo", "repo_name", help="Repository to list (default: each of the source's, or all)."
+    "--repo",
+    "repo_name",
+    help="Repository to list, any configured one (default: every one, the source's first).",
 )
 @json_option
 def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
     """List committed backups, oldest first."""
     ctx = state().context()
-    if repo_name:
-        repos = [ctx.repository(repo_name)]
-    elif source:
-        repos = ctx.repositories_for(source)
-    else:
-        repos = list(ctx.repositories.values())
+    repos = ctx.repositories_to_read(source, repo_name)
     from lifeboat.repo.records import current_holds
 
     listed = []
