@@ -36,9 +36,7 @@ from ..integration.helpers import LIFEBOAT
         (["wal-fetch", "--repo=dr", "wms", "N", "D"], (None, "wal-fetch", ["wms", "N", "D"], "dr")),
     ],
 )
-def test_plain_calls_take_the_lean_path(
-    args: list[str], expected: tuple[object, ...]
-) -> None:
+def test_plain_calls_take_the_lean_path(args: list[str], expected: tuple[object, ...]) -> None:
     assert plain_wal_call(args) == WalCall(*expected)
 
 
