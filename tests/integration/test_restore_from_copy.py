@@ -60,6 +60,33 @@ def test_a_logical_backup_is_restored_from_the_copy_when_the_primary_is_gone(
     assert "repository primary cannot be read" in error_line(listed)
 
 
+def test_a_hold_reaches_the_copies_and_prune_touches_a_copy_only_when_named(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
+    held, dropped, newest = (ws.run_json("backup", "wms")["id"] for _ in range(3))
+    ws.run("copy", "--from", "primary", "--to", "dr", check=True)
+    with open(ws.config, "a", encoding="utf-8") as config:
+        config.write("[retention]\nkeep_last = 1\n")
+
+    holds = ws.run_json("hold", held, "--source", "wms", "--reason", "audit 7")
+    assert sorted(h["repository"] for h in holds) == ["dr", "primary"]
+
+    # prune writes: by default only where the source writes
+    pruned = ws.run_json("prune", "wms")
+    assert [(r["repository"], r["deleted"]) for r in pruned] == [("primary", [dropped])]
+    assert sorted(p.name for p in (dr / "wms" / "backups").iterdir()) == [held, dropped, newest]
+    # naming the copy target applies the retention there, and the hold is honoured there
+    pruned = ws.run_json("prune", "wms", "--repo", "dr")
+    assert [(r["repository"], r["deleted"]) for r in pruned] == [("dr", [dropped])]
+    for repo in (primary, dr):
+        assert sorted(p.name for p in (repo / "wms" / "backups").iterdir()) == [held, newest]
+
+    released = ws.run_json("release", held, "--source", "wms")
+    assert sorted(r["repository"] for r in released) == ["dr", "primary"]
+
+
 def test_unknown_repository_is_a_usage_error_naming_the_configured_ones(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
