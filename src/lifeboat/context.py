@@ -55,23 +55,39 @@ class Context:
         try:
             return self.repositories[name]
         except KeyError:
-            raise UsageError(f"unknown repository {name!r} in {self.config_path}") from None
+            known = ", ".join(self.repositories)
+            raise UsageError(
+                f"unknown repository {name!r} in {self.config_path} (repositories: {known})"
+            ) from None
 
     def repository_for(self, source: str) -> Repository:
         """A source's first repository: the one restore and reports look at first."""
         return self.repositories_for(source)[0]
 
     def repositories_for(self, source: str, only: str | None = None) -> list[Repository]:
-        """The repositories of a source in its order (default: every configured one), or
-        just `only` (which must be one of them)."""
-        names = self.source(source).repositories or list(self.config.repositories)
+        """The repositories a source writes to, in its order (default: every configured
+        one); or just `only`, any configured repository (a copy target's retention is
+        applied by naming it)."""
+        self.source(source)  # an unknown source is a usage error
         if only is not None:
-            if only not in names:
-                raise UsageError(
-                    f"repository {only!r} is not one of source {source}'s ({', '.join(names)})"
-                )
-            names = [only]
+            return [self.repository(only)]
+        names = self.source(source).repositories or list(self.config.repositories)
         return [self.repository(name) for name in names]
+
+    def repositories_to_read(self, source: str | None, only: str | None = None) -> list[Repository]:
+        """Where reading commands look: `only` (any configured repository), else the
+        source's own repositories, then every other configured one: a copy target still
+        holds the backups and WAL when the source's own are gone."""
+        if only is not None:
+            return [self.repository(only)]
+        if source is None:
+            return list(self.repositories.values())
+        own = self.repositories_for(source)
+        return own + [r for r in self.repositories.values() if r not in own]
+
+    def is_own_repository(self, source: str, repo: Repository) -> bool:
+        """Whether the source writes to repo (else repo only holds copies of its backups)."""
+        return repo in self.repositories_for(source)
 
     def encryptor(self) -> Encryptor:
         enc = self.config.encryption
@@ -84,14 +100,9 @@ class Context:
     def backups_named(
         self, backup: str, source: str | None = None, repo_name: str | None = None
     ) -> list[tuple[Repository, Manifest]]:
-        """Every repository that has the backup (only repo_name, if given), with its
-        manifest there; BackupNotFoundError when none has it."""
-        if repo_name is not None:
-            repos = [self.repository(repo_name)]
-        elif source is not None:
-            repos = self.repositories_for(source)
-        else:
-            repos = list(self.repositories.values())
+        """Every repository that has the backup (only repo_name, if given), copy targets
+        included, with its manifest there; BackupNotFoundError when none has it."""
+        repos = self.repositories_to_read(source, repo_name)
         found = []
         for repo in repos:
             repo.ensure_initialised()

@@ -2,18 +2,30 @@
 
 PostgreSQL runs `wal-push` once per WAL segment and `wal-fetch` once per file it replays,
 so their plain form (`lifeboat [--config FILE] wal-push SOURCE PATH`, as setup-archiving
-prints it) skips loading the full command-line parser; anything else goes to it."""
+prints it; `wal-fetch [--repo NAME] SOURCE NAME DEST`, as restore writes it) skips loading
+the full command-line parser; anything else goes to it."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 _POSITIONALS = {"wal-push": 2, "wal-fetch": 3}
+# options the lean path takes after the command: restore_command names the repository a
+# restore came from (`wal-fetch --repo NAME SOURCE %f %p`)
+_COMMAND_OPTIONS = {"wal-fetch": ("--repo",)}
 
 
-def plain_wal_call(args: list[str]) -> tuple[str | None, str, list[str]] | None:
-    """(config, command, positionals) when args are exactly a plain wal-push/wal-fetch."""
+class WalCall(NamedTuple):
+    config: str | None
+    command: str
+    positionals: list[str]
+    repository: str | None = None
+
+
+def plain_wal_call(args: list[str]) -> WalCall | None:
+    """The call when args are exactly a plain wal-push/wal-fetch."""
     config: str | None = None
     rest = list(args)
     while rest and rest[0] != "--" and rest[0].startswith("-"):
@@ -27,9 +39,18 @@ def plain_wal_call(args: list[str]) -> tuple[str | None, str, list[str]] | None:
     if not rest or rest[0] not in _POSITIONALS:
         return None
     command, positionals = rest[0], rest[1:]
+    repository: str | None = None
+    if positionals and positionals[0].split("=", 1)[0] in _COMMAND_OPTIONS.get(command, ()):
+        option = positionals.pop(0)
+        if "=" in option:
+            repository = option.split("=", 1)[1]
+        elif positionals:
+            repository = positionals.pop(0)
+        else:
+            return None
     if len(positionals) != _POSITIONALS[command] or any(p.startswith("-") for p in positionals):
         return None
-    return config, command, positionals
+    return WalCall(config, command, positionals, repository)
 
 
 def main() -> None:
@@ -42,7 +63,7 @@ def main() -> None:
     from lifeboat import logsetup
     from lifeboat.errors import EXIT_FAILED, LifeboatError, report_failure
 
-    config, command, positionals = call
+    config, command, positionals, repository = call
     logsetup.configure("auto", "info", False)
     try:
         from lifeboat import wal_commands
@@ -50,7 +71,9 @@ def main() -> None:
         if command == "wal-push":
             wal_commands.wal_push(config, positionals[0], Path(positionals[1]))
         else:
-            wal_commands.wal_fetch(config, positionals[0], positionals[1], Path(positionals[2]))
+            wal_commands.wal_fetch(
+                config, positionals[0], positionals[1], Path(positionals[2]), repository
+            )
     except LifeboatError as exc:
         sys.exit(report_failure(exc.message, exc.exit_code))
     except KeyboardInterrupt:

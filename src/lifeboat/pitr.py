@@ -335,11 +335,13 @@ class PitrResult:
     seconds: float
     recovered_to: str | None = None
     port: int | None = None
+    repository: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
             "backup": self.manifest.id,
             "source": self.manifest.source,
+            "repository": self.repository,
             "pgdata": str(self.pgdata),
             "target": self.target.kind,
             "target_value": self.target.value,
@@ -382,10 +384,14 @@ def restore_physical(
         return manifest, incremental.chain(repo, manifest)
 
     repo, (manifest, backups) = first_that_serves(
-        ctx.repositories_for(source_name, only=repository), plan
+        ctx.repositories_to_read(source_name, repository), plan
     )
-    if len(ctx.repositories_for(source_name)) > 1:
-        log.info("restoring from repository %s", repo.name)
+    log.info("restoring from repository %s", repo.name)
+    # recovery fetches WAL where the backup came from: from the source's repositories in
+    # order as the archive_command fills them, but from that one repository alone when it
+    # was named or is a copy target (the others may be gone: asking them at the end of the
+    # WAL would stop recovery instead of ending it)
+    pinned = repository is not None or not ctx.is_own_repository(source_name, repo)
     decryptors = {}
     for member in backups:
         decryptor = ctx.decryptor(member.encryption.method)
@@ -493,8 +499,9 @@ def restore_physical(
         staged = staging.result()
     else:
         staged = stage_wal(ctx, repo.storage, source_name, manifest, staged_wal)
+    repo_arg = f" --repo {shlex.quote(repo.name)}" if pinned else ""
     restore_command = (
-        f"{shlex.quote(lifeboat)}{config_arg} wal-fetch {shlex.quote(source_name)} %f %p"
+        f"{shlex.quote(lifeboat)}{config_arg} wal-fetch{repo_arg} {shlex.quote(source_name)} %f %p"
     )
     if staged:
         # the WAL staged beside the data costs a cp, not a Lifeboat start, per file
@@ -516,7 +523,9 @@ def restore_physical(
     if owner is not None:
         _chown_tree(pgdata, owner)
 
-    result = PitrResult(manifest, pgdata, target, started=False, seconds=0.0, port=port)
+    result = PitrResult(
+        manifest, pgdata, target, started=False, seconds=0.0, port=port, repository=repo.name
+    )
     if start:
         phase = time.monotonic()
         result.recovered_to = _start_and_wait(

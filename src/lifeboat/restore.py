@@ -82,11 +82,13 @@ class RestoreResult:
     check: EvidenceCheck
     seconds: float
     tables: list[str]
+    repository: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
             "backup": self.manifest.id,
             "source": self.manifest.source,
+            "repository": self.repository,
             "target": self.target,
             "database": self.database,
             "created": self.created,
@@ -238,7 +240,7 @@ def restore_logical(
         repo.ensure_initialised()
         return repo.resolve(source_name, backup, kind="logical")
 
-    repo, manifest = first_that_serves(ctx.repositories_for(source_name, only=repository), find)
+    repo, manifest = first_that_serves(ctx.repositories_to_read(source_name, repository), find)
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
@@ -293,6 +295,7 @@ def restore_logical(
         check=check,
         seconds=time.monotonic() - started,
         tables=qualified,
+        repository=repo.name,
     )
 
 

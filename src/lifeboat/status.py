@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifeboat.context import Context
-from lifeboat.errors import BackupNotFoundError, LifeboatError
+from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import Manifest
 from lifeboat.spool_paths import SpoolPaths
 from lifeboat.wal_settings import WalSettings, essentials
 from lifeboat.wal_spool import lock_is_held, queued, read_json
@@ -22,10 +23,10 @@ def _age(moment: datetime | None, now: datetime) -> float | None:
     return None if moment is None else round((now - moment).total_seconds(), 1)
 
 
-def newest_backup(repo: Repository, source: str, now: datetime) -> dict[str, Any] | None:
-    try:
-        manifest = repo.resolve(source, "latest")
-    except BackupNotFoundError:
+def newest_backup(manifests: list[Manifest], now: datetime) -> dict[str, Any] | None:
+    """The newest of the manifests (oldest first) that is not a restore's safety backup."""
+    manifest = next((m for m in reversed(manifests) if not m.safety), None)
+    if manifest is None:
         return None
     return {
         "id": manifest.id,
@@ -107,16 +108,31 @@ def repository_status(repo: Repository, source: str, now: datetime) -> dict[str,
         "url": repo.storage.url,
         "newest_backup": None,
         "newest_wal": None,
+        "damaged_backups": [],
         "error": None,
     }
     try:
         repo.ensure_initialised()
-        report["newest_backup"] = newest_backup(repo, source, now)
+        # every manifest is read, as list does: a damaged backup is named, and the newest
+        # readable one is still shown
+        manifests, damaged = repo.scan_backups(source)
+        report["newest_backup"] = newest_backup(manifests, now)
+        report["damaged_backups"] = [{"id": d.backup, "error": str(d.error)} for d in damaged]
         report["newest_wal"] = newest_wal(repo, source, now)
     except LifeboatError as exc:
         # the spool and the other repositories are worth seeing when one cannot be read
         report["error"] = exc.message
     return report
+
+
+def damaged_backups(reports: list[dict[str, Any]]) -> list[str]:
+    """`repository: source/id` of every damaged backup the status reports name."""
+    return [
+        f"{repo['name']}: {report['source']}/{bad['id']}"
+        for report in reports
+        for repo in report["repositories"]
+        for bad in repo["damaged_backups"]
+    ]
 
 
 def status(ctx: Context, source: str | None) -> list[dict[str, Any]]:

@@ -289,9 +289,13 @@ def _check_wal(ctx: Context, repo: Repository, source: str) -> BackupCheck | Non
     return check
 
 
-def verify(ctx: Context, source: str | None = None, deep: bool = False) -> VerifyReport:
+def verify(
+    ctx: Context, source: str | None = None, deep: bool = False, repository: str | None = None
+) -> VerifyReport:
+    """Every backup (of source) in every configured repository, copy targets included, or
+    in `repository` alone."""
     report = VerifyReport()
-    repos = ctx.repositories_for(source) if source else list(ctx.repositories.values())
+    repos = ctx.repositories_to_read(source, repository)
     for repo in repos:
         repo.ensure_initialised()
         sources = [source] if source else repo.sources()

@@ -92,15 +92,22 @@ def _drain_leftover_spool(spool_root: Path, config_path: Path, source: str) -> N
         log.warning("cannot look at the spool %s: %s", spool.outgoing, exc)
 
 
-def wal_fetch(config: str | None, source: str, name: str, destination: Path) -> dict[str, Any]:
-    """Restore one archived WAL file. A file the archive lacks raises WalNotFoundError (exit
-    1, the end of WAL for PostgreSQL); any other failure raises RecoveryStopError (exit
-    255), so that recovery stops rather than ends early without the rest of the WAL."""
+def wal_fetch(
+    config: str | None,
+    source: str,
+    name: str,
+    destination: Path,
+    repository: str | None = None,
+) -> dict[str, Any]:
+    """Restore one archived WAL file, from the source's repositories in order or from
+    `repository` alone. A file the archive lacks raises WalNotFoundError (exit 1, the end
+    of WAL for PostgreSQL); any other failure raises RecoveryStopError (exit 255), so that
+    recovery stops rather than ends early without the rest of the WAL."""
     from lifeboat.errors import LifeboatError, RecoveryStopError
     from lifeboat.wal_archive import WalNotFoundError
 
     try:
-        return _fetch(config, source, name, destination)
+        return _fetch(config, source, name, destination, repository)
     except WalNotFoundError:
         raise
     except LifeboatError as exc:
@@ -109,14 +116,16 @@ def wal_fetch(config: str | None, source: str, name: str, destination: Path) -> 
         raise RecoveryStopError(f"unexpected {type(exc).__name__}: {exc}") from exc
 
 
-def _fetch(config: str | None, source: str, name: str, destination: Path) -> dict[str, Any]:
+def _fetch(
+    config: str | None, source: str, name: str, destination: Path, repository: str | None
+) -> dict[str, Any]:
     from lifeboat.config.paths import resolve_config_path
     from lifeboat.postgres import wal
     from lifeboat.wal_settings import WalSettings
 
     config_path = resolve_config_path(config)
     settings = WalSettings.load(config_path)
-    archive = settings.archive(source)
+    archive = settings.archive(source, repository)
     wal.check_archive_name(name)  # before it becomes part of a path
     spool = SpoolPaths(archive.spool)
     # the prefetcher is imported only when it has something: the misses at the end of
@@ -132,11 +141,12 @@ def _fetch(config: str | None, source: str, name: str, destination: Path) -> dic
     else:
         from lifeboat.wal_archive import fetch
 
-        size = fetch(settings.storages(source), source, name, destination, settings.decryptor)
+        storages = settings.storages(source, repository)
+        size = fetch(storages, source, name, destination, settings.decryptor)
     if archive.prefetch > 0:
         from lifeboat import wal_prefetch
 
         # only once NAME was found: at the end of WAL recovery keeps asking for a segment
         # that does not exist, and each ask would start a process for nothing
-        wal_prefetch.request_prefetch(spool, name, config_path, source)
+        wal_prefetch.request_prefetch(spool, name, config_path, source, repository)
     return {"name": name, "destination": str(destination), "size": size, "prefetched": prefetched}

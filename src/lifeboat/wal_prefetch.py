@@ -77,9 +77,12 @@ def take_prefetched(spool: SpoolPaths, name: str, destination: Path) -> bool:
     return True
 
 
-def request_prefetch(spool: SpoolPaths, name: str, config_path: Path, source: str) -> bool:
-    """Ask for the segments after `name`; True when a prefetcher was started. The running
-    prefetcher, if any, reads the new request itself."""
+def request_prefetch(
+    spool: SpoolPaths, name: str, config_path: Path, source: str, repository: str | None = None
+) -> bool:
+    """Ask for the segments after `name`; True when a prefetcher was started (downloading
+    from `repository` alone when given). The running prefetcher, if any, reads the new
+    request itself: the spool is one per set of repositories fetched from."""
     if not wal.is_segment_name(name):
         return False
     make_private_dirs(spool.incoming)
@@ -90,7 +93,10 @@ def request_prefetch(spool: SpoolPaths, name: str, config_path: Path, source: st
     os.replace(temp, spool.prefetch_wanted)
     if lock_is_held(spool.prefetch_lock):
         return False
-    spawn_detached(background_command(config_path, "prefetch", source), spool.prefetch_log)
+    command = background_command(config_path, "prefetch", source)
+    if repository is not None:
+        command += ["--repo", repository]
+    spawn_detached(command, spool.prefetch_log)
     return True
 
 
@@ -195,8 +201,11 @@ def run_prefetcher(
                 release_lock(fd)
 
 
-def archive_downloader(settings: WalSettings, source: str) -> Downloader:
-    """Downloads from the source's repository, opened on the first download."""
+def archive_downloader(
+    settings: WalSettings, source: str, repository: str | None = None
+) -> Downloader:
+    """Downloads from the source's repositories (or `repository` alone), opened on the
+    first download."""
     import threading
 
     from lifeboat.wal_archive import fetch
@@ -207,7 +216,7 @@ def archive_downloader(settings: WalSettings, source: str) -> Downloader:
     def download(name: str, destination: Path) -> None:
         with opening:
             if not opened:
-                opened.extend(settings.storages(source))
+                opened.extend(settings.storages(source, repository))
         # never a stream partial: it may still grow until recovery really asks for it
         fetch(opened, source, name, destination, settings.decryptor, allow_stream_partial=False)
 

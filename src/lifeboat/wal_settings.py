@@ -84,13 +84,14 @@ class WalSettings:
             known = ", ".join(sorted(sources)) or "none configured"
             raise UsageError(f"unknown source {source!r} (sources: {known})")
 
-    def archive(self, source: str) -> ArchiveSettings:
+    def archive(self, source: str, only: str | None = None) -> ArchiveSettings:
+        """only: the one repository WAL is fetched from (see _repositories)."""
         self._check_source(source)
         values = self.values["archive"][source]
         base = Path(values["spool_dir"]) if values["spool_dir"] else default_spool_dir()
         # one spool per source and repositories: two configurations on one host may use the
         # same source name for different clusters, and prefetched WAL of one is not the other's
-        urls = "\n".join(url for _, url, _ in self._repositories(source))
+        urls = "\n".join(url for _, url, _ in self._repositories(source, only))
         repository = hashlib.sha256(urls.encode()).hexdigest()[:10]
         return ArchiveSettings(
             async_push=bool(values["async"]),
@@ -100,22 +101,28 @@ class WalSettings:
             prefetch=int(values["prefetch"]),
         )
 
-    def _repositories(self, source: str) -> list[tuple[str, str, dict[str, Any]]]:
+    def _repositories(
+        self, source: str, only: str | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """Name, URL and storage options of each repository the source's WAL goes to, in
-        the source's order (default: every configured one)."""
+        the source's order (default: every configured one); or of `only`, any configured
+        repository (a copy target a restore came from)."""
         self._check_source(source)
         sources: dict[str, list[str] | None] = self.values["sources"]
         repositories: dict[str, dict[str, Any]] = self.values["repositories"]
-        names = sources[source] or list(repositories)
+        if only is not None and only not in repositories:
+            known = ", ".join(repositories)
+            raise UsageError(f"unknown repository {only!r} (repositories: {known})")
+        names = [only] if only is not None else sources[source] or list(repositories)
         return [(n, repositories[n]["url"], repositories[n]["options"]) for n in names]
 
-    def storages(self, source: str) -> list[Storage]:
-        """The source's repositories, each checked to be initialised."""
+    def storages(self, source: str, only: str | None = None) -> list[Storage]:
+        """The source's repositories (or only `only`), each checked to be initialised."""
         from lifeboat.storage.options import StorageOptions
         from lifeboat.storage.registry import open_storage
 
         opened = []
-        for name, url, options in self._repositories(source):
+        for name, url, options in self._repositories(source, only):
             storage = open_storage(url, StorageOptions(**options))
             try:
                 storage.stat(layout.MARKER)

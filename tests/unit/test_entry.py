@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.entry import plain_wal_call
+from lifeboat.entry import WalCall, plain_wal_call
 
 from ..integration.helpers import LIFEBOAT
 
@@ -28,12 +28,16 @@ from ..integration.helpers import LIFEBOAT
             ["--config=l.toml", "wal-fetch", "wms", "N", "D"],
             ("l.toml", "wal-fetch", ["wms", "N", "D"]),
         ),
+        # as a restore from a copy target writes restore_command
+        (
+            ["--config", "l.toml", "wal-fetch", "--repo", "dr", "wms", "N", "D"],
+            ("l.toml", "wal-fetch", ["wms", "N", "D"], "dr"),
+        ),
+        (["wal-fetch", "--repo=dr", "wms", "N", "D"], (None, "wal-fetch", ["wms", "N", "D"], "dr")),
     ],
 )
-def test_plain_calls_take_the_lean_path(
-    args: list[str], expected: tuple[str | None, str, list[str]]
-) -> None:
-    assert plain_wal_call(args) == expected
+def test_plain_calls_take_the_lean_path(args: list[str], expected: tuple[object, ...]) -> None:
+    assert plain_wal_call(args) == WalCall(*expected)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +48,10 @@ def test_plain_calls_take_the_lean_path(
         ["wal-push", "--help"],
         ["wal-push", "wms"],
         ["wal-fetch", "wms", "N"],
+        ["wal-fetch", "--repo"],
+        ["wal-fetch", "--repo", "dr", "wms", "N"],
+        ["wal-push", "--repo", "dr", "wms", "p"],
+        ["wal-fetch", "wms", "N", "D", "--repo", "dr"],
         ["backup", "wms"],
         ["--config"],
         [],

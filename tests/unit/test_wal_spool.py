@@ -568,3 +568,40 @@ def test_prefetcher_downloads_the_following_segments(
     assert run_prefetcher(spool, download, count=3, parallel=2, idle_exit=0.2)
     assert sorted(os.listdir(spool.incoming)) == [segment_name(n) for n in (5, 6)]
     assert sorted(downloaded) == [segment_name(n) for n in (6, 7)]
+
+
+def test_wal_fetch_from_a_named_repository_prefetches_from_it_too(
+    tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+) -> None:
+    """A restore from a copy target writes `wal-fetch --repo dr`: the segment and the ones
+    the prefetcher downloads ahead come from dr, although the source writes elsewhere and
+    that repository is gone (never initialised here)."""
+    public, encryptor, _ = keys
+    config = write_config(tmp_path, public, "prefetch = 2\n")
+    text = config.read_text().replace(
+        "[sources.wms]\n", '[sources.wms]\nrepositories = ["local"]\n'
+    )
+    config.write_text(text + f'[repositories.dr]\nurl = "{tmp_path / "dr"}"\n')
+    assert lifeboat(config, "init", "--repo", "dr").returncode == 0
+    segments = {n: wal_file(tmp_path / "pg_wal", segment_name(n), seed=n) for n in (1, 2, 3)}
+    for segment in segments.values():
+        push(LocalStorage(tmp_path / "dr"), "wms", segment, encryptor, level=1)
+    spool = SpoolPaths(WalSettings.load(config).archive("wms", "dr").spool)
+    assert spool.root != spool_of(config).root  # a prefetcher per repository fetched from
+    destination = tmp_path / "restored" / "RECOVERYXLOG"
+    destination.parent.mkdir()
+    try:
+        fetched = lifeboat(
+            config, "wal-fetch", "--repo", "dr", "wms", segment_name(1), str(destination)
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        assert destination.read_bytes() == segments[1].read_bytes()
+        ahead = [spool.incoming / segment_name(n) for n in (2, 3)]
+        wait_for(lambda: all(p.exists() for p in ahead), "the prefetcher to download from dr")
+        assert [p.read_bytes() for p in ahead] == [segments[n].read_bytes() for n in (2, 3)]
+    finally:
+        kill_wal_workers(config)
+    # without --repo the source's own repository is asked, which cannot serve: recovery stops
+    own = lifeboat(config, "wal-fetch", "wms", segment_name(1), str(destination))
+    assert own.returncode == 255
+    assert "repository local" in own.stderr and "not initialised" in own.stderr

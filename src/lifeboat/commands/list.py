@@ -9,7 +9,9 @@ import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.errors import LifeboatError, RepositoryError
 from lifeboat.repo.catalog import Damaged
+from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import Hold
 
 log = logging.getLogger(__name__)
@@ -18,33 +20,58 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.argument("source", required=False)
 @click.option(
-    "--repo", "repo_name", help="Repository to list (default: each of the source's, or all)."
+    "--repo",
+    "repo_name",
+    help="Repository to list, any configured one (default: every one, the source's first).",
 )
 @json_option
 def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
     """List committed backups, oldest first."""
     ctx = state().context()
-    if repo_name:
-        repos = [ctx.repository(repo_name)]
-    elif source:
-        repos = ctx.repositories_for(source)
-    else:
-        repos = list(ctx.repositories.values())
+    repos = ctx.repositories_to_read(source, repo_name)
     from lifeboat.repo.records import current_holds
 
     listed = []
     damaged: list[tuple[str, Damaged]] = []
     holds: dict[tuple[str, str], dict[str, Hold]] = {}
+    failed: list[tuple[str, LifeboatError]] = []
     for repo in repos:
-        repo.ensure_initialised()
-        manifests, unreadable = repo.scan_backups(source)
+        try:
+            repo.ensure_initialised()
+            manifests, unreadable = repo.scan_backups(source)
+            for name in sorted({m.source for m in manifests}):
+                holds[repo.name, name] = current_holds(repo.storage, name)
+        except LifeboatError as exc:
+            if len(repos) == 1:
+                raise
+            # the others are still listed: when the primary region is gone, the copies
+            # are what is left
+            log.warning("repository %s cannot be read: %s", repo.name, exc.message)
+            failed.append((repo.name, exc))
+            continue
         for bad in unreadable:
             log.warning("%s: %s/%s is damaged: %s", repo.name, bad.source, bad.backup, bad.error)
         damaged += [(repo.name, bad) for bad in unreadable]
-        for name in sorted({m.source for m in manifests}):
-            holds[repo.name, name] = current_holds(repo.storage, name)
         listed += [(repo.name, m) for m in manifests]
+    if len(failed) == len(repos):
+        raise failed[0][1]
+    _show(listed, damaged, holds, [r.name for r in repos], source, as_json)
+    if failed:
+        raise RepositoryError(
+            f"repository {failed[0][0]} cannot be read: {failed[0][1].message}"
+            + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
+            + "; the others are listed"
+        )
 
+
+def _show(
+    listed: list[tuple[str, Manifest]],
+    damaged: list[tuple[str, Damaged]],
+    holds: dict[tuple[str, str], dict[str, Hold]],
+    repo_names: list[str],
+    source: str | None,
+    as_json: bool,
+) -> None:
     def hold_of(repo_name: str, backup: str, source_name: str) -> Hold | None:
         return holds.get((repo_name, source_name), {}).get(backup)
 
@@ -70,7 +97,7 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
         )
         return
     if not listed and not damaged:
-        names = ", ".join(r.name for r in repos)
+        names = ", ".join(repo_names)
         click.echo(f"no backups in {names}" + (f" for {source}" if source else ""))
         return
     output.table(

@@ -42,7 +42,12 @@ def _typed_confirmation(database: str) -> bool:
     help="File holding the password for --target-dsn (else PGPASSWORD or ~/.pgpass).",
 )
 @click.option("--table", "tables", multiple=True, help="Restore only this table (repeatable).")
-@click.option("--repo", "repo_name", help="Repository to restore from.")
+@click.option(
+    "--repo",
+    "repo_name",
+    help="Repository to restore from, any configured one, a copy target included (default: "
+    "the first that has the backup, the source's own first); PITR then fetches WAL from it.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Overwrite an existing target without asking.")
 @click.option(
     "--pgdata",
@@ -174,7 +179,8 @@ def command(
     checked = result.check.tables
     rows = sum(t.actual or 0 for t in checked)
     click.echo(
-        f"restored {result.manifest.source}/{result.manifest.id} into {result.database} "
+        f"restored {result.manifest.source}/{result.manifest.id} from {result.repository} "
+        f"into {result.database} "
         f"({result.target}) in {result.seconds:.1f}s"
     )
     if result.safety_backup:
@@ -239,7 +245,8 @@ def _physical(
         output.print_json(result.summary())
         return
     click.echo(
-        f"restored {source}/{result.manifest.id} into {result.pgdata} in {result.seconds:.1f}s"
+        f"restored {source}/{result.manifest.id} from {result.repository} into {result.pgdata} "
+        f"in {result.seconds:.1f}s"
     )
     if result.started:
         click.echo(f"recovered to: {result.recovered_to or 'the end of the archive'}")

@@ -6,32 +6,51 @@ import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.choice import first_that_serves
+from lifeboat.repo.manifest import Manifest
 
 
 @click.command()
 @click.argument("backup_id")
 @click.option("--source", help="Source, when the id exists for several.")
-@click.option("--repo", "repo_name", help="Repository (default: the first).")
+@click.option(
+    "--repo",
+    "repo_name",
+    help="Repository, any configured one (default: the first that has it, the source's first).",
+)
 @json_option
 def command(backup_id: str, source: str | None, repo_name: str | None, as_json: bool) -> None:
-    """Show a backup's manifest."""
+    """Show a backup's manifest, and the repository it was read from."""
     ctx = state().context()
-    repo = ctx.repository(repo_name) if repo_name or not source else ctx.repository_for(source)
-    repo.ensure_initialised()
-    manifest = repo.load_manifest(source, backup_id) if source else repo.find(backup_id)
+
+    def load(repo: Repository) -> Manifest:
+        repo.ensure_initialised()
+        return repo.load_manifest(source, backup_id) if source else repo.find(backup_id)
+
+    repo, manifest = first_that_serves(ctx.repositories_to_read(source, repo_name), load)
     from lifeboat.commands.list import hold_text
     from lifeboat.repo.records import current_holds
 
     held = current_holds(repo.storage, manifest.source).get(manifest.id)
     if wants_json(as_json):
         output.print_json(
-            {**manifest.model_dump(mode="json"), "hold": held.summary() if held else None}
+            {
+                **manifest.model_dump(mode="json"),
+                "repository": repo.name,
+                "hold": held.summary() if held else None,
+            }
         )
         return
-    summary = {**manifest.summary(), "type": output.backup_type(manifest.type, manifest.safety)}
+    summary = {
+        **manifest.summary(),
+        "type": output.backup_type(manifest.type, manifest.safety),
+        "repository": repo.name,
+    }
     for key in (
         "id",
         "source",
+        "repository",
         "type",
         "database",
         "started_at",

@@ -8,6 +8,7 @@ import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
+from lifeboat.errors import IntegrityError
 
 
 def _ago(seconds: float | None) -> str:
@@ -31,6 +32,8 @@ def _repository_rows(repo: dict[str, Any]) -> list[list[str]]:
     rows = [["repository", f"{repo['name']} ({repo['url']})"]]
     if repo["error"]:
         rows.append(["repository error", repo["error"]])
+    for bad in repo["damaged_backups"]:
+        rows.append(["damaged backup", f"{bad['id']}: {bad['error']}"])
     backup = repo["newest_backup"]
     rows.append(
         [
@@ -92,13 +95,25 @@ def command(source: str | None, as_json: bool) -> None:
     """Newest backup, newest archived WAL and the async spool of each source (or SOURCE).
 
     Reads only. Run it as the user that runs wal-push when the spool is the default one,
-    which lives in that user's home."""
-    from lifeboat.status import status
+    which lives in that user's home. Exits 1, after the report, when a backup is damaged
+    (both copies of its manifest unreadable), naming it."""
+    from lifeboat.status import damaged_backups, status
 
     reports = status(state().context(), source)
     if wants_json(as_json):
         output.print_json(reports)
-        return
+    else:
+        _print(reports)
+    damaged = damaged_backups(reports)
+    if damaged:
+        raise IntegrityError(
+            f"{len(damaged)} damaged backup(s), their manifests unreadable: "
+            + "; ".join(damaged[:3])
+            + " (see `lifeboat list`, `lifeboat verify`)"
+        )
+
+
+def _print(reports: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     console = output.console()

@@ -12,12 +12,15 @@ from lifeboat.errors import IntegrityError
 @click.command()
 @click.argument("source", required=False)
 @click.option("--deep", is_flag=True, help="Decrypt, decompress and pg_restore --list each backup.")
+@click.option(
+    "--repo", "repo_name", help="Only this repository, any configured one (default: every one)."
+)
 @json_option
-def command(source: str | None, deep: bool, as_json: bool) -> None:
+def command(source: str | None, deep: bool, repo_name: str | None, as_json: bool) -> None:
     """Check every backup against its manifest."""
     from lifeboat.verify import verify
 
-    report = verify(state().context(), source, deep)
+    report = verify(state().context(), source, deep, repo_name)
     if wants_json(as_json):
         output.print_json([c.summary() for c in report.checks])
     else:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import click
 
 from lifeboat.cli import state
+from lifeboat.errors import UsageError
 
 
 @click.command(hidden=True)
 @click.argument("role", type=click.Choice(["push", "prefetch"]))
 @click.argument("source")
-def command(role: str, source: str) -> None:
+@click.option("--repo", "repo_name", help="prefetch: download from this repository alone.")
+def command(role: str, source: str, repo_name: str | None) -> None:
     """Upload the async spool (push) or download ahead for recovery (prefetch)."""
     from lifeboat import wal_spool
     from lifeboat.config.paths import resolve_config_path
@@ -20,7 +22,9 @@ def command(role: str, source: str) -> None:
     from lifeboat.wal_settings import WalSettings
 
     settings = WalSettings.load(resolve_config_path(state().config))
-    archive = settings.archive(source)
+    if role == "push" and repo_name is not None:
+        raise UsageError("--repo is for prefetch: WAL is pushed to every repository of the source")
+    archive = settings.archive(source, repo_name)
     spool = SpoolPaths(archive.spool)
     if role == "push":
         uploader = wal_spool.archive_uploader(settings, source, spool)
@@ -30,6 +34,6 @@ def command(role: str, source: str) -> None:
         return
     from lifeboat import wal_prefetch
 
-    downloader = wal_prefetch.archive_downloader(settings, source)
+    downloader = wal_prefetch.archive_downloader(settings, source, repo_name)
     parallel = max(1, min(archive.prefetch, archive.workers))
     wal_prefetch.run_prefetcher(spool, downloader, archive.prefetch, parallel)

@@ -1,0 +1,161 @@
+"""Restoring from the disaster-recovery copy when the primary region is gone: a repository
+the source does not write to (a `lifeboat copy` target) serves restore, list, verify, show
+and, for a point-in-time recovery, the WAL that restore_command fetches."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from lifeboat.postgres.instance import ScratchCluster
+
+from .archiving import archiving_cluster, events, stop_cluster
+from .helpers import error_line, fill_rich, make_workspace, table_digests
+from .test_multi_repo import two_repositories
+
+
+def test_a_logical_backup_is_restored_from_the_copy_when_the_primary_is_gone(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    primary, _ = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
+    made = ws.run_json("backup", "wms")
+    assert made["repositories"] == ["primary"]
+    ws.run("copy", "--from", "primary", "--to", "dr", check=True)
+    shutil.rmtree(primary)  # the primary region is gone
+
+    named = f"{fresh_db}_named"
+    unnamed = f"{fresh_db}_found"
+    try:
+        restored = ws.run_json("restore", "wms", "--repo", "dr", "--target-db", named)
+        assert (restored["repository"], restored["backup"]) == ("dr", made["id"])
+        assert restored["verified"] is True
+        assert table_digests(pg_cluster, named) == table_digests(pg_cluster, fresh_db)
+
+        # without --repo: the source's own repository cannot serve, the copy does
+        found = ws.run("restore", "wms", "--target-db", unnamed)
+        assert found.returncode == 0, found.stderr
+        assert f"restored wms/{made['id']} from dr into {unnamed}" in found.stdout
+        assert "repository primary cannot serve this" in found.stderr
+        assert table_digests(pg_cluster, unnamed) == table_digests(pg_cluster, fresh_db)
+    finally:
+        for database in (named, unnamed):
+            pg_cluster.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    assert [(b["repository"], b["id"]) for b in ws.run_json("list", "--repo", "dr")] == [
+        ("dr", made["id"])
+    ]
+    verified = ws.run_json("verify", "wms", "--repo", "dr")
+    assert [(c["repository"], c["id"], c["ok"]) for c in verified] == [("dr", made["id"], True)]
+    shown = ws.run_json("show", made["id"])
+    assert (shown["repository"], shown["id"]) == ("dr", made["id"])
+
+    # list without --repo shows what dr holds, names the repository it cannot read, and
+    # exits 1 for it
+    listed = ws.run("list", "wms", "--json")
+    assert listed.returncode == 1
+    assert [(b["repository"], b["id"]) for b in json.loads(listed.stdout)] == [("dr", made["id"])]
+    assert "repository primary cannot be read" in error_line(listed)
+
+
+def test_a_hold_reaches_the_copies_and_prune_touches_a_copy_only_when_named(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
+    held, dropped, newest = (ws.run_json("backup", "wms")["id"] for _ in range(3))
+    ws.run("copy", "--from", "primary", "--to", "dr", check=True)
+    with open(ws.config, "a", encoding="utf-8") as config:
+        config.write("[retention]\nkeep_last = 1\n")
+
+    holds = ws.run_json("hold", held, "--source", "wms", "--reason", "audit 7")
+    assert sorted(h["repository"] for h in holds) == ["dr", "primary"]
+
+    # prune writes: by default only where the source writes
+    pruned = ws.run_json("prune", "wms")
+    assert [(r["repository"], r["deleted"]) for r in pruned] == [("primary", [dropped])]
+    assert sorted(p.name for p in (dr / "wms" / "backups").iterdir()) == [held, dropped, newest]
+    # naming the copy target applies the retention there, and the hold is honoured there
+    pruned = ws.run_json("prune", "wms", "--repo", "dr")
+    assert [(r["repository"], r["deleted"]) for r in pruned] == [("dr", [dropped])]
+    for repo in (primary, dr):
+        assert sorted(p.name for p in (repo / "wms" / "backups").iterdir()) == [held, newest]
+
+    released = ws.run_json("release", held, "--source", "wms")
+    assert sorted(r["repository"] for r in released) == ["dr", "primary"]
+
+
+def test_unknown_repository_is_a_usage_error_naming_the_configured_ones(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
+    for command in (
+        ["restore", "wms", "--target-db", "nowhere"],
+        ["restore", "wms", "--pgdata", str(tmp_path / "pgdata")],
+        ["list"],
+        ["verify"],
+        ["show", "20260101T000000Z"],
+        ["hold", "20260101T000000Z", "--reason", "audit"],
+        ["prune", "wms"],
+    ):
+        result = ws.run(*command, "--repo", "offsite")
+        assert result.returncode == 2, (command, result.stderr)
+        assert "unknown repository 'offsite'" in error_line(result)
+        assert "(repositories: primary, dr)" in error_line(result)
+    assert not (tmp_path / "pgdata").exists()
+    # restore_command: any failure but a missing file stops recovery (exit 255), never
+    # ends it early as exit 2 would
+    fetched = ws.run("wal-fetch", "--repo", "offsite", "wms", "000000010000000000000001", "x")
+    assert fetched.returncode == 255
+    assert "unknown repository 'offsite'" in error_line(fetched)
+
+
+def test_point_in_time_recovery_from_the_copy_fetches_its_wal_there(pg_bin_dir: Path) -> None:
+    with archiving_cluster(pg_bin_dir, source_extra='repositories = ["local"]\n') as archiving:
+        dr = archiving.home / "dr"
+        with open(archiving.config, "a", encoding="utf-8") as config:
+            config.write(f'[repositories.dr]\nurl = "{dr}"\n')
+        archiving.lifeboat("init", "--repo", "dr")
+        made = json.loads(
+            archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
+        )
+        # more segments than restore stages beside the data before the server starts:
+        # recovery has to ask restore_command for the rest
+        for round_ in range(12):
+            archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
+            archiving.switch_and_wait()
+        archiving.lifeboat("copy", "--from", "local", "--to", "dr")
+        archiving.cluster.stop("immediate")
+        shutil.rmtree(archiving.home / "repo")  # the primary region is gone
+
+        assert json.loads(archiving.lifeboat("verify", "wms", "--repo", "dr", "--json").stdout)[
+            0
+        ] == {**_ok_check(made["id"]), "repository": "dr"}
+
+        pgdata = archiving.home / "from-dr"
+        port, result = archiving.restore_started(
+            pgdata, "--repo", "dr", "--latest", "--archive-mode", "off"
+        )
+        try:
+            assert f"from dr into {pgdata}" in result.stdout
+            # the source's own repository is gone: a restore_command that asked it would
+            # have stopped recovery (exit 255) instead of reaching the last row
+            assert events(port) == list(range(1, 121))
+        finally:
+            stop_cluster(pgdata, archiving.cluster.bin_dir)
+        assert "wal-fetch --repo dr wms %f %p" in (pgdata / "postgresql.auto.conf").read_text()
+
+        # without --repo the copy is found, and recovery is pointed at it just the same
+        found = archiving.home / "found"
+        laid_out = json.loads(
+            archiving.lifeboat("restore", "wms", "--pgdata", str(found), "--json").stdout
+        )
+        assert (laid_out["repository"], laid_out["backup"]) == ("dr", made["id"])
+        assert "wal-fetch --repo dr wms %f %p" in (found / "postgresql.auto.conf").read_text()
+
+
+def _ok_check(backup: str) -> dict[str, object]:
+    return {"source": "wms", "id": backup, "deep": False, "ok": True, "problems": []}
