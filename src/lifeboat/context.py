@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from lifeboat.config.load import load_config
 from lifeboat.config.model import LifeboatConfig, SourceConfig
-from lifeboat.errors import BackupNotFoundError, UsageError
+from lifeboat.errors import BackupNotFoundError, LifeboatError, UsageError
 from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
 from lifeboat.progress import Reporter, quiet
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
 from lifeboat.storage.registry import open_storage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +88,12 @@ class Context:
         own = self.repositories_for(source)
         return own + [r for r in self.repositories.values() if r not in own]
 
+    def may_pass_over(self, source: str | None, only: str | None, repo: Repository) -> bool:
+        """Whether a reading command may skip repo when it cannot be read: a repository the
+        source does not write to, looked in only because reading commands look everywhere
+        (it may belong to other sources, or be a copy target not set up yet)."""
+        return only is None and source is not None and not self.is_own_repository(source, repo)
+
     def is_own_repository(self, source: str, repo: Repository) -> bool:
         """Whether the source writes to repo (else repo only holds copies of its backups)."""
         return repo in self.repositories_for(source)
@@ -105,10 +114,15 @@ class Context:
         repos = self.repositories_to_read(source, repo_name)
         found = []
         for repo in repos:
-            repo.ensure_initialised()
             try:
+                repo.ensure_initialised()
                 manifest = repo.load_manifest(source, backup) if source else repo.find(backup)
             except BackupNotFoundError:
+                continue
+            except LifeboatError as exc:
+                if not self.may_pass_over(source, repo_name, repo):
+                    raise
+                log.debug("repository %s passed over: %s", repo.name, exc.message)
                 continue
             found.append((repo, manifest))
         if not found:

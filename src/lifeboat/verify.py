@@ -15,6 +15,7 @@ from lifeboat.errors import (
     DecryptionKeyError,
     IntegrityError,
     LifeboatError,
+    NotInitialisedError,
     StorageError,
     ToolError,
 )
@@ -297,7 +298,14 @@ def verify(
     report = VerifyReport()
     repos = ctx.repositories_to_read(source, repository)
     for repo in repos:
-        repo.ensure_initialised()
+        try:
+            repo.ensure_initialised()
+        except LifeboatError as exc:
+            if not ctx.may_pass_over(source, repository, repo):
+                raise
+            if not isinstance(exc, NotInitialisedError):  # else: another source's repository
+                log.warning("repository %s cannot be read: %s", repo.name, exc.message)
+            continue
         sources = [source] if source else repo.sources()
         for name in sources:
             for backup in repo.committed_ids(name):

@@ -159,3 +159,33 @@ def test_point_in_time_recovery_from_the_copy_fetches_its_wal_there(pg_bin_dir: 
 
 def _ok_check(backup: str) -> dict[str, object]:
     return {"source": "wms", "id": backup, "deep": False, "ok": True, "problems": []}
+
+
+def test_another_sources_repository_not_set_up_yet_does_not_fail_the_reading_commands(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    """Reading commands look in every configured repository, but one the source does not
+    write to and that holds nothing yet (another source's, not initialised) is passed over
+    quietly; the source's own repositories still have to be readable."""
+    fill_rich(pg_cluster, fresh_db)
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
+    made = ws.run_json("backup", "wms")
+    shutil.rmtree(dr)  # as if it were configured for another source and never initialised
+
+    listed = ws.run("list", "wms", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(b["repository"], b["id"]) for b in json.loads(listed.stdout)] == [
+        ("primary", made["id"])
+    ]
+    assert "dr" not in listed.stderr
+    verified = ws.run("verify", "wms", "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert [c["id"] for c in json.loads(verified.stdout)] == [made["id"]]
+    holds = ws.run_json("hold", made["id"], "--source", "wms", "--reason", "audit")
+    assert [h["repository"] for h in holds] == ["primary"]
+
+    shutil.rmtree(primary)  # the source's own repository is another matter
+    refused = ws.run("list", "wms")
+    assert refused.returncode != 0
+    assert "primary" in error_line(refused)

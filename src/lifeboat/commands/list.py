@@ -9,7 +9,7 @@ import click
 
 from lifeboat import output
 from lifeboat.cli import json_option, state, wants_json
-from lifeboat.errors import LifeboatError, RepositoryError
+from lifeboat.errors import LifeboatError, NotInitialisedError, RepositoryError
 from lifeboat.repo.catalog import Damaged
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import Hold
@@ -42,8 +42,14 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
             for name in sorted({m.source for m in manifests}):
                 holds[repo.name, name] = current_holds(repo.storage, name)
         except LifeboatError as exc:
+            passable = ctx.may_pass_over(source, repo_name, repo)
+            if passable and isinstance(exc, NotInitialisedError):
+                continue  # another source's repository, or a copy target not set up yet
             if len(repos) == 1:
                 raise
+            if passable:
+                log.warning("repository %s cannot be read: %s", repo.name, exc.message)
+                continue
             # the others are still listed: when the primary region is gone, the copies
             # are what is left
             log.warning("repository %s cannot be read: %s", repo.name, exc.message)
