@@ -43,6 +43,13 @@ def _typed_confirmation(database: str) -> bool:
 )
 @click.option("--table", "tables", multiple=True, help="Restore only this table (repeatable).")
 @click.option("--repo", "repo_name", help="Repository to restore from.")
+@click.option(
+    "--create-roles",
+    is_flag=True,
+    help="Create the roles the backup needs that the target lacks, from the backup's globals.",
+)
+@click.option("--no-owner", is_flag=True, help="Objects and database owned by the restoring role.")
+@click.option("--no-privileges", is_flag=True, help="Leave out GRANTs and REVOKEs (ACLs).")
 @click.option("--yes", "-y", is_flag=True, help="Overwrite an existing target without asking.")
 @click.option(
     "--pgdata",
@@ -99,6 +106,9 @@ def command(
     target_password_file: Path | None,
     tables: tuple[str, ...],
     repo_name: str | None,
+    create_roles: bool,
+    no_owner: bool,
+    no_privileges: bool,
     yes: bool,
     pgdata: Path | None,
     to_time: str | None,
@@ -128,6 +138,11 @@ def command(
                 "--target-dsn, --target-password-file, --target-db and --table are for a "
                 "logical restore, not with --pgdata"
             )
+        if create_roles or no_owner or no_privileges:
+            raise UsageError(
+                "--create-roles, --no-owner and --no-privileges are for a logical restore, "
+                "not with --pgdata"
+            )
         if len(chosen) + int(latest) > 1:
             raise UsageError("give one of --to-time, --to-lsn, --to-xid, --to-name, --latest")
         _physical(
@@ -154,6 +169,7 @@ def command(
             "--to-*, --latest, --start, --delta, --force and --tablespace-map need --pgdata "
             "(a physical restore)"
         )
+    from lifeboat.postgres.dbprops import Ownership
     from lifeboat.restore import restore_logical
 
     result = restore_logical(
@@ -167,6 +183,8 @@ def command(
         assume_yes=yes,
         confirm=_typed_confirmation,
         repository=repo_name,
+        ownership=Ownership(owners=not no_owner, privileges=not no_privileges),
+        create_roles=create_roles,
     )
     if wants_json(as_json):
         output.print_json(result.summary())
