@@ -150,7 +150,9 @@ def backup_logical(
                 confirm_for_backup(
                     repos, source_name, conn, endpoint, "logical", accept_new_cluster
                 )
-            tools = find_tools(logical.server_major(server), source.pg_bin_dir)
+            tools = find_tools(
+                logical.server_major(server), source.pg_bin_dir, tools=("pg_dump", "pg_dumpall")
+            )
             # the roles first: a backup that cannot carry them fails (see docs/logical-backups.md)
             globals_key = layout.object_key(source_name, backup, GLOBALS_OBJECT + encryptor.suffix)
             stored_globals = targets.take(

@@ -87,11 +87,24 @@ def statements(script: str) -> Iterator[str]:
             continue
         pending.append(line)
         text = "\n".join(pending)
-        if text.rstrip().endswith(";") and text.count("'") % 2 == 0:
+        if text.rstrip().endswith(";") and not _inside_quotes(text):
             yield text.strip()
             pending = []
     if pending:
         raise RestoreError("the backup's roles script ends inside a statement")
+
+
+def _inside_quotes(text: str) -> bool:
+    """Whether text ends inside a string literal or a quoted name (doubled quotes, the
+    only escape in these scripts, toggle twice and so cancel out)."""
+    open_quote = ""
+    for char in text:
+        if open_quote:
+            if char == open_quote:
+                open_quote = ""
+        elif char in "'\"":
+            open_quote = char
+    return bool(open_quote)
 
 
 def parse_globals(script: str) -> Globals:
