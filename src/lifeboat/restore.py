@@ -83,6 +83,7 @@ class RestoreResult:
     check: EvidenceCheck
     seconds: float
     tables: list[str]
+    created_roles: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -93,6 +94,7 @@ class RestoreResult:
             "created": self.created,
             "safety_backup": self.safety_backup,
             "terminated_sessions": self.terminated_sessions,
+            "created_roles": self.created_roles,
             "seconds": round(self.seconds, 3),
             "verified": self.check.ok,
             "tables": [
@@ -316,6 +318,7 @@ def restore_logical(
         check=check,
         seconds=time.monotonic() - started,
         tables=qualified,
+        created_roles=role_plan.create,
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from lifeboat.postgres.instance import ScratchCluster
 
-from .helpers import error_line, make_workspace, table_digests
+from .helpers import Workspace, error_line, make_workspace, table_digests
 from .production import OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
 
 
@@ -169,8 +169,8 @@ def test_restore_on_a_server_without_the_roles(
         line = error_line(refused)
         assert line.startswith("lifeboat: error: roles missing on ")
         assert line.endswith(
-            ": lifeboat_backup, report reader, wms.app, wms_owner; pass --create-roles to create them from the "
-            "backup, or --no-owner --no-privileges to restore without them"
+            ": lifeboat_backup, report reader, wms.app, wms_owner; pass --create-roles to "
+            "create them from the backup, or --no-owner --no-privileges to restore without them"
         )
         assert other.psql("SELECT datname FROM pg_database WHERE datname LIKE 'plant%'") == ""
         assert roles_on(other) == before
@@ -187,6 +187,7 @@ def test_restore_on_a_server_without_the_roles(
         # with them, created from the backup's globals: owners and ACLs as they were
         done = restore(production_db, "--create-roles")
         assert done.returncode == 0, done.stderr
+        assert "created roles: lifeboat_backup, report reader, wms.app, wms_owner" in done.stdout
         assert roles_on(other) == before | set(ROLES) | {"lifeboat_backup"}
         assert (
             other.psql(
@@ -196,3 +197,51 @@ def test_restore_on_a_server_without_the_roles(
             == "20|t"
         )
         assert snapshot(other, production_db) == original
+
+
+def globals_script(ws: Workspace, backup: str) -> str:
+    """The backup's roles object, decrypted and decompressed as docs/manual-restore.md
+    does it (age and zstd, no Lifeboat)."""
+    folder = ws.repo / "wms" / "backups" / backup
+    age = subprocess.run(
+        ["age", "--decrypt", "-i", str(ws.identity), str(folder / "globals.sql.zst.age")],
+        capture_output=True,
+        check=True,
+    )
+    plain = subprocess.run(
+        ["zstd", "--decompress", "--stdout"], input=age.stdout, capture_output=True, check=True
+    )
+    return plain.stdout.decode()
+
+
+def test_password_hashes_only_when_asked_and_only_from_a_superuser(
+    pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
+) -> None:
+    pg_cluster.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pw_probe') "
+        "THEN CREATE ROLE pw_probe LOGIN PASSWORD 'probe-secret'; END IF; END $$"
+    )
+    pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO pw_probe')
+    pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO {backup_role(pg_cluster)}')
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    plain = ws.run_json("backup", "wms")["id"]
+    script = globals_script(ws, plain)
+    assert "CREATE ROLE pw_probe;" in script and "PASSWORD" not in script
+
+    with_passwords = "globals_with_passwords = true\n"
+    ws.write_config(pg_cluster.dsn(production_db), extra_source=with_passwords)
+    hashed = ws.run_json("backup", "wms")["id"]
+    assert "PASSWORD 'SCRAM-SHA-256$" in globals_script(ws, hashed)
+
+    # pg_read_all_data may read pg_authid too
+    ws.write_config(pg_cluster.dsn(production_db, "lifeboat_backup"), extra_source=with_passwords)
+    by_reader = ws.run_json("backup", "wms")["id"]
+    assert "PASSWORD 'SCRAM-SHA-256$" in globals_script(ws, by_reader)
+
+    # a role that may not: the backup fails, in one line, and is not there
+    ws.write_config(pg_cluster.dsn(production_db, "pw_probe"), extra_source=with_passwords)
+    refused = ws.run("backup", "wms")
+    assert refused.returncode == 1
+    line = error_line(refused)
+    assert "pg_dumpall failed" in line and "pg_authid" in line
+    assert [b["id"] for b in ws.run_json("list", "wms")] == [plain, hashed, by_reader]

@@ -197,6 +197,8 @@ def command(
     )
     if result.safety_backup:
         click.echo(f"safety backup of the previous {result.database}: {result.safety_backup}")
+    if result.created_roles:
+        click.echo(f"created roles: {', '.join(result.created_roles)}")
     click.echo(
         f"verified: {len(checked)} tables, {rows} rows match the backup; "
         f"{len(result.manifest.checks.indexes)} indexes and "

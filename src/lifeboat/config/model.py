@@ -281,7 +281,8 @@ class PostgresSourceConfig(_Strict):
     globals_with_passwords: bool = Field(
         default=False,
         description="Logical backups keep the roles' password hashes with the roles "
-        "(pg_dumpall reads them from pg_authid: the source's role must be a superuser). "
+        "(pg_dumpall reads them from pg_authid: the source's role must be a superuser or a "
+        "member of pg_read_all_data). "
         "Off: roles are kept without passwords, readable by any role.",
     )
     repositories: list[str] | None = Field(

@@ -25,7 +25,7 @@ class GlobalsStream(ProcessOutput):
     """`pg_dumpall --globals-only` on stdout: roles, memberships, role settings, tablespaces.
 
     Without passwords it reads pg_roles, which any role may; with them it reads
-    pg_authid, which needs a superuser."""
+    pg_authid, which needs a superuser or a member of pg_read_all_data."""
 
     def __init__(self, tools: PgTools, endpoint: PgEndpoint, with_passwords: bool) -> None:
         command = [
