@@ -4,6 +4,8 @@ the roles, from the backup's globals, on a server that lacks them."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -245,3 +247,41 @@ def test_password_hashes_only_when_asked_and_only_from_a_superuser(
     line = error_line(refused)
     assert "pg_dumpall failed" in line and "pg_authid" in line
     assert [b["id"] for b in ws.run_json("list", "wms")] == [plain, hashed, by_reader]
+
+
+def test_a_failed_restore_drops_the_roles_it_created(
+    pg_bin_dir: Path, pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """A table in a tablespace the target lacks makes pg_restore fail for real, after the
+    missing roles were created: they go again, with the scratch database."""
+    name = f"ts_{uuid.uuid4().hex[:8]}"
+    folder = pg_cluster.base_dir / name
+    folder.mkdir(mode=0o700)
+    shutil.chown(folder, "postgres" if os.geteuid() == 0 else None)
+    pg_cluster.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ts_owner') "
+        "THEN CREATE ROLE ts_owner; END IF; END $$"
+    )
+    pg_cluster.psql(f"CREATE TABLESPACE {name} LOCATION '{folder}'")
+    pg_cluster.psql(f"CREATE DATABASE {name} OWNER ts_owner")
+    try:
+        pg_cluster.psql(
+            f"CREATE TABLE t TABLESPACE {name} AS SELECT 1 AS id; ALTER TABLE t OWNER TO ts_owner",
+            name,
+        )
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        with ScratchCluster(pg_bin_dir) as other:
+            before = roles_on(other)
+            failed = ws.run("restore", "wms", "--target-dsn", other.dsn(name), "--create-roles")
+            assert failed.returncode == 1
+            assert f'invalid value for parameter "default_tablespace": "{name}"' in error_line(
+                failed
+            )
+            assert roles_on(other) == before
+            databases = "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database"
+            assert other.psql(databases) == "postgres template0 template1"
+    finally:
+        drop(pg_cluster, name)
+        pg_cluster.psql(f"DROP TABLESPACE IF EXISTS {name}")
+        shutil.rmtree(folder, ignore_errors=True)
