@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import RestoreError
+from lifeboat.postgres.roles import quoted_name
 from lifeboat.repo.manifest import DatabaseGrant, DatabaseProperties, DatabaseSetting
 
 # Settings whose value is a list of (possibly quoted) names: pg_dump gives each element as
@@ -188,7 +189,10 @@ def split_list_setting(value: str) -> list[str]:
         if position >= end:
             return elements
         if value[position] == '"':
-            element, position = _quoted(value, position)
+            quoted = quoted_name(value, position)
+            if quoted is None:
+                raise RestoreError(f"unterminated quoted name in the setting {value!r}")
+            element, position = quoted
         else:
             start = position
             while position < end and value[position] != "," and not value[position].isspace():
@@ -200,22 +204,6 @@ def split_list_setting(value: str) -> list[str]:
         if position < end and value[position] != ",":
             raise RestoreError(f"cannot read the list setting {value!r} of the backup")
         position += 1
-
-
-def _quoted(value: str, position: int) -> tuple[str, int]:
-    """A double-quoted name starting at position -> (name, position after it)."""
-    chars: list[str] = []
-    position += 1
-    while position < len(value):
-        if value[position] == '"':
-            if value[position + 1 : position + 2] == '"':
-                chars.append('"')
-                position += 2
-                continue
-            return "".join(chars), position + 1
-        chars.append(value[position])
-        position += 1
-    raise RestoreError(f"unterminated quoted name in the setting {value!r} of the backup")
 
 
 def setting_statement(database: str, role: str | None, setting: str) -> sql.Composed:

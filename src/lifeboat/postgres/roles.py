@@ -54,23 +54,32 @@ class Globals:
     memberships: list[Membership] = field(default_factory=list)
 
 
+def quoted_name(text: str, position: int) -> tuple[str, int] | None:
+    """The double-quoted name starting at position ("" for a quote inside) -> (name,
+    position after it); None when its closing quote is missing."""
+    chars: list[str] = []
+    position += 1
+    while position < len(text):
+        if text[position] == '"':
+            if text.startswith('""', position):
+                chars.append('"')
+                position += 2
+                continue
+            return "".join(chars), position + 1
+        chars.append(text[position])
+        position += 1
+    return None
+
+
 def identifier(text: str, position: int) -> tuple[str, int]:
     """The SQL identifier at position (after spaces) -> (name, position after it)."""
     while position < len(text) and text[position].isspace():
         position += 1
     if text.startswith('"', position):
-        chars: list[str] = []
-        position += 1
-        while position < len(text):
-            if text[position] == '"':
-                if text.startswith('""', position):
-                    chars.append('"')
-                    position += 2
-                    continue
-                return "".join(chars), position + 1
-            chars.append(text[position])
-            position += 1
-        raise RestoreError(f"unterminated quoted name in the backup's roles: {text[:80]!r}")
+        quoted = quoted_name(text, position)
+        if quoted is None:
+            raise RestoreError(f"unterminated quoted name in the backup's roles: {text[:80]!r}")
+        return quoted
     found = _UNQUOTED.match(text, position)
     if found is None:
         raise RestoreError(f"no role name where expected in the backup's roles: {text[:80]!r}")
