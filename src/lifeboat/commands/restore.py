@@ -164,6 +164,11 @@ def command(
         return
     if target_password_file is not None and target_dsn is None:
         raise UsageError("--target-password-file goes with --target-dsn")
+    if tables and (create_roles or no_owner or no_privileges):
+        raise UsageError(
+            "--create-roles, --no-owner and --no-privileges are for a full restore; --table "
+            "restores tables without their owners and privileges"
+        )
     if chosen or latest or start or delta or force or tablespace_maps:
         raise UsageError(
             "--to-*, --latest, --start, --delta, --force and --tablespace-map need --pgdata "

@@ -3,6 +3,7 @@ restore needs from that script."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from lifeboat.errors import RestoreError
 from lifeboat.pipeline.stream import ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
+
+log = logging.getLogger(__name__)
 
 _UNQUOTED = re.compile(r"[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*")
 # statements about one role, its name right after the prefix
@@ -167,7 +170,15 @@ def create_roles(admin: psycopg.Connection[Any], parsed: Globals, names: Collect
 
 
 def drop_roles(admin: psycopg.Connection[Any], names: Collection[str]) -> None:
-    """Undo create_roles after a failed restore (the roles own nothing yet)."""
-    with admin.transaction():
-        for name in sorted(names):
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+    """Undo create_roles after a failed restore. Best effort: the failure being handled is
+    what the user needs to see; roles that came to own something stay, with a warning."""
+    try:
+        with admin.transaction():
+            for name in sorted(names):
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        log.warning(
+            "roles %s created for the restore were left: %s",
+            ", ".join(sorted(names)),
+            exc.diag.message_primary,
+        )
