@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.repo.manifest import decode, encode
 
 from .helpers import Workspace, error_line, make_workspace, table_digests
 from .production import OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
@@ -80,6 +81,12 @@ def test_full_restore_keeps_owners_privileges_and_database_properties(
     assert snapshot(pg_cluster, production_db) == original
 
 
+# psql sends UTF-8: say so, for the server to store the LATIN1 characters
+LATIN1_ROW = (
+    "SET client_encoding = 'UTF8'; CREATE TABLE t (v text); INSERT INTO t VALUES ('crème brûlée')"
+)
+
+
 def test_latin1_database_comes_back_latin1_with_its_locale(
     pg_cluster: ScratchCluster, tmp_path: Path
 ) -> None:
@@ -90,7 +97,7 @@ def test_latin1_database_comes_back_latin1_with_its_locale(
         "LC_COLLATE 'C' LC_CTYPE 'C' CONNECTION LIMIT 7"
     )
     try:
-        pg_cluster.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('crème brûlée')", name)
+        pg_cluster.psql(LATIN1_ROW, name)
         ws = make_workspace(tmp_path, pg_cluster.dsn(name))
         ws.run("backup", "wms", check=True)
         ws.run_json("restore", "wms", "--target-db", copy)
@@ -98,6 +105,42 @@ def test_latin1_database_comes_back_latin1_with_its_locale(
         assert facts["properties"].split("|")[1:5] == ["LATIN1", "C", "C", "7"]
         assert facts == database_facts(pg_cluster, name)
         assert table_digests(pg_cluster, copy) == table_digests(pg_cluster, name)
+    finally:
+        drop(pg_cluster, name, copy)
+
+
+def as_older_backup(ws: Workspace, backup: str) -> None:
+    """Rewrite a backup's manifests (and drop its roles object) as a Lifeboat that kept
+    neither the database's properties nor the roles wrote them."""
+    folder = ws.repo / "wms" / "backups" / backup
+    manifest = decode((folder / "manifest.json").read_bytes(), backup)
+    older = manifest.model_copy(
+        update={"database_properties": None, "objects": manifest.objects[:1]}
+    )
+    for name in ("manifest.json", "manifest.copy.json"):
+        (folder / name).write_bytes(encode(older))
+    (folder / "globals.sql.zst.age").unlink()
+
+
+def test_an_older_backup_restores_as_before_into_the_server_defaults(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    name = f"older_{uuid.uuid4().hex[:8]}"
+    copy = f"{name}_copy"
+    pg_cluster.psql(
+        f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+    )
+    try:
+        pg_cluster.psql(LATIN1_ROW, name)
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        backup = ws.run_json("backup", "wms")["id"]
+        as_older_backup(ws, backup)
+        restored = ws.run_json("restore", "wms", "--target-db", copy)
+        assert restored["verified"] is True and restored["created_roles"] == []
+        encoding = f"SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '{copy}'"
+        assert pg_cluster.psql(encoding) == "UTF8"  # the server's default, as before
+        # the same text, converted (md5 of the rows would differ: it hashes each encoding's bytes)
+        assert pg_cluster.psql("SELECT v FROM t", copy) == "crème brûlée"
     finally:
         drop(pg_cluster, name, copy)
 
