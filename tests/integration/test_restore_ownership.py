@@ -81,32 +81,38 @@ def test_full_restore_keeps_owners_privileges_and_database_properties(
     assert snapshot(pg_cluster, production_db) == original
 
 
-# psql sends UTF-8: say so, for the server to store the LATIN1 characters
-LATIN1_ROW = (
-    "SET client_encoding = 'UTF8'; CREATE TABLE t (v text); INSERT INTO t VALUES ('crème brûlée')"
-)
-
-
-def test_latin1_database_comes_back_latin1_with_its_locale(
-    pg_cluster: ScratchCluster, tmp_path: Path
-) -> None:
+@pytest.fixture
+def latin1_db(pg_cluster: ScratchCluster) -> Iterator[str]:
+    """A LATIN1 database with the C locale, a connection limit and one row of LATIN1
+    characters; dropped afterwards, with its `_copy`."""
     name = f"latin1_{uuid.uuid4().hex[:8]}"
-    copy = f"{name}_copy"
     pg_cluster.psql(
         f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' "
         "LC_COLLATE 'C' LC_CTYPE 'C' CONNECTION LIMIT 7"
     )
     try:
-        pg_cluster.psql(LATIN1_ROW, name)
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
-        ws.run("backup", "wms", check=True)
-        ws.run_json("restore", "wms", "--target-db", copy)
-        facts = database_facts(pg_cluster, copy)
-        assert facts["properties"].split("|")[1:5] == ["LATIN1", "C", "C", "7"]
-        assert facts == database_facts(pg_cluster, name)
-        assert table_digests(pg_cluster, copy) == table_digests(pg_cluster, name)
+        # psql sends UTF-8: say so, for the server to store the LATIN1 characters
+        pg_cluster.psql(
+            "SET client_encoding = 'UTF8'; "
+            "CREATE TABLE t (v text); INSERT INTO t VALUES ('crème brûlée')",
+            name,
+        )
+        yield name
     finally:
-        drop(pg_cluster, name, copy)
+        drop(pg_cluster, name, f"{name}_copy")
+
+
+def test_latin1_database_comes_back_latin1_with_its_locale(
+    pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
+) -> None:
+    copy = f"{latin1_db}_copy"
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws.run("backup", "wms", check=True)
+    ws.run_json("restore", "wms", "--target-db", copy)
+    facts = database_facts(pg_cluster, copy)
+    assert facts["properties"].split("|")[1:5] == ["LATIN1", "C", "C", "7"]
+    assert facts == database_facts(pg_cluster, latin1_db)
+    assert table_digests(pg_cluster, copy) == table_digests(pg_cluster, latin1_db)
 
 
 def as_older_backup(ws: Workspace, backup: str) -> None:
@@ -123,26 +129,18 @@ def as_older_backup(ws: Workspace, backup: str) -> None:
 
 
 def test_an_older_backup_restores_as_before_into_the_server_defaults(
-    pg_cluster: ScratchCluster, tmp_path: Path
+    pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
 ) -> None:
-    name = f"older_{uuid.uuid4().hex[:8]}"
-    copy = f"{name}_copy"
-    pg_cluster.psql(
-        f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
-    )
-    try:
-        pg_cluster.psql(LATIN1_ROW, name)
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
-        backup = ws.run_json("backup", "wms")["id"]
-        as_older_backup(ws, backup)
-        restored = ws.run_json("restore", "wms", "--target-db", copy)
-        assert restored["verified"] is True and restored["created_roles"] == []
-        encoding = f"SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '{copy}'"
-        assert pg_cluster.psql(encoding) == "UTF8"  # the server's default, as before
-        # the same text, converted (md5 of the rows would differ: it hashes each encoding's bytes)
-        assert pg_cluster.psql("SELECT v FROM t", copy) == "crème brûlée"
-    finally:
-        drop(pg_cluster, name, copy)
+    copy = f"{latin1_db}_copy"
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    backup = ws.run_json("backup", "wms")["id"]
+    as_older_backup(ws, backup)
+    restored = ws.run_json("restore", "wms", "--target-db", copy)
+    assert restored["verified"] is True and restored["created_roles"] == []
+    encoding = f"SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '{copy}'"
+    assert pg_cluster.psql(encoding) == "UTF8"  # the server's default, as before
+    # the same text, converted (md5 of the rows would differ: it hashes each encoding's bytes)
+    assert pg_cluster.psql("SELECT v FROM t", copy) == "crème brûlée"
 
 
 def locale_provider_of(cluster: ScratchCluster, db: str) -> str:
