@@ -14,12 +14,13 @@ from lifeboat.cluster_guard import confirm_for_backup
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, LockedError
 from lifeboat.objects import Targets, Written, write_plain
-from lifeboat.postgres import logical
+from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import (
+    GLOBALS_FORMAT,
     Compression,
     Encryption,
     Evidence,
@@ -29,6 +30,7 @@ from lifeboat.repo.manifest import (
 log = logging.getLogger(__name__)
 
 DUMP_OBJECT = "dump.zst"
+GLOBALS_OBJECT = "globals.sql.zst"
 
 
 @dataclass
@@ -148,8 +150,23 @@ def backup_logical(
                 confirm_for_backup(
                     repos, source_name, conn, endpoint, "logical", accept_new_cluster
                 )
-            tools = find_tools(logical.server_major(server), source.pg_bin_dir)
+            tools = find_tools(
+                logical.server_major(server), source.pg_bin_dir, tools=("pg_dump", "pg_dumpall")
+            )
+            # the roles first: a backup that cannot carry them fails (see docs/logical-backups.md)
+            globals_key = layout.object_key(source_name, backup, GLOBALS_OBJECT + encryptor.suffix)
+            stored_globals = targets.take(
+                write_plain(
+                    targets.live,
+                    globals_key,
+                    roles.GlobalsStream(tools, endpoint, source.globals_with_passwords),
+                    encryptor,
+                    compression,
+                    GLOBALS_FORMAT,
+                )
+            )
             snapshot = logical.export_snapshot(conn)
+            properties = dbprops.read_properties(conn)  # in the dump's snapshot
             dump = logical.DumpStream(tools, endpoint, snapshot)
             evidence_box: list[Evidence | BaseException] = []
 
@@ -167,18 +184,24 @@ def backup_logical(
                 with ctx.reporter.task(f"backup {source_name}/{endpoint.dbname}") as advance:
                     stored_object = targets.take(
                         write_plain(
-                            repos, key, dump, encryptor, compression, logical.DUMP_FORMAT, advance
+                            targets.live,
+                            key,
+                            dump,
+                            encryptor,
+                            compression,
+                            logical.DUMP_FORMAT,
+                            advance,
                         )
                     )
             except BaseException:
                 dump.kill()
                 counter.join()
+                targets.discard([globals_key])
                 raise
             counter.join()
             outcome = evidence_box[0]
             if isinstance(outcome, BaseException):
-                for repo in targets.live:
-                    repo.storage.delete(key)
+                targets.discard([globals_key, key])
                 if isinstance(outcome, LifeboatError):
                     raise outcome
                 raise LifeboatError(f"counting rows for the manifest failed: {outcome}")
@@ -204,8 +227,9 @@ def backup_logical(
                 method=encryptor.method,
                 recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
             ),
-            objects=[stored_object],
+            objects=[stored_object, stored_globals],  # the dump first: restores read objects[0]
             evidence=outcome,
+            database_properties=properties,
             labels=labels or {},
         )
         result = commit(manifest, targets.outcome(stored_object), removed)

@@ -25,12 +25,13 @@ from lifeboat.errors import (
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput, StoppedReading
-from lifeboat.postgres import logical
+from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import SAFETY_LABEL, Evidence, Manifest
+from lifeboat.restore_roles import RolePlan, plan_roles
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class RestoreResult:
     seconds: float
     tables: list[str]
     repository: str = ""
+    created_roles: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class RestoreResult:
             "created": self.created,
             "safety_backup": self.safety_backup,
             "terminated_sessions": self.terminated_sessions,
+            "created_roles": self.created_roles,
             "seconds": round(self.seconds, 3),
             "verified": self.check.ok,
             "tables": [
@@ -232,7 +235,12 @@ def restore_logical(
     assume_yes: bool = False,
     confirm: Confirm | None = None,
     repository: str | None = None,
+    ownership: dbprops.Ownership = dbprops.FULL_OWNERSHIP,
+    create_roles: bool = False,
 ) -> RestoreResult:
+    """Restore a logical backup. A full restore keeps owners and privileges unless
+    `ownership` says otherwise, and refuses before changing anything when roles they name
+    are missing, unless `create_roles` creates them from the backup's globals."""
     started = time.monotonic()
     source = ctx.source(source_name)
 
@@ -260,6 +268,11 @@ def restore_logical(
         tools = find_tools(needed, source.pg_bin_dir)
         exists = logical.database_exists(admin, database)
         qualified = qualify_tables(manifest, tables) if tables else []
+        role_plan = RolePlan()
+        if not qualified:
+            role_plan = plan_roles(
+                repo, manifest, decryptor, admin, ownership, create_roles, endpoint.describe()
+            )
         if exists and not assume_yes:
             what = f"tables {', '.join(qualified)} in" if qualified else "database"
             if confirm is None or not confirm(database):
@@ -280,7 +293,19 @@ def restore_logical(
                 },
             ).manifest.id
             log.info("safety backup of %s taken: %s/%s", database, source_name, safety)
-        job = _Job(ctx, repo, manifest, decryptor, tools, admin, endpoint, database, exists)
+        job = _Job(
+            ctx,
+            repo,
+            manifest,
+            decryptor,
+            tools,
+            admin,
+            endpoint,
+            database,
+            exists,
+            ownership,
+            role_plan,
+        )
         result = _restore_tables(job, qualified) if qualified else _restore_database(job)
         terminated, check = result
     finally:
@@ -296,6 +321,7 @@ def restore_logical(
         seconds=time.monotonic() - started,
         tables=qualified,
         repository=repo.name,
+        created_roles=role_plan.create,
     )
 
 
@@ -319,6 +345,8 @@ class _Job:
     endpoint: PgEndpoint
     database: str
     exists: bool
+    ownership: dbprops.Ownership = logical.WITHOUT_OWNERSHIP
+    roles: RolePlan = field(default_factory=RolePlan)
 
     def stream_into(self, process: logical.RestoreProcess, label: str) -> None:
         """Feed the backup's plaintext to pg_restore; pg_restore's own error wins when it
@@ -342,11 +370,25 @@ class _Job:
 
 
 def _restore_database(job: _Job) -> tuple[int, EvidenceCheck]:
-    manifest, admin = job.manifest, job.admin
+    """Restore into a scratch database created like the original, give it the original's
+    properties, then swap it in (they are attached to the database, not to its name)."""
+    manifest, admin, props = job.manifest, job.admin, job.manifest.database_properties
     scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
-    logical.create_database(admin, scratch)
+    if job.roles.create:
+        assert job.roles.globals is not None
+        roles.create_roles(admin, job.roles.globals, job.roles.create)
+        log.info("created roles %s from backup %s", ", ".join(job.roles.create), manifest.id)
     try:
-        process = logical.RestoreProcess(job.tools, job.endpoint.with_dbname(scratch))
+        major = admin.info.server_version // 10000
+        like = dbprops.creation_options(props, major) if props is not None else None
+        logical.create_database(admin, scratch, like)
+    except BaseException:
+        roles.drop_roles(admin, job.roles.create)
+        raise
+    try:
+        process = logical.RestoreProcess(
+            job.tools, job.endpoint.with_dbname(scratch), ownership=job.ownership
+        )
         job.stream_into(process, f"restore {manifest.id} -> {job.database}")
         with job.endpoint.with_dbname(scratch).connect(autocommit=True) as conn:
             check = check_evidence(conn, manifest.checks, fresh_database=True)
@@ -354,6 +396,10 @@ def _restore_database(job: _Job) -> tuple[int, EvidenceCheck]:
             raise IntegrityError(
                 f"restored data does not match backup {manifest.id}, target left as it was: "
                 + "; ".join(check.problems()[:5])
+            )
+        if props is not None:
+            dbprops.apply_properties(
+                admin, scratch, props, job.ownership, job.roles.skip_settings_of
             )
         terminated = 0
         if job.exists:
@@ -365,6 +411,7 @@ def _restore_database(job: _Job) -> tuple[int, EvidenceCheck]:
     except BaseException:
         if logical.database_exists(admin, scratch):
             logical.drop_database(admin, scratch)
+        roles.drop_roles(admin, job.roles.create)
         raise
     return terminated, check
 

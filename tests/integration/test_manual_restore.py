@@ -54,7 +54,7 @@ grep -A6 '"name": "dump.zst' "$DIR/manifest.json" | grep '"sha256"' \\
   | grep -q "$(sha256sum "$DIR"/dump.zst.* | cut -d' ' -f1)"
 age --decrypt -i {ws.identity} "$DIR/dump.zst.age" \\
   | zstd --decompress --stdout \\
-  | {bin_dir}/pg_restore --no-owner --no-privileges --single-transaction --exit-on-error \\
+  | {bin_dir}/pg_restore --single-transaction --exit-on-error \\
       -h 127.0.0.1 -p {pg_cluster.port} -U postgres -d {target}
 echo "$ID"
 """

@@ -29,7 +29,7 @@ from .conftest import BIN_DIRS
 from .helpers import LIFEBOAT, Workspace, make_workspace
 
 WARNING = "is visible to every user of this host"
-GATED_TOOLS = ("pg_dump", "pg_restore")
+GATED_TOOLS = ("pg_dump", "pg_dumpall", "pg_restore")
 
 
 def command_lines() -> dict[int, bytes]:
@@ -68,9 +68,9 @@ def showing(secret: str, allowed: frozenset[int] = frozenset()) -> dict[int, str
 
 
 class Gate:
-    """A pg_bin_dir whose pg_dump and pg_restore wait at a FIFO, with the arguments Lifeboat
-    gave them, until the test lets them through; then each becomes the real tool (same
-    process, same arguments). Asked for their version, they answer at once."""
+    """A pg_bin_dir whose pg_dump, pg_dumpall and pg_restore wait at a FIFO, with the
+    arguments Lifeboat gave them, until the test lets them through; then each becomes the
+    real tool (same process, same arguments). Asked for their version, they answer at once."""
 
     def __init__(self, folder: Path, real_bin_dir: Path) -> None:
         self.bin_dir = folder / "bin"
@@ -260,7 +260,7 @@ def test_backup_and_restore_take_the_password_from_outside_the_command_line(
 
     made, tools = gated_run(ws, gate, secret, "backup", "wms", env=env)
     assert made.returncode == 0, made.stderr
-    assert tools == ["pg_dump"]
+    assert tools == ["pg_dumpall", "pg_dump"]  # the roles, then the database
     assert WARNING not in made.stderr
 
     stderr = restore_into(cluster, ws, gate, secret, f"wms_{way.lower()}", env=env)

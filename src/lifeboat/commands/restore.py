@@ -48,6 +48,13 @@ def _typed_confirmation(database: str) -> bool:
     help="Repository to restore from, any configured one, a copy target included (default: "
     "the first that has the backup, the source's own first); PITR then fetches WAL from it.",
 )
+@click.option(
+    "--create-roles",
+    is_flag=True,
+    help="Create the roles the backup needs that the target lacks, from the backup's globals.",
+)
+@click.option("--no-owner", is_flag=True, help="Objects and database owned by the restoring role.")
+@click.option("--no-privileges", is_flag=True, help="Leave out GRANTs and REVOKEs (ACLs).")
 @click.option("--yes", "-y", is_flag=True, help="Overwrite an existing target without asking.")
 @click.option(
     "--pgdata",
@@ -104,6 +111,9 @@ def command(
     target_password_file: Path | None,
     tables: tuple[str, ...],
     repo_name: str | None,
+    create_roles: bool,
+    no_owner: bool,
+    no_privileges: bool,
     yes: bool,
     pgdata: Path | None,
     to_time: str | None,
@@ -133,6 +143,11 @@ def command(
                 "--target-dsn, --target-password-file, --target-db and --table are for a "
                 "logical restore, not with --pgdata"
             )
+        if create_roles or no_owner or no_privileges:
+            raise UsageError(
+                "--create-roles, --no-owner and --no-privileges are for a logical restore, "
+                "not with --pgdata"
+            )
         if len(chosen) + int(latest) > 1:
             raise UsageError("give one of --to-time, --to-lsn, --to-xid, --to-name, --latest")
         _physical(
@@ -154,11 +169,17 @@ def command(
         return
     if target_password_file is not None and target_dsn is None:
         raise UsageError("--target-password-file goes with --target-dsn")
+    if tables and (create_roles or no_owner or no_privileges):
+        raise UsageError(
+            "--create-roles, --no-owner and --no-privileges are for a full restore; --table "
+            "restores tables without their owners and privileges"
+        )
     if chosen or latest or start or delta or force or tablespace_maps:
         raise UsageError(
             "--to-*, --latest, --start, --delta, --force and --tablespace-map need --pgdata "
             "(a physical restore)"
         )
+    from lifeboat.postgres.dbprops import Ownership
     from lifeboat.restore import restore_logical
 
     result = restore_logical(
@@ -172,6 +193,8 @@ def command(
         assume_yes=yes,
         confirm=_typed_confirmation,
         repository=repo_name,
+        ownership=Ownership(owners=not no_owner, privileges=not no_privileges),
+        create_roles=create_roles,
     )
     if wants_json(as_json):
         output.print_json(result.summary())
@@ -185,6 +208,8 @@ def command(
     )
     if result.safety_backup:
         click.echo(f"safety backup of the previous {result.database}: {result.safety_backup}")
+    if result.created_roles:
+        click.echo(f"created roles: {', '.join(result.created_roles)}")
     click.echo(
         f"verified: {len(checked)} tables, {rows} rows match the backup; "
         f"{len(result.manifest.checks.indexes)} indexes and "

@@ -278,6 +278,13 @@ class PostgresSourceConfig(_Strict):
     pg_bin_dir: Path | None = Field(
         default=None, description="Directory with pg_dump/pg_restore to use instead of searching."
     )
+    globals_with_passwords: bool = Field(
+        default=False,
+        description="Logical backups keep the roles' password hashes with the roles "
+        "(pg_dumpall reads them from pg_authid: the source's role must be a superuser or a "
+        "member of pg_read_all_data). "
+        "Off: roles are kept without passwords, readable by any role.",
+    )
     repositories: list[str] | None = Field(
         default=None,
         description="Repositories of this source (default: every configured one). Backups "

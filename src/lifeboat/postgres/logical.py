@@ -13,6 +13,7 @@ from lifeboat.errors import DatabaseError, RestoreError
 from lifeboat.pipeline.stream import ProcessInput, ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.postgres.dbprops import Ownership
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo.manifest import Evidence, Server
 
@@ -164,6 +165,10 @@ def split_table(name: str) -> tuple[str, str]:
     return schema.strip('"'), table.strip('"')
 
 
+# Objects without their owners and privileges: what a restore of single tables still does.
+WITHOUT_OWNERSHIP = Ownership(owners=False, privileges=False)
+
+
 class RestoreProcess(ProcessInput):
     """pg_restore reading an archive from stdin into one database, in one transaction."""
 
@@ -173,11 +178,11 @@ class RestoreProcess(ProcessInput):
         endpoint: PgEndpoint,
         clean: bool = False,
         use_list: str | None = None,
+        ownership: Ownership = WITHOUT_OWNERSHIP,
     ) -> None:
         command = [
             tools.path("pg_restore"),
-            "--no-owner",
-            "--no-privileges",
+            *ownership.pg_restore_flags(),
             "--single-transaction",
             "--exit-on-error",
             "--no-password",
@@ -199,9 +204,17 @@ def database_exists(admin: psycopg.Connection[Any], name: str) -> bool:
     return row is not None
 
 
-def create_database(admin: psycopg.Connection[Any], name: str) -> None:
+def create_database(
+    admin: psycopg.Connection[Any], name: str, options: sql.Composable | None = None
+) -> None:
+    """An empty database; `options` as dbprops.creation_options gives them, else the
+    server's defaults."""
     try:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 {}").format(
+                sql.Identifier(name), sql.SQL("") if options is None else options
+            )
+        )
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot create database {name}: {exc.diag.message_primary}") from None
 

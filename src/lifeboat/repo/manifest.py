@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lifeboat.errors import IntegrityError
 
 MANIFEST_FORMAT = 1
+GLOBALS_FORMAT = "pg_dumpall-globals"  # the format of a logical backup's roles object
 BackupType = Literal["logical", "physical"]
 SAFETY_LABEL = "safety"  # labels.kind of the backup a restore takes of the database it replaces
 
@@ -45,6 +46,50 @@ class Evidence(_Model):
     row_counts: dict[str, int]
     indexes: list[str]
     constraints: list[str]
+
+
+class DatabaseGrant(_Model):
+    """One privilege of the database's ACL, as aclexplode() gives it."""
+
+    grantee: str | None = Field(description="role name; null for PUBLIC")
+    privilege: str = Field(description="CONNECT, CREATE or TEMPORARY")
+    grantable: bool = False
+
+
+class DatabaseSetting(_Model):
+    """`ALTER DATABASE ... SET` (role null) or `ALTER ROLE ... IN DATABASE ... SET`."""
+
+    role: str | None = None
+    settings: list[str] = Field(description="name=value, as pg_db_role_setting holds them")
+
+
+class DatabaseProperties(_Model):
+    """What belongs to the dumped database itself rather than to an object in it, and the
+    roles its objects name. Read in the dump's snapshot; a restore creates its database
+    with them."""
+
+    owner: str
+    encoding: str
+    collate: str
+    ctype: str
+    locale_provider: Literal["libc", "icu", "builtin"] = "libc"
+    locale: str | None = Field(default=None, description="ICU or builtin locale")
+    icu_rules: str | None = None
+    connection_limit: int = -1
+    comment: str | None = None
+    acl: list[DatabaseGrant] | None = Field(
+        default=None, description="null: the default privileges (never granted or revoked)"
+    )
+    settings: list[DatabaseSetting] = Field(default_factory=list)
+    owners: list[str] = Field(
+        default_factory=list, description="roles owning the database or objects in it"
+    )
+    grantees: list[str] = Field(
+        default_factory=list, description="roles granted privileges on it or objects in it"
+    )
+    policy_roles: list[str] = Field(
+        default_factory=list, description="roles named by row security policies"
+    )
 
 
 class Server(_Model):
@@ -97,6 +142,10 @@ class Manifest(_Model):
     objects: list[StoredObject]
     evidence: Evidence | None = None
     physical: Physical | None = None
+    database_properties: DatabaseProperties | None = Field(
+        default=None,
+        description="logical: the database's own properties (absent in older backups)",
+    )
     labels: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -105,6 +154,11 @@ class Manifest(_Model):
         if self.evidence is None:
             raise IntegrityError(f"backup {self.source}/{self.id} ({self.type}) has no row counts")
         return self.evidence
+
+    @property
+    def globals_object(self) -> StoredObject | None:
+        """A logical backup's roles and memberships (pg_dumpall --globals-only), if taken."""
+        return next((o for o in self.objects if o.format == GLOBALS_FORMAT), None)
 
     @property
     def safety(self) -> bool:

@@ -1,0 +1,328 @@
+"""A full logical restore gives back what the database had: owners and privileges of every
+object, the database's own properties (owner, comment, ACL, settings, encoding, locale), and
+the roles, from the backup's globals, on a server that lacks them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.repo.manifest import decode, encode
+
+from .helpers import Workspace, error_line, make_workspace, table_digests
+from .production import OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
+
+
+def drop(cluster: ScratchCluster, *databases: str) -> None:
+    for name in databases:
+        cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def production_db(pg_cluster: ScratchCluster) -> Iterator[str]:
+    """The production-like database, under a name that needs quoting; dropped afterwards."""
+    name = f"plant 2.{uuid.uuid4().hex[:8]}"
+    create_production_db(pg_cluster, name)
+    yield name
+    drop(pg_cluster, name)
+
+
+def snapshot(cluster: ScratchCluster, db: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """What a restore must give back: objects with owners and ACLs, the database's own
+    properties, every table's content."""
+    return schema_dump(cluster, db), database_facts(cluster, db), table_digests(cluster, db)
+
+
+def test_full_restore_keeps_owners_privileges_and_database_properties(
+    pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    original = snapshot(pg_cluster, production_db)
+    backup = ws.run_json("backup", "wms")["id"]
+    manifest = ws.run_json("show", backup)
+    assert [o["format"] for o in manifest["objects"]] == ["pg_dump-custom", "pg_dumpall-globals"]
+    props = manifest["database_properties"]
+    assert props["owner"] == OWNER and props["comment"] == "warehouse of plant 2"
+    assert set(ROLES) <= set(props["owners"]) | set(props["grantees"])
+
+    # into a new database
+    copy = f"{production_db} copy"
+    try:
+        restored = ws.run_json("restore", "wms", "--target-db", copy)
+        assert restored["verified"] is True and restored["created"] is True
+        assert snapshot(pg_cluster, copy) == original
+    finally:
+        drop(pg_cluster, copy)
+
+    # over the database itself, after the application and a DBA changed it
+    pg_cluster.psql(
+        f"""
+        DELETE FROM payment WHERE amount > 3;
+        REVOKE SELECT ON film FROM "{READER}";
+        ALTER SCHEMA public OWNER TO postgres;
+        ALTER DATABASE "{production_db}" SET work_mem = '1MB';
+        ALTER DATABASE "{production_db}" OWNER TO postgres;
+        GRANT CONNECT ON DATABASE "{production_db}" TO PUBLIC;
+        COMMENT ON DATABASE "{production_db}" IS 'changed';
+        """,
+        production_db,
+    )
+    assert snapshot(pg_cluster, production_db) != original
+    swapped = ws.run_json("restore", "wms", "--backup", backup, "--yes")
+    assert swapped["verified"] is True and swapped["safety_backup"]
+    # the properties were given to the scratch database, and kept through its renaming
+    assert snapshot(pg_cluster, production_db) == original
+
+
+@pytest.fixture
+def latin1_db(pg_cluster: ScratchCluster) -> Iterator[str]:
+    """A LATIN1 database with the C locale, a connection limit and one row of LATIN1
+    characters; dropped afterwards, with its `_copy`."""
+    name = f"latin1_{uuid.uuid4().hex[:8]}"
+    pg_cluster.psql(
+        f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' "
+        "LC_COLLATE 'C' LC_CTYPE 'C' CONNECTION LIMIT 7"
+    )
+    try:
+        # psql sends UTF-8: say so, for the server to store the LATIN1 characters
+        pg_cluster.psql(
+            "SET client_encoding = 'UTF8'; "
+            "CREATE TABLE t (v text); INSERT INTO t VALUES ('crème brûlée')",
+            name,
+        )
+        yield name
+    finally:
+        drop(pg_cluster, name, f"{name}_copy")
+
+
+def test_latin1_database_comes_back_latin1_with_its_locale(
+    pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
+) -> None:
+    copy = f"{latin1_db}_copy"
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws.run("backup", "wms", check=True)
+    ws.run_json("restore", "wms", "--target-db", copy)
+    facts = database_facts(pg_cluster, copy)
+    assert facts["properties"].split("|")[1:5] == ["LATIN1", "C", "C", "7"]
+    assert facts == database_facts(pg_cluster, latin1_db)
+    assert table_digests(pg_cluster, copy) == table_digests(pg_cluster, latin1_db)
+
+
+def as_older_backup(ws: Workspace, backup: str) -> None:
+    """Rewrite a backup's manifests (and drop its roles object) as a Lifeboat that kept
+    neither the database's properties nor the roles wrote them."""
+    folder = ws.repo / "wms" / "backups" / backup
+    manifest = decode((folder / "manifest.json").read_bytes(), backup)
+    older = manifest.model_copy(
+        update={"database_properties": None, "objects": manifest.objects[:1]}
+    )
+    for name in ("manifest.json", "manifest.copy.json"):
+        (folder / name).write_bytes(encode(older))
+    (folder / "globals.sql.zst.age").unlink()
+
+
+def test_an_older_backup_restores_as_before_into_the_server_defaults(
+    pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
+) -> None:
+    copy = f"{latin1_db}_copy"
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    backup = ws.run_json("backup", "wms")["id"]
+    as_older_backup(ws, backup)
+    restored = ws.run_json("restore", "wms", "--target-db", copy)
+    assert restored["verified"] is True and restored["created_roles"] == []
+    encoding = f"SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '{copy}'"
+    assert pg_cluster.psql(encoding) == "UTF8"  # the server's default, as before
+    # the same text, converted (md5 of the rows would differ: it hashes each encoding's bytes)
+    assert pg_cluster.psql("SELECT v FROM t", copy) == "crème brûlée"
+
+
+def locale_provider_of(cluster: ScratchCluster, db: str) -> str:
+    column = "datlocale" if cluster.major >= 17 else "daticulocale"
+    return cluster.psql(
+        f"SELECT datlocprovider::text || ' ' || {column} FROM pg_database WHERE datname = '{db}'"
+    )
+
+
+def test_locale_provider_and_its_locale_come_back(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """The builtin provider on 17, ICU before (Debian's 15 has it; the 17 we run lacks it)."""
+    has_icu = pg_cluster.psql("SELECT count(*) > 0 FROM pg_collation WHERE collprovider = 'i'")
+    if pg_cluster.major >= 17:
+        options, expected = "LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'", "b C.UTF-8"
+    elif has_icu == "t":
+        options, expected = "LOCALE_PROVIDER icu ICU_LOCALE 'de-DE'", "i de-DE"
+    else:
+        pytest.skip("this server has neither ICU nor the builtin locale provider")
+    name = f"loc_{uuid.uuid4().hex[:8]}"
+    copy = f"{name}_copy"
+    pg_cluster.psql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' {options}")
+    try:
+        pg_cluster.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('Äpfel'), ('apfel')", name)
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        ws.run_json("restore", "wms", "--target-db", copy)
+        assert locale_provider_of(pg_cluster, copy) == expected
+        assert database_facts(pg_cluster, copy) == database_facts(pg_cluster, name)
+    finally:
+        drop(pg_cluster, name, copy)
+
+
+def backup_role(cluster: ScratchCluster) -> str:
+    """A login role that is not a superuser and reads everything: tables through
+    pg_read_all_data (PostgreSQL 14+), large objects (which that role does not cover) as a
+    member of their owner."""
+    cluster.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lifeboat_backup') "
+        f"THEN CREATE ROLE lifeboat_backup LOGIN IN ROLE pg_read_all_data, {OWNER}; "
+        "END IF; END $$"
+    )
+    return "lifeboat_backup"
+
+
+def roles_on(cluster: ScratchCluster) -> set[str]:
+    return set(cluster.psql("SELECT rolname FROM pg_roles").splitlines())
+
+
+def test_restore_on_a_server_without_the_roles(
+    pg_bin_dir: Path, pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
+) -> None:
+    # backed up by a role that is not a superuser: the roles come along all the same
+    # (a grantee of the database, so one of the roles the restore needs)
+    pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO {backup_role(pg_cluster)}')
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db, "lifeboat_backup"))
+    ws.run("backup", "wms", check=True)
+    original = snapshot(pg_cluster, production_db)
+
+    with ScratchCluster(pg_bin_dir) as other:
+        before = roles_on(other)
+
+        def restore(db: str, *options: str) -> subprocess.CompletedProcess[str]:
+            return ws.run("restore", "wms", "--target-dsn", other.dsn(db), *options)
+
+        refused = restore(production_db)
+        assert refused.returncode == 1
+        line = error_line(refused)
+        assert line.startswith("lifeboat: error: roles missing on ")
+        assert line.endswith(
+            ": lifeboat_backup, report reader, wms.app, wms_owner; pass --create-roles to "
+            "create them from the backup, or --no-owner --no-privileges to restore without them"
+        )
+        assert other.psql("SELECT datname FROM pg_database WHERE datname LIKE 'plant%'") == ""
+        assert roles_on(other) == before
+
+        # somewhere else, without them
+        anonymous = "anonymous copy"
+        done = restore(anonymous, "--no-owner", "--no-privileges")
+        assert done.returncode == 0, done.stderr
+        assert table_digests(other, anonymous) == original[2]
+        assert roles_on(other) == before
+        owner = f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{anonymous}'"
+        assert other.psql(owner) == "postgres"
+
+        # with them, created from the backup's globals: owners and ACLs as they were
+        done = restore(production_db, "--create-roles")
+        assert done.returncode == 0, done.stderr
+        assert "created roles: lifeboat_backup, report reader, wms.app, wms_owner" in done.stdout
+        assert roles_on(other) == before | set(ROLES) | {"lifeboat_backup"}
+        assert (
+            other.psql(
+                "SELECT rolconnlimit, pg_has_role('wms.app', 'report reader', 'MEMBER') "
+                "FROM pg_roles WHERE rolname = 'wms.app'"
+            )
+            == "20|t"
+        )
+        assert snapshot(other, production_db) == original
+
+
+def globals_script(ws: Workspace, backup: str) -> str:
+    """The backup's roles object, decrypted and decompressed as docs/manual-restore.md
+    does it (age and zstd, no Lifeboat)."""
+    folder = ws.repo / "wms" / "backups" / backup
+    age = subprocess.run(
+        ["age", "--decrypt", "-i", str(ws.identity), str(folder / "globals.sql.zst.age")],
+        capture_output=True,
+        check=True,
+    )
+    plain = subprocess.run(
+        ["zstd", "--decompress", "--stdout"], input=age.stdout, capture_output=True, check=True
+    )
+    return plain.stdout.decode()
+
+
+def test_password_hashes_only_when_asked_and_only_from_a_superuser(
+    pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
+) -> None:
+    pg_cluster.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pw_probe') "
+        "THEN CREATE ROLE pw_probe LOGIN PASSWORD 'probe-secret'; END IF; END $$"
+    )
+    pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO pw_probe')
+    pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO {backup_role(pg_cluster)}')
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    plain = ws.run_json("backup", "wms")["id"]
+    script = globals_script(ws, plain)
+    assert "CREATE ROLE pw_probe;" in script and "PASSWORD" not in script
+
+    with_passwords = "globals_with_passwords = true\n"
+    ws.write_config(pg_cluster.dsn(production_db), extra_source=with_passwords)
+    hashed = ws.run_json("backup", "wms")["id"]
+    assert "PASSWORD 'SCRAM-SHA-256$" in globals_script(ws, hashed)
+
+    # pg_read_all_data may read pg_authid too
+    ws.write_config(pg_cluster.dsn(production_db, "lifeboat_backup"), extra_source=with_passwords)
+    by_reader = ws.run_json("backup", "wms")["id"]
+    assert "PASSWORD 'SCRAM-SHA-256$" in globals_script(ws, by_reader)
+
+    # a role that may not: the backup fails, in one line, and is not there
+    ws.write_config(pg_cluster.dsn(production_db, "pw_probe"), extra_source=with_passwords)
+    refused = ws.run("backup", "wms")
+    assert refused.returncode == 1
+    line = error_line(refused)
+    assert "pg_dumpall failed" in line and "pg_authid" in line
+    assert [b["id"] for b in ws.run_json("list", "wms")] == [plain, hashed, by_reader]
+
+
+def test_a_failed_restore_drops_the_roles_it_created(
+    pg_bin_dir: Path, pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """A table in a tablespace the target lacks makes pg_restore fail for real, after the
+    missing roles were created: they go again, with the scratch database."""
+    name = f"ts_{uuid.uuid4().hex[:8]}"
+    folder = pg_cluster.base_dir / name
+    folder.mkdir(mode=0o700)
+    shutil.chown(folder, "postgres" if os.geteuid() == 0 else None)
+    pg_cluster.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ts_owner') "
+        "THEN CREATE ROLE ts_owner; END IF; END $$"
+    )
+    pg_cluster.psql(f"CREATE TABLESPACE {name} LOCATION '{folder}'")
+    pg_cluster.psql(f"CREATE DATABASE {name} OWNER ts_owner")
+    try:
+        pg_cluster.psql(
+            f"CREATE TABLE t TABLESPACE {name} AS SELECT 1 AS id; ALTER TABLE t OWNER TO ts_owner",
+            name,
+        )
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        with ScratchCluster(pg_bin_dir) as other:
+            before = roles_on(other)
+            failed = ws.run("restore", "wms", "--target-dsn", other.dsn(name), "--create-roles")
+            assert failed.returncode == 1
+            assert f'invalid value for parameter "default_tablespace": "{name}"' in error_line(
+                failed
+            )
+            assert roles_on(other) == before
+            databases = "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database"
+            assert other.psql(databases) == "postgres template0 template1"
+    finally:
+        drop(pg_cluster, name)
+        pg_cluster.psql(f"DROP TABLESPACE IF EXISTS {name}")
+        shutil.rmtree(folder, ignore_errors=True)
