@@ -22,6 +22,7 @@ from lifeboat.executable import lifeboat_executable
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.untar import TarExtractor
+from lifeboat.pitr_reach import Reach, plan_reach
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
@@ -30,7 +31,7 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
 from lifeboat.storage.base import Storage
-from lifeboat.wal_archive import archived_segments, continuity_problems
+from lifeboat.wal_archive import archived_segments
 
 log = logging.getLogger(__name__)
 
@@ -90,30 +91,6 @@ def choose_base_backup(manifests: list[Manifest], target: RecoveryTarget) -> Man
     if not physical:
         raise BackupNotFoundError(f"no physical backup {why}")
     return physical[-1]
-
-
-def _check_reachable(
-    storage: Storage, source: str, manifest: Manifest, target: RecoveryTarget
-) -> None:
-    """Refuse before touching anything when the archive cannot take recovery to target."""
-    span = manifest.physical
-    assert span is not None
-    size = span.segment_size
-    archived = archived_segments(storage, source)
-    first = wal.Segment.parse(span.start_wal, size).number
-    last = wal.Segment.parse(span.stop_wal, size).number
-    consistency = continuity_problems(archived, span.timeline, first, last)
-    if consistency and "consistent" in consistency[0]:
-        raise RestoreError(f"cannot restore {manifest.id}: {consistency[0]}")
-    if target.kind == "lsn" and target.value is not None:
-        wanted = wal.Segment.of_lsn(span.timeline, wal.parse_lsn(target.value), size).number
-        have = archived.get(span.timeline, set())
-        missing = next((n for n in range(last + 1, wanted + 1) if n not in have), None)
-        if missing is not None:
-            raise RestoreError(
-                f"the archive cannot reach LSN {target.value}: segment "
-                f"{wal.Segment(span.timeline, missing).name(size)} is missing"
-            )
 
 
 def _base_object(manifest: Manifest) -> StoredObject:
@@ -330,11 +307,16 @@ def _chown_tree(root: Path, owner: tuple[int, int]) -> None:
 class PitrResult:
     manifest: Manifest
     pgdata: Path
-    target: RecoveryTarget
+    # how far the archive takes recovery, and the target it was configured with
+    reach: Reach
     started: bool
     seconds: float
     recovered_to: str | None = None
     port: int | None = None
+
+    @property
+    def target(self) -> RecoveryTarget:
+        return self.reach.target
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -345,6 +327,7 @@ class PitrResult:
             "target_value": self.target.value,
             "started": self.started,
             "recovered_to": self.recovered_to,
+            **self.reach.summary(),
             "port": self.port,
             "seconds": round(self.seconds, 3),
         }
@@ -366,11 +349,12 @@ def restore_physical(
     config_path: Path | None = None,
     wait_timeout: float = 600.0,
     repository: str | None = None,
+    accept_gap: bool = False,
 ) -> PitrResult:
     began = time.monotonic()
     source = ctx.source(source_name)
 
-    def plan(repo: Repository) -> tuple[Manifest, list[Manifest]]:
+    def plan(repo: Repository) -> tuple[Manifest, list[Manifest], Reach]:
         repo.ensure_initialised()
         if backup:
             manifest = repo.load_manifest(source_name, backup)
@@ -378,10 +362,23 @@ def restore_physical(
                 raise UsageError(f"backup {backup} is {manifest.type}, not a physical backup")
         else:
             manifest = choose_base_backup(repo.list_backups(source_name), target)
-        _check_reachable(repo.storage, source_name, manifest, target)
-        return manifest, incremental.chain(repo, manifest)
 
-    repo, (manifest, backups) = first_that_serves(
+        def pg_waldump() -> str:
+            major = int(manifest.tool.get("pg_basebackup_major", "0"))
+            return find_tools(major, source.pg_bin_dir, tools=("pg_waldump",)).path("pg_waldump")
+
+        reach = plan_reach(
+            repo.storage,
+            source_name,
+            manifest,
+            target,
+            ctx.decryptor,
+            pg_waldump,
+            accept_gap=accept_gap,
+        )
+        return manifest, incremental.chain(repo, manifest), reach
+
+    repo, (manifest, backups, reach) = first_that_serves(
         ctx.repositories_for(source_name, only=repository), plan
     )
     if len(ctx.repositories_for(source_name)) > 1:
@@ -499,7 +496,7 @@ def restore_physical(
     if staged:
         # the WAL staged beside the data costs a cp, not a Lifeboat start, per file
         restore_command = f"cp {STAGED_WAL}/%f %p 2>/dev/null || {restore_command}"
-    settings = {"restore_command": restore_command, **target.settings()}
+    settings = {"restore_command": restore_command, **reach.target.settings()}
     if port is not None:
         settings["port"] = str(port)
     if archive_mode == "off":
@@ -516,11 +513,11 @@ def restore_physical(
     if owner is not None:
         _chown_tree(pgdata, owner)
 
-    result = PitrResult(manifest, pgdata, target, started=False, seconds=0.0, port=port)
+    result = PitrResult(manifest, pgdata, reach, started=False, seconds=0.0, port=port)
     if start:
         phase = time.monotonic()
         result.recovered_to = _start_and_wait(
-            tools.path("pg_ctl"), pgdata, target, port, wait_timeout
+            tools.path("pg_ctl"), pgdata, reach.target, port, wait_timeout
         )
         result.started = True
         log.info("recovery finished in %.1f s", time.monotonic() - phase)

@@ -1,0 +1,192 @@
+"""Point-in-time recovery over an archive with a missing segment: refused before anything
+is written, recovered up to the gap when accepted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .archiving import (
+    Archiving,
+    ScratchClusterAt,
+    archiving_cluster,
+    events,
+    stop_cluster,
+    switch_wal_and_wait,
+)
+
+ROUNDS = 11
+ROWS_PER_ROUND = 10
+
+
+@dataclass
+class History:
+    """A base backup, then ROUNDS segments of ROWS_PER_ROUND commits each, archived."""
+
+    archiving: Archiving
+    # (segment, first row, last row) of each round, oldest first
+    rounds: list[tuple[str, int, int]]
+
+    def rows_before(self, segment: str) -> list[int]:
+        return [
+            i for name, first, last in self.rounds if name < segment for i in range(first, last + 1)
+        ]
+
+
+@pytest.fixture(scope="module")
+def history(pg_bin_dir: Path) -> Iterator[History]:
+    """One archiving cluster per module and PostgreSQL version: each test works on a copy
+    of its repository (see repository_copy), so none sees another's damage."""
+    with archiving_cluster(pg_bin_dir) as archiving:
+        archiving.lifeboat("backup", "wms", "--type", "physical")
+        rounds = []
+        for round_ in range(ROUNDS):
+            first = round_ * ROWS_PER_ROUND + 1
+            archiving.commit(first, first + ROWS_PER_ROUND - 1, apart=True)
+            segment = archiving.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            archiving.switch_and_wait()
+            rounds.append((segment, first, first + ROWS_PER_ROUND - 1))
+        yield History(archiving, rounds)
+
+
+@pytest.fixture
+def copy(history: History) -> Iterator[Archiving]:
+    """The module's cluster with a repository of its own: a copy of the module's, owned by
+    the server's OS user as the original is."""
+    original = history.archiving
+    place = Path(str(original.home / f"copy-{os.urandom(4).hex()}"))
+    shutil.copytree(original.home / "repo", place / "repo", symlinks=True)
+    config = place / "lifeboat.toml"
+    config.write_text(
+        original.config.read_text().replace(
+            f'url = "{original.home / "repo"}"', f'url = "{place / "repo"}"'
+        )
+    )
+    config.chmod(0o644)
+    if os.geteuid() == 0:
+        for folder, dirs, files in os.walk(place):
+            for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+                shutil.chown(name, "postgres", "postgres")
+    yield dataclasses.replace(original, home=place, config=config)
+    shutil.rmtree(place, ignore_errors=True)
+
+
+def stored(archiving: Archiving, segment: str) -> Path:
+    """The one stored object of an archived segment."""
+    (found,) = (archiving.home / "repo" / "wms" / "wal").rglob(f"{segment}-*")
+    return found
+
+
+def test_latest_refuses_a_gap_and_accept_gap_recovers_up_to_it(
+    history: History, copy: Archiving
+) -> None:
+    gap = history.rounds[5][0]
+    before = history.rounds[4][0]
+    stored(copy, gap).unlink()
+
+    pgdata = copy.home / "refused"
+    refused = copy.lifeboat("restore", "wms", "--pgdata", str(pgdata), "--latest", check=False)
+    assert refused.returncode == 1
+    (line,) = refused.stderr.strip().splitlines()[-1:]
+    assert line.startswith("lifeboat: error: the WAL archive has a gap")
+    assert f"segment {gap} is missing" in line and f"recovery stops at {before}" in line
+    assert "--accept-gap" in line
+    assert not pgdata.exists() or not any(pgdata.iterdir())
+
+    port, accepted = copy.restore_started(
+        pgdata, "--latest", "--accept-gap", "--archive-mode", "off", "--json"
+    )
+    try:
+        summary = json.loads(accepted.stdout)
+        assert summary["gap"]["missing"] == gap
+        assert summary["gap"]["recovers_up_to"] == before
+        assert (
+            summary["gap"]["message"] == f"recovers only up to {before}: segment {gap} is missing"
+        )
+        assert summary["archive_end"] == history.rounds[-1][0]
+        assert events(port) == history.rows_before(gap)
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
+
+
+def test_a_time_before_the_gap_is_restored_and_one_beyond_it_refused(
+    history: History, copy: Archiving
+) -> None:
+    gap = history.rounds[6][0]
+    stored(copy, gap).unlink()
+    _, first, _ = history.rounds[5]  # the last round before the gap
+    beyond = history.rounds[8][1]
+
+    pgdata = copy.home / "beyond"
+    refused = copy.lifeboat(
+        "restore",
+        "wms",
+        "--pgdata",
+        str(pgdata),
+        "--to-time",
+        copy.commit_time(beyond),
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert f"segment {gap} is missing" in refused.stderr
+    assert not pgdata.exists() or not any(pgdata.iterdir())
+
+    within = copy.home / "within"
+    port, restored = copy.restore_started(
+        within, "--to-time", copy.commit_time(first + 4), "--archive-mode", "off", "--json"
+    )
+    try:
+        assert json.loads(restored.stdout)["gap"] is None
+        assert events(port) == list(range(1, first + 5))
+    finally:
+        stop_cluster(within, copy.cluster.bin_dir)
+
+
+def test_accept_gap_needs_pgdata(history: History) -> None:
+    refused = history.archiving.lifeboat("restore", "wms", "--accept-gap", check=False)
+    assert refused.returncode == 2
+    assert "--accept-gap" in refused.stderr and "need --pgdata" in refused.stderr
+
+
+def test_latest_follows_the_history_file_and_a_gap_on_the_new_timeline_is_named(
+    archiving: Archiving,
+) -> None:
+    made = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
+    archiving.commit(1, 10)
+    archiving.switch_and_wait()
+    archiving.cluster.stop("immediate")
+    # promoted onto timeline 2, archiving into the same source (its history file too)
+    first = archiving.home / "first"
+    port, _ = archiving.restore_started(first, "--latest")
+    try:
+        promoted = ScratchClusterAt(port)
+        promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
+        on_new_timeline = switch_wal_and_wait(promoted.sql)
+        promoted.sql("INSERT INTO events SELECT generate_series(21, 30)")
+        switch_wal_and_wait(promoted.sql)
+    finally:
+        stop_cluster(first, archiving.cluster.bin_dir)
+    assert on_new_timeline.startswith("00000002")
+
+    # the timeline 1 backup again: recovery follows 00000002.history to its end
+    second = archiving.home / "second"
+    again = ("--backup", made["id"], "--latest")
+    port, _ = archiving.restore_started(second, *again, "--archive-mode", "off")
+    try:
+        assert events(port) == list(range(1, 31))
+    finally:
+        stop_cluster(second, archiving.cluster.bin_dir)
+
+    stored(archiving, on_new_timeline).unlink()
+    third = archiving.home / "third"
+    refused = archiving.lifeboat("restore", "wms", "--pgdata", str(third), *again, check=False)
+    assert refused.returncode == 1
+    assert f"segment {on_new_timeline} is missing" in refused.stderr
+    assert not third.exists() or not any(third.iterdir())
