@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -233,20 +234,30 @@ def _prepare_folder(folder: Path, delta: bool, force: bool) -> None:
 
 
 def _refuse_running_server(pgdata: Path) -> None:
+    pid = _running_postmaster(pgdata)
+    if pid is not None:
+        raise RestoreError(f"a server (pid {pid}) is running in {pgdata}: stop it first")
+
+
+def _running_postmaster(pgdata: Path) -> int | None:
+    """The pid of the postmaster running in pgdata, from its postmaster.pid (which it
+    removes when it exits); None when none runs."""
     try:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
-        return
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return
+        return None
     except PermissionError:
-        pass
-    raise RestoreError(f"a server (pid {pid}) is running in {pgdata}: stop it first")
+        pass  # another user's process: it runs
+    return pid
 
 
 STAGED_WAL = "lifeboat_wal"
+# the restored server's log, in its data directory (with --start)
+RESTORE_LOG = "lifeboat-restore.log"
 STAGED_SEGMENTS_AFTER_BACKUP = 8
 
 
@@ -311,7 +322,11 @@ class PitrResult:
     reach: Reach
     started: bool
     seconds: float
+    # the last replayed commit's time and the last replayed LSN (with --start)
     recovered_to: str | None = None
+    recovered_lsn: str | None = None
+    # recovery ended before the WAL the archive holds (with --start)
+    shortfall: str | None = None
     port: int | None = None
 
     @property
@@ -327,7 +342,9 @@ class PitrResult:
             "target_value": self.target.value,
             "started": self.started,
             "recovered_to": self.recovered_to,
+            "recovered_to_lsn": self.recovered_lsn,
             **self.reach.summary(),
+            "shortfall": self.shortfall,
             "port": self.port,
             "seconds": round(self.seconds, 3),
         }
@@ -516,10 +533,14 @@ def restore_physical(
     result = PitrResult(manifest, pgdata, reach, started=False, seconds=0.0, port=port)
     if start:
         phase = time.monotonic()
-        result.recovered_to = _start_and_wait(
-            tools.path("pg_ctl"), pgdata, reach.target, port, wait_timeout
-        )
+        replayed = _start_and_wait(tools.path("pg_ctl"), pgdata, reach.target, port, wait_timeout)
+        result.recovered_to, result.recovered_lsn = replayed
         result.started = True
+        if result.recovered_lsn is not None:
+            short = reach.shortfall(wal.parse_lsn(result.recovered_lsn))
+            if short:
+                result.shortfall = f"{short} (see {pgdata / RESTORE_LOG})"
+                log.error("%s", result.shortfall)
         log.info("recovery finished in %.1f s", time.monotonic() - phase)
         shutil.rmtree(pgdata / STAGED_WAL, ignore_errors=True)
     result.seconds = time.monotonic() - began
@@ -532,20 +553,23 @@ def _as_owner(command: list[str]) -> list[str]:
 
 def _start_and_wait(
     pg_ctl: str, pgdata: Path, target: RecoveryTarget, port: int | None, timeout: float
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """Start the restored cluster and wait until recovery ends (or pauses at the target);
+    the last replayed commit's time and the last replayed LSN. A server that stops on the
+    way (a damaged or unreadable WAL file, a target it cannot reach) is noticed as soon as
+    its postmaster is gone, with the end of its log."""
     import psycopg
 
-    log_file = pgdata / "lifeboat-restore.log"
+    log_file = pgdata / RESTORE_LOG
     started = subprocess.run(
         _as_owner([pg_ctl, "start", "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "600"]),
         capture_output=True,
         text=True,
     )
     if started.returncode != 0 and target.action != "shutdown":
-        tail = log_file.read_text(errors="replace").splitlines()[-5:] if log_file.exists() else []
-        raise RestoreError("the restored cluster did not start: " + " | ".join(tail))
+        raise _stopped(pgdata, log_file, "did not start")
     if target.action == "shutdown" and target.kind != "latest":
-        return None
+        return None, None
     if port is None:
         shown = subprocess.run(
             _as_owner([str(Path(pg_ctl).with_name("postgres")), "-D", str(pgdata), "-C", "port"]),
@@ -559,17 +583,48 @@ def _start_and_wait(
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 row = conn.execute(
-                    "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()::text"
+                    "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()::text, "
+                    "pg_last_wal_replay_lsn()::text"
                 ).fetchone()
                 assert row is not None
-                in_recovery, replayed = row
+                in_recovery, replayed, lsn = row
                 if not in_recovery:
-                    return str(replayed) if replayed else None
+                    return replayed, lsn
                 if target.action == "pause":
                     state = conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()
                     if state and state[0] == "paused":
-                        return str(replayed) if replayed else None
+                        return replayed, lsn
         except psycopg.OperationalError:
-            pass
+            if _running_postmaster(pgdata) is None:
+                raise _stopped(pgdata, log_file, "stopped during recovery") from None
         time.sleep(0.1)
     raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")
+
+
+LOG_LINES_SHOWN = 10
+# the server log's own account of why it stopped
+_SERVER_FAILURE = re.compile(r"\b(?:FATAL|PANIC):\s+(.*)")
+
+
+def _stopped(pgdata: Path, log_file: Path, what: str) -> RestoreError:
+    """The error for a restored server that stopped: one line with the reason its log gives
+    (its first FATAL or PANIC), the log's last lines logged before it."""
+    from lifeboat.postgres.instance import log_tail
+
+    tail = log_tail(log_file, LOG_LINES_SHOWN).splitlines()
+    log.error("last %d lines of %s:", len(tail), log_file)
+    for line in tail:
+        log.error("  %s", line)
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        text = ""
+    reasons = (m[1] for m in _SERVER_FAILURE.finditer(text))
+    # skip what clients (this wait among them) were told while the server was not ready
+    reason = next((r for r in reasons if not r.startswith("the database system is")), None)
+    return RestoreError(
+        f"the restored cluster in {pgdata} {what}"
+        + (f": {reason}" if reason else "")
+        + f" (see {log_file}); the data directory is left as it is for inspection: "
+        "restore again with --force once the cause is fixed"
+    )

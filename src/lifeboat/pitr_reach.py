@@ -79,6 +79,25 @@ class Reach:
             },
         }
 
+    def shortfall(self, replay_lsn: int | None) -> str | None:
+        """What recovery to the end of the archive fell short of, from the server's last
+        replayed LSN; None when it reached the last segment it could."""
+        expected = self.continuity.reachable
+        if self.target.kind != "latest" or expected is None or replay_lsn is None:
+            # a named target is checked by the server itself: since PostgreSQL 13 recovery
+            # that ends before its target stops with a FATAL instead of promoting
+            return None
+        # the end of the last record: a WAL switch record's end is the next segment's start
+        achieved = max(replay_lsn - 1, 0) // self.segment_size
+        if achieved >= expected.number:
+            return None
+        reached = wal.Segment(expected.timeline, achieved).name(self.segment_size)
+        return (
+            f"recovery ended at {wal.format_lsn(replay_lsn)} in segment {reached}, before the "
+            f"archive's WAL up to {self.name(expected)}: a segment after {reached} is damaged "
+            "or does not continue it"
+        )
+
 
 def timeline_path(
     storage: Storage,
@@ -175,7 +194,7 @@ def plan_reach(
     gap = dataclasses.replace(found, missing=missing, reachable=reachable)
     if target.kind in ("latest", "time", "lsn"):
         # the target lies beyond the gap: recover all there is, up to the gap
-        target = dataclasses.replace(target, kind="latest", value=None)
+        target = dataclasses.replace(target, kind="latest", value=None, action="promote")
     reach = Reach(gap, size, target)
     log.warning("--accept-gap: %s", reach.gap_text())
     return reach

@@ -1,5 +1,6 @@
-"""Point-in-time recovery over an archive with a missing segment: refused before anything
-is written, recovered up to the gap when accepted."""
+"""Point-in-time recovery over an archive with a missing or damaged segment: refused before
+anything is written, recovered up to the gap when accepted, a stopped server noticed at
+once, and recovery that ends short of the archive reported."""
 
 from __future__ import annotations
 
@@ -111,6 +112,7 @@ def test_latest_refuses_a_gap_and_accept_gap_recovers_up_to_it(
             summary["gap"]["message"] == f"recovers only up to {before}: segment {gap} is missing"
         )
         assert summary["archive_end"] == history.rounds[-1][0]
+        assert summary["shortfall"] is None
         assert events(port) == history.rows_before(gap)
     finally:
         stop_cluster(pgdata, copy.cluster.bin_dir)
@@ -147,6 +149,63 @@ def test_a_time_before_the_gap_is_restored_and_one_beyond_it_refused(
         assert events(port) == list(range(1, first + 5))
     finally:
         stop_cluster(within, copy.cluster.bin_dir)
+
+
+def test_a_damaged_segment_late_in_the_archive_stops_start_at_once(
+    history: History, copy: Archiving
+) -> None:
+    # beyond what restore stages before starting: the server reads it through wal-fetch
+    victim = stored(copy, history.rounds[-2][0])
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+    pgdata = copy.home / "damaged"
+    # Archiving.lifeboat's own timeout (far below the 600 s recovery wait) guards a hang
+    _, failed = copy.restore_started(pgdata, "--latest", "--archive-mode", "off", check=False)
+    try:
+        assert failed.returncode == 1
+        error = failed.stderr.strip().splitlines()[-1]
+        assert error.startswith("lifeboat: error: the restored cluster in")
+        assert "could not restore file" in error and history.rounds[-2][0] in error
+        # the server log's last lines come before it
+        assert f"last 10 lines of {pgdata / 'lifeboat-restore.log'}" in failed.stderr
+        assert "shutting down" in failed.stderr or "shut down" in failed.stderr
+        assert not (pgdata / "postmaster.pid").exists()
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
+
+
+def test_recovery_ending_before_the_archive_does_is_reported(
+    history: History, copy: Archiving
+) -> None:
+    """A segment whose stored copy is intact but whose WAL is not (zeroed after its page
+    header, as a file damaged before it was archived): recovery takes it for the end of
+    the WAL and promotes there. restore reports the shortfall and exits 1."""
+    segment = history.rounds[7][0]
+    plain = copy.home / segment
+    copy.lifeboat("wal-fetch", "wms", segment, str(plain))
+    data = bytearray(plain.read_bytes())
+    data[40:] = bytes(len(data) - 40)  # keep the long page header (40 bytes)
+    plain.write_bytes(bytes(data))
+    stored(copy, segment).unlink()
+    copy.lifeboat("wal-push", "wms", str(plain))
+
+    pgdata = copy.home / "short"
+    _, result = copy.restore_started(
+        pgdata, "--latest", "--archive-mode", "off", "--json", check=False
+    )
+    try:
+        assert result.returncode == 1
+        summary = json.loads(result.stdout)
+        reached = history.rounds[6][0]
+        assert summary["gap"] is None and summary["archive_end"] == history.rounds[-1][0]
+        assert f"in segment {reached}, before the archive's WAL up to" in summary["shortfall"]
+        assert result.stderr.strip().splitlines()[-1] == f"lifeboat: error: {summary['shortfall']}"
+        port = int(summary["port"])
+        assert events(port) == history.rows_before(segment)
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
 
 
 def test_accept_gap_needs_pgdata(history: History) -> None:

@@ -95,6 +95,20 @@ def test_which_targets_a_gap_blocks() -> None:
     assert _blocking_segment(continuous, RecoveryTarget("name", "x"), SIZE) is None
 
 
+def test_shortfall_compares_the_replayed_lsn_with_the_last_reachable_segment() -> None:
+    reach = _found({1: {2, 3, 4, 5, 6}})
+    # a WAL switch record at the end of segment 6 ends where segment 7 starts
+    assert reach.shortfall(7 * SIZE) is None
+    assert reach.shortfall(6 * SIZE + 4000) is None
+    short = reach.shortfall(4 * SIZE + 4000)
+    assert short is not None
+    assert "000000010000000000000004" in short and "000000010000000000000006" in short
+    assert reach.shortfall(None) is None
+    # a target the server itself checks is not compared
+    named = Reach(reach.continuity, SIZE, RecoveryTarget("name", "x"))
+    assert named.shortfall(4 * SIZE) is None
+
+
 def test_gap_text_and_summary() -> None:
     found = _found({1: {2, 3, 4, 5, 7}}).continuity
     reach = Reach(found, SIZE, RecoveryTarget())

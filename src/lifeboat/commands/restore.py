@@ -223,6 +223,7 @@ def _physical(
     repo_name: str | None = None,
     accept_gap: bool = False,
 ) -> None:
+    from lifeboat.errors import RestoreError
     from lifeboat.pitr import RecoveryTarget, restore_physical
 
     kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
@@ -253,10 +254,17 @@ def _physical(
             f"restored {source}/{result.manifest.id} into {result.pgdata} in {result.seconds:.1f}s"
         )
         if result.started:
-            click.echo(f"recovered to: {result.recovered_to or 'the end of the archive'}")
+            point = result.recovered_to or "the end of the archive"
+            lsn = f" (LSN {result.recovered_lsn})" if result.recovered_lsn else ""
+            click.echo(f"recovered to: {point}{lsn}")
         else:
             click.echo(
                 "recovery is configured; start the cluster to replay the WAL (or use --start)"
             )
         if gap:
             click.echo(f"WAL gap accepted: {gap}")
+        if result.shortfall:
+            click.echo(f"SHORTFALL: {result.shortfall}")
+    if result.shortfall:
+        # the cluster runs, promoted short of what the archive holds: not a success
+        raise RestoreError(result.shortfall)
