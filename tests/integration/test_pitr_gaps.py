@@ -16,7 +16,6 @@ import pytest
 
 from .archiving import (
     Archiving,
-    ScratchClusterAt,
     archiving_cluster,
     events,
     stop_cluster,
@@ -218,20 +217,11 @@ def test_latest_follows_the_history_file_and_a_gap_on_the_new_timeline_is_named(
     archiving: Archiving,
 ) -> None:
     made = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
-    archiving.commit(1, 10)
-    archiving.switch_and_wait()
-    archiving.cluster.stop("immediate")
-    # promoted onto timeline 2, archiving into the same source (its history file too)
-    first = archiving.home / "first"
-    port, _ = archiving.restore_started(first, "--latest")
-    try:
-        promoted = ScratchClusterAt(port)
+    with archiving.promoted_after_loss() as promoted:
         promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
         on_new_timeline = switch_wal_and_wait(promoted.sql)
         promoted.sql("INSERT INTO events SELECT generate_series(21, 30)")
         switch_wal_and_wait(promoted.sql)
-    finally:
-        stop_cluster(first, archiving.cluster.bin_dir)
     assert on_new_timeline.startswith("00000002")
 
     # the timeline 1 backup again: recovery follows 00000002.history to its end
