@@ -175,6 +175,48 @@ def test_a_damaged_segment_late_in_the_archive_stops_start_at_once(
         stop_cluster(pgdata, copy.cluster.bin_dir)
 
 
+def test_an_xid_beyond_an_accepted_gap_stops_the_server_which_is_reported(
+    history: History, copy: Archiving
+) -> None:
+    """Where an xid lies is not known before replay: a gap anywhere is refused; with
+    --accept-gap the target is kept, and the server, reaching the gap first, stops
+    (PostgreSQL >= 13 does not promote short of its target)."""
+    gap = history.rounds[4][0]
+    stored(copy, gap).unlink()
+    xid = copy.cluster.psql(f"SELECT xmin::text FROM events WHERE id = {history.rounds[6][1]}")
+    pgdata = copy.home / "xid"
+    refused = copy.lifeboat("restore", "wms", "--pgdata", str(pgdata), "--to-xid", xid, check=False)
+    assert refused.returncode == 1
+    assert "--to-xid may lie beyond it" in refused.stderr and gap in refused.stderr
+
+    _, failed = copy.restore_started(
+        pgdata, "--to-xid", xid, "--accept-gap", "--archive-mode", "off", check=False
+    )
+    try:
+        assert failed.returncode == 1
+        assert f"recovery can go no further than {history.rounds[3][0]}" in failed.stderr
+        error = failed.stderr.strip().splitlines()[-1]
+        assert "stopped during recovery" in error or "did not start" in error
+        assert "recovery ended before configured recovery target was reached" in error
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
+
+
+def test_a_time_after_the_archives_last_commit_stops_the_server_which_is_reported(
+    history: History, copy: Archiving
+) -> None:
+    pgdata = copy.home / "future"
+    _, failed = copy.restore_started(
+        pgdata, "--to-time", "2999-01-01 00:00:00+00", "--archive-mode", "off", check=False
+    )
+    try:
+        assert failed.returncode == 1
+        error = failed.stderr.strip().splitlines()[-1]
+        assert "recovery ended before configured recovery target was reached" in error
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
+
+
 def test_recovery_ending_before_the_archive_does_is_reported(
     history: History, copy: Archiving
 ) -> None:
