@@ -84,6 +84,18 @@ def stored(archiving: Archiving, segment: str) -> Path:
     return found
 
 
+def failed_restore(archiving: Archiving, pgdata: Path, *options: str) -> tuple[str, str]:
+    """`restore --start` that must fail, leaving no server running: its stderr, and the
+    last line of it (the error). Archiving.lifeboat's own timeout, far below the 600 s
+    recovery wait, guards a hang."""
+    _, failed = archiving.restore_started(pgdata, *options, "--archive-mode", "off", check=False)
+    server_left = (pgdata / "postmaster.pid").exists()
+    stop_cluster(pgdata, archiving.cluster.bin_dir)
+    assert failed.returncode == 1, failed.stderr
+    assert not server_left
+    return failed.stderr, failed.stderr.strip().splitlines()[-1]
+
+
 def test_latest_refuses_a_gap_and_accept_gap_recovers_up_to_it(
     history: History, copy: Archiving
 ) -> None:
@@ -160,19 +172,12 @@ def test_a_damaged_segment_late_in_the_archive_stops_start_at_once(
     victim.write_bytes(bytes(data))
 
     pgdata = copy.home / "damaged"
-    # Archiving.lifeboat's own timeout (far below the 600 s recovery wait) guards a hang
-    _, failed = copy.restore_started(pgdata, "--latest", "--archive-mode", "off", check=False)
-    try:
-        assert failed.returncode == 1
-        error = failed.stderr.strip().splitlines()[-1]
-        assert error.startswith("lifeboat: error: the restored cluster in")
-        assert "could not restore file" in error and history.rounds[-2][0] in error
-        # the server log's last lines come before it
-        assert f"last 10 lines of {pgdata / 'lifeboat-restore.log'}" in failed.stderr
-        assert "shutting down" in failed.stderr or "shut down" in failed.stderr
-        assert not (pgdata / "postmaster.pid").exists()
-    finally:
-        stop_cluster(pgdata, copy.cluster.bin_dir)
+    stderr, error = failed_restore(copy, pgdata, "--latest")
+    assert error.startswith("lifeboat: error: the restored cluster in")
+    assert "could not restore file" in error and history.rounds[-2][0] in error
+    # the server log's last lines come before it
+    assert f"last 10 lines of {pgdata / 'lifeboat-restore.log'}" in stderr
+    assert "shutting down" in stderr or "shut down" in stderr
 
 
 def test_an_xid_beyond_an_accepted_gap_stops_the_server_which_is_reported(
@@ -189,32 +194,17 @@ def test_an_xid_beyond_an_accepted_gap_stops_the_server_which_is_reported(
     assert refused.returncode == 1
     assert "--to-xid may lie beyond it" in refused.stderr and gap in refused.stderr
 
-    _, failed = copy.restore_started(
-        pgdata, "--to-xid", xid, "--accept-gap", "--archive-mode", "off", check=False
-    )
-    try:
-        assert failed.returncode == 1
-        assert f"recovery can go no further than {history.rounds[3][0]}" in failed.stderr
-        error = failed.stderr.strip().splitlines()[-1]
-        assert "stopped during recovery" in error or "did not start" in error
-        assert "recovery ended before configured recovery target was reached" in error
-    finally:
-        stop_cluster(pgdata, copy.cluster.bin_dir)
+    stderr, error = failed_restore(copy, pgdata, "--to-xid", xid, "--accept-gap")
+    assert f"recovery can go no further than {history.rounds[3][0]}" in stderr
+    assert "stopped during recovery" in error or "did not start" in error
+    assert "recovery ended before configured recovery target was reached" in error
 
 
 def test_a_time_after_the_archives_last_commit_stops_the_server_which_is_reported(
     history: History, copy: Archiving
 ) -> None:
-    pgdata = copy.home / "future"
-    _, failed = copy.restore_started(
-        pgdata, "--to-time", "2999-01-01 00:00:00+00", "--archive-mode", "off", check=False
-    )
-    try:
-        assert failed.returncode == 1
-        error = failed.stderr.strip().splitlines()[-1]
-        assert "recovery ended before configured recovery target was reached" in error
-    finally:
-        stop_cluster(pgdata, copy.cluster.bin_dir)
+    _, error = failed_restore(copy, copy.home / "future", "--to-time", "2999-01-01 00:00:00+00")
+    assert "recovery ended before configured recovery target was reached" in error
 
 
 def test_recovery_ending_before_the_archive_does_is_reported(
