@@ -42,6 +42,9 @@ _TRANSACTION_END = re.compile(
     r"desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC"
 )
 
+# how pg_waldump says the WAL it was given ends
+_END_OF_WAL = ("could not find file", "error in WAL record")
+
 
 @dataclass(frozen=True)
 class Reach:
@@ -273,11 +276,12 @@ def transaction_end_times(
             text=True,
             env={**os.environ, "TZ": "UTC"},
         )
-    # pg_waldump exits 1 at the end of the segment (it looks for the next one): only no
-    # output at all with an error is a failure
+    # pg_waldump exits 1 where the WAL it was given ends (it looks for the next segment,
+    # or meets the zeroes after the last record): only another error, with nothing read,
+    # is a failure (such as WAL of another major version)
     if dumped.returncode != 0 and not dumped.stdout:
         detail = dumped.stderr.strip().splitlines()
-        if not any("could not find file" in line for line in detail):
+        if not any(end in line for line in detail for end in _END_OF_WAL):
             raise RestoreError(f"pg_waldump cannot read {segment}: {detail[-1] if detail else ''}")
     return [
         datetime.fromisoformat(match[1]).replace(tzinfo=UTC)
