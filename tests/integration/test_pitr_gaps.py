@@ -112,6 +112,13 @@ def test_latest_refuses_a_gap_and_accept_gap_recovers_up_to_it(
     assert "--accept-gap" in line
     assert not pgdata.exists() or not any(pgdata.iterdir())
 
+    configured = copy.lifeboat(
+        "restore", "wms", "--pgdata", str(copy.home / "configured"), "--latest", "--accept-gap"
+    )
+    assert f"WAL gap accepted: recovers only up to {before}: segment {gap} is missing" in (
+        configured.stdout
+    )
+
     port, accepted = copy.restore_started(
         pgdata, "--latest", "--accept-gap", "--archive-mode", "off", "--json"
     )

@@ -256,7 +256,8 @@ def _physical(
         if result.started:
             point = result.recovered_to or "the end of the archive"
             lsn = f" (LSN {result.recovered_lsn})" if result.recovered_lsn else ""
-            click.echo(f"recovered to: {point}{lsn}")
+            end = result.reach.summary()["archive_end"]
+            click.echo(f"recovered to: {point}{lsn}; the archive holds WAL up to {end}")
         else:
             click.echo(
                 "recovery is configured; start the cluster to replay the WAL (or use --start)"
