@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from lifeboat.executable import lifeboat_executable
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.untar import TarExtractor
+from lifeboat.pitr_reach import Reach, plan_reach
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
@@ -30,7 +32,7 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
 from lifeboat.storage.base import Storage
-from lifeboat.wal_archive import archived_segments, continuity_problems
+from lifeboat.wal_archive import archived_segments
 
 log = logging.getLogger(__name__)
 
@@ -90,30 +92,6 @@ def choose_base_backup(manifests: list[Manifest], target: RecoveryTarget) -> Man
     if not physical:
         raise BackupNotFoundError(f"no physical backup {why}")
     return physical[-1]
-
-
-def _check_reachable(
-    storage: Storage, source: str, manifest: Manifest, target: RecoveryTarget
-) -> None:
-    """Refuse before touching anything when the archive cannot take recovery to target."""
-    span = manifest.physical
-    assert span is not None
-    size = span.segment_size
-    archived = archived_segments(storage, source)
-    first = wal.Segment.parse(span.start_wal, size).number
-    last = wal.Segment.parse(span.stop_wal, size).number
-    consistency = continuity_problems(archived, span.timeline, first, last)
-    if consistency and "consistent" in consistency[0]:
-        raise RestoreError(f"cannot restore {manifest.id}: {consistency[0]}")
-    if target.kind == "lsn" and target.value is not None:
-        wanted = wal.Segment.of_lsn(span.timeline, wal.parse_lsn(target.value), size).number
-        have = archived.get(span.timeline, set())
-        missing = next((n for n in range(last + 1, wanted + 1) if n not in have), None)
-        if missing is not None:
-            raise RestoreError(
-                f"the archive cannot reach LSN {target.value}: segment "
-                f"{wal.Segment(span.timeline, missing).name(size)} is missing"
-            )
 
 
 def _base_object(manifest: Manifest) -> StoredObject:
@@ -256,20 +234,30 @@ def _prepare_folder(folder: Path, delta: bool, force: bool) -> None:
 
 
 def _refuse_running_server(pgdata: Path) -> None:
+    pid = _running_postmaster(pgdata)
+    if pid is not None:
+        raise RestoreError(f"a server (pid {pid}) is running in {pgdata}: stop it first")
+
+
+def _running_postmaster(pgdata: Path) -> int | None:
+    """The pid of the postmaster running in pgdata, from its postmaster.pid (which it
+    removes when it exits); None when none runs."""
     try:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
-        return
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return
+        return None
     except PermissionError:
-        pass
-    raise RestoreError(f"a server (pid {pid}) is running in {pgdata}: stop it first")
+        pass  # another user's process: it runs
+    return pid
 
 
 STAGED_WAL = "lifeboat_wal"
+# the restored server's log, in its data directory (with --start)
+RESTORE_LOG = "lifeboat-restore.log"
 STAGED_SEGMENTS_AFTER_BACKUP = 8
 
 
@@ -330,12 +318,21 @@ def _chown_tree(root: Path, owner: tuple[int, int]) -> None:
 class PitrResult:
     manifest: Manifest
     pgdata: Path
-    target: RecoveryTarget
+    # how far the archive takes recovery, and the target it was configured with
+    reach: Reach
     started: bool
     seconds: float
+    # the last replayed commit's time and the last replayed LSN (with --start)
     recovered_to: str | None = None
+    recovered_lsn: str | None = None
+    # recovery ended before the WAL the archive holds (with --start)
+    shortfall: str | None = None
     port: int | None = None
     repository: str = ""
+
+    @property
+    def target(self) -> RecoveryTarget:
+        return self.reach.target
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -347,6 +344,9 @@ class PitrResult:
             "target_value": self.target.value,
             "started": self.started,
             "recovered_to": self.recovered_to,
+            "recovered_to_lsn": self.recovered_lsn,
+            **self.reach.summary(),
+            "shortfall": self.shortfall,
             "port": self.port,
             "seconds": round(self.seconds, 3),
         }
@@ -368,11 +368,12 @@ def restore_physical(
     config_path: Path | None = None,
     wait_timeout: float = 600.0,
     repository: str | None = None,
+    accept_gap: bool = False,
 ) -> PitrResult:
     began = time.monotonic()
     source = ctx.source(source_name)
 
-    def plan(repo: Repository) -> tuple[Manifest, list[Manifest]]:
+    def plan(repo: Repository) -> tuple[Manifest, list[Manifest], Reach]:
         repo.ensure_initialised()
         if backup:
             manifest = repo.load_manifest(source_name, backup)
@@ -380,10 +381,23 @@ def restore_physical(
                 raise UsageError(f"backup {backup} is {manifest.type}, not a physical backup")
         else:
             manifest = choose_base_backup(repo.list_backups(source_name), target)
-        _check_reachable(repo.storage, source_name, manifest, target)
-        return manifest, incremental.chain(repo, manifest)
 
-    repo, (manifest, backups) = first_that_serves(
+        def pg_waldump() -> str:
+            major = int(manifest.tool.get("pg_basebackup_major", "0"))
+            return find_tools(major, source.pg_bin_dir, tools=("pg_waldump",)).path("pg_waldump")
+
+        reach = plan_reach(
+            repo.storage,
+            source_name,
+            manifest,
+            target,
+            ctx.decryptor,
+            pg_waldump,
+            accept_gap=accept_gap,
+        )
+        return manifest, incremental.chain(repo, manifest), reach
+
+    repo, (manifest, backups, reach) = first_that_serves(
         ctx.repositories_to_read(source_name, repository), plan
     )
     log.info("restoring from repository %s", repo.name)
@@ -506,7 +520,7 @@ def restore_physical(
     if staged:
         # the WAL staged beside the data costs a cp, not a Lifeboat start, per file
         restore_command = f"cp {STAGED_WAL}/%f %p 2>/dev/null || {restore_command}"
-    settings = {"restore_command": restore_command, **target.settings()}
+    settings = {"restore_command": restore_command, **reach.target.settings()}
     if port is not None:
         settings["port"] = str(port)
     if archive_mode == "off":
@@ -524,14 +538,18 @@ def restore_physical(
         _chown_tree(pgdata, owner)
 
     result = PitrResult(
-        manifest, pgdata, target, started=False, seconds=0.0, port=port, repository=repo.name
+        manifest, pgdata, reach, started=False, seconds=0.0, port=port, repository=repo.name
     )
     if start:
         phase = time.monotonic()
-        result.recovered_to = _start_and_wait(
-            tools.path("pg_ctl"), pgdata, target, port, wait_timeout
-        )
+        replayed = _start_and_wait(tools.path("pg_ctl"), pgdata, reach.target, port, wait_timeout)
+        result.recovered_to, result.recovered_lsn = replayed
         result.started = True
+        if result.recovered_lsn is not None:
+            short = reach.shortfall(wal.parse_lsn(result.recovered_lsn))
+            if short:
+                result.shortfall = f"{short} (see {pgdata / RESTORE_LOG})"
+                log.error("%s", result.shortfall)
         log.info("recovery finished in %.1f s", time.monotonic() - phase)
         shutil.rmtree(pgdata / STAGED_WAL, ignore_errors=True)
     result.seconds = time.monotonic() - began
@@ -544,20 +562,23 @@ def _as_owner(command: list[str]) -> list[str]:
 
 def _start_and_wait(
     pg_ctl: str, pgdata: Path, target: RecoveryTarget, port: int | None, timeout: float
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """Start the restored cluster and wait until recovery ends (or pauses at the target);
+    the last replayed commit's time and the last replayed LSN. A server that stops on the
+    way (a damaged or unreadable WAL file, a target it cannot reach) is noticed as soon as
+    its postmaster is gone, with the end of its log."""
     import psycopg
 
-    log_file = pgdata / "lifeboat-restore.log"
+    log_file = pgdata / RESTORE_LOG
     started = subprocess.run(
         _as_owner([pg_ctl, "start", "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "600"]),
         capture_output=True,
         text=True,
     )
     if started.returncode != 0 and target.action != "shutdown":
-        tail = log_file.read_text(errors="replace").splitlines()[-5:] if log_file.exists() else []
-        raise RestoreError("the restored cluster did not start: " + " | ".join(tail))
+        raise _stopped(pgdata, log_file, "did not start")
     if target.action == "shutdown" and target.kind != "latest":
-        return None
+        return None, None
     if port is None:
         shown = subprocess.run(
             _as_owner([str(Path(pg_ctl).with_name("postgres")), "-D", str(pgdata), "-C", "port"]),
@@ -571,17 +592,48 @@ def _start_and_wait(
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 row = conn.execute(
-                    "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()::text"
+                    "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()::text, "
+                    "pg_last_wal_replay_lsn()::text"
                 ).fetchone()
                 assert row is not None
-                in_recovery, replayed = row
+                in_recovery, replayed, lsn = row
                 if not in_recovery:
-                    return str(replayed) if replayed else None
+                    return replayed, lsn
                 if target.action == "pause":
                     state = conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()
                     if state and state[0] == "paused":
-                        return str(replayed) if replayed else None
+                        return replayed, lsn
         except psycopg.OperationalError:
-            pass
+            if _running_postmaster(pgdata) is None:
+                raise _stopped(pgdata, log_file, "stopped during recovery") from None
         time.sleep(0.1)
     raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")
+
+
+LOG_LINES_SHOWN = 10
+# the server log's own account of why it stopped
+_SERVER_FAILURE = re.compile(r"\b(?:FATAL|PANIC):\s+(.*)")
+
+
+def _stopped(pgdata: Path, log_file: Path, what: str) -> RestoreError:
+    """The error for a restored server that stopped: one line with the reason its log gives
+    (its first FATAL or PANIC), the log's last lines logged before it."""
+    from lifeboat.postgres.instance import log_tail
+
+    tail = log_tail(log_file, LOG_LINES_SHOWN).splitlines()
+    log.error("last %d lines of %s:", len(tail), log_file)
+    for line in tail:
+        log.error("  %s", line)
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        text = ""
+    reasons = (m[1] for m in _SERVER_FAILURE.finditer(text))
+    # skip what clients (this wait among them) were told while the server was not ready
+    reason = next((r for r in reasons if not r.startswith("the database system is")), None)
+    return RestoreError(
+        f"the restored cluster in {pgdata} {what}"
+        + (f": {reason}" if reason else "")
+        + f" (see {log_file}); the data directory is left as it is for inspection: "
+        "restore again with --force once the cause is fixed"
+    )

@@ -334,6 +334,15 @@ def _fetch_archived(
     destination: Path,
     decryptor_for: Callable[[str], Decryptor],
 ) -> int:
+    data = read_archived(storage, source, name, decryptor_for)
+    _write_durably(destination, data)
+    return len(data)
+
+
+def read_archived(
+    storage: Storage, source: str, name: str, decryptor_for: Callable[[str], Decryptor]
+) -> bytes:
+    """The plaintext of the archived file `name`, checked against its sha256."""
     copies = _stored_copies(storage, source, name)
     if not copies:
         raise WalNotFoundError(f"{name} is not in the archive of {source}")
@@ -342,9 +351,7 @@ def _fetch_archived(
             f"{name} is archived with several contents: {', '.join(sorted(copies))}"
         )
     digest, key = next(iter(copies.items()))
-    data = read_verified(storage, key, digest, decryptor_for)
-    _write_durably(destination, data)
-    return len(data)
+    return read_verified(storage, key, digest, decryptor_for)
 
 
 def _fetch_stream_partial(
@@ -586,21 +593,20 @@ def continuity_problems(
 ) -> list[str]:
     """What keeps recovery from a base backup from replaying its WAL: a segment missing up to
     needed_until (the backup's end), then the first gap before the newest archived segment."""
-    have = archived.get(timeline, set())
-    problems = []
-    missing = [n for n in range(first, needed_until + 1) if n not in have]
-    if missing:
-        name = wal.Segment(timeline, missing[0]).name()
-        problems.append(f"WAL segment {name}, needed to make the backup consistent, is missing")
-        return problems
-    newest = max(have, default=needed_until)
-    gap = next((n for n in range(needed_until + 1, newest) if n not in have), None)
-    if gap is not None:
-        problems.append(
-            f"WAL gap: segment {wal.Segment(timeline, gap).name()} is missing, so recovery from "
-            f"this backup stops at {wal.Segment(timeline, gap - 1).name()}"
-        )
-    return problems
+    from lifeboat.wal_continuity import continuity, single_timeline
+
+    found = continuity(archived, single_timeline(timeline), first, needed_until)
+    if found.missing is None:
+        return []
+    if not found.consistent:
+        return [
+            f"WAL segment {found.missing.name()}, needed to make the backup consistent, is missing"
+        ]
+    assert found.reachable is not None
+    return [
+        f"WAL gap: segment {found.missing.name()} is missing, so recovery from "
+        f"this backup stops at {found.reachable.name()}"
+    ]
 
 
 def check_archive(

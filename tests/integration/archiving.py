@@ -143,6 +143,20 @@ class Archiving:
     def switch_and_wait(self) -> None:
         switch_wal_and_wait(self.cluster.psql)
 
+    @contextmanager
+    def promoted_after_loss(self) -> Iterator[ScratchClusterAt]:
+        """Rows 1..10 archived, the cluster lost, then restored (--latest) into home/first
+        and promoted onto timeline 2, archiving into the same source; stopped after."""
+        self.commit(1, 10)
+        self.switch_and_wait()
+        self.cluster.stop("immediate")
+        first = self.home / "first"
+        port, _ = self.restore_started(first, "--latest")
+        try:
+            yield ScratchClusterAt(port)
+        finally:
+            stop_cluster(first, self.cluster.bin_dir)
+
     def commit(self, first: int, last: int, apart: bool = False) -> None:
         """Rows first..last, one transaction each. apart: each commit's timestamp is later
         than the one before, which recovery to a time needs to tell them apart."""

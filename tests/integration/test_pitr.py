@@ -141,15 +141,9 @@ def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving)
 
 def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
-    archiving.commit(1, 10)
-    archiving.switch_and_wait()
-    archiving.cluster.stop("immediate")
-
     # the restored cluster is promoted onto timeline 2 and archives into the same source
-    first = archiving.home / "first"
-    port, _ = archiving.restore_started(first, "--latest")
-    try:
-        promoted = ScratchClusterAt(port)
+    with archiving.promoted_after_loss() as promoted:
+        port = promoted.port
         assert promoted.sql(TIMELINE) == "00000002"
         promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
         second_config = archiving.home / "second.toml"
@@ -168,8 +162,6 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
         )
         promoted.sql("INSERT INTO events SELECT generate_series(21, 25)")
         switch_wal_and_wait(promoted.sql)
-    finally:
-        stop_cluster(first, archiving.cluster.bin_dir)
 
     second = archiving.home / "second"
     port2, _ = archiving.restore_started(second, "--latest")

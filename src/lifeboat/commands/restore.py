@@ -67,6 +67,12 @@ def _typed_confirmation(database: str) -> bool:
 @click.option("--to-name", help="Recover up to this restore point (pg_create_restore_point).")
 @click.option("--latest", is_flag=True, help="Recover everything the archive holds (default).")
 @click.option(
+    "--accept-gap",
+    is_flag=True,
+    help="Physical: when a WAL segment is missing before the target, recover up to the gap "
+    "instead of refusing.",
+)
+@click.option(
     "--target-action",
     type=click.Choice(["promote", "pause", "shutdown"]),
     default="promote",
@@ -121,6 +127,7 @@ def command(
     to_xid: str | None,
     to_name: str | None,
     latest: bool,
+    accept_gap: bool,
     target_action: str,
     timeline: str,
     start: bool,
@@ -165,6 +172,7 @@ def command(
             archive_mode,
             as_json,
             repo_name,
+            accept_gap,
         )
         return
     if target_password_file is not None and target_dsn is None:
@@ -174,10 +182,10 @@ def command(
             "--create-roles, --no-owner and --no-privileges are for a full restore; --table "
             "restores tables without their owners and privileges"
         )
-    if chosen or latest or start or delta or force or tablespace_maps:
+    if chosen or latest or start or delta or force or tablespace_maps or accept_gap:
         raise UsageError(
-            "--to-*, --latest, --start, --delta, --force and --tablespace-map need --pgdata "
-            "(a physical restore)"
+            "--to-*, --latest, --accept-gap, --start, --delta, --force and --tablespace-map "
+            "need --pgdata (a physical restore)"
         )
     from lifeboat.postgres.dbprops import Ownership
     from lifeboat.restore import restore_logical
@@ -244,7 +252,9 @@ def _physical(
     archive_mode: str,
     as_json: bool,
     repo_name: str | None = None,
+    accept_gap: bool = False,
 ) -> None:
+    from lifeboat.errors import RestoreError
     from lifeboat.pitr import RecoveryTarget, restore_physical
 
     kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
@@ -265,15 +275,29 @@ def _physical(
         port=port,
         config_path=ctx.config_path,
         repository=repo_name,
+        accept_gap=accept_gap,
     )
+    gap = result.reach.gap_text()
     if wants_json(as_json):
         output.print_json(result.summary())
-        return
-    click.echo(
-        f"restored {source}/{result.manifest.id} from {result.repository} into {result.pgdata} "
-        f"in {result.seconds:.1f}s"
-    )
-    if result.started:
-        click.echo(f"recovered to: {result.recovered_to or 'the end of the archive'}")
     else:
-        click.echo("recovery is configured; start the cluster to replay the WAL (or use --start)")
+        click.echo(
+            f"restored {source}/{result.manifest.id} from {result.repository} into "
+            f"{result.pgdata} in {result.seconds:.1f}s"
+        )
+        if result.started:
+            point = result.recovered_to or "the end of the archive"
+            lsn = f" (LSN {result.recovered_lsn})" if result.recovered_lsn else ""
+            end = result.reach.summary()["archive_end"]
+            click.echo(f"recovered to: {point}{lsn}; the archive holds WAL up to {end}")
+        else:
+            click.echo(
+                "recovery is configured; start the cluster to replay the WAL (or use --start)"
+            )
+        if gap:
+            click.echo(f"WAL gap accepted: {gap}")
+        if result.shortfall:
+            click.echo(f"SHORTFALL: {result.shortfall}")
+    if result.shortfall:
+        # the cluster runs, promoted short of what the archive holds: not a success
+        raise RestoreError(result.shortfall)

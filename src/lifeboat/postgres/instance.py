@@ -209,7 +209,8 @@ def _quote_conf(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last lines of a server log, for an error message."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -444,7 +445,7 @@ class ScratchCluster:
             raise RuntimeError(
                 f"PostgreSQL {self.major} failed to start ({self!r}), pg_ctl exit "
                 f"{proc.returncode}:\n{proc.stdout}{proc.stderr}\n"
-                f"--- last lines of {self.log_file} ---\n{_tail(self.log_file)}"
+                f"--- last lines of {self.log_file} ---\n{log_tail(self.log_file)}"
             )
 
     def _log_since(self, offset: int) -> str:

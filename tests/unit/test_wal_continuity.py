@@ -1,0 +1,120 @@
+"""How far the WAL archive takes recovery: gaps, timelines, the target, the achieved point."""
+
+from __future__ import annotations
+
+from lifeboat.pitr import RecoveryTarget
+from lifeboat.pitr_reach import Reach, _blocking_segment
+from lifeboat.postgres import wal
+from lifeboat.wal_continuity import (
+    TimelineSpan,
+    continuity,
+    recovery_path,
+    single_timeline,
+)
+
+SIZE = wal.DEFAULT_SEGMENT_SIZE
+
+
+def seg(timeline: int, number: int) -> wal.Segment:
+    return wal.Segment(timeline, number)
+
+
+def test_a_continuous_archive_reaches_its_newest_segment() -> None:
+    found = continuity({1: {2, 3, 4, 5, 6}}, single_timeline(1), 2, 3)
+    assert found.missing is None and found.consistent
+    assert found.reachable == found.newest == seg(1, 6)
+
+
+def test_the_first_gap_after_the_backup_is_named_with_the_last_segment_before_it() -> None:
+    found = continuity({1: {2, 3, 4, 5, 7, 8, 10}}, single_timeline(1), 2, 3)
+    assert (found.missing, found.reachable, found.newest) == (seg(1, 6), seg(1, 5), seg(1, 10))
+    assert found.consistent
+
+
+def test_a_segment_the_backup_needs_is_a_consistency_problem() -> None:
+    found = continuity({1: {2, 4, 5}}, single_timeline(1), 2, 4)
+    assert found.missing == seg(1, 3) and not found.consistent
+
+
+def test_segments_before_the_backup_do_not_count() -> None:
+    found = continuity({1: {1, 5, 6, 7}}, single_timeline(1), 5, 5)
+    assert found.missing is None and found.newest == seg(1, 7)
+
+
+def test_recovery_path_follows_the_history_file() -> None:
+    # 00000003.history: timeline 1 ended at 0/5800000, timeline 2 at 0/8000000 (a boundary)
+    history = wal.parse_history("1\t0/5800000\tno recovery target\n2\t0/8000000\tbefore x\n")
+    assert recovery_path(3, history, SIZE) == [
+        TimelineSpan(1, 0, 5),
+        TimelineSpan(2, 5, 7),
+        TimelineSpan(3, 8, None),
+    ]
+
+
+def test_continuity_across_timelines_takes_each_segment_from_its_timeline() -> None:
+    path = recovery_path(2, wal.parse_history("1\t0/5800000\tend\n"), SIZE)
+    # the switch segment 5 is archived only on the new timeline, as after a promotion
+    archived = {1: {2, 3, 4, 9}, 2: {5, 6, 7}}
+    found = continuity(archived, path, 2, 3)
+    # timeline 1's segment 9 is a future recovery does not follow
+    assert found.missing is None and found.newest == seg(2, 7)
+    found = continuity({1: {2, 3, 4}, 2: {5, 7}}, path, 2, 3)
+    assert (found.missing, found.reachable) == (seg(2, 6), seg(2, 5))
+    # and a segment of the new timeline missing right at the switch point is named there
+    found = continuity({1: {2, 3}, 2: {6, 7}}, path, 2, 3)
+    assert found.missing == seg(1, 4)
+    found = continuity({1: {2, 3, 4}, 2: {6, 7}}, path, 2, 3)
+    assert found.missing == seg(2, 5)
+
+
+def _found(archived: dict[int, set[int]]) -> Reach:
+    return Reach(continuity(archived, single_timeline(1), 2, 3), SIZE, RecoveryTarget())
+
+
+def test_which_targets_a_gap_blocks() -> None:
+    found = _found({1: {2, 3, 4, 5, 7, 8}}).continuity
+    latest = RecoveryTarget()
+    assert _blocking_segment(found, latest, SIZE) == (seg(1, 6), "the WAL archive has a gap")
+    before = RecoveryTarget("lsn", wal.format_lsn(5 * SIZE + 100))
+    assert _blocking_segment(found, before, SIZE) is None
+    beyond = RecoveryTarget("lsn", wal.format_lsn(7 * SIZE))
+    assert _blocking_segment(found, beyond, SIZE) == (
+        seg(1, 6),
+        f"the archive cannot reach LSN {beyond.value}",
+    )
+    past_the_end = RecoveryTarget("lsn", wal.format_lsn(12 * SIZE))
+    continuous = _found({1: {2, 3, 4, 5}}).continuity
+    assert _blocking_segment(continuous, past_the_end, SIZE) == (
+        seg(1, 6),
+        f"the archive cannot reach LSN {past_the_end.value}",
+    )
+    # a transaction id or restore point may lie anywhere: the gap counts
+    blocked = _blocking_segment(found, RecoveryTarget("xid", "1234"), SIZE)
+    assert blocked is not None and blocked[0] == seg(1, 6)
+    assert _blocking_segment(found, RecoveryTarget("immediate"), SIZE) is None
+    assert _blocking_segment(continuous, RecoveryTarget("name", "x"), SIZE) is None
+
+
+def test_shortfall_compares_the_replayed_lsn_with_the_last_reachable_segment() -> None:
+    reach = _found({1: {2, 3, 4, 5, 6}})
+    # a WAL switch record at the end of segment 6 ends where segment 7 starts
+    assert reach.shortfall(7 * SIZE) is None
+    assert reach.shortfall(6 * SIZE + 4000) is None
+    short = reach.shortfall(4 * SIZE + 4000)
+    assert short is not None
+    assert "000000010000000000000004" in short and "000000010000000000000006" in short
+    assert reach.shortfall(None) is None
+    # a target the server itself checks is not compared
+    named = Reach(reach.continuity, SIZE, RecoveryTarget("name", "x"))
+    assert named.shortfall(4 * SIZE) is None
+
+
+def test_gap_text_and_summary() -> None:
+    found = _found({1: {2, 3, 4, 5, 7}}).continuity
+    reach = Reach(found, SIZE, RecoveryTarget())
+    assert reach.gap_text() == (
+        "recovers only up to 000000010000000000000005: segment 000000010000000000000006 is missing"
+    )
+    assert reach.summary()["gap"]["missing"] == "000000010000000000000006"
+    assert reach.summary()["archive_end"] == "000000010000000000000007"
+    assert _found({1: {2, 3}}).summary()["gap"] is None
