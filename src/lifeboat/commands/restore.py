@@ -181,11 +181,13 @@ def command(
         click.echo(f"safety backup of the previous {result.database}: {result.safety_backup}")
     click.echo(
         f"verified: {len(checked)} tables, {rows} rows match the backup; "
-        f"{len(result.manifest.checks.indexes)} indexes and "
-        f"{len(result.manifest.checks.constraints)} constraints present"
+        f"{result.check.checked_indexes} indexes and "
+        f"{result.check.checked_constraints} constraints present"
         if result.check.ok
         else "verification FAILED: " + "; ".join(result.check.problems())
     )
+    for note in result.notes:
+        click.echo(f"note: {note}")
 
 
 def _tablespace_map(pairs: tuple[str, ...]) -> dict[str, Path]:

@@ -1,0 +1,703 @@
+"""Restore chosen tables of a logical backup into a database, new or existing.
+
+Into an existing table, the rows are replaced and nothing else is: one psql session, in
+one transaction, drops the foreign keys that point at or from the tables (remembering
+their definitions), disables the tables' own triggers, empties the tables with TRUNCATE
+ONLY (a DELETE would cascade into other tables), loads the backup's rows (the TABLE DATA
+entries, as `pg_restore --data-only` writes them), puts the foreign keys back (checking
+every row: a violation fails the whole transaction with the constraint's name), enables
+the triggers again, checks the row counts and only then sets the tables' sequences to the
+backup's values (setval is not undone by a rollback, so nothing may fail after it). The
+tables' views, grants, triggers, indexes and comments are never dropped.
+
+A table the target lacks (or every table, in a new database) is created in that same
+transaction with what it needs: the schemas, extensions, types, domains, functions and
+free-standing sequences the target does not have yet, then the table (a partitioned one
+with its partitions), its data, defaults, owned sequences, indexes, constraints, triggers,
+policies, comments and grants. A foreign key to a table that is neither restored nor in
+the target is left out, and said so."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import secrets
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from lifeboat.errors import IntegrityError, RestoreError, ToolError
+from lifeboat.pipeline.stream import ProcessInput, StderrCollector, StoppedReading
+from lifeboat.postgres import logical, toc
+from lifeboat.postgres.binaries import PgTools
+from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.postgres.toc import TocEntry
+from lifeboat.repo.manifest import Evidence, Manifest, TableFacts
+from lifeboat.restore import EvidenceCheck, check_evidence
+
+if TYPE_CHECKING:
+    from lifeboat.restore import _Job
+
+# objects a created table may need, brought along when the target lacks them
+SUPPORT_KINDS = {
+    "SCHEMA": "SCHEMA",
+    "EXTENSION": "EXTENSION",
+    "PROCEDURAL LANGUAGE": "LANGUAGE",
+    "TYPE": "TYPE",
+    "SHELL TYPE": "TYPE",
+    "DOMAIN": "TYPE",
+    "COLLATION": "COLLATION",
+    "FUNCTION": "ROUTINE",
+    "PROCEDURE": "ROUTINE",
+    "AGGREGATE": "ROUTINE",
+    "TEXT SEARCH DICTIONARY": "TS DICTIONARY",
+    "TEXT SEARCH CONFIGURATION": "TS CONFIGURATION",
+    "SEQUENCE": "RELATION",
+}
+# entries that belong to one table and come with it when it is created
+TABLE_KINDS = (
+    "TABLE",
+    "DEFAULT",
+    "CONSTRAINT",
+    "CHECK CONSTRAINT",
+    "TRIGGER",
+    "POLICY",
+    "ROW SECURITY",
+    "RULE",
+)
+
+# what the target already has, each as "<family> <schema> <name>" (schema "-" if none)
+_TARGET_OBJECTS_SQL = """
+SELECT 'SCHEMA - ' || nspname FROM pg_namespace
+UNION ALL SELECT 'EXTENSION - ' || extname FROM pg_extension
+UNION ALL SELECT 'LANGUAGE - ' || lanname FROM pg_language
+UNION ALL SELECT 'TYPE ' || n.nspname || ' ' || t.typname
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+UNION ALL SELECT 'COLLATION ' || n.nspname || ' ' || c.collname
+  FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+UNION ALL SELECT 'ROUTINE ' || n.nspname || ' ' || p.proname
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+UNION ALL SELECT 'TS DICTIONARY ' || n.nspname || ' ' || d.dictname
+  FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
+UNION ALL SELECT 'TS CONFIGURATION ' || n.nspname || ' ' || c.cfgname
+  FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+UNION ALL SELECT 'RELATION ' || n.nspname || ' ' || c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+
+# the named tables as the target has them: kind, stored columns (name, NOT NULL without
+# a default), owned sequences
+_TARGET_TABLES_SQL = """
+SELECT t.name, c.relkind,
+  ARRAY(SELECT ARRAY[a.attname::text,
+                     (a.attnotnull AND NOT a.atthasdef AND a.attidentity = '')::text]
+        FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attgenerated = '' ORDER BY a.attnum),
+  ARRAY(SELECT format('%%I.%%I', sn.nspname, s.relname)
+        FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN pg_namespace sn ON sn.oid = s.relnamespace
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid = c.oid AND d.deptype IN ('a', 'i') ORDER BY 1)
+FROM unnest(%s::text[]) AS t(name)
+JOIN pg_class c ON c.oid = to_regclass(t.name)
+"""
+
+# the foreign keys to drop and put back: every one from or to the tables, taken at its
+# root (a partition's copy of its parent's key cannot be dropped on its own)
+_FOREIGN_KEYS_SQL = """
+WITH RECURSIVE touched AS (
+  SELECT co.oid, co.conparentid FROM pg_constraint co
+  WHERE co.contype = 'f'
+    AND (co.conrelid = ANY(%(tables)s::regclass[]) OR co.confrelid = ANY(%(tables)s::regclass[]))
+  UNION
+  SELECT p.oid, p.conparentid FROM pg_constraint p JOIN touched ON p.oid = touched.conparentid
+)
+SELECT DISTINCT format('%%I.%%I', n.nspname, c.relname), co.conname::text,
+       pg_get_constraintdef(co.oid), obj_description(co.oid, 'pg_constraint')
+FROM touched JOIN pg_constraint co ON co.oid = touched.oid AND co.conparentid = 0
+JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ORDER BY 1, 2
+"""
+
+# the tables' own triggers that are enabled now, and how (O, A or R)
+_TRIGGERS_SQL = """
+SELECT format('%%I.%%I', n.nspname, c.relname), t.tgname::text, t.tgenabled::text
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE t.tgrelid = ANY(%s::regclass[]) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+ORDER BY 1, 2
+"""
+_ENABLE = {"O": "ENABLE", "A": "ENABLE ALWAYS", "R": "ENABLE REPLICA"}
+
+
+# ------------------------------------------------------------------------------ names
+
+
+@dataclass
+class Selection:
+    """The tables a restore brings back, as format('%I.%I') writes them."""
+
+    evidence: Evidence
+    asked: list[str]
+    tables: list[str]  # the asked ones, each partitioned one followed by its partitions
+
+    def facts(self, name: str) -> TableFacts:
+        return self.evidence.tables.get(name) or TableFacts()
+
+    @property
+    def with_rows(self) -> list[str]:
+        """The tables holding rows (a partitioned table's rows are in its partitions)."""
+        return [name for name in self.tables if name in self.evidence.row_counts]
+
+
+def _known_tables(evidence: Evidence) -> list[str]:
+    return sorted(set(evidence.tables) | set(evidence.row_counts))
+
+
+def _spellings(name: str) -> set[str]:
+    """What a user may type for table `name`: as PostgreSQL writes it, or with the raw
+    names, with or without the schema."""
+    schema, table = toc.identifiers(name)
+    return {name, table.written, table.raw, f"{schema.raw}.{table.raw}"}
+
+
+def select(manifest: Manifest, names: Sequence[str]) -> Selection:
+    """Resolve the user's table names against the backup; a partitioned table brings its
+    partitions. An unknown or ambiguous name is refused, naming close matches."""
+    evidence = manifest.checks
+    known = _known_tables(evidence)
+    spelled = {name: _spellings(name) for name in known}
+    asked: list[str] = []
+    for wanted in names:
+        matches = [name for name in known if wanted in spelled[name]]
+        if len(matches) > 1:
+            raise RestoreError(
+                f"table {wanted!r} is ambiguous in backup {manifest.id}, it may be any of "
+                + ", ".join(matches)
+                + ": name its schema too, in double quotes where a name has a dot"
+            )
+        if not matches:
+            lowered = {spelling.lower(): n for n in known for spelling in spelled[n]}
+            close = difflib.get_close_matches(wanted.lower(), lowered, n=5)
+            hint = sorted({lowered[c] for c in close})
+            raise RestoreError(
+                f"table {wanted!r} is not in this backup ({manifest.id})"
+                + (f"; close matches: {', '.join(hint)}" if hint else "")
+            )
+        if matches[0] not in asked:
+            asked.append(matches[0])
+    tables: list[str] = []
+    for name in asked:
+        for member in [name, *_partitions(evidence, name)]:
+            if member not in tables:
+                tables.append(member)
+    return Selection(evidence, asked, tables)
+
+
+def _partitions(evidence: Evidence, parent: str) -> list[str]:
+    """Every partition below `parent`, partitions of partitions too."""
+    found = []
+    for name, facts in sorted(evidence.tables.items()):
+        if facts.partition_of == parent:
+            found += [name, *_partitions(evidence, name)]
+    return found
+
+
+# ----------------------------------------------------------------------------- target
+
+
+@dataclass
+class Target:
+    """What the target database has of the named tables (nothing, for a new one)."""
+
+    kinds: dict[str, str] = field(default_factory=dict)  # table -> relkind
+    sequences: dict[str, list[str]] = field(default_factory=dict)  # table -> owned
+    objects: set[str] = field(default_factory=set)  # see _TARGET_OBJECTS_SQL
+
+    def has(self, name: str) -> bool:
+        """Whether the target has table `name` (one of the named ones)."""
+        return name in self.kinds
+
+    def has_relation(self, name: str) -> bool:
+        """Whether the target has any relation `name` (format('%I.%I'))."""
+        schema, table = toc.identifiers(name)
+        return f"RELATION {schema.raw} {table.raw}" in self.objects
+
+
+def _present(selection: Selection, target: Target) -> Callable[[str], bool]:
+    """Whether a table is there once the restore is done: restored, or in the target."""
+    restored = set(selection.tables)
+    return lambda name: name in restored or target.has_relation(name)
+
+
+def inspect_target(conn: psycopg.Connection[Any], selection: Selection) -> Target:
+    """Read what the target has and refuse a table it cannot take, before anything changes:
+    a name that is not a table there, or one whose columns do not fit the backup's rows."""
+    target = Target(objects={r[0] for r in conn.execute(_TARGET_OBJECTS_SQL)})
+    for name, relkind, columns, sequences in conn.execute(
+        _TARGET_TABLES_SQL, (selection.tables,)
+    ).fetchall():
+        facts = selection.facts(name)
+        if relkind != ("p" if facts.partitioned else "r"):
+            kinds = {"r": "a table", "p": "a partitioned table"}
+            raise RestoreError(
+                f"{name} is {kinds.get(relkind, 'not a table')} in the target database, "
+                f"{kinds['p' if facts.partitioned else 'r']} in the backup: rename or drop it "
+                "first"
+            )
+        have = {column for column, _ in columns}
+        missing = [c for c in facts.columns if c not in have]
+        required = [c for c, required in columns if required == "true" and c not in facts.columns]
+        if facts.columns and (missing or required):
+            problem = (
+                f"lacks column(s) {', '.join(missing)} of the backup"
+                if missing
+                else f"has column(s) {', '.join(required)} the backup lacks, NOT NULL "
+                "without a default"
+            )
+            raise RestoreError(
+                f"{name} in the target {problem}: its rows cannot be restored into it"
+            )
+        target.kinds[name] = relkind
+        target.sequences[name] = list(sequences)
+    return target
+
+
+# ------------------------------------------------------------------------------- plan
+
+
+@dataclass
+class Plan:
+    entries: list[TocEntry]  # for the one pg_restore feeding the session
+    sequence_sets: list[TocEntry]  # run last: setval is not undone by a rollback
+    created: list[str]  # tables the restore creates
+    left_out: set[tuple[str, str]]  # foreign keys (table, constraint) not created
+    notes: list[str]
+
+
+def _key(name: str, *more: str) -> str:
+    """`schema.table` (format('%I.%I')) as it starts a listing's entry."""
+    schema, table = toc.identifiers(name)
+    return toc.key(schema.raw, table.raw, *more)
+
+
+def _written(name: str) -> tuple[str, str]:
+    schema, table = toc.identifiers(name)
+    return schema.raw, table.written
+
+
+def make_plan(entries: list[TocEntry], selection: Selection, target: Target) -> Plan:
+    """Pick the listing's entries the restore needs, in the listing's order (pg_restore
+    reads the archive from a pipe and cannot go back)."""
+    evidence = selection.evidence
+    created = [name for name in selection.tables if not target.has(name)]
+    present = _present(selection, target)
+    all_tables = _known_tables(evidence)
+    owned = {seq for facts in evidence.tables.values() for seq in facts.sequences}
+    by_table = toc.claim(
+        (e for e in entries if e.kind in (*TABLE_KINDS, "TABLE DATA", "TABLE ATTACH")),
+        {_key(name) for name in all_tables},
+    )
+    foreign = toc.claim(
+        (e for e in entries if e.kind == "FK CONSTRAINT"), {_key(n) for n in all_tables}
+    )
+    index_keys = {}
+    for index in evidence.indexes:
+        schema, table, index_name = toc.identifiers(index)
+        index_keys[toc.key(schema.raw, index_name.raw)] = f"{schema.written}.{table.written}"
+    indexes = toc.claim((e for e in entries if e.kind in ("INDEX", "INDEX ATTACH")), index_keys)
+    sequences = toc.claim(
+        (e for e in entries if e.kind.startswith("SEQUENCE")),
+        {_key(seq) for seq in owned}
+        | {_key(s) for seqs in target.sequences.values() for s in seqs},
+    )
+
+    chosen: set[int] = set()  # ids of the entries taken
+    sets: set[int] = set()
+    left_out: set[tuple[str, str]] = set()
+    notes: list[str] = []
+
+    def take(found: Iterable[TocEntry], kinds: Iterable[str]) -> None:
+        wanted_kinds = set(kinds)
+        chosen.update(id(e) for e in found if e.kind in wanted_kinds)
+
+    for name in selection.with_rows:
+        take(by_table.get(_key(name), []), ["TABLE DATA"])
+    for name in selection.tables:
+        facts = selection.facts(name)
+        seqs = facts.sequences if evidence.tables else target.sequences.get(name, [])
+        for seq in seqs:
+            sets.update(id(e) for e in sequences.get(_key(seq), []) if e.kind == "SEQUENCE SET")
+    for name in created:
+        facts = selection.facts(name)
+        mine = by_table.get(_key(name), [])
+        take(mine, TABLE_KINDS)
+        parent_present = facts.partition_of is not None and present(facts.partition_of)
+        if parent_present:
+            take(mine, ["TABLE ATTACH"])
+        for seq in facts.sequences:
+            take(sequences.get(_key(seq), []), ["SEQUENCE", "SEQUENCE OWNED BY"])
+        for seq in _borrowed_sequences(selection, name, present, sequences):
+            take(sequences.get(_key(seq), []), ["SEQUENCE"])
+            sets.update(id(e) for e in sequences.get(_key(seq), []) if e.kind == "SEQUENCE SET")
+        for key, owner in index_keys.items():
+            if owner == name:
+                kinds = ["INDEX", "INDEX ATTACH"] if parent_present else ["INDEX"]
+                take(indexes.get(key, []), kinds)
+        for entry in foreign.get(_key(name), []):
+            constraint = _constraint_of(entry, name, facts)
+            referenced = facts.references.get(constraint or "")
+            if referenced is not None and present(referenced):
+                chosen.add(id(entry))
+            else:
+                left_out.add((name, constraint or ""))
+                notes.append(
+                    f"foreign key {constraint or '(unknown)'} of {name} left out: "
+                    + (
+                        f"{referenced} is neither restored nor in the target"
+                        if referenced
+                        else "this backup does not say which table it references"
+                    )
+                )
+    comments = _comment_and_acl_prefixes(created, selection)
+    for entry in entries:
+        if entry.kind in ("COMMENT", "ACL") and entry.rest.startswith(comments):
+            chosen.add(id(entry))
+    if created:
+        # which sequences are free-standing is known only from the tables' facts
+        standalone = _standalone_sequences(entries, sequences) if evidence.tables else set()
+        for entry in entries:
+            family = SUPPORT_KINDS.get(entry.kind)
+            if family is None or _target_has(target, family, entry):
+                continue
+            if entry.kind == "SEQUENCE" and id(entry) not in standalone:
+                continue
+            chosen.add(id(entry))
+            if entry.kind == "SEQUENCE":
+                sets.update(
+                    id(e) for e in entries if e.kind == "SEQUENCE SET" and e.rest == entry.rest
+                )
+    return Plan(
+        entries=[e for e in entries if id(e) in chosen],
+        sequence_sets=[e for e in entries if id(e) in sets],
+        created=created,
+        left_out=left_out,
+        notes=notes,
+    )
+
+
+def _borrowed_sequences(
+    selection: Selection,
+    name: str,
+    present: Callable[[str], bool],
+    sequences: dict[str, list[TocEntry]],
+) -> list[str]:
+    """The serial sequences of a partition's missing ancestors: the partition's columns
+    have their defaults, so it needs them. (An identity sequence is part of its table's
+    definition, with no OWNED BY entry, and cannot come without the table.)"""
+    borrowed = []
+    parent = selection.facts(name).partition_of
+    while parent is not None and not present(parent):
+        for seq in selection.facts(parent).sequences:
+            if any(e.kind == "SEQUENCE OWNED BY" for e in sequences.get(_key(seq), [])):
+                borrowed.append(seq)
+        parent = selection.facts(parent).partition_of
+    return borrowed
+
+
+def _constraint_of(entry: TocEntry, table: str, facts: TableFacts) -> str | None:
+    """The constraint an FK CONSTRAINT entry of `table` is: the longest known one its
+    text continues with."""
+    start = _key(table) + " "
+    names = [c for c in facts.references if entry.rest.startswith(start + c + " ")]
+    names += [c for c in facts.references if entry.rest == start + c]
+    return max(names, key=len) if names else None
+
+
+def _comment_and_acl_prefixes(created: list[str], selection: Selection) -> tuple[str, ...]:
+    """How COMMENT and ACL entries of the created tables, their columns and their owned
+    sequences begin (their tags quote names as PostgreSQL does)."""
+    prefixes: list[str] = []
+    for name in created:
+        schema, table = _written(name)
+        prefixes += [f"{schema} TABLE {table} ", f"{schema} COLUMN {table}."]
+        for seq in selection.facts(name).sequences:
+            seq_schema, seq_name = _written(seq)
+            prefixes.append(f"{seq_schema} SEQUENCE {seq_name} ")
+    return tuple(prefixes)
+
+
+def _standalone_sequences(entries: list[TocEntry], owned: dict[str, list[TocEntry]]) -> set[int]:
+    """SEQUENCE entries no table owns (a default's nextval() may use one)."""
+    claimed = {id(e) for found in owned.values() for e in found}
+    return {id(e) for e in entries if e.kind == "SEQUENCE" and id(e) not in claimed}
+
+
+def _target_has(target: Target, family: str, entry: TocEntry) -> bool:
+    if family == "ROUTINE":  # the tag is name(arguments): compare the names
+        return f"{family} {entry.rest.split('(', 1)[0]}" in target.objects
+    return any(f"{family} {prefix}" in target.objects for prefix in entry.prefixes())
+
+
+# -------------------------------------------------------------------------------- SQL
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class Session:
+    """The SQL around pg_restore's output in the one transaction."""
+
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+
+
+def session_sql(conn: psycopg.Connection[Any], selection: Selection, target: Target) -> Session:
+    """Empty the existing tables without touching any other: drop the foreign keys from
+    and to them, disable their triggers, TRUNCATE ONLY; afterwards undo all but the
+    emptying, and check the row counts."""
+    session = Session(before=["BEGIN;"])
+    existing = [name for name in selection.tables if target.has(name)]
+    with_rows = [name for name in existing if target.kinds[name] == "r"]
+    if existing:
+        # definitions with every name qualified, whatever the search path
+        conn.execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        for table, name, definition, comment in conn.execute(
+            _FOREIGN_KEYS_SQL, {"tables": existing}
+        ).fetchall():
+            constraint = sql.Identifier(name).as_string(conn)
+            session.before.append(f"ALTER TABLE {table} DROP CONSTRAINT {constraint};")
+            session.after.append(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition};")
+            if comment is not None:
+                session.after.append(
+                    f"COMMENT ON CONSTRAINT {constraint} ON {table} IS {_literal(comment)};"
+                )
+        for table, name, enabled in conn.execute(_TRIGGERS_SQL, (with_rows,)).fetchall():
+            trigger = sql.Identifier(name).as_string(conn)
+            session.before.append(f"ALTER TABLE {table} DISABLE TRIGGER {trigger};")
+            session.after.append(f"ALTER TABLE {table} {_ENABLE[enabled]} TRIGGER {trigger};")
+    if with_rows:
+        session.before.append(f"TRUNCATE ONLY {', '.join(with_rows)};")
+    session.after.append(_row_count_check(selection))
+    return session
+
+
+def _row_count_check(selection: Selection) -> str:
+    """A DO block failing the transaction when a table's rows are not the backup's."""
+    counts = selection.evidence.row_counts
+    values = ", ".join(f"({_literal(name)}, {counts[name]})" for name in selection.with_rows)
+    if not values:
+        return ""
+    tag = f"$lifeboat_{secrets.token_hex(4)}$"
+    return f"""DO {tag}
+DECLARE r record; n bigint;
+BEGIN
+  FOR r IN SELECT * FROM (VALUES {values}) AS v(name, expected) LOOP
+    EXECUTE format('SELECT count(*) FROM ONLY %s', r.name) INTO n;
+    IF n <> r.expected THEN
+      RAISE EXCEPTION 'restored table % has % rows, the backup has %', r.name, n, r.expected;
+    END IF;
+  END LOOP;
+END {tag};"""
+
+
+# ---------------------------------------------------------------------------- running
+
+
+class _Head(ProcessInput):
+    """pg_restore printing something from the archive's head (its table of contents, or
+    entries without data); it stops reading once it has that."""
+
+    def __init__(self, job: _Job, arguments: list[str]) -> None:
+        super().__init__(
+            [job.tools.path("pg_restore"), *arguments], keep_stdout=True, discard_rest=False
+        )
+
+    def failed(self) -> Exception:
+        return RestoreError(f"pg_restore failed reading the backup: {self.failure()}")
+
+
+def _read_head(job: _Job, arguments: list[str]) -> str:
+    from lifeboat.objects import read_plain
+
+    process = _Head(job, arguments)
+    try:
+        read_plain(job.repo, job.manifest, job.manifest.objects[0], job.decryptor, process)
+    except StoppedReading:
+        pass  # pg_restore has what it needed from the head of the archive
+    except BaseException:
+        process.kill()
+        raise
+    process.finish()
+    assert process.stdout is not None
+    return process.stdout.text
+
+
+class _Script(ProcessInput):
+    """pg_restore turning the chosen entries into SQL, written straight into psql."""
+
+    def __init__(self, job: _Job, list_file: str, psql_stdin: Any) -> None:
+        super().__init__(
+            [job.tools.path("pg_restore"), "--no-owner", "--use-list", list_file, "--file", "-"],
+            stdout=psql_stdin,
+        )
+
+    def failed(self) -> Exception:
+        return RestoreError(f"pg_restore failed, nothing was changed: {self.failure()}")
+
+
+def _write_list(directory: str, entries: list[TocEntry]) -> str:
+    path = os.path.join(directory, "entries.list")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(e.line + "\n" for e in entries))
+    return path
+
+
+def _psql_error(stderr: StderrCollector, returncode: int | None) -> str:
+    """psql's first ERROR line (and its DETAIL), without the script position."""
+    lines = stderr.lines()
+    errors = [i for i, line in enumerate(lines) if "ERROR:" in line]
+    if not errors:
+        return lines[-1] if lines else f"psql exited {returncode}"
+    first = errors[0]
+    message = " ".join(lines[first].split("ERROR:", 1)[1].split())
+    following = lines[first + 1] if first + 1 < len(lines) else ""
+    if "DETAIL:" in following:
+        message += " (" + " ".join(following.split("DETAIL:", 1)[1].split()) + ")"
+    return message
+
+
+def _run_session(job: _Job, plan: Plan, session: Session, setvals: str, label: str) -> None:
+    """The SQL before, pg_restore's SQL for the plan, the SQL after and COMMIT, in one psql
+    session. COMMIT is written only once pg_restore has finished well: should it fail,
+    psql reaches the end of its input inside the transaction and the server rolls it back."""
+    command = [job.tools.path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"]
+    command += ["--dbname", job.endpoint.conninfo(), "--file", "-"]
+    with tempfile.TemporaryDirectory(prefix="lifeboat-tables-") as folder:
+        list_file = _write_list(folder, plan.entries)
+        psql = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=job.endpoint.env(),
+        )
+        assert psql.stdin is not None and psql.stderr is not None
+        errors = StderrCollector(psql.stderr)
+        errors.start()
+        try:
+            psql.stdin.write(("\n".join(session.before) + "\n").encode())
+            psql.stdin.flush()
+            if plan.entries:
+                # pg_restore writes into psql's stdin too; ours stays open for the end
+                job.stream_into(_Script(job, list_file, psql.stdin), f"restore {label}")
+            psql.stdin.write(("\n".join([*session.after, setvals, "COMMIT;"]) + "\n").encode())
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                psql.stdin.close()  # psql ends: at its error, or at the end without COMMIT
+            psql.wait()
+            errors.join()
+            if psql.returncode != 0 and isinstance(exc, (OSError, RestoreError)):
+                # psql stopped at an error, and pg_restore (or we) could write no more
+                raise _session_failed(label, errors, psql.returncode) from None
+            raise
+        with contextlib.suppress(BrokenPipeError):
+            psql.stdin.close()
+        psql.wait()
+        errors.join()
+        if psql.returncode != 0:
+            raise _session_failed(label, errors, psql.returncode)
+
+
+def _session_failed(label: str, errors: StderrCollector, returncode: int) -> RestoreError:
+    return RestoreError(
+        f"restore of {label} failed, nothing was changed: {_psql_error(errors, returncode)}"
+    )
+
+
+def prepare(job_tools: PgTools, endpoint: PgEndpoint, selection: Selection, exists: bool) -> Target:
+    """Everything checked before anything changes (and before a safety backup is taken):
+    psql is there, and an existing target can take the tables."""
+    psql = job_tools.bin_dir / "psql"
+    if not os.access(psql, os.X_OK):
+        raise ToolError(f"a table restore runs psql, which {job_tools.bin_dir} lacks")
+    if not exists:
+        return Target()
+    with endpoint.connect(autocommit=True) as conn:
+        return inspect_target(conn, selection)
+
+
+def restore(job: _Job, selection: Selection, target: Target) -> tuple[EvidenceCheck, list[str]]:
+    """Restore the selected tables into job's database (created when it does not exist);
+    returns the evidence check of those tables and what was left out, and why."""
+    listing = _read_head(job, ["--list"])
+    setvals = ""
+    if not job.exists:
+        logical.create_database(job.admin, job.database)
+    try:
+        with job.endpoint.connect(autocommit=True) as conn:
+            if not job.exists:  # what a new database has from its template
+                target = inspect_target(conn, selection)
+            plan = make_plan(toc.parse(listing), selection, target)
+            _check_listing(plan)
+            session = session_sql(conn, selection, target)
+        if plan.sequence_sets:
+            with tempfile.TemporaryDirectory(prefix="lifeboat-tables-") as folder:
+                list_file = _write_list(folder, plan.sequence_sets)
+                setvals = _read_head(job, ["--use-list", list_file, "--file", "-"])
+        _run_session(job, plan, session, setvals, ", ".join(selection.asked))
+    except BaseException:
+        if not job.exists:
+            logical.drop_database(job.admin, job.database)
+        raise
+    with job.endpoint.connect(autocommit=True) as conn:
+        check = check_evidence(conn, selection.evidence, selection.tables)
+    _forgive(check, _expected_absent(plan, selection, target))
+    if not check.ok:
+        raise IntegrityError(
+            f"restored tables do not match backup {job.manifest.id}: "
+            + "; ".join(check.problems()[:5])
+        )
+    return check, plan.notes
+
+
+def _check_listing(plan: Plan) -> None:
+    """Every table to create has its entry in the archive (an archive made otherwise than
+    by Lifeboat's pg_dump might lack one)."""
+    made = {e.rest for e in plan.entries if e.kind == "TABLE"}
+    for name in plan.created:
+        if not any(rest == _key(name) or rest.startswith(_key(name) + " ") for rest in made):
+            raise RestoreError(f"the backup's archive has no definition of table {name}")
+
+
+def _expected_absent(plan: Plan, selection: Selection, target: Target) -> set[tuple[str, str]]:
+    """Constraints (table, name) the evidence lists that the restore rightly does not
+    create: the foreign keys left out, and what a partition restored without its parent
+    would have from that parent."""
+    absent = set(plan.left_out)
+    present = _present(selection, target)
+    for name in plan.created:  # parents come before their partitions
+        parent = selection.facts(name).partition_of
+        for constraint in selection.facts(name).inherited:
+            if parent is not None and (not present(parent) or (parent, constraint) in absent):
+                absent.add((name, constraint))
+    return absent
+
+
+def _forgive(check: EvidenceCheck, absent: set[tuple[str, str]]) -> None:
+    def key(constraint: str) -> tuple[str, str]:
+        schema, table, name = toc.identifiers(constraint)
+        return f"{schema.written}.{table.written}", name.raw
+
+    forgiven = [c for c in check.missing_constraints if key(c) in absent]
+    check.missing_constraints = [c for c in check.missing_constraints if c not in forgiven]
+    check.checked_constraints -= len(forgiven)
