@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -35,7 +34,9 @@ class Backup:
 
 
 @pytest.fixture(scope="module")
-def backup(pg_cluster: ScratchCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backup]:
+def backup(
+    pg_cluster: ScratchCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backup]:
     db = f"prod_{uuid.uuid4().hex[:12]}"
     create_production_db(pg_cluster, db)
     ws = make_workspace(tmp_path_factory.mktemp("tables"), pg_cluster.dsn(db))
@@ -121,13 +122,11 @@ EXISTING_CASES = [
         "UPDATE language SET name = 'changed' WHERE language_id = 2;",
         id="referenced-by-fk-with-on-update-cascade",
     ),
-    pytest.param(
-        "a.b", ['public."a.b"'], "DELETE FROM \"a.b\" WHERE id > 20;", id="dot-in-the-name"
-    ),
+    pytest.param("a.b", ['public."a.b"'], 'DELETE FROM "a.b" WHERE id > 20;', id="dot-in-the-name"),
     pytest.param(
         '"café ☕"',
         ['public."café ☕"'],
-        "INSERT INTO \"café ☕\" (\"naïve \"\"name\"\" col\") VALUES ('new');",
+        'INSERT INTO "café ☕" ("naïve ""name"" col") VALUES (\'new\');',
         id="unicode-name",
     ),
     pytest.param(
@@ -172,14 +171,15 @@ def test_table_restore_replaces_only_the_tables_rows(
         assert after[table] == expected[table], table
     # views, foreign keys, grants, triggers and comments are all still there, as they were
     assert schema_dump(pg_cluster, copy) == schema_before
-    assert sequences_of(pg_cluster, copy, restored) == sequences_of(
-        pg_cluster, backup.db, restored
-    )
+    assert sequences_of(pg_cluster, copy, restored) == sequences_of(pg_cluster, backup.db, restored)
     # the restored tables' triggers fire again
     pg_cluster.psql("UPDATE film SET length = length WHERE film_id = 1", copy)
-    assert pg_cluster.psql(
-        "SELECT last_update > now() - interval '1 hour' FROM film WHERE film_id = 1", copy
-    ) == "t"
+    assert (
+        pg_cluster.psql(
+            "SELECT last_update > now() - interval '1 hour' FROM film WHERE film_id = 1", copy
+        )
+        == "t"
+    )
 
 
 def test_table_restore_text_output_counts_only_the_tables(
@@ -324,8 +324,15 @@ def test_a_table_missing_from_the_target_is_created(
     before = table_digests(pg_cluster, copy)
 
     result = backup.ws.run_json(
-        "restore", "wms", "--target-db", copy, "--table", "payment", "--table",
-        '"Sales EU"."Order Items"', "--yes",
+        "restore",
+        "wms",
+        "--target-db",
+        copy,
+        "--table",
+        "payment",
+        "--table",
+        '"Sales EU"."Order Items"',
+        "--yes",
     )
 
     assert result["verified"] is True and result["notes"] == []
@@ -334,9 +341,12 @@ def test_a_table_missing_from_the_target_is_created(
         created = table in PAYMENT or table == '"Sales EU"."Order Items"'
         assert after[table] == (backup.digests[table] if created else before[table]), table
     # its foreign keys to tables the target has are back
-    assert pg_cluster.psql(
-        "SELECT string_agg(conname, ' ' ORDER BY conname) FROM pg_constraint "
-        "WHERE contype = 'f' AND conrelid IN ('payment'::regclass, "
-        "'\"Sales EU\".\"Order Items\"'::regclass)",
-        copy,
-    ) == "Order Items_customer_id_fkey payment_customer_id_fkey payment_rental_id_fkey"
+    assert (
+        pg_cluster.psql(
+            "SELECT string_agg(conname, ' ' ORDER BY conname) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid IN ('payment'::regclass, "
+            '\'"Sales EU"."Order Items"\'::regclass)',
+            copy,
+        )
+        == "Order Items_customer_id_fkey payment_customer_id_fkey payment_rental_id_fkey"
+    )
