@@ -25,7 +25,7 @@ import os
 import secrets
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -293,111 +293,143 @@ def _written(name: str) -> tuple[str, str]:
     return schema.raw, table.written
 
 
+class _Listing:
+    """The listing's entries, each claimed by the table, index or sequence it belongs to
+    (claimed against every name the backup has, so that the longest name wins)."""
+
+    def __init__(self, entries: list[TocEntry], selection: Selection, target: Target) -> None:
+        evidence = selection.evidence
+        self.entries = entries
+        tables = {_key(name) for name in _known_tables(evidence)}
+        self.by_table = toc.claim(
+            (e for e in entries if e.kind in (*TABLE_KINDS, "TABLE DATA", "TABLE ATTACH")), tables
+        )
+        self.foreign = toc.claim((e for e in entries if e.kind == "FK CONSTRAINT"), tables)
+        self.index_tables: dict[str, str] = {}  # index key -> its table
+        for index in evidence.indexes:
+            schema, table, name = toc.identifiers(index)
+            self.index_tables[toc.key(schema.raw, name.raw)] = f"{schema.written}.{table.written}"
+        self.indexes = toc.claim(
+            (e for e in entries if e.kind in ("INDEX", "INDEX ATTACH")), self.index_tables
+        )
+        owned = {seq for facts in evidence.tables.values() for seq in facts.sequences}
+        owned |= {seq for found in target.sequences.values() for seq in found}
+        self.sequences = toc.claim(
+            (e for e in entries if e.kind.startswith("SEQUENCE")), {_key(s) for s in owned}
+        )
+
+    def of_table(self, name: str, *kinds: str) -> list[TocEntry]:
+        return [e for e in self.by_table.get(_key(name), []) if e.kind in kinds]
+
+    def of_sequence(self, name: str, *kinds: str) -> list[TocEntry]:
+        return [e for e in self.sequences.get(_key(name), []) if e.kind in kinds]
+
+    def of_indexes(self, table: str, *kinds: str) -> list[TocEntry]:
+        return [
+            e
+            for key, owner in self.index_tables.items()
+            if owner == table
+            for e in self.indexes.get(key, [])
+            if e.kind in kinds
+        ]
+
+
+@dataclass
+class _Picked:
+    entries: list[TocEntry] = field(default_factory=list)
+    sequence_sets: list[TocEntry] = field(default_factory=list)
+    left_out: set[tuple[str, str]] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
 def make_plan(entries: list[TocEntry], selection: Selection, target: Target) -> Plan:
     """Pick the listing's entries the restore needs, in the listing's order (pg_restore
     reads the archive from a pipe and cannot go back)."""
-    evidence = selection.evidence
+    listing = _Listing(entries, selection, target)
     created = [name for name in selection.tables if not target.has(name)]
-    present = _present(selection, target)
-    all_tables = _known_tables(evidence)
-    owned = {seq for facts in evidence.tables.values() for seq in facts.sequences}
-    by_table = toc.claim(
-        (e for e in entries if e.kind in (*TABLE_KINDS, "TABLE DATA", "TABLE ATTACH")),
-        {_key(name) for name in all_tables},
-    )
-    foreign = toc.claim(
-        (e for e in entries if e.kind == "FK CONSTRAINT"), {_key(n) for n in all_tables}
-    )
-    index_keys = {}
-    for index in evidence.indexes:
-        schema, table, index_name = toc.identifiers(index)
-        index_keys[toc.key(schema.raw, index_name.raw)] = f"{schema.written}.{table.written}"
-    indexes = toc.claim((e for e in entries if e.kind in ("INDEX", "INDEX ATTACH")), index_keys)
-    sequences = toc.claim(
-        (e for e in entries if e.kind.startswith("SEQUENCE")),
-        {_key(seq) for seq in owned}
-        | {_key(s) for seqs in target.sequences.values() for s in seqs},
-    )
-
-    chosen: set[int] = set()  # ids of the entries taken
-    sets: set[int] = set()
-    left_out: set[tuple[str, str]] = set()
-    notes: list[str] = []
-
-    def take(found: Iterable[TocEntry], kinds: Iterable[str]) -> None:
-        wanted_kinds = set(kinds)
-        chosen.update(id(e) for e in found if e.kind in wanted_kinds)
-
+    picked = _Picked()
     for name in selection.with_rows:
-        take(by_table.get(_key(name), []), ["TABLE DATA"])
+        picked.entries += listing.of_table(name, "TABLE DATA")
     for name in selection.tables:
-        facts = selection.facts(name)
-        seqs = facts.sequences if evidence.tables else target.sequences.get(name, [])
-        for seq in seqs:
-            sets.update(id(e) for e in sequences.get(_key(seq), []) if e.kind == "SEQUENCE SET")
+        owned = selection.facts(name).sequences
+        if not selection.evidence.tables:  # an older backup: the target knows
+            owned = target.sequences.get(name, [])
+        for seq in owned:
+            picked.sequence_sets += listing.of_sequence(seq, "SEQUENCE SET")
     for name in created:
-        facts = selection.facts(name)
-        mine = by_table.get(_key(name), [])
-        take(mine, TABLE_KINDS)
-        parent_present = facts.partition_of is not None and present(facts.partition_of)
-        if parent_present:
-            take(mine, ["TABLE ATTACH"])
-        for seq in facts.sequences:
-            take(sequences.get(_key(seq), []), ["SEQUENCE", "SEQUENCE OWNED BY"])
-        for seq in _borrowed_sequences(selection, name, present, sequences):
-            take(sequences.get(_key(seq), []), ["SEQUENCE"])
-            sets.update(id(e) for e in sequences.get(_key(seq), []) if e.kind == "SEQUENCE SET")
-        for key, owner in index_keys.items():
-            if owner == name:
-                kinds = ["INDEX", "INDEX ATTACH"] if parent_present else ["INDEX"]
-                take(indexes.get(key, []), kinds)
-        for entry in foreign.get(_key(name), []):
-            constraint = _constraint_of(entry, name, facts)
-            referenced = facts.references.get(constraint or "")
-            if referenced is not None and present(referenced):
-                chosen.add(id(entry))
-            else:
-                left_out.add((name, constraint or ""))
-                notes.append(
-                    f"foreign key {constraint or '(unknown)'} of {name} left out: "
-                    + (
-                        f"{referenced} is neither restored nor in the target"
-                        if referenced
-                        else "this backup does not say which table it references"
-                    )
-                )
-    comments = _comment_and_acl_prefixes(created, selection)
-    for entry in entries:
-        if entry.kind in ("COMMENT", "ACL") and entry.rest.startswith(comments):
-            chosen.add(id(entry))
+        _pick_definition(listing, selection, target, name, picked)
     if created:
-        # which sequences are free-standing is known only from the tables' facts
-        standalone = _standalone_sequences(entries, sequences) if evidence.tables else set()
-        for entry in entries:
-            family = SUPPORT_KINDS.get(entry.kind)
-            if family is None or _target_has(target, family, entry):
-                continue
-            if entry.kind == "SEQUENCE" and id(entry) not in standalone:
-                continue
-            chosen.add(id(entry))
-            if entry.kind == "SEQUENCE":
-                sets.update(
-                    id(e) for e in entries if e.kind == "SEQUENCE SET" and e.rest == entry.rest
-                )
+        _pick_support(listing, selection, target, picked)
+    chosen = {id(e) for e in picked.entries}
+    sets = {id(e) for e in picked.sequence_sets}
     return Plan(
         entries=[e for e in entries if id(e) in chosen],
         sequence_sets=[e for e in entries if id(e) in sets],
         created=created,
-        left_out=left_out,
-        notes=notes,
+        left_out=picked.left_out,
+        notes=picked.notes,
     )
 
 
+def _pick_definition(
+    listing: _Listing, selection: Selection, target: Target, name: str, picked: _Picked
+) -> None:
+    """What creates table `name`: its definition, defaults, constraints, triggers,
+    policies, owned sequences, indexes, foreign keys to tables that will be there,
+    comments and grants; attached to its parent when that will be there."""
+    facts = selection.facts(name)
+    present = _present(selection, target)
+    attached = facts.partition_of is not None and present(facts.partition_of)
+    picked.entries += listing.of_table(name, *TABLE_KINDS)
+    picked.entries += listing.of_indexes(name, "INDEX", *(["INDEX ATTACH"] if attached else []))
+    if attached:
+        picked.entries += listing.of_table(name, "TABLE ATTACH")
+    for seq in facts.sequences:
+        picked.entries += listing.of_sequence(seq, "SEQUENCE", "SEQUENCE OWNED BY")
+    for seq in _borrowed_sequences(listing, selection, name, present):
+        picked.entries += listing.of_sequence(seq, "SEQUENCE")
+        picked.sequence_sets += listing.of_sequence(seq, "SEQUENCE SET")
+    for entry in listing.foreign.get(_key(name), []):
+        constraint = _constraint_of(entry, name, facts)
+        referenced = facts.references.get(constraint or "")
+        if referenced is not None and present(referenced):
+            picked.entries.append(entry)
+            continue
+        picked.left_out.add((name, constraint or ""))
+        picked.notes.append(
+            f"foreign key {constraint or '(unknown)'} of {name} left out: "
+            + (
+                f"{referenced} is neither restored nor in the target"
+                if referenced
+                else "this backup does not say which table it references"
+            )
+        )
+    prefixes = _comment_and_acl_prefixes(name, facts)
+    picked.entries += [
+        e for e in listing.entries if e.kind in ("COMMENT", "ACL") and e.rest.startswith(prefixes)
+    ]
+
+
+def _pick_support(listing: _Listing, selection: Selection, target: Target, picked: _Picked) -> None:
+    """What created tables may need and the target lacks: schemas, extensions, types,
+    functions..., and the sequences no table owns (a default's nextval() may use one;
+    which sequences those are is known only from the backup's table facts)."""
+    owned = {id(e) for found in listing.sequences.values() for e in found}
+    for entry in listing.entries:
+        family = SUPPORT_KINDS.get(entry.kind)
+        if family is None or _target_has(target, family, entry):
+            continue
+        if entry.kind == "SEQUENCE":
+            if id(entry) in owned or not selection.evidence.tables:
+                continue
+            picked.sequence_sets += [
+                e for e in listing.entries if e.kind == "SEQUENCE SET" and e.rest == entry.rest
+            ]
+        picked.entries.append(entry)
+
+
 def _borrowed_sequences(
-    selection: Selection,
-    name: str,
-    present: Callable[[str], bool],
-    sequences: dict[str, list[TocEntry]],
+    listing: _Listing, selection: Selection, name: str, present: Callable[[str], bool]
 ) -> list[str]:
     """The serial sequences of a partition's missing ancestors: the partition's columns
     have their defaults, so it needs them. (An identity sequence is part of its table's
@@ -406,7 +438,7 @@ def _borrowed_sequences(
     parent = selection.facts(name).partition_of
     while parent is not None and not present(parent):
         for seq in selection.facts(parent).sequences:
-            if any(e.kind == "SEQUENCE OWNED BY" for e in sequences.get(_key(seq), [])):
+            if listing.of_sequence(seq, "SEQUENCE OWNED BY"):
                 borrowed.append(seq)
         parent = selection.facts(parent).partition_of
     return borrowed
@@ -416,28 +448,23 @@ def _constraint_of(entry: TocEntry, table: str, facts: TableFacts) -> str | None
     """The constraint an FK CONSTRAINT entry of `table` is: the longest known one its
     text continues with."""
     start = _key(table) + " "
-    names = [c for c in facts.references if entry.rest.startswith(start + c + " ")]
-    names += [c for c in facts.references if entry.rest == start + c]
+    names = [
+        c
+        for c in facts.references
+        if entry.rest == start + c or entry.rest.startswith(start + c + " ")
+    ]
     return max(names, key=len) if names else None
 
 
-def _comment_and_acl_prefixes(created: list[str], selection: Selection) -> tuple[str, ...]:
-    """How COMMENT and ACL entries of the created tables, their columns and their owned
-    sequences begin (their tags quote names as PostgreSQL does)."""
-    prefixes: list[str] = []
-    for name in created:
-        schema, table = _written(name)
-        prefixes += [f"{schema} TABLE {table} ", f"{schema} COLUMN {table}."]
-        for seq in selection.facts(name).sequences:
-            seq_schema, seq_name = _written(seq)
-            prefixes.append(f"{seq_schema} SEQUENCE {seq_name} ")
+def _comment_and_acl_prefixes(name: str, facts: TableFacts) -> tuple[str, ...]:
+    """How COMMENT and ACL entries of a table, its columns and its owned sequences begin
+    (their tags quote names as PostgreSQL does)."""
+    schema, table = _written(name)
+    prefixes = [f"{schema} TABLE {table} ", f"{schema} COLUMN {table}."]
+    for seq in facts.sequences:
+        seq_schema, seq_name = _written(seq)
+        prefixes.append(f"{seq_schema} SEQUENCE {seq_name} ")
     return tuple(prefixes)
-
-
-def _standalone_sequences(entries: list[TocEntry], owned: dict[str, list[TocEntry]]) -> set[int]:
-    """SEQUENCE entries no table owns (a default's nextval() may use one)."""
-    claimed = {id(e) for found in owned.values() for e in found}
-    return {id(e) for e in entries if e.kind == "SEQUENCE" and id(e) not in claimed}
 
 
 def _target_has(target: Target, family: str, entry: TocEntry) -> bool:

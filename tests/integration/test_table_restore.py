@@ -74,6 +74,21 @@ def sequences_of(cluster: ScratchCluster, db: str, tables: list[str]) -> dict[st
     return dict(line.split("=", 1) for line in rows.splitlines())
 
 
+def privileges(cluster: ScratchCluster, db: str, tables: list[str]) -> dict[str, str]:
+    """What the schema's roles may do with each table."""
+    found = {}
+    for table in tables:
+        literal = table.replace("'", "''")
+        found[table] = cluster.psql(
+            "SELECT string_agg(r || ':' || p || '=' || has_table_privilege(r, t, p), ' ') "
+            "FROM unnest(ARRAY['report reader', 'wms.app']) r, "
+            "unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) p, "
+            f"(SELECT '{literal}' AS t) s",
+            db,
+        )
+    return found
+
+
 def backups_in(ws: Workspace) -> list[str]:
     return [b["id"] for b in ws.run_json("list")]
 
@@ -260,6 +275,9 @@ def test_table_restore_into_a_new_database_brings_what_the_tables_need(
         assert sequences_of(pg_cluster, target, restored) == sequences_of(
             pg_cluster, backup.db, restored
         )
+        assert privileges(pg_cluster, target, restored) == privileges(
+            pg_cluster, backup.db, restored
+        )
         notes = " ".join(result["notes"])
         for constraint in left_out:
             name, table = constraint.split(" of ")
@@ -306,18 +324,26 @@ def test_a_refused_table_restore_takes_no_safety_backup(
     pg_cluster: ScratchCluster, backup: Backup, copy: str
 ) -> None:
     ws = backup.ws
-    pg_cluster.psql("ALTER TABLE film DROP COLUMN description CASCADE", copy)
-    before = table_digests(pg_cluster, copy)
+    pg_cluster.psql(
+        "ALTER TABLE film DROP COLUMN description CASCADE;"
+        'DROP TABLE "a.b"; CREATE VIEW "a.b" AS SELECT 1 AS id',
+        copy,
+    )
     backups = backups_in(ws)
+    before = table_digests(pg_cluster, copy)
 
     unknown = ws.run("restore", "wms", "--target-db", copy, "--table", "flim", "--yes")
     assert unknown.returncode == 1
-    assert error_line(unknown).endswith("close matches: public.film")
     assert "not in this backup" in error_line(unknown)
+    assert error_line(unknown).endswith("close matches: public.film")
 
     unfit = ws.run("restore", "wms", "--target-db", copy, "--table", "film", "--yes")
     assert unfit.returncode == 1
     assert "public.film in the target lacks column(s) description" in error_line(unfit)
+
+    a_view = ws.run("restore", "wms", "--target-db", copy, "--table", "a.b", "--yes")
+    assert a_view.returncode == 1
+    assert 'public."a.b" is not a table in the target database' in error_line(a_view)
 
     assert backups_in(ws) == backups
     assert table_digests(pg_cluster, copy) == before
