@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from lifeboat import table_plan
 from lifeboat.backup import backup_logical
 from lifeboat.context import Context
 from lifeboat.errors import (
@@ -186,7 +187,7 @@ def restore_logical(
             # imported here: it builds on this module
             from lifeboat import restore_tables
 
-            selection = restore_tables.select(manifest, tables)
+            selection = table_plan.select(manifest, tables)
             target = restore_tables.prepare(tools, endpoint, selection, exists)
         if exists and not assume_yes:
             what = f"tables {', '.join(selection.asked)} in" if selection else "database"
