@@ -50,40 +50,38 @@ if TYPE_CHECKING:
     from lifeboat.restore import _Job
 
 # what the target already has, each as "<family> <schema> <name>" (schema "-" if none)
-_TARGET_OBJECTS_SQL = """
-SELECT 'SCHEMA - ' || nspname FROM pg_namespace
-UNION ALL SELECT 'EXTENSION - ' || extname FROM pg_extension
-UNION ALL SELECT 'LANGUAGE - ' || lanname FROM pg_language
-UNION ALL SELECT 'TYPE ' || n.nspname || ' ' || t.typname
-  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-UNION ALL SELECT 'COLLATION ' || n.nspname || ' ' || c.collname
-  FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
-UNION ALL SELECT 'ROUTINE ' || n.nspname || ' ' || p.proname
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-UNION ALL SELECT 'TS DICTIONARY ' || n.nspname || ' ' || d.dictname
-  FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
-UNION ALL SELECT 'TS CONFIGURATION ' || n.nspname || ' ' || c.cfgname
-  FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
-UNION ALL SELECT 'RELATION ' || n.nspname || ' ' || c.relname
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-"""
+_GLOBAL = {
+    "SCHEMA": ("pg_namespace", "nspname"),
+    "EXTENSION": ("pg_extension", "extname"),
+    "LANGUAGE": ("pg_language", "lanname"),
+}
+_IN_SCHEMA = {
+    "TYPE": ("pg_type", "typname", "typnamespace"),
+    "COLLATION": ("pg_collation", "collname", "collnamespace"),
+    "ROUTINE": ("pg_proc", "proname", "pronamespace"),
+    "TS DICTIONARY": ("pg_ts_dict", "dictname", "dictnamespace"),
+    "TS CONFIGURATION": ("pg_ts_config", "cfgname", "cfgnamespace"),
+    "RELATION": ("pg_class", "relname", "relnamespace"),
+}
+_TARGET_OBJECTS_SQL = "\nUNION ALL ".join(
+    [
+        f"SELECT '{family} - ' || {name} FROM {catalog}"
+        for family, (catalog, name) in _GLOBAL.items()
+    ]
+    + [
+        f"SELECT '{family} ' || n.nspname || ' ' || o.{name} "
+        f"FROM {catalog} o JOIN pg_namespace n ON n.oid = o.{namespace}"
+        for family, (catalog, name, namespace) in _IN_SCHEMA.items()
+    ]
+)
 
-# the named tables as the target has them: kind, stored columns (name, NOT NULL without
-# a default), owned sequences
-_TARGET_TABLES_SQL = """
-SELECT t.name, c.relkind,
-  ARRAY(SELECT ARRAY[a.attname::text,
-                     (a.attnotnull AND NOT a.atthasdef AND a.attidentity = '')::text]
-        FROM pg_attribute a
-        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          AND a.attgenerated = '' ORDER BY a.attnum),
-  ARRAY(SELECT format('%%I.%%I', sn.nspname, s.relname)
-        FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-        JOIN pg_namespace sn ON sn.oid = s.relnamespace
-        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-          AND d.refobjid = c.oid AND d.deptype IN ('a', 'i') ORDER BY 1)
+# columns of the named tables that the backup's rows must fill: NOT NULL, no default
+_REQUIRED_COLUMNS_SQL = """
+SELECT t.name, a.attname::text
 FROM unnest(%s::text[]) AS t(name)
-JOIN pg_class c ON c.oid = to_regclass(t.name)
+JOIN pg_attribute a ON a.attrelid = to_regclass(t.name)
+WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+  AND a.attidentity = '' AND a.attgenerated = ''
 """
 
 # the foreign keys to drop and put back: every one from or to the tables, taken at its
@@ -118,32 +116,39 @@ def inspect_target(conn: psycopg.Connection[Any], selection: Selection) -> Targe
     """Read what the target has and refuse a table it cannot take, before anything changes:
     a name that is not a table there, or one whose columns do not fit the backup's rows."""
     target = Target(objects={r[0] for r in conn.execute(_TARGET_OBJECTS_SQL)})
-    for name, relkind, columns, sequences in conn.execute(
-        _TARGET_TABLES_SQL, (selection.tables,)
-    ).fetchall():
-        facts = selection.facts(name)
-        if relkind != ("p" if facts.partitioned else "r"):
-            kinds = {"r": "a table", "p": "a partitioned table"}
+    have = logical.table_facts(conn)
+    required: dict[str, list[str]] = {}
+    for name, column in conn.execute(_REQUIRED_COLUMNS_SQL, (selection.tables,)):
+        required.setdefault(name, []).append(column)
+    kinds = {True: "a partitioned table", False: "a table"}
+    for name in selection.tables:
+        wanted = selection.facts(name)
+        there = have.get(name)
+        if there is None:
+            if target.has_relation(name):
+                raise RestoreError(
+                    f"{name} is not a table in the target database: rename or drop it first"
+                )
+            continue
+        if there.partitioned != wanted.partitioned:
             raise RestoreError(
-                f"{name} is {kinds.get(relkind, 'not a table')} in the target database, "
-                f"{kinds['p' if facts.partitioned else 'r']} in the backup: rename or drop it "
-                "first"
+                f"{name} is {kinds[there.partitioned]} in the target database, "
+                f"{kinds[wanted.partitioned]} in the backup: rename or drop it first"
             )
-        have = {column for column, _ in columns}
-        missing = [c for c in facts.columns if c not in have]
-        required = [c for c, required in columns if required == "true" and c not in facts.columns]
-        if facts.columns and (missing or required):
+        missing = [c for c in wanted.columns if c not in there.columns]
+        extra = [c for c in required.get(name, []) if c not in wanted.columns]
+        if wanted.columns and (missing or extra):
             problem = (
                 f"lacks column(s) {', '.join(missing)} of the backup"
                 if missing
-                else f"has column(s) {', '.join(required)} the backup lacks, NOT NULL "
+                else f"has column(s) {', '.join(extra)} the backup lacks, NOT NULL "
                 "without a default"
             )
             raise RestoreError(
                 f"{name} in the target {problem}: its rows cannot be restored into it"
             )
-        target.kinds[name] = relkind
-        target.sequences[name] = list(sequences)
+        target.kinds[name] = "p" if there.partitioned else "r"
+        target.sequences[name] = there.sequences
     return target
 
 
