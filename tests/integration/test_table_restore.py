@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -326,7 +327,9 @@ def test_a_refused_table_restore_takes_no_safety_backup(
     ws = backup.ws
     pg_cluster.psql(
         "ALTER TABLE film DROP COLUMN description CASCADE;"
-        'DROP TABLE "a.b"; CREATE VIEW "a.b" AS SELECT 1 AS id',
+        'DROP TABLE "a.b"; CREATE VIEW "a.b" AS SELECT 1 AS id;'
+        "ALTER TABLE actor ADD COLUMN born date NOT NULL DEFAULT '2000-01-01';"
+        "ALTER TABLE actor ALTER COLUMN born DROP DEFAULT",
         copy,
     )
     backups = backups_in(ws)
@@ -345,8 +348,41 @@ def test_a_refused_table_restore_takes_no_safety_backup(
     assert a_view.returncode == 1
     assert 'public."a.b" is not a table in the target database' in error_line(a_view)
 
+    required = ws.run("restore", "wms", "--target-db", copy, "--table", "actor", "--yes")
+    assert required.returncode == 1
+    assert (
+        "public.actor in the target has column(s) born the backup lacks, NOT NULL without a "
+        "default" in error_line(required)
+    )
+
     assert backups_in(ws) == backups
     assert table_digests(pg_cluster, copy) == before
+
+
+def test_a_backup_found_damaged_after_its_rows_were_sent_changes_nothing(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+) -> None:
+    # about 1.5 MB stored, damaged in its last bytes: the damage is found only once the
+    # session has begun to load the rows (its COPY has started), and no COMMIT may follow
+    pg_cluster.psql(
+        "CREATE TABLE noise AS SELECT g AS id, md5(g::text) || md5(random()::text) AS a "
+        "FROM generate_series(1, 40000) g",
+        fresh_db,
+    )
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    made = ws.run_json("backup", "wms")["id"]
+    stored = ws.repo / "wms" / "backups" / made / "dump.zst.age"
+    data = bytearray(stored.read_bytes())
+    data[-100] ^= 0x01
+    stored.write_bytes(bytes(data))
+    pg_cluster.psql("DELETE FROM noise WHERE id % 2 = 0", fresh_db)
+    before = table_digests(pg_cluster, fresh_db)
+
+    failed = ws.run("restore", "wms", "--table", "noise", "--yes")
+
+    assert failed.returncode == 1
+    assert "dump.zst.age" in error_line(failed)
+    assert table_digests(pg_cluster, fresh_db) == before
 
 
 def test_a_table_missing_from_the_target_is_created(
