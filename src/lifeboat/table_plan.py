@@ -103,7 +103,15 @@ def select(manifest: Manifest, names: Sequence[str]) -> Selection:
         for member in [name, *_partitions(evidence, name)]:
             if member not in tables:
                 tables.append(member)
+    # parents before their partitions, however they were named
+    tables.sort(key=lambda name: _depth(evidence, name))
     return Selection(evidence, asked, tables)
+
+
+def _depth(evidence: Evidence, name: str) -> int:
+    """How many partitioned tables `name` is below."""
+    parent = evidence.tables[name].partition_of if name in evidence.tables else None
+    return 0 if parent is None else 1 + _depth(evidence, parent)
 
 
 def _partitions(evidence: Evidence, parent: str) -> list[str]:

@@ -79,10 +79,19 @@ def test_a_partitioned_table_brings_its_partitions_and_theirs() -> None:
     assert chosen.tables == [
         "public.payment",
         "public.payment_2026",
-        "public.payment_2026_01",
         "public.payment_default",
+        "public.payment_2026_01",
     ]
-    assert chosen.with_rows == ["public.payment_2026_01", "public.payment_default"]
+    assert chosen.with_rows == ["public.payment_default", "public.payment_2026_01"]
+
+
+def test_parents_come_before_their_partitions_however_they_were_named() -> None:
+    chosen = select(backup(), ["payment_2026_01", "public.payment_2026", "a.b"])
+    assert chosen.tables == [
+        'public."a.b"',
+        "public.payment_2026",
+        "public.payment_2026_01",
+    ]
 
 
 def test_a_name_two_tables_answer_to_is_refused_naming_both() -> None:
@@ -182,3 +191,13 @@ def test_a_foreign_key_to_a_table_restored_with_it_is_kept() -> None:
     assert "2581" in ids(plan.entries)
     assert {"220", "219", "2797", "2520", "2739", "2541"} <= set(ids(plan.entries))
     assert plan.notes == []
+
+
+def test_an_older_backup_sets_the_sequences_the_target_says_the_table_owns() -> None:
+    chosen = select(backup(facts={}), ["public.film"])
+    target = Target(
+        kinds={"public.film": "r"}, sequences={"public.film": ["public.film_film_id_seq"]}
+    )
+    plan = make_plan(toc.parse(LISTING), chosen, target)
+    assert ids(plan.entries) == ["2741"]
+    assert ids(plan.sequence_sets) == ["2812"]
