@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import IntegrityError, RestoreError, ToolError
+from lifeboat.objects import read_plain
 from lifeboat.pipeline.stream import ProcessInput, StderrCollector, StoppedReading
 from lifeboat.postgres import logical, toc
 from lifeboat.postgres.binaries import PgTools
@@ -233,8 +234,6 @@ class _Head(ProcessInput):
 
 
 def _read_head(job: _Job, arguments: list[str]) -> str:
-    from lifeboat.objects import read_plain
-
     process = _Head(job, arguments)
     try:
         read_plain(job.repo, job.manifest, job.manifest.objects[0], job.decryptor, process)
