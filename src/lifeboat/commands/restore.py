@@ -13,11 +13,17 @@ from lifeboat.cli import dsn_option, json_option, state, wants_json
 from lifeboat.errors import UsageError
 
 
-def _typed_confirmation(database: str) -> bool:
+def _typed_confirmation(database: str, tables: tuple[str, ...] = ()) -> bool:
     if not sys.stdin.isatty():
         return False
+    what = (
+        f"The rows of {', '.join(tables)} in database {database} will be replaced. "
+        "Type the database's name to go on"
+        if tables
+        else f"Database {database} exists and will be replaced. Type its name to go on"
+    )
     answer = click.prompt(
-        f"Database {database} exists and will be replaced. Type its name to go on",
+        what,
         default="",
         show_default=False,
         err=True,
@@ -165,7 +171,7 @@ def command(
         target_password_file=target_password_file,
         tables=tables,
         assume_yes=yes,
-        confirm=_typed_confirmation,
+        confirm=lambda database: _typed_confirmation(database, tables),
         repository=repo_name,
     )
     if wants_json(as_json):
