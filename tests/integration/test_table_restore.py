@@ -5,6 +5,8 @@ copy of the backed-up database."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import pytest
 
 from lifeboat.postgres.instance import ScratchCluster
 
-from .helpers import Workspace, error_line, make_workspace, table_digests
+from .helpers import LIFEBOAT, Workspace, error_line, make_workspace, table_digests
 from .production import TABLES, create_production_db, schema_dump
 
 SEQUENCES_SQL = """
@@ -418,3 +420,47 @@ def test_a_table_missing_from_the_target_is_created(
         )
         == "Order Items_customer_id_fkey payment_customer_id_fkey payment_rental_id_fkey"
     )
+
+
+RESTORE_ACTOR = ("restore", "wms", "--table", "actor", "--target-db")
+
+
+def test_on_a_terminal_the_database_name_must_be_typed(
+    pg_cluster: ScratchCluster, backup: Backup, copy: str
+) -> None:
+    pg_cluster.psql("DELETE FROM actor WHERE actor_id > 100", copy)
+    before = table_digests(pg_cluster, copy)
+    backups = backups_in(backup.ws)
+
+    def restore_typing(answer: str) -> tuple[int, str]:
+        terminal, keyboard = os.openpty()
+        try:
+            process = subprocess.Popen(
+                [LIFEBOAT, "--config", str(backup.ws.config), *RESTORE_ACTOR, copy],
+                stdin=keyboard,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            assert process.stderr is not None
+            shown = b""
+            while b"to go on: " not in shown:  # type only once asked
+                chunk = process.stderr.read1(4096)
+                assert chunk, shown.decode()
+                shown += chunk
+            os.write(terminal, answer.encode() + b"\n")
+            shown += process.stderr.read()
+            return process.wait(timeout=300), shown.decode()
+        finally:
+            os.close(terminal)
+            os.close(keyboard)
+
+    refused, said = restore_typing("not the name")
+    assert f"The rows of actor in database {copy} will be replaced" in said
+    assert refused == 1
+    assert f"error: tables public.actor in {copy}" in said and "would be overwritten" in said
+    assert table_digests(pg_cluster, copy) == before
+    assert backups_in(backup.ws) == backups
+
+    confirmed, said = restore_typing(copy)
+    assert confirmed == 0, said
+    assert table_digests(pg_cluster, copy)["public.actor"] == backup.digests["public.actor"]
