@@ -188,7 +188,8 @@ def restore_logical(
             from lifeboat import restore_tables
 
             selection = table_plan.select(manifest, tables)
-            target = restore_tables.prepare(tools, endpoint, selection, exists)
+            major = logical.server_major(server)
+            target = restore_tables.prepare(tools, major, endpoint, selection, exists)
         if exists and not assume_yes:
             what = f"tables {', '.join(selection.asked)} in" if selection else "database"
             if confirm is None or not confirm(database):

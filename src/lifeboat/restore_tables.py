@@ -329,16 +329,30 @@ def _session_failed(label: str, errors: StderrCollector, returncode: int) -> Res
     )
 
 
-def prepare(job_tools: PgTools, endpoint: PgEndpoint, selection: Selection, exists: bool) -> Target:
+def prepare(
+    tools: PgTools, server_major: int, endpoint: PgEndpoint, selection: Selection, exists: bool
+) -> Target:
     """Everything checked before anything changes (and before a safety backup is taken):
-    psql is there, and an existing target can take the tables."""
-    psql = job_tools.bin_dir / "psql"
-    if not os.access(psql, os.X_OK):
-        raise ToolError(f"a table restore runs psql, which {job_tools.bin_dir} lacks")
+    the tools fit the server, and an existing target can take the tables."""
+    check_tools(tools, server_major)
     if not exists:
         return Target()
     with endpoint.connect(autocommit=True) as conn:
         return inspect_target(conn, selection)
+
+
+def check_tools(tools: PgTools, server_major: int) -> None:
+    """psql is there, and pg_restore's script will run on the server: from version 17 on,
+    it sets transaction_timeout, which an older server refuses (pg_restore leaves it out
+    only when it talks to the server itself, as a whole restore does)."""
+    if not os.access(tools.bin_dir / "psql", os.X_OK):
+        raise ToolError(f"a table restore runs psql, which {tools.bin_dir} lacks")
+    if tools.major >= 17 > server_major:
+        raise ToolError(
+            f"a table restore needs pg_restore {tools.major} (the backup's pg_dump or newer), "
+            f"whose script PostgreSQL {server_major} does not run: restore the whole backup "
+            "into a new database there instead"
+        )
 
 
 def restore(job: _Job, selection: Selection, target: Target) -> tuple[EvidenceCheck, list[str]]:
