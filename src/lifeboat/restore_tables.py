@@ -380,20 +380,38 @@ def restore(job: _Job, selection: Selection, target: Target) -> tuple[EvidenceCh
         raise
     with job.endpoint.connect(autocommit=True) as conn:
         check = check_evidence(conn, selection.evidence, selection.tables)
-    _forgive(check, expected_absent(plan, selection, target))
+    kept = set(selection.tables) - set(plan.created)
+    notes = plan.notes + _set_aside(check, expected_absent(plan, selection, target), kept)
     if not check.ok:
         raise IntegrityError(
             f"restored tables do not match backup {job.manifest.id}: "
             + "; ".join(check.problems()[:5])
         )
-    return check, plan.notes
+    return check, notes
 
 
-def _forgive(check: EvidenceCheck, absent: set[tuple[str, str]]) -> None:
-    def key(constraint: str) -> tuple[str, str]:
-        schema, table, name = toc.identifiers(constraint)
-        return f"{schema.written}.{table.written}", name.raw
+def _set_aside(check: EvidenceCheck, absent: set[tuple[str, str]], kept: set[str]) -> list[str]:
+    """Take out of the check what the restore did not create, and say so: the constraints
+    it rightly left out (not noted again), and the indexes and constraints the backup has
+    and a kept table lacks (its rows were replaced, its definition is the target's)."""
 
-    forgiven = [c for c in check.missing_constraints if key(c) in absent]
-    check.missing_constraints = [c for c in check.missing_constraints if c not in forgiven]
-    check.checked_constraints -= len(forgiven)
+    def parts(name: str) -> tuple[str, str]:
+        schema, table, own = toc.identifiers(name)
+        return f"{schema.written}.{table.written}", own.raw
+
+    notes = []
+    left_out = [c for c in check.missing_constraints if parts(c) in absent]
+    unlike_indexes = [i for i in check.missing_indexes if parts(i)[0] in kept]
+    unlike_constraints = [c for c in check.missing_constraints if parts(c)[0] in kept]
+    for kind, names in (("index", unlike_indexes), ("constraint", unlike_constraints)):
+        notes += [
+            f"{kind} {parts(name)[1]} of {parts(name)[0]} is in the backup, not in the target's "
+            "table (left as it was)"
+            for name in names
+        ]
+    check.missing_indexes = [i for i in check.missing_indexes if i not in unlike_indexes]
+    set_aside = set(left_out) | set(unlike_constraints)
+    check.missing_constraints = [c for c in check.missing_constraints if c not in set_aside]
+    check.checked_indexes -= len(unlike_indexes)
+    check.checked_constraints -= len(set_aside)
+    return notes

@@ -387,6 +387,28 @@ def test_a_backup_found_damaged_after_its_rows_were_sent_changes_nothing(
     assert table_digests(pg_cluster, fresh_db) == before
 
 
+def test_a_kept_table_keeps_its_own_definition_and_says_how_it_differs(
+    pg_cluster: ScratchCluster, backup: Backup, copy: str
+) -> None:
+    pg_cluster.psql(
+        "DROP INDEX film_fulltext_idx; ALTER TABLE film DROP CONSTRAINT film_rental_rate_check",
+        copy,
+    )
+    schema_before = schema_dump(pg_cluster, copy)
+
+    result = backup.ws.run_json("restore", "wms", "--target-db", copy, "--table", "film", "--yes")
+
+    assert result["verified"] is True
+    assert result["notes"] == [
+        "index film_fulltext_idx of public.film is in the backup, not in the target's table "
+        "(left as it was)",
+        "constraint film_rental_rate_check of public.film is in the backup, not in the "
+        "target's table (left as it was)",
+    ]
+    assert schema_dump(pg_cluster, copy) == schema_before
+    assert table_digests(pg_cluster, copy)["public.film"] == backup.digests["public.film"]
+
+
 def test_a_table_missing_from_the_target_is_created(
     pg_cluster: ScratchCluster, backup: Backup, copy: str
 ) -> None:
