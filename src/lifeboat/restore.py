@@ -169,6 +169,8 @@ def restore_logical(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
     )
 
+    # the tables' names are checked against the backup before anything else
+    selection = table_plan.select(manifest, tables) if tables else None
     if target_dsn:
         endpoint = PgEndpoint.from_dsn(target_dsn, target_password_file)
         database = target_db or endpoint.dbname
@@ -182,12 +184,11 @@ def restore_logical(
         needed = max(logical.server_major(server), int(manifest.tool.get("pg_dump_major", "0")))
         tools = find_tools(needed, source.pg_bin_dir)
         exists = logical.database_exists(admin, database)
-        selection = target = None
-        if tables:
+        target = None
+        if selection is not None:
             # imported here: it builds on this module
             from lifeboat import restore_tables
 
-            selection = table_plan.select(manifest, tables)
             major = logical.server_major(server)
             target = restore_tables.prepare(tools, major, endpoint, selection, exists)
         if exists and not assume_yes:
