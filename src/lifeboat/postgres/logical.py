@@ -180,7 +180,8 @@ def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
         row_counts=row_counts(conn),
         indexes=[r[0] for r in conn.execute(INDEXES_SQL)],
         constraints=[r[0] for r in conn.execute(CONSTRAINTS_SQL)],
-        tables=table_facts(conn),
+        # the facts query reads catalog columns PostgreSQL 12 added (generated columns)
+        tables=table_facts(conn) if conn.info.server_version >= 120000 else {},
     )
 
 
