@@ -19,12 +19,6 @@ from lifeboat.postgres.instance import ScratchCluster
 from .helpers import LIFEBOAT, Workspace, error_line, make_workspace, table_digests
 from .production import TABLES, create_production_db, schema_dump
 
-SEQUENCES_SQL = """
-SELECT string_agg(format('%I.%I', schemaname, sequencename) || '=' ||
-                  coalesce(last_value::text, 'unset'), ' ' ORDER BY 1)
-FROM pg_sequences
-"""
-
 
 @dataclass
 class Backup:
@@ -33,7 +27,6 @@ class Backup:
     ws: Workspace
     db: str
     digests: dict[str, str]
-    sequences: str
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def backup(
     ws = make_workspace(tmp_path_factory.mktemp("tables"), pg_cluster.dsn(db))
     ws.run("backup", "wms", check=True)
     try:
-        yield Backup(ws, db, table_digests(pg_cluster, db), pg_cluster.psql(SEQUENCES_SQL, db))
+        yield Backup(ws, db, table_digests(pg_cluster, db))
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
