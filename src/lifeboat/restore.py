@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,17 +12,17 @@ from typing import Any
 
 import psycopg
 
+from lifeboat import table_plan
 from lifeboat.backup import backup_logical
 from lifeboat.context import Context
 from lifeboat.errors import (
     AbortedError,
     IntegrityError,
     LifeboatError,
-    RestoreError,
 )
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
-from lifeboat.pipeline.stream import ProcessInput, StoppedReading
+from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -54,6 +52,8 @@ class EvidenceCheck:
     tables: list[TableCheck] = field(default_factory=list)
     missing_indexes: list[str] = field(default_factory=list)
     missing_constraints: list[str] = field(default_factory=list)
+    checked_indexes: int = 0
+    checked_constraints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -85,6 +85,7 @@ class RestoreResult:
     tables: list[str]
     repository: str = ""
     created_roles: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class RestoreResult:
                 for t in self.check.tables
             ],
             "problems": self.check.problems(),
+            "notes": self.notes,
         }
 
 
@@ -142,85 +144,8 @@ def check_evidence(
     check.missing_constraints = sorted(
         constraints - {r[0] for r in conn.execute(logical.CONSTRAINTS_SQL)}
     )
+    check.checked_indexes, check.checked_constraints = len(indexes), len(constraints)
     return check
-
-
-def qualify_tables(manifest: Manifest, tables: Sequence[str]) -> list[str]:
-    """Map user table names (`lots`, `public.lots`) to the manifest's `schema.table` names."""
-    known = list(manifest.checks.row_counts)
-    result = []
-    for name in tables:
-        if name in known:
-            result.append(name)
-            continue
-        matches = [k for k in known if k.split(".", 1)[1].strip('"') == name]
-        if len(matches) != 1:
-            hint = "ambiguous, name its schema" if matches else "not in this backup"
-            raise RestoreError(f"table {name!r} is {hint}")
-        result.append(matches[0])
-    return result
-
-
-class _TocLister(ProcessInput):
-    def failed(self) -> Exception:
-        return RestoreError(f"pg_restore --list failed: {self.failure()}")
-
-
-def _toc_for_tables(
-    repo: Repository, manifest: Manifest, decryptor: Decryptor, tools: PgTools, tables: list[str]
-) -> list[str]:
-    """The archive's table of contents cut down to the tables and their indexes, constraints,
-    triggers, defaults and sequences, for `pg_restore --use-list`."""
-    lister = _TocLister([tools.path("pg_restore"), "--list"], keep_stdout=True, discard_rest=False)
-    try:
-        read_plain(repo, manifest, manifest.objects[0], decryptor, lister)
-    except StoppedReading:
-        pass  # pg_restore --list has the table of contents and needs nothing more
-    except BaseException:
-        lister.kill()
-        raise
-    lister.finish()
-    assert lister.stdout is not None
-    out = lister.stdout
-    wanted = {logical.split_table(t) for t in tables}
-    indexes = {tuple(i.split(".")) for i in manifest.checks.indexes}
-    index_names = {(s, i) for s, t, i in indexes if (s, t) in wanted}
-    selected = []
-    for line in out.text.splitlines():
-        if not line or line.startswith(";"):
-            continue
-        # "<id>; <catalog oid> <oid> <TYPE words...> <schema> <name...> <owner>"
-        body = line.split(";", 1)[1].split(None, 2)[2]
-        for kind in (
-            "TABLE DATA",
-            "FK CONSTRAINT",
-            "CONSTRAINT",
-            "SEQUENCE SET",
-            "SEQUENCE OWNED BY",
-            "TABLE",
-            "INDEX",
-            "TRIGGER",
-            "DEFAULT",
-            "SEQUENCE",
-            "COMMENT",
-        ):
-            if body.startswith(kind + " "):
-                rest = body[len(kind) + 1 :].split()
-                break
-        else:
-            continue
-        if len(rest) < 2:
-            continue
-        schema, name = rest[0], rest[1]
-        if kind in ("TABLE", "TABLE DATA", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "DEFAULT"):
-            keep = (schema, name) in wanted
-        elif kind == "INDEX":
-            keep = (schema, name) in index_names
-        else:
-            keep = False
-        if keep:
-            selected.append(line)
-    return selected
 
 
 def restore_logical(
@@ -254,6 +179,8 @@ def restore_logical(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
     )
 
+    # the tables' names are checked against the backup before anything else
+    selection = table_plan.select(manifest, tables) if tables else None
     if target_dsn:
         endpoint = PgEndpoint.from_dsn(target_dsn, target_password_file)
         database = target_db or endpoint.dbname
@@ -267,14 +194,20 @@ def restore_logical(
         needed = max(logical.server_major(server), int(manifest.tool.get("pg_dump_major", "0")))
         tools = find_tools(needed, source.pg_bin_dir)
         exists = logical.database_exists(admin, database)
-        qualified = qualify_tables(manifest, tables) if tables else []
         role_plan = RolePlan()
-        if not qualified:
+        target = None
+        if selection is not None:
+            # imported here: it builds on this module
+            from lifeboat import restore_tables
+
+            major = logical.server_major(server)
+            target = restore_tables.prepare(tools, major, endpoint, selection, exists)
+        else:
             role_plan = plan_roles(
                 repo, manifest, decryptor, admin, ownership, create_roles, endpoint.describe()
             )
         if exists and not assume_yes:
-            what = f"tables {', '.join(qualified)} in" if qualified else "database"
+            what = f"tables {', '.join(selection.asked)} in" if selection else "database"
             if confirm is None or not confirm(database):
                 raise AbortedError(
                     f"{what} {database} on {endpoint.describe()} would be overwritten: "
@@ -306,8 +239,12 @@ def restore_logical(
             ownership,
             role_plan,
         )
-        result = _restore_tables(job, qualified) if qualified else _restore_database(job)
-        terminated, check = result
+        notes: list[str] = []
+        if selection is not None and target is not None:
+            terminated = 0
+            check, notes = restore_tables.restore(job, selection, target)
+        else:
+            terminated, check = _restore_database(job)
     finally:
         admin.close()
     return RestoreResult(
@@ -319,7 +256,8 @@ def restore_logical(
         terminated_sessions=terminated,
         check=check,
         seconds=time.monotonic() - started,
-        tables=qualified,
+        tables=selection.asked if selection else [],
+        notes=notes,
         repository=repo.name,
         created_roles=role_plan.create,
     )
@@ -348,7 +286,7 @@ class _Job:
     ownership: dbprops.Ownership = logical.WITHOUT_OWNERSHIP
     roles: RolePlan = field(default_factory=RolePlan)
 
-    def stream_into(self, process: logical.RestoreProcess, label: str) -> None:
+    def stream_into(self, process: ProcessInput, label: str) -> None:
         """Feed the backup's plaintext to pg_restore; pg_restore's own error wins when it
         stopped first."""
         try:
@@ -414,32 +352,3 @@ def _restore_database(job: _Job) -> tuple[int, EvidenceCheck]:
         roles.drop_roles(admin, job.roles.create)
         raise
     return terminated, check
-
-
-def _restore_tables(job: _Job, tables: list[str]) -> tuple[int, EvidenceCheck]:
-    if not job.exists:
-        logical.create_database(job.admin, job.database)
-    toc = _toc_for_tables(job.repo, job.manifest, job.decryptor, job.tools, tables)
-    # the list holds object names only, no data
-    fd, list_path = tempfile.mkstemp(prefix="lifeboat-toc-", suffix=".list")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("\n".join(toc) + "\n")
-        process = logical.RestoreProcess(
-            job.tools, job.endpoint, clean=job.exists, use_list=list_path
-        )
-        job.stream_into(process, f"restore {len(tables)} table(s)")
-    except BaseException:
-        if not job.exists:
-            logical.drop_database(job.admin, job.database)
-        raise
-    finally:
-        os.unlink(list_path)
-    with job.endpoint.connect(autocommit=True) as conn:
-        check = check_evidence(conn, job.manifest.checks, tables)
-    if not check.ok:
-        raise IntegrityError(
-            f"restored tables do not match backup {job.manifest.id}: "
-            + "; ".join(check.problems()[:5])
-        )
-    return 0, check

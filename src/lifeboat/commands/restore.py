@@ -13,11 +13,17 @@ from lifeboat.cli import dsn_option, json_option, state, wants_json
 from lifeboat.errors import UsageError
 
 
-def _typed_confirmation(database: str) -> bool:
+def _typed_confirmation(database: str, tables: tuple[str, ...] = ()) -> bool:
     if not sys.stdin.isatty():
         return False
+    what = (
+        f"The rows of {', '.join(tables)} in database {database} will be replaced. "
+        "Type the database's name to go on"
+        if tables
+        else f"Database {database} exists and will be replaced. Type its name to go on"
+    )
     answer = click.prompt(
-        f"Database {database} exists and will be replaced. Type its name to go on",
+        what,
         default="",
         show_default=False,
         err=True,
@@ -180,7 +186,8 @@ def command(
     if tables and (create_roles or no_owner or no_privileges):
         raise UsageError(
             "--create-roles, --no-owner and --no-privileges are for a full restore; --table "
-            "restores tables without their owners and privileges"
+            "keeps an existing table's owner and grants, and a table it creates belongs to "
+            "the restoring role"
         )
     if chosen or latest or start or delta or force or tablespace_maps or accept_gap:
         raise UsageError(
@@ -199,7 +206,7 @@ def command(
         target_password_file=target_password_file,
         tables=tables,
         assume_yes=yes,
-        confirm=_typed_confirmation,
+        confirm=lambda database: _typed_confirmation(database, tables),
         repository=repo_name,
         ownership=Ownership(owners=not no_owner, privileges=not no_privileges),
         create_roles=create_roles,
@@ -220,11 +227,13 @@ def command(
         click.echo(f"created roles: {', '.join(result.created_roles)}")
     click.echo(
         f"verified: {len(checked)} tables, {rows} rows match the backup; "
-        f"{len(result.manifest.checks.indexes)} indexes and "
-        f"{len(result.manifest.checks.constraints)} constraints present"
+        f"{result.check.checked_indexes} indexes and "
+        f"{result.check.checked_constraints} constraints present"
         if result.check.ok
         else "verification FAILED: " + "; ".join(result.check.problems())
     )
+    for note in result.notes:
+        click.echo(f"note: {note}")
 
 
 def _tablespace_map(pairs: tuple[str, ...]) -> dict[str, Path]:

@@ -298,13 +298,16 @@ class ProcessInput:
         *,
         keep_stdout: bool = False,
         discard_rest: bool = True,
+        stdout: IO[bytes] | None = None,
     ) -> None:
+        """`stdout`, when given, receives the process's output directly (another
+        process's stdin, say) instead of it being kept or discarded."""
         self._discard_rest = discard_rest
         self.program = Path(command[0]).name
         self.process = subprocess.Popen(
             list(command),
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+            stdout=stdout or (subprocess.PIPE if keep_stdout else subprocess.DEVNULL),
             stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
         )

@@ -15,7 +15,7 @@ from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.dbprops import Ownership
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
-from lifeboat.repo.manifest import Evidence, Server
+from lifeboat.repo.manifest import Evidence, Server, TableFacts
 
 DUMP_FORMAT = "pg_dump-custom"
 
@@ -50,6 +50,33 @@ SELECT format('%I.%I.%I', n.nspname, c.relname, co.conname)
 FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE co.contype <> 'n' AND {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
+ORDER BY 1
+"""
+
+# per table (partitioned ones too): what a restore of single tables needs (PostgreSQL 12+)
+TABLE_FACTS_SQL = f"""
+SELECT format('%I.%I', n.nspname, c.relname), c.relkind = 'p',
+  (SELECT format('%I.%I', pn.nspname, p.relname)
+   FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+   JOIN pg_namespace pn ON pn.oid = p.relnamespace
+   WHERE i.inhrelid = c.oid AND c.relispartition),
+  ARRAY(SELECT a.attname::text FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attgenerated = '' ORDER BY a.attnum),
+  ARRAY(SELECT format('%I.%I', sn.nspname, s.relname)
+        FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN pg_namespace sn ON sn.oid = s.relnamespace
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid = c.oid AND d.deptype IN ('a', 'i') ORDER BY 1),
+  ARRAY(SELECT ARRAY[co.conname::text, format('%I.%I', rn.nspname, r.relname)]
+        FROM pg_constraint co JOIN pg_class r ON r.oid = co.confrelid
+        JOIN pg_namespace rn ON rn.oid = r.relnamespace
+        WHERE co.conrelid = c.oid AND co.contype = 'f' AND co.conparentid = 0 ORDER BY 1),
+  ARRAY(SELECT co.conname::text FROM pg_constraint co
+        WHERE co.conrelid = c.oid AND co.contype <> 'n'
+          AND (co.conparentid <> 0 OR NOT co.conislocal) ORDER BY 1)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
 ORDER BY 1
 """
 
@@ -133,11 +160,29 @@ def inserted_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
     }
 
 
+def table_facts(conn: psycopg.Connection[Any]) -> dict[str, TableFacts]:
+    return {
+        name: TableFacts(
+            partitioned=partitioned,
+            partition_of=parent,
+            columns=columns,
+            sequences=sequences,
+            references=dict(references),
+            inherited=inherited,
+        )
+        for name, partitioned, parent, columns, sequences, references, inherited in conn.execute(
+            TABLE_FACTS_SQL
+        )
+    }
+
+
 def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
     return Evidence(
         row_counts=row_counts(conn),
         indexes=[r[0] for r in conn.execute(INDEXES_SQL)],
         constraints=[r[0] for r in conn.execute(CONSTRAINTS_SQL)],
+        # the facts query reads catalog columns PostgreSQL 12 added (generated columns)
+        tables=table_facts(conn) if conn.info.server_version >= 120000 else {},
     )
 
 
@@ -157,12 +202,6 @@ class DumpStream(ProcessOutput):
         if snapshot:
             command.append(f"--snapshot={snapshot}")
         super().__init__(command, endpoint.env(), "pg_dump")
-
-
-def split_table(name: str) -> tuple[str, str]:
-    """`schema.table` as written by format('%I.%I') -> (schema, table) as pg_restore lists them."""
-    schema, _, table = name.partition(".")
-    return schema.strip('"'), table.strip('"')
 
 
 # Objects without their owners and privileges: what a restore of single tables still does.

@@ -40,12 +40,32 @@ class Encryption(_Model):
     recipients: list[dict[str, str]] = Field(description="[{type, id}] of who can decrypt")
 
 
+class TableFacts(_Model):
+    """What a restore of single tables needs to know about one table (names of tables and
+    sequences as format('%I.%I') writes them, column and constraint names as they are)."""
+
+    partitioned: bool = False
+    partition_of: str | None = Field(default=None, description="the parent of a partition")
+    columns: list[str] = Field(default_factory=list, description="stored columns, in order")
+    sequences: list[str] = Field(
+        default_factory=list, description="sequences it owns (serial and identity columns)"
+    )
+    references: dict[str, str] = Field(
+        default_factory=dict, description="its foreign keys: constraint -> referenced table"
+    )
+    inherited: list[str] = Field(
+        default_factory=list, description="constraints a partition has from its parent"
+    )
+
+
 class Evidence(_Model):
     """Facts read in the same snapshot as the dump, checked again after a restore."""
 
     row_counts: dict[str, int]
     indexes: list[str]
     constraints: list[str]
+    # empty in manifests written before table restores needed it
+    tables: dict[str, TableFacts] = Field(default_factory=dict)
 
 
 class DatabaseGrant(_Model):
