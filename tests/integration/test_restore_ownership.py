@@ -326,3 +326,45 @@ def test_a_failed_restore_drops_the_roles_it_created(
         drop(pg_cluster, name)
         pg_cluster.psql(f"DROP TABLESPACE IF EXISTS {name}")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_missing_policy_role_is_not_left_out_by_no_owner_no_privileges(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """pg_restore creates row security policies with --no-owner --no-privileges too, so the
+    refusal must not offer these as the way out. The role is renamed after the backup: on
+    this very server, the role the backup names is then missing."""
+    suffix = uuid.uuid4().hex[:8]
+    name, role, renamed = f"pol_{suffix}", f"pol role {suffix}", f"pol_renamed_{suffix}"
+    copy = f"{name}_copy"
+    pg_cluster.psql(f'CREATE ROLE "{role}" NOLOGIN; CREATE DATABASE {name}')
+    try:
+        pg_cluster.psql(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2); "
+            "ALTER TABLE t ENABLE ROW LEVEL SECURITY; "
+            f'CREATE POLICY visible ON t TO "{role}" USING (id > 1)',
+            name,
+        )
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        pg_cluster.psql(f'ALTER ROLE "{role}" RENAME TO {renamed}')
+        before = roles_on(pg_cluster)
+
+        refused = ws.run("restore", "wms", "--target-db", copy, "--no-owner", "--no-privileges")
+        assert refused.returncode == 1
+        line = error_line(refused)
+        assert f"roles missing on postgres@127.0.0.1:{pg_cluster.port}/{copy}: {role};" in line
+        assert f"row security policies name {role}" in line
+        assert "--no-owner --no-privileges to restore without them" not in line
+        assert roles_on(pg_cluster) == before
+        exists = f"SELECT count(*) FROM pg_database WHERE datname = '{copy}'"
+        assert pg_cluster.psql(exists) == "0"
+
+        # the way out it names does restore, the policy with its role
+        done = ws.run("restore", "wms", "--target-db", copy, "--create-roles")
+        assert done.returncode == 0, done.stderr
+        policy = "SELECT array_to_string(polroles::regrole[], ',') FROM pg_policy"
+        assert pg_cluster.psql(policy, copy) == f'"{role}"'
+    finally:
+        drop(pg_cluster, name, copy)
+        pg_cluster.psql(f'DROP ROLE IF EXISTS "{role}"; DROP ROLE IF EXISTS {renamed}')
