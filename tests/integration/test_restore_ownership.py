@@ -368,3 +368,45 @@ def test_a_missing_policy_role_is_not_left_out_by_no_owner_no_privileges(
     finally:
         drop(pg_cluster, name, copy)
         pg_cluster.psql(f'DROP ROLE IF EXISTS "{role}"; DROP ROLE IF EXISTS {renamed}')
+
+
+def test_no_owner_gives_the_database_owners_privileges_to_the_restoring_role(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """With --no-owner the original owner is not needed, even when the database's ACL was
+    changed (which lists the owner's own privileges): the restoring role, the new owner,
+    holds them, and the other grants stay. The owner is renamed after the backup: on this
+    very server, the owner the backup names is then missing."""
+    suffix = uuid.uuid4().hex[:8]
+    name, owner, reader = f"noown_{suffix}", f"noown owner {suffix}", f"noown_reader_{suffix}"
+    copy, renamed = f"{name}_copy", f"noown_renamed_{suffix}"
+    pg_cluster.psql(
+        f'CREATE ROLE "{owner}"; CREATE ROLE {reader}; CREATE DATABASE {name} OWNER "{owner}"; '
+        f"REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC; "
+        f"GRANT CONNECT ON DATABASE {name} TO {reader}"
+    )
+    try:
+        pg_cluster.psql(
+            f'CREATE TABLE t (id int); ALTER TABLE t OWNER TO "{owner}"; '
+            f"GRANT SELECT ON t TO {reader}; INSERT INTO t VALUES (1)",
+            name,
+        )
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        pg_cluster.psql(f'ALTER ROLE "{owner}" RENAME TO {renamed}')
+
+        done = ws.run("restore", "wms", "--target-db", copy, "--no-owner")
+        assert done.returncode == 0, done.stderr
+        acl = (
+            "SELECT pg_get_userbyid(datdba), array_to_string(datacl, ' ') "
+            f"FROM pg_database WHERE datname = '{copy}'"
+        )
+        assert pg_cluster.psql(acl) == f"postgres|postgres=CTc/postgres {reader}=c/postgres"
+        table = (
+            f"SELECT pg_get_userbyid(relowner), has_table_privilege('{reader}', oid, 'SELECT') "
+            "FROM pg_class WHERE relname = 't'"
+        )
+        assert pg_cluster.psql(table, copy) == "postgres|t"
+    finally:
+        drop(pg_cluster, name, copy)
+        pg_cluster.psql(f"DROP ROLE IF EXISTS {renamed}; DROP ROLE IF EXISTS {reader}")

@@ -116,7 +116,11 @@ def read_properties(conn: psycopg.Connection[Any]) -> DatabaseProperties:
     for kind, role in conn.execute(_DEPENDENT_ROLES_SQL):
         dependent[str(kind)].add(str(role))
     dependent["o"].update(str(r[0]) for r in conn.execute(_BOOTSTRAP_OWNER_SQL))
-    dependent["a"].update(g.grantee for g in acl or [] if g.grantee is not None)
+    # the owner's own entries in the database's ACL follow the owner (see apply_properties):
+    # they do not make it a grantee, which --no-owner would still need
+    dependent["a"].update(
+        g.grantee for g in acl or [] if g.grantee is not None and g.grantee != owner
+    )
     return DatabaseProperties(
         owner=owner,
         encoding=encoding,
@@ -278,7 +282,15 @@ def apply_properties(
         statements.append(
             sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(ident, sql.Identifier(owner_now))
         )
-        statements += grant_statements(database, props.acl)
+        # an ACL is relative to its owner (pg_dump writes it so): with --no-owner, the
+        # original owner's privileges are the new owner's, the restoring role's
+        acl = [
+            grant.model_copy(update={"grantee": owner_now})
+            if grant.grantee == props.owner
+            else grant
+            for grant in props.acl
+        ]
+        statements += grant_statements(database, acl)
     for entry in props.settings:
         if entry.role is not None and entry.role in skip_roles:
             continue
