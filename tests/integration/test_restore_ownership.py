@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
 from lifeboat.repo.manifest import decode, encode
 
 from .helpers import Workspace, error_line, make_workspace, table_digests
@@ -410,3 +410,35 @@ def test_no_owner_gives_the_database_owners_privileges_to_the_restoring_role(
     finally:
         drop(pg_cluster, name, copy)
         pg_cluster.psql(f"DROP ROLE IF EXISTS {renamed}; DROP ROLE IF EXISTS {reader}")
+
+
+def test_a_setting_the_newer_target_lacks_is_left_out_with_a_warning(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """A database setting of a parameter PostgreSQL 16 renamed does not fail the restore of
+    a 15 backup into 17 (after all the data was restored): it is left out, named in a
+    warning, and the other settings are given."""
+    newer = [d for d in find_bin_dirs() if bin_dir_major(d) >= 17]
+    if pg_cluster.major != 15 or not newer:
+        pytest.skip("needs a PostgreSQL 15 server and PostgreSQL 17 binaries")
+    name = f"old_setting_{uuid.uuid4().hex[:8]}"
+    pg_cluster.psql(
+        f"CREATE DATABASE {name}; ALTER DATABASE {name} SET force_parallel_mode = off; "
+        f"ALTER DATABASE {name} SET work_mem = '3MB'"
+    )
+    try:
+        pg_cluster.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", name)
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        with ScratchCluster(newer[0]) as target:
+            done = ws.run("restore", "wms", "--target-dsn", target.dsn(name))
+            assert done.returncode == 0, done.stderr
+            assert "force_parallel_mode=off" in done.stderr
+            settings = (
+                "SELECT array_to_string(setconfig, ' ') FROM pg_db_role_setting s "
+                f"JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{name}'"
+            )
+            assert target.psql(settings) == "work_mem=3MB"
+            assert target.psql("SELECT id FROM t", name) == "1"
+    finally:
+        drop(pg_cluster, name)

@@ -8,6 +8,7 @@ they travel in the manifest instead (the list follows pg_dump's dumpDatabase).""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from psycopg import sql
 from lifeboat.errors import RestoreError
 from lifeboat.postgres.roles import quoted_name
 from lifeboat.repo.manifest import DatabaseGrant, DatabaseProperties, DatabaseSetting
+
+log = logging.getLogger(__name__)
 
 # Settings whose value is a list of (possibly quoted) names: pg_dump gives each element as
 # its own literal, as a single literal would become one element (pg_dump's
@@ -254,7 +257,8 @@ def apply_properties(
 ) -> None:
     """Give `database` (created with creation_options) the original's owner, comment,
     connection limit, ACL and settings, in one transaction. Settings of `skip_roles` are
-    left out (roles a restore without owners and privileges does not have)."""
+    left out (roles a restore without owners and privileges does not have), and so is,
+    with a warning, a setting the server refuses."""
     ident = sql.Identifier(database)
     statements: list[sql.Composed] = []
     owner_now = props.owner
@@ -291,14 +295,28 @@ def apply_properties(
             for grant in props.acl
         ]
         statements += grant_statements(database, acl)
+    settings: list[tuple[str, sql.Composed]] = []
     for entry in props.settings:
         if entry.role is not None and entry.role in skip_roles:
             continue
-        statements += [setting_statement(database, entry.role, s) for s in entry.settings]
+        for setting in entry.settings:
+            described = setting if entry.role is None else f"{setting} of role {entry.role}"
+            settings.append((described, setting_statement(database, entry.role, setting)))
     try:
         with admin.transaction():
             for statement in statements:
                 admin.execute(statement)
+            for described, statement in settings:
+                try:
+                    # a savepoint each: a parameter the target does not know (renamed or
+                    # removed in a newer PostgreSQL) must not fail the restore of all the
+                    # data, as it does not fail pg_restore --create
+                    with admin.transaction():
+                        admin.execute(statement)
+                except psycopg.Error as exc:
+                    log.warning(
+                        "database setting %s left out: %s", described, exc.diag.message_primary
+                    )
     except psycopg.Error as exc:
         raise RestoreError(
             f"cannot give the restored database its properties: {exc.diag.message_primary}"
