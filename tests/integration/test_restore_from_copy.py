@@ -157,6 +157,38 @@ def test_point_in_time_recovery_from_the_copy_fetches_its_wal_there(pg_bin_dir: 
         assert "wal-fetch --repo dr wms %f %p" in (found / "postgresql.auto.conf").read_text()
 
 
+def test_recovery_fetches_its_wal_from_the_second_repository_when_the_first_is_gone(
+    pg_bin_dir: Path,
+) -> None:
+    """Both repositories are the source's own (wal-push writes every file to each), the
+    first is gone: the restore takes the backup from the second and recovery must fetch its
+    WAL there alone, as asking the first would stop it (exit 255) before its end."""
+    with archiving_cluster(pg_bin_dir) as archiving:
+        # no `repositories` for the source: every configured one is its own
+        with open(archiving.config, "a", encoding="utf-8") as config:
+            config.write(f'[repositories.second]\nurl = "{archiving.home / "second"}"\n')
+        archiving.lifeboat("init", "--repo", "second")
+        made = json.loads(
+            archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
+        )
+        # more segments than restore stages beside the data: restore_command gets the rest
+        for round_ in range(12):
+            archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
+            archiving.switch_and_wait()
+        archiving.cluster.stop("immediate")
+        shutil.rmtree(archiving.home / "repo")  # the first repository is gone
+
+        pgdata = archiving.home / "from-second"
+        port, result = archiving.restore_started(pgdata, "--latest", "--archive-mode", "off")
+        try:
+            assert f"restored wms/{made['id']} from second into {pgdata}" in result.stdout
+            assert events(port) == list(range(1, 121))
+        finally:
+            stop_cluster(pgdata, archiving.cluster.bin_dir)
+        auto_conf = (pgdata / "postgresql.auto.conf").read_text()
+        assert "wal-fetch --repo second wms %f %p" in auto_conf
+
+
 def _ok_check(backup: str) -> dict[str, object]:
     return {"source": "wms", "id": backup, "deep": False, "ok": True, "problems": []}
 
