@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from lifeboat.postgres.instance import ScratchCluster
 
-from .archiving import archiving_cluster, events, stop_cluster
+from .archiving import Archiving, archiving_cluster, events, stop_cluster
 from .helpers import error_line, fill_rich, make_workspace, table_digests
 from .test_multi_repo import two_repositories
 
@@ -113,20 +114,26 @@ def test_unknown_repository_is_a_usage_error_naming_the_configured_ones(
     assert "unknown repository 'offsite'" in error_line(fetched)
 
 
+def add_repository_then_back_up(archiving: Archiving, name: str) -> dict[str, Any]:
+    """Configure and initialise repository `name` (under the archiving home), take a
+    physical backup, then archive rows 1..120 over 12 segments: more than restore stages
+    beside the data before the server starts, so recovery asks restore_command for the
+    rest. The backup's summary."""
+    with open(archiving.config, "a", encoding="utf-8") as config:
+        config.write(f'[repositories.{name}]\nurl = "{archiving.home / name}"\n')
+    archiving.lifeboat("init", "--repo", name)
+    made: dict[str, Any] = json.loads(
+        archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
+    )
+    for round_ in range(12):
+        archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
+        archiving.switch_and_wait()
+    return made
+
+
 def test_point_in_time_recovery_from_the_copy_fetches_its_wal_there(pg_bin_dir: Path) -> None:
     with archiving_cluster(pg_bin_dir, source_extra='repositories = ["local"]\n') as archiving:
-        dr = archiving.home / "dr"
-        with open(archiving.config, "a", encoding="utf-8") as config:
-            config.write(f'[repositories.dr]\nurl = "{dr}"\n')
-        archiving.lifeboat("init", "--repo", "dr")
-        made = json.loads(
-            archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
-        )
-        # more segments than restore stages beside the data before the server starts:
-        # recovery has to ask restore_command for the rest
-        for round_ in range(12):
-            archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
-            archiving.switch_and_wait()
+        made = add_repository_then_back_up(archiving, "dr")
         archiving.lifeboat("copy", "--from", "local", "--to", "dr")
         archiving.cluster.stop("immediate")
         shutil.rmtree(archiving.home / "repo")  # the primary region is gone
@@ -165,16 +172,7 @@ def test_recovery_fetches_its_wal_from_the_second_repository_when_the_first_is_g
     WAL there alone, as asking the first would stop it (exit 255) before its end."""
     with archiving_cluster(pg_bin_dir) as archiving:
         # no `repositories` for the source: every configured one is its own
-        with open(archiving.config, "a", encoding="utf-8") as config:
-            config.write(f'[repositories.second]\nurl = "{archiving.home / "second"}"\n')
-        archiving.lifeboat("init", "--repo", "second")
-        made = json.loads(
-            archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
-        )
-        # more segments than restore stages beside the data: restore_command gets the rest
-        for round_ in range(12):
-            archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
-            archiving.switch_and_wait()
+        made = add_repository_then_back_up(archiving, "second")
         archiving.cluster.stop("immediate")
         shutil.rmtree(archiving.home / "repo")  # the first repository is gone
 
