@@ -403,9 +403,10 @@ def restore_physical(
     log.info("restoring from repository %s", repo.name)
     # recovery fetches WAL where the backup came from: from the source's repositories in
     # order as the archive_command fills them, but from that one repository alone when it
-    # was named or is a copy target (the others may be gone: asking them at the end of the
-    # WAL would stop recovery instead of ending it)
-    pinned = repository is not None or not ctx.is_own_repository(source_name, repo)
+    # was named, is a copy target, or is not the source's first because the first could
+    # not serve (it may be gone: asking it at the end of the WAL would stop recovery
+    # instead of ending it; wal-push gives every file to each of the source's own)
+    pinned = repository is not None or repo != ctx.repository_for(source_name)
     decryptors = {}
     for member in backups:
         decryptor = ctx.decryptor(member.encryption.method)

@@ -82,16 +82,32 @@ def plan_roles(
         )
     if not missing:
         return RolePlan(skip_settings_of=skip)
+    # pg_restore creates row security policies with --no-owner --no-privileges too: those
+    # cannot do without a role a policy names, so they are not offered then
+    named_by_policies = [name for name in missing if name in props.policy_roles]
+    policies = (
+        f"create them first (row security policies name {', '.join(named_by_policies)}, "
+        "which --no-owner --no-privileges do not leave out)"
+    )
     if not create:
         raise RestoreError(
             f"roles missing on {target}: {', '.join(missing)}; pass --create-roles to create "
-            "them from the backup, or --no-owner --no-privileges to restore without them"
+            "them from the backup, or "
+            + (
+                policies
+                if named_by_policies
+                else "--no-owner --no-privileges to restore without them"
+            )
         )
     parsed = roles.parse_globals(read_globals(repo, manifest, decryptor))
     absent = [name for name in missing if name not in parsed.roles]
     if absent:
         raise RestoreError(
             f"roles missing on {target} and not in the backup's globals: {', '.join(absent)}; "
-            "create them first, or restore with --no-owner --no-privileges"
+            + (
+                policies
+                if named_by_policies
+                else "create them first, or restore with --no-owner --no-privileges"
+            )
         )
     return RolePlan(create=missing, globals=parsed, skip_settings_of=skip)

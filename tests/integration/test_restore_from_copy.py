@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from lifeboat.postgres.instance import ScratchCluster
 
-from .archiving import archiving_cluster, events, stop_cluster
+from .archiving import Archiving, archiving_cluster, events, stop_cluster
 from .helpers import error_line, fill_rich, make_workspace, table_digests
 from .test_multi_repo import two_repositories
 
@@ -113,20 +114,26 @@ def test_unknown_repository_is_a_usage_error_naming_the_configured_ones(
     assert "unknown repository 'offsite'" in error_line(fetched)
 
 
+def add_repository_then_back_up(archiving: Archiving, name: str) -> dict[str, Any]:
+    """Configure and initialise repository `name` (under the archiving home), take a
+    physical backup, then archive rows 1..120 over 12 segments: more than restore stages
+    beside the data before the server starts, so recovery asks restore_command for the
+    rest. The backup's summary."""
+    with open(archiving.config, "a", encoding="utf-8") as config:
+        config.write(f'[repositories.{name}]\nurl = "{archiving.home / name}"\n')
+    archiving.lifeboat("init", "--repo", name)
+    made: dict[str, Any] = json.loads(
+        archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
+    )
+    for round_ in range(12):
+        archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
+        archiving.switch_and_wait()
+    return made
+
+
 def test_point_in_time_recovery_from_the_copy_fetches_its_wal_there(pg_bin_dir: Path) -> None:
     with archiving_cluster(pg_bin_dir, source_extra='repositories = ["local"]\n') as archiving:
-        dr = archiving.home / "dr"
-        with open(archiving.config, "a", encoding="utf-8") as config:
-            config.write(f'[repositories.dr]\nurl = "{dr}"\n')
-        archiving.lifeboat("init", "--repo", "dr")
-        made = json.loads(
-            archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout
-        )
-        # more segments than restore stages beside the data before the server starts:
-        # recovery has to ask restore_command for the rest
-        for round_ in range(12):
-            archiving.commit(round_ * 10 + 1, round_ * 10 + 10)
-            archiving.switch_and_wait()
+        made = add_repository_then_back_up(archiving, "dr")
         archiving.lifeboat("copy", "--from", "local", "--to", "dr")
         archiving.cluster.stop("immediate")
         shutil.rmtree(archiving.home / "repo")  # the primary region is gone
@@ -155,6 +162,29 @@ def test_point_in_time_recovery_from_the_copy_fetches_its_wal_there(pg_bin_dir: 
         )
         assert (laid_out["repository"], laid_out["backup"]) == ("dr", made["id"])
         assert "wal-fetch --repo dr wms %f %p" in (found / "postgresql.auto.conf").read_text()
+
+
+def test_recovery_fetches_its_wal_from_the_second_repository_when_the_first_is_gone(
+    pg_bin_dir: Path,
+) -> None:
+    """Both repositories are the source's own (wal-push writes every file to each), the
+    first is gone: the restore takes the backup from the second and recovery must fetch its
+    WAL there alone, as asking the first would stop it (exit 255) before its end."""
+    with archiving_cluster(pg_bin_dir) as archiving:
+        # no `repositories` for the source: every configured one is its own
+        made = add_repository_then_back_up(archiving, "second")
+        archiving.cluster.stop("immediate")
+        shutil.rmtree(archiving.home / "repo")  # the first repository is gone
+
+        pgdata = archiving.home / "from-second"
+        port, result = archiving.restore_started(pgdata, "--latest", "--archive-mode", "off")
+        try:
+            assert f"restored wms/{made['id']} from second into {pgdata}" in result.stdout
+            assert events(port) == list(range(1, 121))
+        finally:
+            stop_cluster(pgdata, archiving.cluster.bin_dir)
+        auto_conf = (pgdata / "postgresql.auto.conf").read_text()
+        assert "wal-fetch --repo second wms %f %p" in auto_conf
 
 
 def _ok_check(backup: str) -> dict[str, object]:

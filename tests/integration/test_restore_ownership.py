@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
 from lifeboat.repo.manifest import decode, encode
 
 from .helpers import Workspace, error_line, make_workspace, table_digests
@@ -326,3 +326,119 @@ def test_a_failed_restore_drops_the_roles_it_created(
         drop(pg_cluster, name)
         pg_cluster.psql(f"DROP TABLESPACE IF EXISTS {name}")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_missing_policy_role_is_not_left_out_by_no_owner_no_privileges(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """pg_restore creates row security policies with --no-owner --no-privileges too, so the
+    refusal must not offer these as the way out. The role is renamed after the backup: on
+    this very server, the role the backup names is then missing."""
+    suffix = uuid.uuid4().hex[:8]
+    name, role, renamed = f"pol_{suffix}", f"pol role {suffix}", f"pol_renamed_{suffix}"
+    copy = f"{name}_copy"
+    pg_cluster.psql(f'CREATE ROLE "{role}" NOLOGIN; CREATE DATABASE {name}')
+    try:
+        pg_cluster.psql(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2); "
+            "ALTER TABLE t ENABLE ROW LEVEL SECURITY; "
+            f'CREATE POLICY visible ON t TO "{role}" USING (id > 1)',
+            name,
+        )
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        pg_cluster.psql(f'ALTER ROLE "{role}" RENAME TO {renamed}')
+        before = roles_on(pg_cluster)
+
+        refused = ws.run("restore", "wms", "--target-db", copy, "--no-owner", "--no-privileges")
+        assert refused.returncode == 1
+        line = error_line(refused)
+        assert f"roles missing on postgres@127.0.0.1:{pg_cluster.port}/{copy}: {role};" in line
+        assert f"row security policies name {role}" in line
+        assert "--no-owner --no-privileges to restore without them" not in line
+        assert roles_on(pg_cluster) == before
+        exists = f"SELECT count(*) FROM pg_database WHERE datname = '{copy}'"
+        assert pg_cluster.psql(exists) == "0"
+
+        # the way out it names does restore, the policy with its role
+        done = ws.run("restore", "wms", "--target-db", copy, "--create-roles")
+        assert done.returncode == 0, done.stderr
+        policy = "SELECT array_to_string(polroles::regrole[], ',') FROM pg_policy"
+        assert pg_cluster.psql(policy, copy) == f'"{role}"'
+    finally:
+        drop(pg_cluster, name, copy)
+        pg_cluster.psql(f'DROP ROLE IF EXISTS "{role}"; DROP ROLE IF EXISTS {renamed}')
+
+
+def test_no_owner_gives_the_database_owners_privileges_to_the_restoring_role(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """With --no-owner the original owner is not needed, even when the database's ACL was
+    changed (which lists the owner's own privileges): the restoring role, the new owner,
+    holds them, and the other grants stay. The owner is renamed after the backup: on this
+    very server, the owner the backup names is then missing."""
+    suffix = uuid.uuid4().hex[:8]
+    name, owner, reader = f"noown_{suffix}", f"noown owner {suffix}", f"noown_reader_{suffix}"
+    copy, renamed = f"{name}_copy", f"noown_renamed_{suffix}"
+    pg_cluster.psql(
+        f'CREATE ROLE "{owner}"; CREATE ROLE {reader}; CREATE DATABASE {name} OWNER "{owner}"; '
+        f"REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC; "
+        f"GRANT CONNECT ON DATABASE {name} TO {reader}"
+    )
+    try:
+        pg_cluster.psql(
+            f'CREATE TABLE t (id int); ALTER TABLE t OWNER TO "{owner}"; '
+            f"GRANT SELECT ON t TO {reader}; INSERT INTO t VALUES (1)",
+            name,
+        )
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        pg_cluster.psql(f'ALTER ROLE "{owner}" RENAME TO {renamed}')
+
+        done = ws.run("restore", "wms", "--target-db", copy, "--no-owner")
+        assert done.returncode == 0, done.stderr
+        acl = (
+            "SELECT pg_get_userbyid(datdba), array_to_string(datacl, ' ') "
+            f"FROM pg_database WHERE datname = '{copy}'"
+        )
+        assert pg_cluster.psql(acl) == f"postgres|postgres=CTc/postgres {reader}=c/postgres"
+        table = (
+            f"SELECT pg_get_userbyid(relowner), has_table_privilege('{reader}', oid, 'SELECT') "
+            "FROM pg_class WHERE relname = 't'"
+        )
+        assert pg_cluster.psql(table, copy) == "postgres|t"
+    finally:
+        drop(pg_cluster, name, copy)
+        pg_cluster.psql(f"DROP ROLE IF EXISTS {renamed}; DROP ROLE IF EXISTS {reader}")
+
+
+def test_a_setting_the_newer_target_lacks_is_left_out_with_a_warning(
+    pg_cluster: ScratchCluster, tmp_path: Path
+) -> None:
+    """A database setting of a parameter PostgreSQL 16 renamed does not fail the restore of
+    a 15 backup into 17 (after all the data was restored): it is left out, named in a
+    warning, and the other settings are given."""
+    newer = [d for d in find_bin_dirs() if bin_dir_major(d) >= 17]
+    if pg_cluster.major != 15 or not newer:
+        pytest.skip("needs a PostgreSQL 15 server and PostgreSQL 17 binaries")
+    name = f"old_setting_{uuid.uuid4().hex[:8]}"
+    pg_cluster.psql(
+        f"CREATE DATABASE {name}; ALTER DATABASE {name} SET force_parallel_mode = off; "
+        f"ALTER DATABASE {name} SET work_mem = '3MB'"
+    )
+    try:
+        pg_cluster.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", name)
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws.run("backup", "wms", check=True)
+        with ScratchCluster(newer[0]) as target:
+            done = ws.run("restore", "wms", "--target-dsn", target.dsn(name))
+            assert done.returncode == 0, done.stderr
+            assert "force_parallel_mode=off" in done.stderr
+            settings = (
+                "SELECT array_to_string(setconfig, ' ') FROM pg_db_role_setting s "
+                f"JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{name}'"
+            )
+            assert target.psql(settings) == "work_mem=3MB"
+            assert target.psql("SELECT id FROM t", name) == "1"
+    finally:
+        drop(pg_cluster, name)

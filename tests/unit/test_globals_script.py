@@ -109,3 +109,17 @@ def test_a_truncated_script_is_an_error(script: str) -> None:
 def test_a_grant_that_is_not_a_membership_is_an_error() -> None:
     with pytest.raises(RestoreError, match="cannot read the membership"):
         parse_globals("GRANT x ON y TO z;\n")
+
+
+def test_privileges_on_parameters_are_not_memberships() -> None:
+    """pg_dumpall (PostgreSQL 15+) writes GRANT ... ON PARAMETER among the globals: they
+    are read past, not refused as a membership that cannot be read."""
+    script = (
+        "CREATE ROLE rdr;\n"
+        "GRANT SET ON PARAMETER log_statement TO rdr;\n"
+        'GRANT SET, ALTER SYSTEM ON PARAMETER "app.mode" TO "wms.app" WITH GRANT OPTION;\n'
+        'GRANT "report reader" TO rdr WITH INHERIT TRUE GRANTED BY postgres;\n'
+    )
+    parsed = parse_globals(script)
+    assert list(parsed.roles) == ["rdr"]
+    assert [(m.role, m.member) for m in parsed.memberships] == [("report reader", "rdr")]

@@ -8,6 +8,7 @@ they travel in the manifest instead (the list follows pg_dump's dumpDatabase).""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from psycopg import sql
 from lifeboat.errors import RestoreError
 from lifeboat.postgres.roles import quoted_name
 from lifeboat.repo.manifest import DatabaseGrant, DatabaseProperties, DatabaseSetting
+
+log = logging.getLogger(__name__)
 
 # Settings whose value is a list of (possibly quoted) names: pg_dump gives each element as
 # its own literal, as a single literal would become one element (pg_dump's
@@ -116,7 +119,11 @@ def read_properties(conn: psycopg.Connection[Any]) -> DatabaseProperties:
     for kind, role in conn.execute(_DEPENDENT_ROLES_SQL):
         dependent[str(kind)].add(str(role))
     dependent["o"].update(str(r[0]) for r in conn.execute(_BOOTSTRAP_OWNER_SQL))
-    dependent["a"].update(g.grantee for g in acl or [] if g.grantee is not None)
+    # the owner's own entries in the database's ACL follow the owner (see apply_properties):
+    # they do not make it a grantee, which --no-owner would still need
+    dependent["a"].update(
+        g.grantee for g in acl or [] if g.grantee is not None and g.grantee != owner
+    )
     return DatabaseProperties(
         owner=owner,
         encoding=encoding,
@@ -250,7 +257,8 @@ def apply_properties(
 ) -> None:
     """Give `database` (created with creation_options) the original's owner, comment,
     connection limit, ACL and settings, in one transaction. Settings of `skip_roles` are
-    left out (roles a restore without owners and privileges does not have)."""
+    left out (roles a restore without owners and privileges does not have), and so is,
+    with a warning, a setting the server refuses."""
     ident = sql.Identifier(database)
     statements: list[sql.Composed] = []
     owner_now = props.owner
@@ -278,15 +286,37 @@ def apply_properties(
         statements.append(
             sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(ident, sql.Identifier(owner_now))
         )
-        statements += grant_statements(database, props.acl)
+        # an ACL is relative to its owner (pg_dump writes it so): with --no-owner, the
+        # original owner's privileges are the new owner's, the restoring role's
+        acl = [
+            grant.model_copy(update={"grantee": owner_now})
+            if grant.grantee == props.owner
+            else grant
+            for grant in props.acl
+        ]
+        statements += grant_statements(database, acl)
+    settings: list[tuple[str, sql.Composed]] = []
     for entry in props.settings:
         if entry.role is not None and entry.role in skip_roles:
             continue
-        statements += [setting_statement(database, entry.role, s) for s in entry.settings]
+        for setting in entry.settings:
+            described = setting if entry.role is None else f"{setting} of role {entry.role}"
+            settings.append((described, setting_statement(database, entry.role, setting)))
     try:
         with admin.transaction():
             for statement in statements:
                 admin.execute(statement)
+            for described, statement in settings:
+                try:
+                    # a savepoint each: a parameter the target does not know (renamed or
+                    # removed in a newer PostgreSQL) must not fail the restore of all the
+                    # data, as it does not fail pg_restore --create
+                    with admin.transaction():
+                        admin.execute(statement)
+                except psycopg.Error as exc:
+                    log.warning(
+                        "database setting %s left out: %s", described, exc.diag.message_primary
+                    )
     except psycopg.Error as exc:
         raise RestoreError(
             f"cannot give the restored database its properties: {exc.diag.message_primary}"

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 _UNQUOTED = re.compile(r"[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*")
 # statements about one role, its name right after the prefix
 _ROLE_STATEMENTS = ("CREATE ROLE ", "ALTER ROLE ", "COMMENT ON ROLE ")
+# privileges on settings (PostgreSQL 15+), their keywords in capitals as pg_dumpall writes
+# them (a role name there would be lower case or quoted)
+_PARAMETER_GRANT = re.compile(r"GRANT [A-Z ,]+ ON PARAMETER ")
 
 
 class GlobalsStream(ProcessOutput):
@@ -128,15 +131,15 @@ def parse_globals(script: str) -> Globals:
                 parsed.roles.setdefault(name, []).append(statement)
                 break
         else:
-            if statement.startswith("GRANT "):
+            if statement.startswith("GRANT ") and not _PARAMETER_GRANT.match(statement):
                 parsed.memberships.append(_membership(statement))
     return parsed
 
 
 def _membership(statement: str) -> Membership:
-    """`GRANT role TO member [WITH ...] [GRANTED BY grantor];` (pg_dumpall writes only role
-    memberships as GRANTs). The grantor is left out: it need not exist where the role is
-    created, and the restoring superuser grants in its stead."""
+    """`GRANT role TO member [WITH ...] [GRANTED BY grantor];` (pg_dumpall's other GRANTs,
+    on parameters, are left to parse_globals). The grantor is left out: it need not exist
+    where the role is created, and the restoring superuser grants in its stead."""
     role, position = identifier(statement, len("GRANT "))
     if not statement.startswith(" TO ", position):
         raise RestoreError(f"cannot read the membership {statement[:80]!r} of the backup")
