@@ -17,8 +17,10 @@ from lifeboat.backup import backup_logical
 from lifeboat.context import Context
 from lifeboat.errors import (
     AbortedError,
+    DatabaseError,
     IntegrityError,
     LifeboatError,
+    RestoreError,
 )
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
@@ -213,19 +215,17 @@ def restore_logical(
                     f"{what} {database} on {endpoint.describe()} would be overwritten: "
                     "pass --yes or confirm by typing its name"
                 )
-        safety = None
-        if exists:
-            safety = backup_logical(
-                ctx,
-                source_name,
-                endpoint=endpoint,
-                labels={
-                    "kind": SAFETY_LABEL,
-                    "before_restore_of": manifest.id,
-                    "database": database,
-                },
-            ).manifest.id
-            log.info("safety backup of %s taken: %s/%s", database, source_name, safety)
+        # a full restore's scratch database comes first: a server that cannot create it
+        # like the original (a locale it lacks) refuses before the safety backup
+        scratch = _create_scratch(admin, manifest) if selection is None else None
+        try:
+            safety = (
+                _safety_backup(ctx, source_name, endpoint, manifest, database) if exists else None
+            )
+        except BaseException:
+            if scratch is not None:
+                logical.drop_database(admin, scratch)
+            raise
         job = _Job(
             ctx,
             repo,
@@ -244,7 +244,8 @@ def restore_logical(
             terminated = 0
             check, notes = restore_tables.restore(job, selection, target)
         else:
-            terminated, check = _restore_database(job)
+            assert scratch is not None
+            terminated, check = _restore_database(job, scratch)
     finally:
         admin.close()
     return RestoreResult(
@@ -261,6 +262,44 @@ def restore_logical(
         repository=repo.name,
         created_roles=role_plan.create,
     )
+
+
+def _safety_backup(
+    ctx: Context, source_name: str, endpoint: PgEndpoint, manifest: Manifest, database: str
+) -> str:
+    safety = backup_logical(
+        ctx,
+        source_name,
+        endpoint=endpoint,
+        labels={
+            "kind": SAFETY_LABEL,
+            "before_restore_of": manifest.id,
+            "database": database,
+        },
+    ).manifest.id
+    log.info("safety backup of %s taken: %s/%s", database, source_name, safety)
+    return safety
+
+
+def _create_scratch(admin: psycopg.Connection[Any], manifest: Manifest) -> str:
+    """The empty database a full restore goes into, created like the backed-up one."""
+    props = manifest.database_properties
+    scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
+    if props is None:
+        logical.create_database(admin, scratch)
+        return scratch
+    major = admin.info.server_version // 10000
+    try:
+        logical.create_database(admin, scratch, dbprops.creation_options(props, major))
+    except DatabaseError as exc:
+        locale = props.locale or props.collate
+        raise RestoreError(
+            f"this server cannot create a database like {manifest.database} "
+            f"({props.encoding}, {props.locale_provider} locale {locale}): "
+            f"{exc.message.split(': ', 1)[-1]}; install that locale on the server, "
+            "or restore onto one that has it"
+        ) from None
+    return scratch
 
 
 def _admin_connection(endpoint: PgEndpoint) -> psycopg.Connection[Any]:
@@ -307,23 +346,16 @@ class _Job:
         process.finish()
 
 
-def _restore_database(job: _Job) -> tuple[int, EvidenceCheck]:
-    """Restore into a scratch database created like the original, give it the original's
-    properties, then swap it in (they are attached to the database, not to its name)."""
+def _restore_database(job: _Job, scratch: str) -> tuple[int, EvidenceCheck]:
+    """Restore into the scratch database (created like the original), give it the
+    original's properties, then swap it in (they are attached to the database, not to
+    its name)."""
     manifest, admin, props = job.manifest, job.admin, job.manifest.database_properties
-    scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
-    if job.roles.create:
-        assert job.roles.globals is not None
-        roles.create_roles(admin, job.roles.globals, job.roles.create)
-        log.info("created roles %s from backup %s", ", ".join(job.roles.create), manifest.id)
     try:
-        major = admin.info.server_version // 10000
-        like = dbprops.creation_options(props, major) if props is not None else None
-        logical.create_database(admin, scratch, like)
-    except BaseException:
-        roles.drop_roles(admin, job.roles.create)
-        raise
-    try:
+        if job.roles.create:
+            assert job.roles.globals is not None
+            roles.create_roles(admin, job.roles.globals, job.roles.create)
+            log.info("created roles %s from backup %s", ", ".join(job.roles.create), manifest.id)
         process = logical.RestoreProcess(
             job.tools, job.endpoint.with_dbname(scratch), ownership=job.ownership
         )

@@ -143,6 +143,39 @@ def test_an_older_backup_restores_as_before_into_the_server_defaults(
     assert pg_cluster.psql("SELECT v FROM t", copy) == "crème brûlée"
 
 
+def test_a_locale_the_target_lacks_is_refused_before_the_safety_backup(
+    pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
+) -> None:
+    """One machine has one set of locales, so the backup is made to name a locale this
+    server lacks by rewriting its manifests (as a backup from another host would)."""
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    backup = ws.run_json("backup", "wms")["id"]
+    folder = ws.repo / "wms" / "backups" / backup
+    manifest = decode((folder / "manifest.json").read_bytes(), backup)
+    assert manifest.database_properties is not None
+    foreign = manifest.model_copy(
+        update={
+            "database_properties": manifest.database_properties.model_copy(
+                update={"collate": "xx_XX.ISO-8859-1", "ctype": "xx_XX.ISO-8859-1"}
+            )
+        }
+    )
+    for name in ("manifest.json", "manifest.copy.json"):
+        (folder / name).write_bytes(encode(foreign))
+    before = table_digests(pg_cluster, latin1_db)
+
+    refused = ws.run("restore", "wms", "--yes")
+
+    assert refused.returncode == 1
+    line = error_line(refused)
+    assert "cannot create a database like" in line and "xx_XX.ISO-8859-1" in line
+    assert "install that locale" in line
+    # nothing happened: no safety backup, no scratch database, the target as it was
+    assert [b["id"] for b in ws.run_json("list", "wms")] == [backup]
+    assert pg_cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'lifeboat%'") == "0"
+    assert table_digests(pg_cluster, latin1_db) == before
+
+
 def locale_provider_of(cluster: ScratchCluster, db: str) -> str:
     column = "datlocale" if cluster.major >= 17 else "daticulocale"
     return cluster.psql(
