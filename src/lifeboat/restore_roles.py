@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +78,7 @@ def plan_roles(
     if skip:
         log.warning(
             "database settings of roles %s left out: they do not exist on %s",
-            ", ".join(sorted(skip)),
+            shown(sorted(skip)),
             target,
         )
     if not missing:
@@ -86,12 +87,12 @@ def plan_roles(
     # cannot do without a role a policy names, so they are not offered then
     named_by_policies = [name for name in missing if name in props.policy_roles]
     policies = (
-        f"create them first (row security policies name {', '.join(named_by_policies)}, "
+        f"create them first (row security policies name {shown(named_by_policies)}, "
         "which --no-owner --no-privileges do not leave out)"
     )
     if not create:
         raise RestoreError(
-            f"roles missing on {target}: {', '.join(missing)}; pass --create-roles to create "
+            f"roles missing on {target}: {shown(missing)}; pass --create-roles to create "
             "them from the backup, or "
             + (
                 policies
@@ -103,7 +104,7 @@ def plan_roles(
     absent = [name for name in missing if name not in parsed.roles]
     if absent:
         raise RestoreError(
-            f"roles missing on {target} and not in the backup's globals: {', '.join(absent)}; "
+            f"roles missing on {target} and not in the backup's globals: {shown(absent)}; "
             + (
                 policies
                 if named_by_policies
@@ -111,3 +112,16 @@ def plan_roles(
             )
         )
     return RolePlan(create=missing, globals=parsed, skip_settings_of=skip)
+
+
+def shown(names: list[str]) -> str:
+    """Role names for a message, as SQL would write them: quoted when they need it, with
+    control characters escaped, so a name cannot split the one error line or pass for two."""
+    return ", ".join(_ident(name) for name in names)
+
+
+def _ident(name: str) -> str:
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    quoted = '"' + name.replace('"', '""') + '"'
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in quoted)

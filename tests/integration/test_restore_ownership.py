@@ -245,7 +245,7 @@ def test_restore_on_a_server_without_the_roles(
         line = error_line(refused)
         assert line.startswith("lifeboat: error: roles missing on ")
         assert line.endswith(
-            ": lifeboat_backup, report reader, wms.app, wms_owner; pass --create-roles to "
+            ': lifeboat_backup, "report reader", "wms.app", wms_owner; pass --create-roles to '
             "create them from the backup, or --no-owner --no-privileges to restore without them"
         )
         assert other.psql("SELECT datname FROM pg_database WHERE datname LIKE 'plant%'") == ""
@@ -386,8 +386,8 @@ def test_a_missing_policy_role_is_not_left_out_by_no_owner_no_privileges(
         refused = ws.run("restore", "wms", "--target-db", copy, "--no-owner", "--no-privileges")
         assert refused.returncode == 1
         line = error_line(refused)
-        assert f"roles missing on postgres@127.0.0.1:{pg_cluster.port}/{copy}: {role};" in line
-        assert f"row security policies name {role}" in line
+        assert f'roles missing on postgres@127.0.0.1:{pg_cluster.port}/{copy}: "{role}";' in line
+        assert f'row security policies name "{role}"' in line
         assert "--no-owner --no-privileges to restore without them" not in line
         assert roles_on(pg_cluster) == before
         exists = f"SELECT count(*) FROM pg_database WHERE datname = '{copy}'"
