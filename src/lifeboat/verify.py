@@ -308,7 +308,18 @@ def verify(
             if not ctx.may_pass_over(source, repository, repo):
                 raise
             if not isinstance(exc, NotInitialisedError):  # else: another source's repository
-                log.warning("repository %s cannot be read: %s", repo.name, exc.message)
+                # a copy that cannot be read is what verify is there to notice
+                log.error("repository %s cannot be read: %s", repo.name, exc.message)
+                report.checks.append(
+                    BackupCheck(
+                        repo.name,
+                        source or "",
+                        "repository",
+                        deep,
+                        [f"cannot be read: {exc.message}"],
+                        inconclusive=True,
+                    )
+                )
             continue
         sources = [source] if source else repo.sources()
         for name in sources:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.repo.layout import MARKER
 
 from .archiving import Archiving, archiving_cluster, events, stop_cluster
 from .helpers import error_line, fill_rich, make_workspace, table_digests
@@ -214,6 +215,17 @@ def test_another_sources_repository_not_set_up_yet_does_not_fail_the_reading_com
     assert [c["id"] for c in json.loads(verified.stdout)] == [made["id"]]
     holds = ws.run_json("hold", made["id"], "--source", "wms", "--reason", "audit")
     assert [h["repository"] for h in holds] == ["primary"]
+
+    # a copy that exists but cannot be read is a failed verify, the others still checked
+    dr.mkdir()
+    (dr / MARKER).write_text("{not json")
+    broken = ws.run("verify", "wms", "--json")
+    assert broken.returncode == 1
+    checks = {(c["repository"], c["id"]): c["ok"] for c in json.loads(broken.stdout)}
+    assert checks == {("primary", made["id"]): True, ("dr", "repository"): False}
+    assert "repository dr cannot be read" in broken.stderr
+    assert ws.run("list", "wms").returncode == 0  # list only warns about it
+    shutil.rmtree(dr)
 
     shutil.rmtree(primary)  # the source's own repository is another matter
     refused = ws.run("list", "wms")
