@@ -742,3 +742,17 @@ def test_filter_through_sink_error_stops_process() -> None:
 
     with pytest.raises(DiskFullError):
         filter_through(["cat"], io.BytesIO(b"s" * (4 * MiB)), FullStorageSink())
+
+
+def test_a_failing_source_is_named_not_blamed_on_age() -> None:
+    """pyrage wraps what the reader raises; a pg_dump that fails under age is reported as
+    the pg_dump failure it is, not as an encryption problem."""
+    from lifeboat.errors import ToolError
+
+    class FailingDump:
+        def read(self, size: int = -1, /) -> bytes:
+            raise ToolError("pg_dump failed: connection to server lost")
+
+    _, recipient = generate_age_identity()
+    with pytest.raises(ToolError, match=r"^pg_dump failed: connection to server lost$"):
+        AgeEncryptor([recipient]).encrypt(FailingDump(), io.BytesIO())

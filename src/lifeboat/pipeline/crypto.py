@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
 
-from lifeboat.errors import DecryptionKeyError, EncryptionError, IntegrityError, ToolError
+from lifeboat.errors import (
+    DecryptionKeyError,
+    EncryptionError,
+    IntegrityError,
+    LifeboatError,
+    ToolError,
+)
 from lifeboat.pipeline.checksum import Readable, Writable
 
 
@@ -58,10 +64,29 @@ class AgeEncryptor:
     def encrypt(self, source: Readable, sink: Writable) -> None:
         import pyrage
 
+        reader = _ReadFailure(source)
         try:
-            pyrage.encrypt_io(source, sink, self._recipients)
+            pyrage.encrypt_io(reader, sink, self._recipients)
         except pyrage.EncryptError as exc:
+            # pyrage wraps what the reader raised: a failing pg_dump is not an age problem
+            if isinstance(reader.error, LifeboatError):
+                raise reader.error from None
             raise EncryptionError(f"age encryption failed: {exc}") from None
+
+
+class _ReadFailure:
+    """A reader that remembers what its source raised, for the error to name the cause."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._source.read(size)
+        except BaseException as exc:
+            self.error = exc
+            raise
 
 
 def generate_age_identity() -> tuple[str, str]:
