@@ -283,14 +283,21 @@ def _safety_backup(
 
 def _create_scratch(admin: psycopg.Connection[Any], manifest: Manifest) -> str:
     """The empty database a full restore goes into, created like the backed-up one."""
-    props = manifest.database_properties
     scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
+    create_like(admin, scratch, manifest)
+    return scratch
+
+
+def create_like(admin: psycopg.Connection[Any], name: str, manifest: Manifest) -> None:
+    """An empty database with the backed-up one's encoding and locale (an older backup,
+    which did not record them: the server's defaults)."""
+    props = manifest.database_properties
     if props is None:
-        logical.create_database(admin, scratch)
-        return scratch
+        logical.create_database(admin, name)
+        return
     major = admin.info.server_version // 10000
     try:
-        logical.create_database(admin, scratch, dbprops.creation_options(props, major))
+        logical.create_database(admin, name, dbprops.creation_options(props, major))
     except DatabaseError as exc:
         locale = props.locale or props.collate
         raise RestoreError(
@@ -299,7 +306,6 @@ def _create_scratch(admin: psycopg.Connection[Any], manifest: Manifest) -> str:
             f"{exc.message.split(': ', 1)[-1]}; install that locale on the server, "
             "or restore onto one that has it"
         ) from None
-    return scratch
 
 
 def _admin_connection(endpoint: PgEndpoint) -> psycopg.Connection[Any]:

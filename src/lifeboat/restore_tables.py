@@ -37,7 +37,7 @@ from lifeboat.postgres import logical, toc
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.toc import TocEntry
-from lifeboat.restore import EvidenceCheck, check_evidence
+from lifeboat.restore import EvidenceCheck, check_evidence, create_like
 from lifeboat.table_plan import (
     Plan,
     Selection,
@@ -361,7 +361,7 @@ def restore(job: _Job, selection: Selection, target: Target) -> tuple[EvidenceCh
     listing = _read_head(job, ["--list"])
     setvals = ""
     if not job.exists:
-        logical.create_database(job.admin, job.database)
+        create_like(job.admin, job.database, job.manifest)
     try:
         with job.endpoint.connect(autocommit=True) as conn:
             if not job.exists:  # what a new database has from its template

@@ -115,6 +115,18 @@ def test_latin1_database_comes_back_latin1_with_its_locale(
     assert table_digests(pg_cluster, copy) == table_digests(pg_cluster, latin1_db)
 
 
+def test_a_table_restored_into_a_new_database_gets_the_backed_up_encoding(
+    pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
+) -> None:
+    copy = f"{latin1_db}_copy"
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws.run("backup", "wms", check=True)
+    restored = ws.run_json("restore", "wms", "--target-db", copy, "--table", "t")
+    assert restored["created"] is True and restored["verified"] is True
+    assert database_facts(pg_cluster, copy)["properties"].split("|")[1:4] == ["LATIN1", "C", "C"]
+    assert table_digests(pg_cluster, copy) == table_digests(pg_cluster, latin1_db)
+
+
 def as_older_backup(ws: Workspace, backup: str) -> None:
     """Rewrite a backup's manifests (and drop its roles object) as a Lifeboat that kept
     neither the database's properties nor the roles wrote them."""
