@@ -17,7 +17,7 @@ from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_d
 from lifeboat.repo.manifest import decode, encode
 
 from .helpers import Workspace, error_line, make_workspace, table_digests
-from .production import OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
+from .production import APP, OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
 
 
 def drop(cluster: ScratchCluster, *databases: str) -> None:
@@ -285,6 +285,24 @@ def test_restore_on_a_server_without_the_roles(
             == "20|t"
         )
         assert snapshot(other, production_db) == original
+
+
+def test_an_existing_member_of_a_created_group_is_named_not_altered(
+    pg_bin_dir: Path, pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    ws.run("backup", "wms", check=True)
+    with ScratchCluster(pg_bin_dir) as other:
+        other.psql(f'CREATE ROLE "{APP}" LOGIN')  # the login exists, its group does not
+        done = ws.run("restore", "wms", "--target-dsn", other.dsn("copy"), "--create-roles")
+        assert done.returncode == 0, done.stderr
+        assert f"created roles: {READER}, {OWNER}" in done.stdout
+        assert (
+            f"existing role {APP} was a member of the created role {READER} in the backup; "
+            f'left as it is (to restore it: GRANT "{READER}" TO "{APP}"'
+        ) in done.stderr
+        member = f"SELECT pg_has_role('{APP}', '{READER}', 'MEMBER')"
+        assert other.psql(member) == "f"
 
 
 def globals_script(ws: Workspace, backup: str) -> str:

@@ -170,6 +170,18 @@ def create_roles(admin: psycopg.Connection[Any], parsed: Globals, names: Collect
         raise RestoreError(
             f"cannot create roles {', '.join(sorted(names))}: {exc.diag.message_primary}"
         ) from None
+    # an existing login that was a member of a recreated group stays outside it: say how
+    # to put it back, as adding it silently would alter a role that was already there
+    members = existing_roles(admin, {m.member for m in parsed.memberships if m.role in names})
+    for membership in parsed.memberships:
+        if membership.role in names and membership.member in members - set(names):
+            log.warning(
+                "existing role %s was a member of the created role %s in the backup; "
+                "left as it is (to restore it: %s)",
+                membership.member,
+                membership.role,
+                membership.statement,
+            )
 
 
 def drop_roles(admin: psycopg.Connection[Any], names: Collection[str]) -> None:
