@@ -301,6 +301,7 @@ def test_an_existing_member_of_a_created_group_is_named_not_altered(
             f"existing role {APP} was a member of the created role {READER} in the backup; "
             f'left as it is (to restore it: GRANT "{READER}" TO "{APP}"'
         ) in done.stderr
+        assert f"created role {OWNER} has CREATEDB, as in the backup" in done.stderr
         member = f"SELECT pg_has_role('{APP}', '{READER}', 'MEMBER')"
         assert other.psql(member) == "f"
 

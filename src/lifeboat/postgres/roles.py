@@ -170,6 +170,8 @@ def create_roles(admin: psycopg.Connection[Any], parsed: Globals, names: Collect
         raise RestoreError(
             f"cannot create roles {', '.join(sorted(names))}: {exc.diag.message_primary}"
         ) from None
+    for name, powers in _powers(admin, names).items():
+        log.warning("created role %s has %s, as in the backup", name, ", ".join(powers))
     # an existing login that was a member of a recreated group stays outside it: say how
     # to put it back, as adding it silently would alter a role that was already there
     members = existing_roles(admin, {m.member for m in parsed.memberships if m.role in names})
@@ -182,6 +184,23 @@ def create_roles(admin: psycopg.Connection[Any], parsed: Globals, names: Collect
                 membership.role,
                 membership.statement,
             )
+
+
+def _powers(admin: psycopg.Connection[Any], names: Collection[str]) -> dict[str, list[str]]:
+    """The attributes of `names` that reach beyond their own objects: worth a word when a
+    restore creates such a role from a backup."""
+    rows = admin.execute(
+        "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
+        "FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+        (list(names),),
+    )
+    labels = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
+    found = {}
+    for name, *flags in rows:
+        powers = [label for label, flag in zip(labels, flags, strict=True) if flag]
+        if powers:
+            found[str(name)] = powers
+    return found
 
 
 def drop_roles(admin: psycopg.Connection[Any], names: Collection[str]) -> None:
