@@ -273,7 +273,7 @@ def stage_wal(ctx: Context, storage: Storage, source: str, manifest: Manifest, f
     span = manifest.physical
     assert span is not None
     size = span.segment_size
-    archived = archived_segments(storage, source).get(span.timeline, set())
+    archived = archived_segments(storage, source, size).get(span.timeline, set())
     first = wal.Segment.parse(span.start_wal, size).number
     last = wal.Segment.parse(span.stop_wal, size).number + STAGED_SEGMENTS_AFTER_BACKUP
     names = history_names(storage, source) + [
