@@ -354,6 +354,31 @@ def test_a_refused_table_restore_takes_no_safety_backup(
     assert table_digests(pg_cluster, copy) == before
 
 
+def test_a_partition_the_backup_lacks_is_refused_before_anything_changes(
+    pg_cluster: ScratchCluster, backup: Backup, copy: str
+) -> None:
+    """A partition created since the backup would keep its rows in the restored table."""
+    pg_cluster.psql(
+        "CREATE TABLE payment_p2030 PARTITION OF payment "
+        "FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');"
+        "INSERT INTO payment (customer_id, amount, payment_date) "
+        "VALUES (1, 9.99, '2030-06-01 10:00+00');",
+        copy,
+    )
+    backups = backups_in(backup.ws)
+    before = table_digests(pg_cluster, copy)
+
+    refused = backup.ws.run("restore", "wms", "--target-db", copy, "--table", "payment", "--yes")
+
+    assert refused.returncode == 1
+    assert error_line(refused).endswith(
+        "public.payment in the target has partition(s) public.payment_p2030 the backup lacks, "
+        "whose rows would stay: detach or drop them first"
+    )
+    assert backups_in(backup.ws) == backups
+    assert table_digests(pg_cluster, copy) == before
+
+
 def test_a_backup_found_damaged_after_its_rows_were_sent_changes_nothing(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
