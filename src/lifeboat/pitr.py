@@ -273,7 +273,7 @@ def stage_wal(ctx: Context, storage: Storage, source: str, manifest: Manifest, f
     span = manifest.physical
     assert span is not None
     size = span.segment_size
-    archived = archived_segments(storage, source).get(span.timeline, set())
+    archived = archived_segments(storage, source, size).get(span.timeline, set())
     first = wal.Segment.parse(span.start_wal, size).number
     last = wal.Segment.parse(span.stop_wal, size).number + STAGED_SEGMENTS_AFTER_BACKUP
     names = history_names(storage, source) + [
@@ -579,6 +579,7 @@ def _start_and_wait(
     if started.returncode != 0 and target.action != "shutdown":
         raise _stopped(pgdata, log_file, "did not start")
     if target.action == "shutdown" and target.kind != "latest":
+        _wait_for_shutdown_at_target(pgdata, log_file, timeout)
         return None, None
     if port is None:
         shown = subprocess.run(
@@ -609,6 +610,22 @@ def _start_and_wait(
                 raise _stopped(pgdata, log_file, "stopped during recovery") from None
         time.sleep(0.1)
     raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")
+
+
+def _wait_for_shutdown_at_target(pgdata: Path, log_file: Path, timeout: float) -> None:
+    """Wait until the server, told to shut down at its target, is gone, and tell that
+    shutdown from a stop at an error (a target it cannot reach, an unreadable WAL file):
+    only the first leaves pg_control "shut down in recovery". pg_ctl has returned, so a
+    postmaster that was started has written its postmaster.pid already."""
+    from lifeboat.postgres.pgcontrol import shut_down_in_recovery
+
+    deadline = time.monotonic() + timeout
+    while _running_postmaster(pgdata) is not None:
+        if time.monotonic() >= deadline:
+            raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")
+        time.sleep(0.1)
+    if not shut_down_in_recovery(pgdata):
+        raise _stopped(pgdata, log_file, "stopped during recovery")
 
 
 LOG_LINES_SHOWN = 10

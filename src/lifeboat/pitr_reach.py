@@ -167,7 +167,7 @@ def plan_reach(
     path = timeline_path(storage, source, manifest, target.timeline, decryptor_for)
     first = wal.Segment.parse(span.start_wal, size).number
     last = wal.Segment.parse(span.stop_wal, size).number
-    found = continuity(archived_segments(storage, source), path, first, last)
+    found = continuity(archived_segments(storage, source, size), path, first, last)
     if found.missing is not None and not found.consistent:
         raise RestoreError(
             f"cannot restore {manifest.id}: WAL segment {found.missing.name(size)}, needed "

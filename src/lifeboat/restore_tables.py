@@ -85,6 +85,16 @@ WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
   AND a.attidentity = '' AND a.attgenerated = ''
 """
 
+# the partitions (at any depth) the target has of the named partitioned tables
+_TARGET_PARTITIONS_SQL = """
+SELECT t.name, format('%%I.%%I', n.nspname, c.relname)
+FROM unnest(%s::text[]) AS t(name)
+CROSS JOIN LATERAL pg_partition_tree(to_regclass(t.name)) AS p
+JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.level > 0
+ORDER BY 1, 2
+"""
+
 # the foreign keys to drop and put back: every one from or to the tables, taken at its
 # root (a partition's copy of its parent's key cannot be dropped on its own)
 _FOREIGN_KEYS_SQL = """
@@ -150,7 +160,28 @@ def inspect_target(conn: psycopg.Connection[Any], selection: Selection) -> Targe
             )
         target.kinds[name] = "p" if there.partitioned else "r"
         target.sequences[name] = there.sequences
+    _refuse_unknown_partitions(conn, selection, target)
     return target
+
+
+def _refuse_unknown_partitions(
+    conn: psycopg.Connection[Any], selection: Selection, target: Target
+) -> None:
+    """A partition the target has and the backup lacks (one created since, say) would
+    keep its rows in the restored table: refused, naming it."""
+    partitioned = [name for name, kind in target.kinds.items() if kind == "p"]
+    if not partitioned:
+        return
+    unknown: dict[str, list[str]] = {}
+    for parent, partition in conn.execute(_TARGET_PARTITIONS_SQL, (partitioned,)):
+        if partition not in selection.tables:
+            unknown.setdefault(parent, []).append(partition)
+    if unknown:
+        parent, partitions = next(iter(unknown.items()))
+        raise RestoreError(
+            f"{parent} in the target has partition(s) {', '.join(partitions)} the backup "
+            "lacks, whose rows would stay: detach or drop them first"
+        )
 
 
 # -------------------------------------------------------------------------------- SQL

@@ -241,15 +241,31 @@ def make_plan(entries: list[TocEntry], selection: Selection, target: Target) -> 
         _pick_definition(listing, selection, target, name, picked)
     if created:
         _pick_support(listing, selection, target, picked)
-    chosen = {id(e) for e in picked.entries}
+    # a partition created under a parent the target has is attached last, once its rows,
+    # indexes and constraints are in: ATTACH PARTITION then adopts its indexes and
+    # constraints (it would otherwise create its own, and the archive's would collide),
+    # and the parent's row triggers, cloned onto it, do not fire for the restored rows
+    late = {
+        id(e)
+        for name in created
+        if _attached_to_target(selection, target, name)
+        for e in listing.of_table(name, "TABLE ATTACH")
+    }
+    chosen = {id(e) for e in picked.entries} - late
     sets = {id(e) for e in picked.sequence_sets}
     return Plan(
-        entries=[e for e in entries if id(e) in chosen],
+        entries=[e for e in entries if id(e) in chosen] + [e for e in entries if id(e) in late],
         sequence_sets=[e for e in entries if id(e) in sets],
         created=created,
         left_out=picked.left_out,
         notes=picked.notes,
     )
+
+
+def _attached_to_target(selection: Selection, target: Target, name: str) -> bool:
+    """Whether table `name` is a partition whose parent the target has (and keeps)."""
+    parent = selection.facts(name).partition_of
+    return parent is not None and target.has_relation(parent)
 
 
 def _pick_definition(
@@ -262,7 +278,9 @@ def _pick_definition(
     present = _present(selection, target)
     attached = facts.partition_of is not None and present(facts.partition_of)
     picked.entries += listing.of_table(name, *TABLE_KINDS)
-    picked.entries += listing.of_indexes(name, "INDEX", *(["INDEX ATTACH"] if attached else []))
+    # attached late to a parent the target has, the partition's indexes are adopted then
+    early = attached and not _attached_to_target(selection, target, name)
+    picked.entries += listing.of_indexes(name, "INDEX", *(["INDEX ATTACH"] if early else []))
     if attached:
         picked.entries += listing.of_table(name, "TABLE ATTACH")
     for seq in facts.sequences:

@@ -233,10 +233,11 @@ def _problems(
         span = manifest.physical
         size = span.segment_size
         problems += continuity_problems(
-            archived_segments(repo.storage, manifest.source),
+            archived_segments(repo.storage, manifest.source, size),
             span.timeline,
             wal.Segment.parse(span.start_wal, size).number,
             wal.Segment.parse(span.stop_wal, size).number,
+            size,
         )
     for obj in manifest.objects:
         try:

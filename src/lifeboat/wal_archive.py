@@ -578,18 +578,30 @@ def archived_files(storage: Storage, source: str) -> Iterator[ArchivedFile]:
             yield ArchivedFile(parsed[0], parsed[1], info.key)
 
 
-def archived_segments(storage: Storage, source: str) -> dict[int, set[int]]:
-    """Segment numbers in the archive, per timeline (segments only; not .partial files)."""
+def archived_segments(
+    storage: Storage, source: str, segment_size: int = wal.DEFAULT_SEGMENT_SIZE
+) -> dict[int, set[int]]:
+    """Segment numbers in the archive, per timeline (segments only; not .partial files).
+    The numbers count segments of the cluster's segment_size: how many segments a log id
+    holds depends on it, so names are parsed with it (a name no such segment can have is
+    left out)."""
     found: dict[int, set[int]] = {}
     for archived in archived_files(storage, source):
         if wal.is_segment_name(archived.name):
-            segment = wal.Segment.parse(archived.name)
+            try:
+                segment = wal.Segment.parse(archived.name, segment_size)
+            except ValueError:
+                continue
             found.setdefault(segment.timeline, set()).add(segment.number)
     return found
 
 
 def continuity_problems(
-    archived: dict[int, set[int]], timeline: int, first: int, needed_until: int
+    archived: dict[int, set[int]],
+    timeline: int,
+    first: int,
+    needed_until: int,
+    segment_size: int = wal.DEFAULT_SEGMENT_SIZE,
 ) -> list[str]:
     """What keeps recovery from a base backup from replaying its WAL: a segment missing up to
     needed_until (the backup's end), then the first gap before the newest archived segment."""
@@ -600,12 +612,13 @@ def continuity_problems(
         return []
     if not found.consistent:
         return [
-            f"WAL segment {found.missing.name()}, needed to make the backup consistent, is missing"
+            f"WAL segment {found.missing.name(segment_size)}, needed to make the backup "
+            "consistent, is missing"
         ]
     assert found.reachable is not None
     return [
-        f"WAL gap: segment {found.missing.name()} is missing, so recovery from "
-        f"this backup stops at {found.reachable.name()}"
+        f"WAL gap: segment {found.missing.name(segment_size)} is missing, so recovery from "
+        f"this backup stops at {found.reachable.name(segment_size)}"
     ]
 
 

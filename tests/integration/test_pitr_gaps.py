@@ -278,3 +278,32 @@ def test_latest_follows_the_history_file_and_a_gap_on_the_new_timeline_is_named(
     assert refused.returncode == 1
     assert f"segment {on_new_timeline} is missing" in refused.stderr
     assert not third.exists() or not any(third.iterdir())
+
+
+def test_target_action_shutdown_waits_for_the_stop_and_tells_it_from_a_failure(
+    history: History, copy: Archiving
+) -> None:
+    """With --target-action shutdown restore waits until the server is gone: a shutdown at
+    the target is a success, a stop short of it (PostgreSQL's FATAL) is reported."""
+    _, error = failed_restore(
+        copy,
+        copy.home / "unreachable",
+        "--to-time",
+        "2999-01-01 00:00:00+00",
+        "--target-action",
+        "shutdown",
+    )
+    assert "stopped during recovery" in error
+    assert "recovery ended before configured recovery target was reached" in error
+
+    pgdata = copy.home / "at-target"
+    target = copy.commit_time(history.rounds[5][1])
+    try:
+        _, restored = copy.restore_started(
+            pgdata, "--to-time", target, "--target-action", "shutdown", "--archive-mode", "off"
+        )
+        assert restored.returncode == 0
+        assert not (pgdata / "postmaster.pid").exists()
+        assert "shutdown at recovery target" in (pgdata / "lifeboat-restore.log").read_text()
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)

@@ -165,3 +165,25 @@ def test_the_segment_after_a_lost_continuation_record_is_archived(
     restored = tmp_path / "RECOVERYXLOG"
     fetch(storage, "wms", SEGMENT, restored, lambda method: decryptor)
     assert restored.read_bytes() == source.read_bytes()
+
+
+def test_segments_of_a_larger_size_are_numbered_with_it() -> None:
+    """With 64 MiB segments a log id holds 64 of them: 00000001000000000000003F is followed
+    by 000000010000000100000000. Counted as 16 MiB ones, that step would be a gap of 192
+    segments, and a backup across it could neither be verified nor restored."""
+    from lifeboat.wal_archive import archived_segments, continuity_problems
+
+    size = 64 << 20
+    storage = MemoryStorage()
+    names = ["00000001000000000000003E", "00000001000000000000003F", "000000010000000100000000"]
+    for name in names:
+        storage.write(layout.wal_key("wms", name, "ab" * 32, ".age"), [b"x"])
+    first, last = (wal.Segment.parse(n, size).number for n in (names[0], names[-1]))
+
+    archived = archived_segments(storage, "wms", size)
+    assert archived == {1: {first, first + 1, last}} and last == first + 2
+    assert continuity_problems(archived, 1, first, first, size) == []
+    storage.delete(layout.wal_key("wms", names[1], "ab" * 32, ".age"))
+    assert continuity_problems(archived_segments(storage, "wms", size), 1, first, first, size) == [
+        f"WAL gap: segment {names[1]} is missing, so recovery from this backup stops at {names[0]}"
+    ]

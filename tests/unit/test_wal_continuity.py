@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.pitr import RecoveryTarget
-from lifeboat.pitr_reach import Reach, _blocking_segment
+from lifeboat.pitr_reach import Reach, _blocking_segment, plan_reach
 from lifeboat.postgres import wal
+from lifeboat.repo import layout
+from lifeboat.repo.manifest import Compression, Encryption, Manifest, Physical, Server
+from lifeboat.storage.memory import MemoryStorage
 from lifeboat.wal_continuity import (
     TimelineSpan,
     continuity,
@@ -118,3 +124,42 @@ def test_gap_text_and_summary() -> None:
     assert reach.summary()["gap"]["missing"] == "000000010000000000000006"
     assert reach.summary()["archive_end"] == "000000010000000000000007"
     assert _found({1: {2, 3}}).summary()["gap"] is None
+
+
+def test_plan_reach_numbers_archived_segments_with_the_backups_segment_size() -> None:
+    """A cluster of 64 MiB segments, its backup just before a log id ends: the archive
+    continues it without a gap (...0000003F, then ...0100000000), so the restore goes on."""
+    size = 64 << 20
+    names = ["00000001000000000000003F", "000000010000000100000000", "000000010000000100000001"]
+    storage = MemoryStorage()
+    for name in names:
+        storage.write(layout.wal_key("wms", name, "ab" * 32, ".age"), [b"x"])
+    when = datetime(2026, 12, 6, tzinfo=UTC)
+    manifest = Manifest(
+        id="20261206T000000Z",
+        source="wms",
+        type="physical",
+        started_at=when,
+        finished_at=when,
+        database="",
+        server=Server(version="17.2", version_num=170002, system_identifier="1"),
+        tool={},
+        compression=Compression(level=3),
+        encryption=Encryption(method="age", recipients=[]),
+        objects=[],
+        physical=Physical(
+            timeline=1,
+            start_lsn="0/FC000028",
+            stop_lsn="0/FC000138",
+            start_wal=names[0],
+            stop_wal=names[0],
+            segment_size=size,
+        ),
+    )
+
+    def unused(_: str) -> Decryptor:
+        raise AssertionError("nothing is read: no history file, no time target")
+
+    reach = plan_reach(storage, "wms", manifest, RecoveryTarget("latest"), unused, lambda: "")
+    assert reach.continuity.missing is None
+    assert reach.summary()["archive_end"] == names[-1]

@@ -68,6 +68,27 @@ def sender_system_identifier(wal_file: Path) -> int | None:
     return int(system_identifier)
 
 
+# ControlFileData.state (a DBState, int32 at offset 16) of a server that stopped cleanly
+# while still in recovery, as one does at its recovery target with
+# recovery_target_action = shutdown; one that stopped at an error stays "in archive recovery"
+_STATE_OFFSET = 16
+DB_SHUTDOWNED_IN_RECOVERY = 2
+
+
+def shut_down_in_recovery(pgdata: Path) -> bool:
+    """Whether the cluster in pgdata was last shut down cleanly during recovery."""
+    try:
+        with open(pgdata / CONTROL_FILE, "rb") as handle:
+            head = handle.read(_STATE_OFFSET + 4)
+    except OSError:
+        return False
+    order = _byte_order(head) if len(head) == _STATE_OFFSET + 4 else None
+    if order is None:
+        return False
+    (state,) = struct.unpack(order + "i", head[_STATE_OFFSET:])
+    return bool(state == DB_SHUTDOWNED_IN_RECOVERY)
+
+
 def unsigned_system_identifier(system_identifier: str | int) -> str:
     """The system identifier in decimal, unsigned. PostgreSQL shows it as a signed bigint in
     SQL (pg_control_system()) but unsigned in pg_controldata and the WAL page header: read
