@@ -26,6 +26,7 @@ from lifeboat.pipeline.untar import TarExtractor
 from lifeboat.pitr_reach import Reach, plan_reach
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
+from lifeboat.postgres.pgcontrol import DB_IN_PRODUCTION, cluster_state
 from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -35,6 +36,9 @@ from lifeboat.storage.base import Storage
 from lifeboat.wal_archive import archived_segments
 
 log = logging.getLogger(__name__)
+
+# what _start_and_wait returns for the replayed time when it could not ask the server
+UNREAD = "\0unread"
 
 TargetKind = Literal["latest", "time", "lsn", "xid", "name", "immediate"]
 Action = Literal["promote", "pause", "shutdown"]
@@ -325,6 +329,8 @@ class PitrResult:
     # the last replayed commit's time and the last replayed LSN (with --start)
     recovered_to: str | None = None
     recovered_lsn: str | None = None
+    # False when the restored server would not let restore in to read them
+    recovered_point_read: bool = True
     # recovery ended before the WAL the archive holds (with --start)
     shortfall: str | None = None
     port: int | None = None
@@ -345,6 +351,7 @@ class PitrResult:
             "started": self.started,
             "recovered_to": self.recovered_to,
             "recovered_to_lsn": self.recovered_lsn,
+            "recovered_point_read": self.recovered_point_read,
             **self.reach.summary(),
             "shortfall": self.shortfall,
             "port": self.port,
@@ -545,6 +552,8 @@ def restore_physical(
         phase = time.monotonic()
         replayed = _start_and_wait(tools.path("pg_ctl"), pgdata, reach.target, port, wait_timeout)
         result.recovered_to, result.recovered_lsn = replayed
+        if result.recovered_to == UNREAD:
+            result.recovered_to, result.recovered_point_read = None, False
         result.started = True
         if result.recovered_lsn is not None:
             short = reach.shortfall(wal.parse_lsn(result.recovered_lsn))
@@ -590,6 +599,7 @@ def _start_and_wait(
         port = int(shown.stdout.strip() or "5432")
     conninfo = f"host=127.0.0.1 port={port} dbname=postgres user=postgres connect_timeout=5"
     deadline = time.monotonic() + timeout
+    refused_after_recovery = False
     while time.monotonic() < deadline:
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -605,9 +615,23 @@ def _start_and_wait(
                     state = conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()
                     if state and state[0] == "paused":
                         return replayed, lsn
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
             if _running_postmaster(pgdata) is None:
                 raise _stopped(pgdata, log_file, "stopped during recovery") from None
+            # the restored pg_hba.conf may not let this connection in (a password for
+            # host connections): pg_control still tells that recovery has ended, twice
+            # in a row so that a connection refused just before promotion does not count
+            if cluster_state(pgdata) == DB_IN_PRODUCTION:
+                if refused_after_recovery:
+                    log.warning(
+                        "recovery of %s has ended, but restore cannot connect to read where "
+                        "(%s): check the recovered point yourself",
+                        pgdata,
+                        str(exc).strip().splitlines()[-1] if str(exc).strip() else exc,
+                    )
+                    return UNREAD, None  # pg_last_* could not be read
+                refused_after_recovery = True
+                continue
         time.sleep(0.1)
     raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")
 

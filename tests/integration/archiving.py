@@ -183,8 +183,10 @@ def archiving_cluster(
     pg_bin_dir: Path,
     source_extra: str = "",
     settings: dict[str, str] | None = None,
+    password: str | None = None,
 ) -> Iterator[Archiving]:
-    """source_extra: TOML lines appended to [sources.wms] (e.g. an archive table)."""
+    """source_extra: TOML lines appended to [sources.wms] (e.g. an archive table);
+    password: the superuser's, asked of every TCP connection (scram-sha-256)."""
     home = Path(tempfile.mkdtemp(prefix="lifeboat-pitr-"))
     home.chmod(0o755)
     owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
@@ -199,6 +201,7 @@ def archiving_cluster(
     command = f"{LIFEBOAT} --config {config} wal-push wms %p"
     cluster = ScratchCluster(
         pg_bin_dir,
+        password=password,
         settings={
             "archive_mode": "on",
             "archive_command": command,

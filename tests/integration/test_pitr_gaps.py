@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,3 +308,28 @@ def test_target_action_shutdown_waits_for_the_stop_and_tells_it_from_a_failure(
         assert "shutdown at recovery target" in (pgdata / "lifeboat-restore.log").read_text()
     finally:
         stop_cluster(pgdata, copy.cluster.bin_dir)
+
+
+def test_a_restored_server_that_asks_for_a_password_is_seen_to_finish(pg_bin_dir: Path) -> None:
+    """The restored pg_hba.conf asks TCP connections for a password restore does not have:
+    pg_control tells it that recovery ended, and it says it could not read where."""
+    with archiving_cluster(pg_bin_dir, password="s3cret") as archiving:
+        archiving.lifeboat("backup", "wms", "--type", "physical")
+        archiving.commit(1, 5)
+        archiving.switch_and_wait()
+        pgdata = archiving.home / "restored"
+        _, result = archiving.restore_started(pgdata, "--latest", "--archive-mode", "off", "--json")
+        try:
+            summary = json.loads(result.stdout)
+            assert summary["started"] is True
+            assert summary["recovered_point_read"] is False
+            assert summary["recovered_to"] is None and summary["shortfall"] is None
+            assert "has ended, but restore cannot connect to read where" in result.stderr
+            assert "no password supplied" in result.stderr
+            controldata = archiving.cluster.bin_dir / "pg_controldata"
+            state = subprocess.run(
+                [str(controldata), str(pgdata)], capture_output=True, text=True, check=True
+            ).stdout
+            assert "Database cluster state:               in production" in state
+        finally:
+            stop_cluster(pgdata, archiving.cluster.bin_dir)

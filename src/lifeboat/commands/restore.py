@@ -296,6 +296,8 @@ def _physical(
         )
         if result.started:
             point = result.recovered_to or "the end of the archive"
+            if not result.recovered_point_read:
+                point = "unknown (restore could not connect to the restored server to read it)"
             lsn = f" (LSN {result.recovered_lsn})" if result.recovered_lsn else ""
             end = result.reach.summary()["archive_end"]
             click.echo(f"recovered to: {point}{lsn}; the archive holds WAL up to {end}")

@@ -73,20 +73,27 @@ def sender_system_identifier(wal_file: Path) -> int | None:
 # recovery_target_action = shutdown; one that stopped at an error stays "in archive recovery"
 _STATE_OFFSET = 16
 DB_SHUTDOWNED_IN_RECOVERY = 2
+# set when recovery has ended and the server accepts writes (a promoted or started cluster)
+DB_IN_PRODUCTION = 6
 
 
-def shut_down_in_recovery(pgdata: Path) -> bool:
-    """Whether the cluster in pgdata was last shut down cleanly during recovery."""
+def cluster_state(pgdata: Path) -> int | None:
+    """The DBState pg_control of the cluster in pgdata records, None when unreadable."""
     try:
         with open(pgdata / CONTROL_FILE, "rb") as handle:
             head = handle.read(_STATE_OFFSET + 4)
     except OSError:
-        return False
+        return None
     order = _byte_order(head) if len(head) == _STATE_OFFSET + 4 else None
     if order is None:
-        return False
+        return None
     (state,) = struct.unpack(order + "i", head[_STATE_OFFSET:])
-    return bool(state == DB_SHUTDOWNED_IN_RECOVERY)
+    return int(state)
+
+
+def shut_down_in_recovery(pgdata: Path) -> bool:
+    """Whether the cluster in pgdata was last shut down cleanly during recovery."""
+    return cluster_state(pgdata) == DB_SHUTDOWNED_IN_RECOVERY
 
 
 def unsigned_system_identifier(system_identifier: str | int) -> str:
