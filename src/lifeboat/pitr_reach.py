@@ -195,6 +195,14 @@ def plan_reach(
             "--accept-gap to recover only up to the gap"
         )
     gap = dataclasses.replace(found, missing=missing, reachable=reachable)
+    if target.kind in ("time", "lsn") and target.action != "promote":
+        # recovery up to the gap ends at the end of the WAL, where only promotion is
+        # possible: the pause or shutdown asked for would silently not happen
+        raise UsageError(
+            f"{why}: segment {missing.name(size)} is missing, and --accept-gap recovers up "
+            f"to the gap and promotes there, so --target-action {target.action} cannot "
+            f"apply: drop it, or choose a target before {missing.name(size)}"
+        )
     if target.kind in ("latest", "time", "lsn"):
         # the target lies beyond the gap: recover all there is, up to the gap
         target = dataclasses.replace(target, kind="latest", value=None, action="promote")

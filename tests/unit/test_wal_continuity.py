@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from lifeboat.errors import UsageError
 from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.pitr import RecoveryTarget
 from lifeboat.pitr_reach import Reach, _blocking_segment, plan_reach
@@ -126,16 +129,9 @@ def test_gap_text_and_summary() -> None:
     assert _found({1: {2, 3}}).summary()["gap"] is None
 
 
-def test_plan_reach_numbers_archived_segments_with_the_backups_segment_size() -> None:
-    """A cluster of 64 MiB segments, its backup just before a log id ends: the archive
-    continues it without a gap (...0000003F, then ...0100000000), so the restore goes on."""
-    size = 64 << 20
-    names = ["00000001000000000000003F", "000000010000000100000000", "000000010000000100000001"]
-    storage = MemoryStorage()
-    for name in names:
-        storage.write(layout.wal_key("wms", name, "ab" * 32, ".age"), [b"x"])
+def physical_backup_at(start_wal: str, size: int) -> Manifest:
     when = datetime(2026, 12, 6, tzinfo=UTC)
-    manifest = Manifest(
+    return Manifest(
         id="20261206T000000Z",
         source="wms",
         type="physical",
@@ -151,15 +147,53 @@ def test_plan_reach_numbers_archived_segments_with_the_backups_segment_size() ->
             timeline=1,
             start_lsn="0/FC000028",
             stop_lsn="0/FC000138",
-            start_wal=names[0],
-            stop_wal=names[0],
+            start_wal=start_wal,
+            stop_wal=start_wal,
             segment_size=size,
         ),
     )
 
-    def unused(_: str) -> Decryptor:
-        raise AssertionError("nothing is read: no history file, no time target")
 
+def archive_of(names: list[str]) -> MemoryStorage:
+    storage = MemoryStorage()
+    for name in names:
+        storage.write(layout.wal_key("wms", name, "ab" * 32, ".age"), [b"x"])
+    return storage
+
+
+def unused(_: str) -> Decryptor:
+    raise AssertionError("nothing is read: no history file, no time target")
+
+
+def test_plan_reach_numbers_archived_segments_with_the_backups_segment_size() -> None:
+    """A cluster of 64 MiB segments, its backup just before a log id ends: the archive
+    continues it without a gap (...0000003F, then ...0100000000), so the restore goes on."""
+    size = 64 << 20
+    names = ["00000001000000000000003F", "000000010000000100000000", "000000010000000100000001"]
+    storage = archive_of(names)
+    manifest = physical_backup_at(names[0], size)
     reach = plan_reach(storage, "wms", manifest, RecoveryTarget("latest"), unused, lambda: "")
     assert reach.continuity.missing is None
     assert reach.summary()["archive_end"] == names[-1]
+
+
+def test_accept_gap_refuses_a_pause_or_shutdown_it_could_not_honour() -> None:
+    """Beyond a gap, --accept-gap recovers to the end of the WAL and promotes there: a
+    pause or shutdown asked for at an LSN target would not happen, so it is refused."""
+    size = 64 << 20
+    storage = archive_of(["00000001000000000000003F", "000000010000000100000001"])
+    manifest = physical_backup_at("00000001000000000000003F", size)
+    beyond = RecoveryTarget("lsn", "1/8000000", action="pause")
+    with pytest.raises(UsageError, match="--target-action pause cannot apply"):
+        plan_reach(storage, "wms", manifest, beyond, unused, lambda: "", accept_gap=True)
+    promoted = plan_reach(
+        storage,
+        "wms",
+        manifest,
+        RecoveryTarget("lsn", "1/8000000"),
+        unused,
+        lambda: "",
+        accept_gap=True,
+    )
+    assert promoted.target.kind == "latest" and promoted.target.action == "promote"
+    assert promoted.gap_text() is not None
