@@ -13,16 +13,16 @@ from lifeboat.errors import DatabaseError, LifeboatError
 from lifeboat.executable import lifeboat_executable
 from lifeboat.postgres import logical
 from lifeboat.postgres.conn import PgEndpoint
-from lifeboat.wal_archive import is_archived
+from lifeboat.wal.archive import is_archived
 
 if TYPE_CHECKING:
-    from lifeboat.spool_paths import SpoolPaths
+    from lifeboat.wal.spool_paths import SpoolPaths
 
 
 def async_spool(ctx: Context, source: str) -> SpoolPaths | None:
     """The spool of a source archiving asynchronously, else None."""
-    from lifeboat.spool_paths import SpoolPaths
-    from lifeboat.wal_settings import WalSettings, essentials
+    from lifeboat.wal.settings import WalSettings, essentials
+    from lifeboat.wal.spool_paths import SpoolPaths
 
     archive = WalSettings(essentials(ctx.config)).archive(source)
     return SpoolPaths(archive.spool) if archive.async_push else None

@@ -33,7 +33,7 @@ from lifeboat.repo.manifest import (
     TablespaceEntry,
 )
 from lifeboat.storage.base import Storage
-from lifeboat.wal_archive import is_archived
+from lifeboat.wal.archive import is_archived
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A source pointed at a new server by mistake would otherwise fill the repository with
 backups of another cluster, beside WAL that cannot replay onto them. The record of the
 source's cluster is repo/cluster.py; `wal-push` checks each segment against it in
-wal_archive.py. A deliberate move (pg_upgrade, a rebuilt server) is accepted by a backup
+wal/archive.py. A deliberate move (pg_upgrade, a rebuilt server) is accepted by a backup
 with `accept_new`: a new record names the cluster it replaces, and WAL of the new cluster
 is taken from then on. Backups of the old one keep restoring: they and their WAL stay.
 """
@@ -23,7 +23,7 @@ from lifeboat.repo import cluster
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity, ClusterMismatchError, ClusterRecord
 from lifeboat.repo.manifest import Server
-from lifeboat.wal_archive import archived_files
+from lifeboat.wal.archive import archived_files
 
 log = logging.getLogger(__name__)
 

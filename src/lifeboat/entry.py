@@ -66,7 +66,7 @@ def main() -> None:
     config, command, positionals, repository = call
     logsetup.configure("auto", "info", False)
     try:
-        from lifeboat import wal_commands
+        from lifeboat.wal import commands as wal_commands
 
         if command == "wal-push":
             wal_commands.wal_push(config, positionals[0], Path(positionals[1]))

@@ -33,7 +33,7 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
 from lifeboat.storage.base import Storage
-from lifeboat.wal_archive import archived_segments
+from lifeboat.wal.archive import archived_segments
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def stage_wal(ctx: Context, storage: Storage, source: str, manifest: Manifest, f
     The files are checked against their checksums like any fetch; returns how many."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lifeboat.wal_archive import fetch, history_names
+    from lifeboat.wal.archive import fetch, history_names
 
     span = manifest.physical
     assert span is not None

@@ -21,8 +21,8 @@ from lifeboat.errors import LifeboatError, RestoreError, UsageError
 from lifeboat.postgres import wal
 from lifeboat.repo.manifest import Manifest
 from lifeboat.storage.base import Storage
-from lifeboat.wal_archive import archived_segments, history_names, read_archived
-from lifeboat.wal_continuity import (
+from lifeboat.wal.archive import archived_segments, history_names, read_archived
+from lifeboat.wal.continuity import (
     Continuity,
     TimelineSpan,
     continuity,

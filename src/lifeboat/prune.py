@@ -31,7 +31,7 @@ from lifeboat.repo.records import (
 )
 from lifeboat.retention import Backup, Decision, Policy, decide, merged_policy, policy_summary
 from lifeboat.storage.base import NotFound, Storage
-from lifeboat.wal_archive import archived_files, stream_partials
+from lifeboat.wal.archive import archived_files, stream_partials
 from lifeboat.wal_expiry import expire_wal
 
 log = logging.getLogger(__name__)

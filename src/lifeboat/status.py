@@ -14,9 +14,9 @@ from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
-from lifeboat.spool_paths import SpoolPaths
-from lifeboat.wal_settings import WalSettings, essentials
-from lifeboat.wal_spool import lock_is_held, queued, read_json
+from lifeboat.wal.settings import WalSettings, essentials
+from lifeboat.wal.spool import lock_is_held, queued, read_json
+from lifeboat.wal.spool_paths import SpoolPaths
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:

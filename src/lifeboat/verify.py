@@ -228,7 +228,7 @@ def _problems(
 ) -> list[str]:
     problems = []
     if manifest.physical is not None:
-        from lifeboat.wal_archive import archived_segments, continuity_problems
+        from lifeboat.wal.archive import archived_segments, continuity_problems
 
         span = manifest.physical
         size = span.segment_size
@@ -283,7 +283,7 @@ WAL_ARCHIVE_CHECK = "wal-archive"
 def _check_wal(ctx: Context, repo: Repository, source: str) -> BackupCheck | None:
     """Every archived WAL file decrypted and checked against its plaintext sha256; None
     when the source has no WAL archive."""
-    from lifeboat.wal_archive import check_archive
+    from lifeboat.wal.archive import check_archive
 
     check = BackupCheck(repo.name, source, WAL_ARCHIVE_CHECK, deep=True)
     checked, check.problems = check_archive(repo.storage, source, ctx.decryptor)

@@ -23,7 +23,7 @@ from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.postgres.physical import BaseBackupStream
-from lifeboat.wal_stream import Receiver, StreamOptions
+from lifeboat.wal.stream import Receiver, StreamOptions
 
 from .conftest import BIN_DIRS
 from .helpers import LIFEBOAT, Workspace, make_workspace

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from lifeboat.spool_paths import SpoolPaths
-from lifeboat.wal_settings import WalSettings
-from lifeboat.wal_spool import queued
+from lifeboat.wal.settings import WalSettings
+from lifeboat.wal.spool import queued
+from lifeboat.wal.spool_paths import SpoolPaths
 from tests.processes import kill_wal_workers, lock_holders, process_states, processes_running
 from tests.waiting import wait_for
 

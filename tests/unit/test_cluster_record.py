@@ -22,14 +22,14 @@ from lifeboat.repo.manifest import Server
 from lifeboat.storage.base import ObjectInfo, Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
-from lifeboat.wal_archive import (
+from lifeboat.wal.archive import (
     ForeignWalError,
     NotASegmentError,
     is_archived,
     push,
     push_stream_partial,
 )
-from lifeboat.wal_spool import SpoolPaths, queued, spool_segment
+from lifeboat.wal.spool import SpoolPaths, queued, spool_segment
 from tests.unit.test_repository import T0, make_manifest
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_bytes, segment_file
 

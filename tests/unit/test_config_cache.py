@@ -12,7 +12,7 @@ from lifeboat.config import cache
 from lifeboat.config.load import load_config
 from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
-from lifeboat.wal_settings import WalSettings
+from lifeboat.wal.settings import WalSettings
 
 _, PUBLIC = generate_age_identity()
 CONFIG = f"""

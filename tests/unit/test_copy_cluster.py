@@ -15,7 +15,7 @@ from lifeboat.repo import cluster
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity
 from lifeboat.storage.local import LocalStorage
-from lifeboat.wal_archive import is_archived, push
+from lifeboat.wal.archive import is_archived, push
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))

@@ -14,7 +14,7 @@ from lifeboat.repo import layout
 from lifeboat.storage.base import Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
-from lifeboat.wal_archive import WalConflictError, WalNotFoundError, fetch, push
+from lifeboat.wal.archive import WalConflictError, WalNotFoundError, fetch, push
 from tests.walfiles import AFTER_LOST_CONTRECORD, segment_file
 
 SEGMENT = "000000010000000A000000FE"
@@ -141,7 +141,7 @@ def test_wal_key_parsing() -> None:
 
 
 def test_continuity_problems() -> None:
-    from lifeboat.wal_archive import continuity_problems
+    from lifeboat.wal.archive import continuity_problems
 
     archived = {1: {2, 3, 4, 5, 7, 8}, 2: {9}}
     assert continuity_problems(archived, 1, 2, 4) == [
@@ -171,7 +171,7 @@ def test_segments_of_a_larger_size_are_numbered_with_it() -> None:
     """With 64 MiB segments a log id holds 64 of them: 00000001000000000000003F is followed
     by 000000010000000100000000. Counted as 16 MiB ones, that step would be a gap of 192
     segments, and a backup across it could neither be verified nor restored."""
-    from lifeboat.wal_archive import archived_segments, continuity_problems
+    from lifeboat.wal.archive import archived_segments, continuity_problems
 
     size = 64 << 20
     storage = MemoryStorage()

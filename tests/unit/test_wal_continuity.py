@@ -14,7 +14,7 @@ from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.manifest import Compression, Encryption, Manifest, Physical, Server
 from lifeboat.storage.memory import MemoryStorage
-from lifeboat.wal_continuity import (
+from lifeboat.wal.continuity import (
     TimelineSpan,
     continuity,
     recovery_path,

@@ -21,10 +21,10 @@ from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_id
 from lifeboat.postgres import wal
 from lifeboat.status import spool_status
 from lifeboat.storage.local import LocalStorage
-from lifeboat.wal_archive import WalConflictError, fetch, is_archived, push
-from lifeboat.wal_prefetch import run_prefetcher, take_prefetched
-from lifeboat.wal_settings import WalSettings
-from lifeboat.wal_spool import (
+from lifeboat.wal.archive import WalConflictError, fetch, is_archived, push
+from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
+from lifeboat.wal.settings import WalSettings
+from lifeboat.wal.spool import (
     RETRY_FIRST_DELAY,
     RETRY_MAX_DELAY,
     Spooled,

@@ -13,7 +13,7 @@ from lifeboat.errors import IntegrityError, UsageError
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.repo import cluster, layout
 from lifeboat.storage.local import LocalStorage
-from lifeboat.wal_archive import (
+from lifeboat.wal.archive import (
     WalNotFoundError,
     fetch,
     is_archived,
@@ -23,7 +23,7 @@ from lifeboat.wal_archive import (
     push_stream_partial,
     stream_partials,
 )
-from lifeboat.wal_stream import (
+from lifeboat.wal.stream import (
     StagingUploader,
     StreamOptions,
     check_slot_name,
@@ -269,7 +269,7 @@ def test_a_partial_one_repository_refuses_goes_to_none_and_is_reported_once(
     )
     foreign = long_header(segment_size=SEGMENT_SIZE, system_identifier=OTHER_SYSTEM_ID)
     write(staging / f"{NEXT}.partial", foreign + wal_bytes(4000)[len(foreign) :])
-    with caplog.at_level(logging.INFO, logger="lifeboat.wal_stream"):
+    with caplog.at_level(logging.INFO, logger="lifeboat.wal.stream"):
         assert not uploader.sweep(force_partials=True)
         assert not uploader.sweep(force_partials=True)
     for repository in (storage, other):

@@ -31,7 +31,7 @@ def command(
     255, which makes PostgreSQL stop recovery instead of ending it early and promoting a
     cluster that lacks the rest of the WAL.
     With [sources.NAME.archive] prefetch > 0, the next segments are downloaded ahead."""
-    from lifeboat.wal_commands import wal_fetch
+    from lifeboat.wal.commands import wal_fetch
 
     result = wal_fetch(state().config, source, name, destination, repo_name)
     if wants_json(as_json):

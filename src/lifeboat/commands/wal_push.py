@@ -20,7 +20,7 @@ def command(source: str, path: Path, as_json: bool) -> None:
     Exits 0 only once the file is durable in the repository, or with
     [sources.NAME.archive] async = true, in the local spool a background worker uploads;
     pushing an identical file again succeeds, a different file under an archived name fails."""
-    from lifeboat.wal_commands import wal_push
+    from lifeboat.wal.commands import wal_push
 
     result = wal_push(state().config, source, path)
     if wants_json(as_json):

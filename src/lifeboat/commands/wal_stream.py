@@ -60,7 +60,7 @@ def command(
     --partial-interval seconds, at once when the connection drops, and before exiting.
     wal-fetch serves it when the archive lacks that segment. See docs/wal-stream.md for the
     trade-off of --synchronous."""
-    from lifeboat.wal_stream import (
+    from lifeboat.wal.stream import (
         StreamOptions,
         check_slot_name,
         default_directory,

@@ -16,10 +16,10 @@ from lifeboat.errors import UsageError
 @click.option("--repo", "repo_name", help="prefetch: download from this repository alone.")
 def command(role: str, source: str, repo_name: str | None) -> None:
     """Upload the async spool (push) or download ahead for recovery (prefetch)."""
-    from lifeboat import wal_spool
     from lifeboat.config.paths import resolve_config_path
-    from lifeboat.spool_paths import SpoolPaths
-    from lifeboat.wal_settings import WalSettings
+    from lifeboat.wal import spool as wal_spool
+    from lifeboat.wal.settings import WalSettings
+    from lifeboat.wal.spool_paths import SpoolPaths
 
     settings = WalSettings.load(resolve_config_path(state().config))
     if role == "push" and repo_name is not None:
@@ -32,7 +32,7 @@ def command(role: str, source: str, repo_name: str | None) -> None:
             spool, uploader, archive.workers, read_ahead_limit=archive.spool_max_segments
         )
         return
-    from lifeboat import wal_prefetch
+    from lifeboat.wal import prefetch as wal_prefetch
 
     downloader = wal_prefetch.archive_downloader(settings, source, repo_name)
     parallel = max(1, min(archive.prefetch, archive.workers))

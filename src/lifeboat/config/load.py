@@ -65,7 +65,7 @@ def load_config(path: Path) -> LifeboatConfig:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     from lifeboat.config import cache
-    from lifeboat.wal_settings import essentials
+    from lifeboat.wal.settings import essentials
 
     cache.save(path, data, essentials(config))
     return config

@@ -245,8 +245,8 @@ def _of_newest_backup(storage: Storage, source: str) -> tuple[ClusterIdentity, s
 def _of_oldest_segment(
     storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor] | None
 ) -> tuple[ClusterIdentity, str] | None:
-    from lifeboat import wal_archive
     from lifeboat.postgres import wal, walheader
+    from lifeboat.wal import archive as wal_archive
 
     segments = [
         f for f in wal_archive.archived_files(storage, source) if wal.is_segment_name(f.name)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat.errors import LifeboatError
-from lifeboat.spool_paths import SpoolPaths
+from lifeboat.wal.spool_paths import SpoolPaths
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +17,13 @@ log = logging.getLogger(__name__)
 def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     """Archive one WAL file; with async on, spool it for the background worker."""
     from lifeboat.config.paths import resolve_config_path
-    from lifeboat.wal_settings import WalSettings
+    from lifeboat.wal.settings import WalSettings
 
     config_path = resolve_config_path(config)
     settings = WalSettings.load(config_path)
     archive = settings.archive(source)
     if archive.async_push:
-        from lifeboat import wal_spool
+        from lifeboat.wal import spool as wal_spool
 
         spool = SpoolPaths(archive.spool)
         if wal_spool.take_marker(spool, path) or wal_spool.wait_for_read_ahead(spool, path):
@@ -54,7 +54,7 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     else:
         _drain_leftover_spool(archive.spool, config_path, source)
 
-    from lifeboat.wal_archive import push
+    from lifeboat.wal.archive import push
 
     storages = settings.storages(source)
     result = push(storages, source, path, settings.encryptor(), settings.level, settings.decryptor)
@@ -81,7 +81,7 @@ def _drain_leftover_spool(spool_root: Path, config_path: Path, source: str) -> N
     except OSError as exc:
         log.warning("cannot look at the spool %s: %s", outgoing, exc.strerror)
         return
-    from lifeboat import wal_spool
+    from lifeboat.wal import spool as wal_spool
 
     spool = SpoolPaths(spool_root)  # whose outgoing is spool_root / "out"
 
@@ -104,7 +104,7 @@ def wal_fetch(
     of WAL for PostgreSQL); any other failure raises RecoveryStopError (exit 255), so that
     recovery stops rather than ends early without the rest of the WAL."""
     from lifeboat.errors import LifeboatError, RecoveryStopError
-    from lifeboat.wal_archive import WalNotFoundError
+    from lifeboat.wal.archive import WalNotFoundError
 
     try:
         return _fetch(config, source, name, destination, repository)
@@ -121,7 +121,7 @@ def _fetch(
 ) -> dict[str, Any]:
     from lifeboat.config.paths import resolve_config_path
     from lifeboat.postgres import wal
-    from lifeboat.wal_settings import WalSettings
+    from lifeboat.wal.settings import WalSettings
 
     config_path = resolve_config_path(config)
     settings = WalSettings.load(config_path)
@@ -132,19 +132,19 @@ def _fetch(
     # recovery then cost less
     prefetched = False
     if archive.prefetch > 0 and os.path.exists(spool.incoming / name):
-        from lifeboat import wal_prefetch
+        from lifeboat.wal import prefetch as wal_prefetch
 
         prefetched = wal_prefetch.take_prefetched(spool, name, destination)
     if prefetched:
         size = destination.stat().st_size
         log.info("restored %s from the prefetch spool", name)
     else:
-        from lifeboat.wal_archive import fetch
+        from lifeboat.wal.archive import fetch
 
         storages = settings.storages(source, repository)
         size = fetch(storages, source, name, destination, settings.decryptor)
     if archive.prefetch > 0:
-        from lifeboat import wal_prefetch
+        from lifeboat.wal import prefetch as wal_prefetch
 
         # only once NAME was found: at the end of WAL recovery keeps asking for a segment
         # that does not exist, and each ask would start a process for nothing

@@ -3,9 +3,9 @@
 pg_receivewal writes the WAL it receives into a staging folder: completed segments and
 history files, and the segment being filled as `<segment>.partial`. This module supervises
 it (restarting it with backoff when the connection drops) and moves what it writes into the
-repository: completed files through `wal_archive.push` (the same objects archive_command
+repository: completed files through `archive.push` (the same objects archive_command
 stores, so both may push a segment), the growing partial under its own replaceable keys
-(`wal_archive.push_stream_partial`), which `wal-fetch` serves when the archive lacks the
+(`archive.push_stream_partial`), which `wal-fetch` serves when the archive lacks the
 segment."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
-from lifeboat.wal_archive import (
+from lifeboat.wal.archive import (
     WalRefusedError,
     admit_stream_partial,
     prune_stream_partials,

@@ -3,7 +3,7 @@
 With `[sources.NAME.archive] async = true`, wal-push only makes the segment durable in
 `<spool>/out/` and makes sure a worker runs; PostgreSQL then considers it archived. The
 worker (one per spool, by an exclusive flock on `<spool>/worker.lock`) uploads the spool in
-parallel with `wal_archive.push`, removes each file only once its push returned, retries
+parallel with `archive.push`, removes each file only once its push returned, retries
 failures with capped exponential backoff and writes what it did to `<spool>/status.json`.
 
 This module is on the path of every archive_command: it imports nothing heavy (no
@@ -29,13 +29,13 @@ from lifeboat import fsutil
 from lifeboat.errors import LifeboatError
 from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
-from lifeboat.spool_paths import SpoolPaths
+from lifeboat.wal.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from lifeboat.storage.base import Storage
-    from lifeboat.wal_settings import ArchiveSettings, WalSettings
+    from lifeboat.wal.settings import ArchiveSettings, WalSettings
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def _sender(path: Path, name: str) -> str | None:
     try:
         header = walheader.whole_segment_header(name, head, size)
     except ValueError as exc:
-        from lifeboat.wal_archive import NotASegmentError
+        from lifeboat.wal.archive import NotASegmentError
 
         raise NotASegmentError(str(exc)) from None
     return str(header.system_identifier)
@@ -336,7 +336,7 @@ def spool_segment(spool: SpoolPaths, path: Path, max_segments: int) -> Spooled:
     if existing.exists():
         if _same_content(existing, path):
             return Spooled.ALREADY_SPOOLED
-        from lifeboat.wal_archive import WalConflictError
+        from lifeboat.wal.archive import WalConflictError
 
         raise WalConflictError(
             f"{name} is already spooled for archiving with different content ({existing}); "
@@ -701,7 +701,7 @@ def _drain(
 
 
 def _refused_for_good(error: BaseException) -> bool:
-    from lifeboat.wal_archive import WalRefusedError
+    from lifeboat.wal.archive import WalRefusedError
 
     return isinstance(error, WalRefusedError)
 
@@ -732,7 +732,7 @@ def archive_uploader(settings: WalSettings, source: str, spool: SpoolPaths) -> U
     first upload, so a repository that cannot be reached yet is retried like a failed push."""
     import threading
 
-    from lifeboat.wal_archive import push
+    from lifeboat.wal.archive import push
 
     opening = threading.Lock()
     opened: list[Any] = []

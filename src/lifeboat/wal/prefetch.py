@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 from lifeboat.errors import LifeboatError
 from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
-from lifeboat.spool_paths import SpoolPaths
-from lifeboat.wal_spool import (
+from lifeboat.wal.spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,
     background_command,
@@ -36,10 +35,11 @@ from lifeboat.wal_spool import (
     try_lock,
     write_durably,
 )
+from lifeboat.wal.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
     from lifeboat.storage.base import Storage
-    from lifeboat.wal_settings import WalSettings
+    from lifeboat.wal.settings import WalSettings
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def prefetch_window(
     spool: SpoolPaths, name: str, count: int, download: Downloader, pool: ThreadPoolExecutor
 ) -> list[str]:
     """Download the `count` segments after `name` not already in in/; returns those fetched."""
-    from lifeboat.wal_archive import WalNotFoundError
+    from lifeboat.wal.archive import WalNotFoundError
 
     remove_older(spool, name)
     present = set(queued(spool.incoming))
@@ -208,7 +208,7 @@ def archive_downloader(
     first download."""
     import threading
 
-    from lifeboat.wal_archive import fetch
+    from lifeboat.wal.archive import fetch
 
     opening = threading.Lock()
     opened: list[Storage] = []

@@ -605,7 +605,7 @@ def continuity_problems(
 ) -> list[str]:
     """What keeps recovery from a base backup from replaying its WAL: a segment missing up to
     needed_until (the backup's end), then the first gap before the newest archived segment."""
-    from lifeboat.wal_continuity import continuity, single_timeline
+    from lifeboat.wal.continuity import continuity, single_timeline
 
     found = continuity(archived, single_timeline(timeline), first, needed_until)
     if found.missing is None:
