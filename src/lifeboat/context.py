@@ -40,7 +40,7 @@ class Context:
 
     @cached_property
     def repositories(self) -> dict[str, Repository]:
-        from lifeboat.retention import parse_duration
+        from lifeboat.policy.retention import parse_duration
 
         return {
             name: Repository(

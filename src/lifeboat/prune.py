@@ -1,6 +1,6 @@
 """`lifeboat prune`: apply a source's retention policy to one repository, WAL included.
 
-The decisions come from retention.decide (pure). Applying them takes the source's lock, so
+The decisions come from retention.decide (policy/, pure). Applying them takes the source's lock, so
 no backup or copy of the source runs meanwhile, and deletes each backup manifest first:
 from that moment the backup is no longer listed, and whatever of it is left (after a kill)
 is an uncommitted folder that the next prune (or backup) removes. WAL goes last, after the
@@ -18,6 +18,15 @@ from zoneinfo import ZoneInfo
 
 from lifeboat.errors import UsageError
 from lifeboat.holds import backup_keys, set_object_legal_holds
+from lifeboat.policy.retention import (
+    Backup,
+    Decision,
+    Policy,
+    decide,
+    merged_policy,
+    policy_summary,
+)
+from lifeboat.policy.wal_expiry import expire_wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
@@ -29,10 +38,8 @@ from lifeboat.repo.records import (
     verifications,
     write_record,
 )
-from lifeboat.retention import Backup, Decision, Policy, decide, merged_policy, policy_summary
 from lifeboat.storage.base import NotFound, Storage
 from lifeboat.wal.archive import archived_files, stream_partials
-from lifeboat.wal_expiry import expire_wal
 
 log = logging.getLogger(__name__)
 

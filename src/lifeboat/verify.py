@@ -24,12 +24,12 @@ from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.pipeline.tarstream import TarMember, TarParser
+from lifeboat.policy.retention import duration_text
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository, age
 from lifeboat.repo.manifest import GLOBALS_FORMAT, Manifest
-from lifeboat.retention import duration_text
 from lifeboat.storage.base import PendingUpload, PermanentError, TransientError
 
 log = logging.getLogger(__name__)

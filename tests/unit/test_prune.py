@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lifeboat.policy.retention import Policy
 from lifeboat.prune import prune
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.records import hold_key, write_record
-from lifeboat.retention import Policy
 from lifeboat.storage.memory import MemoryStorage
 from tests.unit.test_repository import T0, make_manifest
 

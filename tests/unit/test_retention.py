@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifeboat.retention import (
+from lifeboat.policy.retention import (
     PERIOD_OF,
     TIERS,
     Backup,
@@ -462,7 +462,7 @@ def test_a_safety_backup_is_not_the_newest_backup_and_expires() -> None:
 
 def test_safety_backups_expire_after_merges_and_is_summarised() -> None:
     from lifeboat.config.model import RetentionConfig
-    from lifeboat.retention import policy_summary
+    from lifeboat.policy.retention import policy_summary
 
     merged = merged_policy([RetentionConfig(safety_backups_expire_after="36h")])
     assert merged is not None

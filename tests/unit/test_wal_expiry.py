@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lifeboat.wal_expiry import expire_wal
+from lifeboat.policy.wal_expiry import expire_wal
 
 pytestmark = pytest.mark.unit
 

@@ -69,7 +69,7 @@ class RetentionConfig(_Strict):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            from lifeboat.retention import parse_duration
+            from lifeboat.policy.retention import parse_duration
 
             parse_duration(value)
         return value
@@ -153,7 +153,7 @@ class RepositoryConfig(_Strict):
     @field_validator("lock_stale_after", "upload_grace")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from lifeboat.retention import parse_duration
+        from lifeboat.policy.retention import parse_duration
 
         parse_duration(value)
         return value
@@ -161,7 +161,7 @@ class RepositoryConfig(_Strict):
     @field_validator("lock_stale_after")
     @classmethod
     def _long_enough(cls, value: str) -> str:
-        from lifeboat.retention import parse_duration
+        from lifeboat.policy.retention import parse_duration
 
         if parse_duration(value).total_seconds() < 60:
             raise ValueError("must be at least 1m: a shorter one takes live locks over")
