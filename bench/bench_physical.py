@@ -621,8 +621,8 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
 
         # exactly what `lifeboat setup-archiving` prints for an async source, run by a
         # shell from the data directory as PostgreSQL runs archive_command
-        from lifeboat.archiving import wanted_settings
         from lifeboat.context import Context
+        from lifeboat.ops.archiving import wanted_settings
 
         archive_command = wanted_settings(Context.load(async_cfg_file), "wms")["archive_command"]
         res["async_archive_command"] = archive_command

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lifeboat.ops.prune import prune
 from lifeboat.policy.retention import Policy
-from lifeboat.prune import prune
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.records import hold_key, write_record

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from lifeboat.errors import IntegrityError
-from lifeboat.verify import ManifestFiles, manifest_checksum
+from lifeboat.ops.verify import ManifestFiles, manifest_checksum
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from lifeboat.errors import LifeboatError
+from lifeboat.ops.status import spool_status
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.postgres import wal
-from lifeboat.status import spool_status
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal.archive import WalConflictError, fetch, is_archived, push
 from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
@@ -186,8 +186,8 @@ def runs_sleep(pid: int) -> bool:
 
 
 def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: Path) -> None:
-    from lifeboat.archiving import wanted_settings
     from lifeboat.context import Context
+    from lifeboat.ops.archiving import wanted_settings
 
     _, public = generate_age_identity()
     config = write_config(tmp_path, public, "async = true\n")

@@ -20,7 +20,7 @@ from lifeboat.cli import json_option, state, wants_json
 @json_option
 def command(source: str, timeout: float, as_json: bool) -> None:
     """Switch WAL, wait until the segment is in the repository, report the lag."""
-    from lifeboat.archiving import check_archiving
+    from lifeboat.ops.archiving import check_archiving
 
     result = check_archiving(state().context(), source, timeout)
     if wants_json(as_json):

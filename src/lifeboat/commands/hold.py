@@ -37,7 +37,7 @@ def command(
 ) -> None:
     """Keep a backup from being pruned (and, on S3 with Object Lock, from being deleted by
     anyone) until released or until --until."""
-    from lifeboat.holds import hold
+    from lifeboat.ops.holds import hold
 
     until = _until(until_text)
     results = [

@@ -18,7 +18,7 @@ from lifeboat.cli import json_option, state, wants_json
 def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: bool) -> None:
     """Apply the retention policy: delete the backups no rule keeps, and the WAL no kept
     backup needs. Shows every backup, its rules and the decision."""
-    from lifeboat.prune import policy_for, prune
+    from lifeboat.ops.prune import policy_for, prune
 
     ctx = state().context()
     sources = [source] if source else list(ctx.config.sources)

@@ -18,7 +18,7 @@ def command(
     backup_id: str, reason: str, source: str | None, repo_name: str | None, as_json: bool
 ) -> None:
     """End a hold: prune may delete the backup again when no rule keeps it."""
-    from lifeboat.holds import release
+    from lifeboat.ops.holds import release
 
     results = [
         release(repo, manifest, reason)

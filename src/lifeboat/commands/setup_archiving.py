@@ -13,7 +13,7 @@ from lifeboat.cli import json_option, state, wants_json
 @json_option
 def command(source: str, as_json: bool) -> None:
     """Print the settings WAL archiving needs and whether the server has them."""
-    from lifeboat.archiving import check_settings
+    from lifeboat.ops.archiving import check_settings
 
     checks = check_settings(state().context(), source)
     if wants_json(as_json):

@@ -97,7 +97,7 @@ def command(source: str | None, as_json: bool) -> None:
     Reads only. Run it as the user that runs wal-push when the spool is the default one,
     which lives in that user's home. Exits 1, after the report, when a backup is damaged
     (both copies of its manifest unreadable), naming it."""
-    from lifeboat.status import damaged_backups, status
+    from lifeboat.ops.status import damaged_backups, status
 
     reports = status(state().context(), source)
     if wants_json(as_json):

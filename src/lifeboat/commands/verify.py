@@ -18,7 +18,7 @@ from lifeboat.errors import IntegrityError
 @json_option
 def command(source: str | None, deep: bool, repo_name: str | None, as_json: bool) -> None:
     """Check every backup against its manifest."""
-    from lifeboat.verify import verify
+    from lifeboat.ops.verify import verify
 
     report = verify(state().context(), source, deep, repo_name)
     if wants_json(as_json):

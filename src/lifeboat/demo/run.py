@@ -18,10 +18,10 @@ from lifeboat.commands.keygen import write_identity
 from lifeboat.context import Context
 from lifeboat.demo import wms
 from lifeboat.errors import LifeboatError, ToolError
+from lifeboat.ops.verify import verify
 from lifeboat.postgres.instance import ScratchCluster, find_bin_dirs
 from lifeboat.progress import Reporter
 from lifeboat.restore import restore_logical
-from lifeboat.verify import verify
 
 Say = Callable[[str], None]
 

@@ -58,7 +58,7 @@ class Backup:
     started_at: datetime  # aware
     parent: str | None = None  # the backup an incremental builds on
     verification_failed: bool = False
-    held: bool = False  # an active hold (see holds.py)
+    held: bool = False  # an active hold (see ops/holds.py)
     locked_until: datetime | None = None  # Object Lock retain-until of its objects
     # a restore's safety backup: the restore it was taken before, e.g. "restore of <id>
     # into wms"; None for every other backup

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lifeboat.errors import UsageError
-from lifeboat.holds import backup_keys, set_object_legal_holds
+from lifeboat.ops.holds import backup_keys, set_object_legal_holds
 from lifeboat.policy.retention import (
     Backup,
     Decision,
