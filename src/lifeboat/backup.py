@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lifeboat import __version__
-from lifeboat.cluster_guard import confirm_for_backup
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, LockedError
 from lifeboat.objects import Targets, Written, write_plain
@@ -26,6 +25,7 @@ from lifeboat.repo.manifest import (
     Evidence,
     Manifest,
 )
+from lifeboat.wal.cluster_guard import confirm_for_backup
 
 log = logging.getLogger(__name__)
 

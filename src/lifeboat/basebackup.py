@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lifeboat import __version__, incremental
 from lifeboat.backup import BackupResult, commit, lock_all, new_backup_id
-from lifeboat.cluster_guard import confirm_for_backup
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
 from lifeboat.objects import Targets, write_plain
@@ -34,6 +33,7 @@ from lifeboat.repo.manifest import (
 )
 from lifeboat.storage.base import Storage
 from lifeboat.wal.archive import is_archived
+from lifeboat.wal.cluster_guard import confirm_for_backup
 
 log = logging.getLogger(__name__)
 

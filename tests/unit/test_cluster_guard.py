@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lifeboat.cluster_guard import first_segment_to_archive
 from lifeboat.errors import LifeboatError
+from lifeboat.wal.cluster_guard import first_segment_to_archive
 
 SIZE = 16 << 20
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.copy import CopyConflictError, copy_repository, raise_conflicts
 from lifeboat.errors import EXIT_FAILED
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.copy import CopyConflictError, copy_repository, raise_conflicts
 from lifeboat.repo.manifest import Manifest, StoredObject
 from lifeboat.repo.records import hold_key
 from lifeboat.storage.local import LocalStorage

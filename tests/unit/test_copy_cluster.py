@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.copy import CopyConflictError, copy_repository, raise_conflicts
 from lifeboat.pipeline.crypto import AgeEncryptor, generate_age_identity
 from lifeboat.repo import cluster
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity
+from lifeboat.repo.copy import CopyConflictError, copy_repository, raise_conflicts
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal.archive import is_archived, push
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file

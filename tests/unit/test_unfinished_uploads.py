@@ -15,9 +15,9 @@ import pytest
 
 from lifeboat.config.load import load_config
 from lifeboat.context import Context
-from lifeboat.copy import copy_repository
 from lifeboat.errors import ConfigError
 from lifeboat.repo.catalog import Repository, age
+from lifeboat.repo.copy import copy_repository
 from lifeboat.repo.lock import STALE_AFTER
 from lifeboat.storage.base import PendingUpload, temporary_target
 from lifeboat.storage.local import LocalStorage

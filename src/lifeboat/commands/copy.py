@@ -17,7 +17,7 @@ def command(origin_name: str, target_name: str, source: str | None, as_json: boo
     """Copy the backups and WAL that one repository has and another lacks, checked by
     checksum, the manifest of each backup last; run it again to resume. A backup whose id
     the target holds for a different backup is not copied, and makes copy fail (exit 1)."""
-    from lifeboat.copy import copy_repository, raise_conflicts, sources_to_copy
+    from lifeboat.repo.copy import copy_repository, raise_conflicts, sources_to_copy
 
     ctx = state().context()
     origin, target = ctx.repository(origin_name), ctx.repository(target_name)

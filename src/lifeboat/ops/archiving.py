@@ -7,13 +7,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lifeboat.cluster_guard import refuse_other_cluster, server_identity
 from lifeboat.context import Context
 from lifeboat.errors import DatabaseError, LifeboatError
 from lifeboat.executable import lifeboat_executable
 from lifeboat.postgres import logical
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.wal.archive import is_archived
+from lifeboat.wal.cluster_guard import refuse_other_cluster, server_identity
 
 if TYPE_CHECKING:
     from lifeboat.wal.spool_paths import SpoolPaths

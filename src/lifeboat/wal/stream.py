@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from lifeboat.cluster_guard import refuse_other_cluster, server_identity
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, UsageError
 from lifeboat.fsutil import state_home
@@ -42,6 +41,7 @@ from lifeboat.wal.archive import (
     storage_list,
     stream_partials,
 )
+from lifeboat.wal.cluster_guard import refuse_other_cluster, server_identity
 
 log = logging.getLogger(__name__)
 
