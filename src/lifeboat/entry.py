@@ -56,11 +56,11 @@ def plain_wal_call(args: list[str]) -> WalCall | None:
 def main() -> None:
     call = plain_wal_call(sys.argv[1:])
     if call is None:
-        from lifeboat.cli import main as full_main
+        from lifeboat.cli.main import main as full_main
 
         full_main()
         return
-    from lifeboat import logsetup
+    from lifeboat.cli import logsetup
     from lifeboat.errors import EXIT_FAILED, LifeboatError, report_failure
 
     config, command, positionals, repository = call

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.cli import main
+from lifeboat.cli.main import main
 from lifeboat.pipeline.crypto import AgeDecryptor, generate_age_identity, read_age_identities
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.cli import written_password
+from lifeboat.cli.main import written_password
 
 # the command line's helpers; its fixture (autouse) puts back the logging the CLI changes
 from .test_cli import _restore_logging, run, write_config  # noqa: F401

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.backup import backup_logical
-from lifeboat.commands.keygen import write_identity
+from lifeboat.cli.commands.keygen import write_identity
 from lifeboat.context import Context
 from lifeboat.demo import wms
 from lifeboat.errors import LifeboatError, ToolError

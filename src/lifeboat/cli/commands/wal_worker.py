@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from lifeboat.cli import state
+from lifeboat.cli.main import state
 from lifeboat.errors import UsageError
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import json_option, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import json_option, wants_json
 from lifeboat.errors import UsageError
 from lifeboat.pipeline.crypto import generate_age_identity
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import json_option, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import json_option, wants_json
 
 
 @click.command()

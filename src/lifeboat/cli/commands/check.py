@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import json_option, state, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import json_option, state, wants_json
 
 
 @click.command()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import json_option, state, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.errors import LifeboatError, NotInitialisedError, RepositoryError
 from lifeboat.repo.catalog import Damaged
 from lifeboat.repo.manifest import Manifest

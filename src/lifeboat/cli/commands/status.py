@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import json_option, state, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.errors import IntegrityError
 
 

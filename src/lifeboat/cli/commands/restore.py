@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import dsn_option, json_option, state, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import dsn_option, json_option, state, wants_json
 from lifeboat.errors import UsageError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from lifeboat import output
-from lifeboat.cli import json_option, state, wants_json
+from lifeboat.cli import output
+from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest
@@ -29,7 +29,7 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
         return repo.load_manifest(source, backup_id) if source else repo.find(backup_id)
 
     repo, manifest = first_that_serves(ctx.repositories_to_read(source, repo_name), load)
-    from lifeboat.commands.list import hold_text
+    from lifeboat.cli.commands.list import hold_text
     from lifeboat.repo.records import current_holds
 
     held = current_holds(repo.storage, manifest.source).get(manifest.id)

@@ -13,25 +13,25 @@ import click
 from lifeboat.errors import EXIT_FAILED, EXIT_USAGE, LifeboatError, report_failure
 
 COMMANDS = {
-    "init": "lifeboat.commands.init",
-    "keygen": "lifeboat.commands.keygen",
-    "backup": "lifeboat.commands.backup",
-    "list": "lifeboat.commands.list",
-    "show": "lifeboat.commands.show",
-    "restore": "lifeboat.commands.restore",
-    "verify": "lifeboat.commands.verify",
-    "copy": "lifeboat.commands.copy",
-    "prune": "lifeboat.commands.prune",
-    "hold": "lifeboat.commands.hold",
-    "release": "lifeboat.commands.release",
-    "demo": "lifeboat.commands.demo",
-    "wal-push": "lifeboat.commands.wal_push",
-    "wal-fetch": "lifeboat.commands.wal_fetch",
-    "wal-stream": "lifeboat.commands.wal_stream",
-    "setup-archiving": "lifeboat.commands.setup_archiving",
-    "check": "lifeboat.commands.check",
-    "status": "lifeboat.commands.status",
-    "wal-worker": "lifeboat.commands.wal_worker",
+    "init": "lifeboat.cli.commands.init",
+    "keygen": "lifeboat.cli.commands.keygen",
+    "backup": "lifeboat.cli.commands.backup",
+    "list": "lifeboat.cli.commands.list",
+    "show": "lifeboat.cli.commands.show",
+    "restore": "lifeboat.cli.commands.restore",
+    "verify": "lifeboat.cli.commands.verify",
+    "copy": "lifeboat.cli.commands.copy",
+    "prune": "lifeboat.cli.commands.prune",
+    "hold": "lifeboat.cli.commands.hold",
+    "release": "lifeboat.cli.commands.release",
+    "demo": "lifeboat.cli.commands.demo",
+    "wal-push": "lifeboat.cli.commands.wal_push",
+    "wal-fetch": "lifeboat.cli.commands.wal_fetch",
+    "wal-stream": "lifeboat.cli.commands.wal_stream",
+    "setup-archiving": "lifeboat.cli.commands.setup_archiving",
+    "check": "lifeboat.cli.commands.check",
+    "status": "lifeboat.cli.commands.status",
+    "wal-worker": "lifeboat.cli.commands.wal_worker",
 }
 
 
@@ -46,7 +46,8 @@ class CliState:
     def context(self) -> Any:
         """The resolved Context, loaded on first use (keygen and demo need no config)."""
         if self._context is None:
-            from lifeboat import logsetup, progress
+            from lifeboat import progress
+            from lifeboat.cli import logsetup
             from lifeboat.config.load import resolve_config_path
             from lifeboat.context import Context
 
@@ -99,7 +100,7 @@ def root(
     ctx: click.Context, config: str | None, as_json: bool, debug: bool, log_format: str | None
 ) -> None:
     """Encrypted, streaming PostgreSQL backups that prove they restore."""
-    from lifeboat import logsetup
+    from lifeboat.cli import logsetup
 
     logsetup.configure(log_format or "auto", "info", debug)
     ctx.obj = CliState(config, as_json, debug, log_format)
