@@ -191,7 +191,7 @@ def test_evidence_check_recounts_before_calling_a_mismatch(
     import psycopg
 
     from lifeboat.repo.manifest import Evidence
-    from lifeboat.restore import check_evidence
+    from lifeboat.sources.postgres.logical_restore import check_evidence
 
     fill_rich(pg_cluster, fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))

@@ -22,7 +22,7 @@ from lifeboat.repo.manifest import (
     decode,
     encode,
 )
-from lifeboat.restore_roles import needed_roles
+from lifeboat.sources.postgres.restore_roles import needed_roles
 from tests.unit.test_repository import make_manifest
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.pitr import LOG_LINES_SHOWN, RESTORE_LOG, _stopped
+from lifeboat.sources.postgres.physical_restore import LOG_LINES_SHOWN, RESTORE_LOG, _stopped
 
 # as PostgreSQL 17 writes it when a restore_command fails for good after consistency
 SERVER_LOG = """\

@@ -8,7 +8,7 @@ import pytest
 
 from lifeboat.errors import ToolError
 from lifeboat.postgres.binaries import PgTools
-from lifeboat.restore_tables import check_tools
+from lifeboat.sources.postgres.restore_tables import check_tools
 
 pytestmark = pytest.mark.unit
 

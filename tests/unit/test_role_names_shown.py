@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifeboat.restore_roles import shown
+from lifeboat.sources.postgres.restore_roles import shown
 
 
 def test_plain_names_stay_as_they_are() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lifeboat.backup import backup_logical
 from lifeboat.cli.commands.keygen import write_identity
 from lifeboat.context import Context
 from lifeboat.demo import wms
@@ -21,7 +20,8 @@ from lifeboat.errors import LifeboatError, ToolError
 from lifeboat.ops.verify import verify
 from lifeboat.postgres.instance import ScratchCluster, find_bin_dirs
 from lifeboat.progress import Reporter
-from lifeboat.restore import restore_logical
+from lifeboat.sources.postgres.logical_backup import backup_logical
+from lifeboat.sources.postgres.logical_restore import restore_logical
 
 Say = Callable[[str], None]
 

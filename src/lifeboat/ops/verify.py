@@ -181,7 +181,7 @@ def _check_physical_deep(
     ctx: Context, repo: Repository, manifest: Manifest, decryptor: Decryptor
 ) -> list[str]:
     """Every file of the base backup against its backup_manifest; the incremental chain."""
-    from lifeboat import incremental
+    from lifeboat.sources.postgres import incremental
 
     problems = []
     try:

@@ -182,7 +182,7 @@ class Manifest(_Model):
 
     @property
     def safety(self) -> bool:
-        """A restore's safety backup of the database it replaced (see restore.py)."""
+        """A restore's safety backup of the database it replaced (see logical_restore.py)."""
         return self.labels.get("kind") == SAFETY_LABEL
 
     @property

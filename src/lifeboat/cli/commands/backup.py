@@ -55,7 +55,7 @@ def command(
     if incremental and kind != "physical":
         raise UsageError("--incremental needs --type physical")
     if kind == "physical":
-        from lifeboat.basebackup import backup_physical
+        from lifeboat.sources.postgres.physical_backup import backup_physical
 
         result = backup_physical(
             state().context(),
@@ -65,7 +65,7 @@ def command(
             accept_new_cluster=accept_new_cluster,
         )
     else:
-        from lifeboat.backup import backup_logical
+        from lifeboat.sources.postgres.logical_backup import backup_logical
 
         result = backup_logical(state().context(), source, accept_new_cluster=accept_new_cluster)
     summary = {

@@ -195,7 +195,7 @@ def command(
             "need --pgdata (a physical restore)"
         )
     from lifeboat.postgres.dbprops import Ownership
-    from lifeboat.restore import restore_logical
+    from lifeboat.sources.postgres.logical_restore import restore_logical
 
     result = restore_logical(
         state().context(),
@@ -264,7 +264,7 @@ def _physical(
     accept_gap: bool = False,
 ) -> None:
     from lifeboat.errors import RestoreError
-    from lifeboat.pitr import RecoveryTarget, restore_physical
+    from lifeboat.sources.postgres.physical_restore import RecoveryTarget, restore_physical
 
     kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
     target = RecoveryTarget(kind, value, action, timeline)  # type: ignore[arg-type]

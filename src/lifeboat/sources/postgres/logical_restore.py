@@ -12,8 +12,6 @@ from typing import Any
 
 import psycopg
 
-from lifeboat import table_plan
-from lifeboat.backup import backup_logical
 from lifeboat.context import Context
 from lifeboat.errors import (
     AbortedError,
@@ -31,7 +29,9 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import SAFETY_LABEL, Evidence, Manifest
-from lifeboat.restore_roles import RolePlan, plan_roles
+from lifeboat.sources.postgres import table_plan
+from lifeboat.sources.postgres.logical_backup import backup_logical
+from lifeboat.sources.postgres.restore_roles import RolePlan, plan_roles
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def restore_logical(
         target = None
         if selection is not None:
             # imported here: it builds on this module
-            from lifeboat import restore_tables
+            from lifeboat.sources.postgres import restore_tables
 
             major = logical.server_major(server)
             target = restore_tables.prepare(tools, major, endpoint, selection, exists)

@@ -16,14 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from lifeboat import incremental
 from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
 from lifeboat.executable import lifeboat_executable
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.untar import TarExtractor
-from lifeboat.pitr_reach import Reach, plan_reach
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.pgcontrol import DB_IN_PRODUCTION, cluster_state
@@ -32,6 +30,8 @@ from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
+from lifeboat.sources.postgres import incremental
+from lifeboat.sources.postgres.pitr_reach import Reach, plan_reach
 from lifeboat.storage.base import Storage
 from lifeboat.wal.archive import archived_segments
 

@@ -11,8 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lifeboat import __version__, incremental
-from lifeboat.backup import BackupResult, commit, lock_all, new_backup_id
+from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
 from lifeboat.objects import Targets, write_plain
@@ -31,6 +30,8 @@ from lifeboat.repo.manifest import (
     StoredObject,
     TablespaceEntry,
 )
+from lifeboat.sources.postgres import incremental
+from lifeboat.sources.postgres.logical_backup import BackupResult, commit, lock_all, new_backup_id
 from lifeboat.storage.base import Storage
 from lifeboat.wal.archive import is_archived
 from lifeboat.wal.cluster_guard import confirm_for_backup

@@ -37,8 +37,8 @@ from lifeboat.postgres import logical, toc
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.toc import TocEntry
-from lifeboat.restore import EvidenceCheck, check_evidence, create_like
-from lifeboat.table_plan import (
+from lifeboat.sources.postgres.logical_restore import EvidenceCheck, check_evidence, create_like
+from lifeboat.sources.postgres.table_plan import (
     Plan,
     Selection,
     Target,
@@ -48,7 +48,7 @@ from lifeboat.table_plan import (
 )
 
 if TYPE_CHECKING:
-    from lifeboat.restore import _Job
+    from lifeboat.sources.postgres.logical_restore import _Job
 
 # what the target already has, each as "<family> <schema> <name>" (schema "-" if none)
 _GLOBAL = {

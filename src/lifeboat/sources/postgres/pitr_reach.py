@@ -33,7 +33,7 @@ from lifeboat.wal.continuity import (
 
 if TYPE_CHECKING:
     from lifeboat.pipeline.crypto import Decryptor
-    from lifeboat.pitr import RecoveryTarget
+    from lifeboat.sources.postgres.physical_restore import RecoveryTarget
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _time_before_gap(
     """Whether recovery to `moment` ends before the gap: a transaction that replay reaches
     ended after it (recovery stops at the first such one). The newest of `segments` (the
     ones before the gap, newest first) that holds any commit or abort tells."""
-    from lifeboat.pitr import parse_time
+    from lifeboat.sources.postgres.physical_restore import parse_time
 
     wanted = parse_time(moment)
     for segment in segments:

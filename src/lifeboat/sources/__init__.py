@@ -1,0 +1,1 @@
+"""What Lifeboat backs up: one package per kind of source."""
