@@ -13,7 +13,7 @@ def report_failure(message: str, code: int) -> int:
     """Print the one-line error (secrets redacted); returns the exit code."""
     import sys
 
-    from lifeboat.redact import redact
+    from lifeboat.util.redact import redact
 
     sys.stderr.write(f"lifeboat: error: {redact(message)}\n")
     return code

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from lifeboat import redact as redact_module
 from lifeboat.config.load import load_config
 from lifeboat.config.variables import expand_dsn
 from lifeboat.errors import ConfigError, DatabaseError
 from lifeboat.postgres.conn import PgEndpoint
-from lifeboat.redact import redact
+from lifeboat.util import redact as redact_module
+from lifeboat.util.redact import redact
 
 from .test_config import MINIMAL, write
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lifeboat.redact import redact
+from lifeboat.util.redact import redact
 
 SECRET = "s3cr3t-Pw"
 

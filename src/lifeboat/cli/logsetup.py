@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from lifeboat.redact import redact
+from lifeboat.util.redact import redact
 
 
 class _PlainFormatter(logging.Formatter):

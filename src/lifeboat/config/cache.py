@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat import __version__
-from lifeboat.fsutil import write_atomically
+from lifeboat.util.fs import write_atomically
 
 # 5: repository options checked against their backend, safety-backup expiry
 CACHE_FORMAT = 5

@@ -59,7 +59,7 @@ def _register_password(dsn: str) -> None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from lifeboat.redact import register_secret
+    from lifeboat.util.redact import register_secret
 
     try:
         password = conninfo_to_dict(dsn).get("password")

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from lifeboat.context import Context
 from lifeboat.errors import DatabaseError, LifeboatError
-from lifeboat.executable import lifeboat_executable
 from lifeboat.postgres import logical
 from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.util.executable import lifeboat_executable
 from lifeboat.wal.archive import is_archived
 from lifeboat.wal.cluster_guard import refuse_other_cluster, server_identity
 

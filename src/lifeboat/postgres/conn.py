@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import ConfigError, DatabaseError
-from lifeboat.redact import redact
+from lifeboat.util.redact import redact
 
 if TYPE_CHECKING:
     import psycopg

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lifeboat.errors import DiskFullError
-from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.storage.base import (
     TEMP_MARKER,
     AlreadyExists,
@@ -23,6 +22,7 @@ from lifeboat.storage.base import (
     temporary_target,
     validate_key,
 )
+from lifeboat.util.fs import fsync_dir, make_private_dirs
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

@@ -107,7 +107,7 @@ def url_scheme(url: str) -> str:
 def shown_url(url: str) -> str:
     """A repository URL as messages show it: without its query, where a value may be a
     secret (an Azure SAS token), and without a password."""
-    from lifeboat.redact import redact
+    from lifeboat.util.redact import redact
 
     return redact(url.split("?", 1)[0])
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lifeboat.errors import ConfigError, StorageError
-from lifeboat.redact import redact
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     AlreadyExists,
@@ -45,6 +44,7 @@ from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader
 from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
+from lifeboat.util.redact import redact
 
 try:
     import boto3.session

@@ -404,7 +404,7 @@ def read_verified(
 
 
 def _write_durably(destination: Path, data: bytes) -> None:
-    from lifeboat.fsutil import write_durably
+    from lifeboat.util.fs import write_durably
 
     try:
         write_durably(destination, data)

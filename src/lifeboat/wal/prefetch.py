@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lifeboat.errors import LifeboatError
-from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
+from lifeboat.util.fs import fsync_dir, make_private_dirs
 from lifeboat.wal.spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,

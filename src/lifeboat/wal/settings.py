@@ -44,7 +44,7 @@ def essentials(config: LifeboatConfig) -> dict[str, Any]:
 
 
 def default_spool_dir() -> Path:
-    from lifeboat.fsutil import state_home
+    from lifeboat.util.fs import state_home
 
     return state_home() / "spool"
 

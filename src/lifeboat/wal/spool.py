@@ -25,10 +25,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifeboat import fsutil
 from lifeboat.errors import LifeboatError
-from lifeboat.fsutil import fsync_dir, make_private_dirs
 from lifeboat.postgres import wal
+from lifeboat.util import fs
+from lifeboat.util.fs import fsync_dir, make_private_dirs
 from lifeboat.wal.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def write_durably(folder: Path, name: str, data: bytes) -> Path:
     """folder/name holds data, or nothing: temp file, fsync, rename, fsync the folder."""
     final = folder / name
     try:
-        fsutil.write_durably(final, data)
+        fs.write_durably(final, data)
     except OSError as exc:
         raise LifeboatError(f"cannot write {final}: {exc.strerror or exc}") from None
     return final
@@ -74,7 +74,7 @@ def write_durably(folder: Path, name: str, data: bytes) -> Path:
 def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     """Readers see the old or the new document, never half of one. Not fsynced: it only
     reports, and losing the last update in a crash costs nothing."""
-    fsutil.write_atomically(path, json.dumps(document, indent=2).encode())
+    fs.write_atomically(path, json.dumps(document, indent=2).encode())
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -164,7 +164,7 @@ def spawn_detached(command: list[str], log_path: Path) -> None:
 
 def background_command(config_path: Path, role: str, source: str) -> list[str]:
     """`lifeboat wal-worker push|prefetch SOURCE`, with the caller's executable and config."""
-    from lifeboat.executable import lifeboat_executable
+    from lifeboat.util.executable import lifeboat_executable
 
     return [
         lifeboat_executable(),
@@ -593,7 +593,7 @@ def read_ahead(spool: SpoolPaths, limit: int) -> list[Path]:
 def _write_marker(spool: SpoolPaths, name: str, plain_sha256: str) -> None:
     """Not fsynced: a marker lost in a crash only means archive_command pushes that
     segment again, which the archive recognises as already archived."""
-    fsutil.write_atomically(spool.acknowledged / name, plain_sha256.encode())
+    fs.write_atomically(spool.acknowledged / name, plain_sha256.encode())
 
 
 def forget_stale_markers(spool: SpoolPaths) -> None:

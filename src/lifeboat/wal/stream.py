@@ -26,12 +26,12 @@ from typing import IO, Any
 
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, UsageError
-from lifeboat.fsutil import state_home
 from lifeboat.pipeline.crypto import Encryptor
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
+from lifeboat.util.fs import state_home
 from lifeboat.wal.archive import (
     WalRefusedError,
     admit_stream_partial,

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
-from lifeboat.executable import lifeboat_executable
 from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.untar import TarExtractor
@@ -33,6 +32,7 @@ from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
 from lifeboat.sources.postgres import incremental
 from lifeboat.sources.postgres.pitr_reach import Reach, plan_reach
 from lifeboat.storage.base import Storage
+from lifeboat.util.executable import lifeboat_executable
 from lifeboat.wal.archive import archived_segments
 
 log = logging.getLogger(__name__)
