@@ -94,9 +94,9 @@ def make_backup(config: Path, repo_dir: Path, size: int) -> tuple[str, Path]:
 
     from lifeboat import __version__
     from lifeboat.context import Context
-    from lifeboat.objects import write_plain
     from lifeboat.repo import layout
     from lifeboat.repo.manifest import Compression, Encryption, Manifest
+    from lifeboat.repo.objects import write_plain
 
     class RandomBytes:
         def __init__(self, total: int) -> None:

@@ -25,7 +25,6 @@ LAYERS = {
     "sources": 60,
     "wal": 50,
     "context": 45,
-    "objects": 42,
     "config": 40,
     "policy": 35,
     "repo": 30,

@@ -19,7 +19,6 @@ from lifeboat.errors import (
     StorageError,
     ToolError,
 )
-from lifeboat.objects import check_stored, read_plain
 from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
@@ -30,6 +29,7 @@ from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository, age
 from lifeboat.repo.manifest import GLOBALS_FORMAT, Manifest
+from lifeboat.repo.objects import check_stored, read_plain
 from lifeboat.storage.base import PendingUpload, PermanentError, TransientError
 
 log = logging.getLogger(__name__)

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import zstandard
 
 from lifeboat.pipeline.checksum import Readable, Writable
 
 READ_SIZE = 1 << 20
+
+
+class Compression(Protocol):
+    """The zstd settings of a write (the configuration's [compression] table is one)."""
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def threads(self) -> int: ...
 
 
 def compressing_reader(source: Readable, level: int, threads: int) -> Any:

@@ -15,12 +15,12 @@ import io
 from pathlib import Path
 
 from lifeboat.errors import BackupNotFoundError, IntegrityError, LifeboatError
-from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest, StoredObject
+from lifeboat.repo.objects import read_plain
 from lifeboat.util.fs import state_home, write_atomically
 
 BACKUP_MANIFEST_OBJECT = "backup_manifest.zst"

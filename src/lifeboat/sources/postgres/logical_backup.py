@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, LockedError
-from lifeboat.objects import Targets, Written, write_plain
 from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -25,6 +24,7 @@ from lifeboat.repo.manifest import (
     Evidence,
     Manifest,
 )
+from lifeboat.repo.objects import Targets, Written, write_plain
 from lifeboat.wal.cluster_guard import confirm_for_backup
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ from lifeboat.errors import (
     LifeboatError,
     RestoreError,
 )
-from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.postgres import dbprops, logical, roles
@@ -29,6 +28,7 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import SAFETY_LABEL, Evidence, Manifest
+from lifeboat.repo.objects import read_plain
 from lifeboat.sources.postgres import table_plan
 from lifeboat.sources.postgres.logical_backup import backup_logical
 from lifeboat.sources.postgres.restore_roles import RolePlan, plan_roles

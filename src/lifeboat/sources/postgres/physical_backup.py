@@ -14,7 +14,6 @@ from pathlib import Path
 from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
-from lifeboat.objects import Targets, write_plain
 from lifeboat.pipeline.tarsniff import TarSniffer
 from lifeboat.postgres import logical, physical, wal
 from lifeboat.postgres.binaries import PgTools, find_tools
@@ -30,6 +29,7 @@ from lifeboat.repo.manifest import (
     StoredObject,
     TablespaceEntry,
 )
+from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.sources.postgres import incremental
 from lifeboat.sources.postgres.logical_backup import BackupResult, commit, lock_all, new_backup_id
 from lifeboat.storage.base import Storage

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
-from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.untar import TarExtractor
 from lifeboat.postgres import wal
@@ -29,6 +28,7 @@ from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import Manifest, StoredObject, TablespaceEntry
+from lifeboat.repo.objects import read_plain
 from lifeboat.sources.postgres import incremental
 from lifeboat.sources.postgres.pitr_reach import Reach, plan_reach
 from lifeboat.storage.base import Storage

@@ -12,12 +12,12 @@ from typing import Any
 import psycopg
 
 from lifeboat.errors import RestoreError
-from lifeboat.objects import read_plain
 from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.postgres import roles
 from lifeboat.postgres.dbprops import Ownership
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import DatabaseProperties, Manifest
+from lifeboat.repo.objects import read_plain
 
 log = logging.getLogger(__name__)
 

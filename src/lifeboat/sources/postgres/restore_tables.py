@@ -31,12 +31,12 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import IntegrityError, RestoreError, ToolError
-from lifeboat.objects import read_plain
 from lifeboat.pipeline.stream import ProcessInput, StderrCollector, StoppedReading
 from lifeboat.postgres import logical, toc
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.toc import TocEntry
+from lifeboat.repo.objects import read_plain
 from lifeboat.sources.postgres.logical_restore import EvidenceCheck, check_evidence, create_like
 from lifeboat.sources.postgres.table_plan import (
     Plan,

@@ -7,20 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from lifeboat.config.model import CompressionConfig
 from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.pipeline.checksum import (
     BackgroundTap,
     HashingReader,
     HashingWriter,
+    Progress,
     Readable,
     Tap,
     Writable,
 )
-from lifeboat.pipeline.compress import ZstdError, compressing_reader, decompressing_writer
+from lifeboat.pipeline.compress import (
+    Compression,
+    ZstdError,
+    compressing_reader,
+    decompressing_writer,
+)
 from lifeboat.pipeline.crypto import Decryptor, Encryptor
 from lifeboat.pipeline.stream import HandOff, write_from_producer, write_to_all
-from lifeboat.progress import Advance
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest, StoredObject
@@ -50,9 +54,9 @@ def write_plain(
     key: str,
     source: Readable,
     encryptor: Encryptor,
-    compression: CompressionConfig,
+    compression: Compression,
     plain_format: str,
-    advance: Advance | None = None,
+    advance: Progress | None = None,
 ) -> Written:
     """Stream source through plain sha256 -> zstd -> encryption -> stored sha256 into key,
     in every repository at once (read, compressed and encrypted once). A repository that
@@ -157,7 +161,7 @@ def read_plain(
     obj: StoredObject,
     decryptor: Decryptor,
     sink: Writable,
-    advance: Advance | None = None,
+    advance: Progress | None = None,
     *,
     check_plain_digest: bool = True,
 ) -> ReadBack:
