@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from lifeboat.pipeline.tarsniff import TarSniffer
+from lifeboat.pipeline.tar.sniff import TarSniffer
 
 
 def _archive(fmt: int, members: dict[str, bytes]) -> bytes:

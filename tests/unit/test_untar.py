@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.pipeline.untar import ExtractError, TarExtractor
+from lifeboat.pipeline.tar.extract import ExtractError, TarExtractor
 
 
 def _archive(members: dict[str, bytes | str | None], fmt: int = tarfile.GNU_FORMAT) -> bytes:

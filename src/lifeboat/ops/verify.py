@@ -22,7 +22,7 @@ from lifeboat.errors import (
 from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
-from lifeboat.pipeline.tarstream import TarMember, TarParser
+from lifeboat.pipeline.tar.parser import TarMember, TarParser
 from lifeboat.policy.retention import duration_text
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools

@@ -14,7 +14,7 @@ from pathlib import Path
 from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
-from lifeboat.pipeline.tarsniff import TarSniffer
+from lifeboat.pipeline.tar.sniff import TarSniffer
 from lifeboat.postgres import logical, physical, wal
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint

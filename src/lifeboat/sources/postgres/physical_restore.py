@@ -19,7 +19,7 @@ from typing import Any, Literal
 from lifeboat.context import Context
 from lifeboat.errors import BackupNotFoundError, LifeboatError, RestoreError, UsageError
 from lifeboat.pipeline.crypto import Decryptor, Recipient
-from lifeboat.pipeline.untar import TarExtractor
+from lifeboat.pipeline.tar.extract import TarExtractor
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.pgcontrol import DB_IN_PRODUCTION, cluster_state

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from lifeboat.errors import LifeboatError
-from lifeboat.pipeline.tarstream import DIRECTORY, SYMLINK, TarMember, TarParser
+from lifeboat.pipeline.tar.parser import DIRECTORY, SYMLINK, TarMember, TarParser
 
 MAX_CHUNKS_IN_FLIGHT = 64  # of the decompressor's output chunks (1 MiB each)
 MAX_FILES_TO_SYNC = 256  # open files waiting for their fsync

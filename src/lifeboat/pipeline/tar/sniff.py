@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lifeboat.pipeline.checksum import Readable
-from lifeboat.pipeline.tarstream import TarMember, TarParser
+from lifeboat.pipeline.tar.parser import TarMember, TarParser
 
 MAX_CAPTURE = 256 * 1024 * 1024
 

@@ -1,0 +1,1 @@
+"""tar streams pushed through chunk by chunk: parsed, watched for small members, extracted."""
