@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.cli.commands.keygen import write_identity
+from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
 from tests.servers.ports import candidate_port
 from tests.waiting import wait_for

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifeboat.cli.commands.keygen import write_identity
+from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
 from tests.walfiles import SYSTEM_ID, segment_file
 

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from lifeboat.cli.commands.keygen import write_identity
+from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
 from tests.waiting import wait_for
 

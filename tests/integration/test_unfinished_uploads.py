@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from lifeboat.cli.commands.keygen import write_identity
+from lifeboat.pipeline.crypto import write_identity
 from lifeboat.repo.catalog import Repository
 from lifeboat.storage.base import temporary_target
 from lifeboat.storage.options import StorageOptions

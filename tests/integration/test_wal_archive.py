@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.cli.commands.keygen import write_identity
+from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
 
 from .archiving import switch_wal_and_wait

@@ -42,9 +42,6 @@ KNOWN_UPWARD = {
     ("lifeboat.config.load", "lifeboat.wal.settings"): (
         "WalSettings is a second, untyped context; it becomes config's lean view"
     ),
-    ("lifeboat.demo.run", "lifeboat.cli.commands.keygen"): (
-        "write_identity lives in the keygen command, not below it"
-    ),
     ("lifeboat.repo.cluster", "lifeboat.wal.archive"): (
         "listing and reading archived WAL belongs to the repository format"
     ),

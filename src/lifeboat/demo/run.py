@@ -13,11 +13,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lifeboat.cli.commands.keygen import write_identity
 from lifeboat.context import Context
 from lifeboat.demo import wms
 from lifeboat.errors import LifeboatError, ToolError
 from lifeboat.ops.verify import verify
+from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster, find_bin_dirs
 from lifeboat.progress import Reporter
 from lifeboat.sources.postgres.logical_backup import backup_logical

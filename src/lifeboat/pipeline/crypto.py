@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
 
@@ -12,6 +13,7 @@ from lifeboat.errors import (
     IntegrityError,
     LifeboatError,
     ToolError,
+    UsageError,
 )
 from lifeboat.pipeline.checksum import Readable, Writable
 
@@ -95,6 +97,21 @@ def generate_age_identity() -> tuple[str, str]:
 
     identity = x25519.Identity.generate()
     return str(identity), str(identity.to_public())
+
+
+def write_identity(path: Path, force: bool = False) -> str:
+    """Write an age identity file in age-keygen's format (mode 0600); returns the public key."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists: refusing to overwrite a key (use --force)")
+    secret, public = generate_age_identity()
+    stamp = datetime.now(UTC).replace(microsecond=0).isoformat()
+    text = f"# created: {stamp}\n# public key: {public}\n{secret}\n"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+    return public
 
 
 def read_age_identities(path: Path) -> list[object]:

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, wants_json
-from lifeboat.errors import UsageError
-from lifeboat.pipeline.crypto import generate_age_identity
-
-
-def write_identity(path: Path, force: bool = False) -> str:
-    """Write an age identity file in age-keygen's format (mode 0600); returns the public key."""
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists: refusing to overwrite a key (use --force)")
-    secret, public = generate_age_identity()
-    stamp = datetime.now(UTC).replace(microsecond=0).isoformat()
-    text = f"# created: {stamp}\n# public key: {public}\n{secret}\n"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-    return public
+from lifeboat.pipeline.crypto import write_identity
 
 
 @click.command()
