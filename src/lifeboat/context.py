@@ -11,10 +11,10 @@ from lifeboat.config.load import load_config
 from lifeboat.config.model import LifeboatConfig, SourceConfig
 from lifeboat.errors import BackupNotFoundError, LifeboatError, UsageError
 from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
-from lifeboat.progress import Reporter, quiet
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
 from lifeboat.storage.registry import open_storage
+from lifeboat.util.progress import Reporter, quiet
 
 log = logging.getLogger(__name__)
 

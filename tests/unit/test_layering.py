@@ -31,7 +31,6 @@ LAYERS = {
     "postgres": 28,
     "pipeline": 20,
     "storage": 15,
-    "progress": 10,
     "errors": 5,
     "util": 0,
     "__init__": 0,

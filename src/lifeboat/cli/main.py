@@ -46,16 +46,16 @@ class CliState:
     def context(self) -> Any:
         """The resolved Context, loaded on first use (keygen and demo need no config)."""
         if self._context is None:
-            from lifeboat import progress
-            from lifeboat.cli import logsetup
+            from lifeboat.cli import logsetup, progress
             from lifeboat.config.load import resolve_config_path
             from lifeboat.context import Context
+            from lifeboat.util.progress import Reporter
 
             ctx = Context.load(resolve_config_path(self.config))
             fmt = self.log_format or ctx.config.logging.format
             logsetup.configure(fmt, ctx.config.logging.level, self.debug)
             ctx.reporter = (
-                progress.for_terminal() if fmt == "auto" and not self.json else progress.quiet()
+                progress.for_terminal() if fmt == "auto" and not self.json else Reporter()
             )
             self._context = ctx
         return self._context

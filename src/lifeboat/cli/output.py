@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from lifeboat.progress import human_bytes
+from lifeboat.util.progress import human_bytes
 
 
 def print_json(data: Any) -> None:

@@ -23,8 +23,9 @@ from lifeboat.cli.main import json_option, wants_json
 @json_option
 def command(workdir: Path, size_mb: int, keep: bool, as_json: bool) -> None:
     """Back up, drop, restore and compare a sample warehouse database."""
-    from lifeboat import progress
+    from lifeboat.cli import progress
     from lifeboat.demo.run import run_demo
+    from lifeboat.util.progress import Reporter
 
     quiet = wants_json(as_json)
 
@@ -32,9 +33,7 @@ def command(workdir: Path, size_mb: int, keep: bool, as_json: bool) -> None:
         if not quiet:
             click.echo(f"- {line}")
 
-    result = run_demo(
-        workdir, size_mb, keep, say, progress.quiet() if quiet else progress.for_terminal()
-    )
+    result = run_demo(workdir, size_mb, keep, say, Reporter() if quiet else progress.for_terminal())
     summary = {
         "postgres": result.postgres_version,
         "rows": result.rows,
