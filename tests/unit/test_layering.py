@@ -53,12 +53,6 @@ KNOWN_UPWARD = {
     ("lifeboat.storage.options", "lifeboat.repo.layout"): (
         "storage classifies keys itself; the classifier is to be passed in"
     ),
-    ("lifeboat.storage.gcs", "lifeboat.pipeline.checksum"): (
-        "Crc32c is a pipeline tap and the clouds' upload checksum at once"
-    ),
-    ("lifeboat.storage.s3_integrity", "lifeboat.pipeline.checksum"): (
-        "Crc32c is a pipeline tap and the clouds' upload checksum at once"
-    ),
 }
 
 

@@ -19,7 +19,6 @@ from lifeboat.errors import (
     StorageError,
     ToolError,
 )
-from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.pipeline.tar.parser import TarMember, TarParser
@@ -31,6 +30,7 @@ from lifeboat.repo.catalog import Repository, age
 from lifeboat.repo.manifest import GLOBALS_FORMAT, Manifest
 from lifeboat.repo.objects import check_stored, read_plain
 from lifeboat.storage.base import PendingUpload, PermanentError, TransientError
+from lifeboat.util.crc32c import Crc32c
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 Progress = Callable[[int], None]
 
@@ -36,23 +36,6 @@ class Tap:
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
-
-
-class Crc32c:
-    """A running CRC32C (Castagnoli): the checksum of PostgreSQL's backup manifests and the
-    one Cloud Storage reports."""
-
-    def __init__(self) -> None:
-        import google_crc32c
-
-        self._extend = google_crc32c.extend
-        self.value = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.value = self._extend(self.value, bytes(data))  # it takes no memoryview
-
-    def digest(self, byteorder: Literal["big", "little"] = "big") -> bytes:
-        return self.value.to_bytes(4, byteorder)
 
 
 class BackgroundTap(Tap):

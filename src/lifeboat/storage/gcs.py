@@ -27,7 +27,6 @@ from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from lifeboat.errors import ConfigError, StorageError
-from lifeboat.pipeline.checksum import Crc32c
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     AlreadyExists,
@@ -42,6 +41,7 @@ from lifeboat.storage.base import (
 from lifeboat.storage.options import StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader, Truncated
+from lifeboat.util.crc32c import Crc32c
 
 T = TypeVar("T")
 
