@@ -41,9 +41,6 @@ KNOWN_UPWARD = {
     ("lifeboat.config.load", "lifeboat.wal.settings"): (
         "WalSettings is a second, untyped context; it becomes config's lean view"
     ),
-    ("lifeboat.repo.cluster", "lifeboat.wal.archive"): (
-        "listing and reading archived WAL belongs to the repository format"
-    ),
     ("lifeboat.postgres.dbprops", "lifeboat.repo.manifest"): (
         "a database's properties are manifest types"
     ),

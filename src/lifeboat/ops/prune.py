@@ -38,8 +38,9 @@ from lifeboat.repo.records import (
     verifications,
     write_record,
 )
+from lifeboat.repo.wal_files import archived_files
 from lifeboat.storage.base import NotFound, Storage
-from lifeboat.wal.archive import archived_files, stream_partials
+from lifeboat.wal.archive import stream_partials
 
 log = logging.getLogger(__name__)
 

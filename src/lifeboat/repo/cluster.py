@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from lifeboat.errors import LifeboatError, RepositoryError
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
+from lifeboat.repo.wal_files import archived_files, read_verified
 from lifeboat.storage.base import AlreadyExists, NotFound, Storage, exclusive_create
 
 if TYPE_CHECKING:
@@ -246,16 +247,13 @@ def _of_oldest_segment(
     storage: Storage, source: str, decryptor_for: Callable[[str], Decryptor] | None
 ) -> tuple[ClusterIdentity, str] | None:
     from lifeboat.postgres import wal, walheader
-    from lifeboat.wal import archive as wal_archive
 
-    segments = [
-        f for f in wal_archive.archived_files(storage, source) if wal.is_segment_name(f.name)
-    ]
+    segments = [f for f in archived_files(storage, source) if wal.is_segment_name(f.name)]
     if not segments or decryptor_for is None:
         return None
     oldest = min(segments, key=lambda archived: archived.name)
     try:
-        data = wal_archive.read_verified(storage, oldest.key, oldest.plain_sha256, decryptor_for)
+        data = read_verified(storage, oldest.key, oldest.plain_sha256, decryptor_for)
         header = walheader.parse_long_header(data)
     except (LifeboatError, ValueError) as exc:
         # e.g. a host that may push but holds no private key

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from lifeboat.errors import IntegrityError, LifeboatError, UsageError
 from lifeboat.postgres import wal, walheader
 from lifeboat.repo import cluster, layout
+from lifeboat.repo.wal_files import archived_files, read_verified
 from lifeboat.storage.base import PermanentError, Storage
 
 if TYPE_CHECKING:
@@ -376,33 +377,6 @@ def _fetch_stream_partial(
     return len(data)
 
 
-def read_verified(
-    storage: Storage, key: str, digest: str, decryptor_for: Callable[[str], Decryptor]
-) -> bytes:
-    """The plaintext of a WAL object, checked against the sha256 its key carries."""
-    import zstandard
-
-    from lifeboat.pipeline.compress import decompressing_writer
-
-    decryptor = decryptor_for("age" if key.endswith(".age") else "gpg")
-    with storage.read(key) as stream:
-        plain = io.BytesIO()
-        decompressor = decompressing_writer(plain)
-        try:
-            decryptor.decrypt(stream, decompressor)
-            decompressor.flush()
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(
-                f"{key}: decompression failed, the object is corrupted: {exc}"
-            ) from None
-        except IntegrityError as exc:
-            raise IntegrityError(f"{key}: {exc}") from None
-    data = plain.getvalue()
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise IntegrityError(f"{key}: content does not match its checksum, the object is corrupted")
-    return data
-
-
 def _write_durably(destination: Path, data: bytes) -> None:
     from lifeboat.util.fs import write_durably
 
@@ -562,20 +536,6 @@ def history_names(storage: Storage, source: str) -> list[str]:
         if parsed is not None and wal.is_history_name(parsed[0]):
             names.add(parsed[0])
     return sorted(names)
-
-
-class ArchivedFile(NamedTuple):
-    name: str  # the WAL file name: segment, .partial, .history or .backup
-    plain_sha256: str
-    key: str
-
-
-def archived_files(storage: Storage, source: str) -> Iterator[ArchivedFile]:
-    """Every stored copy in the source's WAL archive."""
-    for info in storage.list(f"{source}/wal/"):
-        parsed = layout.parse_wal_key(info.key)
-        if parsed is not None:
-            yield ArchivedFile(parsed[0], parsed[1], info.key)
 
 
 def archived_segments(

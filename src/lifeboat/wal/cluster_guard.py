@@ -23,7 +23,7 @@ from lifeboat.repo import cluster
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity, ClusterMismatchError, ClusterRecord
 from lifeboat.repo.manifest import Server
-from lifeboat.wal.archive import archived_files
+from lifeboat.repo.wal_files import archived_files
 
 log = logging.getLogger(__name__)
 
