@@ -38,9 +38,6 @@ LAYERS = {
 
 # (importing module, imported module): why the upward import is still there
 KNOWN_UPWARD = {
-    ("lifeboat.config.load", "lifeboat.wal.settings"): (
-        "WalSettings is a second, untyped context; it becomes config's lean view"
-    ),
     ("lifeboat.postgres.dbprops", "lifeboat.repo.manifest"): (
         "a database's properties are manifest types"
     ),

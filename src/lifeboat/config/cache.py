@@ -12,10 +12,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeboat import __version__
 from lifeboat.util.fs import write_atomically
+
+if TYPE_CHECKING:
+    from lifeboat.config.model import LifeboatConfig
 
 # 5: repository options checked against their backend, safety-backup expiry
 CACHE_FORMAT = 5
@@ -34,14 +37,43 @@ def fingerprint(raw: bytes) -> str:
     return hashlib.sha256(raw + b"\0" + environment.encode()).hexdigest()
 
 
-def save(config_path: Path, raw: bytes, essentials: dict[str, Any]) -> None:
+def essentials(config: LifeboatConfig) -> dict[str, Any]:
+    """What the cache keeps of a validated configuration: what wal-push and wal-fetch use."""
+    enc = config.encryption
+    return {
+        "repositories": {
+            name: {"url": repo.url, "options": repo.storage_options()._asdict()}
+            for name, repo in config.repositories.items()
+        },
+        "sources": {name: src.repositories for name, src in config.sources.items()},
+        "encryption": {
+            "age_recipients": list(enc.age_recipients),
+            "age_identity_file": str(enc.age_identity_file) if enc.age_identity_file else None,
+            "gpg_recipients": list(enc.gpg_recipients),
+            "gpg_homedir": str(enc.gpg_homedir) if enc.gpg_homedir else None,
+        },
+        "level": config.compression.level,
+        "archive": {
+            name: {
+                "async": src.archive.async_push,
+                "spool_dir": str(src.archive.spool_dir) if src.archive.spool_dir else None,
+                "spool_max_segments": src.archive.spool_max_segments,
+                "workers": src.archive.workers,
+                "prefetch": src.archive.prefetch,
+            }
+            for name, src in config.sources.items()
+        },
+    }
+
+
+def save(config_path: Path, raw: bytes, kept: dict[str, Any]) -> None:
     """Best effort: a cache that cannot be written only makes the next run slower."""
     target = cache_file(config_path)
     document = {
         "format": CACHE_FORMAT,
         "lifeboat": __version__,
         "fingerprint": fingerprint(raw),
-        "config": essentials,
+        "config": kept,
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -65,7 +65,6 @@ def load_config(path: Path) -> LifeboatConfig:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     from lifeboat.config import cache
-    from lifeboat.wal.settings import essentials
 
-    cache.save(path, data, essentials(config))
+    cache.save(path, data, cache.essentials(config))
     return config

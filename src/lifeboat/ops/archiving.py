@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 def async_spool(ctx: Context, source: str) -> SpoolPaths | None:
     """The spool of a source archiving asynchronously, else None."""
-    from lifeboat.wal.settings import WalSettings, essentials
+    from lifeboat.config.cache import essentials
+    from lifeboat.wal.settings import WalSettings
     from lifeboat.wal.spool_paths import SpoolPaths
 
     archive = WalSettings(essentials(ctx.config)).archive(source)

@@ -8,13 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from lifeboat.config.cache import essentials
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
-from lifeboat.wal.settings import WalSettings, essentials
+from lifeboat.wal.settings import WalSettings
 from lifeboat.wal.spool import lock_is_held, queued, read_json
 from lifeboat.wal.spool_paths import SpoolPaths
 

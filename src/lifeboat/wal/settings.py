@@ -6,41 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from lifeboat.config import cache
 from lifeboat.errors import NotInitialisedError, UsageError
 from lifeboat.repo import layout
 from lifeboat.storage.base import NotFound, Storage
 
 if TYPE_CHECKING:
-    from lifeboat.config.model import LifeboatConfig
     from lifeboat.pipeline.crypto import Decryptor, Encryptor
-
-
-def essentials(config: LifeboatConfig) -> dict[str, Any]:
-    enc = config.encryption
-    return {
-        "repositories": {
-            name: {"url": repo.url, "options": repo.storage_options()._asdict()}
-            for name, repo in config.repositories.items()
-        },
-        "sources": {name: src.repositories for name, src in config.sources.items()},
-        "encryption": {
-            "age_recipients": list(enc.age_recipients),
-            "age_identity_file": str(enc.age_identity_file) if enc.age_identity_file else None,
-            "gpg_recipients": list(enc.gpg_recipients),
-            "gpg_homedir": str(enc.gpg_homedir) if enc.gpg_homedir else None,
-        },
-        "level": config.compression.level,
-        "archive": {
-            name: {
-                "async": src.archive.async_push,
-                "spool_dir": str(src.archive.spool_dir) if src.archive.spool_dir else None,
-                "spool_max_segments": src.archive.spool_max_segments,
-                "workers": src.archive.workers,
-                "prefetch": src.archive.prefetch,
-            }
-            for name, src in config.sources.items()
-        },
-    }
 
 
 def default_spool_dir() -> Path:
@@ -65,14 +37,12 @@ class WalSettings:
 
     @classmethod
     def load(cls, config_path: Path) -> WalSettings:
-        from lifeboat.config import cache
-
         cached = cache.load(config_path)
         if cached is not None:
             return cls(cached)
         from lifeboat.config.load import load_config  # validates, and refreshes the cache
 
-        return cls(essentials(load_config(config_path)))
+        return cls(cache.essentials(load_config(config_path)))
 
     @property
     def level(self) -> int:
