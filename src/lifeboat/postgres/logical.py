@@ -204,10 +204,6 @@ class DumpStream(ProcessOutput):
         super().__init__(command, endpoint.env(), "pg_dump")
 
 
-# Objects without their owners and privileges: what a restore of single tables still does.
-WITHOUT_OWNERSHIP = Ownership(owners=False, privileges=False)
-
-
 class RestoreProcess(ProcessInput):
     """pg_restore reading an archive from stdin into one database, in one transaction."""
 
@@ -215,9 +211,7 @@ class RestoreProcess(ProcessInput):
         self,
         tools: PgTools,
         endpoint: PgEndpoint,
-        clean: bool = False,
-        use_list: str | None = None,
-        ownership: Ownership = WITHOUT_OWNERSHIP,
+        ownership: Ownership,
     ) -> None:
         command = [
             tools.path("pg_restore"),
@@ -228,10 +222,6 @@ class RestoreProcess(ProcessInput):
             "--dbname",
             endpoint.conninfo(),
         ]
-        if clean:
-            command += ["--clean", "--if-exists"]
-        if use_list:
-            command += ["--use-list", use_list]
         super().__init__(command, endpoint.env())
 
     def failed(self) -> Exception:

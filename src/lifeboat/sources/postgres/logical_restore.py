@@ -328,8 +328,8 @@ class _Job:
     endpoint: PgEndpoint
     database: str
     exists: bool
-    ownership: dbprops.Ownership = logical.WITHOUT_OWNERSHIP
-    roles: RolePlan = field(default_factory=RolePlan)
+    ownership: dbprops.Ownership
+    roles: RolePlan
 
     def stream_into(self, process: ProcessInput, label: str) -> None:
         """Feed the backup's plaintext to pg_restore; pg_restore's own error wins when it
