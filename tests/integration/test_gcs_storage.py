@@ -31,6 +31,7 @@ from lifeboat.storage.base import (
 )
 from lifeboat.storage.gcs import GcsStorage
 from lifeboat.storage.options import StorageOptions
+from tests.retries import waits_of, without_waits
 from tests.servers.gcs import (  # noqa: F401 - fixtures
     Fault,
     FaultProxy,
@@ -59,12 +60,6 @@ class Boom(Exception):
     """Raised by a producer that dies mid-upload."""
 
 
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the exponential backoff's shape but not its seconds."""
-    monkeypatch.setattr(gcs, "BACKOFF_BASE_SECONDS", 0.005)
-
-
 def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
@@ -84,8 +79,8 @@ def keys(storage: Storage, prefix: str = "") -> list[str]:
 
 
 def through(proxy: FaultProxy, storage: GcsStorage, options: StorageOptions) -> GcsStorage:
-    """The same repository, reached through the proxy."""
-    return GcsStorage(storage.url, options, emulator_host=proxy.endpoint)
+    """The same repository, reached through the proxy, retrying without waiting."""
+    return without_waits(GcsStorage(storage.url, options, emulator_host=proxy.endpoint))
 
 
 def object_resource(endpoint: str, storage: GcsStorage, key: str) -> dict[str, object]:
@@ -256,10 +251,16 @@ def test_endless_throttling_gives_up_after_max_attempts(
             FaultProxy(gcs_endpoint, throttle(lambda *request: True)) as proxy,
             pytest.raises(TransientError) as caught,
         ):
-            operation(through(proxy, direct, options))
+            storage = through(proxy, direct, options)
+            operation(storage)
         assert len(proxy.requests) == 3
         message = str(caught.value)
         assert direct.url in message and "3 attempts" in message and "\n" not in message
+        # a full-jitter wait before each attempt but the first, under a doubling ceiling
+        waits = waits_of(storage)
+        assert len(waits) == 2
+        for attempt, wait in enumerate(waits, start=1):
+            assert 0 <= wait <= gcs.BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
 
 
 def test_download_cut_midway_resumes_where_it_stopped(
@@ -367,7 +368,9 @@ def test_emulator_killed_mid_upload_leaves_nothing(tmp_path: Path) -> None:
         def opened() -> GcsStorage:
             # anew after a start: a restarted emulator may listen on another port
             options = OPTIONS._replace(max_attempts=3)
-            return GcsStorage(f"gs://{bucket}/repo", options, emulator_host=emulator.endpoint)
+            return without_waits(
+                GcsStorage(f"gs://{bucket}/repo", options, emulator_host=emulator.endpoint)
+            )
 
         storage = opened()
         storage.write("kept", [b"committed before the crash"])
