@@ -329,6 +329,25 @@ def test_refusals_fail_at_once_with_one_line_that_says_what_to_do(
     assert direct.url in text and explained in text and "\n" not in text
 
 
+def test_credentials_a_service_message_quotes_stay_out_of_the_error(
+    gcs_endpoint: str, gcs_storage_factory: GcsStorageFactory
+) -> None:
+    """A service, or a proxy on the way, may quote a request's URL or header in its
+    message: a resumable session's URL (anyone holding it can write the object) or a
+    bearer token. The emulator quotes neither: the proxy answers with such a message."""
+    quoted = "https://gcs.example/o?upload_id=SESSIONSECRET: Bearer ya29.TOKENSECRET refused"
+    direct = gcs_storage_factory("repo", OPTIONS)
+    with (
+        FaultProxy(gcs_endpoint, lambda *request: (403, quoted)) as proxy,
+        pytest.raises(PermanentError) as caught,
+    ):
+        through(proxy, direct, OPTIONS).write("k", chunks_of(payload(2 * PART), PART))
+    text = str(caught.value)
+    assert "SECRET" not in text and "\n" not in text
+    assert text.startswith(f"repository {direct.url}: cannot start uploading k: access denied")
+    assert "https://gcs.example/o: Bearer *** refused" in text
+
+
 def dying_producer(error: BaseException, parts: int) -> Iterator[bytes]:
     yield from chunks_of(payload(parts * PART), 100 * KiB)
     raise error
