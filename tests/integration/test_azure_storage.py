@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from lifeboat.errors import ConfigError
-from lifeboat.storage import azure as azure_module
 from lifeboat.storage.azure import (
     ACCOUNT_ENV,
     BLOB_ENDPOINT_ENV,
@@ -30,6 +29,7 @@ from lifeboat.storage.azure import (
 )
 from lifeboat.storage.base import NotFound, PermanentError, Storage, TransientError
 from lifeboat.storage.options import StorageOptions
+from tests.retries import waits_of, without_waits
 from tests.servers import azure as azure_servers
 from tests.servers.azure import (
     DEV_ACCOUNT,
@@ -63,12 +63,6 @@ SMALL_PARTS = StorageOptions(part_size=MiB, upload_concurrency=3, max_attempts=3
 
 class Boom(Exception):
     """Raised by a chunk iterator to simulate a failing producer."""
-
-
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the retries are real; only the waits between them are shortened
-    monkeypatch.setattr(azure_module, "BACKOFF_BASE_SECONDS", 0.001)
 
 
 def seeded_chunks(seed: int, count: int, size: int) -> Iterator[bytes]:
@@ -232,7 +226,7 @@ def test_azurite_killed_mid_upload(tmp_path: Path) -> None:
         def opened() -> AzureBlobStorage:
             # anew after each start: a restarted server may listen on another port
             with azure_environment(server.connection_string):
-                return AzureBlobStorage(f"az://{container}/repo", SMALL_PARTS)
+                return without_waits(AzureBlobStorage(f"az://{container}/repo", SMALL_PARTS))
 
         opened().write("witness", [b"committed before the crash"])
         server.stop()  # Azurite saves its metadata when stopped politely...
@@ -247,7 +241,7 @@ def test_azurite_killed_mid_upload(tmp_path: Path) -> None:
         with pytest.raises(TransientError) as caught:
             storage.write("victim", chunks())
         message = str(caught.value)
-        assert message.startswith(f"Azure repository {storage.url}: cannot write victim")
+        assert message.startswith(f"repository {storage.url}: cannot write victim")
         assert "\n" not in message
 
         server.start()
@@ -265,8 +259,9 @@ def test_azurite_killed_mid_upload(tmp_path: Path) -> None:
 def proxied_storage(
     proxy: FaultProxy, container: str, options: StorageOptions = SMALL_PARTS
 ) -> AzureBlobStorage:
+    """The repository reached through the proxy, retrying without waiting."""
     with azure_environment(proxy.connection_string):
-        return AzureBlobStorage(f"az://{container}/repo", options)
+        return without_waits(AzureBlobStorage(f"az://{container}/repo", options))
 
 
 def test_throttled_requests_are_retried_until_they_succeed(azurite_endpoint: str) -> None:
@@ -309,11 +304,13 @@ def test_throttling_gives_up_after_max_attempts(azurite_endpoint: str) -> None:
         with pytest.raises(TransientError) as caught:
             storage.write("k", [b"small"])
         assert proxy.statuses("PUT") == [503] * SMALL_PARTS.max_attempts
+        assert len(waits_of(storage)) == SMALL_PARTS.max_attempts - 1
         with pytest.raises(TransientError):
             storage.write("big", [bytes(3 * MiB)])
         assert keys(storage) == []
     message = str(caught.value)
-    assert f"Azure repository {storage.url}: cannot write k after 3 attempt(s)" in message
+    assert message.startswith(f"repository {storage.url}: cannot write k: ")
+    assert message.endswith("(gave up after 3 attempts)")
     assert "503 ServerBusy" in message and "run again" in message
 
 
@@ -338,7 +335,7 @@ def test_wrong_key_is_one_clear_permanent_error(azurite_endpoint: str) -> None:
         with pytest.raises(PermanentError):
             keys(storage)
     message = str(caught.value)
-    assert message.startswith(f"Azure repository az://{container}/repo: cannot look up k:")
+    assert message.startswith(f"repository az://{container}/repo: cannot look up k:")
     # Azure says AuthenticationFailed, Azurite AuthorizationFailure: either names the variables
     assert "refused the" in message and "AZURE_STORAGE_KEY" in message
     assert "\n" not in message and wrong_key not in message
@@ -359,7 +356,7 @@ def test_missing_container(azure_storage_factory: StorageFactory) -> None:
             operation()
         assert not isinstance(caught.value, NotFound), name
         message = str(caught.value)
-        assert message.startswith("Azure repository az://no-such-container/repo: cannot"), name
+        assert message.startswith("repository az://no-such-container/repo: cannot"), name
         assert "container 'no-such-container' does not exist in account" in message, name
         assert "create it" in message and "\n" not in message, name
 
@@ -430,7 +427,7 @@ def test_immutability_policy_refusing_a_delete(azurite_endpoint: str) -> None:
         assert proxy.statuses("DELETE") == [409]  # not retried
         assert read_all(storage, "locked") == b"retained"
     message = str(caught.value)
-    assert message.startswith(f"Azure repository {storage.url}: cannot delete locked:")
+    assert message.startswith(f"repository {storage.url}: cannot delete locked:")
     assert "immutability policy" in message
 
 
@@ -478,11 +475,13 @@ def test_unreachable_service_is_transient_and_keeps_the_sas_token_secret(
     monkeypatch.setenv(SAS_TOKEN_ENV, "sv=2022-11-02&ss=b&sig=TOPSECRET%3D")
     with refused_port() as port:
         monkeypatch.setenv(BLOB_ENDPOINT_ENV, f"http://127.0.0.1:{port}/acme")
-        storage = AzureBlobStorage("az://backups/wms", StorageOptions(max_attempts=2))
+        storage = without_waits(
+            AzureBlobStorage("az://backups/wms", StorageOptions(max_attempts=2))
+        )
         for operation in (lambda: storage.write("k", [b"x"]), lambda: keys(storage)):
             with pytest.raises(TransientError) as caught:
                 operation()
             message = str(caught.value)
-            assert message.startswith("Azure repository az://backups/wms: cannot")
-            assert "after 2 attempt(s)" in message and "Connection refused" in message
+            assert message.startswith("repository az://backups/wms: cannot")
+            assert "gave up after 2 attempts" in message and "Connection refused" in message
             assert "TOPSECRET" not in message and "\n" not in message

@@ -31,6 +31,7 @@ from lifeboat.storage.base import (
 )
 from lifeboat.storage.gcs import GcsStorage
 from lifeboat.storage.options import StorageOptions
+from tests.retries import waits_of, without_waits
 from tests.servers.gcs import (  # noqa: F401 - fixtures
     Fault,
     FaultProxy,
@@ -59,12 +60,6 @@ class Boom(Exception):
     """Raised by a producer that dies mid-upload."""
 
 
-@pytest.fixture(autouse=True)
-def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the exponential backoff's shape but not its seconds."""
-    monkeypatch.setattr(gcs, "BACKOFF_BASE_SECONDS", 0.005)
-
-
 def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
@@ -84,8 +79,8 @@ def keys(storage: Storage, prefix: str = "") -> list[str]:
 
 
 def through(proxy: FaultProxy, storage: GcsStorage, options: StorageOptions) -> GcsStorage:
-    """The same repository, reached through the proxy."""
-    return GcsStorage(storage.url, options, emulator_host=proxy.endpoint)
+    """The same repository, reached through the proxy, retrying without waiting."""
+    return without_waits(GcsStorage(storage.url, options, emulator_host=proxy.endpoint))
 
 
 def object_resource(endpoint: str, storage: GcsStorage, key: str) -> dict[str, object]:
@@ -256,10 +251,16 @@ def test_endless_throttling_gives_up_after_max_attempts(
             FaultProxy(gcs_endpoint, throttle(lambda *request: True)) as proxy,
             pytest.raises(TransientError) as caught,
         ):
-            operation(through(proxy, direct, options))
+            storage = through(proxy, direct, options)
+            operation(storage)
         assert len(proxy.requests) == 3
         message = str(caught.value)
         assert direct.url in message and "3 attempts" in message and "\n" not in message
+        # a full-jitter wait before each attempt but the first, under a doubling ceiling
+        waits = waits_of(storage)
+        assert len(waits) == 2
+        for attempt, wait in enumerate(waits, start=1):
+            assert 0 <= wait <= gcs.BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
 
 
 def test_download_cut_midway_resumes_where_it_stopped(
@@ -328,6 +329,25 @@ def test_refusals_fail_at_once_with_one_line_that_says_what_to_do(
     assert direct.url in text and explained in text and "\n" not in text
 
 
+def test_credentials_a_service_message_quotes_stay_out_of_the_error(
+    gcs_endpoint: str, gcs_storage_factory: GcsStorageFactory
+) -> None:
+    """A service, or a proxy on the way, may quote a request's URL or header in its
+    message: a resumable session's URL (anyone holding it can write the object) or a
+    bearer token. The emulator quotes neither: the proxy answers with such a message."""
+    quoted = "https://gcs.example/o?upload_id=SESSIONSECRET: Bearer ya29.TOKENSECRET refused"
+    direct = gcs_storage_factory("repo", OPTIONS)
+    with (
+        FaultProxy(gcs_endpoint, lambda *request: (403, quoted)) as proxy,
+        pytest.raises(PermanentError) as caught,
+    ):
+        through(proxy, direct, OPTIONS).write("k", chunks_of(payload(2 * PART), PART))
+    text = str(caught.value)
+    assert "SECRET" not in text and "\n" not in text
+    assert text.startswith(f"repository {direct.url}: cannot start uploading k: access denied")
+    assert "https://gcs.example/o: Bearer *** refused" in text
+
+
 def dying_producer(error: BaseException, parts: int) -> Iterator[bytes]:
     yield from chunks_of(payload(parts * PART), 100 * KiB)
     raise error
@@ -367,7 +387,9 @@ def test_emulator_killed_mid_upload_leaves_nothing(tmp_path: Path) -> None:
         def opened() -> GcsStorage:
             # anew after a start: a restarted emulator may listen on another port
             options = OPTIONS._replace(max_attempts=3)
-            return GcsStorage(f"gs://{bucket}/repo", options, emulator_host=emulator.endpoint)
+            return without_waits(
+                GcsStorage(f"gs://{bucket}/repo", options, emulator_host=emulator.endpoint)
+            )
 
         storage = opened()
         storage.write("kept", [b"committed before the crash"])

@@ -21,6 +21,7 @@ from lifeboat.errors import ConfigError
 from lifeboat.storage.base import AlreadyExists, NotFound, PermanentError, TransientError
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage, parse_s3_url
+from tests.retries import without_waits
 from tests.servers import s3 as s3_servers
 from tests.servers.ports import refused_port
 from tests.servers.s3 import (
@@ -81,11 +82,6 @@ def pending_uploads(endpoint: str, storage: S3Storage) -> list[str]:
     return [upload["Key"] for upload in reply.get("Uploads", [])]
 
 
-def fast_retries(storage: S3Storage) -> S3Storage:
-    storage.backoff_base = 0.01
-    return storage
-
-
 def assert_one_clear_line(error: Exception, *expected: str) -> None:
     text = str(error)
     assert "\n" not in text
@@ -106,7 +102,7 @@ def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
 def behind(proxy: FaultProxy, storage: S3Storage) -> S3Storage:
     """The same repository, reached through the proxy."""
     url = repository_url(storage.location.bucket, proxy.endpoint)
-    return fast_retries(S3Storage(url, storage.options))
+    return without_waits(S3Storage(url, storage.options))
 
 
 # --- uploads -------------------------------------------------------------------------------
@@ -421,7 +417,7 @@ def test_unreachable_endpoint_is_transient_and_bounded(s3_endpoint: str) -> None
     # s3_endpoint: for its dummy credentials, not for its server
     with refused_port() as port:
         url = repository_url("any", f"http://127.0.0.1:{port}")
-        storage = fast_retries(S3Storage(url, StorageOptions(max_attempts=3)))
+        storage = without_waits(S3Storage(url, StorageOptions(max_attempts=3)))
         with pytest.raises(TransientError) as unreachable:
             storage.stat(META_KEY)
     assert_one_clear_line(unreachable.value, "s3://any/repo", "cannot reach", "after 3 attempts")
@@ -718,7 +714,7 @@ def test_server_killed_mid_upload(s3_endpoint: str, tmp_path: Path) -> None:
         bucket = bucket_name("killed")
         admin_client(server.endpoint).create_bucket(Bucket=bucket)
         options = SMALL_PARTS._replace(max_attempts=3)
-        storage = fast_retries(S3Storage(repository_url(bucket, server.endpoint), options))
+        storage = without_waits(S3Storage(repository_url(bucket, server.endpoint), options))
 
         def produce() -> Iterator[bytes]:
             yield from in_chunks(random_bytes(2 * PART), MiB)

@@ -19,7 +19,6 @@ import io
 import itertools
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,7 +26,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lifeboat.errors import ConfigError, StorageError
-from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     AlreadyExists,
     Capabilities,
@@ -42,6 +40,7 @@ from lifeboat.storage.base import (
 from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ChunkBody, ResumingReader, Truncated
+from lifeboat.storage.retry import Retry, error_line, one_line
 
 if TYPE_CHECKING:
     from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
@@ -239,25 +238,6 @@ def _credential(account: str, shown: str) -> AzureNamedKeyCredential | AzureSasC
 
 # --- errors --------------------------------------------------------------------------------
 
-_URL_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\"]*")
-_SECRET_SETTING = re.compile(r"\b(sig|AccountKey|SharedAccessSignature)=[^\s&;'\"]+", re.I)
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    """The first line of a service or network message, with query strings (a SAS token
-    travels in them) and key settings removed."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    line = lines[0] if lines else ""
-    line = _URL_QUERY.sub(r"\1", line)
-    line = _SECRET_SETTING.sub(lambda m: f"{m[1]}=***", line)
-    return line if len(line) <= limit else f"{line[: limit - 3]}..."
-
-
-def _backoff_seconds(attempt: int) -> float:
-    """Full jitter: a random wait up to an exponentially growing cap, so that many clients
-    throttled together do not come back together."""
-    return full_jitter(attempt, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS)
-
 
 def _error_code(exc: Exception) -> str:
     code = getattr(exc, "error_code", None) or ""
@@ -319,6 +299,7 @@ class AzureBlobStorage:
         self._tier = _checked_tier(options, self.url)
         _check_upload_options(options, self.url)
         self._options = options
+        self.retry = Retry(options.max_attempts, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS)
         self.capabilities = Capabilities(
             part_size=options.part_size, max_parallelism=options.upload_concurrency
         )
@@ -356,19 +337,12 @@ class AzureBlobStorage:
             # pinned to the version first read: a blob replaced meanwhile fails
             return ChunkBody(reopen(position, left, first.etag).chunks)
 
+        def classify(exc: Exception) -> StorageError:
+            # whatever breaks a body being read is the read's failure
+            return self._classify(exc, f"read {key}") or self._permanent(exc, f"read {key}")
+
         def after_failure(exc: Exception, failures: int) -> None:
-            if isinstance(exc, StorageError):
-                raise exc  # from reopening, which retried on its own
-            transient = isinstance(exc, Truncated) or _is_transient(exc)
-            if transient and failures < self._options.max_attempts:
-                time.sleep(_backoff_seconds(failures))
-                return
-            if isinstance(exc, Truncated):
-                raise TransientError(
-                    f"Azure repository {self.url}: cannot read {key}: {exc} "
-                    f"(gave up after {failures} attempts)"
-                ) from exc
-            raise self._failure(exc, f"read {key}") from exc
+            self.retry.after_failure(exc, failures, classify)
 
         raw = ResumingReader(
             ChunkBody(first.chunks), offset, end, reopen_at, after_failure, READ_BUFFER_SIZE
@@ -500,8 +474,10 @@ class AzureBlobStorage:
                 self._wait_for_slots(in_flight, self._options.upload_concurrency - 1)
                 if len(block_ids) == MAX_BLOCKS:
                     raise PermanentError(
-                        f"Azure repository {self.url}: cannot write {key}: it needs more than "
-                        f"{MAX_BLOCKS} blocks; raise part_size_mb"
+                        self._fail(
+                            f"cannot write {key}: it needs more than {MAX_BLOCKS} blocks; "
+                            "raise part_size_mb"
+                        )
                     )
                 data = join_pieces(part)
                 block_id = f"{upload_id}-{len(block_ids):06d}"
@@ -556,8 +532,10 @@ class AzureBlobStorage:
             return
         if bytes(reported) != hashlib.md5(sent, usedforsecurity=False).digest():  # type: ignore[call-overload]
             raise PermanentError(
-                f"Azure repository {self.url}: cannot {what}: the service stored different "
-                "bytes than were sent (MD5 mismatch); run again and check the network path"
+                self._fail(
+                    f"cannot {what}: the service stored different bytes than were sent "
+                    "(MD5 mismatch); run again and check the network path"
+                )
             )
 
     def _verified(self, blob: BlobClient, key: str, size: int) -> ObjectInfo:
@@ -566,8 +544,10 @@ class AzureBlobStorage:
             # a wrong object must not pass for a backup: remove it
             self.delete(key)
             raise PermanentError(
-                f"Azure repository {self.url}: {key} holds {properties.size} bytes after "
-                f"writing {size}; it was removed: run again"
+                self._fail(
+                    f"{key} holds {properties.size} bytes after writing {size}; it was "
+                    "removed: run again"
+                )
             )
         return ObjectInfo(key, size, properties.last_modified)
 
@@ -626,38 +606,34 @@ class AzureBlobStorage:
         """Run one request, retrying transient failures up to options.max_attempts in total;
         a service error becomes NotFound, PermanentError or (when retries ran out)
         TransientError."""
+        return self.retry.call(operation, lambda exc: self._classify(exc, what))
+
+    def _classify(self, exc: Exception, what: str) -> StorageError | None:
+        """What a failed request means; None for an exception that is not the service's
+        (a bug), which propagates as it is."""
         from azure.core.exceptions import AzureError
 
-        attempt = 1
-        while True:
-            try:
-                return operation()
-            except AzureError as exc:
-                if not _is_transient(exc):
-                    raise self._permanent(exc, what) from None
-                if attempt >= self._options.max_attempts:
-                    raise TransientError(
-                        f"Azure repository {self.url}: cannot {what} after {attempt} "
-                        f"attempt(s): {self._describe(exc)}; check the network and the "
-                        "service status, then run again"
-                    ) from None
-            time.sleep(_backoff_seconds(attempt))
-            attempt += 1
-
-    def _failure(self, exc: Exception, what: str) -> StorageError:
-        """The storage error for an SDK failure that is no longer retried."""
+        if isinstance(exc, Truncated):
+            return TransientError(self._fail(f"cannot {what}: {exc}"))
+        if not isinstance(exc, AzureError):
+            return None
         if _is_transient(exc):
             return TransientError(
-                f"Azure repository {self.url}: cannot {what}: {self._describe(exc)}; check "
-                "the network and the service status, then run again"
+                self._fail(
+                    f"cannot {what}: {self._describe(exc)}; check the network and the service "
+                    "status, then run again"
+                )
             )
         return self._permanent(exc, what)
 
     def _permanent(self, exc: Exception, what: str) -> StorageError:
-        prefix = f"Azure repository {self.url}: cannot {what}"
         if _error_code(exc) == "BlobNotFound":
-            return NotFound(f"{prefix}: it does not exist")
-        return PermanentError(f"{prefix}: {self._advice(exc) or self._describe(exc)}")
+            return NotFound(self._fail(f"cannot {what}: it does not exist"))
+        detail = self._advice(exc) or self._describe(exc)
+        return PermanentError(self._fail(f"cannot {what}: {detail}"))
+
+    def _fail(self, text: str) -> str:
+        return error_line(self.url, text)
 
     def _advice(self, exc: Exception) -> str | None:
         """What a permanent failure means and what to do about it, for the known ones."""
@@ -708,5 +684,5 @@ class AzureBlobStorage:
         status = _status(exc)
         code = _error_code(exc)
         label = " ".join(str(part) for part in (status, code) if part)
-        detail = _one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
+        detail = one_line(getattr(exc, "message", None) or exc) or type(exc).__name__
         return f"{label}: {detail}" if label else detail

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lifeboat.errors import ConfigError, StorageError
-from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import (
     AlreadyExists,
     Capabilities,
@@ -43,6 +41,7 @@ from lifeboat.storage.base import (
 from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader
+from lifeboat.storage.retry import Cancelled, Retry, error_line, one_line
 from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
 from lifeboat.util.redact import redact
 
@@ -185,10 +184,6 @@ class _Damaged(Exception):
     """What the service stored differs from what was sent: worth sending again."""
 
 
-class _Cancelled(Exception):
-    """A part upload stopped because another part (or the producer) failed."""
-
-
 class _PartUploads:
     """Uploads parts on a small thread pool, at most `concurrency` in flight: add() waits
     for a free slot before joining the next part, which bounds the memory."""
@@ -254,8 +249,7 @@ class S3Storage:
         self.url = url
         self.options = options
         self.location = parse_s3_url(url)
-        self.backoff_base = BACKOFF_BASE
-        self.backoff_cap = BACKOFF_CAP
+        self.retry = Retry(options.max_attempts, BACKOFF_BASE, BACKOFF_CAP)
         self.integrity = integrity_for(options.upload_checksum)
         self._s3: S3Client | None = None
         self._features: _BucketFeatures | None = None
@@ -306,8 +300,9 @@ class S3Storage:
         if length == 0:
             self.stat(key)  # a missing key still raises NotFound
             return io.BytesIO(b"")
+        action = f"read {key}"
         reply = self._call(
-            f"read {key}",
+            action,
             lambda: self._get_object(object_key, _byte_range(offset, length)),
             key=key,
         )
@@ -321,14 +316,7 @@ class S3Storage:
             return self._open_body(key, position, end - position, etag)
 
         def after_failure(exc: Exception, failures: int) -> None:
-            if isinstance(exc, StorageError):
-                raise exc  # from reopening, which retried on its own
-            error = self._translate(exc, f"read {key}", key)
-            if not isinstance(error, TransientError):
-                raise error from exc
-            if failures >= self.options.max_attempts:
-                raise self._gave_up(error, failures) from exc
-            self._sleep_before_retry(failures)
+            self.retry.after_failure(exc, failures, lambda e: self._translate(e, action, key))
 
         body = ResumingReader(reply["Body"], offset, end, reopen, after_failure, READ_BUFFER)
         return io.BufferedReader(body, buffer_size=READ_BUFFER)
@@ -502,31 +490,16 @@ class S3Storage:
     ) -> T:
         """request(), retried while it fails transiently; SDK errors come out as
         NotFound, TransientError or PermanentError naming the repository."""
-        attempt = 1
-        while True:
-            try:
-                return request()
-            except (BotoCoreError, ClientError, _Damaged) as exc:
-                error = self._translate(exc, action, key)
-                if not isinstance(error, TransientError):
-                    raise error from exc
-                if stop is not None and stop.is_set():
-                    raise _Cancelled() from exc
-                if attempt >= self.options.max_attempts:
-                    raise self._gave_up(error, attempt) from exc
-            self._sleep_before_retry(attempt)
-            attempt += 1
 
-    def _sleep_before_retry(self, attempt: int) -> None:
-        time.sleep(full_jitter(attempt, self.backoff_base, self.backoff_cap))
+        def classify(exc: Exception) -> StorageError | None:
+            if isinstance(exc, BotoCoreError | ClientError | _Damaged):
+                return self._translate(exc, action, key)
+            return None  # not the service's: a bug, raised as it is
 
-    def _gave_up(self, error: TransientError, attempts: int) -> TransientError:
-        if attempts <= 1:
-            return error
-        return TransientError(f"{error.message} (gave up after {attempts} attempts)")
+        return self.retry.call(request, classify, stop)
 
     def _fail(self, what: str) -> str:
-        return f"repository {self.location.display}: {what}"
+        return error_line(self.location.display, what)
 
     def _translate(self, exc: Exception, action: str, key: str | None = None) -> StorageError:
         if isinstance(exc, _Damaged):
@@ -601,7 +574,7 @@ class S3Storage:
                 f"cannot {action}: the bucket {self.location.bucket} has no Object Lock "
                 "(enable it on the bucket)"
             )
-        return f"{action} failed: {code}: {_one_line(message)}"
+        return f"{action} failed: {code}: {one_line(message)}"
 
     # -- bucket features --
 
@@ -806,7 +779,7 @@ class S3Storage:
         stop: threading.Event,
     ) -> SentPart:
         if stop.is_set():
-            raise _Cancelled()
+            raise Cancelled()
         digest = self.integrity.digest(data)
         client = self._client()
 
@@ -1080,9 +1053,4 @@ def _http_status(exc: ClientError) -> int:
 
 def _short(exc: BaseException) -> str:
     """One line of an SDK or socket error, never a traceback."""
-    return _one_line(str(exc)) or type(exc).__name__
-
-
-def _one_line(text: str) -> str:
-    text = redact(" ".join(text.split()))
-    return text if len(text) <= 200 else text[:197] + "..."
+    return one_line(exc) or type(exc).__name__
