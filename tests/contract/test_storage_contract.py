@@ -63,7 +63,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
 
 # gcp-storage-emulator accepts ifGenerationMatch=0 and overwrites anyway (GCS itself refuses
 # with 412): against it the backend is a store without exclusive create, which the
-# repository lock detects (tests/unit/test_lock.py, tests/integration/test_gcs_storage.py).
+# repository lock detects (tests/unit/repo/test_lock.py, tests/integration/test_gcs_storage.py).
 EMULATOR_IGNORES_PRECONDITIONS = {"gcs"}
 # Backends whose writes can leave a pending upload behind (a temporary file, an unfinished
 # multipart upload, uncommitted blocks). Memory writes are atomic; a GCS resumable upload

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_cli import _restore_logging, one_error_line, run, write_config
+from tests.unit.cli.test_cli import _restore_logging, one_error_line, run, write_config
 
 __all__ = ["_restore_logging"]  # the autouse fixture, used here too
 

@@ -13,7 +13,7 @@ from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.records import hold_key, write_record
 from lifeboat.storage.memory import MemoryStorage
-from tests.unit.test_repository import T0, make_manifest
+from tests.unit.repo.test_repository import T0, make_manifest
 
 pytestmark = pytest.mark.unit
 

@@ -23,7 +23,7 @@ from lifeboat.repo.manifest import (
     encode,
 )
 from lifeboat.sources.postgres.restore_roles import needed_roles
-from tests.unit.test_repository import make_manifest
+from tests.unit.repo.test_repository import make_manifest
 
 
 def props(**changes: object) -> DatabaseProperties:

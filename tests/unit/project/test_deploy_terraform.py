@@ -20,7 +20,7 @@ import pytest
 
 from tests.policies import CLOUD_DOC, documented_policies, statements
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TERRAFORM_DIR = ROOT / "deploy" / "terraform"
 
 JSON_BLOCK = re.compile(r"```json\n(.*?)```", re.DOTALL)

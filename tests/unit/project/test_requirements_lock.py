@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEV_LOCK = ROOT / "requirements" / "dev.lock"
 PG17_LOCK = ROOT / "requirements" / "pg17.lock"
 # one entry: `name==version \` and its `--hash=sha256:...` lines

@@ -30,7 +30,7 @@ from lifeboat.wal.archive import (
     push_stream_partial,
 )
 from lifeboat.wal.spool import SpoolPaths, queued, spool_segment
-from tests.unit.test_repository import T0, make_manifest
+from tests.unit.repo.test_repository import T0, make_manifest
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_bytes, segment_file
 
 SEGMENT = "000000010000000A000000FE"

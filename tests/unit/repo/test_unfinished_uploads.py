@@ -22,7 +22,7 @@ from lifeboat.repo.lock import STALE_AFTER
 from lifeboat.storage.base import PendingUpload, temporary_target
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
-from tests.unit.test_config import MINIMAL, write
+from tests.unit.config.test_config import MINIMAL, write
 
 OLD = 2 * 3600  # seconds: older than the default grace of an hour
 

@@ -8,7 +8,7 @@ from lifeboat.errors import RestoreError
 from lifeboat.postgres import toc
 from lifeboat.repo.manifest import Evidence, Manifest, TableFacts
 from lifeboat.sources.postgres.table_plan import Target, make_plan, select
-from tests.unit.test_repository import make_manifest
+from tests.unit.repo.test_repository import make_manifest
 
 pytestmark = pytest.mark.unit
 

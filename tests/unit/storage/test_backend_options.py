@@ -15,10 +15,10 @@ from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
 from lifeboat.storage.options import CONFIG_KEYS, HONOURED, StorageOptions
 from lifeboat.storage.registry import open_storage
-from tests.walfiles import segment_file
 
 # the command line's helpers; its fixture (autouse) puts back the logging the CLI changes
-from .test_cli import _restore_logging, run  # noqa: F401
+from tests.unit.cli.test_cli import _restore_logging, run  # noqa: F401
+from tests.walfiles import segment_file
 
 _, AGE_PUBLIC = generate_age_identity()
 
@@ -264,7 +264,7 @@ def test_commands_take_a_local_repository_with_defaults_written_out(
 
 # --- the documentation says what the declaration says -----------------------------------------
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
 def table_rows(document: Path, header: str) -> list[list[str]]:
