@@ -3,6 +3,7 @@ placed while prune runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,7 +26,7 @@ class RecordingStorage(MemoryStorage):
     def __init__(self) -> None:
         super().__init__("prune")
         self.deleted: list[str] = []
-        self.on_first_delete = lambda: None
+        self.on_first_delete: Callable[[], object] = lambda: None
 
     def delete(self, key: str) -> None:
         backups = layout.backups_prefix("wms")

@@ -3,7 +3,7 @@ histories for each tier across DST changes and year ends."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,7 @@ from lifeboat.policy.retention import (
     PERIOD_OF,
     TIERS,
     Backup,
+    BackupKind,
     Decision,
     Policy,
     decide,
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.unit
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
 ZONES = [UTC, BERLIN, ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe")]
+KINDS: tuple[BackupKind, ...] = ("logical", "physical")
 
 
 def backup_id(moment: datetime) -> str:
@@ -49,7 +51,7 @@ def histories(draw: st.DrawFn) -> list[Backup]:
     backups: list[Backup] = []
     for minutes in sorted(offsets, reverse=True):
         started = NOW - timedelta(minutes=minutes)
-        kind = draw(st.sampled_from(["logical", "physical"]))
+        kind = draw(st.sampled_from(KINDS))
         earlier = [b.id for b in backups if b.kind == "physical"]
         parent = (
             draw(st.sampled_from(earlier))
@@ -231,16 +233,16 @@ def test_locked_backups_are_kept_until_their_lock_ends() -> None:
 # --- fixed histories -----------------------------------------------------------------------
 
 
-def local(zone: ZoneInfo, *parts: int, fold: int = 0) -> datetime:
-    return datetime(*parts, tzinfo=zone, fold=fold)  # type: ignore[misc]
+def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=zone)
 
 
-def history(moments: list[datetime], kind: str = "logical") -> list[Backup]:
-    return [Backup(backup_id(m), kind, m.astimezone(UTC)) for m in moments]  # type: ignore[arg-type]
+def history(moments: list[datetime], kind: BackupKind = "logical") -> list[Backup]:
+    return [Backup(backup_id(m), kind, m.astimezone(UTC)) for m in moments]
 
 
 def rules_by_local_time(
-    backups: list[Backup], policy: Policy, zone: ZoneInfo, now: datetime = NOW
+    backups: list[Backup], policy: Policy, zone: tzinfo, now: datetime = NOW
 ) -> dict[str, list[str]]:
     return {
         d.backup.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M%z"): d.rules

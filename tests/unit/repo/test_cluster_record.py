@@ -29,7 +29,8 @@ from lifeboat.wal.archive import (
     push,
     push_stream_partial,
 )
-from lifeboat.wal.spool import SpoolPaths, queued, spool_segment
+from lifeboat.wal.spool import queued, spool_segment
+from lifeboat.wal.spool_paths import SpoolPaths
 from tests.unit.repo.test_repository import T0, make_manifest
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_bytes, segment_file
 

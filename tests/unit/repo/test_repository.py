@@ -573,7 +573,7 @@ def mixed_ids(draw: st.DrawFn) -> list[tuple[datetime, str]]:
     made: list[tuple[datetime, str]] = []
     for _ in range(draw(st.integers(0, 30))):
         earlier = [m for m, _ in made]
-        if earlier and draw(st.booleans()):
+        if len(earlier) > 0 and draw(st.booleans()):
             base = draw(st.sampled_from(earlier))
             moment = base.replace(microsecond=draw(st.integers(0, 999_999)))
         else:

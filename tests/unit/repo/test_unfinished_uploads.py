@@ -39,9 +39,11 @@ def root(repo: Repository) -> Path:
     return repo.storage.root
 
 
-def key_of(repo: Repository, temporary: Path) -> str | None:
+def key_of(repo: Repository, temporary: Path) -> str:
     """The key a temporary file was being written for."""
-    return temporary_target(temporary.relative_to(root(repo)).as_posix())
+    key = temporary_target(temporary.relative_to(root(repo)).as_posix())
+    assert key is not None, f"{temporary} is not a temporary file"
+    return key
 
 
 def plant(repo: Repository, key: str, seconds_old: int) -> Path:

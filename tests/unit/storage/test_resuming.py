@@ -37,7 +37,9 @@ class CutBody:
         pass
 
 
-def reader(cuts: list[int | None], start: int = 0, end: int | None = len(DATA), **kw: bool):
+def reader(
+    cuts: list[int | None], start: int = 0, end: int | None = len(DATA), **kw: bool
+) -> tuple[ResumingReader, list[int], list[tuple[str, int]]]:
     opened: list[int] = []
     failures: list[tuple[str, int]] = []
 

@@ -28,7 +28,6 @@ from lifeboat.wal.spool import (
     RETRY_FIRST_DELAY,
     RETRY_MAX_DELAY,
     Spooled,
-    SpoolPaths,
     WorkerStatus,
     lock_is_held,
     note_cluster,
@@ -38,6 +37,7 @@ from lifeboat.wal.spool import (
     spool_segment,
     take_marker,
 )
+from lifeboat.wal.spool_paths import SpoolPaths
 from tests.processes import (
     child_pids,
     command_line,
@@ -458,7 +458,7 @@ def test_a_killed_worker_loses_nothing(cli_repo: tuple[Path, LocalStorage], tmp_
                 spool.status_file.exists()
                 and json.loads(spool.status_file.read_text())["last_error"]
             )
-            else None
+            else {}
         ),
         "the worker's error",
     )
