@@ -21,6 +21,7 @@ from lifeboat.errors import ConfigError
 from lifeboat.storage.base import AlreadyExists, NotFound, PermanentError, TransientError
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage, parse_s3_url
+from lifeboat.storage.s3_integrity import UploadChecksum
 from tests.servers import s3 as s3_servers
 from tests.servers.ports import refused_port
 from tests.servers.s3 import (
@@ -150,7 +151,7 @@ def test_one_put_up_to_a_part_then_multipart(
     s3_endpoint: str,
     size: int,
     etag_suffix: str | None,
-    checksum: str,
+    checksum: UploadChecksum,
 ) -> None:
     storage = s3_storage_factory("boundary", SMALL_PARTS._replace(upload_checksum=checksum))
     data = random_bytes(size, seed=size)
@@ -506,7 +507,7 @@ MD5_SMALL_PARTS = SMALL_PARTS._replace(upload_checksum="md5")
 
 @pytest.mark.parametrize("checksum", ["crc32c", "md5"])
 def test_part_refused_for_its_checksum_is_sent_again(
-    s3_storage_factory: Factory, proxy: FaultProxy, checksum: str
+    s3_storage_factory: Factory, proxy: FaultProxy, checksum: UploadChecksum
 ) -> None:
     """S3 refuses a part whose bytes do not match its checksum (x-amz-checksum-crc32c or
     Content-MD5) with 400 BadDigest; moto does not check, so the proxy answers the first
@@ -605,7 +606,11 @@ def test_damaged_part_kept_by_a_store_that_does_not_check_crc32c_is_caught(
     ],
 )
 def test_stored_object_that_differs_from_what_was_sent_is_removed(
-    s3_storage_factory: Factory, proxy: FaultProxy, checksum: str, header: str, wrong: str
+    s3_storage_factory: Factory,
+    proxy: FaultProxy,
+    checksum: UploadChecksum,
+    header: str,
+    wrong: str,
 ) -> None:
     """The emulator stores what it is sent, so the proxy makes its check after the upload
     report another checksum, as if the stored bytes differed."""
