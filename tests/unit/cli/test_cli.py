@@ -3,60 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import stat
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from lifeboat.cli.main import main
-from lifeboat.pipeline.crypto import AgeDecryptor, generate_age_identity, read_age_identities
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The CLI configures the 'lifeboat' logger; leave it as it was for other tests."""
-    logger = logging.getLogger("lifeboat")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    monkeypatch.delenv("LIFEBOAT_CONFIG", raising=False)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.propagate = saved[1]
-    logger.setLevel(saved[2])
-
-
-def run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as caught:
-        main(args)
-    code = caught.value.code
-    return 0 if code is None else int(code)
-
-
-def one_error_line(err: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("lifeboat: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def write_config(tmp_path: Path, repo: Path | None = None) -> Path:
-    _, public = generate_age_identity()
-    repo = repo or tmp_path / "repo"
-    config = tmp_path / "lifeboat.toml"
-    config.write_text(
-        f'[repositories.local]\nurl = "file://{repo}"\n'
-        f'[encryption]\nage_recipients = ["{public}"]\n'
-        f'age_identity_file = "{tmp_path / "age.key"}"\n'
-        '[sources.wms]\ntype = "postgres"\ndsn = "postgresql://backup@db.internal:5432/wms"\n'
-        '[logging]\nformat = "plain"\n',
-        encoding="utf-8",
-    )
-    return config
-
+from lifeboat.pipeline.crypto import AgeDecryptor, read_age_identities
+from tests.unit.helpers import one_error_line, run, write_config
 
 # --- keygen ----------------------------------------------------------------------------------
 

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.cli.main import written_password
-
-# the command line's helpers; its fixture (autouse) puts back the logging the CLI changes
-from .test_cli import _restore_logging, run, write_config  # noqa: F401
+from tests.unit.helpers import run, write_config
 
 SECRET = "hunter2-on-argv"
 WARNING = "is visible to every user of this host"

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.cli.test_cli import _restore_logging, one_error_line, run, write_config
-
-__all__ = ["_restore_logging"]  # the autouse fixture, used here too
+from tests.unit.helpers import one_error_line, run, write_config
 
 
 @pytest.mark.parametrize("option", ["--create-roles", "--no-owner", "--no-privileges"])

@@ -14,6 +14,7 @@ from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.records import hold_key, write_record
 from lifeboat.storage.memory import MemoryStorage
+from tests.unit.helpers import initialised
 from tests.unit.repo.test_repository import T0, make_manifest
 
 pytestmark = pytest.mark.unit
@@ -38,8 +39,7 @@ class RecordingStorage(MemoryStorage):
 
 def repository_with_backups(count: int) -> tuple[Repository, RecordingStorage, list[str]]:
     storage = RecordingStorage()
-    repo = Repository("main", storage)
-    repo.init()
+    repo = initialised("main", storage)
     ids = []
     for day in range(count):
         manifest = make_manifest(when=T0 + timedelta(days=day))

@@ -40,6 +40,7 @@ from lifeboat.pipeline.stream import (
 from lifeboat.storage.base import NotFound, ObjectInfo
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
+from tests.unit.helpers import AgeKey
 from tests.waiting import wait_for
 
 MiB = 1 << 20
@@ -57,14 +58,6 @@ def sample_data(size: int = 3 * MiB + 12345) -> bytes:
 @pytest.fixture(scope="module")
 def data() -> bytes:
     return sample_data()
-
-
-@pytest.fixture
-def age_key(tmp_path: Path) -> tuple[Path, str]:
-    secret, public = generate_age_identity()
-    path = tmp_path / "age.key"
-    path.write_text(f"# created: 2024-05-01T00:00:00+00:00\n# public key: {public}\n{secret}\n")
-    return path, public
 
 
 def encrypt_age(data: bytes, public: str) -> tuple[bytes, Tap, Tap]:
@@ -113,7 +106,7 @@ def test_taps_count_and_hash() -> None:
 # --- age -------------------------------------------------------------------------------------
 
 
-def test_age_round_trip(data: bytes, age_key: tuple[Path, str]) -> None:
+def test_age_round_trip(data: bytes, age_key: AgeKey) -> None:
     path, public = age_key
     blob, plain_in, stored_in = encrypt_age(data, public)
 
@@ -129,7 +122,7 @@ def test_age_round_trip(data: bytes, age_key: tuple[Path, str]) -> None:
     assert (plain_out.size, plain_out.sha256) == (plain_in.size, plain_in.sha256)
 
 
-def test_age_output_is_standard_age_and_zstd(data: bytes, age_key: tuple[Path, str]) -> None:
+def test_age_output_is_standard_age_and_zstd(data: bytes, age_key: AgeKey) -> None:
     import pyrage
 
     path, public = age_key
@@ -144,7 +137,7 @@ def test_age_output_is_standard_age_and_zstd(data: bytes, age_key: tuple[Path, s
     assert zstandard.ZstdDecompressor().decompressobj().decompress(compressed) == data
 
 
-def test_age_round_trip_empty_input(age_key: tuple[Path, str]) -> None:
+def test_age_round_trip_empty_input(age_key: AgeKey) -> None:
     path, public = age_key
     blob, plain, _ = encrypt_age(b"", public)
     assert plain.size == 0
@@ -154,7 +147,7 @@ def test_age_round_trip_empty_input(age_key: tuple[Path, str]) -> None:
     assert plain_out.sha256 == hashlib.sha256(b"").hexdigest()
 
 
-def test_age_several_recipients(data: bytes, age_key: tuple[Path, str], tmp_path: Path) -> None:
+def test_age_several_recipients(data: bytes, age_key: AgeKey, tmp_path: Path) -> None:
     path, public = age_key
     secret2, public2 = generate_age_identity()
     (tmp_path / "second.key").write_text(secret2 + "\n")
@@ -168,7 +161,7 @@ def test_age_several_recipients(data: bytes, age_key: tuple[Path, str], tmp_path
         assert out.getvalue() == b"for both"
 
 
-def test_age_wrong_identity(data: bytes, age_key: tuple[Path, str], tmp_path: Path) -> None:
+def test_age_wrong_identity(data: bytes, age_key: AgeKey, tmp_path: Path) -> None:
     _, public = age_key
     blob, _, _ = encrypt_age(data, public)
     other = tmp_path / "other.key"
@@ -178,7 +171,7 @@ def test_age_wrong_identity(data: bytes, age_key: tuple[Path, str], tmp_path: Pa
     assert str(other) in str(caught.value)
 
 
-def test_age_corrupted_header_mac(data: bytes, age_key: tuple[Path, str]) -> None:
+def test_age_corrupted_header_mac(data: bytes, age_key: AgeKey) -> None:
     path, public = age_key
     blob = bytearray(encrypt_age(data, public)[0])
     mac = blob.index(b"\n--- ") + 5
@@ -188,7 +181,7 @@ def test_age_corrupted_header_mac(data: bytes, age_key: tuple[Path, str]) -> Non
 
 
 @pytest.mark.parametrize("where", ["first-chunk", "middle", "last-chunk", "truncated"])
-def test_age_corrupted_body(age_key: tuple[Path, str], where: str) -> None:
+def test_age_corrupted_body(age_key: AgeKey, where: str) -> None:
     # incompressible input, so the ciphertext spans many 64 KiB age chunks
     path, public = age_key
     blob = bytearray(encrypt_age(os.urandom(600_000), public)[0])
@@ -233,7 +226,7 @@ class FullSink:
 
 
 def test_age_decrypt_source_and_sink_errors_are_not_corruption(
-    age_key: tuple[Path, str],
+    age_key: AgeKey,
 ) -> None:
     path, public = age_key
     blob = encrypt_age(os.urandom(300_000), public)[0]
@@ -246,7 +239,7 @@ def test_age_decrypt_source_and_sink_errors_are_not_corruption(
     assert caught.value.errno == errno.ENOSPC
 
 
-def test_age_check_can_decrypt(age_key: tuple[Path, str]) -> None:
+def test_age_check_can_decrypt(age_key: AgeKey) -> None:
     path, public = age_key
     decryptor = AgeDecryptor(path)
     assert decryptor.public_keys() == [public]
@@ -275,7 +268,7 @@ def test_age_invalid_recipient() -> None:
         AgeEncryptor(["age1notarealkey"])
 
 
-def test_read_age_identities(age_key: tuple[Path, str], tmp_path: Path) -> None:
+def test_read_age_identities(age_key: AgeKey, tmp_path: Path) -> None:
     path, public = age_key
     identities = read_age_identities(path)
     assert [str(i.to_public()) for i in identities] == [public]  # type: ignore[attr-defined]

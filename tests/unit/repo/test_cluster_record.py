@@ -16,7 +16,6 @@ import pytest
 from lifeboat.errors import LifeboatError, RepositoryError, UsageError
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.repo import cluster, layout
-from lifeboat.repo.catalog import Repository
 from lifeboat.repo.cluster import ClusterIdentity
 from lifeboat.repo.manifest import Server
 from lifeboat.storage.base import ObjectInfo, Storage
@@ -31,6 +30,7 @@ from lifeboat.wal.archive import (
 )
 from lifeboat.wal.spool import queued, spool_segment
 from lifeboat.wal.spool_paths import SpoolPaths
+from tests.unit.helpers import AgeKey, initialised
 from tests.unit.repo.test_repository import T0, make_manifest
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_bytes, segment_file
 
@@ -172,8 +172,7 @@ def test_a_repository_without_a_record_holds_the_cluster_of_its_newest_backup(
     encryptor: AgeEncryptor, tmp_path: Path
 ) -> None:
     storage = MemoryStorage()
-    repo = Repository("local", storage)
-    repo.init()
+    repo = initialised("local", storage)
     # as a Lifeboat that kept no record left it; the older backup is of a previous cluster,
     # the newest one a restore's safety backup of another server
     server = Server(version="17.2", version_num=170002, system_identifier=str(SYSTEM_ID))
@@ -198,14 +197,12 @@ def test_a_repository_without_a_record_holds_the_cluster_of_its_newest_backup(
 
 
 def test_a_repository_without_a_record_holds_the_cluster_of_its_archived_wal(
-    tmp_path: Path,
+    tmp_path: Path, age_key: AgeKey
 ) -> None:
-    secret, public = generate_age_identity()
-    (tmp_path / "age.key").write_text(secret + "\n")
-    encryptor = AgeEncryptor([public])
+    encryptor = age_key.encryptor()
 
     def decryptor_for(method: str) -> AgeDecryptor:
-        return AgeDecryptor(tmp_path / "age.key")
+        return age_key.decryptor()
 
     storage = LocalStorage(tmp_path / "repo")
     push(storage, "wms", segment_file(tmp_path / "pg_wal", SEGMENT), encryptor, level=1)

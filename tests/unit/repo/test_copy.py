@@ -15,15 +15,9 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.copy import CopyConflictError, copy_repository, raise_conflicts
 from lifeboat.repo.manifest import Manifest, StoredObject
 from lifeboat.repo.records import hold_key
-from lifeboat.storage.local import LocalStorage
+from tests.unit.helpers import local_repository
 
 from .test_repository import T0, make_manifest
-
-
-def repository(name: str, root: Path) -> Repository:
-    repo = Repository(name, LocalStorage(root))
-    repo.init()
-    return repo
 
 
 def store_backup(repo: Repository, source: str, hours: int) -> Manifest:
@@ -55,7 +49,7 @@ def keys(repo: Repository, prefix: str) -> list[str]:
 def test_a_backup_with_both_manifests_damaged_is_reported_and_the_rest_copied(
     tmp_path: Path,
 ) -> None:
-    origin, target = repository("primary", tmp_path / "primary"), repository("dr", tmp_path / "dr")
+    origin, target = local_repository(tmp_path, "primary"), local_repository(tmp_path, "dr")
     damaged = store_backup(origin, "wms", 1)
     for key in (
         layout.manifest_key("wms", damaged.id),

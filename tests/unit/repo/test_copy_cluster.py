@@ -16,23 +16,11 @@ from lifeboat.repo.cluster import ClusterIdentity
 from lifeboat.repo.copy import CopyConflictError, copy_repository, raise_conflicts
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal.archive import is_archived, push
+from tests.unit.helpers import AgeKey, local_repository
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 SEGMENT = "000000010000000A000000FE"
-
-
-@pytest.fixture
-def public_key(tmp_path: Path) -> str:
-    secret, public = generate_age_identity()
-    (tmp_path / "age.key").write_text(secret + "\n")
-    return public
-
-
-def repository(tmp_path: Path, name: str) -> Repository:
-    repo = Repository(name, LocalStorage(tmp_path / name))
-    repo.init()
-    return repo
 
 
 def archive(repo: Repository, source: str, folder: Path, system_identifier: int) -> None:
@@ -46,7 +34,7 @@ def record_files(root: Path, source: str) -> dict[str, bytes]:
 
 
 def test_records_are_copied_and_a_source_of_another_cluster_is_refused(tmp_path: Path) -> None:
-    primary, dr = repository(tmp_path, "primary"), repository(tmp_path, "dr")
+    primary, dr = local_repository(tmp_path, "primary"), local_repository(tmp_path, "dr")
     archive(primary, "crm", tmp_path / "crm", SYSTEM_ID)
     archive(primary, "wms", tmp_path / "wms", SYSTEM_ID)
     # dr holds wms as another cluster (another server archived into it)
@@ -75,7 +63,7 @@ def test_records_are_copied_and_a_source_of_another_cluster_is_refused(tmp_path:
 def test_a_new_cluster_accepted_in_the_origin_follows_and_nothing_is_rewritten(
     tmp_path: Path,
 ) -> None:
-    primary, dr = repository(tmp_path, "primary"), repository(tmp_path, "dr")
+    primary, dr = local_repository(tmp_path, "primary"), local_repository(tmp_path, "dr")
     archive(primary, "wms", tmp_path / "wms", SYSTEM_ID)
     [first] = copy_repository(primary, dr, ["wms"])
     assert first.refused is None and first.cluster_records_copied == 1
@@ -94,9 +82,9 @@ def test_a_new_cluster_accepted_in_the_origin_follows_and_nothing_is_rewritten(
 
 
 def test_the_copy_command_exits_1_with_one_line_and_copies_the_other_sources(
-    tmp_path: Path, public_key: str
+    tmp_path: Path, age_key: AgeKey
 ) -> None:
-    primary, dr = repository(tmp_path, "primary"), repository(tmp_path, "dr")
+    primary, dr = local_repository(tmp_path, "primary"), local_repository(tmp_path, "dr")
     archive(primary, "crm", tmp_path / "crm", SYSTEM_ID)
     archive(primary, "wms", tmp_path / "wms", SYSTEM_ID)
     cluster.record_cluster(dr.storage, "wms", ClusterIdentity(str(OTHER_SYSTEM_ID)), "WAL file x")
@@ -104,7 +92,7 @@ def test_the_copy_command_exits_1_with_one_line_and_copies_the_other_sources(
     config.write_text(
         f'[repositories.primary]\nurl = "{tmp_path / "primary"}"\n'
         f'[repositories.dr]\nurl = "{tmp_path / "dr"}"\n'
-        f'[encryption]\nage_recipients = ["{public_key}"]\n'
+        f'[encryption]\nage_recipients = ["{age_key.public}"]\n'
         '[sources.wms]\ndsn = "postgresql://postgres@127.0.0.1/wms"\nrepositories = ["primary"]\n'
         '[sources.crm]\ndsn = "postgresql://postgres@127.0.0.1/crm"\nrepositories = ["primary"]\n'
     )

@@ -31,6 +31,7 @@ from lifeboat.repo.manifest import (
     encode,
 )
 from lifeboat.storage.memory import MemoryStorage
+from tests.unit.helpers import initialised
 
 T0 = datetime(2024, 5, 1, 2, 0, 0, tzinfo=UTC)
 SUFFIX = "5a1e"  # the random part of the ids made here, fixed so that tests can name them
@@ -47,9 +48,7 @@ def storage() -> MemoryStorage:
 
 @pytest.fixture
 def repo(storage: MemoryStorage) -> Repository:
-    repository = Repository("main", storage)
-    repository.init()
-    return repository
+    return initialised("main", storage)
 
 
 def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -> Manifest:

@@ -23,15 +23,14 @@ from lifeboat.storage.base import PendingUpload, temporary_target
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from tests.unit.config.test_config import MINIMAL, write
+from tests.unit.helpers import initialised, local_repository
 
 OLD = 2 * 3600  # seconds: older than the default grace of an hour
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repository:
-    repository = Repository("main", LocalStorage(tmp_path / "repo"))
-    repository.init()
-    return repository
+    return initialised("main", LocalStorage(tmp_path / "repo"))
 
 
 def root(repo: Repository) -> Path:
@@ -115,10 +114,7 @@ def test_ages_are_shown_to_the_minute(seconds: int, shown: str) -> None:
 
 
 def test_copy_does_not_copy_what_is_being_written_in_the_origin(tmp_path: Path) -> None:
-    origin = Repository("origin", LocalStorage(tmp_path / "origin"))
-    target = Repository("target", LocalStorage(tmp_path / "target"))
-    origin.init()
-    target.init()
+    origin, target = local_repository(tmp_path, "origin"), local_repository(tmp_path, "target")
     key = "wms/wal/0000000100000000/000000010000000000000001-ab.zst.age"
     origin.storage.write(key, [b"archived"])
     plant(origin, "wms/wal/0000000100000000/000000010000000000000002-cd.zst.age", 5)

@@ -15,9 +15,7 @@ from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
 from lifeboat.storage.options import CONFIG_KEYS, HONOURED, StorageOptions
 from lifeboat.storage.registry import open_storage
-
-# the command line's helpers; its fixture (autouse) puts back the logging the CLI changes
-from tests.unit.cli.test_cli import _restore_logging, run  # noqa: F401
+from tests.unit.helpers import run
 from tests.walfiles import segment_file
 
 _, AGE_PUBLIC = generate_age_identity()

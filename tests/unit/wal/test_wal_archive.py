@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.errors import IntegrityError, UsageError
-from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
+from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.storage.base import Storage
@@ -23,14 +23,6 @@ SEGMENT = "000000010000000A000000FE"
 @pytest.fixture(params=["memory", "local"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return MemoryStorage() if request.param == "memory" else LocalStorage(tmp_path / "repo")
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[AgeEncryptor, AgeDecryptor]:
-    secret, public = generate_age_identity()
-    identity = tmp_path / "age.key"
-    identity.write_text(secret + "\n")
-    return AgeEncryptor([public]), AgeDecryptor(identity)
 
 
 def wal_file(folder: Path, name: str, size: int = 1 << 20, seed: int = 1) -> Path:

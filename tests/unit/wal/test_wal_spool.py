@@ -46,6 +46,7 @@ from tests.processes import (
     process_states,
     processes_running,
 )
+from tests.unit.helpers import AgeKey
 from tests.waiting import wait_for
 from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file
 
@@ -66,14 +67,6 @@ def wal_file(folder: Path, name: str, seed: int, size: int = 1 << 20) -> Path:
     path = folder / name
     path.write_bytes(bytes(body))
     return path
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[str, AgeEncryptor, AgeDecryptor]:
-    secret, public = generate_age_identity()
-    identity = tmp_path / "age.key"
-    identity.write_text(secret + "\n")
-    return public, AgeEncryptor([public]), AgeDecryptor(identity)
 
 
 @pytest.fixture
@@ -154,9 +147,9 @@ def uploader(storage: LocalStorage, encryptor: AgeEncryptor) -> Callable[[Path],
 
 
 def test_worker_reads_ready_segments_ahead_and_leaves_markers(
-    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[AgeEncryptor, AgeDecryptor]
 ) -> None:
-    _, encryptor, decryptor = keys
+    encryptor, decryptor = keys
     storage = LocalStorage(tmp_path / "repo")
     pg_wal = tmp_path / "pg_wal"
     segments = [wal_file(pg_wal, segment_name(n), seed=n) for n in range(1, 5)]
@@ -221,9 +214,9 @@ def test_setup_archiving_prints_the_marker_shortcut_for_async_sources(tmp_path: 
 
 
 def test_worker_uploads_the_spool_and_records_it(
-    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[AgeEncryptor, AgeDecryptor]
 ) -> None:
-    _, encryptor, decryptor = keys
+    encryptor, decryptor = keys
     storage = LocalStorage(tmp_path / "repo")
     sources = [wal_file(tmp_path / "pg_wal", segment_name(n), seed=n) for n in range(1, 6)]
     for source in sources:
@@ -243,10 +236,10 @@ def test_worker_uploads_the_spool_and_records_it(
 
 
 def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
-    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[AgeEncryptor, AgeDecryptor]
 ) -> None:
     storage = LocalStorage(tmp_path / "repo")
-    real = uploader(storage, keys[1])
+    real = uploader(storage, keys[0])
     attempts: list[str] = []
     healthy = threading.Event()
     name = segment_name(7)
@@ -281,10 +274,10 @@ def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
 
 
 def test_a_refused_file_is_set_aside_for_good_and_stays_visible(
-    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[AgeEncryptor, AgeDecryptor]
 ) -> None:
     storage = LocalStorage(tmp_path / "repo")
-    upload = uploader(storage, keys[1])
+    upload = uploader(storage, keys[0])
     upload(segment_file(tmp_path / "pg_wal", segment_name(1)))  # records the cluster
     foreign = segment_file(tmp_path / "other", segment_name(2), system_identifier=OTHER_SYSTEM_ID)
     own = segment_file(tmp_path / "pg_wal", segment_name(3))
@@ -335,7 +328,7 @@ def test_the_delay_before_a_retry_doubles_up_to_a_cap(tmp_path: Path) -> None:
 
 
 def test_a_second_worker_leaves_the_spool_to_the_first(
-    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[AgeEncryptor, AgeDecryptor]
 ) -> None:
     storage = LocalStorage(tmp_path / "repo")
     spool_segment(spool, wal_file(tmp_path / "pg_wal", segment_name(1), seed=1), 8)
@@ -343,7 +336,7 @@ def test_a_second_worker_leaves_the_spool_to_the_first(
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         assert lock_is_held(spool.worker_lock)
-        assert not run_push_worker(spool, uploader(storage, keys[1]), workers=2, idle_exit=0.1)
+        assert not run_push_worker(spool, uploader(storage, keys[0]), workers=2, idle_exit=0.1)
         assert queued(spool.outgoing) == [segment_name(1)]
     finally:
         os.close(fd)
@@ -376,10 +369,8 @@ def lifeboat(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def cli_repo(
-    tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
-) -> Iterator[tuple[Path, LocalStorage]]:
-    config = write_config(tmp_path, keys[0], "async = true\nspool_max_segments = 2\n")
+def cli_repo(tmp_path: Path, age_key: AgeKey) -> Iterator[tuple[Path, LocalStorage]]:
+    config = write_config(tmp_path, age_key.public, "async = true\nspool_max_segments = 2\n")
     assert lifeboat(config, "init").returncode == 0
     yield config, LocalStorage(tmp_path / "repo")
     # a worker lingers a few seconds after its spool empties; it must not outlive the test
@@ -489,10 +480,8 @@ def test_a_killed_worker_loses_nothing(cli_repo: tuple[Path, LocalStorage], tmp_
     assert after["repository"]["name"] == "local"
 
 
-def test_wal_fetch_takes_a_prefetched_file_first(
-    tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
-) -> None:
-    config = write_config(tmp_path, keys[0], "prefetch = 2\n")
+def test_wal_fetch_takes_a_prefetched_file_first(tmp_path: Path, age_key: AgeKey) -> None:
+    config = write_config(tmp_path, age_key.public, "prefetch = 2\n")
     assert lifeboat(config, "init").returncode == 0
     spool = spool_of(config)
     spool.incoming.mkdir(parents=True)
@@ -527,9 +516,9 @@ def test_take_prefetched(spool: SpoolPaths, tmp_path: Path) -> None:
 
 
 def test_prefetcher_downloads_the_following_segments(
-    spool: SpoolPaths, tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    spool: SpoolPaths, tmp_path: Path, keys: tuple[AgeEncryptor, AgeDecryptor]
 ) -> None:
-    _, encryptor, decryptor = keys
+    encryptor, decryptor = keys
     storage = LocalStorage(tmp_path / "repo")
     sources = {
         n: wal_file(tmp_path / "pg_wal", segment_name(n), seed=n) for n in (1, 2, 3, 4, 5, 6)
@@ -571,13 +560,13 @@ def test_prefetcher_downloads_the_following_segments(
 
 
 def test_wal_fetch_from_a_named_repository_prefetches_from_it_too(
-    tmp_path: Path, keys: tuple[str, AgeEncryptor, AgeDecryptor]
+    tmp_path: Path, age_key: AgeKey
 ) -> None:
     """A restore from a copy target writes `wal-fetch --repo dr`: the segment and the ones
     the prefetcher downloads ahead come from dr, although the source writes elsewhere and
     that repository is gone (never initialised here)."""
-    public, encryptor, _ = keys
-    config = write_config(tmp_path, public, "prefetch = 2\n")
+    encryptor = age_key.encryptor()
+    config = write_config(tmp_path, age_key.public, "prefetch = 2\n")
     text = config.read_text().replace(
         "[sources.wms]\n", '[sources.wms]\nrepositories = ["local"]\n'
     )

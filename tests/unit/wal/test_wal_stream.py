@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.errors import IntegrityError, UsageError
-from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
+from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor
 from lifeboat.repo import cluster, layout
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal.archive import (
@@ -41,14 +41,6 @@ SEGMENT_SIZE = 1 << 20  # the smallest size initdb allows keeps these tests fast
 @pytest.fixture
 def storage(tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path / "repo")
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[AgeEncryptor, AgeDecryptor]:
-    secret, public = generate_age_identity()
-    identity = tmp_path / "age.key"
-    identity.write_text(secret + "\n")
-    return AgeEncryptor([public]), AgeDecryptor(identity)
 
 
 def wal_bytes(received: int, size: int = SEGMENT_SIZE, seed: int = 1) -> bytes:
