@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from lifeboat.storage.base import Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from lifeboat.wal.archive import WalConflictError, WalNotFoundError, fetch, push
-from tests.walfiles import AFTER_LOST_CONTRECORD, segment_file
+from tests.walfiles import AFTER_LOST_CONTRECORD, segment_file, wal_file
 
 SEGMENT = "000000010000000A000000FE"
 
@@ -23,21 +22,6 @@ SEGMENT = "000000010000000A000000FE"
 @pytest.fixture(params=["memory", "local"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return MemoryStorage() if request.param == "memory" else LocalStorage(tmp_path / "repo")
-
-
-def wal_file(folder: Path, name: str, size: int = 1 << 20, seed: int = 1) -> Path:
-    """A whole segment (with its page header) for a segment or .partial name, else a file of
-    that size."""
-    if wal.is_whole_segment_name(name):
-        return segment_file(folder, name, size=size, seed=seed)
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    # WAL-like: mostly zeros with some varied records
-    body = bytearray(size)
-    body[: size // 4] = (random.Random(seed).randbytes(64) * (size // 256))[: size // 4]
-    body[0] = seed
-    path.write_bytes(bytes(body))
-    return path
 
 
 def test_push_then_fetch_round_trip(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import random
 import stat
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import pytest
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.status import spool_status
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
-from lifeboat.postgres import wal
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal.archive import WalConflictError, fetch, is_archived, push
 from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
@@ -48,25 +46,13 @@ from tests.processes import (
 )
 from tests.unit.helpers import AgeKey
 from tests.waiting import wait_for
-from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file
+from tests.walfiles import OTHER_SYSTEM_ID, SYSTEM_ID, segment_file, wal_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 
 
 def segment_name(number: int, timeline: int = 1) -> str:
     return f"{timeline:08X}00000000{number:08X}"
-
-
-def wal_file(folder: Path, name: str, seed: int, size: int = 1 << 20) -> Path:
-    if wal.is_whole_segment_name(name):
-        return segment_file(folder, name, size=size, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    body = bytearray(size)
-    body[: size // 4] = (random.Random(seed).randbytes(64) * (size // 256))[: size // 4]
-    body[0] = seed % 256
-    path = folder / name
-    path.write_bytes(bytes(body))
-    return path
 
 
 @pytest.fixture
