@@ -36,6 +36,7 @@ from tests.servers.s3 import (
     repository_url,
     shared_moto,
     slow_down_every_other,
+    started_at,
 )
 
 pytestmark = pytest.mark.integration
@@ -760,9 +761,6 @@ def test_failing_producer_leaves_no_object_and_no_upload(
     assert pending_uploads(s3_endpoint, storage) == []
 
 
-MOTO_INITIATED = b"2010-11-10T20:48:33.000Z"
-
-
 def test_pending_uploads_are_the_unfinished_multipart_uploads_under_the_prefix(
     s3_storage_factory: Factory, s3_endpoint: str, proxy: FaultProxy
 ) -> None:
@@ -776,15 +774,7 @@ def test_pending_uploads_are_the_unfinished_multipart_uploads_under_the_prefix(
     admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{WAL_KEY}")
     admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
     now = datetime.now(UTC)
-    real_time = now.strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
-
-    def wal_upload_is_recent(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
-        if "uploads" not in exchange.query:
-            return body
-        wal, sep, rest = body.partition(f"<Key>repo/{WAL_KEY}</Key>".encode())
-        return wal + sep + rest.replace(MOTO_INITIATED, real_time, 1) if sep else body
-
-    proxy.rewrite_response = wal_upload_is_recent
+    proxy.rewrite_response = started_at(f"repo/{WAL_KEY}", now)
     started = {upload.key: upload.started for upload in storage.pending_uploads("")}
     assert started.keys() == {DATA_KEY, WAL_KEY}  # not the one outside the repository
     assert abs(started[WAL_KEY] - now) < timedelta(minutes=1)
