@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Run the whole test suite (unit, contract and integration, including slow tests).
-# Extra arguments are passed to pytest, e.g. ./scripts/test.sh -k restore -x
+# Run the whole test suite: the static checks (ruff, mypy --strict over code and tests), then
+# every pytest test (unit, contract and integration, including slow tests).
+# Extra arguments are passed to pytest and skip the static checks, e.g. ./scripts/test.sh -k restore -x
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+if [ "$#" -eq 0 ]; then
+  LIFEBOAT_SETUP_DONE=1 ./scripts/check.sh
+fi
 exec .venv/bin/python -m pytest "$@"

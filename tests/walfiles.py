@@ -7,6 +7,8 @@ import random
 import struct
 from pathlib import Path
 
+from lifeboat.postgres.wal import is_whole_segment_name
+
 SYSTEM_ID = 7316872931234567890
 OTHER_SYSTEM_ID = 7316873055512345678
 PG15_MAGIC = 0xD110
@@ -66,4 +68,19 @@ def segment_file(folder: Path, name: str, **options: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_bytes(segment_bytes(**options))
+    return path
+
+
+def wal_file(folder: Path, name: str, seed: int = 1, size: int = SMALLEST_SEGMENT) -> Path:
+    """folder/name as PostgreSQL's archiver hands it over: a whole segment (with its page
+    header) for a segment or .partial name, else (a history file, a backup label, a stray
+    file) `size` bytes of WAL-like content: a quarter varied, then zeros."""
+    if is_whole_segment_name(name):
+        return segment_file(folder, name, size=size, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    body = bytearray(size)
+    body[: size // 4] = (random.Random(seed).randbytes(64) * (size // 256))[: size // 4]
+    body[0] = seed % 256
+    path = folder / name
+    path.write_bytes(bytes(body))
     return path

@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from lifeboat.errors import DiskFullError
+from lifeboat.storage.azure import CONNECTION_STRING_ENV
 from lifeboat.storage.base import (
+    TEMP_MARKER,
     AlreadyExists,
     ExclusiveCreate,
     NotFound,
@@ -31,9 +33,9 @@ from lifeboat.storage.base import (
     exclusive_create,
     upload_janitor,
 )
-from lifeboat.storage.local import TEMP_MARKER, LocalStorage
+from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
-from tests.servers.azure import CONNECTION_STRING_ENV, azure_contract_storage, shared_azurite
+from tests.servers.azure import azure_contract_storage, shared_azurite
 from tests.servers.gcs import gcs_contract_storage
 from tests.servers.s3 import s3_contract_storage
 
@@ -63,7 +65,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
 
 # gcp-storage-emulator accepts ifGenerationMatch=0 and overwrites anyway (GCS itself refuses
 # with 412): against it the backend is a store without exclusive create, which the
-# repository lock detects (tests/unit/test_lock.py, tests/integration/test_gcs_storage.py).
+# repository lock detects (tests/unit/repo/test_lock.py, tests/integration/test_gcs_storage.py).
 EMULATOR_IGNORES_PRECONDITIONS = {"gcs"}
 # Backends whose writes can leave a pending upload behind (a temporary file, an unfinished
 # multipart upload, uncommitted blocks). Memory writes are atomic; a GCS resumable upload

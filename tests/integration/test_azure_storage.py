@@ -12,7 +12,7 @@ import base64
 import os
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ def test_throttled_requests_are_retried_until_they_succeed(azurite_endpoint: str
     retry."""
     container = new_container(azurite_endpoint)
     policy = first_attempt_of_each_request(SERVER_BUSY)
-    with FaultProxy(shared_azurite().port, policy) as proxy:
+    with FaultProxy(shared_azurite().listening_port, policy) as proxy:
         storage = proxied_storage(proxy, container)
         expected = b"".join(seeded_chunks(5, 36, 256 * 1024))  # 9 MiB: 9 blocks, 3 reads
         storage.write(DATA_KEY, [expected])
@@ -299,7 +299,7 @@ def test_throttling_gives_up_after_max_attempts(azurite_endpoint: str) -> None:
     def always_busy(method: str, path: str, headers: object) -> Fault | None:
         return SERVER_BUSY if method == "PUT" else None
 
-    with FaultProxy(shared_azurite().port, always_busy) as proxy:
+    with FaultProxy(shared_azurite().listening_port, always_busy) as proxy:
         storage = proxied_storage(proxy, container)
         with pytest.raises(TransientError) as caught:
             storage.write("k", [b"small"])
@@ -324,7 +324,7 @@ def test_wrong_key_is_one_clear_permanent_error(azurite_endpoint: str) -> None:
     def relay(method: str, path: str, headers: object) -> Fault | None:
         return None
 
-    with FaultProxy(shared_azurite().port, relay) as proxy:
+    with FaultProxy(shared_azurite().listening_port, relay) as proxy:
         with azure_environment(connection_string(proxy.endpoint, wrong_key)):
             storage = AzureBlobStorage(f"az://{container}/repo", StorageOptions())
         with pytest.raises(PermanentError) as caught:
@@ -343,7 +343,7 @@ def test_wrong_key_is_one_clear_permanent_error(azurite_endpoint: str) -> None:
 
 def test_missing_container(azure_storage_factory: StorageFactory) -> None:
     storage = AzureBlobStorage("az://no-such-container/repo", StorageOptions())
-    operations = {
+    operations: dict[str, Callable[[], object]] = {
         "write": lambda: storage.write("k", [b"x"]),
         "write in blocks": lambda: storage.write("k", [bytes(17 * MiB)]),
         "read": lambda: storage.read("k"),
@@ -419,7 +419,7 @@ def test_immutability_policy_refusing_a_delete(azurite_endpoint: str) -> None:
     def locked(method: str, path: str, headers: object) -> Fault | None:
         return IMMUTABLE if method == "DELETE" else None
 
-    with FaultProxy(shared_azurite().port, locked) as proxy:
+    with FaultProxy(shared_azurite().listening_port, locked) as proxy:
         storage = proxied_storage(proxy, container)
         storage.write("locked", [b"retained"])
         with pytest.raises(PermanentError) as caught:
@@ -462,9 +462,9 @@ def test_configuration_errors_name_the_repository_but_no_secret(
         AzureBlobStorage("az://backups/wms", StorageOptions())
     assert "half-pasted" not in str(caught.value)
     monkeypatch.setenv(CONNECTION_STRING_ENV, connection_string("http://127.0.0.1:9/x", "no-b64!"))
-    with pytest.raises(PermanentError, match="refused the credentials") as caught:
+    with pytest.raises(PermanentError, match="refused the credentials") as refused:
         AzureBlobStorage("az://backups/wms", StorageOptions()).stat("k")
-    assert "no-b64!" not in str(caught.value)
+    assert "no-b64!" not in str(refused.value)
 
 
 def test_unreachable_service_is_transient_and_keeps_the_sas_token_secret(

@@ -216,7 +216,8 @@ def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
 def test_extra_tablespaces_are_backed_up_and_restored_where_asked(archiving: Archiving) -> None:
     original = archiving.home / "fast-disk"
     original.mkdir(mode=0o700)
-    shutil.chown(original, "postgres" if os.geteuid() == 0 else None)
+    if os.geteuid() == 0:
+        shutil.chown(original, "postgres")
     archiving.cluster.psql(f"CREATE TABLESPACE fast LOCATION '{original}'")
     archiving.cluster.psql(
         "CREATE TABLE moved TABLESPACE fast AS SELECT g AS id FROM generate_series(1, 5000) g"

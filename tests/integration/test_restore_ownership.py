@@ -362,7 +362,8 @@ def test_a_failed_restore_drops_the_roles_it_created(
     name = f"ts_{uuid.uuid4().hex[:8]}"
     folder = pg_cluster.base_dir / name
     folder.mkdir(mode=0o700)
-    shutil.chown(folder, "postgres" if os.geteuid() == 0 else None)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
     pg_cluster.psql(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ts_owner') "
         "THEN CREATE ROLE ts_owner; END IF; END $$"

@@ -20,7 +20,7 @@ s3:ListBucket), and refuses the documented policy for want of actions that do no
 IAM. Each statement therefore also grants, on the same resources, the operations AWS
 authorizes with its actions (OPERATIONS_AUTHORIZED_BY): the writer gets in the emulator what
 the policy gives it in AWS, no more. moto does not model S3's answer to a read of a missing
-key (404 only with s3:ListBucket, 403 otherwise): tests/unit/test_deploy_terraform.py checks
+key (404 only with s3:ListBucket, 403 otherwise): tests/unit/project/test_deploy_terraform.py checks
 that the writer's s3:ListBucket carries no condition that would turn those 404s into 403s.
 """
 

@@ -21,6 +21,7 @@ from lifeboat.errors import ConfigError
 from lifeboat.storage.base import AlreadyExists, NotFound, PermanentError, TransientError
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage, parse_s3_url
+from lifeboat.storage.s3_integrity import UploadChecksum
 from tests.retries import without_waits
 from tests.servers import s3 as s3_servers
 from tests.servers.ports import refused_port
@@ -36,6 +37,7 @@ from tests.servers.s3 import (
     repository_url,
     shared_moto,
     slow_down_every_other,
+    started_at,
 )
 
 pytestmark = pytest.mark.integration
@@ -146,7 +148,7 @@ def test_one_put_up_to_a_part_then_multipart(
     s3_endpoint: str,
     size: int,
     etag_suffix: str | None,
-    checksum: str,
+    checksum: UploadChecksum,
 ) -> None:
     storage = s3_storage_factory("boundary", SMALL_PARTS._replace(upload_checksum=checksum))
     data = random_bytes(size, seed=size)
@@ -502,7 +504,7 @@ MD5_SMALL_PARTS = SMALL_PARTS._replace(upload_checksum="md5")
 
 @pytest.mark.parametrize("checksum", ["crc32c", "md5"])
 def test_part_refused_for_its_checksum_is_sent_again(
-    s3_storage_factory: Factory, proxy: FaultProxy, checksum: str
+    s3_storage_factory: Factory, proxy: FaultProxy, checksum: UploadChecksum
 ) -> None:
     """S3 refuses a part whose bytes do not match its checksum (x-amz-checksum-crc32c or
     Content-MD5) with 400 BadDigest; moto does not check, so the proxy answers the first
@@ -601,7 +603,11 @@ def test_damaged_part_kept_by_a_store_that_does_not_check_crc32c_is_caught(
     ],
 )
 def test_stored_object_that_differs_from_what_was_sent_is_removed(
-    s3_storage_factory: Factory, proxy: FaultProxy, checksum: str, header: str, wrong: str
+    s3_storage_factory: Factory,
+    proxy: FaultProxy,
+    checksum: UploadChecksum,
+    header: str,
+    wrong: str,
 ) -> None:
     """The emulator stores what it is sent, so the proxy makes its check after the upload
     report another checksum, as if the stored bytes differed."""
@@ -751,9 +757,6 @@ def test_failing_producer_leaves_no_object_and_no_upload(
     assert pending_uploads(s3_endpoint, storage) == []
 
 
-MOTO_INITIATED = b"2010-11-10T20:48:33.000Z"
-
-
 def test_pending_uploads_are_the_unfinished_multipart_uploads_under_the_prefix(
     s3_storage_factory: Factory, s3_endpoint: str, proxy: FaultProxy
 ) -> None:
@@ -767,15 +770,7 @@ def test_pending_uploads_are_the_unfinished_multipart_uploads_under_the_prefix(
     admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{WAL_KEY}")
     admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
     now = datetime.now(UTC)
-    real_time = now.strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
-
-    def wal_upload_is_recent(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
-        if "uploads" not in exchange.query:
-            return body
-        wal, sep, rest = body.partition(f"<Key>repo/{WAL_KEY}</Key>".encode())
-        return wal + sep + rest.replace(MOTO_INITIATED, real_time, 1) if sep else body
-
-    proxy.rewrite_response = wal_upload_is_recent
+    proxy.rewrite_response = started_at(f"repo/{WAL_KEY}", now)
     started = {upload.key: upload.started for upload in storage.pending_uploads("")}
     assert started.keys() == {DATA_KEY, WAL_KEY}  # not the one outside the repository
     assert abs(started[WAL_KEY] - now) < timedelta(minutes=1)

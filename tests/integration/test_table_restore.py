@@ -5,6 +5,7 @@ copy of the backed-up database."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -522,7 +523,7 @@ def test_on_a_terminal_the_database_name_must_be_typed(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
-            assert process.stderr is not None
+            assert isinstance(process.stderr, io.BufferedReader)
             shown = b""
             while b"to go on: " not in shown:  # type only once asked
                 chunk = process.stderr.read1(4096)

@@ -37,6 +37,7 @@ from tests.servers.s3 import (
     is_part_upload,
     repository_url,
     shared_moto,
+    started_at,
 )
 from tests.walfiles import long_header
 
@@ -278,9 +279,6 @@ def test_wal_push_killed_mid_upload_leaves_a_multipart_upload_the_next_prune_abo
     assert setup.run("wal-push", "wms", str(segment)).returncode == 0
 
 
-MOTO_INITIATED = b"2010-11-10T20:48:33.000Z"  # moto's start time of every upload
-
-
 def test_on_s3_the_grace_counts_from_the_start_and_other_sources_are_left(
     s3_endpoint: str, bucket: str
 ) -> None:
@@ -293,16 +291,8 @@ def test_on_s3_the_grace_counts_from_the_start_and_other_sources_are_left(
     for key in (wal_key, data_key, other_source):
         admin.create_multipart_upload(Bucket=bucket, Key=f"repo/{key}")
     admin.create_multipart_upload(Bucket=bucket, Key="elsewhere/obj")
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
-
-    def wal_upload_is_recent(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
-        if "uploads" not in exchange.query:
-            return body
-        before, sep, rest = body.partition(f"<Key>repo/{wal_key}</Key>".encode())
-        return before + sep + rest.replace(MOTO_INITIATED, now, 1) if sep else body
-
     proxy = FaultProxy(shared_moto().port)
-    proxy.rewrite_response = wal_upload_is_recent
+    proxy.rewrite_response = started_at(f"repo/{wal_key}", datetime.now(UTC))
     proxy.start()
     try:
         repo = Repository("main", S3Storage(repository_url(bucket, proxy.endpoint), OPTIONS))

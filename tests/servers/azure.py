@@ -101,6 +101,12 @@ class Azurite:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def listening_port(self) -> int:
+        """The port it answers on; asking before it was started is the test's mistake."""
+        assert self.port is not None, "Azurite was not started"
+        return self.port
+
+    @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
 

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -272,6 +273,22 @@ FaultRule = Callable[[Exchange], tuple[int, bytes] | None]
 # A response rule may change the server's answer: it gets the headers (name -> value, to
 # change in place) and the body, and returns the body to send.
 ResponseRule = Callable[[Exchange, dict[str, str], bytes], bytes]
+
+MOTO_INITIATED = b"2010-11-10T20:48:33.000Z"  # moto's start time of every multipart upload
+
+
+def started_at(key: str, moment: datetime) -> ResponseRule:
+    """A response rule that gives the multipart uploads of one key (of the bucket) that start
+    time in upload listings, as S3 would report it, so that uploads can differ in age."""
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
+
+    def rewrite(exchange: Exchange, headers: dict[str, str], body: bytes) -> bytes:
+        if "uploads" not in exchange.query:
+            return body
+        before, listed, rest = body.partition(f"<Key>{key}</Key>".encode())
+        return before + listed + rest.replace(MOTO_INITIATED, stamp, 1) if listed else body
+
+    return rewrite
 
 
 class FaultProxy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ from ..integration.helpers import LIFEBOAT
         (["wal-fetch", "--repo=dr", "wms", "N", "D"], (None, "wal-fetch", ["wms", "N", "D"], "dr")),
     ],
 )
-def test_plain_calls_take_the_lean_path(args: list[str], expected: tuple[object, ...]) -> None:
+def test_plain_calls_take_the_lean_path(args: list[str], expected: tuple[Any, ...]) -> None:
     assert plain_wal_call(args) == WalCall(*expected)
 
 
