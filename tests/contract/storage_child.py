@@ -15,7 +15,8 @@ import os
 import sys
 from collections.abc import Iterator
 
-from lifeboat.storage.base import AlreadyExists, Storage, exclusive_create
+from lifeboat.storage.base import AlreadyExists, Storage
+from lifeboat.storage.capabilities import exclusive_create
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.registry import open_storage
 

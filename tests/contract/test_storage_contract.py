@@ -21,12 +21,9 @@ from pathlib import Path
 import pytest
 
 from lifeboat.errors import DiskFullError
-from lifeboat.storage.base import (
-    AlreadyExists,
+from lifeboat.storage.base import AlreadyExists, NotFound, ObjectInfo, Storage
+from lifeboat.storage.capabilities import (
     ExclusiveCreate,
-    NotFound,
-    ObjectInfo,
-    Storage,
     UploadJanitor,
     exclusive_create,
     upload_janitor,

@@ -21,14 +21,8 @@ import pytest
 from lifeboat.errors import LockedError
 from lifeboat.repo import layout, lock
 from lifeboat.repo.lock import STALE_AFTER, Holder, repository_lock
-from lifeboat.storage.base import (
-    Capabilities,
-    NotFound,
-    ObjectInfo,
-    Storage,
-    exclusive_create,
-    upload_janitor,
-)
+from lifeboat.storage.base import Capabilities, NotFound, ObjectInfo, Storage
+from lifeboat.storage.capabilities import exclusive_create, upload_janitor
 from lifeboat.storage.memory import MemoryStorage
 
 KEY = layout.lock_key("wms")

@@ -33,11 +33,15 @@ from lifeboat.storage.base import (
     Capabilities,
     NotFound,
     ObjectInfo,
-    PendingUpload,
     PermanentError,
     TransientError,
-    holding,
     validate_key,
+)
+from lifeboat.storage.capabilities import (
+    ExclusiveCreate,
+    PendingUpload,
+    UploadJanitor,
+    holding,
 )
 from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
@@ -310,7 +314,7 @@ class _Download(NamedTuple):
 # --- writing -------------------------------------------------------------------------------
 
 
-class AzureBlobStorage:
+class AzureBlobStorage(ExclusiveCreate, UploadJanitor):
     """Blobs under PREFIX/ in one container; keys are blob names relative to the prefix."""
 
     def __init__(self, url: str, options: StorageOptions) -> None:

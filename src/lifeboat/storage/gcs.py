@@ -35,9 +35,9 @@ from lifeboat.storage.base import (
     ObjectInfo,
     PermanentError,
     TransientError,
-    holding,
     validate_key,
 )
+from lifeboat.storage.capabilities import ExclusiveCreate, holding
 from lifeboat.storage.options import StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader, Truncated
@@ -253,7 +253,7 @@ class _ResponseBody:
         self._response.close()
 
 
-class GcsStorage:
+class GcsStorage(ExclusiveCreate):
     """A repository in a Google Cloud Storage bucket (or an emulator's)."""
 
     def __init__(

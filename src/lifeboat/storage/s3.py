@@ -34,11 +34,19 @@ from lifeboat.storage.base import (
     Capabilities,
     NotFound,
     ObjectInfo,
-    PendingUpload,
     PermanentError,
     TransientError,
-    holding,
     validate_key,
+)
+from lifeboat.storage.capabilities import (
+    ExclusiveCreate,
+    LegalHolds,
+    LockState,
+    ObjectLocking,
+    PendingUpload,
+    Tiering,
+    UploadJanitor,
+    holding,
 )
 from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
@@ -247,7 +255,7 @@ class _BucketFeatures(NamedTuple):
     object_lock: bool
 
 
-class S3Storage:
+class S3Storage(ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tiering):
     """A repository in an S3 bucket; see the module docstring."""
 
     def __init__(self, url: str, options: StorageOptions) -> None:
@@ -377,7 +385,7 @@ class S3Storage:
                 key=key,
             )
 
-    # -- beyond the protocol --
+    # -- LegalHolds and Tiering --
 
     def set_legal_hold(self, key: str, on: bool) -> None:
         """Put (or release) a legal hold on key: no version of it can be deleted while held,
@@ -422,11 +430,14 @@ class S3Storage:
         client = self._client()
         return self._call(action, lambda: request(client, object_key), key=key)
 
-    def object_lock_state(self, key: str) -> tuple[datetime | None, bool]:
-        """(retain-until of the current version, whether it is under a legal hold)."""
+    # -- ObjectLocking --
+
+    def object_lock_state(self, key: str) -> LockState:
         head = self._head(key, self._object_key(key))
         until = head.get("ObjectLockRetainUntilDate")
-        return until, head.get("ObjectLockLegalHoldStatus") == "ON"
+        return LockState(until, head.get("ObjectLockLegalHoldStatus") == "ON")
+
+    # -- ExclusiveCreate and UploadJanitor --
 
     def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
         """One PutObject with If-None-Match: * (S3's conditional write): S3 answers 412
