@@ -37,6 +37,7 @@ import boto3.session
 import pytest
 from botocore.config import Config
 
+from lifeboat.repo.layout import object_kind
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage
 from tests.servers.ports import start_http_server
@@ -207,7 +208,7 @@ def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
         bucket = bucket_name(name)
         admin.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=lock)
         created.append((bucket, lock))
-        return S3Storage(repository_url(bucket, s3_endpoint), options)
+        return S3Storage(repository_url(bucket, s3_endpoint), options, classify=object_kind)
 
     yield make
     for bucket, lock in created:
@@ -225,7 +226,7 @@ def s3_contract_storage(tmp: Path) -> S3Storage:
     endpoint = shared_moto().endpoint
     bucket = bucket_name("contract")
     admin_client(endpoint).create_bucket(Bucket=bucket)
-    return S3Storage(repository_url(bucket, endpoint), CONTRACT_OPTIONS)
+    return S3Storage(repository_url(bucket, endpoint), CONTRACT_OPTIONS, classify=object_kind)
 
 
 def _remove_bucket(admin: Any, bucket: str) -> None:

@@ -43,7 +43,7 @@ from lifeboat.storage.capabilities import (
     UploadJanitor,
     holding,
 )
-from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
+from lifeboat.storage.options import HONOURED, KeyClassifier, StorageOptions, every_key_is_data
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ChunkBody, ResumingReader, Truncated
 
@@ -317,7 +317,10 @@ class _Download(NamedTuple):
 class AzureBlobStorage(ExclusiveCreate, UploadJanitor):
     """Blobs under PREFIX/ in one container; keys are blob names relative to the prefix."""
 
-    def __init__(self, url: str, options: StorageOptions) -> None:
+    def __init__(
+        self, url: str, options: StorageOptions, *, classify: KeyClassifier = every_key_is_data
+    ) -> None:
+        self._classify = classify
         self._location = _parse_url(url)
         self.url = _display_url(self._location)
         self._tier = _checked_tier(options, self.url)
@@ -450,7 +453,7 @@ class AzureBlobStorage(ExclusiveCreate, UploadJanitor):
     def _tier_for(self, key: str) -> StandardBlobTier | None:
         # manifests, locks and markers stay in the account's default tier: they are small
         # and read often, and an archived manifest would make its backup unreadable
-        if self._tier is None or object_kind(key) == "metadata":
+        if self._tier is None or self._classify(key) == "metadata":
             return None
         from azure.storage.blob import StandardBlobTier
 

@@ -38,7 +38,7 @@ from lifeboat.storage.base import (
     validate_key,
 )
 from lifeboat.storage.capabilities import ExclusiveCreate, holding
-from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.options import KeyClassifier, StorageOptions, every_key_is_data
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader, Truncated
 from lifeboat.util.crc32c import Crc32c
@@ -257,8 +257,14 @@ class GcsStorage(ExclusiveCreate):
     """A repository in a Google Cloud Storage bucket (or an emulator's)."""
 
     def __init__(
-        self, url: str, options: StorageOptions, *, emulator_host: str | None = None
+        self,
+        url: str,
+        options: StorageOptions,
+        *,
+        emulator_host: str | None = None,
+        classify: KeyClassifier = every_key_is_data,
     ) -> None:
+        self._classify = classify
         self._bucket_name, prefix = _parse_url(url)
         self.url = f"gs://{self._bucket_name}/{prefix}" if prefix else f"gs://{self._bucket_name}"
         self._root = f"{prefix}/" if prefix else ""
@@ -434,7 +440,7 @@ class GcsStorage(ExclusiveCreate):
             return mine
 
     def _storage_class(self, key: str) -> str | None:
-        kind = object_kind(key)
+        kind = self._classify(key)
         if kind == "data":
             return self._options.storage_class
         if kind == "wal":

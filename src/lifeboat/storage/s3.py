@@ -48,7 +48,7 @@ from lifeboat.storage.capabilities import (
     UploadJanitor,
     holding,
 )
-from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
+from lifeboat.storage.options import HONOURED, KeyClassifier, StorageOptions, every_key_is_data
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader
 from lifeboat.storage.s3_integrity import SentPart, Unconfirmed, integrity_for
@@ -258,9 +258,12 @@ class _BucketFeatures(NamedTuple):
 class S3Storage(ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tiering):
     """A repository in an S3 bucket; see the module docstring."""
 
-    def __init__(self, url: str, options: StorageOptions) -> None:
+    def __init__(
+        self, url: str, options: StorageOptions, *, classify: KeyClassifier = every_key_is_data
+    ) -> None:
         self.url = url
         self.options = options
+        self._classify = classify
         self.location = parse_s3_url(url)
         self.backoff_base = BACKOFF_BASE
         self.backoff_cap = BACKOFF_CAP
@@ -375,7 +378,7 @@ class S3Storage(ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tieri
         files above all) only gets a delete marker: the database host's writer credential
         may not delete versions, and a bucket's default retention covers lock files too."""
         object_key = self._object_key(key)
-        if object_kind(key) != "metadata" and self._bucket_features().keeps_versions:
+        if self._classify(key) != "metadata" and self._bucket_features().keeps_versions:
             self._delete_every_version(key, object_key)
         else:
             client = self._client()
@@ -671,7 +674,7 @@ class S3Storage(ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tieri
         """Storage class, server-side encryption and retention of a new object by its kind:
         metadata stays STANDARD and never locked, since locks and markers must be deletable."""
         options = self.options
-        kind = object_kind(key)
+        kind = self._classify(key)
         settings: dict[str, Any] = {}
         storage_class = {
             "data": options.storage_class,
