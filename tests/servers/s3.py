@@ -220,12 +220,13 @@ def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
 CONTRACT_OPTIONS = StorageOptions(part_size=5 * 1024 * 1024)
 
 
-def s3_contract_storage(tmp: Path) -> S3Storage:
-    """A storage on a new bucket of the session's moto server, for the contract suite's
-    BACKENDS (whose entries receive only a temporary folder)."""
+def s3_contract_storage(tmp: Path, lock: bool = False) -> S3Storage:
+    """A storage on a new bucket (with Object Lock when lock=True) of the session's moto
+    server, for the contract suite's BACKENDS (whose entries receive only a temporary
+    folder)."""
     endpoint = shared_moto().endpoint
     bucket = bucket_name("contract")
-    admin_client(endpoint).create_bucket(Bucket=bucket)
+    admin_client(endpoint).create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=lock)
     return S3Storage(repository_url(bucket, endpoint), CONTRACT_OPTIONS, classify=object_kind)
 
 

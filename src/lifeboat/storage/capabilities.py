@@ -96,8 +96,8 @@ class LegalHolds(Protocol):
     """For stores with a legal hold: a protection without end date, until released."""
 
     def set_legal_hold(self, key: str, on: bool) -> None:
-        """Put (on) or release (off) the legal hold of key; raises NotFound for a missing
-        key."""
+        """Put (on) or release (off) the legal hold of key; a missing key raises NotFound
+        (S3 answers 404; moto, the emulator, answers 500 instead)."""
         ...
 
 
