@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import pytest
 
 from lifeboat.errors import DiskFullError, StorageError
-from lifeboat.storage.base import AlreadyExists, Capabilities, NotFound, ObjectInfo, Storage
+from lifeboat.storage.base import AlreadyExists, NotFound, ObjectInfo, Storage
 from lifeboat.storage.capabilities import (
     ExclusiveCreate,
     LegalHolds,
@@ -38,6 +38,7 @@ from lifeboat.storage.capabilities import (
 )
 from lifeboat.storage.local import TEMP_MARKER, LocalStorage
 from lifeboat.storage.memory import MemoryStorage
+from tests.forwarding import Wrapping
 from tests.servers.azure import CONNECTION_STRING_ENV, azure_contract_storage, shared_azurite
 from tests.servers.gcs import gcs_contract_storage
 from tests.servers.s3 import s3_contract_storage
@@ -564,34 +565,6 @@ def test_writer_killed_mid_upload_leaves_a_pending_upload_that_can_be_removed(
 
 
 # --- the extras, and wrappers ----------------------------------------------------------------
-
-
-class Wrapping:
-    """A wrapper as retries, dry run or metrics would be: it forwards the five operations
-    and declares what it wraps, but none of the extras itself."""
-
-    def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.capabilities: Capabilities = inner.capabilities
-
-    def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
-        return self.inner.write(key, chunks)
-
-    def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
-        return self.inner.read(key, offset, length)
-
-    def stat(self, key: str) -> ObjectInfo:
-        return self.inner.stat(key)
-
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    def unwrap(self) -> Storage:
-        return self.inner
 
 
 Extra = TypeVar("Extra")
