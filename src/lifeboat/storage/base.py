@@ -1,4 +1,6 @@
-"""The storage interface: backends only move bytes under flat `/`-separated keys."""
+"""The storage interface: backends only move bytes under flat `/`-separated keys.
+
+What a backend may do beyond these five operations is declared in storage/capabilities.py."""
 
 from __future__ import annotations
 
