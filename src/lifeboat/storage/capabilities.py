@@ -1,8 +1,9 @@
 """What a storage backend may do beyond the five operations of storage/base.py.
 
 Each extra is a declared protocol, not duck typing: a backend that has one names it among
-its bases (so that mypy checks it implements all of it), a backend that lacks one does not,
-and callers ask for it with the lookup functions at the end, which see through wrappers.
+its bases (its methods are abstract, so a backend missing one of them cannot even be
+built), a backend that lacks one does not, and callers ask for it with the lookup
+functions at the end, which see through wrappers.
 A lookup that answers None is the plain statement that the store cannot do it; callers
 then do without (no legal hold is set, no object is re-tagged), never guess.
 
@@ -19,6 +20,7 @@ Which backend has which (the contract suite, tests/contract/, checks each declar
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -28,6 +30,7 @@ from lifeboat.storage.base import NotFound, ObjectInfo, Storage
 
 @runtime_checkable
 class ExclusiveCreate(Protocol):
+    @abstractmethod
     def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
         """Store data under key only if no object is there yet, atomically: of several
         callers racing for one key exactly one succeeds, the others get AlreadyExists and
@@ -64,10 +67,12 @@ class UploadJanitor(Protocol):
     """For backends where a killed writer leaves a pending upload behind (a temporary file,
     an unfinished multipart upload, uncommitted blocks) that nothing else would remove."""
 
+    @abstractmethod
     def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]:
         """The pending uploads of keys starting with prefix."""
         ...
 
+    @abstractmethod
     def remove_pending_upload(self, upload: PendingUpload) -> None:
         """Remove one, if it is still pending; one already gone is fine. A writer still
         using it fails instead of completing: callers leave young ones alone."""
@@ -86,6 +91,7 @@ class ObjectLocking(Protocol):
     """For stores that can keep an object from being deleted, even by a credential allowed
     to delete (S3 Object Lock): what protects an object now."""
 
+    @abstractmethod
     def object_lock_state(self, key: str) -> LockState:
         """Raises NotFound for a missing key."""
         ...
@@ -95,6 +101,7 @@ class ObjectLocking(Protocol):
 class LegalHolds(Protocol):
     """For stores with a legal hold: a protection without end date, until released."""
 
+    @abstractmethod
     def set_legal_hold(self, key: str, on: bool) -> None:
         """Put (on) or release (off) the legal hold of key; a missing key raises NotFound
         (S3 answers 404; moto, the emulator, answers 500 instead)."""
@@ -106,10 +113,12 @@ class Tiering(Protocol):
     """For stores that tag objects with their backup's retention tier (daily, weekly,
     monthly, yearly), so that the store's own lifecycle rules can move or expire them."""
 
+    @abstractmethod
     def tier(self, key: str) -> str | None:
         """The tier key is tagged with; None when untagged."""
         ...
 
+    @abstractmethod
     def set_tier(self, key: str, tier: str) -> None: ...
 
 
