@@ -11,6 +11,7 @@ from lifeboat.config.load import load_config
 from lifeboat.config.model import LifeboatConfig, SourceConfig
 from lifeboat.errors import BackupNotFoundError, LifeboatError, UsageError
 from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
+from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
 from lifeboat.storage.registry import open_storage
@@ -45,7 +46,7 @@ class Context:
         return {
             name: Repository(
                 name,
-                open_storage(repo.url, repo.storage_options()),
+                open_storage(repo.url, repo.storage_options(), classify=layout.object_kind),
                 lock_stale_after=parse_duration(repo.lock_stale_after),
                 upload_grace=parse_duration(repo.upload_grace),
             )

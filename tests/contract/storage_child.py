@@ -15,7 +15,9 @@ import os
 import sys
 from collections.abc import Iterator
 
-from lifeboat.storage.base import AlreadyExists, Storage, exclusive_create
+from lifeboat.repo.layout import object_kind
+from lifeboat.storage.base import AlreadyExists, Storage
+from lifeboat.storage.capabilities import exclusive_create
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.registry import open_storage
 
@@ -24,7 +26,8 @@ def opened(url: str, part_size: int) -> Storage:
     """The storage at url; a part size only where uploads come in parts (a local repository
     refuses the option)."""
     parted = url.partition("://")[0] in ("s3", "az", "gs")
-    return open_storage(url, StorageOptions(part_size=part_size) if parted else StorageOptions())
+    options = StorageOptions(part_size=part_size) if parted else StorageOptions()
+    return open_storage(url, options, classify=object_kind)
 
 
 def create(url: str, part_size: int, key: str, data: str) -> None:

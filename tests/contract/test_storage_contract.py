@@ -15,26 +15,31 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from lifeboat.errors import DiskFullError
+from lifeboat.errors import DiskFullError, StorageError
 from lifeboat.storage.azure import CONNECTION_STRING_ENV
-from lifeboat.storage.base import (
-    TEMP_MARKER,
-    AlreadyExists,
+from lifeboat.storage.base import TEMP_MARKER, AlreadyExists, NotFound, ObjectInfo, Storage
+from lifeboat.storage.capabilities import (
     ExclusiveCreate,
-    NotFound,
-    ObjectInfo,
-    Storage,
+    LegalHolds,
+    LockState,
+    ObjectLocking,
+    Tiering,
     UploadJanitor,
     exclusive_create,
+    legal_holds,
+    object_locking,
+    tiering,
     upload_janitor,
 )
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
+from tests.forwarding import Wrapping
 from tests.servers.azure import azure_contract_storage, shared_azurite
 from tests.servers.gcs import gcs_contract_storage
 from tests.servers.s3 import s3_contract_storage
@@ -52,13 +57,37 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
 
 SERVERLESS = {"memory", "local"}
 
+# The extras (storage/capabilities.py) each backend declares; what a backend lacks, it says
+# by leaving it out, and the lookups answer None for it.
+EXTRAS: dict[str, set[type]] = {
+    "memory": {ExclusiveCreate},
+    "local": {ExclusiveCreate, UploadJanitor},
+    "azure": {ExclusiveCreate, UploadJanitor},
+    "gcs": {ExclusiveCreate},
+    "s3": {ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tiering},
+}
+ALL_EXTRAS = [ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tiering]
+LOOKUPS: list[Callable[[Storage], object | None]] = [
+    exclusive_create,
+    upload_janitor,
+    object_locking,
+    legal_holds,
+    tiering,
+]
 
-@pytest.fixture(
-    params=[
+
+def backend_params(names: Iterable[str]) -> list[object]:
+    return [
         pytest.param(name, marks=pytest.mark.unit if name in SERVERLESS else ())
-        for name in sorted(BACKENDS)
+        for name in sorted(names)
     ]
-)
+
+
+def declaring(extra: type) -> list[str]:
+    return [name for name, extras in EXTRAS.items() if extra in extras]
+
+
+@pytest.fixture(params=backend_params(BACKENDS))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return BACKENDS[request.param](tmp_path)
 
@@ -70,7 +99,7 @@ EMULATOR_IGNORES_PRECONDITIONS = {"gcs"}
 # Backends whose writes can leave a pending upload behind (a temporary file, an unfinished
 # multipart upload, uncommitted blocks). Memory writes are atomic; a GCS resumable upload
 # session cannot be listed, and expires after a week.
-WITH_PENDING_UPLOADS = {"azure", "local", "s3"}
+WITH_PENDING_UPLOADS = set(declaring(UploadJanitor))
 
 
 @pytest.fixture
@@ -534,6 +563,121 @@ def test_writer_killed_mid_upload_leaves_a_pending_upload_that_can_be_removed(
     assert _pending(janitor, "") == []
     assert keys(storage, "") == ["src/wal/done"]
     assert read_all(storage, "src/wal/done") == b"committed"
+
+
+# --- the extras, and wrappers ----------------------------------------------------------------
+
+
+Extra = TypeVar("Extra")
+
+
+def own(found: Extra | None, storage: Storage) -> Extra:
+    """What a lookup found, checked to be the storage's own extra."""
+    assert found is not None
+    assert found is storage
+    return found
+
+
+DATA_KEY = "src/backups/20260303T143000Z/dump.zst.age"
+MANIFEST_KEY = "src/backups/20260303T143000Z/manifest.json"
+
+
+def test_each_backend_declares_exactly_its_extras(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    backend = request.node.callspec.params["storage"]
+    assert {extra for extra in ALL_EXTRAS if isinstance(storage, extra)} == EXTRAS[backend]
+
+
+def test_a_wrapper_exposes_the_extras_it_wraps(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    backend = request.node.callspec.params["storage"]
+    wrapped = Wrapping(Wrapping(storage))
+    assert not any(isinstance(wrapped, extra) for extra in ALL_EXTRAS)
+    # those that need nothing more than the declaration: the backend itself, or None
+    found: dict[type, object] = {
+        ExclusiveCreate: exclusive_create(wrapped),
+        UploadJanitor: upload_janitor(wrapped),
+        Tiering: tiering(wrapped),
+    }
+    for extra, extra_found in found.items():
+        assert extra_found is (storage if extra in EXTRAS[backend] else None), extra.__name__
+    for lookup in LOOKUPS:
+        assert lookup(wrapped) is lookup(storage), lookup.__name__
+
+
+def test_object_lock_is_only_in_effect_where_the_store_has_it(storage: Storage) -> None:
+    """None of the suite's plain stores has Object Lock on: a backend that could lock (S3)
+    answers None too, since its bucket does not."""
+    assert not storage.capabilities.object_lock
+    assert object_locking(storage) is None
+    assert legal_holds(storage) is None
+
+
+# Each backend that declares ObjectLocking, on a store that has Object Lock on.
+LOCKING_BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "s3": lambda tmp: s3_contract_storage(tmp, lock=True),
+}
+
+
+@pytest.mark.unit
+def test_every_locking_backend_is_tested_with_object_lock_on() -> None:
+    assert sorted(LOCKING_BACKENDS) == sorted(declaring(ObjectLocking))
+    assert declaring(LegalHolds) == declaring(ObjectLocking)  # a legal hold needs a lock
+
+
+@pytest.fixture(params=backend_params(LOCKING_BACKENDS))
+def locked(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return LOCKING_BACKENDS[request.param](tmp_path)
+
+
+def test_object_lock_state_of_an_unprotected_object(locked: Storage) -> None:
+    assert locked.capabilities.object_lock
+    locking = own(object_locking(Wrapping(locked)), locked)
+    locked.write(DATA_KEY, [b"data"])
+    assert locking.object_lock_state(DATA_KEY) == LockState(None, False)
+    with pytest.raises(NotFound):
+        locking.object_lock_state("src/missing")
+
+
+def test_a_legal_hold_keeps_an_object_until_released(locked: Storage) -> None:
+    holds = own(legal_holds(Wrapping(locked)), locked)
+    locking = own(object_locking(locked), locked)
+    locked.write(DATA_KEY, [b"evidence"])
+
+    holds.set_legal_hold(DATA_KEY, True)
+    assert locking.object_lock_state(DATA_KEY) == LockState(None, True)
+    with pytest.raises(StorageError):
+        locked.delete(DATA_KEY)
+    assert read_all(locked, DATA_KEY) == b"evidence"
+
+    holds.set_legal_hold(DATA_KEY, False)
+    assert locking.object_lock_state(DATA_KEY) == LockState(None, False)
+    locked.delete(DATA_KEY)
+    with pytest.raises(NotFound):
+        locked.stat(DATA_KEY)
+
+
+@pytest.fixture(params=backend_params(declaring(Tiering)))
+def tiered(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return BACKENDS[request.param](tmp_path)
+
+
+def test_tier_tags_are_set_and_read_back(tiered: Storage) -> None:
+    tags = own(tiering(Wrapping(tiered)), tiered)
+    tiered.write(MANIFEST_KEY, [b"{}"])
+    assert tags.tier(MANIFEST_KEY) is None  # metadata is stored untagged
+    tiered.write(DATA_KEY, [b"data"])
+    tags.set_tier(DATA_KEY, "weekly")
+    assert tags.tier(DATA_KEY) == "weekly"
+    tags.set_tier(DATA_KEY, "yearly")
+    assert tags.tier(DATA_KEY) == "yearly"
+    assert read_all(tiered, DATA_KEY) == b"data"  # a tag leaves the bytes alone
+    with pytest.raises(NotFound):
+        tags.tier("src/missing")
+    with pytest.raises(NotFound):
+        tags.set_tier("src/missing", "weekly")
 
 
 # --- keys --------------------------------------------------------------------------------

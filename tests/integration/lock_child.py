@@ -14,12 +14,13 @@ import sys
 from contextlib import ExitStack
 
 from lifeboat.errors import LockedError
+from lifeboat.repo.layout import object_kind
 from lifeboat.repo.lock import repository_lock
 from lifeboat.storage.registry import open_storage
 
 
 def main(url: str, name: str) -> None:
-    storage = open_storage(url)
+    storage = open_storage(url, classify=object_kind)
     held = ExitStack()
     print("ready", flush=True)
     for line in sys.stdin:

@@ -30,6 +30,7 @@ from typing import NamedTuple, Protocol
 
 import pytest
 
+from lifeboat.repo.layout import object_kind
 from lifeboat.storage.azure import (
     ACCOUNT_ENV,
     BLOB_ENDPOINT_ENV,
@@ -231,7 +232,7 @@ def azure_contract_storage(tmp: Path) -> Storage:
     server = shared_azurite()
     container = new_container(server.connection_string, "contract")
     with azure_environment(server.connection_string):
-        return AzureBlobStorage(f"az://{container}/repo", DEFAULT_OPTIONS)
+        return AzureBlobStorage(f"az://{container}/repo", DEFAULT_OPTIONS, classify=object_kind)
 
 
 class StorageFactory(Protocol):
@@ -257,7 +258,7 @@ def azure_storage_factory(azurite_endpoint: str) -> Iterator[StorageFactory]:
     def make(name: str, options: StorageOptions = DEFAULT_OPTIONS) -> AzureBlobStorage:
         container = new_container(azurite_endpoint, name)
         containers.append(container)
-        return AzureBlobStorage(f"az://{container}/repo", options)
+        return AzureBlobStorage(f"az://{container}/repo", options, classify=object_kind)
 
     with azure_environment(azurite_endpoint):
         yield make

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
+from lifeboat.repo.layout import object_kind
 from lifeboat.storage.options import StorageOptions
 from tests.servers.ports import start_http_server
 
@@ -325,7 +326,7 @@ def gcs_storage_factory(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> G
 
     def make(name: str, options: StorageOptions = DEFAULT_OPTIONS) -> GcsStorage:
         bucket = create_bucket(gcs_endpoint)
-        return GcsStorage(f"gs://{bucket}/{name}", options)
+        return GcsStorage(f"gs://{bucket}/{name}", options, classify=object_kind)
 
     return make
 
@@ -342,4 +343,5 @@ def gcs_contract_storage(tmp: Path) -> GcsStorage:
         f"gs://{emulator.create_bucket()}/repo",
         StorageOptions(part_size=256 * 1024),
         emulator_host=emulator.endpoint,
+        classify=object_kind,
     )

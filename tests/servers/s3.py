@@ -38,6 +38,7 @@ import boto3.session
 import pytest
 from botocore.config import Config
 
+from lifeboat.repo.layout import object_kind
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage
 from tests.servers.ports import start_http_server
@@ -208,7 +209,7 @@ def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
         bucket = bucket_name(name)
         admin.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=lock)
         created.append((bucket, lock))
-        return S3Storage(repository_url(bucket, s3_endpoint), options)
+        return S3Storage(repository_url(bucket, s3_endpoint), options, classify=object_kind)
 
     yield make
     for bucket, lock in created:
@@ -220,13 +221,14 @@ def s3_storage_factory(s3_endpoint: str) -> Iterator[StorageFactory]:
 CONTRACT_OPTIONS = StorageOptions(part_size=5 * 1024 * 1024)
 
 
-def s3_contract_storage(tmp: Path) -> S3Storage:
-    """A storage on a new bucket of the session's moto server, for the contract suite's
-    BACKENDS (whose entries receive only a temporary folder)."""
+def s3_contract_storage(tmp: Path, lock: bool = False) -> S3Storage:
+    """A storage on a new bucket (with Object Lock when lock=True) of the session's moto
+    server, for the contract suite's BACKENDS (whose entries receive only a temporary
+    folder)."""
     endpoint = shared_moto().endpoint
     bucket = bucket_name("contract")
-    admin_client(endpoint).create_bucket(Bucket=bucket)
-    return S3Storage(repository_url(bucket, endpoint), CONTRACT_OPTIONS)
+    admin_client(endpoint).create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=lock)
+    return S3Storage(repository_url(bucket, endpoint), CONTRACT_OPTIONS, classify=object_kind)
 
 
 def _remove_bucket(admin: Any, bucket: str) -> None:

@@ -26,6 +26,7 @@ from lifeboat.repo.records import (
     write_record,
 )
 from lifeboat.storage.base import NotFound
+from lifeboat.storage.capabilities import legal_holds
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,13 @@ def backup_keys(manifest: Manifest) -> list[str]:
 def set_object_legal_holds(repo: Repository, manifest: Manifest, on: bool) -> int:
     """Set (or release) the storage's legal hold on every object of a backup; 0 where the
     storage has none."""
-    set_hold = getattr(repo.storage, "set_legal_hold", None)
-    if set_hold is None or not repo.storage.capabilities.object_lock:
+    holds = legal_holds(repo.storage)
+    if holds is None:
         return 0
     count = 0
     for key in backup_keys(manifest):
         try:
-            set_hold(key, on)
+            holds.set_legal_hold(key, on)
         except NotFound:
             continue  # the copy of the manifest is missing in some older backups
         count += 1

@@ -40,6 +40,7 @@ from lifeboat.repo.records import (
 )
 from lifeboat.repo.wal_files import archived_files
 from lifeboat.storage.base import NotFound, Storage
+from lifeboat.storage.capabilities import object_locking, tiering
 from lifeboat.wal.archive import stream_partials
 
 log = logging.getLogger(__name__)
@@ -190,14 +191,14 @@ def _object_lock_until(
     """The latest Object Lock retain-until (or a legal hold, as far in the future as can be,
     unless it is one of own_legal_holds) among each backup's objects, where the storage has
     Object Lock."""
-    lock_state = getattr(storage, "object_lock_state", None)
-    if lock_state is None or not storage.capabilities.object_lock:
+    locking = object_locking(storage)
+    if locking is None:
         return {}
     found: dict[str, datetime] = {}
     for manifest in manifests:
         for key in backup_keys(manifest):
             try:
-                until, legal_hold = lock_state(key)
+                until, legal_hold = locking.object_lock_state(key)
             except NotFound:
                 continue
             if legal_hold and manifest.id not in own_legal_holds:
@@ -267,10 +268,8 @@ def _retag(repo: Repository, report: PruneReport) -> None:
     """Where the storage tags objects by tier (S3, for lifecycle rules by tier), move each
     kept backup's data to the tier its rules give it: a backup uploaded as daily that is
     now the week's (month's, year's) is tagged so."""
-    storage = repo.storage
-    get_tier = getattr(storage, "tier", None)
-    set_tier = getattr(storage, "set_tier", None)
-    if get_tier is None or set_tier is None:
+    tags = tiering(repo.storage)
+    if tags is None:
         return
     for decision in report.decisions:
         if not decision.keep or decision.backup.id in report.held_meanwhile:
@@ -278,8 +277,8 @@ def _retag(repo: Repository, report: PruneReport) -> None:
         manifest = report.manifests[decision.backup.id]
         for obj in manifest.objects:
             key = layout.object_key(manifest.source, manifest.id, obj.name)
-            if get_tier(key) != decision.tier:
-                set_tier(key, decision.tier)
+            if tags.tier(key) != decision.tier:
+                tags.set_tier(key, decision.tier)
                 report.retagged[manifest.id] = decision.tier
 
 

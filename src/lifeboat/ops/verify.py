@@ -29,7 +29,8 @@ from lifeboat.postgres.physical import BASE_FORMAT
 from lifeboat.repo.catalog import Repository, age
 from lifeboat.repo.manifest import GLOBALS_FORMAT, Manifest
 from lifeboat.repo.objects import check_stored, read_plain
-from lifeboat.storage.base import PendingUpload, PermanentError, TransientError
+from lifeboat.storage.base import PermanentError, TransientError
+from lifeboat.storage.capabilities import PendingUpload
 from lifeboat.util.crc32c import Crc32c
 
 log = logging.getLogger(__name__)

@@ -24,13 +24,8 @@ from lifeboat.repo import layout
 from lifeboat.repo.lock import STALE_AFTER, repository_lock
 from lifeboat.repo.manifest import BackupType, Manifest, decode, encode
 from lifeboat.repo.records import AUDIT_PREFIX
-from lifeboat.storage.base import (
-    NotFound,
-    PendingUpload,
-    PermanentError,
-    Storage,
-    upload_janitor,
-)
+from lifeboat.storage.base import NotFound, PermanentError, Storage
+from lifeboat.storage.capabilities import PendingUpload, upload_janitor
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,8 @@ from lifeboat.errors import LifeboatError, RepositoryError
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
 from lifeboat.repo import layout
 from lifeboat.repo.wal_files import archived_files, read_verified
-from lifeboat.storage.base import AlreadyExists, NotFound, Storage, exclusive_create
+from lifeboat.storage.base import AlreadyExists, NotFound, Storage
+from lifeboat.storage.capabilities import exclusive_create
 
 if TYPE_CHECKING:
     from lifeboat.pipeline.crypto import Decryptor

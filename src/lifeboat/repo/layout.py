@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from lifeboat.storage.options import ObjectKind
+
 MARKER = "lifeboat-repo.json"
 MANIFEST = "manifest.json"
 MANIFEST_COPY = "manifest.copy.json"
@@ -110,6 +112,19 @@ def parse_backup_key(key: str) -> tuple[str, str, str] | None:
     if len(parts) != 4 or parts[1] != "backups" or not is_backup_id(parts[2]):
         return None
     return parts[0], parts[2], parts[3]
+
+
+def object_kind(key: str) -> ObjectKind:
+    """Which kind of object a repository key names: backup data, WAL, or the small files
+    (manifests, markers, locks, holds) that must stay cheap and quick to read. Handed to
+    the storage backend, which sets storage class, tier and retention by kind."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[1] in ("wal", "wal-stream"):
+        return "wal"
+    parsed = parse_backup_key(key)
+    if parsed is not None and parsed[2] not in (MANIFEST, MANIFEST_COPY):
+        return "data"
+    return "metadata"
 
 
 # --- the cluster a source holds ----------------------------------------------------------

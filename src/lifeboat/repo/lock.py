@@ -37,13 +37,8 @@ from datetime import UTC, datetime, timedelta
 
 from lifeboat.errors import LockedError
 from lifeboat.repo import layout
-from lifeboat.storage.base import (
-    AlreadyExists,
-    ExclusiveCreate,
-    NotFound,
-    Storage,
-    exclusive_create,
-)
+from lifeboat.storage.base import AlreadyExists, NotFound, Storage
+from lifeboat.storage.capabilities import ExclusiveCreate, exclusive_create
 
 log = logging.getLogger(__name__)
 

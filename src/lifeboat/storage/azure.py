@@ -31,13 +31,17 @@ from lifeboat.storage.base import (
     Capabilities,
     NotFound,
     ObjectInfo,
-    PendingUpload,
     PermanentError,
     TransientError,
-    holding,
     validate_key,
 )
-from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
+from lifeboat.storage.capabilities import (
+    ExclusiveCreate,
+    PendingUpload,
+    UploadJanitor,
+    holding,
+)
+from lifeboat.storage.options import HONOURED, KeyClassifier, StorageOptions, every_key_is_data
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ChunkBody, ResumingReader, Truncated
 from lifeboat.storage.retry import Retry, error_line, one_line
@@ -290,10 +294,13 @@ class _Download(NamedTuple):
 # --- writing -------------------------------------------------------------------------------
 
 
-class AzureBlobStorage:
+class AzureBlobStorage(ExclusiveCreate, UploadJanitor):
     """Blobs under PREFIX/ in one container; keys are blob names relative to the prefix."""
 
-    def __init__(self, url: str, options: StorageOptions) -> None:
+    def __init__(
+        self, url: str, options: StorageOptions, *, classify: KeyClassifier = every_key_is_data
+    ) -> None:
+        self._object_kind = classify
         self._location = _parse_url(url)
         self.url = _display_url(self._location)
         self._tier = _checked_tier(options, self.url)
@@ -420,7 +427,7 @@ class AzureBlobStorage:
     def _tier_for(self, key: str) -> StandardBlobTier | None:
         # manifests, locks and markers stay in the account's default tier: they are small
         # and read often, and an archived manifest would make its backup unreadable
-        if self._tier is None or object_kind(key) == "metadata":
+        if self._tier is None or self._object_kind(key) == "metadata":
             return None
         from azure.storage.blob import StandardBlobTier
 

@@ -1,11 +1,13 @@
-"""The storage interface: backends only move bytes under flat `/`-separated keys."""
+"""The storage interface: backends only move bytes under flat `/`-separated keys.
+
+What a backend may do beyond these five operations is declared in storage/capabilities.py."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
+from typing import BinaryIO, NamedTuple, Protocol
 
 from lifeboat.errors import StorageError
 
@@ -59,87 +61,6 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Remove key; a missing key is fine."""
         ...
-
-
-# --- optional features ---------------------------------------------------------------------
-# Declared protocols, not duck typing: a backend has a feature when it implements the
-# protocol, and callers reach it through wrappers with the functions below.
-
-
-@runtime_checkable
-class ExclusiveCreate(Protocol):
-    def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
-        """Store data under key only if no object is there yet, atomically: of several
-        callers racing for one key exactly one succeeds, the others get AlreadyExists and
-        the first content stays. Readers only ever see the complete object. A key that
-        already holds exactly `data` counts as created: the first attempt of a retried
-        request may have made it (callers that must tell apart put something unique in
-        data)."""
-        ...
-
-
-class PendingUpload(NamedTuple):
-    """An upload a writer began and never finished: not an object, but it takes space."""
-
-    key: str  # the key it was writing
-    started: datetime  # when it was last written to (or started, where that is all known)
-    handle: str  # what the backend needs to remove it: a temporary name, an upload id
-    size: int | None = None  # bytes it holds, where the backend says
-
-
-@runtime_checkable
-class UploadJanitor(Protocol):
-    """For backends where a killed writer leaves a pending upload behind (a temporary file,
-    an unfinished multipart upload, uncommitted blocks) that nothing else would remove."""
-
-    def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]:
-        """The pending uploads of keys starting with prefix."""
-        ...
-
-    def remove_pending_upload(self, upload: PendingUpload) -> None:
-        """Remove one, if it is still pending; one already gone is fine. A writer still
-        using it fails instead of completing: callers leave young ones alone."""
-        ...
-
-
-def holding(storage: Storage, key: str, data: bytes) -> ObjectInfo | None:
-    """For create_exclusive after the store refused: the object under key if it holds
-    exactly data (made by an earlier attempt of the same request), else None."""
-    try:
-        with storage.read(key) as stream:
-            if stream.read(len(data) + 1) != data:
-                return None
-        return storage.stat(key)
-    except NotFound:
-        return None
-
-
-@runtime_checkable
-class Wrapper(Protocol):
-    """A storage that adds behaviour around another one (retries, dry run, metrics)."""
-
-    def unwrap(self) -> Storage: ...
-
-
-def _layers(storage: Storage) -> Iterator[object]:
-    """The storage, then each storage it wraps, innermost last."""
-    current: object = storage
-    while True:
-        yield current
-        if not isinstance(current, Wrapper):
-            return
-        current = current.unwrap()
-
-
-def exclusive_create(storage: Storage) -> ExclusiveCreate | None:
-    """The storage's exclusive create, or that of a storage it wraps; None without one."""
-    return next((s for s in _layers(storage) if isinstance(s, ExclusiveCreate)), None)
-
-
-def upload_janitor(storage: Storage) -> UploadJanitor | None:
-    """The storage's pending-upload cleanup, or that of a storage it wraps; None when its
-    writes can leave nothing behind."""
-    return next((s for s in _layers(storage) if isinstance(s, UploadJanitor)), None)
 
 
 # A temporary name a backend writes under before the object appears: `<key>.tmp-<8 hex>`.

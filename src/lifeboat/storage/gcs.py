@@ -53,10 +53,10 @@ from lifeboat.storage.base import (
     ObjectInfo,
     PermanentError,
     TransientError,
-    holding,
     validate_key,
 )
-from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.storage.capabilities import ExclusiveCreate, holding
+from lifeboat.storage.options import KeyClassifier, StorageOptions, every_key_is_data
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader, Truncated
 from lifeboat.storage.retry import Retry, error_line, one_line
@@ -267,12 +267,18 @@ class _ResponseBody:
         self._response.close()
 
 
-class GcsStorage:
+class GcsStorage(ExclusiveCreate):
     """A repository in a Google Cloud Storage bucket (or an emulator's)."""
 
     def __init__(
-        self, url: str, options: StorageOptions, *, emulator_host: str | None = None
+        self,
+        url: str,
+        options: StorageOptions,
+        *,
+        emulator_host: str | None = None,
+        classify: KeyClassifier = every_key_is_data,
     ) -> None:
+        self._object_kind = classify
         self._bucket_name, prefix = _parse_url(url)
         self.url = f"gs://{self._bucket_name}/{prefix}" if prefix else f"gs://{self._bucket_name}"
         self._root = f"{prefix}/" if prefix else ""
@@ -458,7 +464,7 @@ class GcsStorage:
             return mine
 
     def _storage_class(self, key: str) -> str | None:
-        kind = object_kind(key)
+        kind = self._object_kind(key)
         if kind == "data":
             return self._options.storage_class
         if kind == "wal":

@@ -16,11 +16,15 @@ from lifeboat.storage.base import (
     Capabilities,
     NotFound,
     ObjectInfo,
-    PendingUpload,
     PermanentError,
-    holding,
     temporary_target,
     validate_key,
+)
+from lifeboat.storage.capabilities import (
+    ExclusiveCreate,
+    PendingUpload,
+    UploadJanitor,
+    holding,
 )
 from lifeboat.util.fs import fsync_dir, make_private_dirs
 
@@ -105,7 +109,7 @@ def _may_hold(folder: str, prefix: str) -> bool:
     return folder.startswith(prefix) or prefix.startswith(folder)
 
 
-class LocalStorage:
+class LocalStorage(ExclusiveCreate, UploadJanitor):
     capabilities = Capabilities(atomic_rename=True, max_parallelism=4)
 
     def __init__(self, root: Path) -> None:

@@ -8,17 +8,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from lifeboat.storage.base import (
-    AlreadyExists,
-    Capabilities,
-    NotFound,
-    ObjectInfo,
-    holding,
-    validate_key,
-)
+from lifeboat.storage.base import AlreadyExists, Capabilities, NotFound, ObjectInfo, validate_key
+from lifeboat.storage.capabilities import ExclusiveCreate, holding
 
 
-class MemoryStorage:
+class MemoryStorage(ExclusiveCreate):
     capabilities = Capabilities(atomic_rename=True, max_parallelism=8)
 
     def __init__(self, name: str = "memory") -> None:

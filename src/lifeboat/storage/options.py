@@ -10,7 +10,7 @@ without importing any SDK."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,18 +41,17 @@ class StorageOptions(NamedTuple):
     upload_checksum: Literal["crc32c", "md5"] = "crc32c"
 
 
-def object_kind(key: str) -> ObjectKind:
-    """Which kind of object a repository key names: backup data, WAL, or the small files
-    (manifests, markers, locks, holds) that must stay cheap and quick to read."""
-    from lifeboat.repo import layout
+# Which kind of object a key names, for the settings that differ by kind (storage class,
+# tier, retention, how a delete treats older versions). The repository layout knows; the
+# repository layer hands its classifier (repo/layout.py: object_kind) to the backend it
+# opens, so that storage knows no layout.
+KeyClassifier = Callable[[str], ObjectKind]
 
-    parts = key.split("/")
-    if len(parts) >= 3 and parts[1] in ("wal", "wal-stream"):
-        return "wal"
-    parsed = layout.parse_backup_key(key)
-    if parsed is not None and parsed[2] not in (layout.MANIFEST, layout.MANIFEST_COPY):
-        return "data"
-    return "metadata"
+
+def every_key_is_data(key: str) -> ObjectKind:
+    """The classifier of a backend opened without one (a test of the backend alone): each
+    setting of its options applies to every key."""
+    return "data"
 
 
 class Honoured(NamedTuple):

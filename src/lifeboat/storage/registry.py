@@ -8,7 +8,13 @@ from urllib.parse import unquote, urlsplit
 
 from lifeboat.errors import ConfigError
 from lifeboat.storage.base import Storage
-from lifeboat.storage.options import StorageOptions, set_options, shown_url, unsupported
+from lifeboat.storage.options import (
+    KeyClassifier,
+    StorageOptions,
+    set_options,
+    shown_url,
+    unsupported,
+)
 
 SCHEMES = "file://, s3://, az:// or gs://"
 # scheme -> module, class, pip extra; each SDK is imported only for its own scheme
@@ -19,9 +25,12 @@ CLOUD_BACKENDS = {
 }
 
 
-def open_storage(url: str, options: StorageOptions | None = None) -> Storage:
+def open_storage(
+    url: str, options: StorageOptions | None = None, *, classify: KeyClassifier
+) -> Storage:
     """The backend for a repository URL; each cloud SDK is imported only for its scheme.
-    Options the backend cannot honour are refused, never dropped."""
+    Options the backend cannot honour are refused, never dropped. classify tells the
+    backend which kind of object each key is (the repository layout's object_kind)."""
     options = options or StorageOptions()
     refused = unsupported(url, set_options(options))
     if refused:
@@ -47,7 +56,7 @@ def open_storage(url: str, options: StorageOptions | None = None) -> Storage:
         module_name, class_name, extra = CLOUD_BACKENDS[parts.scheme]
         try:
             storage: Storage = getattr(importlib.import_module(module_name), class_name)(
-                url, options
+                url, options, classify=classify
             )
         except ModuleNotFoundError as exc:
             raise ConfigError(

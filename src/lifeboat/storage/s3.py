@@ -32,13 +32,21 @@ from lifeboat.storage.base import (
     Capabilities,
     NotFound,
     ObjectInfo,
-    PendingUpload,
     PermanentError,
     TransientError,
-    holding,
     validate_key,
 )
-from lifeboat.storage.options import HONOURED, StorageOptions, object_kind
+from lifeboat.storage.capabilities import (
+    ExclusiveCreate,
+    LegalHolds,
+    LockState,
+    ObjectLocking,
+    PendingUpload,
+    Tiering,
+    UploadJanitor,
+    holding,
+)
+from lifeboat.storage.options import HONOURED, KeyClassifier, StorageOptions, every_key_is_data
 from lifeboat.storage.parts import PartSplitter, Pieces, join_pieces
 from lifeboat.storage.resuming import ResumingReader
 from lifeboat.storage.retry import Cancelled, Retry, error_line, one_line
@@ -242,12 +250,15 @@ class _BucketFeatures(NamedTuple):
     object_lock: bool
 
 
-class S3Storage:
+class S3Storage(ExclusiveCreate, UploadJanitor, ObjectLocking, LegalHolds, Tiering):
     """A repository in an S3 bucket; see the module docstring."""
 
-    def __init__(self, url: str, options: StorageOptions) -> None:
+    def __init__(
+        self, url: str, options: StorageOptions, *, classify: KeyClassifier = every_key_is_data
+    ) -> None:
         self.url = url
         self.options = options
+        self._object_kind = classify
         self.location = parse_s3_url(url)
         self.retry = Retry(options.max_attempts, BACKOFF_BASE, BACKOFF_CAP)
         self.integrity = integrity_for(options.upload_checksum)
@@ -355,7 +366,7 @@ class S3Storage:
         files above all) only gets a delete marker: the database host's writer credential
         may not delete versions, and a bucket's default retention covers lock files too."""
         object_key = self._object_key(key)
-        if object_kind(key) != "metadata" and self._bucket_features().keeps_versions:
+        if self._object_kind(key) != "metadata" and self._bucket_features().keeps_versions:
             self._delete_every_version(key, object_key)
         else:
             client = self._client()
@@ -365,7 +376,7 @@ class S3Storage:
                 key=key,
             )
 
-    # -- beyond the protocol --
+    # -- LegalHolds and Tiering --
 
     def set_legal_hold(self, key: str, on: bool) -> None:
         """Put (or release) a legal hold on key: no version of it can be deleted while held,
@@ -410,11 +421,14 @@ class S3Storage:
         client = self._client()
         return self._call(action, lambda: request(client, object_key), key=key)
 
-    def object_lock_state(self, key: str) -> tuple[datetime | None, bool]:
-        """(retain-until of the current version, whether it is under a legal hold)."""
+    # -- ObjectLocking --
+
+    def object_lock_state(self, key: str) -> LockState:
         head = self._head(key, self._object_key(key))
         until = head.get("ObjectLockRetainUntilDate")
-        return until, head.get("ObjectLockLegalHoldStatus") == "ON"
+        return LockState(until, head.get("ObjectLockLegalHoldStatus") == "ON")
+
+    # -- ExclusiveCreate and UploadJanitor --
 
     def create_exclusive(self, key: str, data: bytes) -> ObjectInfo:
         """One PutObject with If-None-Match: * (S3's conditional write): S3 answers 412
@@ -633,7 +647,7 @@ class S3Storage:
         """Storage class, server-side encryption and retention of a new object by its kind:
         metadata stays STANDARD and never locked, since locks and markers must be deletable."""
         options = self.options
-        kind = object_kind(key)
+        kind = self._object_kind(key)
         settings: dict[str, Any] = {}
         storage_class = {
             "data": options.storage_class,

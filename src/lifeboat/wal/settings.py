@@ -93,7 +93,7 @@ class WalSettings:
 
         opened = []
         for name, url, options in self._repositories(source, only):
-            storage = open_storage(url, StorageOptions(**options))
+            storage = open_storage(url, StorageOptions(**options), classify=layout.object_kind)
             try:
                 storage.stat(layout.MARKER)
             except NotFound:

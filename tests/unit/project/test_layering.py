@@ -44,9 +44,6 @@ KNOWN_UPWARD = {
     ("lifeboat.postgres.logical", "lifeboat.repo.manifest"): (
         "the dump's facts are manifest types"
     ),
-    ("lifeboat.storage.options", "lifeboat.repo.layout"): (
-        "storage classifies keys itself; the classifier is to be passed in"
-    ),
 }
 
 

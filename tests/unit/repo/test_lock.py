@@ -12,51 +12,30 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
 import pytest
 
 from lifeboat.errors import LockedError
 from lifeboat.repo import layout, lock
 from lifeboat.repo.lock import STALE_AFTER, Holder, repository_lock
-from lifeboat.storage.base import (
-    Capabilities,
-    NotFound,
-    ObjectInfo,
-    Storage,
-    exclusive_create,
-    upload_janitor,
-)
+from lifeboat.storage.base import Capabilities, NotFound, ObjectInfo, Storage
+from lifeboat.storage.capabilities import exclusive_create, upload_janitor
 from lifeboat.storage.memory import MemoryStorage
+from tests.forwarding import FiveOperations
 
 KEY = layout.lock_key("wms")
 
 
-class ListingOnly:
+class ListingOnly(FiveOperations):
     """A store with the five operations only (no exclusive create), as some S3-compatible
     stores are: the lock falls back to write, wait, list."""
 
     def __init__(self, inner: MemoryStorage) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.url = "plain://listing-only"
         self.capabilities = Capabilities()
-
-    def write(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
-        return self.inner.write(key, chunks)
-
-    def read(self, key: str, offset: int = 0, length: int | None = None) -> BinaryIO:
-        return self.inner.read(key, offset, length)
-
-    def stat(self, key: str) -> ObjectInfo:
-        return self.inner.stat(key)
-
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 class Forwarding(ListingOnly):

@@ -19,7 +19,8 @@ from lifeboat.errors import ConfigError
 from lifeboat.repo.catalog import Repository, age
 from lifeboat.repo.copy import copy_repository
 from lifeboat.repo.lock import STALE_AFTER
-from lifeboat.storage.base import PendingUpload, temporary_target
+from lifeboat.storage.base import temporary_target
+from lifeboat.storage.capabilities import PendingUpload
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from tests.unit.config.test_config import MINIMAL, write

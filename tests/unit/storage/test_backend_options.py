@@ -13,6 +13,7 @@ from lifeboat.config.load import load_config
 from lifeboat.config.model import RepositoryConfig
 from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
+from lifeboat.repo.layout import object_kind
 from lifeboat.storage.options import CONFIG_KEYS, HONOURED, StorageOptions
 from lifeboat.storage.registry import open_storage
 from tests.unit.helpers import run
@@ -214,7 +215,7 @@ def test_opening_a_backend_refuses_what_it_cannot_honour(
     url: str, options: StorageOptions, expected: str
 ) -> None:
     with pytest.raises(ConfigError) as refused:
-        open_storage(url, options)
+        open_storage(url, options, classify=object_kind)
     assert str(refused.value).startswith(expected)
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from lifeboat.config.model import RepositoryConfig
 from lifeboat.errors import ConfigError
-from lifeboat.storage.options import StorageOptions, object_kind
+from lifeboat.repo.layout import object_kind
+from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.registry import open_storage
 
 
@@ -66,6 +67,6 @@ def test_invalid_options_are_refused(bad: dict[str, object]) -> None:
 
 def test_unknown_schemes_and_missing_buckets_are_configuration_errors() -> None:
     with pytest.raises(ConfigError, match="unsupported scheme 'ftp'"):
-        open_storage("ftp://host/backups")
+        open_storage("ftp://host/backups", classify=object_kind)
     with pytest.raises(ConfigError, match="names no bucket"):
-        open_storage("s3:///wms")
+        open_storage("s3:///wms", classify=object_kind)
