@@ -34,8 +34,9 @@ from lifeboat.wal.spool_paths import SpoolPaths
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from lifeboat.config.lean import ArchiveSettings
+    from lifeboat.context import WalView
     from lifeboat.storage.base import Storage
-    from lifeboat.wal.settings import ArchiveSettings, WalSettings
 
 log = logging.getLogger(__name__)
 
@@ -727,7 +728,7 @@ def _set_aside(spool: SpoolPaths, path: Path, message: str, status: WorkerStatus
     status.refuse(path.name, message, kept)
 
 
-def archive_uploader(settings: WalSettings, source: str, spool: SpoolPaths) -> Uploader:
+def archive_uploader(context: WalView, source: str, spool: SpoolPaths) -> Uploader:
     """Pushes one spooled file to the source's repository. The repository is opened on the
     first upload, so a repository that cannot be reached yet is retried like a failed push."""
     import threading
@@ -740,9 +741,9 @@ def archive_uploader(settings: WalSettings, source: str, spool: SpoolPaths) -> U
     def upload(path: Path) -> str:
         with opening:
             if not opened:
-                opened.extend([settings.storages(source), settings.encryptor()])
+                opened.extend([context.storages(source), context.encryptor()])
         storages, encryptor = opened
-        pushed = push(storages, source, path, encryptor, settings.level, settings.decryptor)
+        pushed = push(storages, source, path, encryptor, context.lean.level, context.decryptor)
         digest = pushed.plain_sha256
         note_cluster_of(spool, storages, source)
         return digest
