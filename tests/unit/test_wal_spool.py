@@ -22,22 +22,20 @@ from lifeboat.ops.status import spool_status
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.postgres import wal
 from lifeboat.storage.local import LocalStorage
-from lifeboat.wal.archive import WalConflictError, fetch, is_archived, push
+from lifeboat.wal.archive import WalConflictError, is_archived, push
 from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
 from lifeboat.wal.spool import (
-    RETRY_FIRST_DELAY,
-    RETRY_MAX_DELAY,
     Spooled,
     SpoolPaths,
-    WorkerStatus,
     lock_is_held,
     note_cluster,
     note_wal_dir,
     queued,
-    run_push_worker,
     spool_segment,
     take_marker,
 )
+from lifeboat.wal.stage import fetch
+from lifeboat.wal.worker import RETRY_FIRST_DELAY, RETRY_MAX_DELAY, WorkerStatus, run_push_worker
 from tests.processes import (
     child_pids,
     command_line,

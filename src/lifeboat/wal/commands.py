@@ -141,7 +141,7 @@ def _fetch(
         size = destination.stat().st_size
         log.info("restored %s from the prefetch spool", name)
     else:
-        from lifeboat.wal.archive import fetch
+        from lifeboat.wal.stage import fetch
 
         storages = context.storages(source, repository)
         size = fetch(storages, source, name, destination, context.decryptor)

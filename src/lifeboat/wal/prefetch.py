@@ -206,7 +206,7 @@ def archive_downloader(context: WalView, source: str, repository: str | None = N
     first download."""
     import threading
 
-    from lifeboat.wal.archive import fetch
+    from lifeboat.wal.stage import fetch
 
     opening = threading.Lock()
     opened: list[Storage] = []

@@ -18,7 +18,7 @@ def command(role: str, source: str, repo_name: str | None) -> None:
     """Upload the async spool (push) or download ahead for recovery (prefetch)."""
     from lifeboat.config.paths import resolve_config_path
     from lifeboat.context import LeanContext
-    from lifeboat.wal import spool as wal_spool
+    from lifeboat.wal import worker as wal_worker
     from lifeboat.wal.spool_paths import SpoolPaths
 
     context = LeanContext.load(resolve_config_path(state().config))
@@ -27,8 +27,8 @@ def command(role: str, source: str, repo_name: str | None) -> None:
     archive = context.lean.archive(source, repo_name)
     spool = SpoolPaths(archive.spool)
     if role == "push":
-        uploader = wal_spool.archive_uploader(context, source, spool)
-        wal_spool.run_push_worker(
+        uploader = wal_worker.archive_uploader(context, source, spool)
+        wal_worker.run_push_worker(
             spool, uploader, archive.workers, read_ahead_limit=archive.spool_max_segments
         )
         return
