@@ -99,3 +99,56 @@ def test_both_contexts_open_the_same_initialised_storages(tmp_path: Path) -> Non
     assert [s.url for s in full.storages("wms")] == [s.url for s in lean.storages("wms")]
     # the full context hands out the storages it opened for the run
     assert full.storages("wms")[0] is full.repository("dr").storage
+
+
+def test_a_cache_written_before_the_lean_config_is_still_read(tmp_path: Path) -> None:
+    """Cache format 5 as wal/settings.py's untyped dict wrote it: the same document."""
+    from lifeboat import __version__
+
+    path = write_config(tmp_path)
+    options = {"part_size": 8 * 1024 * 1024, "max_attempts": 3}
+    kept: dict[str, Any] = {
+        "repositories": {"main": {"url": "file:///srv/main", "options": options}},
+        "sources": {"wms": ["main"], "crm": None},
+        "encryption": {
+            "age_recipients": [PUBLIC],
+            "age_identity_file": "/etc/lifeboat/age.key",
+            "gpg_recipients": [],
+            "gpg_homedir": None,
+        },
+        "level": 5,
+        "archive": {
+            name: {
+                "async": False,
+                "spool_dir": None,
+                "spool_max_segments": 256,
+                "workers": 2,
+                "prefetch": 0,
+            }
+            for name in ("wms", "crm")
+        },
+    }
+    document = {
+        "format": cache.CACHE_FORMAT,
+        "lifeboat": __version__,
+        "fingerprint": cache.fingerprint(path.read_bytes()),
+        "config": kept,
+    }
+    cache.cache_file(path).parent.mkdir(parents=True)
+    cache.cache_file(path).write_text(json.dumps(document))
+    lean = cache.load(path)
+    assert lean is not None
+    assert lean.level == 5
+    assert lean.repositories["main"].options.part_size == 8 * 1024 * 1024
+    assert lean.repositories["main"].options.max_attempts == 3
+    assert lean.encryption.age_identity_file == Path("/etc/lifeboat/age.key")
+    assert [t.name for t in lean.targets("crm")] == ["main"]
+    assert lean.to_document() == {
+        **kept,
+        "repositories": {
+            "main": {
+                "url": "file:///srv/main",
+                "options": lean.repositories["main"].options._asdict(),
+            }
+        },
+    }
