@@ -1,4 +1,12 @@
-"""Context: the resolved configuration and the live objects built from it, once per run."""
+"""Context: the resolved configuration and the live objects built from it, once per run.
+
+Two views of one run. `Context` is the full one the commands get: the validated
+LifeboatConfig, its repositories, a progress reporter. `LeanContext` is what the per-WAL-file
+commands (wal-push, wal-fetch and the spool's workers) need: the lean configuration
+(config/lean.py), the storages of a source, the encryptor and decryptor. wal/ code takes a
+`WalView`, which both offer (`Context.lean` is the same configuration, typed), so a command
+can hand its full context to it. This module imports no model, cipher or backend at load
+time: wal-push imports it for every segment."""
 
 from __future__ import annotations
 
@@ -6,18 +14,99 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from lifeboat.config.load import load_config
-from lifeboat.config.model import LifeboatConfig, SourceConfig
-from lifeboat.errors import BackupNotFoundError, LifeboatError, UsageError
-from lifeboat.pipeline.crypto import Decryptor, Encryptor, make_decryptor, make_encryptor
-from lifeboat.repo import layout
-from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import Manifest
-from lifeboat.storage.registry import open_storage
+from lifeboat.config.lean import LeanConfig, RepositoryTarget
+from lifeboat.errors import BackupNotFoundError, LifeboatError, NotInitialisedError, UsageError
 from lifeboat.util.progress import Reporter, quiet
 
+if TYPE_CHECKING:
+    from lifeboat.config.model import LifeboatConfig, SourceConfig
+    from lifeboat.pipeline.crypto import Decryptor, Encryptor
+    from lifeboat.repo.catalog import Repository
+    from lifeboat.repo.manifest import Manifest
+    from lifeboat.storage.base import Storage
+
 log = logging.getLogger(__name__)
+
+
+class WalView(Protocol):
+    """What archiving and fetching WAL use of a run's context."""
+
+    @property
+    def lean(self) -> LeanConfig: ...
+
+    def storages(self, source: str, only: str | None = None) -> list[Storage]:
+        """The source's repositories (or only `only`), each checked to be initialised."""
+        ...
+
+    def encryptor(self) -> Encryptor: ...
+
+    def decryptor(self, method: str) -> Decryptor: ...
+
+
+def _initialised(target: RepositoryTarget, storage: Storage) -> Storage:
+    from lifeboat.repo import layout
+    from lifeboat.storage.base import NotFound
+
+    try:
+        storage.stat(layout.MARKER)
+    except NotFound:
+        raise NotInitialisedError(
+            f"repository {target.name} ({storage.url}) is not initialised: run `lifeboat init`"
+        ) from None
+    return storage
+
+
+def _encryptor(keys: LeanConfig) -> Encryptor:
+    # imported here: an async wal-push only spools and needs no cipher
+    from lifeboat.pipeline.crypto import make_encryptor
+
+    enc = keys.encryption
+    return make_encryptor(list(enc.age_recipients), list(enc.gpg_recipients), enc.gpg_homedir)
+
+
+def _decryptor(keys: LeanConfig, method: str) -> Decryptor:
+    from lifeboat.pipeline.crypto import make_decryptor
+
+    enc = keys.encryption
+    return make_decryptor(method, enc.age_identity_file, enc.gpg_homedir)
+
+
+@dataclass(frozen=True)
+class LeanContext:
+    """The hot path's context: built from the config cache when it is fresh."""
+
+    lean: LeanConfig
+    config_path: Path
+
+    @classmethod
+    def load(cls, config_path: Path) -> LeanContext:
+        from lifeboat.config import cache
+
+        cached = cache.load(config_path)
+        if cached is not None:
+            return cls(cached, config_path)
+        from lifeboat.config.load import load_config  # validates, and refreshes the cache
+
+        return cls(LeanConfig.from_config(load_config(config_path)), config_path)
+
+    def storages(self, source: str, only: str | None = None) -> list[Storage]:
+        from lifeboat.repo import layout
+        from lifeboat.storage.registry import open_storage
+
+        return [
+            _initialised(
+                target, open_storage(target.url, target.options, classify=layout.object_kind)
+            )
+            for target in self.lean.targets(source, only)
+        ]
+
+    def encryptor(self) -> Encryptor:
+        return _encryptor(self.lean)
+
+    def decryptor(self, method: str) -> Decryptor:
+        return _decryptor(self.lean, method)
 
 
 @dataclass
@@ -28,7 +117,20 @@ class Context:
 
     @classmethod
     def load(cls, path: Path, reporter: Reporter | None = None) -> Context:
+        from lifeboat.config.load import load_config
+
         return cls(load_config(path), path, reporter or quiet())
+
+    @cached_property
+    def lean(self) -> LeanConfig:
+        return LeanConfig.from_config(self.config)
+
+    def storages(self, source: str, only: str | None = None) -> list[Storage]:
+        """WalView's: the storages of the repositories already opened for this run."""
+        return [
+            _initialised(target, self.repository(target.name).storage)
+            for target in self.lean.targets(source, only)
+        ]
 
     def source(self, name: str) -> SourceConfig:
         try:
@@ -42,6 +144,9 @@ class Context:
     @cached_property
     def repositories(self) -> dict[str, Repository]:
         from lifeboat.policy.retention import parse_duration
+        from lifeboat.repo import layout
+        from lifeboat.repo.catalog import Repository
+        from lifeboat.storage.registry import open_storage
 
         return {
             name: Repository(
@@ -100,12 +205,10 @@ class Context:
         return repo in self.repositories_for(source)
 
     def encryptor(self) -> Encryptor:
-        enc = self.config.encryption
-        return make_encryptor(enc.age_recipients, enc.gpg_recipients, enc.gpg_homedir)
+        return _encryptor(self.lean)
 
     def decryptor(self, method: str) -> Decryptor:
-        enc = self.config.encryption
-        return make_decryptor(method, enc.age_identity_file, enc.gpg_homedir)
+        return _decryptor(self.lean, method)
 
     def backups_named(
         self, backup: str, source: str | None = None, repo_name: str | None = None

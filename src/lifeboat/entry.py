@@ -61,7 +61,7 @@ def main() -> None:
         full_main()
         return
     from lifeboat.cli import logsetup
-    from lifeboat.errors import EXIT_FAILED, LifeboatError, report_failure
+    from lifeboat.errors import exit_code_for
 
     config, command, positionals, repository = call
     logsetup.configure("auto", "info", False)
@@ -74,16 +74,6 @@ def main() -> None:
             wal_commands.wal_fetch(
                 config, positionals[0], positionals[1], Path(positionals[2]), repository
             )
-    except LifeboatError as exc:
-        sys.exit(report_failure(exc.message, exc.exit_code))
-    except KeyboardInterrupt:
-        sys.exit(report_failure("interrupted", 130))
-    except Exception as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        sys.exit(
-            report_failure(
-                f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)",
-                EXIT_FAILED,
-            )
-        )
+    except (Exception, KeyboardInterrupt) as exc:
+        sys.exit(exit_code_for(exc))
     sys.exit(0)

@@ -9,6 +9,9 @@ EXIT_USAGE = 2
 EXIT_STOP_RECOVERY = 255
 
 
+EXIT_INTERRUPTED = 130
+
+
 def report_failure(message: str, code: int) -> int:
     """Print the one-line error (secrets redacted); returns the exit code."""
     import sys
@@ -17,6 +20,29 @@ def report_failure(message: str, code: int) -> int:
 
     sys.stderr.write(f"lifeboat: error: {redact(message)}\n")
     return code
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """The one line and the exit code of any failure that ends a run: the click commands
+    and the lean wal-push/wal-fetch path both go through here."""
+    if isinstance(exc, LifeboatError):
+        return exc.message, exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        return f"a helper process stopped reading its input: {exc}", EXIT_FAILED
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)", EXIT_FAILED
+
+
+def exit_code_for(exc: BaseException, debug: bool = False) -> int:
+    """Report exc as its one line (with the traceback first when debugging, except for an
+    interrupt); returns the exit code to end the run with."""
+    if debug and not isinstance(exc, KeyboardInterrupt):
+        import traceback  # here: loading it costs every wal-push 15 ms
+
+        traceback.print_exception(exc)
+    return report_failure(*describe_failure(exc))
 
 
 class LifeboatError(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lifeboat.wal.settings import WalSettings
+from lifeboat.context import LeanContext
 from lifeboat.wal.spool import queued
 from lifeboat.wal.spool_paths import SpoolPaths
 from tests.processes import kill_wal_workers, lock_holders, process_states, processes_running
@@ -79,7 +79,7 @@ def async_archiving(pg_bin_dir: Path) -> Iterator[AsyncArchiving]:
     archive = f'[sources.wms.archive]\nasync = true\nspool_dir = "{spool_base}"\nprefetch = 4\n'
     try:
         with archiving_cluster(pg_bin_dir, source_extra=archive) as archiving:
-            spool = SpoolPaths(WalSettings.load(archiving.config).archive("wms").spool)
+            spool = SpoolPaths(LeanContext.load(archiving.config).lean.archive("wms").spool)
             assert spool.root.parent == spool_base
             # the archive_command setup-archiving prints, with the read-ahead marker shortcut
             wanted = json.loads(archiving.lifeboat("setup-archiving", "wms", "--json").stdout)

@@ -10,7 +10,14 @@ from typing import Any, TypeVar
 
 import click
 
-from lifeboat.errors import EXIT_FAILED, EXIT_USAGE, LifeboatError, report_failure
+from lifeboat.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    LifeboatError,
+    describe_failure,
+    exit_code_for,
+    report_failure,
+)
 
 COMMANDS = {
     "init": "lifeboat.cli.commands.init",
@@ -79,7 +86,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError as exc:
             # click would exit 1 silently on EPIPE; say which pipe broke instead
-            raise LifeboatError(f"a helper process stopped reading its input: {exc}") from exc
+            raise LifeboatError(describe_failure(exc)[0]) from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,30 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         root.main(args=args, prog_name="lifeboat", standalone_mode=False)
     except click.exceptions.Abort:
-        sys.exit(report_failure("aborted", 130))
+        sys.exit(report_failure("aborted", EXIT_INTERRUPTED))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
-    except LifeboatError as exc:
-        if debug:
-            import traceback  # here: loading it costs every wal-push 15 ms
-
-            traceback.print_exc()
-        sys.exit(report_failure(exc.message, exc.exit_code))
-    except KeyboardInterrupt:
-        sys.exit(report_failure("interrupted", 130))
-    except Exception as exc:
-        if debug:
-            import traceback  # here: loading it costs every wal-push 15 ms
-
-            traceback.print_exc()
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        sys.exit(
-            report_failure(
-                f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)",
-                EXIT_FAILED,
-            )
-        )
+    except (Exception, KeyboardInterrupt) as exc:
+        sys.exit(exit_code_for(exc, debug))
     sys.exit(0)

@@ -3,7 +3,7 @@
 Validating the TOML with pydantic costs more than archiving a segment should; wal-push and
 wal-fetch reuse what the last full validation of the same file (same bytes, same values of
 the environment variables it names) produced, and fall back to a full validation otherwise.
-Only what they need is kept: no DSN, no password."""
+Only what they need is kept (config/lean.py): no DSN, no password."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from lifeboat import __version__
+from lifeboat.config.lean import LeanConfig
 from lifeboat.util.fs import write_atomically
-
-if TYPE_CHECKING:
-    from lifeboat.config.model import LifeboatConfig
 
 # 5: repository options checked against their backend, safety-backup expiry
 CACHE_FORMAT = 5
@@ -37,43 +34,14 @@ def fingerprint(raw: bytes) -> str:
     return hashlib.sha256(raw + b"\0" + environment.encode()).hexdigest()
 
 
-def essentials(config: LifeboatConfig) -> dict[str, Any]:
-    """What the cache keeps of a validated configuration: what wal-push and wal-fetch use."""
-    enc = config.encryption
-    return {
-        "repositories": {
-            name: {"url": repo.url, "options": repo.storage_options()._asdict()}
-            for name, repo in config.repositories.items()
-        },
-        "sources": {name: src.repositories for name, src in config.sources.items()},
-        "encryption": {
-            "age_recipients": list(enc.age_recipients),
-            "age_identity_file": str(enc.age_identity_file) if enc.age_identity_file else None,
-            "gpg_recipients": list(enc.gpg_recipients),
-            "gpg_homedir": str(enc.gpg_homedir) if enc.gpg_homedir else None,
-        },
-        "level": config.compression.level,
-        "archive": {
-            name: {
-                "async": src.archive.async_push,
-                "spool_dir": str(src.archive.spool_dir) if src.archive.spool_dir else None,
-                "spool_max_segments": src.archive.spool_max_segments,
-                "workers": src.archive.workers,
-                "prefetch": src.archive.prefetch,
-            }
-            for name, src in config.sources.items()
-        },
-    }
-
-
-def save(config_path: Path, raw: bytes, kept: dict[str, Any]) -> None:
+def save(config_path: Path, raw: bytes, kept: LeanConfig) -> None:
     """Best effort: a cache that cannot be written only makes the next run slower."""
     target = cache_file(config_path)
     document = {
         "format": CACHE_FORMAT,
         "lifeboat": __version__,
         "fingerprint": fingerprint(raw),
-        "config": kept,
+        "config": kept.to_document(),
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -82,7 +50,7 @@ def save(config_path: Path, raw: bytes, kept: dict[str, Any]) -> None:
         return
 
 
-def load(config_path: Path) -> dict[str, Any] | None:
+def load(config_path: Path) -> LeanConfig | None:
     try:
         raw = config_path.read_bytes()
         document = json.loads(cache_file(config_path).read_text(encoding="utf-8"))
@@ -95,5 +63,7 @@ def load(config_path: Path) -> dict[str, Any] | None:
         or document.get("fingerprint") != fingerprint(raw)
     ):
         return None
-    config = document.get("config")
-    return config if isinstance(config, dict) else None
+    try:
+        return LeanConfig.from_document(document["config"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None  # another shape than this version writes: validate afresh

@@ -65,6 +65,7 @@ def load_config(path: Path) -> LifeboatConfig:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     from lifeboat.config import cache
+    from lifeboat.config.lean import LeanConfig
 
-    cache.save(path, data, cache.essentials(config))
+    cache.save(path, data, LeanConfig.from_config(config))
     return config

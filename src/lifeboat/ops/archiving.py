@@ -21,11 +21,9 @@ if TYPE_CHECKING:
 
 def async_spool(ctx: Context, source: str) -> SpoolPaths | None:
     """The spool of a source archiving asynchronously, else None."""
-    from lifeboat.config.cache import essentials
-    from lifeboat.wal.settings import WalSettings
     from lifeboat.wal.spool_paths import SpoolPaths
 
-    archive = WalSettings(essentials(ctx.config)).archive(source)
+    archive = ctx.lean.archive(source)
     return SpoolPaths(archive.spool) if archive.async_push else None
 
 

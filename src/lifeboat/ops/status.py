@@ -8,14 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lifeboat.config.cache import essentials
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
-from lifeboat.wal.settings import WalSettings
 from lifeboat.wal.spool import lock_is_held, queued, read_json
 from lifeboat.wal.spool_paths import SpoolPaths
 
@@ -85,11 +83,11 @@ def spool_status(spool: SpoolPaths, async_push: bool, now: datetime) -> dict[str
     }
 
 
-def source_status(ctx: Context, settings: WalSettings, source: str) -> dict[str, Any]:
+def source_status(ctx: Context, source: str) -> dict[str, Any]:
     """The source's spool, and per repository its newest backup and WAL; the first
     repository's are repeated at the top level."""
     now = datetime.now(UTC)
-    archive = settings.archive(source)
+    archive = ctx.lean.archive(source)
     per_repository = [repository_status(repo, source, now) for repo in ctx.repositories_for(source)]
     first = per_repository[0]
     return {
@@ -140,5 +138,4 @@ def status(ctx: Context, source: str | None) -> list[dict[str, Any]]:
     names = [source] if source else list(ctx.config.sources)
     for name in names:
         ctx.source(name)  # an unknown source is a usage error
-    settings = WalSettings(essentials(ctx.config))
-    return [source_status(ctx, settings, name) for name in names]
+    return [source_status(ctx, name) for name in names]

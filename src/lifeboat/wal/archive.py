@@ -1,4 +1,6 @@
-"""The WAL archive: wal-push for archive_command, wal-fetch for restore_command.
+"""The WAL archive: what wal-push stores for archive_command, and how an archived file or a
+streamed partial is found and read back (wal/stage.py writes it where restore_command wants
+it).
 
 Each file is compressed, encrypted and stored under a name carrying its plaintext sha256, so
 pushing the same file again is recognised without the key, and a different file under a name
@@ -288,58 +290,6 @@ def _mapped(path: Path) -> Iterator[memoryview]:
             mapped.close()
 
 
-def fetch(
-    storages: Storage | Sequence[Storage],
-    source: str,
-    name: str,
-    destination: Path,
-    decryptor_for: Callable[[str], Decryptor],
-    *,
-    allow_stream_partial: bool = True,
-) -> int:
-    """Write the archived file `name` to destination; returns its size. decryptor_for gets
-    the object's encryption method ("age" or "gpg"). Several repositories are tried in
-    order: the first that has the file serves it; one that fails is skipped, and its
-    failure is raised only when no other has the file.
-
-    A segment no repository archived is served from the newest streamed partial of it when
-    `lifeboat wal-stream` uploaded one (as Barman's `get-wal --partial`): zero-padded to the
-    segment size, so recovery replays it up to its last complete record and ends there.
-    allow_stream_partial=False is for fetching ahead: a partial may still grow until recovery
-    really asks for it."""
-    wal.check_archive_name(name)
-    targets = storage_list(storages)
-    failures: list[LifeboatError] = []
-    passes = [False, True] if allow_stream_partial and wal.is_segment_name(name) else [False]
-    for partial in passes:
-        for storage in targets:
-            try:
-                if partial:
-                    return _fetch_stream_partial(storage, source, name, destination, decryptor_for)
-                return _fetch_archived(storage, source, name, destination, decryptor_for)
-            except WalNotFoundError:
-                continue
-            except LifeboatError as exc:
-                if len(targets) > 1:
-                    log.warning("%s: %s failed: %s", name, storage.url, exc)
-                failures.append(exc)
-    if failures:
-        raise failures[0]
-    raise WalNotFoundError(f"{name} is not in the archive of {source}")
-
-
-def _fetch_archived(
-    storage: Storage,
-    source: str,
-    name: str,
-    destination: Path,
-    decryptor_for: Callable[[str], Decryptor],
-) -> int:
-    data = read_archived(storage, source, name, decryptor_for)
-    _write_durably(destination, data)
-    return len(data)
-
-
 def read_archived(
     storage: Storage, source: str, name: str, decryptor_for: Callable[[str], Decryptor]
 ) -> bytes:
@@ -353,37 +303,6 @@ def read_archived(
         )
     digest, key = next(iter(copies.items()))
     return read_verified(storage, key, digest, decryptor_for)
-
-
-def _fetch_stream_partial(
-    storage: Storage,
-    source: str,
-    name: str,
-    destination: Path,
-    decryptor_for: Callable[[str], Decryptor],
-) -> int:
-    partial = newest_stream_partial(storage, source, name)
-    if partial is None:
-        raise WalNotFoundError(f"{name} is not in the archive of {source}")
-    data = pad_to_segment_size(
-        read_verified(storage, partial.key, partial.plain_sha256, decryptor_for)
-    )
-    log.info(
-        "%s is not archived: serving its streamed partial (%d bytes of WAL)",
-        name,
-        partial.streamed_length,
-    )
-    _write_durably(destination, data)
-    return len(data)
-
-
-def _write_durably(destination: Path, data: bytes) -> None:
-    from lifeboat.util.fs import write_durably
-
-    try:
-        write_durably(destination, data)
-    except OSError as exc:
-        raise LifeboatError(f"cannot write {destination}: {exc.strerror}") from None
 
 
 # --- stream partials (lifeboat wal-stream) ---------------------------------------------------
@@ -509,23 +428,6 @@ def prune_stream_partials(storage: Storage, source: str) -> list[str]:
             storage.delete(partial.key)
             removed.append(partial.key)
     return removed
-
-
-def pad_to_segment_size(data: bytes) -> bytes:
-    """Zero-pad a partial segment to the size PostgreSQL's restore_command must deliver.
-
-    pg_receivewal (15, 17) writes partial files at full size, and an upload must be whole;
-    this only matters for a copy cut short, whose own first page header says how large the
-    segment is."""
-    try:
-        size = walheader.parse_long_header(data).segment_size
-    except ValueError as exc:
-        raise IntegrityError(f"a streamed partial segment is damaged: {exc}") from None
-    if len(data) > size:
-        raise IntegrityError(
-            f"a streamed partial segment is larger ({len(data)}) than its segment size"
-        )
-    return data + bytes(size - len(data))
 
 
 def history_names(storage: Storage, source: str) -> list[str]:

@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
     """Archive one WAL file; with async on, spool it for the background worker."""
     from lifeboat.config.paths import resolve_config_path
-    from lifeboat.wal.settings import WalSettings
+    from lifeboat.context import LeanContext
 
     config_path = resolve_config_path(config)
-    settings = WalSettings.load(config_path)
-    archive = settings.archive(source)
+    context = LeanContext.load(config_path)
+    archive = context.lean.archive(source)
     if archive.async_push:
         from lifeboat.wal import spool as wal_spool
 
@@ -56,8 +56,10 @@ def wal_push(config: str | None, source: str, path: Path) -> dict[str, Any]:
 
     from lifeboat.wal.archive import push
 
-    storages = settings.storages(source)
-    result = push(storages, source, path, settings.encryptor(), settings.level, settings.decryptor)
+    storages = context.storages(source)
+    result = push(
+        storages, source, path, context.encryptor(), context.lean.level, context.decryptor
+    )
     if archive.async_push:
         wal_spool.note_cluster_of(spool, storages, source)
     return {
@@ -120,12 +122,12 @@ def _fetch(
     config: str | None, source: str, name: str, destination: Path, repository: str | None
 ) -> dict[str, Any]:
     from lifeboat.config.paths import resolve_config_path
+    from lifeboat.context import LeanContext
     from lifeboat.postgres import wal
-    from lifeboat.wal.settings import WalSettings
 
     config_path = resolve_config_path(config)
-    settings = WalSettings.load(config_path)
-    archive = settings.archive(source, repository)
+    context = LeanContext.load(config_path)
+    archive = context.lean.archive(source, repository)
     wal.check_archive_name(name)  # before it becomes part of a path
     spool = SpoolPaths(archive.spool)
     # the prefetcher is imported only when it has something: the misses at the end of
@@ -139,10 +141,10 @@ def _fetch(
         size = destination.stat().st_size
         log.info("restored %s from the prefetch spool", name)
     else:
-        from lifeboat.wal.archive import fetch
+        from lifeboat.wal.stage import fetch
 
-        storages = settings.storages(source, repository)
-        size = fetch(storages, source, name, destination, settings.decryptor)
+        storages = context.storages(source, repository)
+        size = fetch(storages, source, name, destination, context.decryptor)
     if archive.prefetch > 0:
         from lifeboat.wal import prefetch as wal_prefetch
 

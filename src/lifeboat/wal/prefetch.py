@@ -38,8 +38,8 @@ from lifeboat.wal.spool import (
 from lifeboat.wal.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
+    from lifeboat.context import WalView
     from lifeboat.storage.base import Storage
-    from lifeboat.wal.settings import WalSettings
 
 log = logging.getLogger(__name__)
 
@@ -201,14 +201,12 @@ def run_prefetcher(
                 release_lock(fd)
 
 
-def archive_downloader(
-    settings: WalSettings, source: str, repository: str | None = None
-) -> Downloader:
+def archive_downloader(context: WalView, source: str, repository: str | None = None) -> Downloader:
     """Downloads from the source's repositories (or `repository` alone), opened on the
     first download."""
     import threading
 
-    from lifeboat.wal.archive import fetch
+    from lifeboat.wal.stage import fetch
 
     opening = threading.Lock()
     opened: list[Storage] = []
@@ -216,8 +214,8 @@ def archive_downloader(
     def download(name: str, destination: Path) -> None:
         with opening:
             if not opened:
-                opened.extend(settings.storages(source, repository))
+                opened.extend(context.storages(source, repository))
         # never a stream partial: it may still grow until recovery really asks for it
-        fetch(opened, source, name, destination, settings.decryptor, allow_stream_partial=False)
+        fetch(opened, source, name, destination, context.decryptor, allow_stream_partial=False)
 
     return download

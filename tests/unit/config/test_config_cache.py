@@ -10,9 +10,9 @@ import pytest
 
 from lifeboat.config import cache
 from lifeboat.config.load import load_config
+from lifeboat.context import LeanContext
 from lifeboat.errors import ConfigError
 from lifeboat.pipeline.crypto import generate_age_identity
-from lifeboat.wal.settings import WalSettings
 
 _, PUBLIC = generate_age_identity()
 CONFIG = f"""
@@ -41,10 +41,11 @@ def test_full_validation_fills_the_cache_without_secrets(tmp_path: Path) -> None
     stored = cache.cache_file(path)
     assert stored.stat().st_mode & 0o777 == 0o600
     assert "very-secret" not in stored.read_text() and "dsn" not in stored.read_text()
-    settings = WalSettings(cache.load(path) or {})
-    assert settings.level == 4
-    assert settings.values["repositories"]["local"]["url"] == str(tmp_path / "repo")
-    assert settings.values["repositories"]["local"]["options"]["part_size"] == 16 * 1024 * 1024
+    lean = cache.load(path)
+    assert lean is not None
+    assert lean.level == 4
+    assert lean.repositories["local"].url == str(tmp_path / "repo")
+    assert lean.repositories["local"].options.part_size == 16 * 1024 * 1024
 
 
 def test_cache_is_ignored_when_the_file_or_its_environment_changes(
@@ -68,7 +69,7 @@ def test_an_invalid_file_is_never_served_from_the_cache(tmp_path: Path) -> None:
     load_config(path)
     path.write_text(CONFIG + "\nbogus = 1\n")
     with pytest.raises(ConfigError):
-        WalSettings.load(path)
+        LeanContext.load(path)
 
 
 def test_an_unwritable_cache_only_costs_time(
@@ -79,7 +80,7 @@ def test_an_unwritable_cache_only_costs_time(
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     path = tmp_path / "lifeboat.toml"
     path.write_text(CONFIG)
-    assert WalSettings.load(path).level == 4
+    assert LeanContext.load(path).lean.level == 4
     assert cache.load(path) is None
 
 

@@ -13,7 +13,8 @@ from lifeboat.repo import layout
 from lifeboat.storage.base import Storage
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
-from lifeboat.wal.archive import WalConflictError, WalNotFoundError, fetch, push
+from lifeboat.wal.archive import WalConflictError, WalNotFoundError, push
+from lifeboat.wal.stage import fetch
 from tests.walfiles import AFTER_LOST_CONTRECORD, segment_file, wal_file
 
 SEGMENT = "000000010000000A000000FE"

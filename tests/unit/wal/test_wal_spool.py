@@ -15,27 +15,25 @@ from pathlib import Path
 
 import pytest
 
+from lifeboat.context import LeanContext
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.status import spool_status
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.storage.local import LocalStorage
-from lifeboat.wal.archive import WalConflictError, fetch, is_archived, push
+from lifeboat.wal.archive import WalConflictError, is_archived, push
 from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
-from lifeboat.wal.settings import WalSettings
 from lifeboat.wal.spool import (
-    RETRY_FIRST_DELAY,
-    RETRY_MAX_DELAY,
     Spooled,
-    WorkerStatus,
     lock_is_held,
     note_cluster,
     note_wal_dir,
     queued,
-    run_push_worker,
     spool_segment,
     take_marker,
 )
 from lifeboat.wal.spool_paths import SpoolPaths
+from lifeboat.wal.stage import fetch
+from lifeboat.wal.worker import RETRY_FIRST_DELAY, RETRY_MAX_DELAY, WorkerStatus, run_push_worker
 from tests.processes import (
     child_pids,
     command_line,
@@ -365,7 +363,7 @@ def cli_repo(tmp_path: Path, age_key: AgeKey) -> Iterator[tuple[Path, LocalStora
 
 def spool_of(config: Path) -> SpoolPaths:
     """The spool of source wms, as wal-push resolves it (named after its repository too)."""
-    return SpoolPaths(WalSettings.load(config).archive("wms").spool)
+    return SpoolPaths(LeanContext.load(config).lean.archive("wms").spool)
 
 
 def test_full_spool_pushes_synchronously(
@@ -561,7 +559,7 @@ def test_wal_fetch_from_a_named_repository_prefetches_from_it_too(
     segments = {n: wal_file(tmp_path / "pg_wal", segment_name(n), seed=n) for n in (1, 2, 3)}
     for segment in segments.values():
         push(LocalStorage(tmp_path / "dr"), "wms", segment, encryptor, level=1)
-    spool = SpoolPaths(WalSettings.load(config).archive("wms", "dr").spool)
+    spool = SpoolPaths(LeanContext.load(config).lean.archive("wms", "dr").spool)
     assert spool.root != spool_of(config).root  # a prefetcher per repository fetched from
     destination = tmp_path / "restored" / "RECOVERYXLOG"
     destination.parent.mkdir()

@@ -15,14 +15,13 @@ from lifeboat.repo import cluster, layout
 from lifeboat.storage.local import LocalStorage
 from lifeboat.wal.archive import (
     WalNotFoundError,
-    fetch,
     is_archived,
-    pad_to_segment_size,
     prune_stream_partials,
     push,
     push_stream_partial,
     stream_partials,
 )
+from lifeboat.wal.stage import fetch, pad_to_segment_size
 from lifeboat.wal.stream import (
     StagingUploader,
     StreamOptions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -54,20 +55,15 @@ def command(
     """Back up SOURCE: encrypted, compressed, checksummed; prints the backup id."""
     if incremental and kind != "physical":
         raise UsageError("--incremental needs --type physical")
-    if kind == "physical":
-        from lifeboat.sources.postgres.physical_backup import backup_physical
+    from lifeboat.sources.base import Source
+    from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
 
-        result = backup_physical(
-            state().context(),
-            source,
-            wal_timeout=wal_timeout,
-            incremental_backup=incremental,
-            accept_new_cluster=accept_new_cluster,
-        )
-    else:
-        from lifeboat.sources.postgres.logical_backup import backup_logical
-
-        result = backup_logical(state().context(), source, accept_new_cluster=accept_new_cluster)
+    chosen: Source[Any] = (
+        PostgresPhysical(wal_timeout, incremental, accept_new_cluster)
+        if kind == "physical"
+        else PostgresLogical(accept_new_cluster)
+    )
+    result = chosen.backup(state().context(), source)
     summary = {
         **result.manifest.summary(),
         "repository": result.repository,

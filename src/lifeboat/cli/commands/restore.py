@@ -195,11 +195,9 @@ def command(
             "need --pgdata (a physical restore)"
         )
     from lifeboat.postgres.dbprops import Ownership
-    from lifeboat.sources.postgres.logical_restore import restore_logical
+    from lifeboat.sources.postgres.kinds import LogicalRestoreRequest, PostgresLogical
 
-    result = restore_logical(
-        state().context(),
-        source,
+    request = LogicalRestoreRequest(
         backup=backup_id,
         target_db=target_db,
         target_dsn=target_dsn,
@@ -211,6 +209,7 @@ def command(
         ownership=Ownership(owners=not no_owner, privileges=not no_privileges),
         create_roles=create_roles,
     )
+    result = PostgresLogical().restore(state().context(), source, request)
     if wants_json(as_json):
         output.print_json(result.summary())
         return
@@ -264,15 +263,14 @@ def _physical(
     accept_gap: bool = False,
 ) -> None:
     from lifeboat.errors import RestoreError
-    from lifeboat.sources.postgres.physical_restore import RecoveryTarget, restore_physical
+    from lifeboat.sources.postgres.kinds import PhysicalRestoreRequest, PostgresPhysical
+    from lifeboat.sources.postgres.physical_restore import RecoveryTarget
 
     kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
     target = RecoveryTarget(kind, value, action, timeline)  # type: ignore[arg-type]
     cli = state()
     ctx: Any = cli.context()
-    result = restore_physical(
-        ctx,
-        source,
+    request = PhysicalRestoreRequest(
         pgdata,
         target,
         backup=None if backup_id == "latest" else backup_id,
@@ -286,6 +284,7 @@ def _physical(
         repository=repo_name,
         accept_gap=accept_gap,
     )
+    result = PostgresPhysical().restore(ctx, source, request)
     gap = result.reach.gap_text()
     if wants_json(as_json):
         output.print_json(result.summary())

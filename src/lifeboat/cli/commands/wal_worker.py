@@ -17,23 +17,23 @@ from lifeboat.errors import UsageError
 def command(role: str, source: str, repo_name: str | None) -> None:
     """Upload the async spool (push) or download ahead for recovery (prefetch)."""
     from lifeboat.config.paths import resolve_config_path
-    from lifeboat.wal import spool as wal_spool
-    from lifeboat.wal.settings import WalSettings
+    from lifeboat.context import LeanContext
+    from lifeboat.wal import worker as wal_worker
     from lifeboat.wal.spool_paths import SpoolPaths
 
-    settings = WalSettings.load(resolve_config_path(state().config))
+    context = LeanContext.load(resolve_config_path(state().config))
     if role == "push" and repo_name is not None:
         raise UsageError("--repo is for prefetch: WAL is pushed to every repository of the source")
-    archive = settings.archive(source, repo_name)
+    archive = context.lean.archive(source, repo_name)
     spool = SpoolPaths(archive.spool)
     if role == "push":
-        uploader = wal_spool.archive_uploader(settings, source, spool)
-        wal_spool.run_push_worker(
+        uploader = wal_worker.archive_uploader(context, source, spool)
+        wal_worker.run_push_worker(
             spool, uploader, archive.workers, read_ahead_limit=archive.spool_max_segments
         )
         return
     from lifeboat.wal import prefetch as wal_prefetch
 
-    downloader = wal_prefetch.archive_downloader(settings, source, repo_name)
+    downloader = wal_prefetch.archive_downloader(context, source, repo_name)
     parallel = max(1, min(archive.prefetch, archive.workers))
     wal_prefetch.run_prefetcher(spool, downloader, archive.prefetch, parallel)

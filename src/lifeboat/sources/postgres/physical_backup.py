@@ -45,6 +45,15 @@ DEFAULT_WAL_TIMEOUT = 120.0
 ArchivingNotReadyError = physical.ArchivingNotReadyError
 
 
+def require_archiving(facts: physical.ClusterFacts, endpoint: PgEndpoint, source_name: str) -> None:
+    """A base backup is only restorable with its WAL: archiving must be on."""
+    if facts.archive_mode == "off":
+        raise ArchivingNotReadyError(
+            f"archive_mode is off on {endpoint.describe()}: a physical backup needs WAL "
+            f"archiving (see `lifeboat setup-archiving {source_name}`)"
+        )
+
+
 def wait_for_wal_everywhere(
     storages: dict[str, Storage],
     source: str,
@@ -123,11 +132,7 @@ def backup_physical(
             facts = physical.cluster_facts(conn)
             # before anything streams: the base backup's own WAL must be taken by wal-push
             confirm_for_backup(repos, source_name, conn, endpoint, "physical", accept_new_cluster)
-        if facts.archive_mode == "off":
-            raise ArchivingNotReadyError(
-                f"archive_mode is off on {endpoint.describe()}: a physical backup needs WAL "
-                f"archiving (see `lifeboat setup-archiving {source_name}`)"
-            )
+        require_archiving(facts, endpoint, source_name)
         if facts.extra_tablespaces and incremental_backup:
             names = ", ".join(t.name for t in facts.extra_tablespaces)
             raise incremental.IncrementalError(

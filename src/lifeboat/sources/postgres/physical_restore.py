@@ -272,7 +272,8 @@ def stage_wal(ctx: Context, storage: Storage, source: str, manifest: Manifest, f
     The files are checked against their checksums like any fetch; returns how many."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lifeboat.wal.archive import fetch, history_names
+    from lifeboat.wal.archive import history_names
+    from lifeboat.wal.stage import fetch
 
     span = manifest.physical
     assert span is not None

@@ -1,0 +1,63 @@
+"""The one mapping from a failure to its error line and exit code."""
+
+from __future__ import annotations
+
+import pytest
+
+from lifeboat.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_STOP_RECOVERY,
+    EXIT_USAGE,
+    ConfigError,
+    RecoveryStopError,
+    StorageError,
+    describe_failure,
+    exit_code_for,
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "line", "code"),
+    [
+        (StorageError("bucket gone"), "bucket gone", EXIT_FAILED),
+        (ConfigError("lifeboat.toml: unknown key"), "lifeboat.toml: unknown key", EXIT_USAGE),
+        (RecoveryStopError("cannot read"), "cannot read", EXIT_STOP_RECOVERY),
+        (KeyboardInterrupt(), "interrupted", EXIT_INTERRUPTED),
+        (
+            BrokenPipeError(32, "Broken pipe"),
+            "a helper process stopped reading its input: [Errno 32] Broken pipe",
+            EXIT_FAILED,
+        ),
+        (
+            ValueError("first line\nsecond line"),
+            "unexpected ValueError: first line (run with --debug for details)",
+            EXIT_FAILED,
+        ),
+    ],
+)
+def test_each_failure_has_one_line_and_its_exit_code(
+    failure: BaseException, line: str, code: int
+) -> None:
+    assert describe_failure(failure) == (line, code)
+
+
+def test_the_reported_line_is_redacted_and_single(capsys: pytest.CaptureFixture[str]) -> None:
+    failure = StorageError("cannot reach s3://key:verysecret@bucket/x")
+    assert exit_code_for(failure) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("lifeboat: error: cannot reach")
+    assert "verysecret" not in err
+
+
+def test_debug_prints_the_traceback_first(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        assert exit_code_for(exc, debug=True) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback")
+    assert err.endswith(
+        "lifeboat: error: unexpected ValueError: boom (run with --debug for details)\n"
+    )
