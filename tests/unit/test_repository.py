@@ -392,7 +392,7 @@ def test_ids_in_use_counts_leftovers(repo: Repository, storage: MemoryStorage) -
 def test_a_new_backup_id_is_free_in_every_repository(
     repo: Repository, storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lifeboat.sources.postgres.logical_backup import new_backup_id
+    from lifeboat.repo.commit import new_backup_id
 
     dr_storage = MemoryStorage("repo-dr")
     other = Repository("dr", dr_storage)

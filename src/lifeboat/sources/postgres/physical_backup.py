@@ -20,6 +20,7 @@ from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.commit import BackupResult, commit, lock_all, new_backup_id
 from lifeboat.repo.manifest import (
     Compression,
     Encryption,
@@ -31,7 +32,6 @@ from lifeboat.repo.manifest import (
 )
 from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.sources.postgres import incremental
-from lifeboat.sources.postgres.logical_backup import BackupResult, commit, lock_all, new_backup_id
 from lifeboat.storage.base import Storage
 from lifeboat.wal.archive import is_archived
 from lifeboat.wal.cluster_guard import confirm_for_backup
