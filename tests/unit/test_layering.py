@@ -38,12 +38,6 @@ LAYERS = {
 
 # (importing module, imported module): why the upward import is still there
 KNOWN_UPWARD = {
-    ("lifeboat.postgres.dbprops", "lifeboat.repo.manifest"): (
-        "a database's properties are manifest types"
-    ),
-    ("lifeboat.postgres.logical", "lifeboat.repo.manifest"): (
-        "the dump's facts are manifest types"
-    ),
     ("lifeboat.storage.options", "lifeboat.repo.layout"): (
         "storage classifies keys itself; the classifier is to be passed in"
     ),

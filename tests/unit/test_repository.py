@@ -25,6 +25,7 @@ from lifeboat.repo.manifest import (
     Encryption,
     Evidence,
     Manifest,
+    Physical,
     Server,
     StoredObject,
     decode,
@@ -53,22 +54,27 @@ def repo(storage: MemoryStorage) -> Repository:
 
 
 def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -> Manifest:
+    """A manifest of the current format, given with format 1's fields (which `changes`
+    name): a logical backup unless `type="physical"` (with a physical section, unless given)."""
     backup = backup_id(when)
-    manifest = Manifest(
-        id=backup,
-        source=source,
-        type="logical",
-        started_at=when,
-        finished_at=when + timedelta(seconds=42, milliseconds=250),
-        database=source,
-        server=Server(version="16.3", version_num=160003, system_identifier="7351234567890123456"),
-        tool={"lifeboat": "0.1.0", "pg_dump": "pg_dump (PostgreSQL) 16.3"},
-        compression=Compression(level=3),
-        encryption=Encryption(
+    fields: dict[str, object] = {
+        "format": MANIFEST_FORMAT,
+        "id": backup,
+        "source": source,
+        "type": "logical",
+        "started_at": when,
+        "finished_at": when + timedelta(seconds=42, milliseconds=250),
+        "database": source,
+        "server": Server(
+            version="16.3", version_num=160003, system_identifier="7351234567890123456"
+        ),
+        "tool": {"lifeboat": "0.1.0", "pg_dump": "pg_dump (PostgreSQL) 16.3"},
+        "compression": Compression(level=3),
+        "encryption": Encryption(
             method="age",
             recipients=[{"type": "age", "id": "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgp"}],
         ),
-        objects=[
+        "objects": [
             StoredObject(
                 name="db.dump.zst.age",
                 size=1_048_931,
@@ -86,14 +92,23 @@ def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -
                 format="pg_dumpall-globals",
             ),
         ],
-        evidence=Evidence(
+        "evidence": Evidence(
             row_counts={"public.orders": 1200, "public.items": 5400, "public.empty": 0},
             indexes=["public.orders_pkey", "public.items_pkey", "public.items_order_idx"],
             constraints=["public.items.items_order_fk"],
         ),
-        labels={"trigger": "nightly", "ticket": "OPS-17"},
-    )
-    return manifest.model_copy(update=changes) if changes else manifest
+        "labels": {"trigger": "nightly", "ticket": "OPS-17"},
+    }
+    if changes.get("type") == "physical":
+        fields["physical"] = Physical(
+            timeline=1,
+            start_lsn="0/2000028",
+            stop_lsn="0/2000100",
+            start_wal="000000010000000000000002",
+            stop_wal="000000010000000000000002",
+            segment_size=16 * 1024 * 1024,
+        )
+    return Manifest.model_validate({**fields, **changes})
 
 
 def put(storage: MemoryStorage, key: str, data: bytes = b"payload") -> None:

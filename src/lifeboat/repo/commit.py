@@ -9,10 +9,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from lifeboat import __version__
 from lifeboat.errors import LifeboatError, LockedError
+from lifeboat.pipeline.crypto import Encryptor
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.manifest import Compression, Details, Encryption, Manifest, StoredObject
 from lifeboat.repo.objects import Written
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,39 @@ def lock_all(repos: Sequence[Repository], source: str, purpose: str) -> Iterator
         if not prepared.repos:
             raise next(iter(prepared.failed.values()))
         yield prepared
+
+
+def build_manifest(
+    *,
+    source: str,
+    backup_id: str,
+    started: datetime,
+    details: Details,
+    objects: list[StoredObject],
+    compression_level: int,
+    encryptor: Encryptor,
+    tools: dict[str, str],
+    labels: dict[str, str] | None = None,
+) -> Manifest:
+    """The manifest of a backup whose objects are all stored, finished now. Its kind is its
+    details' (what only that kind of backup records); `tools` are the versions of the
+    programs the source ran, beside Lifeboat's own."""
+    return Manifest(
+        id=backup_id,
+        source=source,
+        kind=details.KIND,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        tool={"lifeboat": __version__, **tools},
+        compression=Compression(level=compression_level),
+        encryption=Encryption(
+            method=encryptor.method,
+            recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
+        ),
+        objects=objects,
+        labels=labels or {},
+        details=details,
+    )
 
 
 def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupResult:

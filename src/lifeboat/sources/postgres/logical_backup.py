@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 
-from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
-from lifeboat.repo.commit import BackupResult, commit, lock_all, new_backup_id
-from lifeboat.repo.manifest import (
-    GLOBALS_FORMAT,
-    Compression,
-    Encryption,
-    Evidence,
-    Manifest,
+from lifeboat.repo.commit import (
+    BackupResult,
+    build_manifest,
+    commit,
+    lock_all,
+    new_backup_id,
 )
+from lifeboat.repo.manifest import GLOBALS_FORMAT, Evidence, PostgresLogical
 from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.wal.cluster_guard import confirm_for_backup
 
@@ -118,28 +116,22 @@ def backup_logical(
         finally:
             conn.close()
 
-        manifest = Manifest(
-            id=backup,
+        manifest = build_manifest(
             source=source_name,
-            type="logical",
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            database=endpoint.dbname,
-            server=server,
-            tool={
-                "lifeboat": __version__,
-                "pg_dump": tools.version,
-                "pg_dump_major": str(tools.major),
-            },
-            compression=Compression(level=compression.level),
-            encryption=Encryption(
-                method=encryptor.method,
-                recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
+            backup_id=backup,
+            started=started,
+            details=PostgresLogical(
+                server=server,
+                database=endpoint.dbname,
+                evidence=outcome,
+                database_properties=properties,
+                globals=stored_globals.name,
             ),
             objects=[stored_object, stored_globals],  # the dump first: restores read objects[0]
-            evidence=outcome,
-            database_properties=properties,
-            labels=labels or {},
+            compression_level=compression.level,
+            encryptor=encryptor,
+            tools={"pg_dump": tools.version, "pg_dump_major": str(tools.major)},
+            labels=labels,
         )
         result = commit(manifest, targets.outcome(stored_object), removed)
         log.info(
