@@ -69,6 +69,7 @@ def histories(draw: st.DrawFn) -> list[Backup]:
                 safety_before=f"restore of {backups[-1].id} into wms"
                 if safety and backups
                 else None,
+                wal_base=kind == "physical",
             )
         )
     return backups

@@ -105,6 +105,12 @@ KIND_OF_TYPE: dict[BackupType, Kind] = {
 }
 
 
+def kind_name(kind: str) -> str:
+    """A kind as people read it: PostgreSQL's two by their type, as the command line names
+    them (logical, physical); any other by its kind."""
+    return next((name for name, known in KIND_OF_TYPE.items() if known == kind), kind)
+
+
 class _FormatOne(_Model):
     """A manifest as format 1 wrote it: PostgreSQL's backups only, its facts at the top."""
 
