@@ -53,6 +53,17 @@ def repo(storage: MemoryStorage) -> Repository:
     return repository
 
 
+# where the physical backups made here sit in the WAL
+WAL_POSITION = Physical(
+    timeline=1,
+    start_lsn="0/2000028",
+    stop_lsn="0/2000100",
+    start_wal="000000010000000000000002",
+    stop_wal="000000010000000000000002",
+    segment_size=16 * 1024 * 1024,
+)
+
+
 def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -> Manifest:
     """A manifest of the current format, given with format 1's fields (which `changes`
     name): a logical backup unless `type="physical"` (with a physical section, unless given)."""
@@ -100,14 +111,7 @@ def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -
         "labels": {"trigger": "nightly", "ticket": "OPS-17"},
     }
     if changes.get("type") == "physical":
-        fields["physical"] = Physical(
-            timeline=1,
-            start_lsn="0/2000028",
-            stop_lsn="0/2000100",
-            start_wal="000000010000000000000002",
-            stop_wal="000000010000000000000002",
-            segment_size=16 * 1024 * 1024,
-        )
+        fields["physical"] = WAL_POSITION
     return Manifest.model_validate({**fields, **changes})
 
 

@@ -17,6 +17,7 @@ from lifeboat.repo.manifest import (
     decode,
     encode,
 )
+from tests.unit.test_repository import WAL_POSITION
 
 STARTED = datetime(2020, 1, 6, 3, 0, tzinfo=UTC)  # before any run of the test
 SERVER = Server(version="17.2", version_num=170002, system_identifier="7351234567890123456")
@@ -72,15 +73,7 @@ def test_a_logical_backup_gets_its_kind_its_details_and_the_common_fields() -> N
 
 def test_a_physical_backup_gets_its_kind_and_no_labels_unless_given() -> None:
     _, public = generate_age_identity()
-    details = PostgresPhysical(
-        server=SERVER,
-        timeline=1,
-        start_lsn="0/2000028",
-        stop_lsn="0/2000100",
-        start_wal="000000010000000000000002",
-        stop_wal="000000010000000000000002",
-        segment_size=16 * 1024 * 1024,
-    )
+    details = PostgresPhysical(server=SERVER, **dict(WAL_POSITION))
     manifest = build_manifest(
         source="wms",
         backup_id="20261206T030000.000000Z-0a1c",
