@@ -1,5 +1,5 @@
 """A repository written by Lifeboat before manifest format 2 (tests/data/format1, see its
-README) stays readable: listed, shown, verified and restored by the current code."""
+README) stays readable: listed, shown, verified, pruned and restored by the current code."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _workspace(root: Path, dsn: str) -> Workspace:
         if line.startswith("# public key:")
     )
     ws = Workspace(root, public)
-    ws.write_config(dsn)
+    ws.write_config(dsn, extra_source="\n[retention]\nkeep_last = 1\n")
     return ws
 
 
@@ -39,6 +39,8 @@ def test_a_format1_repository_is_listed_shown_verified_and_restored(
     ]
     shown = ws.run("show", LOGICAL, check=True).stdout
     assert "public.orders" in shown
+    as_stored = ws.run_json("show", LOGICAL)
+    assert (as_stored["format"], as_stored["type"], as_stored["database"]) == (1, "logical", "shop")
     physical = ws.run("show", PHYSICAL, check=True).stdout
     assert "000000010000000000000003" in physical
 
@@ -47,6 +49,14 @@ def test_a_format1_repository_is_listed_shown_verified_and_restored(
         (LOGICAL, True, True),
         (PHYSICAL, True, True),
         ("wal-archive", True, True),
+    }
+
+    # retention counts the two kinds on their own: each is its kind's newest
+    plan = ws.run_json("prune", "wms", "--dry-run")[0]
+    assert plan["delete"] == []
+    assert {(b["id"], b["type"], tuple(b["rules"])) for b in plan["backups"]} == {
+        (LOGICAL, "logical", ("newest", "last")),
+        (PHYSICAL, "physical", ("newest", "last")),
     }
 
     target = "format1_shop"
