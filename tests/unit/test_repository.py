@@ -25,13 +25,13 @@ from lifeboat.repo.manifest import (
     Encryption,
     Evidence,
     Manifest,
-    Physical,
     Server,
     StoredObject,
     decode,
     encode,
 )
 from lifeboat.storage.memory import MemoryStorage
+from tests.unit.repo.test_commit_builder import WAL_POSITION
 
 T0 = datetime(2024, 5, 1, 2, 0, 0, tzinfo=UTC)
 SUFFIX = "5a1e"  # the random part of the ids made here, fixed so that tests can name them
@@ -51,17 +51,6 @@ def repo(storage: MemoryStorage) -> Repository:
     repository = Repository("main", storage)
     repository.init()
     return repository
-
-
-# where the physical backups made here sit in the WAL
-WAL_POSITION = Physical(
-    timeline=1,
-    start_lsn="0/2000028",
-    stop_lsn="0/2000100",
-    start_wal="000000010000000000000002",
-    stop_wal="000000010000000000000002",
-    segment_size=16 * 1024 * 1024,
-)
 
 
 def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -> Manifest:

@@ -22,7 +22,7 @@ from lifeboat.repo.manifest import (
     document,
     encode,
 )
-from tests.unit.test_repository import make_manifest
+from tests.unit.repo.test_commit_builder import logical_manifest, physical_manifest
 
 BACKUPS = Path(__file__).parents[2] / "data" / "format1" / "repo" / "wms" / "backups"
 LOGICAL = BACKUPS / "20261206T190035.570628Z-947c" / "manifest.json"
@@ -79,29 +79,30 @@ def test_a_format1_manifest_that_was_changed_fails_its_checksum() -> None:
 
 
 def test_format2_keeps_the_postgres_facts_under_the_kinds_details() -> None:
-    manifest = make_manifest()
+    manifest = logical_manifest()
     body = document(manifest)
     assert (body["format"], body["kind"]) == (MANIFEST_FORMAT, "postgres-logical")
     assert not {"type", "server", "database", "evidence", "physical"} & set(body)
     assert body["details"]["database"] == "wms"
-    assert body["details"]["server"]["version"] == "16.3"
-    assert body["details"]["evidence"]["row_counts"]["public.orders"] == 1200
+    assert body["details"]["server"]["version"] == "17.2"
+    assert body["details"]["evidence"]["row_counts"] == {"public.lots": 3}
+    assert body["details"]["globals"] == "globals.sql.zst.age"
     again = decode(encode(manifest), "x")
     assert again == manifest
     assert digest(again) == digest(manifest)
 
 
 def test_format2_physical_details_carry_the_wal_position() -> None:
-    manifest = make_manifest(type="physical")
+    manifest = physical_manifest()
     body = document(manifest)
     assert body["kind"] == "postgres-physical"
     assert body["details"]["start_wal"] == "000000010000000000000002"
-    assert body["details"]["server"]["version_num"] == 160003
+    assert body["details"]["server"]["version_num"] == 170002
     assert decode(encode(manifest), "x") == manifest
 
 
 def test_a_newer_format_is_refused_in_one_line() -> None:
-    body = document(make_manifest())
+    body = document(logical_manifest())
     body["format"] = MANIFEST_FORMAT + 1
     with pytest.raises(IntegrityError) as refused:
         decode(signed(body), "wms/backups/x/manifest.json")
@@ -112,7 +113,7 @@ def test_a_newer_format_is_refused_in_one_line() -> None:
 
 
 def test_an_unknown_kind_is_refused_in_one_line() -> None:
-    body = document(make_manifest())
+    body = document(logical_manifest())
     body["kind"] = "redis"
     with pytest.raises(IntegrityError) as refused:
         decode(signed(body), "x")
@@ -123,14 +124,14 @@ def test_an_unknown_kind_is_refused_in_one_line() -> None:
 
 
 def test_details_of_another_kind_are_refused() -> None:
-    body = document(make_manifest(type="physical"))
+    body = document(physical_manifest())
     body["kind"] = "postgres-logical"
     with pytest.raises(IntegrityError, match="manifest x is incomplete"):
         decode(signed(body), "x")
 
 
 def test_details_must_match_the_kind_when_built_in_code() -> None:
-    physical = make_manifest(type="physical")
+    physical = physical_manifest()
     fields = {**physical.model_dump(), "kind": "postgres-logical", "details": physical.details}
     with pytest.raises(ValueError, match="details of postgres-physical in a postgres-logical"):
         Manifest.model_validate(fields)
