@@ -4,11 +4,13 @@ README) stays readable: listed, shown, verified, pruned and restored by the curr
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from lifeboat.postgres.instance import ScratchCluster
 
 from .helpers import Workspace
+from .test_manual_restore import documented_backup_choice
 
 FORMAT1 = Path(__file__).parent.parent / "data" / "format1"
 LOGICAL = "20261206T190035.570628Z-947c"
@@ -68,3 +70,12 @@ def test_a_format1_repository_is_listed_shown_verified_and_restored(
         assert counts == "50 120"
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}"')
+
+
+def test_the_documented_manual_choice_finds_format1_backups() -> None:
+    """docs/manual-restore.md's step 1, run as written, picks backups of both formats."""
+    for backup_type, wanted in (("logical", LOGICAL), ("physical", PHYSICAL)):
+        script = f"set -euo pipefail\nREPO={FORMAT1 / 'repo'}\nSOURCE=wms\n"
+        script += documented_backup_choice(backup_type) + '\necho "$ID"\n'
+        done = subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True)
+        assert done.stdout.strip() == wanted
