@@ -115,14 +115,14 @@ def build_manifest(
 def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupResult:
     """The manifest into every repository that holds all the objects: only then is the
     backup there. A repository that fails here is reported like one that failed before."""
-    failed = {name: describe_failure(exc) for name, exc in written.failed.items()}
+    failed = {name: _failure_reason(exc) for name, exc in written.failed.items()}
     committed: list[str] = []
     for repo in written.repos:
         try:
             repo.save_manifest(manifest)
             committed.append(repo.name)
         except LifeboatError as exc:
-            failed[repo.name] = describe_failure(exc)
+            failed[repo.name] = _failure_reason(exc)
     if not committed:
         raise LifeboatError(
             "the backup could not be committed to any repository: "
@@ -135,7 +135,8 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
     return BackupResult(manifest, committed[0], removed, committed, failed)
 
 
-def describe_failure(exc: BaseException) -> str:
+def _failure_reason(exc: BaseException) -> str:
+    """Why a repository does not hold the backup, in the report of those that do."""
     if isinstance(exc, LifeboatError):
         return exc.message
     return str(exc) or type(exc).__name__
