@@ -71,7 +71,7 @@ class Encryption(_Model):
     recipients: list[dict[str, str]] = Field(description="[{type, id}] of who can decrypt")
 
 
-class PostgresLogical(_Model):
+class PostgresLogicalDetails(_Model):
     """The details of a pg_dump of one database."""
 
     KIND: ClassVar[Kind] = "postgres-logical"
@@ -88,16 +88,16 @@ class PostgresLogical(_Model):
     )
 
 
-class PostgresPhysical(Physical):
+class PostgresPhysicalDetails(Physical):
     """The details of a base backup of a whole cluster: where it sits in the WAL."""
 
     KIND: ClassVar[Kind] = "postgres-physical"
     server: Server
 
 
-Details = PostgresLogical | PostgresPhysical
-DETAILS: dict[str, type[PostgresLogical] | type[PostgresPhysical]] = {
-    model.KIND: model for model in (PostgresLogical, PostgresPhysical)
+Details = PostgresLogicalDetails | PostgresPhysicalDetails
+DETAILS: dict[str, type[PostgresLogicalDetails] | type[PostgresPhysicalDetails]] = {
+    model.KIND: model for model in (PostgresLogicalDetails, PostgresPhysicalDetails)
 }
 KIND_OF_TYPE: dict[BackupType, Kind] = {
     "logical": "postgres-logical",
@@ -137,7 +137,7 @@ def _from_format_one(old: _FormatOne) -> dict[str, Any]:
     details: Details
     if old.type == "logical":
         roles = next((o.name for o in old.objects if o.format == GLOBALS_FORMAT), None)
-        details = PostgresLogical(
+        details = PostgresLogicalDetails(
             server=old.server,
             database=old.database,
             evidence=old.evidence,
@@ -147,7 +147,7 @@ def _from_format_one(old: _FormatOne) -> dict[str, Any]:
     else:
         if old.physical is None:
             raise ValueError("a physical backup's manifest needs its physical section")
-        details = PostgresPhysical(server=old.server, **dict(old.physical))
+        details = PostgresPhysicalDetails(server=old.server, **dict(old.physical))
     return {
         "format": old.format,
         "id": old.id,
@@ -205,15 +205,15 @@ class Manifest(_Model):
 
     @property
     def type(self) -> BackupType:
-        return "logical" if isinstance(self.details, PostgresLogical) else "physical"
+        return "logical" if isinstance(self.details, PostgresLogicalDetails) else "physical"
 
     @property
-    def logical(self) -> PostgresLogical | None:
-        return self.details if isinstance(self.details, PostgresLogical) else None
+    def logical(self) -> PostgresLogicalDetails | None:
+        return self.details if isinstance(self.details, PostgresLogicalDetails) else None
 
     @property
-    def physical(self) -> PostgresPhysical | None:
-        return self.details if isinstance(self.details, PostgresPhysical) else None
+    def physical(self) -> PostgresPhysicalDetails | None:
+        return self.details if isinstance(self.details, PostgresPhysicalDetails) else None
 
     @property
     def server(self) -> Server:

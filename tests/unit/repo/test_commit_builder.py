@@ -13,8 +13,8 @@ from lifeboat.repo.manifest import (
     Evidence,
     Manifest,
     Physical,
-    PostgresLogical,
-    PostgresPhysical,
+    PostgresLogicalDetails,
+    PostgresPhysicalDetails,
     Server,
     StoredObject,
     decode,
@@ -52,7 +52,7 @@ def logical_manifest(labels: dict[str, str] | None = None) -> Manifest:
         source="wms",
         backup_id="20200106T030000.000000Z-0a1b",
         started=STARTED,
-        details=PostgresLogical(
+        details=PostgresLogicalDetails(
             server=SERVER,
             database="wms",
             evidence=Evidence(row_counts={"public.lots": 3}, indexes=[], constraints=[]),
@@ -71,7 +71,7 @@ def physical_manifest() -> Manifest:
         source="wms",
         backup_id="20200106T030000.000000Z-0a1c",
         started=STARTED,
-        details=PostgresPhysical(server=SERVER, **dict(WAL_POSITION)),
+        details=PostgresPhysicalDetails(server=SERVER, **dict(WAL_POSITION)),
         objects=[stored("base.tar.zst.age", "pg_basebackup-tar")],
         compression_level=1,
         encryptor=AgeEncryptor([RECIPIENT]),
@@ -86,7 +86,7 @@ def test_a_logical_backup_gets_its_kind_its_details_and_the_common_fields() -> N
         "postgres-logical",
         "logical",
     )
-    assert isinstance(manifest.details, PostgresLogical)
+    assert isinstance(manifest.details, PostgresLogicalDetails)
     assert manifest.database == "wms" and manifest.server == SERVER
     assert manifest.checks.row_counts == {"public.lots": 3}
     assert manifest.tool == {"lifeboat": __version__, "pg_dump": "pg_dump (PostgreSQL) 17.2"}
@@ -107,7 +107,7 @@ def test_a_physical_backup_gets_its_kind_and_no_labels_unless_given() -> None:
         "physical",
         "",
     )
-    assert isinstance(manifest.details, PostgresPhysical)
+    assert isinstance(manifest.details, PostgresPhysicalDetails)
     assert manifest.physical is manifest.details and manifest.server == SERVER
     assert manifest.physical.start_wal == WAL_POSITION.start_wal
     assert manifest.evidence is None and manifest.globals_object is None

@@ -15,8 +15,8 @@ from lifeboat.errors import IntegrityError
 from lifeboat.repo.manifest import (
     MANIFEST_FORMAT,
     Manifest,
-    PostgresLogical,
-    PostgresPhysical,
+    PostgresLogicalDetails,
+    PostgresPhysicalDetails,
     decode,
     digest,
     document,
@@ -39,7 +39,7 @@ def test_a_format1_logical_manifest_reads_as_a_postgres_logical_backup() -> None
     data = LOGICAL.read_bytes()
     manifest = decode(data, "format1")
     assert (manifest.format, manifest.kind, manifest.type) == (1, "postgres-logical", "logical")
-    assert isinstance(manifest.details, PostgresLogical)
+    assert isinstance(manifest.details, PostgresLogicalDetails)
     assert manifest.database == "shop"
     assert manifest.checks.row_counts == {"public.item": 50, "public.orders": 120}
     assert manifest.server.version_num // 10000 == 15
@@ -57,7 +57,7 @@ def test_a_format1_physical_manifest_reads_as_a_postgres_physical_backup() -> No
     data = PHYSICAL.read_bytes()
     manifest = decode(data, "format1")
     assert (manifest.format, manifest.kind, manifest.type) == (1, "postgres-physical", "physical")
-    assert isinstance(manifest.details, PostgresPhysical)
+    assert isinstance(manifest.details, PostgresPhysicalDetails)
     assert manifest.physical is not None
     assert (manifest.physical.start_wal, manifest.physical.timeline) == (
         "000000010000000000000003",

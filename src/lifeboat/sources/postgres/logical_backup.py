@@ -18,7 +18,7 @@ from lifeboat.repo.commit import (
     lock_all,
     new_backup_id,
 )
-from lifeboat.repo.manifest import GLOBALS_FORMAT, Evidence, PostgresLogical
+from lifeboat.repo.manifest import GLOBALS_FORMAT, Evidence, PostgresLogicalDetails
 from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.wal.cluster_guard import confirm_for_backup
 
@@ -120,7 +120,7 @@ def backup_logical(
             source=source_name,
             backup_id=backup,
             started=started,
-            details=PostgresLogical(
+            details=PostgresLogicalDetails(
                 server=server,
                 database=endpoint.dbname,
                 evidence=outcome,

@@ -27,7 +27,7 @@ from lifeboat.repo.commit import (
 )
 from lifeboat.repo.manifest import (
     Manifest,
-    PostgresPhysical,
+    PostgresPhysicalDetails,
     Server,
     StoredObject,
     TablespaceEntry,
@@ -204,7 +204,7 @@ def backup_physical(
             source=source_name,
             backup_id=backup,
             started=started,
-            details=PostgresPhysical(
+            details=PostgresPhysicalDetails(
                 server=server,
                 timeline=span.timeline,
                 start_lsn=wal.format_lsn(span.start_lsn),
