@@ -25,14 +25,16 @@ def test_round_trip_restores_every_table_identically(
     assert [b["id"] for b in listed] == [made["id"]]
 
     manifest = ws.run_json("show", made["id"])
-    assert manifest["evidence"]["row_counts"] == {
+    assert (manifest["format"], manifest["kind"]) == (2, "postgres-logical")
+    assert manifest["details"]["database"] == fresh_db
+    assert manifest["details"]["evidence"]["row_counts"] == {
         "other.lots": 50,
         'public."QC decisions"': 3000,
         "public.audit": 30,
         "public.lots": 3000,
     }
-    assert "public.lots.lots_attrs_gin" in manifest["evidence"]["indexes"]
-    assert manifest["server"]["version_num"] // 10000 == pg_cluster.major
+    assert "public.lots.lots_attrs_gin" in manifest["details"]["evidence"]["indexes"]
+    assert manifest["details"]["server"]["version_num"] // 10000 == pg_cluster.major
     assert manifest["encryption"]["recipients"] == [{"type": "age", "id": ws.public_key}]
     stored = ws.repo / "wms" / "backups" / made["id"] / "dump.zst.age"
     assert stored.read_bytes().startswith(b"age-encryption.org/v1")
@@ -86,7 +88,7 @@ def test_restore_over_existing_database_needs_yes_and_takes_a_safety_backup(
 
     safety = ws.run_json("show", done["safety_backup"])
     assert safety["labels"]["kind"] == "safety"
-    assert safety["evidence"]["row_counts"]["other.lots"] == 51
+    assert safety["details"]["evidence"]["row_counts"]["other.lots"] == 51
     # `latest` still means the newest real backup, not the safety copy
     assert ws.run_json("restore", "wms", "--yes")["backup"] == backup
 
@@ -196,7 +198,7 @@ def test_evidence_check_recounts_before_calling_a_mismatch(
     fill_rich(pg_cluster, fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     made = ws.run_json("backup", "wms")
-    evidence = Evidence.model_validate(ws.run_json("show", made["id"])["evidence"])
+    evidence = Evidence.model_validate(ws.run_json("show", made["id"])["details"]["evidence"])
     target = f"{fresh_db}_check"
     ws.run_json("restore", "wms", "--target-db", target)
     try:

@@ -63,7 +63,7 @@ echo "$ID"
         assert done.stdout.strip() == wanted
         assert table_digests(pg_cluster, target) == table_digests(pg_cluster, fresh_db)
         manifest_path = ws.repo / "wms" / "backups" / wanted / "manifest.json"
-        counts = json.loads(manifest_path.read_text())["evidence"]["row_counts"]
+        counts = json.loads(manifest_path.read_text())["details"]["evidence"]["row_counts"]
         assert pg_cluster.psql("SELECT count(*) FROM public.lots", target) == str(
             counts["public.lots"]
         )

@@ -261,7 +261,7 @@ def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(archiving: Archi
     archiving.switch_and_wait()
     archiving.commit(11, 20)
     archiving.switch_and_wait()
-    stop_wal = json.loads(archiving.lifeboat("show", made["id"], "--json").stdout)["physical"][
+    stop_wal = json.loads(archiving.lifeboat("show", made["id"], "--json").stdout)["details"][
         "stop_wal"
     ]
     after = sorted(

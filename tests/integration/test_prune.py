@@ -299,7 +299,7 @@ def test_wal_expiry_follows_the_kept_backups_and_pitr_still_works(archiving: Arc
     archiving.commit(16, 20)
     archiving.switch_and_wait()
     repo = archiving.home / "repo"
-    second_start = json.loads(run("show", second["id"], "--json").stdout)["physical"]["start_wal"]
+    second_start = json.loads(run("show", second["id"], "--json").stdout)["details"]["start_wal"]
     before = archived_segments(repo)
     assert before[0] < second_start, "the first backup's WAL is archived"
 

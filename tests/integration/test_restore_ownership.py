@@ -48,7 +48,7 @@ def test_full_restore_keeps_owners_privileges_and_database_properties(
     backup = ws.run_json("backup", "wms")["id"]
     manifest = ws.run_json("show", backup)
     assert [o["format"] for o in manifest["objects"]] == ["pg_dump-custom", "pg_dumpall-globals"]
-    props = manifest["database_properties"]
+    props = manifest["details"]["database_properties"]
     assert props["owner"] == OWNER and props["comment"] == "warehouse of plant 2"
     assert set(ROLES) <= set(props["owners"]) | set(props["grantees"])
 
@@ -132,8 +132,15 @@ def as_older_backup(ws: Workspace, backup: str) -> None:
     neither the database's properties nor the roles wrote them."""
     folder = ws.repo / "wms" / "backups" / backup
     manifest = decode((folder / "manifest.json").read_bytes(), backup)
+    assert manifest.logical is not None
     older = manifest.model_copy(
-        update={"database_properties": None, "objects": manifest.objects[:1]}
+        update={
+            "format": 1,
+            "objects": manifest.objects[:1],
+            "details": manifest.logical.model_copy(
+                update={"database_properties": None, "globals": None}
+            ),
+        }
     )
     for name in ("manifest.json", "manifest.copy.json"):
         (folder / name).write_bytes(encode(older))
@@ -164,11 +171,15 @@ def test_a_locale_the_target_lacks_is_refused_before_the_safety_backup(
     backup = ws.run_json("backup", "wms")["id"]
     folder = ws.repo / "wms" / "backups" / backup
     manifest = decode((folder / "manifest.json").read_bytes(), backup)
-    assert manifest.database_properties is not None
+    assert manifest.logical is not None and manifest.database_properties is not None
     foreign = manifest.model_copy(
         update={
-            "database_properties": manifest.database_properties.model_copy(
-                update={"collate": "xx_XX.ISO-8859-1", "ctype": "xx_XX.ISO-8859-1"}
+            "details": manifest.logical.model_copy(
+                update={
+                    "database_properties": manifest.database_properties.model_copy(
+                        update={"collate": "xx_XX.ISO-8859-1", "ctype": "xx_XX.ISO-8859-1"}
+                    )
+                }
             )
         }
     )

@@ -29,7 +29,7 @@ from lifeboat.policy.retention import (
 from lifeboat.policy.wal_expiry import expire_wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.manifest import Manifest, kind_name
 from lifeboat.repo.records import (
     actor,
     audit_key,
@@ -143,12 +143,13 @@ def plan(
     backups = [
         Backup(
             id=m.id,
-            kind=m.type,
+            kind=kind_name(m.kind),
             started_at=m.started_at,
             parent=m.physical.parent if m.physical else None,
             verification_failed=m.id in failed,
             held=m.id in holds and holds[m.id].active(now),
             safety_before=safety_before(m),
+            wal_base=m.physical is not None,
         )
         for m in manifests.values()
     ]
@@ -161,9 +162,7 @@ def plan(
     if locks:
         backups = [replace(b, locked_until=locks[b.id]) if b.id in locks else b for b in backups]
         decisions = decide(backups, policy, now, zone)
-    kept_physical = [
-        manifests[d.backup.id] for d in decisions if d.keep and d.backup.kind == "physical"
-    ]
+    kept_physical = [manifests[d.backup.id] for d in decisions if d.keep and d.backup.wal_base]
     return PruneReport(
         repository=repo.name,
         source=source,

@@ -6,7 +6,9 @@ the day of the previous backup it looked at, until it has kept N: the newest bac
 of the last N days that have backups. Hours, ISO weeks, months and years work the same way.
 A backup may be kept by several rules; every rule that keeps it is reported.
 
-Logical and physical backups are counted separately. Backups whose last verification failed
+Each kind of backup is counted on its own: the kinds are those the backups have (logical
+and physical backups of PostgreSQL today, any kind a source adds later), none is named here.
+Backups whose last verification failed
 are counted by no rule (they cannot be restored): the next good backup of their period
 takes their place. Whatever rule keeps an incremental backup also keeps the chain it
 builds on. A held backup, or one whose Object Lock has not expired, is always kept.
@@ -23,9 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Literal
-
-BackupKind = Literal["logical", "physical"]
+from typing import Any
 
 # the tier rules, shortest period first
 TIERS = ("hourly", "daily", "weekly", "monthly", "yearly")
@@ -40,8 +40,9 @@ class Policy:
     keep_monthly: int = 0
     keep_yearly: int = 0
     keep_within: timedelta | None = None
-    # any moment this far back can still be restored: the newest physical backup that
-    # started before it is kept, and the WAL from its start
+    # any moment this far back can still be restored: the newest base for point-in-time
+    # recovery (of each kind that has them) that started before it is kept, and the WAL
+    # from its start
     pitr_window: timedelta | None = None
     safety_backups_expire_after: timedelta = timedelta(days=7)
 
@@ -54,7 +55,7 @@ class Backup:
     """What retention needs to know of one backup."""
 
     id: str
-    kind: BackupKind
+    kind: str  # as people name it (logical, physical...): each kind is counted on its own
     started_at: datetime  # aware
     parent: str | None = None  # the backup an incremental builds on
     verification_failed: bool = False
@@ -63,6 +64,8 @@ class Backup:
     # a restore's safety backup: the restore it was taken before, e.g. "restore of <id>
     # into wms"; None for every other backup
     safety_before: str | None = None
+    # a base for point-in-time recovery (with the WAL after it): what pitr_window keeps
+    wal_base: bool = False
 
 
 @dataclass
@@ -164,7 +167,7 @@ def decide(
     """A decision for every backup, newest first."""
     decisions = [Decision(b) for b in sorted(backups, key=_newest_first)]
     by_id = {d.backup.id: d for d in decisions}
-    for kind in ("physical", "logical"):
+    for kind in sorted({d.backup.kind for d in decisions}):
         group = [d for d in decisions if d.backup.kind == kind and d.backup.safety_before is None]
         _apply_rules(group, policy, now, zone)
     for decision in decisions:
@@ -216,9 +219,9 @@ def _apply_rules(group: Sequence[Decision], policy: Policy, now: datetime, zone:
         for decision in good:
             if decision.backup.started_at >= since:
                 decision.add("within", f"younger than {duration_text(policy.keep_within)}")
-    if policy.pitr_window is not None and kind == "physical":
+    if policy.pitr_window is not None:
         horizon = now - policy.pitr_window
-        for decision in good:
+        for decision in (d for d in good if d.backup.wal_base):
             if decision.backup.started_at <= horizon:
                 decision.add(
                     "pitr",

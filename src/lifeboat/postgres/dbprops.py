@@ -17,8 +17,8 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import RestoreError
+from lifeboat.postgres.facts import DatabaseGrant, DatabaseProperties, DatabaseSetting
 from lifeboat.postgres.roles import quoted_name
-from lifeboat.repo.manifest import DatabaseGrant, DatabaseProperties, DatabaseSetting
 
 log = logging.getLogger(__name__)
 

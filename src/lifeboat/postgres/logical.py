@@ -14,8 +14,8 @@ from lifeboat.pipeline.stream import ProcessInput, ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.dbprops import Ownership
+from lifeboat.postgres.facts import Evidence, Server, TableFacts
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
-from lifeboat.repo.manifest import Evidence, Server, TableFacts
 
 DUMP_FORMAT = "pg_dump-custom"
 

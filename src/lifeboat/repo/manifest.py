@@ -1,19 +1,50 @@
-"""The per-backup manifest: what was stored and the evidence a restore is checked against."""
+"""The per-backup manifest: what was stored and the evidence a restore is checked against.
+
+Format 2 (written since) has what every backup has at the top, whatever its source (id,
+source, kind, times, objects, compression, encryption, labels), and what only its kind has
+under `details`, validated by that kind's model. Format 1 (PostgreSQL only: `type` logical or
+physical, the server and the PostgreSQL facts at the top) is still read: it becomes the same
+Manifest, remembers its format, and is written back as it was (a copy between repositories
+keeps its bytes and its checksum)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lifeboat.errors import IntegrityError
+from lifeboat.postgres.facts import (
+    DatabaseGrant,
+    DatabaseProperties,
+    DatabaseSetting,
+    Evidence,
+    Physical,
+    Server,
+    TableFacts,
+    TablespaceEntry,
+)
 
-MANIFEST_FORMAT = 1
+__all__ = [  # the PostgreSQL facts are read from here too, as they were before postgres/facts.py
+    "DatabaseGrant",
+    "DatabaseProperties",
+    "DatabaseSetting",
+    "Evidence",
+    "Physical",
+    "Server",
+    "TableFacts",
+    "TablespaceEntry",
+]
+
+MANIFEST_FORMAT = 2  # what new backups write
 GLOBALS_FORMAT = "pg_dumpall-globals"  # the format of a logical backup's roles object
-BackupType = Literal["logical", "physical"]
+BackupType = Literal[
+    "logical", "physical"
+]  # the PostgreSQL kinds, as format 1 and the CLI name them
+Kind = Literal["postgres-logical", "postgres-physical"]
 SAFETY_LABEL = "safety"  # labels.kind of the backup a restore takes of the database it replaces
 
 
@@ -40,115 +71,50 @@ class Encryption(_Model):
     recipients: list[dict[str, str]] = Field(description="[{type, id}] of who can decrypt")
 
 
-class TableFacts(_Model):
-    """What a restore of single tables needs to know about one table (names of tables and
-    sequences as format('%I.%I') writes them, column and constraint names as they are)."""
+class PostgresLogicalDetails(_Model):
+    """The details of a pg_dump of one database."""
 
-    partitioned: bool = False
-    partition_of: str | None = Field(default=None, description="the parent of a partition")
-    columns: list[str] = Field(default_factory=list, description="stored columns, in order")
-    sequences: list[str] = Field(
-        default_factory=list, description="sequences it owns (serial and identity columns)"
+    KIND: ClassVar[Kind] = "postgres-logical"
+    server: Server
+    database: str = Field(description="the dumped database")
+    evidence: Evidence | None = Field(
+        default=None, description="facts read in the dump's snapshot, checked after a restore"
     )
-    references: dict[str, str] = Field(
-        default_factory=dict, description="its foreign keys: constraint -> referenced table"
+    database_properties: DatabaseProperties | None = Field(
+        default=None, description="the database's own properties (absent in older backups)"
     )
-    inherited: list[str] = Field(
-        default_factory=list, description="constraints a partition has from its parent"
-    )
-
-
-class Evidence(_Model):
-    """Facts read in the same snapshot as the dump, checked again after a restore."""
-
-    row_counts: dict[str, int]
-    indexes: list[str]
-    constraints: list[str]
-    # empty in manifests written before table restores needed it
-    tables: dict[str, TableFacts] = Field(default_factory=dict)
-
-
-class DatabaseGrant(_Model):
-    """One privilege of the database's ACL, as aclexplode() gives it."""
-
-    grantee: str | None = Field(description="role name; null for PUBLIC")
-    privilege: str = Field(description="CONNECT, CREATE or TEMPORARY")
-    grantable: bool = False
-
-
-class DatabaseSetting(_Model):
-    """`ALTER DATABASE ... SET` (role null) or `ALTER ROLE ... IN DATABASE ... SET`."""
-
-    role: str | None = None
-    settings: list[str] = Field(description="name=value, as pg_db_role_setting holds them")
-
-
-class DatabaseProperties(_Model):
-    """What belongs to the dumped database itself rather than to an object in it, and the
-    roles its objects name. Read in the dump's snapshot; a restore creates its database
-    with them."""
-
-    owner: str
-    encoding: str
-    collate: str
-    ctype: str
-    locale_provider: Literal["libc", "icu", "builtin"] = "libc"
-    locale: str | None = Field(default=None, description="ICU or builtin locale")
-    icu_rules: str | None = None
-    connection_limit: int = -1
-    comment: str | None = None
-    acl: list[DatabaseGrant] | None = Field(
-        default=None, description="null: the default privileges (never granted or revoked)"
-    )
-    settings: list[DatabaseSetting] = Field(default_factory=list)
-    owners: list[str] = Field(
-        default_factory=list, description="roles owning the database or objects in it"
-    )
-    grantees: list[str] = Field(
-        default_factory=list, description="roles granted privileges on it or objects in it"
-    )
-    policy_roles: list[str] = Field(
-        default_factory=list, description="roles named by row security policies"
+    globals: str | None = Field(
+        default=None, description="name of the object with the cluster's roles, if taken"
     )
 
 
-class Server(_Model):
-    version: str
-    version_num: int
-    system_identifier: str | None = None
+class PostgresPhysicalDetails(Physical):
+    """The details of a base backup of a whole cluster: where it sits in the WAL."""
+
+    KIND: ClassVar[Kind] = "postgres-physical"
+    server: Server
 
 
-class TablespaceEntry(_Model):
-    """An extra tablespace of a physical backup and the object holding its files."""
-
-    oid: int
-    name: str
-    location: str = Field(description="its folder on the backed-up server")
-    object: str = Field(description="name of the stored object with its tar")
-
-
-class Physical(_Model):
-    """Where a base backup sits in the WAL: what recovery needs to reach consistency."""
-
-    timeline: int
-    start_lsn: str
-    stop_lsn: str
-    start_wal: str = Field(description="first WAL segment the backup needs")
-    stop_wal: str = Field(description="last WAL segment needed for consistency")
-    segment_size: int
-    data_checksums: bool = False
-    parent: str | None = Field(
-        default=None, description="id of the backup an incremental backup builds on"
-    )
-    tablespaces: list[TablespaceEntry] = Field(default_factory=list)
-
-    @property
-    def incremental(self) -> bool:
-        return self.parent is not None
+Details = PostgresLogicalDetails | PostgresPhysicalDetails
+DETAILS: dict[str, type[PostgresLogicalDetails] | type[PostgresPhysicalDetails]] = {
+    model.KIND: model for model in (PostgresLogicalDetails, PostgresPhysicalDetails)
+}
+KIND_OF_TYPE: dict[BackupType, Kind] = {
+    "logical": "postgres-logical",
+    "physical": "postgres-physical",
+}
 
 
-class Manifest(_Model):
-    format: int = MANIFEST_FORMAT
+def kind_name(kind: str) -> str:
+    """A kind as people read it: PostgreSQL's two by their type, as the command line names
+    them (logical, physical); any other by its kind."""
+    return next((name for name, known in KIND_OF_TYPE.items() if known == kind), kind)
+
+
+class _FormatOne(_Model):
+    """A manifest as format 1 wrote it: PostgreSQL's backups only, its facts at the top."""
+
+    format: int = 1
     id: str
     source: str
     type: BackupType
@@ -162,11 +128,109 @@ class Manifest(_Model):
     objects: list[StoredObject]
     evidence: Evidence | None = None
     physical: Physical | None = None
-    database_properties: DatabaseProperties | None = Field(
-        default=None,
-        description="logical: the database's own properties (absent in older backups)",
-    )
+    database_properties: DatabaseProperties | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+
+
+def _from_format_one(old: _FormatOne) -> dict[str, Any]:
+    """The fields of a Manifest for a format-1 manifest (which keeps saying format 1)."""
+    details: Details
+    if old.type == "logical":
+        roles = next((o.name for o in old.objects if o.format == GLOBALS_FORMAT), None)
+        details = PostgresLogicalDetails(
+            server=old.server,
+            database=old.database,
+            evidence=old.evidence,
+            database_properties=old.database_properties,
+            globals=roles,
+        )
+    else:
+        if old.physical is None:
+            raise ValueError("a physical backup's manifest needs its physical section")
+        details = PostgresPhysicalDetails(server=old.server, **dict(old.physical))
+    return {
+        "format": old.format,
+        "id": old.id,
+        "source": old.source,
+        "kind": KIND_OF_TYPE[old.type],
+        "started_at": old.started_at,
+        "finished_at": old.finished_at,
+        "tool": old.tool,
+        "compression": old.compression,
+        "encryption": old.encryption,
+        "objects": old.objects,
+        "labels": old.labels,
+        "details": details,
+    }
+
+
+class Manifest(_Model):
+    format: int = MANIFEST_FORMAT
+    id: str
+    source: str
+    kind: Kind = Field(description="what was backed up and how; names the model of `details`")
+    started_at: datetime
+    finished_at: datetime
+    tool: dict[str, str] = Field(description="versions of lifeboat and the source's tools")
+    compression: Compression
+    encryption: Encryption
+    objects: list[StoredObject]
+    labels: dict[str, str] = Field(default_factory=dict)
+    details: Details
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data: Any) -> Any:
+        """A format-1 document (it has `type`, no `kind`) becomes this shape; the details
+        are validated by the model of the manifest's kind."""
+        if not isinstance(data, dict):
+            return data
+        if "kind" not in data and "type" in data:
+            data = _from_format_one(_FormatOne.model_validate(data))
+        details = data.get("details")
+        if isinstance(details, dict):
+            model = DETAILS.get(str(data.get("kind")))
+            if model is None:
+                raise ValueError(f"unknown kind {data.get('kind')!r}")
+            data = {**data, "details": model.model_validate(details)}
+        return data
+
+    @model_validator(mode="after")
+    def _details_of_its_kind(self) -> Manifest:
+        if self.kind != self.details.KIND:
+            raise ValueError(f"details of {self.details.KIND} in a {self.kind} manifest")
+        return self
+
+    # --- PostgreSQL's accessors, as format 1 had them at the top --------------------------
+
+    @property
+    def type(self) -> BackupType:
+        return "logical" if isinstance(self.details, PostgresLogicalDetails) else "physical"
+
+    @property
+    def logical(self) -> PostgresLogicalDetails | None:
+        return self.details if isinstance(self.details, PostgresLogicalDetails) else None
+
+    @property
+    def physical(self) -> PostgresPhysicalDetails | None:
+        return self.details if isinstance(self.details, PostgresPhysicalDetails) else None
+
+    @property
+    def server(self) -> Server:
+        return self.details.server
+
+    @property
+    def database(self) -> str:
+        """The dumped database; '' for a physical backup."""
+        return self.logical.database if self.logical else ""
+
+    @property
+    def evidence(self) -> Evidence | None:
+        return self.logical.evidence if self.logical else None
+
+    @property
+    def database_properties(self) -> DatabaseProperties | None:
+        return self.logical.database_properties if self.logical else None
 
     @property
     def checks(self) -> Evidence:
@@ -178,7 +242,10 @@ class Manifest(_Model):
     @property
     def globals_object(self) -> StoredObject | None:
         """A logical backup's roles and memberships (pg_dumpall --globals-only), if taken."""
-        return next((o for o in self.objects if o.format == GLOBALS_FORMAT), None)
+        name = self.logical.globals if self.logical else None
+        return next((o for o in self.objects if o.name == name), None)
+
+    # --- every kind -----------------------------------------------------------------------
 
     @property
     def safety(self) -> bool:
@@ -197,6 +264,7 @@ class Manifest(_Model):
         return {
             "id": self.id,
             "source": self.source,
+            "kind": self.kind,
             "type": self.type,
             "database": self.database,
             "started_at": self.started_at.isoformat(),
@@ -214,10 +282,41 @@ class Manifest(_Model):
         }
 
 
+def _format_one_body(manifest: Manifest) -> dict[str, Any]:
+    physical = manifest.physical
+    old = _FormatOne(
+        format=manifest.format,
+        id=manifest.id,
+        source=manifest.source,
+        type=manifest.type,
+        started_at=manifest.started_at,
+        finished_at=manifest.finished_at,
+        database=manifest.database,
+        server=manifest.server,
+        tool=manifest.tool,
+        compression=manifest.compression,
+        encryption=manifest.encryption,
+        objects=manifest.objects,
+        evidence=manifest.evidence,
+        physical=Physical(**physical.model_dump(exclude={"server"})) if physical else None,
+        database_properties=manifest.database_properties,
+        labels=manifest.labels,
+    )
+    return old.model_dump(mode="json")
+
+
+def document(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as its format writes it (without the checksum): a format-1 manifest
+    keeps its format-1 shape."""
+    if manifest.format == 1:
+        return _format_one_body(manifest)
+    return manifest.model_dump(mode="json")
+
+
 def digest(manifest: Manifest) -> str:
     """The checksum encode embeds: equal for two manifests only if they describe the same
     backup, where their ids may be the same for two different ones."""
-    return _digest(manifest.model_dump(mode="json"))
+    return _digest(document(manifest))
 
 
 def _digest(body: dict[str, Any]) -> str:
@@ -226,26 +325,35 @@ def _digest(body: dict[str, Any]) -> str:
 
 
 def encode(manifest: Manifest) -> bytes:
-    body = manifest.model_dump(mode="json")
-    document = {**body, "checksum": _digest(body)}
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+    body = document(manifest)
+    return (
+        json.dumps(
+            {**body, "checksum": _digest(body)}, indent=2, sort_keys=True, ensure_ascii=False
+        ).encode()
+        + b"\n"
+    )
 
 
 def decode(data: bytes, where: str) -> Manifest:
     try:
-        document = json.loads(data)
-        if not isinstance(document, dict):
+        body = json.loads(data)
+        if not isinstance(body, dict):
             raise TypeError
-        checksum = document.pop("checksum")
+        checksum = body.pop("checksum")
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"manifest {where} is not valid JSON with a checksum") from None
-    if isinstance(document.get("format"), int) and document["format"] > MANIFEST_FORMAT:
+    if isinstance(body.get("format"), int) and body["format"] > MANIFEST_FORMAT:
         raise IntegrityError(
-            f"manifest {where} has format {document['format']}: upgrade Lifeboat to read it"
+            f"manifest {where} has format {body['format']}: upgrade Lifeboat to read it"
         )
-    if _digest(document) != checksum:
+    if _digest(body) != checksum:
         raise IntegrityError(f"manifest {where} does not match its embedded checksum")
+    if "kind" in body and body["kind"] not in DETAILS:
+        raise IntegrityError(
+            f"manifest {where} is of kind {body['kind']!r}, which this Lifeboat does not "
+            "know: upgrade Lifeboat to read it"
+        )
     try:
-        return Manifest.model_validate(document)
+        return Manifest.model_validate(body)
     except ValidationError as exc:
         raise IntegrityError(f"manifest {where} is incomplete: {exc.errors()[0]['msg']}") from None

@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     from lifeboat.context import Context
     from lifeboat.repo.manifest import Manifest
 
-# the kinds of backup the built-in sources write; the manifest's `type` is what format 1
-# calls them ("logical", "physical")
-POSTGRES_LOGICAL = "postgres-logical"
-POSTGRES_PHYSICAL = "postgres-physical"
-
 
 class BackupOutcome(Protocol):
     """What a backup reports: its manifest, and which repositories got it."""

@@ -14,7 +14,6 @@ from lifeboat.policy.retention import (
     PERIOD_OF,
     TIERS,
     Backup,
-    BackupKind,
     Decision,
     Policy,
     decide,
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.unit
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
 ZONES = [UTC, BERLIN, ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe")]
-KINDS: tuple[BackupKind, ...] = ("logical", "physical")
+KINDS: tuple[str, ...] = ("logical", "physical")
 
 
 def backup_id(moment: datetime) -> str:
@@ -71,6 +70,7 @@ def histories(draw: st.DrawFn) -> list[Backup]:
                 safety_before=f"restore of {backups[-1].id} into wms"
                 if safety and backups
                 else None,
+                wal_base=kind == "physical",
             )
         )
     return backups
@@ -237,7 +237,7 @@ def local(zone: ZoneInfo, year: int, month: int, day: int, hour: int, minute: in
     return datetime(year, month, day, hour, minute, tzinfo=zone)
 
 
-def history(moments: list[datetime], kind: BackupKind = "logical") -> list[Backup]:
+def history(moments: list[datetime], kind: str = "logical") -> list[Backup]:
     return [Backup(backup_id(m), kind, m.astimezone(UTC)) for m in moments]
 
 

@@ -37,14 +37,7 @@ LAYERS = {
 }
 
 # (importing module, imported module): why the upward import is still there
-KNOWN_UPWARD = {
-    ("lifeboat.postgres.dbprops", "lifeboat.repo.manifest"): (
-        "a database's properties are manifest types"
-    ),
-    ("lifeboat.postgres.logical", "lifeboat.repo.manifest"): (
-        "the dump's facts are manifest types"
-    ),
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

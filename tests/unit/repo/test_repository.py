@@ -32,6 +32,7 @@ from lifeboat.repo.manifest import (
 )
 from lifeboat.storage.memory import MemoryStorage
 from tests.unit.helpers import initialised
+from tests.unit.repo.test_commit_builder import WAL_POSITION
 
 T0 = datetime(2024, 5, 1, 2, 0, 0, tzinfo=UTC)
 SUFFIX = "5a1e"  # the random part of the ids made here, fixed so that tests can name them
@@ -52,22 +53,27 @@ def repo(storage: MemoryStorage) -> Repository:
 
 
 def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -> Manifest:
+    """A manifest of the current format, given with format 1's fields (which `changes`
+    name): a logical backup unless `type="physical"` (with a physical section, unless given)."""
     backup = backup_id(when)
-    manifest = Manifest(
-        id=backup,
-        source=source,
-        type="logical",
-        started_at=when,
-        finished_at=when + timedelta(seconds=42, milliseconds=250),
-        database=source,
-        server=Server(version="16.3", version_num=160003, system_identifier="7351234567890123456"),
-        tool={"lifeboat": "0.1.0", "pg_dump": "pg_dump (PostgreSQL) 16.3"},
-        compression=Compression(level=3),
-        encryption=Encryption(
+    fields: dict[str, object] = {
+        "format": MANIFEST_FORMAT,
+        "id": backup,
+        "source": source,
+        "type": "logical",
+        "started_at": when,
+        "finished_at": when + timedelta(seconds=42, milliseconds=250),
+        "database": source,
+        "server": Server(
+            version="16.3", version_num=160003, system_identifier="7351234567890123456"
+        ),
+        "tool": {"lifeboat": "0.1.0", "pg_dump": "pg_dump (PostgreSQL) 16.3"},
+        "compression": Compression(level=3),
+        "encryption": Encryption(
             method="age",
             recipients=[{"type": "age", "id": "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgp"}],
         ),
-        objects=[
+        "objects": [
             StoredObject(
                 name="db.dump.zst.age",
                 size=1_048_931,
@@ -85,14 +91,16 @@ def make_manifest(source: str = "wms", when: datetime = T0, **changes: object) -
                 format="pg_dumpall-globals",
             ),
         ],
-        evidence=Evidence(
+        "evidence": Evidence(
             row_counts={"public.orders": 1200, "public.items": 5400, "public.empty": 0},
             indexes=["public.orders_pkey", "public.items_pkey", "public.items_order_idx"],
             constraints=["public.items.items_order_fk"],
         ),
-        labels={"trigger": "nightly", "ticket": "OPS-17"},
-    )
-    return manifest.model_copy(update=changes) if changes else manifest
+        "labels": {"trigger": "nightly", "ticket": "OPS-17"},
+    }
+    if changes.get("type") == "physical":
+        fields["physical"] = WAL_POSITION
+    return Manifest.model_validate({**fields, **changes})
 
 
 def put(storage: MemoryStorage, key: str, data: bytes = b"payload") -> None:
@@ -391,7 +399,7 @@ def test_ids_in_use_counts_leftovers(repo: Repository, storage: MemoryStorage) -
 def test_a_new_backup_id_is_free_in_every_repository(
     repo: Repository, storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lifeboat.sources.postgres.logical_backup import new_backup_id
+    from lifeboat.repo.commit import new_backup_id
 
     dr_storage = MemoryStorage("repo-dr")
     other = Repository("dr", dr_storage)

@@ -12,7 +12,13 @@ from lifeboat.errors import UsageError
 from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
-from lifeboat.repo.manifest import Compression, Encryption, Manifest, Physical, Server
+from lifeboat.repo.manifest import (
+    Compression,
+    Encryption,
+    Manifest,
+    PostgresPhysicalDetails,
+    Server,
+)
 from lifeboat.sources.postgres.physical_restore import RecoveryTarget
 from lifeboat.sources.postgres.pitr_reach import Reach, _blocking_segment, plan_reach
 from lifeboat.storage.memory import MemoryStorage
@@ -83,16 +89,15 @@ def physical_backup_at(start_wal: str, size: int) -> Manifest:
     return Manifest(
         id="20261206T000000Z",
         source="wms",
-        type="physical",
+        kind="postgres-physical",
         started_at=when,
         finished_at=when,
-        database="",
-        server=Server(version="17.2", version_num=170002, system_identifier="1"),
         tool={},
         compression=Compression(level=3),
         encryption=Encryption(method="age", recipients=[]),
         objects=[],
-        physical=Physical(
+        details=PostgresPhysicalDetails(
+            server=Server(version="17.2", version_num=170002, system_identifier="1"),
             timeline=1,
             start_lsn="0/FC000028",
             stop_lsn="0/FC000138",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from lifeboat.repo.manifest import Physical, TablespaceEntry
-from lifeboat.sources.base import POSTGRES_LOGICAL, POSTGRES_PHYSICAL
+from lifeboat.repo.manifest import (
+    Physical,
+    PostgresLogicalDetails,
+    PostgresPhysicalDetails,
+    TablespaceEntry,
+)
 from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
 from tests.unit.repo.test_repository import make_manifest
 
 
 def test_each_kind_names_itself() -> None:
-    assert PostgresLogical().kind == POSTGRES_LOGICAL
-    assert PostgresPhysical().kind == POSTGRES_PHYSICAL
+    assert PostgresLogical().kind == PostgresLogicalDetails.KIND == "postgres-logical"
+    assert PostgresPhysical().kind == PostgresPhysicalDetails.KIND == "postgres-physical"
 
 
 def test_a_logical_backup_is_described_by_its_database_and_evidence() -> None:

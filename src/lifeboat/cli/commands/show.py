@@ -8,7 +8,7 @@ from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
-from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.manifest import Manifest, document
 
 
 @click.command()
@@ -36,7 +36,7 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
     if wants_json(as_json):
         output.print_json(
             {
-                **manifest.model_dump(mode="json"),
+                **document(manifest),  # as its format stores it
                 "repository": repo.name,
                 "hold": held.summary() if held else None,
             }

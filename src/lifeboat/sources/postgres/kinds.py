@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres import dbprops
-from lifeboat.sources.base import POSTGRES_LOGICAL, POSTGRES_PHYSICAL
+from lifeboat.repo.manifest import PostgresLogicalDetails, PostgresPhysicalDetails
 from lifeboat.sources.postgres.physical_backup import DEFAULT_WAL_TIMEOUT
 
 if TYPE_CHECKING:
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
     from lifeboat.context import Context
     from lifeboat.postgres.conn import PgEndpoint
+    from lifeboat.repo.commit import BackupResult
     from lifeboat.repo.manifest import Manifest
     from lifeboat.sources.base import Source
-    from lifeboat.sources.postgres.logical_backup import BackupResult
     from lifeboat.sources.postgres.logical_restore import Confirm, RestoreResult
     from lifeboat.sources.postgres.physical_restore import PitrResult, RecoveryTarget
 
@@ -78,7 +78,7 @@ class PostgresLogical:
 
     @property
     def kind(self) -> str:
-        return POSTGRES_LOGICAL
+        return PostgresLogicalDetails.KIND
 
     def backup(self, ctx: Context, source: str) -> BackupResult:
         from lifeboat.sources.postgres.logical_backup import backup_logical
@@ -145,7 +145,7 @@ class PostgresPhysical:
 
     @property
     def kind(self) -> str:
-        return POSTGRES_PHYSICAL
+        return PostgresPhysicalDetails.KIND
 
     def backup(self, ctx: Context, source: str) -> BackupResult:
         from lifeboat.sources.postgres.physical_backup import backup_physical

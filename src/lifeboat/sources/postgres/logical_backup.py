@@ -2,123 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from lifeboat import __version__
 from lifeboat.context import Context
-from lifeboat.errors import LifeboatError, LockedError
+from lifeboat.errors import LifeboatError
 from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
-from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import (
-    GLOBALS_FORMAT,
-    Compression,
-    Encryption,
-    Evidence,
-    Manifest,
+from lifeboat.repo.commit import (
+    BackupResult,
+    build_manifest,
+    commit,
+    lock_all,
+    new_backup_id,
 )
-from lifeboat.repo.objects import Targets, Written, write_plain
+from lifeboat.repo.manifest import GLOBALS_FORMAT, Evidence, PostgresLogicalDetails
+from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.wal.cluster_guard import confirm_for_backup
 
 log = logging.getLogger(__name__)
 
 DUMP_OBJECT = "dump.zst"
 GLOBALS_OBJECT = "globals.sql.zst"
-
-
-@dataclass
-class BackupResult:
-    manifest: Manifest
-    repository: str  # the first repository that holds the backup
-    removed_leftovers: list[str]
-    repositories: list[str] = field(default_factory=list)  # every one that holds it
-    failed: dict[str, str] = field(default_factory=dict)  # repository -> why it does not
-
-
-def new_backup_id(repos: Repository | Sequence[Repository], source: str) -> tuple[str, datetime]:
-    """An id no repository of the source has a folder for (committed or left over), and the
-    moment it stands for. The random suffix makes a clash all but impossible; checking costs
-    one listing, and a clash just draws again."""
-    targets = [repos] if isinstance(repos, Repository) else repos
-    taken = {backup for repo in targets for backup in repo.ids_in_use(source)}
-    while True:
-        started = datetime.now(UTC)
-        backup = layout.backup_id(started)
-        if backup not in taken:
-            return backup, started
-
-
-@dataclass
-class Prepared:
-    """The repositories a backup can go to, locked and cleaned of interrupted runs' leftovers,
-    and those that could not even be prepared (unreachable, broken), with why."""
-
-    repos: list[Repository]
-    removed: list[str]
-    failed: dict[str, BaseException]
-
-
-@contextlib.contextmanager
-def lock_all(repos: Sequence[Repository], source: str, purpose: str) -> Iterator[Prepared]:
-    """Every repository's lock of the source, and the leftovers of interrupted runs removed
-    from each. A repository that cannot be prepared is left out (the backup goes to the
-    others), unless none can; one locked by another run stops everything."""
-    with contextlib.ExitStack() as stack:
-        prepared = Prepared([], [], {})
-        for repo in repos:
-            try:
-                repo.ensure_initialised()
-                stack.enter_context(repo.lock(source, purpose))
-                prepared.removed += repo.remove_uncommitted(source)
-                repo.remove_stale_uploads(source)
-            except LockedError:
-                raise
-            except (LifeboatError, OSError) as exc:
-                if len(repos) == 1:
-                    raise
-                log.error("repository %s cannot take the backup: %s", repo.name, exc)
-                prepared.failed[repo.name] = exc
-                continue
-            prepared.repos.append(repo)
-        if not prepared.repos:
-            raise next(iter(prepared.failed.values()))
-        yield prepared
-
-
-def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupResult:
-    """The manifest into every repository that holds all the objects: only then is the
-    backup there. A repository that fails here is reported like one that failed before."""
-    failed = {name: describe_failure(exc) for name, exc in written.failed.items()}
-    committed: list[str] = []
-    for repo in written.repos:
-        try:
-            repo.save_manifest(manifest)
-            committed.append(repo.name)
-        except LifeboatError as exc:
-            failed[repo.name] = describe_failure(exc)
-    if not committed:
-        raise LifeboatError(
-            "the backup could not be committed to any repository: "
-            + "; ".join(f"{name}: {why}" for name, why in failed.items())
-        )
-    for name, why in failed.items():
-        log.error(
-            "backup %s/%s is NOT in repository %s: %s", manifest.source, manifest.id, name, why
-        )
-    return BackupResult(manifest, committed[0], removed, committed, failed)
-
-
-def describe_failure(exc: BaseException) -> str:
-    if isinstance(exc, LifeboatError):
-        return exc.message
-    return str(exc) or type(exc).__name__
 
 
 def backup_logical(
@@ -209,28 +116,22 @@ def backup_logical(
         finally:
             conn.close()
 
-        manifest = Manifest(
-            id=backup,
+        manifest = build_manifest(
             source=source_name,
-            type="logical",
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            database=endpoint.dbname,
-            server=server,
-            tool={
-                "lifeboat": __version__,
-                "pg_dump": tools.version,
-                "pg_dump_major": str(tools.major),
-            },
-            compression=Compression(level=compression.level),
-            encryption=Encryption(
-                method=encryptor.method,
-                recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
+            backup_id=backup,
+            started=started,
+            details=PostgresLogicalDetails(
+                server=server,
+                database=endpoint.dbname,
+                evidence=outcome,
+                database_properties=properties,
+                globals=stored_globals.name,
             ),
             objects=[stored_object, stored_globals],  # the dump first: restores read objects[0]
-            evidence=outcome,
-            database_properties=properties,
-            labels=labels or {},
+            compression_level=compression.level,
+            encryptor=encryptor,
+            tools={"pg_dump": tools.version, "pg_dump_major": str(tools.major)},
+            labels=labels,
         )
         result = commit(manifest, targets.outcome(stored_object), removed)
         log.info(

@@ -8,10 +8,8 @@ import logging
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import ToolError
 from lifeboat.pipeline.tar.sniff import TarSniffer
@@ -20,18 +18,22 @@ from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.commit import (
+    BackupResult,
+    build_manifest,
+    commit,
+    lock_all,
+    new_backup_id,
+)
 from lifeboat.repo.manifest import (
-    Compression,
-    Encryption,
     Manifest,
-    Physical,
+    PostgresPhysicalDetails,
     Server,
     StoredObject,
     TablespaceEntry,
 )
 from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.sources.postgres import incremental
-from lifeboat.sources.postgres.logical_backup import BackupResult, commit, lock_all, new_backup_id
 from lifeboat.storage.base import Storage
 from lifeboat.wal.archive import is_archived
 from lifeboat.wal.cluster_guard import confirm_for_backup
@@ -203,26 +205,12 @@ def backup_physical(
         # what a repository that dropped out holds of this backup is of no use
         targets.discard(keys, dropped_only=True)
         incremental.keep_local_copy(source_name, backup, backup_manifest)
-        manifest = Manifest(
-            id=backup,
+        manifest = build_manifest(
             source=source_name,
-            type="physical",
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            database="",
-            server=server,
-            tool={
-                "lifeboat": __version__,
-                "pg_basebackup": tools.version,
-                "pg_basebackup_major": str(tools.major),
-            },
-            compression=Compression(level=ctx.config.compression.level),
-            encryption=Encryption(
-                method=encryptor.method,
-                recipients=[{"type": r.type, "id": r.id} for r in encryptor.recipients()],
-            ),
-            objects=[*stored_objects, manifest_stored],
-            physical=Physical(
+            backup_id=backup,
+            started=started,
+            details=PostgresPhysicalDetails(
+                server=server,
                 timeline=span.timeline,
                 start_lsn=wal.format_lsn(span.start_lsn),
                 stop_lsn=wal.format_lsn(span.stop_lsn),
@@ -241,6 +229,10 @@ def backup_physical(
                     for t in facts.extra_tablespaces
                 ],
             ),
+            objects=[*stored_objects, manifest_stored],
+            compression_level=ctx.config.compression.level,
+            encryptor=encryptor,
+            tools={"pg_basebackup": tools.version, "pg_basebackup_major": str(tools.major)},
         )
         result = commit(manifest, targets.outcome(manifest_stored), removed)
         log.info(
