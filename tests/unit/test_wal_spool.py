@@ -21,6 +21,7 @@ from lifeboat.ops.status import spool_status
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.postgres import wal
 from lifeboat.storage.local import LocalStorage
+from lifeboat.util.singleton import lock_is_held
 from lifeboat.wal.archive import WalConflictError, fetch, is_archived, push
 from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
 from lifeboat.wal.settings import WalSettings
@@ -30,7 +31,6 @@ from lifeboat.wal.spool import (
     Spooled,
     SpoolPaths,
     WorkerStatus,
-    lock_is_held,
     note_cluster,
     note_wal_dir,
     queued,

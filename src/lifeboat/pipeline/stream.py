@@ -13,6 +13,7 @@ from typing import IO
 
 from lifeboat.pipeline.checksum import Readable, Writable
 from lifeboat.storage.base import ObjectInfo, Storage
+from lifeboat.util.proc import StderrCollector
 
 CHUNK = 1 << 20
 QUEUE_DEPTH = 8  # chunks in flight between two threads: bounds memory at about 8 MiB
@@ -199,33 +200,6 @@ def pump(source: Readable, sink: Writable, chunk: int = CHUNK) -> int:
             return total
         sink.write(data)
         total += len(data)
-
-
-class StderrCollector(threading.Thread):
-    """Drains a process's stderr so it never blocks, keeping the last lines for messages."""
-
-    def __init__(self, stream: IO[bytes], keep: int | None = 64 * 1024) -> None:
-        super().__init__(daemon=True)
-        self._stream = stream
-        self._keep = keep
-        self._data = bytearray()
-
-    def run(self) -> None:
-        for line in self._stream:
-            self._data += line
-            if self._keep is not None and len(self._data) > self._keep:
-                del self._data[: len(self._data) - self._keep]
-
-    @property
-    def text(self) -> str:
-        return self._data.decode("utf-8", "replace")
-
-    def last_line(self) -> str:
-        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-    def lines(self) -> list[str]:
-        return [line.strip() for line in self.text.splitlines() if line.strip()]
 
 
 PIPE_SIZE = 1 << 20

@@ -239,7 +239,7 @@ class BaseBackupToFifos:
         import signal
         import subprocess
 
-        from lifeboat.pipeline.stream import StderrCollector
+        from lifeboat.util.proc import StderrCollector
 
         self.folder = folder
         self.archives = ["base.tar", *(f"{oid}.tar" for oid in tablespace_oids)]

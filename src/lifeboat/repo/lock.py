@@ -44,6 +44,7 @@ from lifeboat.storage.base import (
     Storage,
     exclusive_create,
 )
+from lifeboat.util.proc import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -118,21 +119,11 @@ class Holder:
         if not self.readable or self.started_at is None or self.pid is None:
             return True
         if self.host == socket.gethostname():
-            return not _alive(self.pid)
+            return not pid_alive(self.pid)
         started = datetime.fromisoformat(self.started_at)
         if started.tzinfo is None:
             started = started.replace(tzinfo=UTC)
         return datetime.now(UTC) - started >= stale_after
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _read(storage: Storage, key: str) -> Holder | None:

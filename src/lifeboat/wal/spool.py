@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.util import fs
 from lifeboat.util.fs import fsync_dir, make_private_dirs
+from lifeboat.util.singleton import lock_is_held, release_lock, try_lock
 from lifeboat.wal.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
@@ -97,44 +97,6 @@ def queued(folder: Path) -> list[str]:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# --- single instance by flock ---------------------------------------------------------------
-
-
-def lock_is_held(lock_path: Path) -> bool:
-    """Whether a process holds lock_path; creates nothing, so status can ask too."""
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we took
-    return False
-
-
-def try_lock(lock_path: Path, patience: float = LOCK_PATIENCE_SECONDS) -> int | None:
-    """An fd holding the exclusive lock, or None when another process keeps it."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.02)
-
-
-def release_lock(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
 
 
 def spawn_detached(command: list[str], log_path: Path) -> None:
@@ -497,7 +459,7 @@ def run_push_worker(
     make_private_dirs(spool.outgoing)
     with contextlib.suppress(OSError):  # a folder made by hand may be looser; ours if we can
         os.chmod(spool.outgoing, DIR_MODE)
-    fd = try_lock(spool.worker_lock)
+    fd = try_lock(spool.worker_lock, LOCK_PATIENCE_SECONDS)
     if fd is None:
         log.debug("another worker holds %s", spool.worker_lock)
         return False
@@ -515,7 +477,7 @@ def run_push_worker(
                 fd = None
                 if not queued(spool.outgoing):
                     return True
-                fd = try_lock(spool.worker_lock)
+                fd = try_lock(spool.worker_lock, LOCK_PATIENCE_SECONDS)
                 if fd is None:
                     return True
         finally:
