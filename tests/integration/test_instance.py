@@ -7,7 +7,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
+from lifeboat.errors import DatabaseError, ToolError
+from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
 
 
 def test_find_bin_dirs_one_per_major_sorted() -> None:
@@ -40,8 +42,9 @@ def test_fresh_db_is_usable_over_psycopg(pg_cluster: ScratchCluster, fresh_db: s
 
 
 def test_psql_raises_with_server_error(pg_cluster: ScratchCluster) -> None:
-    with pytest.raises(RuntimeError, match="no_such_table"):
+    with pytest.raises(DatabaseError, match="no_such_table") as failed:
         pg_cluster.psql("SELECT * FROM no_such_table")
+    assert "\n" not in str(failed.value)
 
 
 def test_password_cluster_rejects_wrong_password(pg_bin_dir: Path) -> None:
@@ -63,8 +66,9 @@ def test_start_failure_reports_log_tail(pg_bin_dir: Path) -> None:
     cluster = ScratchCluster(pg_bin_dir, settings={"shared_buffers": "not-a-size"})
     try:
         cluster.init()
-        with pytest.raises(RuntimeError, match="shared_buffers"):
+        with pytest.raises(ToolError, match="shared_buffers") as failed:
             cluster.start()
+        assert "\n" not in str(failed.value)
     finally:
         cluster.destroy()
     assert not cluster.base_dir.exists()

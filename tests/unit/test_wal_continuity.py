@@ -8,10 +8,10 @@ import pytest
 
 from lifeboat.errors import UsageError
 from lifeboat.pipeline.crypto import Decryptor
+from lifeboat.policy.recovery import RecoveryTarget
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.manifest import Compression, Encryption, Manifest, Physical, Server
-from lifeboat.sources.postgres.physical_restore import RecoveryTarget
 from lifeboat.sources.postgres.pitr_reach import Reach, _blocking_segment, plan_reach
 from lifeboat.storage.memory import MemoryStorage
 from lifeboat.wal.continuity import (

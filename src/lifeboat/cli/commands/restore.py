@@ -264,7 +264,8 @@ def _physical(
     accept_gap: bool = False,
 ) -> None:
     from lifeboat.errors import RestoreError
-    from lifeboat.sources.postgres.physical_restore import RecoveryTarget, restore_physical
+    from lifeboat.policy.recovery import RecoveryTarget
+    from lifeboat.sources.postgres.physical_restore import restore_physical
 
     kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
     target = RecoveryTarget(kind, value, action, timeline)  # type: ignore[arg-type]
