@@ -79,10 +79,14 @@ def test_a_folder_without_a_readable_version_is_left_out(tmp_path: Path) -> None
         bin_dir_major(broken)
 
 
-def test_the_checkout_cache_is_only_a_last_candidate_that_can_be_left_out() -> None:
+def test_the_checkout_cache_is_only_a_last_candidate_that_can_be_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     root = checkout_root()
     if root is None:
         pytest.skip("installed, not a checkout: there is no checkout cache")
+    # the integration tests' conftest lists the cache in this variable for the whole run
+    monkeypatch.delenv(BIN_DIRS_ENV, raising=False)
     cache = root / ".cache" / "pg17"
     with_cache = candidate_dirs(checkout_cache=True)
     assert with_cache[-1].is_relative_to(cache)
