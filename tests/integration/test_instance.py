@@ -7,9 +7,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lifeboat.errors import DatabaseError, ToolError
+from lifeboat.errors import DatabaseError, ToolError, UsageError
 from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
 from lifeboat.postgres.instance import ScratchCluster
+
+from .archiving import Archiving, events
 
 
 def test_find_bin_dirs_one_per_major_sorted() -> None:
@@ -82,3 +84,31 @@ def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
         assert not cluster.is_running()
         cluster.start()
         assert cluster.psql("SELECT x FROM keep") == "42"
+
+
+def test_a_restored_data_directory_recovers_in_a_scratch_instance(archiving: Archiving) -> None:
+    """What a restore drill does: restore without starting, then let a scratch instance
+    start the data directory on its own port and wait for recovery to end."""
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.commit(1, 12)
+    archiving.switch_and_wait()
+    drill = ScratchCluster(archiving.cluster.bin_dir, archiving.home / "drill")
+    try:
+        archiving.lifeboat(
+            "restore", "wms", "--pgdata", str(drill.data_dir), "--latest", "--archive-mode", "off"
+        )
+        _, replayed_lsn = drill.recover()
+        assert replayed_lsn is not None
+        assert drill.psql("SELECT pg_is_in_recovery()") == "f"
+        assert events(drill.port) == list(range(1, 13))
+        assert drill.port != archiving.cluster.port
+    finally:
+        drill.destroy()
+
+
+def test_recover_refuses_a_data_directory_no_restore_prepared(pg_bin_dir: Path) -> None:
+    with ScratchCluster(pg_bin_dir) as cluster:
+        cluster.stop()
+        with pytest.raises(UsageError, match="no restored cluster waiting for recovery"):
+            cluster.recover()
+        assert not cluster.is_running()

@@ -27,8 +27,15 @@ from types import TracebackType
 
 from lifeboat.errors import DatabaseError, ToolError, UsageError
 from lifeboat.postgres.binaries import SERVER_PROGRAMS, bin_dir_major, is_server_bin_dir
-from lifeboat.postgres.recovery import setting_lines
-from lifeboat.postgres.server import PgCtl, log_last_lines, startup_failure
+from lifeboat.postgres.recovery import RECOVERY_SIGNAL, setting_lines
+from lifeboat.postgres.server import (
+    Action,
+    PgCtl,
+    log_last_lines,
+    start_and_wait,
+    startup_failure,
+    stop_reason,
+)
 from lifeboat.util.osuser import NoServerUser, OsUser, run_as, server_user
 
 __all__ = ["ScratchCluster"]
@@ -255,6 +262,51 @@ class ScratchCluster:
                 f"PostgreSQL {self.major} failed to start ({self!r}): {reason} "
                 f"(see {self.log_file})"
             )
+
+    def recover(
+        self, *, action: Action = "promote", has_target: bool = False, timeout: float = 600
+    ) -> tuple[str | None, str | None]:
+        """Start a data directory a restore laid out in data_dir (its recovery settings
+        written, without --start) on this instance's port and socket, and wait until
+        recovery ends, pauses or shuts down at its target: the last replayed commit's time
+        and LSN, as postgres/server.py's start_and_wait gives them."""
+        if not (self.data_dir / RECOVERY_SIGNAL).exists():
+            raise UsageError(f"{self.data_dir} holds no restored cluster waiting for recovery")
+        self._prepare_dirs()
+        attempts = 3 if self._auto_port else 1
+        for attempt in range(attempts):
+            self.write_config()
+            log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            try:
+                replayed = start_and_wait(
+                    self._pg_ctl(),
+                    self.log_file,
+                    action=action,
+                    has_target=has_target,
+                    port=self.port,
+                    timeout=timeout,
+                    stopped=self._stopped,
+                )
+            except ToolError:
+                # a port taken between picking and binding it: recovery.signal is still
+                # there, so the next attempt starts the same recovery again
+                if "could not bind" in self._log_since(log_offset) and attempt + 1 < attempts:
+                    self.port = _free_port()
+                    continue
+                raise
+            if action != "shutdown":
+                _LIVE.add(self)
+            return replayed
+        raise ToolError(f"{self!r} found no free port in {attempts} attempts")
+
+    def _stopped(self, what: str) -> ToolError:
+        log_last_lines(self.log_file, _LOG_TAIL_LINES)
+        reason = stop_reason(self.log_file)
+        return ToolError(
+            f"the scratch cluster {self!r} {what}"
+            + (f": {reason}" if reason else "")
+            + f" (see {self.log_file})"
+        )
 
     def _log_since(self, offset: int) -> str:
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from lifeboat.errors import UsageError
 
 AUTO_CONF = "postgresql.auto.conf"
+RECOVERY_SIGNAL = "recovery.signal"
 # files an earlier server left that would keep the restored one from starting cleanly
 STALE_SERVER_FILES = ("postmaster.pid", "postmaster.opts")
 
@@ -52,7 +53,7 @@ def configure_recovery(pgdata: Path, settings: Mapping[str, str], why: str) -> N
     with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as conf:
         conf.write(f"\n# {why}\n")
         conf.writelines(line + "\n" for line in setting_lines(settings))
-    (pgdata / "recovery.signal").touch()
+    (pgdata / RECOVERY_SIGNAL).touch()
     for stale in STALE_SERVER_FILES:
         (pgdata / stale).unlink(missing_ok=True)
 
