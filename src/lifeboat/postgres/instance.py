@@ -22,8 +22,10 @@ import socket
 import subprocess
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from lifeboat.errors import DatabaseError, ToolError, UsageError
 from lifeboat.postgres.binaries import SERVER_PROGRAMS, bin_dir_major, is_server_bin_dir
@@ -39,6 +41,8 @@ from lifeboat.postgres.server import (
 from lifeboat.util.osuser import NoServerUser, OsUser, run_as, server_user
 
 __all__ = ["ScratchCluster"]
+
+T = TypeVar("T")
 
 # Unix socket paths are limited to ~107 bytes; keep a margin for ".s.PGSQL.NNNNN".
 _MAX_SOCKET_DIR_LEN = 90
@@ -242,26 +246,19 @@ class ScratchCluster:
         log's last lines logged."""
         if not (self.data_dir / "PG_VERSION").exists():
             raise UsageError(f"{self.data_dir} holds no cluster; call init() first")
-        self._prepare_dirs()
-        attempts = 3 if self._auto_port else 1
-        for attempt in range(attempts):
-            self.write_config()
-            log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+
+        def attempt(log_offset: int) -> None:
             proc = self._pg_ctl().start(self.log_file, wait_seconds=120, timeout=180)
-            if proc.returncode == 0:
-                _LIVE.add(self)
-                return
-            new_log = self._log_since(log_offset)
-            port_clash = "could not bind" in new_log or "already in use" in new_log
-            if port_clash and attempt + 1 < attempts:
-                self.port = _free_port()
-                continue
-            log_last_lines(self.log_file, _LOG_TAIL_LINES)
-            reason = startup_failure(new_log) or _tool_message(proc, "pg_ctl exit")
-            raise ToolError(
-                f"PostgreSQL {self.major} failed to start ({self!r}): {reason} "
-                f"(see {self.log_file})"
-            )
+            if proc.returncode != 0:
+                new_log = self._log_since(log_offset)
+                reason = startup_failure(new_log) or _tool_message(proc, "pg_ctl exit")
+                raise ToolError(
+                    f"PostgreSQL {self.major} failed to start ({self!r}): {reason} "
+                    f"(see {self.log_file})"
+                )
+
+        self._on_a_free_port(attempt)
+        _LIVE.add(self)
 
     def recover(
         self, *, action: Action = "promote", has_target: bool = False, timeout: float = 600
@@ -272,35 +269,46 @@ class ScratchCluster:
         and LSN, as postgres/server.py's start_and_wait gives them."""
         if not (self.data_dir / RECOVERY_SIGNAL).exists():
             raise UsageError(f"{self.data_dir} holds no restored cluster waiting for recovery")
+
+        def attempt(log_offset: int) -> tuple[str | None, str | None]:
+            return start_and_wait(
+                self._pg_ctl(),
+                self.log_file,
+                action=action,
+                has_target=has_target,
+                port=self.port,
+                timeout=timeout,
+                stopped=self._stopped,
+            )
+
+        replayed = self._on_a_free_port(attempt)
+        if action != "shutdown":
+            _LIVE.add(self)
+        return replayed
+
+    def _on_a_free_port(self, attempt: Callable[[int], T]) -> T:
+        """Write the configuration and run attempt(offset of the log before it) to start the
+        server on self.port. A port another program took between picking and binding it is
+        replaced and the start tried again (a restored cluster's recovery.signal is still
+        there then); any other failure has the log's last lines logged and is raised."""
         self._prepare_dirs()
         attempts = 3 if self._auto_port else 1
-        for attempt in range(attempts):
+        for number in range(1, attempts + 1):
             self.write_config()
             log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
             try:
-                replayed = start_and_wait(
-                    self._pg_ctl(),
-                    self.log_file,
-                    action=action,
-                    has_target=has_target,
-                    port=self.port,
-                    timeout=timeout,
-                    stopped=self._stopped,
-                )
+                return attempt(log_offset)
             except ToolError:
-                # a port taken between picking and binding it: recovery.signal is still
-                # there, so the next attempt starts the same recovery again
-                if "could not bind" in self._log_since(log_offset) and attempt + 1 < attempts:
+                new_log = self._log_since(log_offset)
+                port_taken = "could not bind" in new_log or "already in use" in new_log
+                if port_taken and number < attempts:
                     self.port = _free_port()
                     continue
+                log_last_lines(self.log_file, _LOG_TAIL_LINES)
                 raise
-            if action != "shutdown":
-                _LIVE.add(self)
-            return replayed
         raise ToolError(f"{self!r} found no free port in {attempts} attempts")
 
     def _stopped(self, what: str) -> ToolError:
-        log_last_lines(self.log_file, _LOG_TAIL_LINES)
         reason = stop_reason(self.log_file)
         return ToolError(
             f"the scratch cluster {self!r} {what}"
