@@ -34,6 +34,9 @@ from lifeboat.sources.postgres.pitr_reach import Reach, plan_reach
 from lifeboat.util.executable import lifeboat_executable
 from lifeboat.util.osuser import NoServerUser, OsUser, server_user
 
+# restore_physical takes a RecoveryTarget: its callers find it here too
+__all__ = ["LOG_LINES_SHOWN", "RESTORE_LOG", "PitrResult", "RecoveryTarget", "restore_physical"]
+
 log = logging.getLogger(__name__)
 
 # the restored server's log, in its data directory (with --start)
