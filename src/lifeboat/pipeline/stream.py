@@ -238,8 +238,7 @@ class ProcessOutput:
             if returncode != 0:
                 from lifeboat.errors import ToolError
 
-                errors = [line for line in self.stderr.lines() if "error" in line.lower()]
-                detail = errors[0] if errors else self.stderr.last_line() or f"exit {returncode}"
+                detail = self.stderr.error_line() or f"exit {returncode}"
                 raise ToolError(f"{self.tool} failed: {detail}")
         return data
 
@@ -303,10 +302,7 @@ class ProcessInput:
         return ToolError(f"{self.program} failed: {self.failure()}")
 
     def failure(self) -> str:
-        errors = [line for line in self.stderr.lines() if "error" in line.lower()]
-        return (
-            errors[0] if errors else self.stderr.last_line()
-        ) or f"exit {self.process.returncode}"
+        return self.stderr.error_line() or f"exit {self.process.returncode}"
 
     def write(self, data: bytes) -> int:
         if not self.stopped_reading:

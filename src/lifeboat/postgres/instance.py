@@ -39,6 +39,7 @@ from lifeboat.postgres.server import (
     stop_reason,
 )
 from lifeboat.util.osuser import NoServerUser, OsUser, run_as, server_user
+from lifeboat.util.proc import error_line
 
 __all__ = ["ScratchCluster"]
 
@@ -417,15 +418,7 @@ class ScratchCluster:
 
 
 def _tool_message(proc: subprocess.CompletedProcess[str], what: str) -> str:
-    """A failed program's own word for a one-line error: its first line saying error or
-    FATAL (psql follows it with the statement and a caret), else its last line."""
-    lines = [
-        line.strip()
-        for stream in (proc.stderr, proc.stdout)
-        for line in (stream or "").splitlines()
-        if line.strip()
-    ]
-    marked = [line for line in lines if "error" in line.lower() or "FATAL" in line]
-    if marked:
-        return marked[0]
-    return lines[-1] if lines else f"{what} {proc.returncode}"
+    """A failed program's own word for a one-line error (psql follows its ERROR line with
+    the statement and a caret), else `what` and its exit code."""
+    lines = f"{proc.stderr or ''}\n{proc.stdout or ''}".splitlines()
+    return error_line(lines) or f"{what} {proc.returncode}"

@@ -272,8 +272,7 @@ class BaseBackupToFifos:
 
     def _detail(self) -> str:
         self.stderr.join(timeout=5)
-        errors = [line for line in self.stderr.lines() if "error" in line.lower()]
-        return errors[0] if errors else self.stderr.last_line() or f"exit {self.process.poll()}"
+        return self.stderr.error_line() or f"exit {self.process.poll()}"
 
     def reader(self, archive: str) -> FifoReader:
         return FifoReader(self.folder / archive)

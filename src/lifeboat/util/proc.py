@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
 
 
@@ -47,6 +47,17 @@ class StderrCollector(threading.Thread):
 
     def lines(self) -> list[str]:
         return [line.strip() for line in self.text.splitlines() if line.strip()]
+
+    def error_line(self) -> str:
+        return error_line(self.lines())
+
+
+def error_line(lines: Sequence[str]) -> str:
+    """A failed tool's own word for a one-line error: its first line saying error, else its
+    last line; empty when it said nothing (the caller names the exit code then)."""
+    said = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in said if "error" in line.lower()]
+    return errors[0] if errors else (said[-1] if said else "")
 
 
 def pid_alive(pid: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from lifeboat.util.proc import StderrCollector, pid_alive
+from lifeboat.util.proc import StderrCollector, error_line, pid_alive
 
 
 def _child(code: str) -> subprocess.Popen[bytes]:
@@ -46,3 +46,16 @@ def test_pid_alive_until_the_process_is_gone() -> None:
     child.stdin.close()
     assert child.wait() == 0
     assert not pid_alive(child.pid)  # reaped: no such process any more
+
+
+def test_the_error_line_is_the_first_saying_error_else_the_last() -> None:
+    psql = [
+        'psql:<stdin>:1: ERROR:  relation "t" does not exist',
+        "LINE 1: SELECT * FROM t",
+        "                      ^",
+    ]
+    assert error_line(psql) == psql[0]
+    assert error_line(["pg_ctl: could not start server", "Examine the log output.", ""]) == (
+        "Examine the log output."
+    )
+    assert error_line(["", "  "]) == ""
