@@ -46,7 +46,8 @@ from typing import Any
 import psycopg
 
 from lifeboat.demo import wms
-from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
+from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -888,7 +889,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         help=f"PostgreSQL bin directory (default: the PostgreSQL {DEFAULT_PG_MAJOR} "
-        "one found by lifeboat.postgres.instance.find_bin_dirs)",
+        "one found by lifeboat.postgres.binaries.find_bin_dirs)",
     )
     p.add_argument("--skip-lifeboat", action="store_true", help="measure the baselines only")
     p.add_argument(

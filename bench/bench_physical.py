@@ -45,7 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
+from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import BIN_DIRS_ENV, ScratchCluster, bin_dir_major, find_bin_dirs
+from lifeboat.postgres.binaries import BIN_DIRS_ENV, bin_dir_major, find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
 
 from .archiving import Archiving, archiving_cluster
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import ScratchCluster, bin_dir_major
+from lifeboat.postgres.binaries import bin_dir_major
+from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.postgres.walheader import parse_long_header
 
 from .archiving import Archiving, as_postgres

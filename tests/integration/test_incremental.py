@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import bin_dir_major
+from lifeboat.postgres.binaries import bin_dir_major
 
 from .archiving import Archiving, archiving_cluster, events, stop_cluster
 

@@ -7,7 +7,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
+from lifeboat.errors import DatabaseError, ToolError, UsageError
+from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
+
+from .archiving import Archiving, events
 
 
 def test_find_bin_dirs_one_per_major_sorted() -> None:
@@ -40,8 +44,9 @@ def test_fresh_db_is_usable_over_psycopg(pg_cluster: ScratchCluster, fresh_db: s
 
 
 def test_psql_raises_with_server_error(pg_cluster: ScratchCluster) -> None:
-    with pytest.raises(RuntimeError, match="no_such_table"):
+    with pytest.raises(DatabaseError, match="no_such_table") as failed:
         pg_cluster.psql("SELECT * FROM no_such_table")
+    assert "\n" not in str(failed.value)
 
 
 def test_password_cluster_rejects_wrong_password(pg_bin_dir: Path) -> None:
@@ -63,8 +68,9 @@ def test_start_failure_reports_log_tail(pg_bin_dir: Path) -> None:
     cluster = ScratchCluster(pg_bin_dir, settings={"shared_buffers": "not-a-size"})
     try:
         cluster.init()
-        with pytest.raises(RuntimeError, match="shared_buffers"):
+        with pytest.raises(ToolError, match="shared_buffers") as failed:
             cluster.start()
+        assert "\n" not in str(failed.value)
     finally:
         cluster.destroy()
     assert not cluster.base_dir.exists()
@@ -78,3 +84,31 @@ def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
         assert not cluster.is_running()
         cluster.start()
         assert cluster.psql("SELECT x FROM keep") == "42"
+
+
+def test_a_restored_data_directory_recovers_in_a_scratch_instance(archiving: Archiving) -> None:
+    """What a restore drill does: restore without starting, then let a scratch instance
+    start the data directory on its own port and wait for recovery to end."""
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.commit(1, 12)
+    archiving.switch_and_wait()
+    drill = ScratchCluster(archiving.cluster.bin_dir, archiving.home / "drill")
+    try:
+        archiving.lifeboat(
+            "restore", "wms", "--pgdata", str(drill.data_dir), "--latest", "--archive-mode", "off"
+        )
+        _, replayed_lsn = drill.recover()
+        assert replayed_lsn is not None
+        assert drill.psql("SELECT pg_is_in_recovery()") == "f"
+        assert events(drill.port) == list(range(1, 13))
+        assert drill.port != archiving.cluster.port
+    finally:
+        drill.destroy()
+
+
+def test_recover_refuses_a_data_directory_no_restore_prepared(pg_bin_dir: Path) -> None:
+    with ScratchCluster(pg_bin_dir) as cluster:
+        cluster.stop()
+        with pytest.raises(UsageError, match="no restored cluster waiting for recovery"):
+            cluster.recover()
+        assert not cluster.is_running()

@@ -227,7 +227,7 @@ def test_repository_not_initialised(
 def test_pg_dump_older_than_server_is_refused(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    from lifeboat.postgres.instance import find_bin_dirs
+    from lifeboat.postgres.binaries import find_bin_dirs
 
     older = [d for d in find_bin_dirs() if d != pg_cluster.bin_dir]
     if pg_cluster.major < 17 or not older:

@@ -456,7 +456,7 @@ def test_pg_receivewal_gets_the_password_in_its_environment(
             "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'lifeboat_pw_test'"
         )
         while locked_cluster.psql(query) != "1":
-            assert process.poll() is None, stderr.last_error
+            assert process.poll() is None, stderr.error_line()
             assert time.monotonic() < deadline, "pg_receivewal did not start streaming"
             time.sleep(0.05)
         assert showing(secret) == {}

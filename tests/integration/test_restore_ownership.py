@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import ScratchCluster, bin_dir_major, find_bin_dirs
+from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.repo.manifest import decode, encode
 
 from .helpers import Workspace, error_line, make_workspace, table_digests

@@ -18,7 +18,8 @@ from lifeboat.demo import wms
 from lifeboat.errors import LifeboatError, ToolError
 from lifeboat.ops.verify import verify
 from lifeboat.pipeline.crypto import write_identity
-from lifeboat.postgres.instance import ScratchCluster, find_bin_dirs
+from lifeboat.postgres.binaries import find_bin_dirs
+from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.sources.postgres.logical_backup import backup_logical
 from lifeboat.sources.postgres.logical_restore import restore_logical
 from lifeboat.util.progress import Reporter

@@ -14,7 +14,8 @@ from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
-from lifeboat.wal.spool import lock_is_held, queued, read_json
+from lifeboat.util.singleton import lock_is_held
+from lifeboat.wal.spool import queued, read_json
 from lifeboat.wal.spool_paths import SpoolPaths
 
 

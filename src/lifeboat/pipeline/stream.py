@@ -13,6 +13,7 @@ from typing import IO
 
 from lifeboat.pipeline.checksum import Readable, Writable
 from lifeboat.storage.base import ObjectInfo, Storage
+from lifeboat.util.proc import StderrCollector
 
 CHUNK = 1 << 20
 QUEUE_DEPTH = 8  # chunks in flight between two threads: bounds memory at about 8 MiB
@@ -201,33 +202,6 @@ def pump(source: Readable, sink: Writable, chunk: int = CHUNK) -> int:
         total += len(data)
 
 
-class StderrCollector(threading.Thread):
-    """Drains a process's stderr so it never blocks, keeping the last lines for messages."""
-
-    def __init__(self, stream: IO[bytes], keep: int | None = 64 * 1024) -> None:
-        super().__init__(daemon=True)
-        self._stream = stream
-        self._keep = keep
-        self._data = bytearray()
-
-    def run(self) -> None:
-        for line in self._stream:
-            self._data += line
-            if self._keep is not None and len(self._data) > self._keep:
-                del self._data[: len(self._data) - self._keep]
-
-    @property
-    def text(self) -> str:
-        return self._data.decode("utf-8", "replace")
-
-    def last_line(self) -> str:
-        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-    def lines(self) -> list[str]:
-        return [line.strip() for line in self.text.splitlines() if line.strip()]
-
-
 PIPE_SIZE = 1 << 20
 
 
@@ -264,8 +238,7 @@ class ProcessOutput:
             if returncode != 0:
                 from lifeboat.errors import ToolError
 
-                errors = [line for line in self.stderr.lines() if "error" in line.lower()]
-                detail = errors[0] if errors else self.stderr.last_line() or f"exit {returncode}"
+                detail = self.stderr.error_line() or f"exit {returncode}"
                 raise ToolError(f"{self.tool} failed: {detail}")
         return data
 
@@ -329,10 +302,7 @@ class ProcessInput:
         return ToolError(f"{self.program} failed: {self.failure()}")
 
     def failure(self) -> str:
-        errors = [line for line in self.stderr.lines() if "error" in line.lower()]
-        return (
-            errors[0] if errors else self.stderr.last_line()
-        ) or f"exit {self.process.returncode}"
+        return self.stderr.error_line() or f"exit {self.process.returncode}"
 
     def write(self, data: bytes) -> int:
         if not self.stopped_reading:

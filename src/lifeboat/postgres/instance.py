@@ -1,17 +1,14 @@
-"""Throw-away PostgreSQL clusters for tests, the demo and restore drills.
+"""Throw-away PostgreSQL clusters: for tests, the demo and restore drills.
 
 A :class:`ScratchCluster` owns a base directory holding the data directory, the server
 log and the unix socket directory.  It listens on 127.0.0.1 on a free TCP port and is
 configured for physical backups (``wal_level=replica``, WAL senders enabled).
 
 PostgreSQL refuses to run as root, so when this process is root the server programs
-(``initdb``, ``pg_ctl``, ``postgres``) run as the ``postgres`` OS user; client programs
-such as ``psql`` run as the current user and connect over TCP.
-
-Binary directories are discovered by :func:`find_bin_dirs`: Debian-style
-``/usr/lib/postgresql/<major>/bin``, the relocatable PostgreSQL 17 build unpacked by
-``scripts/setup.sh`` into ``<repo>/.cache/pg17``, and any directory listed in the
-``LIFEBOAT_PG_BIN_DIRS`` environment variable (``os.pathsep``-separated).
+(``initdb``, ``pg_ctl``, ``postgres``) run as the ``postgres`` OS user (util/osuser.py);
+client programs such as ``psql`` run as the current user and connect over TCP. Binary
+folders come from postgres/binaries.py's ``find_bin_dirs``. Every failure is a
+LifeboatError with one line to show.
 """
 
 from __future__ import annotations
@@ -20,149 +17,37 @@ import atexit
 import contextlib
 import functools
 import os
-import pwd
-import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import urllib.parse
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
-__all__ = [
-    "BIN_DIRS_ENV",
-    "SERVER_PROGRAMS",
-    "ScratchCluster",
-    "bin_dir_major",
-    "find_bin_dirs",
-    "repo_root",
-]
+from lifeboat.errors import DatabaseError, ToolError, UsageError
+from lifeboat.postgres.binaries import SERVER_PROGRAMS, bin_dir_major, is_server_bin_dir
+from lifeboat.postgres.recovery import RECOVERY_SIGNAL, setting_lines
+from lifeboat.postgres.server import (
+    Action,
+    PgCtl,
+    log_last_lines,
+    start_and_wait,
+    startup_failure,
+    stop_reason,
+)
+from lifeboat.util.osuser import NoServerUser, OsUser, run_as, server_user
+from lifeboat.util.proc import error_line
 
-BIN_DIRS_ENV = "LIFEBOAT_PG_BIN_DIRS"
-SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
-SYSTEM_GLOB_ROOT = Path("/usr/lib/postgresql")
-OS_USER = "postgres"
+__all__ = ["ScratchCluster"]
 
-_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+T = TypeVar("T")
+
 # Unix socket paths are limited to ~107 bytes; keep a margin for ".s.PGSQL.NNNNN".
 _MAX_SOCKET_DIR_LEN = 90
 _LOG_TAIL_LINES = 40
-
-
-# --------------------------------------------------------------------------- discovery
-
-
-def repo_root() -> Path | None:
-    """The source checkout this module lives in (``src/lifeboat/postgres/``), if any."""
-    candidate = Path(__file__).resolve().parents[3]
-    if (candidate / "pyproject.toml").is_file():
-        return candidate
-    return None
-
-
-def _is_bin_dir(path: Path) -> bool:
-    return all(os.access(path / prog, os.X_OK) for prog in SERVER_PROGRAMS)
-
-
-def _candidate_bin_dirs() -> list[Path]:
-    """Candidates in order of preference (earlier wins when two share a major)."""
-    candidates: list[Path] = []
-    for entry in os.environ.get(BIN_DIRS_ENV, "").split(os.pathsep):
-        if entry.strip():
-            candidates.append(Path(entry.strip()).expanduser())
-    if SYSTEM_GLOB_ROOT.is_dir():
-        candidates.extend(sorted(SYSTEM_GLOB_ROOT.glob("*/bin")))
-    root = repo_root()
-    if root is not None:
-        cache = root / ".cache" / "pg17"
-        candidates.append(cache / "bin")
-        candidates.extend(sorted(cache.glob("*/bin")))
-    return candidates
-
-
-@functools.cache
-def _major_of(resolved_bin_dir: Path) -> int:
-    postgres = resolved_bin_dir / "postgres"
-    proc = subprocess.run(
-        [str(postgres), "--version"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    match = _VERSION_RE.search(proc.stdout)
-    if proc.returncode != 0 or match is None:
-        raise RuntimeError(
-            f"cannot determine PostgreSQL version of {postgres}: "
-            f"exit {proc.returncode}, output {proc.stdout.strip()!r} {proc.stderr.strip()!r}"
-        )
-    return int(match.group(1))
-
-
-def bin_dir_major(bin_dir: Path) -> int:
-    """Major version (e.g. 15, 17) of the server in *bin_dir*, from ``postgres --version``."""
-    return _major_of(Path(bin_dir).resolve())
-
-
-def find_bin_dirs() -> list[Path]:
-    """Every usable PostgreSQL bin directory, one per major version, sorted by major.
-
-    A directory qualifies when it holds executable ``initdb``, ``pg_ctl`` and ``postgres``.
-    When several directories provide the same major version, the first one found wins:
-    ``LIFEBOAT_PG_BIN_DIRS`` entries, then ``/usr/lib/postgresql/*/bin``, then the
-    repository's ``.cache/pg17``.
-    """
-    by_major: dict[int, Path] = {}
-    seen: set[Path] = set()
-    for candidate in _candidate_bin_dirs():
-        if not candidate.is_dir() or not _is_bin_dir(candidate):
-            continue
-        resolved = candidate.resolve()
-        if resolved in seen:
-            continue
-        seen.add(resolved)
-        try:
-            major = _major_of(resolved)
-        except (OSError, RuntimeError, subprocess.TimeoutExpired):
-            continue
-        by_major.setdefault(major, resolved)
-    return [by_major[major] for major in sorted(by_major)]
-
-
-# ------------------------------------------------------------------------ OS helpers
-
-
-@dataclass(frozen=True)
-class _RunAs:
-    """Identity the server programs run under (``None`` fields: the current user)."""
-
-    uid: int | None = None
-    gid: int | None = None
-    groups: tuple[int, ...] = ()
-    home: str | None = None
-    name: str | None = None
-
-    @property
-    def switches(self) -> bool:
-        return self.uid is not None
-
-
-def _server_identity() -> _RunAs:
-    if os.geteuid() != 0:
-        return _RunAs()
-    try:
-        entry = pwd.getpwnam(OS_USER)
-    except KeyError as exc:
-        raise RuntimeError(
-            f"running as root but there is no {OS_USER!r} OS user to run PostgreSQL as"
-        ) from exc
-    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
-    home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/"
-    return _RunAs(entry.pw_uid, entry.pw_gid, groups, home, entry.pw_name)
 
 
 def _free_port() -> int:
@@ -183,39 +68,6 @@ def _default_locale() -> str:
         return "C"
     available = {line.strip().lower() for line in proc.stdout.splitlines()}
     return "C.UTF-8" if available & {"c.utf8", "c.utf-8"} else "C"
-
-
-def _reachable_by(path: Path, ident: _RunAs) -> bool:
-    """Whether *ident* can traverse every ancestor of *path* (a cheap mode-bit check)."""
-    if not ident.switches:
-        return True
-    for ancestor in [path, *path.parents]:
-        try:
-            st = ancestor.stat()
-        except FileNotFoundError:
-            continue
-        if st.st_uid == ident.uid:
-            ok = bool(st.st_mode & 0o100)
-        elif st.st_gid in ident.groups:
-            ok = bool(st.st_mode & 0o010)
-        else:
-            ok = bool(st.st_mode & 0o001)
-        if not ok:
-            return False
-    return True
-
-
-def _quote_conf(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    """The last lines of a server log, for an error message."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 _LIVE: set[ScratchCluster] = set()
@@ -250,10 +102,13 @@ class ScratchCluster:
         settings: dict[str, str] | None = None,
     ) -> None:
         self.bin_dir = Path(bin_dir).resolve()
-        if not _is_bin_dir(self.bin_dir):
-            raise ValueError(f"{self.bin_dir} lacks one of {', '.join(SERVER_PROGRAMS)}")
+        if not is_server_bin_dir(self.bin_dir):
+            raise ToolError(f"{self.bin_dir} lacks one of {', '.join(SERVER_PROGRAMS)}")
         self.major = bin_dir_major(self.bin_dir)
-        self._ident = _server_identity()
+        try:
+            self._user: OsUser | None = server_user()
+        except NoServerUser as exc:
+            raise ToolError(str(exc)) from None
 
         if base_dir is None:
             base_dir = Path(tempfile.mkdtemp(prefix="lifeboat-pg-"))
@@ -280,35 +135,16 @@ class ScratchCluster:
     # ------------------------------------------------------------------ process helpers
 
     def _server_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        if self._ident.switches:
-            assert self._ident.home is not None and self._ident.name is not None
-            env.update(HOME=self._ident.home, USER=self._ident.name, LOGNAME=self._ident.name)
-        return env
+        """Ours without PG* variables: a PGPORT or PGDATA of the caller's must not steer
+        the scratch server."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
-    def _run_server_tool(
-        self, args: Sequence[str], *, timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a server-side program (as ``postgres`` when we are root)."""
-        ident = self._ident
-        return subprocess.run(
-            list(args),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=str(self.base_dir),
-            env=self._server_env(),
-            user=ident.uid,
-            group=ident.gid,
-            extra_groups=list(ident.groups) if ident.switches else None,
-        )
+    def _pg_ctl(self) -> PgCtl:
+        return PgCtl(self.bin_dir, self.data_dir, self._user, self._server_env(), self.base_dir)
 
     def _chown(self, path: Path) -> None:
-        if self._ident.switches:
-            assert self._ident.uid is not None and self._ident.gid is not None
-            os.chown(path, self._ident.uid, self._ident.gid)
+        if self._user is not None:
+            self._user.chown(path)
 
     def _prepare_dirs(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -317,10 +153,11 @@ class ScratchCluster:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.chmod(0o755)
         self._chown(self.socket_dir)
+        user = self._user
         for path in (self.base_dir, self.bin_dir / "postgres"):
-            if not _reachable_by(path, self._ident):
-                raise RuntimeError(
-                    f"the {OS_USER!r} OS user cannot reach {path}; use a directory outside "
+            if user is not None and not user.can_reach(path):
+                raise UsageError(
+                    f"the {user.name!r} OS user cannot reach {path}; use a directory outside "
                     "private (0700) parents such as /root or /tmp/pytest-of-root"
                 )
 
@@ -329,7 +166,7 @@ class ScratchCluster:
     def init(self) -> None:
         """Create the data directory with ``initdb`` and write the configuration."""
         if (self.data_dir / "PG_VERSION").exists():
-            raise RuntimeError(f"{self.data_dir} already holds a cluster")
+            raise UsageError(f"{self.data_dir} already holds a cluster")
         self._prepare_dirs()
 
         args = [
@@ -353,22 +190,19 @@ class ScratchCluster:
         try:
             if self.password is not None:
                 if "\n" in self.password or "\r" in self.password:
-                    raise ValueError("password must not contain newlines")
+                    raise UsageError("the scratch cluster's password must not contain newlines")
                 fd, name = tempfile.mkstemp(prefix="pwfile-", dir=self.base_dir)
                 pwfile = Path(name)
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     fh.write(self.password + "\n")
                 self._chown(pwfile)
                 args.append(f"--pwfile={pwfile}")
-            proc = self._run_server_tool(args)
+            proc = run_as(self._user, args, env=self._server_env(), cwd=self.base_dir, timeout=300)
         finally:
             if pwfile is not None:
                 pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
-            raise RuntimeError(
-                f"initdb failed for {self!r} (exit {proc.returncode}):\n"
-                f"{proc.stdout}\n{proc.stderr}".rstrip()
-            )
+            raise ToolError(f"initdb failed for {self!r}: {_tool_message(proc, 'exit')}")
         self.write_config()
 
     def write_config(self) -> None:
@@ -388,7 +222,7 @@ class ScratchCluster:
         }
         values.update(self.settings)
         lines = ["# Managed by lifeboat.postgres.instance; rewritten on every start."]
-        lines += [f"{key} = {_quote_conf(value)}" for key, value in values.items()]
+        lines += setting_lines(values)
         managed = self.data_dir / "lifeboat.conf"
         managed.write_text("\n".join(lines) + "\n", encoding="utf-8")
         managed.chmod(0o600)
@@ -406,47 +240,82 @@ class ScratchCluster:
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
-        proc = self._run_server_tool(
-            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "status"], timeout=60
-        )
-        return proc.returncode == 0
+        return self._pg_ctl().is_running()
 
     def start(self) -> None:
-        """Start the server (``pg_ctl start -w``); raise ``RuntimeError`` with the log tail."""
+        """Start the server (``pg_ctl start -w``); a ToolError with the log's reason, the
+        log's last lines logged."""
         if not (self.data_dir / "PG_VERSION").exists():
-            raise RuntimeError(f"{self.data_dir} holds no cluster; call init() first")
+            raise UsageError(f"{self.data_dir} holds no cluster; call init() first")
+
+        def attempt(log_offset: int) -> None:
+            proc = self._pg_ctl().start(self.log_file, wait_seconds=120, timeout=180)
+            if proc.returncode != 0:
+                new_log = self._log_since(log_offset)
+                reason = startup_failure(new_log) or _tool_message(proc, "pg_ctl exit")
+                raise ToolError(
+                    f"PostgreSQL {self.major} failed to start ({self!r}): {reason} "
+                    f"(see {self.log_file})"
+                )
+
+        self._on_a_free_port(attempt)
+        _LIVE.add(self)
+
+    def recover(
+        self, *, action: Action = "promote", has_target: bool = False, timeout: float = 600
+    ) -> tuple[str | None, str | None]:
+        """Start a data directory a restore laid out in data_dir (its recovery settings
+        written, without --start) on this instance's port and socket, and wait until
+        recovery ends, pauses or shuts down at its target: the last replayed commit's time
+        and LSN, as postgres/server.py's start_and_wait gives them."""
+        if not (self.data_dir / RECOVERY_SIGNAL).exists():
+            raise UsageError(f"{self.data_dir} holds no restored cluster waiting for recovery")
+
+        def attempt(log_offset: int) -> tuple[str | None, str | None]:
+            return start_and_wait(
+                self._pg_ctl(),
+                self.log_file,
+                action=action,
+                has_target=has_target,
+                port=self.port,
+                timeout=timeout,
+                stopped=self._stopped,
+            )
+
+        replayed = self._on_a_free_port(attempt)
+        if action != "shutdown":
+            _LIVE.add(self)
+        return replayed
+
+    def _on_a_free_port(self, attempt: Callable[[int], T]) -> T:
+        """Write the configuration and run attempt(offset of the log before it) to start the
+        server on self.port. A port another program took between picking and binding it is
+        replaced and the start tried again (a restored cluster's recovery.signal is still
+        there then); any other failure has the log's last lines logged and is raised."""
         self._prepare_dirs()
         attempts = 3 if self._auto_port else 1
-        for attempt in range(attempts):
+        for number in range(1, attempts + 1):
             self.write_config()
             log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-            proc = self._run_server_tool(
-                [
-                    str(self.bin_dir / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    "120",
-                    "start",
-                ],
-                timeout=180,
-            )
-            if proc.returncode == 0:
-                _LIVE.add(self)
-                return
-            new_log = self._log_since(log_offset)
-            port_clash = "could not bind" in new_log or "already in use" in new_log
-            if port_clash and attempt + 1 < attempts:
-                self.port = _free_port()
-                continue
-            raise RuntimeError(
-                f"PostgreSQL {self.major} failed to start ({self!r}), pg_ctl exit "
-                f"{proc.returncode}:\n{proc.stdout}{proc.stderr}\n"
-                f"--- last lines of {self.log_file} ---\n{log_tail(self.log_file)}"
-            )
+            try:
+                return attempt(log_offset)
+            except ToolError:
+                new_log = self._log_since(log_offset)
+                port_taken = "could not bind" in new_log or "already in use" in new_log
+                if port_taken and number < attempts:
+                    self.port = _free_port()
+                    continue
+                log_last_lines(self.log_file, _LOG_TAIL_LINES)
+                raise
+        raise ToolError(f"{self!r} found no free port in {attempts} attempts")
+
+    def _stopped(self, what: str) -> ToolError:
+        reason = stop_reason(self.log_file)
+        return ToolError(
+            f"the scratch cluster {self!r} {what}"
+            + (f": {reason}" if reason else "")
+            + f" (see {self.log_file})"
+        )
 
     def _log_since(self, offset: int) -> str:
         try:
@@ -461,15 +330,9 @@ class ScratchCluster:
         _LIVE.discard(self)
         if not (self.data_dir / "postmaster.pid").exists():
             return
-        proc = self._run_server_tool(
-            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"],
-            timeout=180,
-        )
+        proc = self._pg_ctl().stop(mode, timeout=180)
         if proc.returncode != 0 and self.is_running():
-            raise RuntimeError(
-                f"pg_ctl stop failed for {self!r} (exit {proc.returncode}):\n"
-                f"{proc.stdout}{proc.stderr}"
-            )
+            raise ToolError(f"pg_ctl stop failed for {self!r}: {_tool_message(proc, 'exit')}")
 
     def destroy(self) -> None:
         """Stop the server and delete ``base_dir`` (and a separate socket dir, if any)."""
@@ -529,9 +392,8 @@ class ScratchCluster:
             env=self.client_env(),
         )
         if proc.returncode != 0:
-            raise RuntimeError(
-                f"psql failed on {self!r} db {dbname!r} (exit {proc.returncode}): "
-                f"{proc.stderr.strip()}"
+            raise DatabaseError(
+                f"psql failed on {self!r} db {dbname!r}: {_tool_message(proc, 'exit')}"
             )
         return proc.stdout.removesuffix("\n")
 
@@ -553,3 +415,10 @@ class ScratchCluster:
         tb: TracebackType | None,
     ) -> None:
         self.destroy()
+
+
+def _tool_message(proc: subprocess.CompletedProcess[str], what: str) -> str:
+    """A failed program's own word for a one-line error (psql follows its ERROR line with
+    the statement and a caret), else `what` and its exit code."""
+    lines = f"{proc.stderr or ''}\n{proc.stdout or ''}".splitlines()
+    return error_line(lines) or f"{what} {proc.returncode}"

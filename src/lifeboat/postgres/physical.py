@@ -239,7 +239,7 @@ class BaseBackupToFifos:
         import signal
         import subprocess
 
-        from lifeboat.pipeline.stream import StderrCollector
+        from lifeboat.util.proc import StderrCollector
 
         self.folder = folder
         self.archives = ["base.tar", *(f"{oid}.tar" for oid in tablespace_oids)]
@@ -272,8 +272,7 @@ class BaseBackupToFifos:
 
     def _detail(self) -> str:
         self.stderr.join(timeout=5)
-        errors = [line for line in self.stderr.lines() if "error" in line.lower()]
-        return errors[0] if errors else self.stderr.last_line() or f"exit {self.process.poll()}"
+        return self.stderr.error_line() or f"exit {self.process.poll()}"
 
     def reader(self, archive: str) -> FifoReader:
         return FifoReader(self.folder / archive)

@@ -39,6 +39,7 @@ from lifeboat.errors import LockedError
 from lifeboat.repo import layout
 from lifeboat.storage.base import AlreadyExists, NotFound, Storage
 from lifeboat.storage.capabilities import ExclusiveCreate, exclusive_create
+from lifeboat.util.proc import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +114,11 @@ class Holder:
         if not self.readable or self.started_at is None or self.pid is None:
             return True
         if self.host == socket.gethostname():
-            return not _alive(self.pid)
+            return not pid_alive(self.pid)
         started = datetime.fromisoformat(self.started_at)
         if started.tzinfo is None:
             started = started.replace(tzinfo=UTC)
         return datetime.now(UTC) - started >= stale_after
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _read(storage: Storage, key: str) -> Holder | None:

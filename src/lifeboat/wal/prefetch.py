@@ -23,16 +23,15 @@ from typing import TYPE_CHECKING
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.util.fs import fsync_dir, make_private_dirs
+from lifeboat.util.singleton import lock_is_held, release_lock, try_lock
 from lifeboat.wal.spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,
+    LOCK_PATIENCE_SECONDS,
     background_command,
     is_temporary,
-    lock_is_held,
     queued,
-    release_lock,
     spawn_detached,
-    try_lock,
     write_durably,
 )
 from lifeboat.wal.spool_paths import SpoolPaths
@@ -165,7 +164,7 @@ def run_prefetcher(
     make_private_dirs(spool.incoming)
     with contextlib.suppress(OSError):  # a folder made by hand may be looser; ours if we can
         os.chmod(spool.incoming, DIR_MODE)
-    fd = try_lock(spool.prefetch_lock)
+    fd = try_lock(spool.prefetch_lock, LOCK_PATIENCE_SECONDS)
     if fd is None:
         return False
     # a prefetcher killed mid-download leaves its temporary file; no one else writes here
@@ -193,7 +192,7 @@ def run_prefetcher(
                 request = wanted(spool)
                 if request is None or request == served:
                     return True
-                fd = try_lock(spool.prefetch_lock)
+                fd = try_lock(spool.prefetch_lock, LOCK_PATIENCE_SECONDS)
                 if fd is None:
                     return True
         finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.util import fs
 from lifeboat.util.fs import fsync_dir, make_private_dirs
+from lifeboat.util.singleton import lock_is_held
 from lifeboat.wal.spool_paths import SpoolPaths
 
 if TYPE_CHECKING:
@@ -91,44 +91,6 @@ def queued(folder: Path) -> list[str]:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# --- single instance by flock ---------------------------------------------------------------
-
-
-def lock_is_held(lock_path: Path) -> bool:
-    """Whether a process holds lock_path; creates nothing, so status can ask too."""
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we took
-    return False
-
-
-def try_lock(lock_path: Path, patience: float = LOCK_PATIENCE_SECONDS) -> int | None:
-    """An fd holding the exclusive lock, or None when another process keeps it."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.02)
-
-
-def release_lock(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
 
 
 def spawn_detached(command: list[str], log_path: Path) -> None:

@@ -11,7 +11,6 @@ segment."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import re
 import signal
@@ -22,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, UsageError
@@ -32,6 +31,8 @@ from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
 from lifeboat.util.fs import state_home
+from lifeboat.util.proc import StderrCollector
+from lifeboat.util.singleton import held_or_none
 from lifeboat.wal.archive import (
     WalRefusedError,
     admit_stream_partial,
@@ -311,24 +312,20 @@ def _signature(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-class _StderrLogger(threading.Thread):
-    """Logs pg_receivewal's stderr line by line and keeps the last one for messages."""
+def _is_problem(line: str) -> bool:
+    return "error:" in line or "warning:" in line or "fatal:" in line.lower()
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True, name="pg_receivewal stderr")
-        self._stream = stream
-        self.last_error = ""
 
-    def run(self) -> None:
-        for raw in self._stream:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            if "error:" in line or "warning:" in line or "fatal:" in line.lower():
-                self.last_error = line
-                log.warning("%s", line)
-            else:
-                log.debug("%s", line)
+def _log_receiver_line(line: str) -> None:
+    """pg_receivewal's stderr, logged line by line: its problems as warnings."""
+    if _is_problem(line):
+        log.warning("%s", line)
+    else:
+        log.debug("%s", line)
+
+
+def _last_problem(stderr: StderrCollector) -> str:
+    return next((line for line in reversed(stderr.lines()) if _is_problem(line)), "")
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -392,7 +389,7 @@ class Receiver:
                 f"{lines[-1] if lines else f'exit {done.returncode}'}"
             )
 
-    def start(self) -> tuple[subprocess.Popen[bytes], _StderrLogger]:
+    def start(self) -> tuple[subprocess.Popen[bytes], StderrCollector]:
         command = [
             *self._base(),
             "--directory",
@@ -414,7 +411,9 @@ class Receiver:
             preexec_fn=_parent_death_signal(),
         )
         assert process.stderr is not None
-        stderr = _StderrLogger(process.stderr)
+        stderr = StderrCollector(
+            process.stderr, on_line=_log_receiver_line, name="pg_receivewal stderr"
+        )
         stderr.start()
         return process, stderr
 
@@ -422,13 +421,9 @@ class Receiver:
 @contextlib.contextmanager
 def _staging_lock(directory: Path) -> Iterator[None]:
     path = directory / LOCK_FILE
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LifeboatError(
-                f"another `lifeboat wal-stream` uses {directory} (it holds {path})"
-            ) from None
+    with held_or_none(path) as held:
+        if not held:
+            raise LifeboatError(f"another `lifeboat wal-stream` uses {directory} (it holds {path})")
         yield
 
 
@@ -562,10 +557,11 @@ def _supervise(
             stderr.join(5)
             return
         stderr.join(5)
+        problem = _last_problem(stderr)
         log.warning(
             "pg_receivewal exited (%s)%s: uploading what it received",
             process.returncode,
-            f": {stderr.last_error}" if stderr.last_error else "",
+            f": {problem}" if problem else "",
         )
         # the primary may be gone for good: what the partial holds exists nowhere else
         uploader.sweep(force_partials=True)

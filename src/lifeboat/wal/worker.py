@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from lifeboat.postgres import wal
 from lifeboat.util import fs
 from lifeboat.util.fs import fsync_dir, make_private_dirs
+from lifeboat.util.singleton import release_lock, try_lock
 from lifeboat.wal.spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,
+    LOCK_PATIENCE_SECONDS,
     note_cluster_of,
     queued,
     read_json,
-    release_lock,
-    try_lock,
     utc_now,
     write_json_atomically,
 )
@@ -179,7 +179,7 @@ def run_push_worker(
     make_private_dirs(spool.outgoing)
     with contextlib.suppress(OSError):  # a folder made by hand may be looser; ours if we can
         os.chmod(spool.outgoing, DIR_MODE)
-    fd = try_lock(spool.worker_lock)
+    fd = try_lock(spool.worker_lock, LOCK_PATIENCE_SECONDS)
     if fd is None:
         log.debug("another worker holds %s", spool.worker_lock)
         return False
@@ -197,7 +197,7 @@ def run_push_worker(
                 fd = None
                 if not queued(spool.outgoing):
                     return True
-                fd = try_lock(spool.worker_lock)
+                fd = try_lock(spool.worker_lock, LOCK_PATIENCE_SECONDS)
                 if fd is None:
                     return True
         finally:

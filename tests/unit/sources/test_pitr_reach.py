@@ -10,6 +10,7 @@ import pytest
 
 from lifeboat.errors import UsageError
 from lifeboat.pipeline.crypto import Decryptor
+from lifeboat.policy.recovery import RecoveryTarget
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.manifest import (
@@ -19,7 +20,6 @@ from lifeboat.repo.manifest import (
     PostgresPhysicalDetails,
     Server,
 )
-from lifeboat.sources.postgres.physical_restore import RecoveryTarget
 from lifeboat.sources.postgres.pitr_reach import Reach, _blocking_segment, plan_reach
 from lifeboat.storage.memory import MemoryStorage
 from lifeboat.wal.continuity import continuity, single_timeline

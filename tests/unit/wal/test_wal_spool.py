@@ -20,11 +20,11 @@ from lifeboat.errors import LifeboatError
 from lifeboat.ops.status import spool_status
 from lifeboat.pipeline.crypto import AgeDecryptor, AgeEncryptor, generate_age_identity
 from lifeboat.storage.local import LocalStorage
+from lifeboat.util.singleton import lock_is_held
 from lifeboat.wal.archive import WalConflictError, is_archived, push
 from lifeboat.wal.prefetch import run_prefetcher, take_prefetched
 from lifeboat.wal.spool import (
     Spooled,
-    lock_is_held,
     note_cluster,
     note_wal_dir,
     queued,

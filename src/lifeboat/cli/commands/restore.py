@@ -263,8 +263,8 @@ def _physical(
     accept_gap: bool = False,
 ) -> None:
     from lifeboat.errors import RestoreError
+    from lifeboat.policy.recovery import RecoveryTarget
     from lifeboat.sources.postgres.kinds import PhysicalRestoreRequest, PostgresPhysical
-    from lifeboat.sources.postgres.physical_restore import RecoveryTarget
 
     kind, value = next(iter(chosen.items())) if chosen else ("latest", None)
     target = RecoveryTarget(kind, value, action, timeline)  # type: ignore[arg-type]

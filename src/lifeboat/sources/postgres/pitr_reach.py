@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import LifeboatError, RestoreError, UsageError
+from lifeboat.policy.recovery import parse_time
 from lifeboat.postgres import wal
 from lifeboat.repo.manifest import Manifest
 from lifeboat.storage.base import Storage
@@ -33,7 +34,7 @@ from lifeboat.wal.continuity import (
 
 if TYPE_CHECKING:
     from lifeboat.pipeline.crypto import Decryptor
-    from lifeboat.sources.postgres.physical_restore import RecoveryTarget
+    from lifeboat.policy.recovery import RecoveryTarget
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +251,6 @@ def _time_before_gap(
     """Whether recovery to `moment` ends before the gap: a transaction that replay reaches
     ended after it (recovery stops at the first such one). The newest of `segments` (the
     ones before the gap, newest first) that holds any commit or abort tells."""
-    from lifeboat.sources.postgres.physical_restore import parse_time
-
     wanted = parse_time(moment)
     for segment in segments:
         try:

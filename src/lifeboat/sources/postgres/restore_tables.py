@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import IntegrityError, RestoreError, ToolError
-from lifeboat.pipeline.stream import ProcessInput, StderrCollector, StoppedReading
+from lifeboat.pipeline.stream import ProcessInput, StoppedReading
 from lifeboat.postgres import logical, toc
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
@@ -46,6 +46,7 @@ from lifeboat.sources.postgres.table_plan import (
     expected_absent,
     make_plan,
 )
+from lifeboat.util.proc import StderrCollector
 
 if TYPE_CHECKING:
     from lifeboat.sources.postgres.logical_restore import _Job
