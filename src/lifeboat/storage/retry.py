@@ -31,11 +31,14 @@ Classify = Callable[[Exception], StorageError | None]
 # A query string can carry a credential (an Azure SAS token, a signed URL's signature, the
 # upload_id that lets anyone write to a GCS resumable session): service messages lose it.
 _URL_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\"]*?(?=[.,:;)]?(?:[\s'\"]|$))")
-# credentials written as settings (connection strings, token answers, auth headers)
+# credentials written as settings (connection strings, token answers, auth headers); a
+# quoted value goes up to its closing quote (or the end of the line): the private_key of
+# a service-account document holds spaces ("-----BEGIN PRIVATE KEY-----\nMII...")
 _SECRET_SETTING = re.compile(
     r"\b(sig|signature|AccountKey|SharedAccessSignature|access_token|refresh_token|"
     r"id_token|client_secret|private_key|X-Goog-Signature|X-Amz-Signature|"
-    r"X-Amz-Security-Token)(['\"]?\s*[=:]\s*['\"]?)[^\s&;,'\"]+",
+    r"X-Amz-Security-Token)(['\"]?\s*[=:]\s*)"
+    r"(?:(['\"])(?:(?!\3).)*(\3?)|[^\s&;,'\"]+)",
     re.I,
 )
 _BEARER = re.compile(r"\b(Bearer|SharedKey)\s+[^\s,'\"]+", re.I)
@@ -59,9 +62,14 @@ def one_line(text: object, limit: int = 200) -> str:
     # registered secrets first: the patterns below would cut them and hide them from redact()
     line = redact(next((line for line in lines if line), ""))
     line = _URL_QUERY.sub(r"\1", line)
-    line = _SECRET_SETTING.sub(lambda m: f"{m[1]}{m[2]}***", line)
+    line = _SECRET_SETTING.sub(_hide_setting, line)
     line = _BEARER.sub(lambda m: f"{m[1]} ***", line)
     return line if len(line) <= limit else f"{line[: limit - 3]}..."
+
+
+def _hide_setting(match: re.Match[str]) -> str:
+    """A secret setting with its value replaced, keeping the quotes around it, if any."""
+    return f"{match[1]}{match[2]}{match[3] or ''}***{match[4] or ''}"
 
 
 @dataclass
