@@ -61,3 +61,22 @@ def test_debug_prints_the_traceback_first(capsys: pytest.CaptureFixture[str]) ->
     assert err.endswith(
         "lifeboat: error: unexpected ValueError: boom (run with --debug for details)\n"
     )
+
+
+def test_the_debug_traceback_hides_secrets_of_the_whole_chain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        try:
+            # as an SDK words a network failure: the request's URL, SAS token and all
+            raise ConnectionError(
+                "Max retries exceeded with url: /c/blob?sv=2022-11-02&sig=SECRET (refused)"
+            )
+        except ConnectionError as cause:
+            raise StorageError("repository az://acme/c: cannot read blob: refused") from cause
+    except StorageError as exc:
+        assert exit_code_for(exc, debug=True) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "Max retries exceeded with url: /c/blob (refused)" in err  # the cause is shown
+    assert "SECRET" not in err
+    assert err.endswith("lifeboat: error: repository az://acme/c: cannot read blob: refused\n")

@@ -11,7 +11,6 @@ waiting for real.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,27 +20,12 @@ from typing import TypeVar
 from lifeboat.errors import StorageError
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import TransientError
-from lifeboat.util.redact import redact
+from lifeboat.util.redact import hide_credentials, redact
 
 T = TypeVar("T")
 
 # what a failure of one request means; None: not the service's, let it propagate
 Classify = Callable[[Exception], StorageError | None]
-
-# A query string can carry a credential (an Azure SAS token, a signed URL's signature, the
-# upload_id that lets anyone write to a GCS resumable session): service messages lose it.
-_URL_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\"]*?(?=[.,:;)]?(?:[\s'\"]|$))")
-# credentials written as settings (connection strings, token answers, auth headers); a
-# quoted value goes up to its closing quote (or the end of the line): the private_key of
-# a service-account document holds spaces ("-----BEGIN PRIVATE KEY-----\nMII...")
-_SECRET_SETTING = re.compile(
-    r"\b(sig|signature|AccountKey|SharedAccessSignature|access_token|refresh_token|"
-    r"id_token|client_secret|private_key|X-Goog-Signature|X-Amz-Signature|"
-    r"X-Amz-Security-Token)(['\"]?\s*[=:]\s*)"
-    r"(?:(['\"])(?:(?!\3).)*(\3?)|[^\s&;,'\"]+)",
-    re.I,
-)
-_BEARER = re.compile(r"\b(Bearer|SharedKey)\s+[^\s,'\"]+", re.I)
 
 
 class Cancelled(Exception):
@@ -59,17 +43,9 @@ def one_line(text: object, limit: int = 200) -> str:
     """The first line of a service's or the network's message, fit for an error line:
     whitespace collapsed, query strings and credentials removed, at most limit characters."""
     lines = (" ".join(line.split()) for line in str(text).splitlines())
-    # registered secrets first: the patterns below would cut them and hide them from redact()
-    line = redact(next((line for line in lines if line), ""))
-    line = _URL_QUERY.sub(r"\1", line)
-    line = _SECRET_SETTING.sub(_hide_setting, line)
-    line = _BEARER.sub(lambda m: f"{m[1]} ***", line)
+    # registered secrets first: hide_credentials would cut them and hide them from redact()
+    line = hide_credentials(redact(next((line for line in lines if line), "")))
     return line if len(line) <= limit else f"{line[: limit - 3]}..."
-
-
-def _hide_setting(match: re.Match[str]) -> str:
-    """A secret setting with its value replaced, keeping the quotes around it, if any."""
-    return f"{match[1]}{match[2]}{match[3] or ''}***{match[4] or ''}"
 
 
 @dataclass
