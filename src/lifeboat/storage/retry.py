@@ -68,8 +68,6 @@ class Retry:
         while True:
             try:
                 return request()
-            except StorageError:
-                raise  # the backend's own verdict, e.g. AlreadyExists
             except Exception as exc:
                 failures += 1
                 self.after_failure(exc, failures, classify, stop)
@@ -83,7 +81,8 @@ class Retry:
     ) -> None:
         """Wait before the next attempt if exc, the failures-th in a row, is transient and
         attempts are left; otherwise raise what it stands for. A StorageError is already
-        final (it comes from a request that retried on its own) and is raised as it is."""
+        final (the backend's own verdict, e.g. AlreadyExists, or a request that retried on
+        its own) and is raised as it is."""
         if isinstance(exc, StorageError):
             raise exc
         error = classify(exc)
