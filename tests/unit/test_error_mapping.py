@@ -13,7 +13,7 @@ from lifeboat.errors import (
     RecoveryStopError,
     StorageError,
     describe_failure,
-    exit_code_for,
+    report_exception,
 )
 
 
@@ -44,7 +44,7 @@ def test_each_failure_has_one_line_and_its_exit_code(
 
 def test_the_reported_line_is_redacted_and_single(capsys: pytest.CaptureFixture[str]) -> None:
     failure = StorageError("cannot reach s3://key:verysecret@bucket/x")
-    assert exit_code_for(failure) == EXIT_FAILED
+    assert report_exception(failure) == EXIT_FAILED
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("lifeboat: error: cannot reach")
@@ -55,7 +55,7 @@ def test_debug_prints_the_traceback_first(capsys: pytest.CaptureFixture[str]) ->
     try:
         raise ValueError("boom")
     except ValueError as exc:
-        assert exit_code_for(exc, debug=True) == EXIT_FAILED
+        assert report_exception(exc, debug=True) == EXIT_FAILED
     err = capsys.readouterr().err
     assert err.startswith("Traceback")
     assert err.endswith(
@@ -75,7 +75,7 @@ def test_the_debug_traceback_hides_secrets_of_the_whole_chain(
         except ConnectionError as cause:
             raise StorageError("repository az://acme/c: cannot read blob: refused") from cause
     except StorageError as exc:
-        assert exit_code_for(exc, debug=True) == EXIT_FAILED
+        assert report_exception(exc, debug=True) == EXIT_FAILED
     err = capsys.readouterr().err
     assert "Max retries exceeded with url: /c/blob (refused)" in err  # the cause is shown
     assert "SECRET" not in err
