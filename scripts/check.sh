@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks of the code and of its tests: ruff (lint) and mypy --strict, both over src
+# Static checks: ruff (lint and format) over src, tests and bench, and mypy --strict over src
 # and tests (mypy's files are set in pyproject.toml). ./scripts/test.sh runs it before the
 # whole suite.
 set -euo pipefail

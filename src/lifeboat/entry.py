@@ -61,7 +61,7 @@ def main() -> None:
         full_main()
         return
     from lifeboat.cli import logsetup
-    from lifeboat.errors import exit_code_for
+    from lifeboat.errors import report_exception
 
     config, command, positionals, repository = call
     logsetup.configure("auto", "info", False)
@@ -75,5 +75,5 @@ def main() -> None:
                 config, positionals[0], positionals[1], Path(positionals[2]), repository
             )
     except (Exception, KeyboardInterrupt) as exc:
-        sys.exit(exit_code_for(exc))
+        sys.exit(report_exception(exc))
     sys.exit(0)

@@ -7,8 +7,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # restore_command exiting above 125 makes PostgreSQL stop recovery rather than end it
 EXIT_STOP_RECOVERY = 255
-
-
+# an interrupt (Ctrl-C), as a shell reports a process killed by SIGINT
 EXIT_INTERRUPTED = 130
 
 
@@ -35,14 +34,25 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     return f"unexpected {type(exc).__name__}: {detail} (run with --debug for details)", EXIT_FAILED
 
 
-def exit_code_for(exc: BaseException, debug: bool = False) -> int:
-    """Report exc as its one line (with the traceback first when debugging, except for an
-    interrupt); returns the exit code to end the run with."""
+def report_exception(exc: BaseException, debug: bool = False) -> int:
+    """Print exc as its one line on stderr (with the traceback first when debugging, except
+    for an interrupt); returns the exit code to end the run with."""
     if debug and not isinstance(exc, KeyboardInterrupt):
-        import traceback  # here: loading it costs every wal-push 15 ms
-
-        traceback.print_exception(exc)
+        _print_traceback(exc)
     return report_failure(*describe_failure(exc))
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback of exc and of the failures that caused it, secrets hidden line by
+    line: an SDK's message in the chain may quote a signed URL or a token answer, and
+    --debug output ends up in bug reports."""
+    import sys
+    import traceback  # here: loading it costs every wal-push 15 ms
+
+    from lifeboat.util.redact import hide_credentials, redact
+
+    for line in "".join(traceback.format_exception(exc)).splitlines():
+        sys.stderr.write(hide_credentials(redact(line)) + "\n")
 
 
 class LifeboatError(Exception):

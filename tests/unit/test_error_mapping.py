@@ -13,7 +13,7 @@ from lifeboat.errors import (
     RecoveryStopError,
     StorageError,
     describe_failure,
-    exit_code_for,
+    report_exception,
 )
 
 
@@ -44,7 +44,7 @@ def test_each_failure_has_one_line_and_its_exit_code(
 
 def test_the_reported_line_is_redacted_and_single(capsys: pytest.CaptureFixture[str]) -> None:
     failure = StorageError("cannot reach s3://key:verysecret@bucket/x")
-    assert exit_code_for(failure) == EXIT_FAILED
+    assert report_exception(failure) == EXIT_FAILED
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("lifeboat: error: cannot reach")
@@ -55,9 +55,28 @@ def test_debug_prints_the_traceback_first(capsys: pytest.CaptureFixture[str]) ->
     try:
         raise ValueError("boom")
     except ValueError as exc:
-        assert exit_code_for(exc, debug=True) == EXIT_FAILED
+        assert report_exception(exc, debug=True) == EXIT_FAILED
     err = capsys.readouterr().err
     assert err.startswith("Traceback")
     assert err.endswith(
         "lifeboat: error: unexpected ValueError: boom (run with --debug for details)\n"
     )
+
+
+def test_the_debug_traceback_hides_secrets_of_the_whole_chain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        try:
+            # as an SDK words a network failure: the request's URL, SAS token and all
+            raise ConnectionError(
+                "Max retries exceeded with url: /c/blob?sv=2022-11-02&sig=SECRET (refused)"
+            )
+        except ConnectionError as cause:
+            raise StorageError("repository az://acme/c: cannot read blob: refused") from cause
+    except StorageError as exc:
+        assert report_exception(exc, debug=True) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "Max retries exceeded with url: /c/blob (refused)" in err  # the cause is shown
+    assert "SECRET" not in err
+    assert err.endswith("lifeboat: error: repository az://acme/c: cannot read blob: refused\n")

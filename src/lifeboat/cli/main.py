@@ -15,7 +15,7 @@ from lifeboat.errors import (
     EXIT_USAGE,
     LifeboatError,
     describe_failure,
-    exit_code_for,
+    report_exception,
     report_failure,
 )
 
@@ -187,5 +187,5 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
     except (Exception, KeyboardInterrupt) as exc:
-        sys.exit(exit_code_for(exc, debug))
+        sys.exit(report_exception(exc, debug))
     sys.exit(0)

@@ -4,15 +4,15 @@ PostgreSQL runs those commands once per WAL file, so they must not pay for pydan
 read this structure from the validated-config cache (config/cache.py) and build it from the
 full LifeboatConfig only when the cache does not hold it. It keeps no DSN and no password.
 
-Frozen dataclasses: cheap to import, and nothing on the hot path can change them."""
+Named tuples: nothing on the hot path can change them, and they are cheap to define, which
+every wal-push pays for (six frozen dataclasses cost it about 2.5 ms more)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from lifeboat.errors import UsageError
 from lifeboat.storage.options import StorageOptions
@@ -27,8 +27,7 @@ def default_spool_dir() -> Path:
     return state_home() / "spool"
 
 
-@dataclass(frozen=True)
-class RepositoryTarget:
+class RepositoryTarget(NamedTuple):
     """A repository as wal-push and wal-fetch open it."""
 
     name: str
@@ -36,8 +35,7 @@ class RepositoryTarget:
     options: StorageOptions
 
 
-@dataclass(frozen=True)
-class EncryptionKeys:
+class EncryptionKeys(NamedTuple):
     """[encryption]: who backups are encrypted to, and what decrypts them."""
 
     age_recipients: tuple[str, ...]
@@ -46,8 +44,7 @@ class EncryptionKeys:
     gpg_homedir: Path | None
 
 
-@dataclass(frozen=True)
-class ArchiveOptions:
+class ArchiveOptions(NamedTuple):
     """[sources.NAME.archive] as configured."""
 
     async_push: bool
@@ -57,8 +54,7 @@ class ArchiveOptions:
     prefetch: int
 
 
-@dataclass(frozen=True)
-class SourceArchiving:
+class SourceArchiving(NamedTuple):
     """What wal-push and wal-fetch need of a source: its repositories (None: every
     configured one) and its archive options."""
 
@@ -66,8 +62,7 @@ class SourceArchiving:
     archive: ArchiveOptions
 
 
-@dataclass(frozen=True)
-class ArchiveSettings:
+class ArchiveSettings(NamedTuple):
     """[sources.NAME.archive] with the spool folder of this source resolved."""
 
     async_push: bool
@@ -77,8 +72,7 @@ class ArchiveSettings:
     prefetch: int
 
 
-@dataclass(frozen=True)
-class LeanConfig:
+class LeanConfig(NamedTuple):
     repositories: Mapping[str, RepositoryTarget]  # in the configuration's order
     sources: Mapping[str, SourceArchiving]
     encryption: EncryptionKeys
@@ -181,7 +175,7 @@ class LeanConfig:
             level=_typed(document["level"], int),
         )
 
-    def _source(self, source: str) -> SourceArchiving:
+    def _archiving(self, source: str) -> SourceArchiving:
         try:
             return self.sources[source]
         except KeyError:
@@ -192,7 +186,7 @@ class LeanConfig:
         """Each repository the source's WAL goes to, in the source's order (default: every
         configured one); or `only`, any configured repository (a copy target a restore came
         from)."""
-        names = self._source(source).repositories
+        names = self._archiving(source).repositories
         if only is not None:
             if only not in self.repositories:
                 known = ", ".join(self.repositories)
@@ -202,7 +196,7 @@ class LeanConfig:
 
     def archive(self, source: str, only: str | None = None) -> ArchiveSettings:
         """only: the one repository WAL is fetched from (see targets)."""
-        options = self._source(source).archive
+        options = self._archiving(source).archive
         base = options.spool_dir or default_spool_dir()
         # one spool per source and repositories: two configurations on one host may use the
         # same source name for different clusters, and prefetched WAL of one is not the other's

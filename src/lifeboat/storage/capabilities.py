@@ -125,7 +125,10 @@ class Tiering(Protocol):
 @runtime_checkable
 class Wrapper(Protocol):
     """A storage that adds behaviour around another one (retries, dry run, metrics). The
-    lookups below see through it, so a wrapper need not forward the extras itself."""
+    lookups below see through it, so a wrapper need not forward the extras itself. They
+    take the outermost layer that has an extra: a wrapper whose behaviour must cover an
+    extra too (a dry run sets no legal hold) implements that extra itself, or the callers
+    reach the wrapped store's directly."""
 
     def unwrap(self) -> Storage: ...
 

@@ -11,7 +11,6 @@ waiting for real.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,24 +20,12 @@ from typing import TypeVar
 from lifeboat.errors import StorageError
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.storage.base import TransientError
-from lifeboat.util.redact import redact
+from lifeboat.util.redact import hide_credentials, redact
 
 T = TypeVar("T")
 
 # what a failure of one request means; None: not the service's, let it propagate
 Classify = Callable[[Exception], StorageError | None]
-
-# A query string can carry a credential (an Azure SAS token, a signed URL's signature, the
-# upload_id that lets anyone write to a GCS resumable session): service messages lose it.
-_URL_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\"]*?(?=[.,:;)]?(?:[\s'\"]|$))")
-# credentials written as settings (connection strings, token answers, auth headers)
-_SECRET_SETTING = re.compile(
-    r"\b(sig|signature|AccountKey|SharedAccessSignature|access_token|refresh_token|"
-    r"id_token|client_secret|private_key|X-Goog-Signature|X-Amz-Signature|"
-    r"X-Amz-Security-Token)(['\"]?\s*[=:]\s*['\"]?)[^\s&;,'\"]+",
-    re.I,
-)
-_BEARER = re.compile(r"\b(Bearer|SharedKey)\s+[^\s,'\"]+", re.I)
 
 
 class Cancelled(Exception):
@@ -56,11 +43,8 @@ def one_line(text: object, limit: int = 200) -> str:
     """The first line of a service's or the network's message, fit for an error line:
     whitespace collapsed, query strings and credentials removed, at most limit characters."""
     lines = (" ".join(line.split()) for line in str(text).splitlines())
-    # registered secrets first: the patterns below would cut them and hide them from redact()
-    line = redact(next((line for line in lines if line), ""))
-    line = _URL_QUERY.sub(r"\1", line)
-    line = _SECRET_SETTING.sub(lambda m: f"{m[1]}{m[2]}***", line)
-    line = _BEARER.sub(lambda m: f"{m[1]} ***", line)
+    # registered secrets first: hide_credentials would cut them and hide them from redact()
+    line = hide_credentials(redact(next((line for line in lines if line), "")))
     return line if len(line) <= limit else f"{line[: limit - 3]}..."
 
 
@@ -84,8 +68,6 @@ class Retry:
         while True:
             try:
                 return request()
-            except StorageError:
-                raise  # the backend's own verdict, e.g. AlreadyExists
             except Exception as exc:
                 failures += 1
                 self.after_failure(exc, failures, classify, stop)
@@ -99,7 +81,8 @@ class Retry:
     ) -> None:
         """Wait before the next attempt if exc, the failures-th in a row, is transient and
         attempts are left; otherwise raise what it stands for. A StorageError is already
-        final (it comes from a request that retried on its own) and is raised as it is."""
+        final (the backend's own verdict, e.g. AlreadyExists, or a request that retried on
+        its own) and is raised as it is."""
         if isinstance(exc, StorageError):
             raise exc
         error = classify(exc)

@@ -40,6 +40,28 @@ def test_an_extra_is_reached_through_any_number_of_wrappers() -> None:
     assert tiering(Wrapping(Wrapping(tagged))) is tagged
 
 
+class DryRunTiering(Wrapping, Tiering):
+    """A wrapper whose behaviour covers an extra: it implements it, and changes nothing."""
+
+    def tier(self, key: str) -> str | None:
+        found = tiering(self.inner)
+        return found.tier(key) if found is not None else None
+
+    def set_tier(self, key: str, tier: str) -> None:
+        return None
+
+
+def test_a_wrapper_that_implements_an_extra_itself_is_the_one_reached() -> None:
+    tagged = Tagged()
+    tagged.set_tier("k", "daily")
+    dry_run = DryRunTiering(tagged)
+    found = tiering(Wrapping(dry_run))
+    assert found is dry_run
+    found.set_tier("k", "weekly")
+    assert found.tier("k") == "daily"
+    assert tagged.tags == {"k": "daily"}
+
+
 def test_a_store_in_front_that_does_not_declare_what_it_wraps_hides_its_extras() -> None:
     assert tiering(FiveOperations(Tagged())) is None
     assert tiering(Wrapping(FiveOperations(Tagged()))) is None

@@ -165,6 +165,12 @@ def test_the_default_sleep_is_the_real_one() -> None:
             "header Authorization: Bearer SECRET.token refused",
             "header Authorization: Bearer *** refused",
         ),
+        # a quoted value is hidden whole, spaces and all: a service account's private key
+        (
+            'bad key {"private_key": "-----BEGIN PRIVATE KEY-----\\nSECRET\\n-----END", "x": 1}',
+            'bad key {"private_key": "***", "x": 1}',
+        ),
+        ('refused {"client_secret": "SECRET', 'refused {"client_secret": "***'),
         ("proxy http://user:SECRET@proxy:3128 refused", "proxy http://user:***@proxy:3128 refused"),
         ("", ""),
     ],

@@ -1,4 +1,4 @@
-"""What a repository table tells its storage backend, and which kind each key is."""
+"""What a repository table tells its storage backend."""
 
 from __future__ import annotations
 
@@ -9,24 +9,6 @@ from lifeboat.errors import ConfigError
 from lifeboat.repo.layout import object_kind
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.registry import open_storage
-
-
-@pytest.mark.parametrize(
-    ("key", "kind"),
-    [
-        ("wms/backups/20261122T094415Z/base.tar.zst.age", "data"),
-        ("wms/backups/20261122T094415Z/dump.zst.age", "data"),
-        ("wms/backups/20261122T094415Z/manifest.json", "metadata"),
-        ("wms/backups/20261122T094415Z/manifest.copy.json", "metadata"),
-        ("wms/wal/0000000100000000/000000010000000000000001-ab.zst.age", "wal"),
-        ("wms/wal/history/00000002.history-ab.zst.age", "wal"),
-        ("wms/wal-stream/000000010000000000000001.partial-00001000-ab.zst.age", "wal"),
-        ("locks/wms.lock", "metadata"),
-        ("lifeboat-repo.json", "metadata"),
-    ],
-)
-def test_object_kinds(key: str, kind: str) -> None:
-    assert object_kind(key) == kind
 
 
 def test_repository_table_becomes_storage_options() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lifeboat.util.redact import redact
+from lifeboat.util.redact import hide_credentials, redact
 
 SECRET = "s3cr3t-Pw"
 
@@ -72,3 +72,18 @@ def test_redact_hides_sslpassword() -> None:
 
 
 # --- PgEndpoint --------------------------------------------------------------------------------
+
+
+# --- hide_credentials --------------------------------------------------------------------------
+
+
+def test_hide_credentials_removes_what_services_quote_of_a_request() -> None:
+    line = (
+        "PUT https://acme.blob.core.windows.net/c/k?sv=2022&sig=SECRET failed: "
+        "{'access_token': 'SECRET', 'expires_in': 3599}, Authorization: Bearer SECRET"
+    )
+    hidden = hide_credentials(line)
+    assert hidden == (
+        "PUT https://acme.blob.core.windows.net/c/k failed: "
+        "{'access_token': '***', 'expires_in': 3599}, Authorization: Bearer ***"
+    )
