@@ -476,6 +476,8 @@ def test_no_owner_gives_the_database_owners_privileges_to_the_restoring_role(
         pg_cluster.psql(f"DROP ROLE IF EXISTS {renamed}; DROP ROLE IF EXISTS {reader}")
 
 
+# force_parallel_mode was renamed in 16
+@pytest.mark.pg_major(max=15)
 def test_a_setting_the_newer_target_lacks_is_left_out_with_a_warning(
     pg_cluster: ScratchCluster, tmp_path: Path
 ) -> None:
@@ -483,8 +485,8 @@ def test_a_setting_the_newer_target_lacks_is_left_out_with_a_warning(
     a 15 backup into 17 (after all the data was restored): it is left out, named in a
     warning, and the other settings are given."""
     newer = [d for d in find_bin_dirs() if bin_dir_major(d) >= 17]
-    if pg_cluster.major != 15 or not newer:
-        pytest.skip("needs a PostgreSQL 15 server and PostgreSQL 17 binaries")
+    if not newer:
+        pytest.skip("needs PostgreSQL 17 binaries installed for the target")
     name = f"old_setting_{uuid.uuid4().hex[:8]}"
     pg_cluster.psql(
         f"CREATE DATABASE {name}; ALTER DATABASE {name} SET force_parallel_mode = off; "
