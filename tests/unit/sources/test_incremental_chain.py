@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,11 +17,7 @@ from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import (
     SAFETY_LABEL,
-    Compression,
-    Encryption,
     Manifest,
-    Physical,
-    Server,
     StoredObject,
 )
 from lifeboat.repo.objects import write_plain
@@ -35,9 +31,8 @@ from lifeboat.sources.postgres.incremental import (
     parent_backup_manifest,
 )
 from lifeboat.storage.memory import MemoryStorage
+from tests.unit.backups import CLUSTER, T0, physical_manifest
 
-T0 = datetime(2026, 3, 3, 14, 30, tzinfo=UTC)
-CLUSTER = "7351234567890123456"
 BACKUP_MANIFEST = b'{"PostgreSQL-Backup-Manifest-Version": 2, "Files": []}\n'
 
 
@@ -55,39 +50,9 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "state"
 
 
-def physical(
-    hours: int,
-    parent: Manifest | None = None,
-    *,
-    system_identifier: str | None = CLUSTER,
-    objects: list[StoredObject] | None = None,
-    labels: dict[str, str] | None = None,
-) -> Manifest:
-    """The manifest of a physical backup taken hours after T0 (incremental on parent)."""
-    when = T0 + timedelta(hours=hours)
-    return Manifest(
-        id=layout.backup_id(when, f"{hours:04x}"),
-        source="wms",
-        type="physical",
-        started_at=when,
-        finished_at=when + timedelta(minutes=5),
-        database="",
-        server=Server(version="17.2", version_num=170002, system_identifier=system_identifier),
-        tool={"lifeboat": "test"},
-        compression=Compression(level=1),
-        encryption=Encryption(method="age", recipients=[]),
-        objects=objects if objects is not None else [manifest_entry(BACKUP_MANIFEST)],
-        physical=Physical(
-            timeline=1,
-            start_lsn="0/2000028",
-            stop_lsn="0/2000100",
-            start_wal="000000010000000000000002",
-            stop_wal="000000010000000000000002",
-            segment_size=16 << 20,
-            parent=parent.id if parent is not None else None,
-        ),
-        labels=labels or {},
-    )
+def backup(hours: int, parent: Manifest | None = None, **options: Any) -> Manifest:
+    """A physical backup holding its backup_manifest, as Lifeboat 17-era backups do."""
+    return physical_manifest(hours, parent, objects=[manifest_entry(BACKUP_MANIFEST)], **options)
 
 
 def manifest_entry(plain: bytes) -> StoredObject:
@@ -110,10 +75,10 @@ def committed(repo: Repository, *manifests: Manifest) -> None:
 
 
 def test_the_parent_is_the_newest_physical_backup_of_the_same_cluster(repo: Repository) -> None:
-    full = physical(1)
-    incremental = physical(2, full)
-    other_cluster = physical(3, system_identifier="7000000000000000001")
-    safety = physical(4, labels={"kind": SAFETY_LABEL})
+    full = backup(1)
+    incremental = backup(2, full)
+    other_cluster = backup(3, system_identifier="7000000000000000001")
+    safety = backup(4, labels={"kind": SAFETY_LABEL})
     committed(repo, full, incremental, other_cluster, safety)
     assert choose_parent(repo, "wms", CLUSTER).id == incremental.id
     # without the server's identifier (not read), any cluster's newest backup
@@ -123,13 +88,13 @@ def test_the_parent_is_the_newest_physical_backup_of_the_same_cluster(repo: Repo
 def test_an_identifier_recorded_signed_names_the_same_cluster(repo: Repository) -> None:
     """Manifests written before identifiers were read unsigned may hold a negative one."""
     unsigned = 2**63 + 5
-    full = physical(1, system_identifier=str(unsigned - 2**64))
+    full = backup(1, system_identifier=str(unsigned - 2**64))
     committed(repo, full)
     assert choose_parent(repo, "wms", str(unsigned)).id == full.id
 
 
 def test_without_a_backup_of_this_cluster_a_full_one_is_asked_for(repo: Repository) -> None:
-    committed(repo, physical(1, system_identifier="7000000000000000001"))
+    committed(repo, backup(1, system_identifier="7000000000000000001"))
     with pytest.raises(IncrementalError, match="take a full one first"):
         choose_parent(repo, "wms", CLUSTER)
 
@@ -138,13 +103,13 @@ def test_without_a_backup_of_this_cluster_a_full_one_is_asked_for(repo: Reposito
 
 
 def test_an_intact_local_copy_is_used_without_a_key(repo: Repository) -> None:
-    full = physical(1)
+    full = backup(1)
     keep_local_copy("wms", full.id, BACKUP_MANIFEST)
     assert parent_backup_manifest(repo, full, None) == BACKUP_MANIFEST
 
 
 def test_a_damaged_local_copy_and_no_key_is_one_clear_error(repo: Repository) -> None:
-    full = physical(1)
+    full = backup(1)
     keep_local_copy("wms", full.id, BACKUP_MANIFEST.replace(b"2", b"3"))
     with pytest.raises(IncrementalError, match="no private key is configured"):
         parent_backup_manifest(repo, full, None)
@@ -164,13 +129,13 @@ def test_without_a_local_copy_the_repository_copy_is_decrypted(
         CompressionConfig(level=1, threads=1),
         "pg_backup_manifest",
     )
-    full = physical(1, objects=[written.stored]).model_copy(update={"id": full_id})
+    full = physical_manifest(1, objects=[written.stored]).model_copy(update={"id": full_id})
     assert not local_copy("wms", full.id).exists()
     assert parent_backup_manifest(repo, full, AgeDecryptor(identity)) == BACKUP_MANIFEST
 
 
 def test_a_backup_without_its_backup_manifest_cannot_be_a_parent(repo: Repository) -> None:
-    older = physical(1, objects=[])
+    older = physical_manifest(1, objects=[])
     with pytest.raises(IncrementalError, match="take a full physical backup to start a new"):
         parent_backup_manifest(repo, older, None)
 
@@ -179,26 +144,26 @@ def test_a_backup_without_its_backup_manifest_cannot_be_a_parent(repo: Repositor
 
 
 def test_the_chain_runs_from_the_full_backup_to_the_one_restored(repo: Repository) -> None:
-    full = physical(1)
-    first = physical(2, full)
-    second = physical(3, first)
+    full = backup(1)
+    first = backup(2, full)
+    second = backup(3, first)
     committed(repo, full, first, second)
     assert [m.id for m in chain(repo, second)] == [full.id, first.id, second.id]
     assert [m.id for m in chain(repo, full)] == [full.id]
 
 
 def test_a_missing_link_names_the_backup_that_needs_it(repo: Repository) -> None:
-    full = physical(1)
-    first = physical(2, full)
-    second = physical(3, first)
+    full = backup(1)
+    first = backup(2, full)
+    second = backup(3, first)
     committed(repo, full, second)
     with pytest.raises(IntegrityError, match=f"{second.id} is incremental on {first.id}, which"):
         chain(repo, second)
 
 
 def test_a_chain_that_loops_is_refused(repo: Repository) -> None:
-    first = physical(1)
-    second = physical(2, first)
+    first = backup(1)
+    second = backup(2, first)
     # a (damaged or hand-made) manifest naming its own descendant as its parent
     assert first.physical is not None
     first = first.model_copy(
