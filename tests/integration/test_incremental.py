@@ -74,8 +74,20 @@ def test_incremental_chain_restores_to_latest_and_to_a_time(summarizing: Archivi
 
 
 @needs_pg17
-def test_restore_refuses_a_chain_with_a_missing_link(summarizing: Archiving) -> None:
+def test_an_incremental_needs_its_full_backup_before_and_at_restore(
+    summarizing: Archiving,
+) -> None:
+    """Both ends of one chain on one cluster (starting a cluster costs more than the two):
+    an incremental before any full backup is refused, and so is the restore of a chain
+    whose full backup went missing."""
     archiving = summarizing
+    without_parent = archiving.lifeboat(
+        "backup", "wms", "--type", "physical", "--incremental", check=False
+    )
+    assert without_parent.returncode == 1
+    assert "take a full one first" in without_parent.stderr
+    assert "Traceback" not in without_parent.stderr
+
     full = _backup(archiving)
     archiving.commit(1, 5)
     _backup(archiving, "--incremental")
@@ -95,14 +107,3 @@ def test_incremental_is_refused_before_17(summarizing: Archiving) -> None:
     )
     assert failed.returncode == 1
     assert "need PostgreSQL 17 or later" in failed.stderr
-
-
-@needs_pg17
-def test_incremental_without_a_full_backup_asks_for_one(summarizing: Archiving) -> None:
-    archiving = summarizing
-    without_parent = archiving.lifeboat(
-        "backup", "wms", "--type", "physical", "--incremental", check=False
-    )
-    assert without_parent.returncode == 1
-    assert "take a full one first" in without_parent.stderr
-    assert "Traceback" not in without_parent.stderr
