@@ -387,11 +387,9 @@ class WorkerStatus:
     refused: dict[str, dict[str, Any]] = field(default_factory=dict)
     # read ahead from pg_wal and refused: left to archive_command (not saved)
     skipped_ahead: set[str] = field(default_factory=set)
-    # the wait after a first failure, doubled after each next one up to RETRY_MAX_DELAY
-    first_retry_delay: float = RETRY_FIRST_DELAY
 
     @classmethod
-    def resume(cls, path: Path, first_retry_delay: float = RETRY_FIRST_DELAY) -> WorkerStatus:
+    def resume(cls, path: Path) -> WorkerStatus:
         previous = read_json(path) or {}
         count = previous.get("pushed_count")
         last = previous.get("last_pushed")
@@ -401,7 +399,6 @@ class WorkerStatus:
             pushed_count=count if isinstance(count, int) else 0,
             last_pushed=last if isinstance(last, dict) else None,
             refused=refused if isinstance(refused, dict) else {},
-            first_retry_delay=first_retry_delay,
         )
         status.forget(())  # refused files someone took away are forgotten
         return status
@@ -427,7 +424,7 @@ class WorkerStatus:
 
     def failed(self, name: str, message: str, now: float) -> _Failure:
         attempts = self.failures[name].attempts + 1 if name in self.failures else 1
-        delay = min(self.first_retry_delay * 2 ** (attempts - 1), RETRY_MAX_DELAY)
+        delay = min(RETRY_FIRST_DELAY * 2 ** (attempts - 1), RETRY_MAX_DELAY)
         failure = _Failure(attempts, now + delay, message, utc_now())
         self.failures[name] = failure
         self.last_error = {
@@ -492,11 +489,9 @@ def run_push_worker(
     workers: int,
     idle_exit: float = IDLE_EXIT_SECONDS,
     read_ahead_limit: int = 64,
-    first_retry_delay: float = RETRY_FIRST_DELAY,
 ) -> bool:
     """Upload the spool until it stays empty for idle_exit seconds. False when another
-    worker holds the lock (then this one does nothing). A failed upload is retried after
-    first_retry_delay, doubled at each next failure."""
+    worker holds the lock (then this one does nothing)."""
     from concurrent.futures import ThreadPoolExecutor
 
     make_private_dirs(spool.outgoing)
@@ -506,7 +501,7 @@ def run_push_worker(
     if fd is None:
         log.debug("another worker holds %s", spool.worker_lock)
         return False
-    status = WorkerStatus.resume(spool.status_file, first_retry_delay)
+    status = WorkerStatus.resume(spool.status_file)
     status.save()  # records this worker's pid
     forget_stale_markers(spool)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wal-push") as pool:
