@@ -162,13 +162,10 @@ def test_a_missing_link_names_the_backup_that_needs_it(repo: Repository) -> None
 
 
 def test_a_chain_that_loops_is_refused(repo: Repository) -> None:
-    first = backup(1)
-    second = backup(2, first)
-    # a (damaged or hand-made) manifest naming its own descendant as its parent
-    assert first.physical is not None
-    first = first.model_copy(
-        update={"physical": first.physical.model_copy(update={"parent": second.id})}
-    )
+    second = backup(2, backup(1))
+    # a (damaged or hand-made) manifest of the first backup naming its own descendant as
+    # its parent: ids follow the hours, so it stands under the first one's id
+    first = backup(1, second)
     committed(repo, first, second)
     # seen at the first backup met twice, not after a thousand loads
     with pytest.raises(IntegrityError, match=f"chain of {second.id} loops at {second.id}"):
