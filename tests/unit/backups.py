@@ -7,14 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.manifest import (
-    Compression,
-    Encryption,
-    Manifest,
-    Physical,
-    Server,
-    StoredObject,
-)
+from lifeboat.repo.manifest import Manifest, StoredObject
 
 T0 = datetime(2026, 3, 3, 14, 30, tzinfo=UTC)
 CLUSTER = "7351234567890123456"
@@ -31,28 +24,36 @@ def physical_manifest(
 ) -> Manifest:
     """The manifest of a physical backup taken hours after T0 (incremental on parent)."""
     when = T0 + timedelta(hours=hours)
-    return Manifest(
-        id=layout.backup_id(when, f"{hours:04x}"),
-        source=source,
-        type="physical",
-        started_at=when,
-        finished_at=when + timedelta(minutes=5),
-        database="",
-        server=Server(version="17.2", version_num=170002, system_identifier=system_identifier),
-        tool={"lifeboat": "test"},
-        compression=Compression(level=1),
-        encryption=Encryption(method="age", recipients=[]),
-        objects=objects or [],
-        physical=Physical(
-            timeline=1,
-            start_lsn="0/2000028",
-            stop_lsn="0/2000100",
-            start_wal="000000010000000000000002",
-            stop_wal="000000010000000000000002",
-            segment_size=16 << 20,
-            parent=parent.id if parent is not None else None,
-        ),
-        labels=labels or {},
+    # written as a format-1 document, which every manifest version reads
+    return Manifest.model_validate(
+        {
+            "format": 1,
+            "id": layout.backup_id(when, f"{hours:04x}"),
+            "source": source,
+            "type": "physical",
+            "started_at": when,
+            "finished_at": when + timedelta(minutes=5),
+            "database": "",
+            "server": {
+                "version": "17.2",
+                "version_num": 170002,
+                "system_identifier": system_identifier,
+            },
+            "tool": {"lifeboat": "test"},
+            "compression": {"level": 1},
+            "encryption": {"method": "age", "recipients": []},
+            "objects": objects or [],
+            "physical": {
+                "timeline": 1,
+                "start_lsn": "0/2000028",
+                "stop_lsn": "0/2000100",
+                "start_wal": "000000010000000000000002",
+                "stop_wal": "000000010000000000000002",
+                "segment_size": 16 << 20,
+                "parent": parent.id if parent is not None else None,
+            },
+            "labels": labels or {},
+        }
     )
 
 
