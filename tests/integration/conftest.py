@@ -13,6 +13,7 @@ from lifeboat.postgres.binaries import BIN_DIRS_ENV, bin_dir_major, find_bin_dir
 from lifeboat.postgres.instance import ScratchCluster
 
 from .archiving import Archiving, archiving_cluster
+from .versions import fail_if_unsatisfied, select_by_major
 
 BIN_DIRS: list[Path] = find_bin_dirs()
 # the lifeboat processes under test look for client tools of the server's version here
@@ -20,6 +21,15 @@ os.environ[BIN_DIRS_ENV] = os.pathsep.join(str(d) for d in BIN_DIRS)
 BIN_DIR_IDS: list[str] = [f"pg{bin_dir_major(d)}" for d in BIN_DIRS]
 # With nothing found, a single placeholder parameter makes every test fail (not skip).
 _PARAMS: list[Path | None] = [*BIN_DIRS] if BIN_DIRS else [None]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    select_by_major(config, items, BIN_DIRS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    fail_if_unsatisfied(item)
 
 
 @pytest.fixture(

@@ -33,6 +33,15 @@ def other_cluster(pg_bin_dir: Path) -> Iterator[ScratchCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def foreign_cluster(pg_bin_dir: Path) -> Iterator[ScratchCluster]:
+    """Another cluster of the same version, not archiving anywhere, that tests take a WAL
+    segment or a history file from without moving it on: one per module, as starting one
+    costs more than those tests."""
+    with ScratchCluster(pg_bin_dir) as cluster:
+        yield cluster
+
+
 def system_identifier(cluster: ScratchCluster) -> str:
     return cluster.psql("SELECT system_identifier FROM pg_control_system()")
 
@@ -85,7 +94,7 @@ def pointed_at(archiving: Archiving, cluster: ScratchCluster) -> Path:
 
 
 def test_wal_of_another_cluster_or_cut_short_is_refused_and_nothing_is_written(
-    archiving: Archiving, other_cluster: ScratchCluster
+    archiving: Archiving, foreign_cluster: ScratchCluster
 ) -> None:
     archiving.switch_and_wait()  # the first push records the cluster
     own = system_identifier(archiving.cluster)
@@ -94,14 +103,13 @@ def test_wal_of_another_cluster_or_cut_short_is_refused_and_nothing_is_written(
     assert record["pg_major"] == archiving.cluster.major
     assert record["wal_segment_size"] == SEGMENT_SIZE
 
-    foreign = live_segment(other_cluster, archiving.home / "foreign")
+    foreign = live_segment(foreign_cluster, archiving.home / "foreign")
     before = stored(archiving)
     refused = archiving.lifeboat("wal-push", "wms", str(foreign), check=False)
     assert refused.returncode == 1
     line = error_line(refused)
-    assert (
-        f"belongs to the cluster with system identifier {system_identifier(other_cluster)}" in line
-    )
+    foreign_id = system_identifier(foreign_cluster)
+    assert f"belongs to the cluster with system identifier {foreign_id}" in line
     assert f"holds the cluster with system identifier {own} (recorded " in line
     assert stored(archiving) == before
 
@@ -146,13 +154,13 @@ def push_as_archive_command(
 
 
 def test_another_cluster_s_history_file_is_refused_by_its_pg_control(
-    archiving: Archiving, other_cluster: ScratchCluster
+    archiving: Archiving, foreign_cluster: ScratchCluster
 ) -> None:
     archiving.switch_and_wait()  # the first push records the cluster
-    own, foreign = system_identifier(archiving.cluster), system_identifier(other_cluster)
+    own, foreign = system_identifier(archiving.cluster), system_identifier(foreign_cluster)
     before = stored(archiving)
     refused = push_as_archive_command(
-        archiving.config, other_cluster, history_file(other_cluster, 2, "0/3000000")
+        archiving.config, foreign_cluster, history_file(foreign_cluster, 2, "0/3000000")
     )
     assert refused.returncode == 1
     line = error_line(refused)

@@ -12,6 +12,7 @@ import pytest
 from lifeboat.postgres.binaries import bin_dir_major
 
 from .archiving import Archiving, archiving_cluster, events, stop_cluster
+from .versions import before_pg17, needs_pg17
 
 
 @pytest.fixture
@@ -26,11 +27,8 @@ def _backup(archiving: Archiving, *extra: str) -> dict[str, object]:
     return dict(json.loads(made.stdout))
 
 
-def test_incremental_chain_restores_to_latest_and_to_a_time(
-    summarizing: Archiving, pg_bin_dir: Path
-) -> None:
-    if bin_dir_major(pg_bin_dir) < 17:
-        pytest.skip("incremental backups need PostgreSQL 17")
+@needs_pg17
+def test_incremental_chain_restores_to_latest_and_to_a_time(summarizing: Archiving) -> None:
     archiving = summarizing
     archiving.cluster.psql(
         "CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g"
@@ -75,12 +73,21 @@ def test_incremental_chain_restores_to_latest_and_to_a_time(
         stop_cluster(at_time, archiving.cluster.bin_dir)
 
 
-def test_restore_refuses_a_chain_with_a_missing_link(
-    summarizing: Archiving, pg_bin_dir: Path
+@needs_pg17
+def test_an_incremental_needs_its_full_backup_before_and_at_restore(
+    summarizing: Archiving,
 ) -> None:
-    if bin_dir_major(pg_bin_dir) < 17:
-        pytest.skip("incremental backups need PostgreSQL 17")
+    """Both ends of one chain on one cluster (starting a cluster costs more than the two):
+    an incremental before any full backup is refused, and so is the restore of a chain
+    whose full backup went missing."""
     archiving = summarizing
+    without_parent = archiving.lifeboat(
+        "backup", "wms", "--type", "physical", "--incremental", check=False
+    )
+    assert without_parent.returncode == 1
+    assert "take a full one first" in without_parent.stderr
+    assert "Traceback" not in without_parent.stderr
+
     full = _backup(archiving)
     archiving.commit(1, 5)
     _backup(archiving, "--incremental")
@@ -93,18 +100,10 @@ def test_restore_refuses_a_chain_with_a_missing_link(
     assert not pgdata.exists()
 
 
-def test_incremental_explains_what_it_needs(summarizing: Archiving, pg_bin_dir: Path) -> None:
-    archiving = summarizing
-    if bin_dir_major(pg_bin_dir) < 17:
-        failed = archiving.lifeboat(
-            "backup", "wms", "--type", "physical", "--incremental", check=False
-        )
-        assert failed.returncode == 1
-        assert "need PostgreSQL 17 or later" in failed.stderr
-        return
-    without_parent = archiving.lifeboat(
+@before_pg17
+def test_incremental_is_refused_before_17(summarizing: Archiving) -> None:
+    failed = summarizing.lifeboat(
         "backup", "wms", "--type", "physical", "--incremental", check=False
     )
-    assert without_parent.returncode == 1
-    assert "take a full one first" in without_parent.stderr
-    assert "Traceback" not in without_parent.stderr
+    assert failed.returncode == 1
+    assert "need PostgreSQL 17 or later" in failed.stderr

@@ -27,7 +27,7 @@ from tests.servers import s3 as s3_servers
 from tests.servers.gcs import GcsStorageFactory
 
 from .helpers import LIFEBOAT, Workspace, error_line, make_workspace
-from .test_prune import once_only
+from .versions import on_oldest_major
 
 pytestmark = pytest.mark.integration
 
@@ -161,6 +161,7 @@ def _finished(run: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@on_oldest_major  # the lock is the repository's, whatever the server's version
 @pytest.mark.parametrize("kind", ["local", "s3"])
 def test_two_backups_of_one_source_never_both_run(
     pg_cluster: ScratchCluster,
@@ -169,7 +170,6 @@ def test_two_backups_of_one_source_never_both_run(
     kind: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    once_only(pg_cluster)
     pg_cluster.psql("CREATE TABLE lots (id int PRIMARY KEY); INSERT INTO lots VALUES (1)", fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     _config_for(ws, kind, request)

@@ -11,6 +11,7 @@ import pytest
 from lifeboat.postgres.instance import ScratchCluster
 
 from .helpers import error_line, fill_rich, make_workspace, schema_facts, table_digests
+from .versions import on_oldest_major
 
 
 def test_round_trip_restores_every_table_identically(
@@ -129,11 +130,11 @@ def gnupg_home(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["gpgconf", "--homedir", str(folder), "--kill", "all"], capture_output=True)
 
 
+# gpg is exercised once, on the distribution's cluster
+@on_oldest_major
 def test_gpg_round_trip(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path, gnupg_home: Path
 ) -> None:
-    if pg_cluster.major != 15:
-        pytest.skip("gpg is exercised once, on the Debian cluster")
     home = gnupg_home
     subprocess.run(
         [

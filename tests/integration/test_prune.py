@@ -23,6 +23,7 @@ from tests.waiting import wait_for
 
 from .archiving import Archiving, events
 from .helpers import LIFEBOAT, Workspace, error_line, make_workspace
+from .versions import on_oldest_major
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +31,8 @@ s3_endpoint = s3_servers.s3_endpoint
 s3_storage_factory = s3_servers.s3_storage_factory
 
 
-def once_only(cluster: ScratchCluster) -> None:
-    """Prune works on the repository, whatever the server's version: these tests run on
-    one cluster (physical backups and WAL expiry run on each)."""
-    if cluster.major != 15:
-        pytest.skip("prune is exercised once, on the Debian cluster")
+# Prune works on the repository, whatever the server's version: the tests marked
+# on_oldest_major run on one cluster (physical backups and WAL expiry run on each).
 
 
 def backups(ws: Workspace, count: int) -> list[str]:
@@ -64,10 +62,10 @@ def audit_records(repo: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((repo / "audit").glob("*.json"))]
 
 
+@on_oldest_major
 def test_prune_explains_applies_and_audits(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    once_only(pg_cluster)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     pg_cluster.psql("CREATE TABLE t AS SELECT generate_series(1, 100) AS n", fresh_db)
     made = backups(ws, 4)
@@ -103,10 +101,10 @@ def test_prune_explains_applies_and_audits(
     assert again["deleted"] == [], "pruning twice deletes nothing more"
 
 
+@on_oldest_major
 def test_held_backups_survive_prune_until_released(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    once_only(pg_cluster)
     ws, made = pruning(pg_cluster, fresh_db, tmp_path, 3, "keep_last = 1")
 
     reason = "HACCP lot recall 2026-044"
@@ -154,10 +152,10 @@ def test_held_backups_survive_prune_until_released(
     assert "backup 20200101T000000Z not found" in error_line(unknown)
 
 
+@on_oldest_major
 def test_a_backup_that_failed_verification_does_not_count(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    once_only(pg_cluster)
     ws, made = pruning(pg_cluster, fresh_db, tmp_path, 3, "keep_last = 1")
     # the newest backup's data is damaged; verify finds it and records it
     dump = next((ws.repo / "wms" / "backups" / made[2]).glob("dump.*"))
@@ -215,6 +213,7 @@ def held_delete(s3_endpoint: str) -> Iterator[tuple[FaultProxy, HeldDelete]]:
         proxy.stop()
 
 
+@on_oldest_major
 def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finishes(
     pg_cluster: ScratchCluster,
     fresh_db: str,
@@ -222,7 +221,6 @@ def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finis
     s3_storage_factory: s3_servers.StorageFactory,
     held_delete: tuple[FaultProxy, HeldDelete],
 ) -> None:
-    once_only(pg_cluster)
     proxy, rule = held_delete
     storage = s3_storage_factory("prune-kill")
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
@@ -366,6 +364,7 @@ def planned(ws: Workspace) -> dict[str, str]:
     return {b["id"]: b["decision"] for b in plan}
 
 
+@on_oldest_major
 def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
     pg_cluster: ScratchCluster,
     fresh_db: str,
@@ -373,7 +372,6 @@ def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
     s3_endpoint: str,
     s3_storage_factory: s3_servers.StorageFactory,
 ) -> None:
-    once_only(pg_cluster)
     storage = s3_storage_factory("prune-locked", lock=True)
     bucket = storage.location.bucket
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
@@ -412,6 +410,7 @@ def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
     assert plan[locked[0]]["reasons"][0].startswith("Object Lock until ")
 
 
+@on_oldest_major
 def test_prune_moves_kept_backups_to_their_tier_tag_on_s3(
     pg_cluster: ScratchCluster,
     fresh_db: str,
@@ -421,7 +420,6 @@ def test_prune_moves_kept_backups_to_their_tier_tag_on_s3(
 ) -> None:
     """Uploads are tagged daily; the lifecycle rules of deploy/terraform move weekly,
     monthly and yearly backups elsewhere, so prune retags what its rules keep as such."""
-    once_only(pg_cluster)
     storage = s3_storage_factory("prune-tiers")
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     on_s3(ws, storage.url)

@@ -49,6 +49,7 @@ from .helpers import (
     make_workspace,
     wal_segment,
 )
+from .versions import on_oldest_major
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +152,8 @@ def configure(ws: Workspace, dsn: str, url: str) -> None:
     )
 
 
+# the permissions do not depend on the server: checked on one cluster
+@on_oldest_major
 def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     enforced: Enforced,
     pg_cluster: ScratchCluster,
@@ -158,8 +161,6 @@ def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if pg_cluster.major != 15:
-        pytest.skip("the permissions do not depend on the server: checked on the Debian cluster")
     fill_rich(pg_cluster, fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     configure(ws, pg_cluster.dsn(fresh_db), enforced.url())

@@ -8,17 +8,17 @@ from pathlib import Path
 from lifeboat.postgres.instance import ScratchCluster
 
 from .helpers import Workspace, make_workspace
-from .test_prune import once_only
+from .versions import on_oldest_major
 
 
 def with_retention(ws: Workspace, base: str, table: str) -> None:
     ws.config.write_text(base + f"\n[retention]\n{table}\n")
 
 
+@on_oldest_major  # retention works on the repository, whatever the server's version
 def test_safety_backups_count_for_no_rule_and_expire_unless_held(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    once_only(pg_cluster)
     pg_cluster.psql("CREATE TABLE lots (id int PRIMARY KEY); INSERT INTO lots VALUES (1)", fresh_db)
     ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
     base = ws.config.read_text()
