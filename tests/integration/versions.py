@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.postgres.instance import bin_dir_major
+from lifeboat.postgres.binaries import bin_dir_major
 
 MARKER = "pg_major"
 
