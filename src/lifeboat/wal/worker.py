@@ -69,9 +69,11 @@ class WorkerStatus:
     refused: dict[str, dict[str, Any]] = field(default_factory=dict)
     # read ahead from pg_wal and refused: left to archive_command (not saved)
     skipped_ahead: set[str] = field(default_factory=set)
+    # the wait after a file's first failure; it doubles with each further one
+    first_retry_delay: float = RETRY_FIRST_DELAY
 
     @classmethod
-    def resume(cls, path: Path) -> WorkerStatus:
+    def resume(cls, path: Path, first_retry_delay: float = RETRY_FIRST_DELAY) -> WorkerStatus:
         previous = read_json(path) or {}
         count = previous.get("pushed_count")
         last = previous.get("last_pushed")
@@ -81,6 +83,7 @@ class WorkerStatus:
             pushed_count=count if isinstance(count, int) else 0,
             last_pushed=last if isinstance(last, dict) else None,
             refused=refused if isinstance(refused, dict) else {},
+            first_retry_delay=first_retry_delay,
         )
         status.forget(())  # refused files someone took away are forgotten
         return status
@@ -106,7 +109,7 @@ class WorkerStatus:
 
     def failed(self, name: str, message: str, now: float) -> _Failure:
         attempts = self.failures[name].attempts + 1 if name in self.failures else 1
-        delay = min(RETRY_FIRST_DELAY * 2 ** (attempts - 1), RETRY_MAX_DELAY)
+        delay = min(self.first_retry_delay * 2 ** (attempts - 1), RETRY_MAX_DELAY)
         failure = _Failure(attempts, now + delay, message, utc_now())
         self.failures[name] = failure
         self.last_error = {
@@ -171,6 +174,7 @@ def run_push_worker(
     workers: int,
     idle_exit: float = IDLE_EXIT_SECONDS,
     read_ahead_limit: int = 64,
+    first_retry_delay: float = RETRY_FIRST_DELAY,
 ) -> bool:
     """Upload the spool until it stays empty for idle_exit seconds. False when another
     worker holds the lock (then this one does nothing)."""
@@ -183,7 +187,7 @@ def run_push_worker(
     if fd is None:
         log.debug("another worker holds %s", spool.worker_lock)
         return False
-    status = WorkerStatus.resume(spool.status_file)
+    status = WorkerStatus.resume(spool.status_file, first_retry_delay)
     status.save()  # records this worker's pid
     forget_stale_markers(spool)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wal-push") as pool:

@@ -235,7 +235,9 @@ def test_worker_retries_with_backoff_and_keeps_the_file_until_pushed(
         real(path)
 
     spool_segment(spool, wal_file(tmp_path / "pg_wal", name, seed=7), max_segments=8)
-    worker = threading.Thread(target=run_push_worker, args=(spool, flaky, 2, 0.1))
+    worker = threading.Thread(
+        target=run_push_worker, args=(spool, flaky, 2, 0.1), kwargs={"first_retry_delay": 0.01}
+    )
     worker.start()
     try:
         wait_for(lambda: len(attempts) >= 3, "the worker to try a third time")
