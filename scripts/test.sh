@@ -9,5 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 if [ "$#" -eq 0 ]; then
   LIFEBOAT_SETUP_DONE=1 ./scripts/check.sh
+  # the whole suite has a time budget: show where it goes
+  set -- --durations=25
 fi
 exec .venv/bin/python -m pytest "$@"

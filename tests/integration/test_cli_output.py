@@ -14,6 +14,11 @@ import pytest
 from lifeboat.postgres.instance import ScratchCluster
 
 from .helpers import LIFEBOAT, fill_rich, make_workspace
+from .versions import on_oldest_major
+
+# what the commands print does not depend on the server's version:
+# run once, on the oldest installed major
+pytestmark = on_oldest_major
 
 
 def test_json_log_lines(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path) -> None:

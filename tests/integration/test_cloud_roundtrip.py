@@ -19,6 +19,11 @@ from .helpers import (
     make_workspace,
     wal_segment,
 )
+from .versions import on_oldest_major
+
+# the clouds are the subject here; each server version's backups are tested on local repositories:
+# run once, on the oldest installed major
+pytestmark = on_oldest_major
 
 s3_endpoint = s3_servers.s3_endpoint
 s3_storage_factory = s3_servers.s3_storage_factory

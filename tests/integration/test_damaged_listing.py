@@ -10,6 +10,11 @@ from pathlib import Path
 from lifeboat.postgres.instance import ScratchCluster
 
 from .helpers import error_line, fill_rich, make_workspace
+from .versions import on_oldest_major
+
+# listing a damaged repository does not depend on the server's version:
+# run once, on the oldest installed major
+pytestmark = on_oldest_major
 
 
 def test_a_damaged_backup_does_not_hide_the_others(

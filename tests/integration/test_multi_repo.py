@@ -19,6 +19,11 @@ from .helpers import (
     make_workspace,
     wal_segment,
 )
+from .versions import on_oldest_major
+
+# writing to and copying between repositories does not depend on the server's version:
+# run once, on the oldest installed major
+pytestmark = on_oldest_major
 
 
 def two_repositories(ws: Workspace, dsn: str, source_repos: str = "") -> tuple[Path, Path]:

@@ -15,6 +15,11 @@ from lifeboat.repo.layout import MARKER
 from .archiving import Archiving, archiving_cluster, events, stop_cluster
 from .helpers import error_line, fill_rich, make_workspace, table_digests
 from .test_multi_repo import two_repositories
+from .versions import on_oldest_major
+
+# reading backups and WAL from another repository is the repository's subject, not the server's:
+# run once, on the oldest installed major
+pytestmark = on_oldest_major
 
 
 def test_a_logical_backup_is_restored_from_the_copy_when_the_primary_is_gone(

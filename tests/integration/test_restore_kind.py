@@ -7,6 +7,11 @@ from pathlib import Path
 
 from .archiving import archiving_cluster
 from .helpers import error_line
+from .versions import on_oldest_major
+
+# choosing a backup by kind does not depend on the server's version:
+# run once, on the oldest installed major
+pytestmark = on_oldest_major
 
 
 def test_latest_logical_restore_passes_over_a_newer_physical_backup(pg_bin_dir: Path) -> None:
