@@ -29,6 +29,7 @@ from .archiving import (
     set_and_reload,
     stop_cluster,
 )
+from .versions import on_oldest_major
 
 
 @dataclass
@@ -132,6 +133,7 @@ def test_async_archiving_backs_up_and_restores_with_prefetch(
 
 
 @pytest.mark.slow
+@on_oldest_major  # the worker's crash safety is Lifeboat's, whatever the server's version
 def test_a_worker_killed_while_failing_loses_no_wal(async_archiving: AsyncArchiving) -> None:
     archiving = async_archiving.archiving
     spool = async_archiving.spool
