@@ -8,7 +8,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # how often try_lock asks again while it waits for another holder to let go
@@ -63,3 +63,29 @@ def held_or_none(lock_path: Path, patience: float = 0.0) -> Iterator[bool]:
         yield True
     finally:
         release_lock(fd)
+
+
+def serve_while_wanted(
+    lock_path: Path, patience: float, serve: Callable[[], None], wanted: Callable[[], bool]
+) -> bool:
+    """Be the one server behind lock_path: hold the lock and serve() until it returns (its
+    work ran out), then release the lock and look again. A client that asked while the lock
+    was held started no server of its own, so what it left (wanted() is true) is still
+    ours; one that asks after the release finds the lock free and starts its own. False
+    when another server held the lock from the start (then nothing was served)."""
+    fd = try_lock(lock_path, patience)
+    if fd is None:
+        return False
+    try:
+        while True:
+            serve()
+            release_lock(fd)
+            fd = None
+            if not wanted():
+                return True
+            fd = try_lock(lock_path, patience)
+            if fd is None:
+                return True
+    finally:
+        if fd is not None:
+            release_lock(fd)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres import wal
 from lifeboat.util.fs import fsync_dir, make_private_dirs
-from lifeboat.util.singleton import lock_is_held, release_lock, try_lock
+from lifeboat.util.singleton import lock_is_held, serve_while_wanted
 from lifeboat.wal.spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,
@@ -164,40 +164,36 @@ def run_prefetcher(
     make_private_dirs(spool.incoming)
     with contextlib.suppress(OSError):  # a folder made by hand may be looser; ours if we can
         os.chmod(spool.incoming, DIR_MODE)
-    fd = try_lock(spool.prefetch_lock, LOCK_PATIENCE_SECONDS)
-    if fd is None:
-        return False
-    # a prefetcher killed mid-download leaves its temporary file; no one else writes here
-    for leftover in os.listdir(spool.incoming):
-        if is_temporary(leftover):
-            with contextlib.suppress(OSError):
-                (spool.incoming / leftover).unlink()
     served: str | None = None
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="wal-prefetch") as pool:
-        try:
-            while True:
+    first_turn = True
+
+    def serve() -> None:
+        nonlocal served, first_turn
+        if first_turn:
+            # a prefetcher killed mid-download leaves its temporary file; no one else
+            # writes here
+            first_turn = False
+            for leftover in os.listdir(spool.incoming):
+                if is_temporary(leftover):
+                    with contextlib.suppress(OSError):
+                        (spool.incoming / leftover).unlink()
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < idle_exit:
+            request = wanted(spool)
+            if request is not None and request != served:
+                prefetch_window(spool, request, count, download, pool)
+                served = request
                 idle_since = time.monotonic()
-                while time.monotonic() - idle_since < idle_exit:
-                    request = wanted(spool)
-                    if request is not None and request != served:
-                        prefetch_window(spool, request, count, download, pool)
-                        served = request
-                        idle_since = time.monotonic()
-                    else:
-                        time.sleep(0.05)
-                # Release, then look again: a wal-fetch that asked while we held the lock
-                # started no prefetcher, so its request is ours; a later one starts its own.
-                release_lock(fd)
-                fd = None
-                request = wanted(spool)
-                if request is None or request == served:
-                    return True
-                fd = try_lock(spool.prefetch_lock, LOCK_PATIENCE_SECONDS)
-                if fd is None:
-                    return True
-        finally:
-            if fd is not None:
-                release_lock(fd)
+            else:
+                time.sleep(0.05)
+
+    def asked_again() -> bool:
+        # a wal-fetch that asks while the lock is held starts no prefetcher
+        request = wanted(spool)
+        return request is not None and request != served
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="wal-prefetch") as pool:
+        return serve_while_wanted(spool.prefetch_lock, LOCK_PATIENCE_SECONDS, serve, asked_again)
 
 
 def archive_downloader(context: WalView, source: str, repository: str | None = None) -> Downloader:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from lifeboat.postgres import wal
 from lifeboat.util import fs
 from lifeboat.util.fs import fsync_dir, make_private_dirs
-from lifeboat.util.singleton import release_lock, try_lock
+from lifeboat.util.singleton import serve_while_wanted
 from lifeboat.wal.spool import (
     DIR_MODE,
     IDLE_EXIT_SECONDS,
@@ -183,30 +183,24 @@ def run_push_worker(
     make_private_dirs(spool.outgoing)
     with contextlib.suppress(OSError):  # a folder made by hand may be looser; ours if we can
         os.chmod(spool.outgoing, DIR_MODE)
-    fd = try_lock(spool.worker_lock, LOCK_PATIENCE_SECONDS)
-    if fd is None:
-        log.debug("another worker holds %s", spool.worker_lock)
-        return False
-    status = WorkerStatus.resume(spool.status_file, first_retry_delay)
-    status.save()  # records this worker's pid
-    forget_stale_markers(spool)
+    status: WorkerStatus | None = None
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wal-push") as pool:
-        try:
-            while True:
-                _drain(spool, upload, workers, idle_exit, status, pool, read_ahead_limit)
-                # Release, then look again: a wal-push that spooled a file while we held the
-                # lock did not start a worker, so the file is ours to find now; one that
-                # spools after this sees the lock free and starts its own.
-                release_lock(fd)
-                fd = None
-                if not queued(spool.outgoing):
-                    return True
-                fd = try_lock(spool.worker_lock, LOCK_PATIENCE_SECONDS)
-                if fd is None:
-                    return True
-        finally:
-            if fd is not None:
-                release_lock(fd)
+
+        def drain() -> None:
+            nonlocal status
+            if status is None:  # the first turn: the status is this worker's from now on
+                status = WorkerStatus.resume(spool.status_file, first_retry_delay)
+                status.save()  # records this worker's pid
+                forget_stale_markers(spool)
+            _drain(spool, upload, workers, idle_exit, status, pool, read_ahead_limit)
+
+        # a wal-push that spools a file while the lock is held starts no worker
+        served = serve_while_wanted(
+            spool.worker_lock, LOCK_PATIENCE_SECONDS, drain, lambda: bool(queued(spool.outgoing))
+        )
+    if not served:
+        log.debug("another worker holds %s", spool.worker_lock)
+    return served
 
 
 READY_SUFFIX = ".ready"

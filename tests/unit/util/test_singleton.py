@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lifeboat.util.singleton import held_or_none, lock_is_held, release_lock, try_lock
+from lifeboat.util.singleton import (
+    held_or_none,
+    lock_is_held,
+    release_lock,
+    serve_while_wanted,
+    try_lock,
+)
 
 HOLDER = """
 import fcntl, os, sys
@@ -67,3 +73,30 @@ def test_the_lock_is_ours_until_released(tmp_path: Path) -> None:
         assert held
         assert try_lock(lock, patience=0.0) is None
     assert not lock_is_held(lock)
+
+
+def test_a_server_serves_again_what_was_asked_while_it_held_the_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "worker.lock"
+    queue = ["a", "b"]  # "b" arrives while the lock is held: its client starts no server
+    served: list[str] = []
+    holding: list[bool] = []
+
+    def serve() -> None:
+        holding.append(lock_is_held(lock))
+        served.append(queue.pop(0))
+
+    assert serve_while_wanted(lock, 0.0, serve, lambda: bool(queue))
+    assert served == ["a", "b"]
+    assert holding == [True, True]
+    assert not lock_is_held(lock)  # released at the end
+
+
+def test_a_second_server_serves_nothing(tmp_path: Path) -> None:
+    lock = tmp_path / "worker.lock"
+    holder = _holder(lock)
+    served: list[str] = []
+    try:
+        assert not serve_while_wanted(lock, 0.05, lambda: served.append("x"), lambda: True)
+    finally:
+        _end(holder)
+    assert served == []
