@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from lifeboat.repo.catalog import Repository
     from lifeboat.repo.manifest import Manifest
     from lifeboat.storage.base import Storage
+    from lifeboat.storage.options import StorageOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ class WalView(Protocol):
     def encryptor(self) -> Encryptor: ...
 
     def decryptor(self, method: str) -> Decryptor: ...
+
+
+def _open_repository_storage(url: str, options: StorageOptions) -> Storage:
+    """A repository's storage, told by the layout which of its keys are data, WAL or
+    metadata."""
+    from lifeboat.repo import layout
+    from lifeboat.storage.registry import open_storage
+
+    return open_storage(url, options, classify=layout.object_kind)
 
 
 def _initialised(target: RepositoryTarget, storage: Storage) -> Storage:
@@ -93,13 +103,8 @@ class LeanContext(NamedTuple):
         return cls(LeanConfig.from_config(load_config(config_path)), config_path)
 
     def storages(self, source: str, only: str | None = None) -> list[Storage]:
-        from lifeboat.repo import layout
-        from lifeboat.storage.registry import open_storage
-
         return [
-            _initialised(
-                target, open_storage(target.url, target.options, classify=layout.object_kind)
-            )
+            _initialised(target, _open_repository_storage(target.url, target.options))
             for target in self.lean.targets(source, only)
         ]
 
@@ -145,14 +150,12 @@ class Context:
     @cached_property
     def repositories(self) -> dict[str, Repository]:
         from lifeboat.policy.retention import parse_duration
-        from lifeboat.repo import layout
         from lifeboat.repo.catalog import Repository
-        from lifeboat.storage.registry import open_storage
 
         return {
             name: Repository(
                 name,
-                open_storage(repo.url, repo.storage_options(), classify=layout.object_kind),
+                _open_repository_storage(repo.url, repo.storage_options()),
                 lock_stale_after=parse_duration(repo.lock_stale_after),
                 upload_grace=parse_duration(repo.upload_grace),
             )
