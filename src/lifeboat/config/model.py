@@ -269,6 +269,89 @@ class ArchiveConfig(_Strict):
     )
 
 
+class ObjectivesConfig(_Strict):
+    """What a restore must achieve: drills measure RTO and RPO and fail beyond these."""
+
+    rto: str | None = Field(
+        default=None,
+        description='Recovery time objective, e.g. "4h": a drill whose measured recovery '
+        "time exceeds it fails.",
+    )
+    rpo: str | None = Field(
+        default=None,
+        description='Recovery point objective, e.g. "1h": a drill whose measured data-loss '
+        "window exceeds it fails.",
+    )
+    drill_every: str | None = Field(
+        default=None,
+        description='How often a drill must pass, e.g. "92d" (quarterly): status calls the '
+        "source overdue once its newest passed drill is older.",
+    )
+    heartbeat: str | None = Field(
+        default=None,
+        description='How often `lifeboat heartbeat` writes to the source, e.g. "1m", so an '
+        "idle database does not make a physical drill's RPO look old (see docs/drills.md).",
+    )
+
+    @field_validator("rto", "rpo", "drill_every", "heartbeat")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from lifeboat.policy.retention import parse_duration
+
+            if parse_duration(value).total_seconds() <= 0:
+                raise ValueError("must be longer than 0s")
+        return value
+
+
+class DrillCheckConfig(_Strict):
+    """One SQL check of a drill: a query returning one row with one boolean, true = pass."""
+
+    name: str = Field(description="What the check proves, shown in the drill's record.")
+    sql: str = Field(description="A query returning a single boolean; true means pass.")
+    database: str | None = Field(
+        default=None,
+        description="Database to run it in (default: the backed-up database of a logical "
+        "backup, the source DSN's database of a physical one).",
+    )
+
+    @field_validator("name", "sql")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class DrillConfig(_Strict):
+    """How `lifeboat drill` proves this source's backups restore."""
+
+    depth: Literal["quick", "standard", "full"] = Field(
+        default="standard",
+        description="quick: restore and compare with the backup's evidence; standard: also "
+        "read every table once; full: also amcheck every B-tree index (where available).",
+    )
+    target_dsn: str | None = Field(
+        default=None,
+        description="Logical drills: a staging server to restore into (a throwaway database, "
+        "dropped afterwards) instead of a scratch instance Lifeboat starts itself.",
+    )
+    target_password_file: Path | None = Field(
+        default=None, description="File holding the password for target_dsn."
+    )
+    work_dir: Path | None = Field(
+        default=None,
+        description="Folder for the scratch instance and the fetched dump (default: the "
+        "system's temporary folder).",
+    )
+    jobs: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        default=None, description="Parallel pg_restore jobs (default: the number of cores)."
+    )
+    checks: list[DrillCheckConfig] = Field(
+        default_factory=list, description="SQL checks every drill runs on the restored data."
+    )
+
+
 class PostgresSourceConfig(_Strict):
     type: Literal["postgres"] = "postgres"
     dsn: str = Field(description="libpq URL or key=value DSN of the database to back up.")
@@ -302,6 +385,12 @@ class PostgresSourceConfig(_Strict):
         "the server while it sends the files. CRC32C (PostgreSQL's default) detects "
         "corruption at almost no cost; a SHA algorithm costs the server about a second of "
         "CPU per GB, which lengthens the backup.",
+    )
+    objectives: ObjectivesConfig = Field(
+        default_factory=ObjectivesConfig, description="RTO, RPO and drill frequency."
+    )
+    drill: DrillConfig = Field(
+        default_factory=DrillConfig, description="Restore drills of this source."
     )
 
 
