@@ -851,6 +851,32 @@ def environment(bin_dir: Path, cluster: Cluster | None) -> dict[str, Any]:
     return info
 
 
+def write_results(
+    output: Path,
+    benchmark: str,
+    started: dt.datetime,
+    opts: Any,
+    env_info: dict[str, Any],
+    datasets: Sequence[Dataset],
+    tgts: Sequence[Target],
+    **parts: Any,
+) -> None:
+    """Write the JSON result file: the options (a dataclass), the environment, the datasets,
+    the benchmark's own *parts* (its steps) and the targets with their status."""
+    payload = {
+        "benchmark": benchmark,
+        "started_at": started.isoformat(),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "environment": env_info,
+        "datasets": [asdict(d) for d in datasets],
+        **parts,
+        "targets": [{**asdict(t), "status": t.status} for t in tgts],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {output}")
+
+
 @contextlib.contextmanager
 def work_dir(keep: bool) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="lifeboat-bench-"))
@@ -990,18 +1016,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tgts = targets(results, "wms", "pgbench")
     print_report(datasets, results, tgts)
-    payload = {
-        "benchmark": "logical",
-        "started_at": started.isoformat(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-        "environment": env_info,
-        "datasets": [asdict(d) for d in datasets],
-        "steps": [r.to_json() for r in results],
-        "targets": [{**asdict(t), "status": t.status} for t in tgts],
-    }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {output}")
+    write_results(
+        output,
+        "logical",
+        started,
+        opts,
+        env_info,
+        datasets,
+        tgts,
+        steps=[r.to_json() for r in results],
+    )
     return 0
 
 

@@ -403,6 +403,15 @@ LIFEBOAT_WAL_OBJECT = re.compile(r"^([0-9A-F]{24})-[0-9a-f]{64}\.zst\.(age|gpg)$
 # ----------------------------------------------------------------------------- pgBackRest
 
 
+def archiving_cluster(bin_dir: Path, base_dir: Path, archive_command: str) -> ScratchCluster:
+    """A scratch cluster (not initialised yet) whose WAL goes to *archive_command*."""
+    return ScratchCluster(
+        bin_dir,
+        base_dir=base_dir,
+        settings={"archive_mode": "on", "archive_command": archive_command},
+    )
+
+
 def pgbackrest_archive_command(conf: Path) -> str:
     """The archive_command that pushes to the stanza of :func:`write_pgbackrest_conf`."""
     return f"pgbackrest --config={conf} --stanza=bench archive-push %p"
@@ -442,11 +451,7 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
     res: dict[str, Any] = {}
     d = make_dir(work / "pgbackrest")
     conf = d / "pgbackrest.conf"
-    cluster = ScratchCluster(
-        bin_dir,
-        base_dir=d / "pg",
-        settings={"archive_mode": "on", "archive_command": pgbackrest_archive_command(conf)},
-    )
+    cluster = archiving_cluster(bin_dir, d / "pg", pgbackrest_archive_command(conf))
     pgbr = write_pgbackrest_conf(conf, d, cluster)
     try:
         log(f"pgBackRest: init cluster, pgbench -i -s {args.scale}")
@@ -577,11 +582,7 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
     res: dict[str, Any] = {}
     d = make_dir(work / "lifeboat")
     cfg_file = d / "lifeboat.toml"
-    cluster = ScratchCluster(
-        bin_dir,
-        base_dir=d / "pg",
-        settings={"archive_mode": "on", "archive_command": lifeboat_archive_command(cfg_file)},
-    )
+    cluster = archiving_cluster(bin_dir, d / "pg", lifeboat_archive_command(cfg_file))
     lb = write_lifeboat_config(cfg_file, d, cluster)
     async_cfg_file = d / "lifeboat-async.toml"
     async_cfg_file.write_text(
