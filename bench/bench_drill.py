@@ -122,14 +122,16 @@ def drill_config(sources: Sequence[str]) -> str:
 
 
 def drill_record(text: str, backup_id: str) -> dict[str, Any]:
-    """The record of the drill of *backup_id* in what `lifeboat drill --json` printed (one
-    record, or a list of them)."""
+    """The record of the drill of *backup_id* in what `lifeboat drill --json` printed:
+    ``{"drills": [records], "errors": {source: why}, "ok": ...}``, or bare records."""
     doc = json.loads(text)
-    records = doc if isinstance(doc, list) else [doc]
-    for record in records:
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    records = doc.get("drills", [doc]) if isinstance(doc, dict) else doc
+    for record in records if isinstance(records, list) else []:
         if isinstance(record, dict) and record.get("backup") == backup_id:
-            return record
-    raise RuntimeError(f"no drill record of backup {backup_id} in the output: {text[:200]!r}")
+            return dict(record)
+    why = "; ".join(f"{k}: {v}" for k, v in errors.items()) if errors else text[:200]
+    raise RuntimeError(f"no drill record of backup {backup_id}: {why}")
 
 
 def drill_unavailable() -> str | None:
