@@ -105,12 +105,29 @@ class Contender:
         else:
             self.rtos.append(float(record["rto_seconds"]))
 
+    @property
+    def spans(self) -> list[float]:
+        """Seconds from each record's started_at to its finished_at: the drill as it timed
+        itself, of which the RTO is a part."""
+        return [
+            round(
+                (
+                    dt.datetime.fromisoformat(r["finished_at"])
+                    - dt.datetime.fromisoformat(r["started_at"])
+                ).total_seconds(),
+                3,
+            )
+            for r in self.records
+            if r.get("started_at") and r.get("finished_at")
+        ]
+
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "ok": self.ok,
             "wall_s": self.wall_s,
             "rto_s": self.rto_s,
+            "record_spans_s": self.spans,
             "rto_deviation_pct": self.rto_deviation_pct,
         }
 
@@ -454,6 +471,15 @@ def print_report(datasets: Sequence[Dataset], results: Sequence[Contender]) -> N
             f"{r.dataset:<9} {r.name:<27} {logical._fmt(r.wall_s, 2):>8} "
             f"{logical._fmt(r.rto_s, 2):>8} {shown:>7}  {note}"
         )
+    print()
+    for r in results:
+        if r.ok and r.rtos and len(r.spans) == len(r.walls):
+            wall, span, rto = r.walls[-1], r.spans[-1], r.rtos[-1]
+            print(
+                f"{r.dataset} drill, last run: wall {wall:.2f} s = record's started_at to "
+                f"finished_at {span:.2f} s (RTO {rto:.2f} s + {span - rto:.2f} s after it) "
+                f"+ {wall - span:.2f} s outside it (process start-up and exit)"
+            )
     print()
     logical.print_targets(targets(results))
     print()
