@@ -124,6 +124,10 @@ class RestoreError(LifeboatError):
     pass
 
 
+class DrillFailedError(LifeboatError):
+    """A drill ran and its verdict is fail (its record says why)."""
+
+
 class AbortedError(LifeboatError):
     """The user declined a confirmation."""
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "show": "lifeboat.cli.commands.show",
     "restore": "lifeboat.cli.commands.restore",
     "verify": "lifeboat.cli.commands.verify",
+    "drill": "lifeboat.cli.commands.drill",
     "copy": "lifeboat.cli.commands.copy",
     "prune": "lifeboat.cli.commands.prune",
     "hold": "lifeboat.cli.commands.hold",
