@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from lifeboat.pipeline.crypto import generate_age_identity
 from lifeboat.repo.drills import CheckResult, DrillRecord, Phase, TableComparison, Verdict
+from lifeboat.storage.local import LocalStorage
+from tests.unit.helpers import initialised
 
 
 def make_record(
@@ -47,3 +51,25 @@ def make_record(
         host="drills.internal",
         operator="auditor",
     )
+
+
+def write_drills_config(folder: Path, drill_every: str | None = "92d") -> Path:
+    """folder/lifeboat.toml: the source wms writing to the repository main (folder/main), and
+    a copy target offsite (folder/offsite) it does not write to, both initialised; the spool
+    in folder/spool; objectives.drill_every as given."""
+    for name in ("main", "offsite"):
+        initialised(name, LocalStorage(folder / name))
+    objectives = f'[sources.wms.objectives]\ndrill_every = "{drill_every}"\n' if drill_every else ""
+    config = folder / "lifeboat.toml"
+    config.write_text(
+        f'[repositories.main]\nurl = "file://{folder / "main"}"\n'
+        f'[repositories.offsite]\nurl = "file://{folder / "offsite"}"\n'
+        f'[encryption]\nage_recipients = ["{generate_age_identity()[1]}"]\n'
+        '[sources.wms]\ntype = "postgres"\ndsn = "postgresql://backup@db.internal:5432/wms"\n'
+        'repositories = ["main"]\n'
+        f'[sources.wms.archive]\nspool_dir = "{folder / "spool"}"\n'
+        f"{objectives}"
+        '[logging]\nformat = "plain"\n',
+        encoding="utf-8",
+    )
+    return config
