@@ -1,7 +1,8 @@
 """`lifeboat status`: where each source stands, read-only and quick.
 
-Per source: its repository, the newest backup, the newest WAL segment in the archive and the
-async spool (what waits, whether a worker runs, its last push and last error)."""
+Per source: its repository, the newest backup, the newest WAL segment in the archive, the
+async spool (what waits, whether a worker runs, its last push and last error), and its newest
+restore drill, newest passed drill and whether a drill is overdue."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
+from lifeboat.ops.drill_records import drill_every, drill_status
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -99,6 +101,10 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
         "repository_error": first["error"],
         "repositories": per_repository,
         "spool": spool_status(SpoolPaths(archive.spool), archive.async_push, now),
+        # read from every repository that may hold the records, copy targets included
+        "drills": drill_status(
+            ctx.repositories_to_read(source), source, drill_every(ctx, source), now
+        ),
     }
 
 
@@ -133,6 +139,18 @@ def damaged_backups(reports: list[dict[str, Any]]) -> list[str]:
         for repo in report["repositories"]
         for bad in repo["damaged_backups"]
     ]
+
+
+def overdue_drills(reports: list[dict[str, Any]]) -> list[str]:
+    """`source (newest pass ..., every ...)` of every source whose drill is overdue."""
+    found = []
+    for report in reports:
+        drills = report["drills"]
+        if drills["overdue"]:
+            newest = drills["newest_pass"]
+            since = f"newest pass {newest['at'][:10]}" if newest else "no drill passed yet"
+            found.append(f"{report['source']} ({since}, drill every {drills['drill_every']})")
+    return found
 
 
 def status(ctx: Context, source: str | None) -> list[dict[str, Any]]:

@@ -180,10 +180,13 @@ class DrillVerdict(NamedTuple):
         return {"verdict": self.verdict, "at": self.at.isoformat()}
 
 
-def newest_verdicts(storage: Storage, source: str) -> dict[str, DrillVerdict]:
-    """Each drilled backup's newest drill verdict, from the keys alone (no body is read)."""
+def newest_verdicts(
+    storage: Storage, source: str, backup: str | None = None
+) -> dict[str, DrillVerdict]:
+    """Each drilled backup's (only backup's) newest drill verdict, from the keys alone: no
+    body is read."""
     newest: dict[str, DrillVerdict] = {}
-    for entry in drill_entries(storage, source):
+    for entry in drill_entries(storage, source, backup):
         newest[entry.backup] = DrillVerdict(entry.verdict, entry.at)  # oldest first: last wins
     return newest
 
