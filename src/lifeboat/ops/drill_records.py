@@ -18,7 +18,7 @@ from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, NotInitialisedError, RepositoryError
 from lifeboat.policy.retention import duration_text, parse_duration
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.drills import DrillEntry, DrillRecord, drill_entries, read_drills, write_drill
+from lifeboat.repo.drills import DrillRecord, read_drills, write_drill
 
 log = logging.getLogger(__name__)
 
@@ -215,42 +215,3 @@ def drills_history(ctx: Context, source: str | None, now: datetime) -> DrillHist
         history.summaries[name] = summarise(name, records, drill_every(ctx, name), now)
     history.records.sort(key=lambda r: (r.started_at, r.drill_id))
     return history
-
-
-# --- status: from the keys alone ----------------------------------------------------------------
-
-
-def _entry_json(entry: DrillEntry | None, now: datetime) -> dict[str, Any] | None:
-    if entry is None:
-        return None
-    return {
-        "backup": entry.backup,
-        "verdict": entry.verdict,
-        "at": entry.at.isoformat(),
-        "age_s": round((now - entry.at).total_seconds(), 1),
-    }
-
-
-def drill_status(
-    repos: Sequence[Repository], source: str, every: timedelta | None, now: datetime
-) -> dict[str, Any]:
-    """The source's newest drill and newest passed drill in any of repos, and whether a drill
-    is overdue, read from the records' keys. A repository that cannot be listed is left out
-    here: status names its error with the repository."""
-    entries: list[DrillEntry] = []
-    for repo in repos:
-        try:
-            entries += drill_entries(repo.storage, source)
-        except LifeboatError as exc:
-            log.debug("drill records of %s in %s not listed: %s", source, repo.name, exc.message)
-    entries.sort(key=lambda e: e.at)
-    passes = [e for e in entries if e.passed]
-    newest_pass = passes[-1] if passes else None
-    is_overdue = overdue(newest_pass.at if newest_pass else None, every, now)
-    return {
-        "newest": _entry_json(entries[-1] if entries else None, now),
-        "newest_pass": _entry_json(newest_pass, now),
-        "drill_every": duration_text(every) if every else None,
-        "overdue": is_overdue,
-        "due_at": (newest_pass.at + every).isoformat() if every and newest_pass else None,
-    }

@@ -15,13 +15,13 @@ import pytest
 from lifeboat.context import Context
 from lifeboat.errors import RepositoryError, UsageError
 from lifeboat.ops.drill_records import (
-    drill_status,
     drills_history,
     overdue,
     record_drill,
     repositories_holding,
     summarise,
 )
+from lifeboat.ops.status import drill_status
 from lifeboat.repo.drills import drill_key, drills_prefix, read_drills, write_drill
 from tests.unit.drill_records import make_record, write_drills_config
 from tests.unit.repo.test_repository import make_manifest
