@@ -65,6 +65,12 @@ class TableComparison:
         return self.expected == self.actual
 
 
+def _aware(moment: datetime) -> datetime:
+    # a time written without its offset is UTC, as every time Lifeboat writes; records of
+    # both kinds must sort together
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @dataclass
 class DrillRecord:
     drill_id: str
@@ -106,8 +112,8 @@ class DrillRecord:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> DrillRecord:
         values = dict(body)
-        values["started_at"] = datetime.fromisoformat(body["started_at"])
-        values["finished_at"] = datetime.fromisoformat(body["finished_at"])
+        values["started_at"] = _aware(datetime.fromisoformat(body["started_at"]))
+        values["finished_at"] = _aware(datetime.fromisoformat(body["finished_at"]))
         values["phases"] = [Phase(**p) for p in body.get("phases", [])]
         values["checks"] = [CheckResult(**c) for c in body.get("checks", [])]
         values["tables"] = [TableComparison(**t) for t in body.get("tables", [])]

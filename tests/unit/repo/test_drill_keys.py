@@ -3,6 +3,7 @@ newest verdict of each backup from the keys alone."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -131,3 +132,16 @@ def test_the_newest_drill_of_each_backup_decides_from_the_keys_alone() -> None:
         B: DrillVerdict("pass", START + timedelta(days=1)),
     }
     assert newest_verdicts(storage, "crm") == {}
+
+
+def test_a_time_written_without_offset_is_read_as_utc() -> None:
+    storage = MemoryStorage()
+    aware = make_record(A, START, "pass")
+    naive = make_record(A, START + timedelta(hours=1), "pass")
+    write_drill(storage, aware)
+    key = drill_key("wms", A, naive.started_at, "pass", drill_id=naive.drill_id)
+    body = naive.to_json()
+    body["started_at"] = naive.started_at.replace(tzinfo=None).isoformat()
+    body["finished_at"] = naive.finished_at.replace(tzinfo=None).isoformat()
+    storage.write(key, [json.dumps(body).encode()])
+    assert read_drills(storage, "wms") == [aware, naive]
