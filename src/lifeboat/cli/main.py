@@ -40,6 +40,7 @@ COMMANDS = {
     "check": "lifeboat.cli.commands.check",
     "status": "lifeboat.cli.commands.status",
     "wal-worker": "lifeboat.cli.commands.wal_worker",
+    "drills": "lifeboat.cli.commands.drills",
 }
 
 

@@ -22,6 +22,7 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.drills import DrillRecord
 from lifeboat.repo.manifest import Manifest
+from lifeboat.ops.drill_records import record_drill, repositories_holding
 from lifeboat.sources.base import DrillRequest, PhaseClock
 from lifeboat.sources.postgres.kinds import kind_of
 
@@ -160,7 +161,7 @@ def drill_backup(
         operator=options.operator or _os_user(),
     )
     _log_outcome(record)
-    record.repositories = record_drill(ctx, record)
+    record_drill(repositories_holding(ctx, record.source, record.backup), record)
     return record
 
 
@@ -185,21 +186,3 @@ def _log_outcome(record: DrillRecord) -> None:
         )
         return
     log.error("drill of %s/%s failed: %s", record.source, record.backup, "; ".join(record.reasons))
-
-
-def record_drill(ctx: Context, record: DrillRecord) -> list[str]:
-    """Write the record into every repository that holds the backup (the source's own and
-    copy targets); one that cannot be written is a warning: the others keep the proof."""
-    from lifeboat.repo.drills import write_drill
-
-    written = []
-    for repo in ctx.repositories_to_read(record.source, None):
-        try:
-            if record.backup not in repo.committed_ids(record.source):
-                continue
-            write_drill(repo.storage, record)
-        except LifeboatError as exc:
-            log.warning("cannot record the drill in repository %s: %s", repo.name, exc.message)
-            continue
-        written.append(repo.name)
-    return written
