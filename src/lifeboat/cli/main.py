@@ -39,6 +39,7 @@ COMMANDS = {
     "check": "lifeboat.cli.commands.check",
     "status": "lifeboat.cli.commands.status",
     "wal-worker": "lifeboat.cli.commands.wal_worker",
+    "heartbeat": "lifeboat.cli.commands.heartbeat",
 }
 
 
