@@ -19,6 +19,7 @@ import pytest
 from lifeboat.errors import DatabaseError
 from lifeboat.postgres.heartbeat import beat, last_beat
 from lifeboat.postgres.instance import ScratchCluster
+from tests.processes import running
 from tests.waiting import wait_for
 
 from .helpers import LIFEBOAT, Workspace, error_line, make_workspace
@@ -99,20 +100,17 @@ def test_once_against_an_unreachable_server_fails_in_one_line(tmp_path: Path) ->
 @contextmanager
 def _beating(ws: Workspace, log_file: Path, *options: str) -> Iterator[subprocess.Popen[str]]:
     """`lifeboat heartbeat wms` running, its stderr in log_file; killed if still running."""
-    with log_file.open("w") as log:
-        process = subprocess.Popen(
+    with (
+        log_file.open("w") as log,
+        running(
             [LIFEBOAT, "--config", str(ws.config), "heartbeat", "wms", *options],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-        )
-    try:
+        ) as process,
+    ):
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _failed_beats(log_file: Path) -> list[str]:
