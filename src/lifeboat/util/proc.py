@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO
 
 log = logging.getLogger(__name__)
@@ -93,3 +94,26 @@ def stop_on_signals(stop: threading.Event, then: str) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When a running process started, in clock ticks since boot (/proc/PID/stat's 22nd
+    field): with its pid, it names one process even after the pid was reused. None when
+    no such process runs (an exited one waiting to be reaped included) or /proc lacks it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces and parentheses
+    fields = stat.rpartition(")")[2].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def boot_id() -> str | None:
+    """This boot's identity: start ticks only compare within one boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
