@@ -76,7 +76,7 @@ def beat_until_stopped(
     in one line and the loop goes on: the database may come back."""
     stop = stop or threading.Event()
     summary = HeartbeatSummary(source, every.total_seconds())
-    log.info("heartbeat of %s every %s", source, every)
+    log.info("heartbeat of %s every %g s", source, every.total_seconds())
     started = time.monotonic()
     with stop_on_signals(stop, "stopping the heartbeat"):
         while not stop.is_set():

@@ -61,6 +61,11 @@ def beat(conn: psycopg.Connection[Any], by: str | None = None) -> datetime:
                 for statement in _CREATE:
                     conn.execute(statement)
                 return _upsert(conn, who)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(
+            f"the heartbeat could not be written: {_reason(exc)} (docs/drills.md, "
+            "Heartbeat, lists the grants it needs)"
+        ) from None
     except psycopg.Error as exc:
         raise DatabaseError(f"the heartbeat could not be written: {_reason(exc)}") from None
 
