@@ -297,7 +297,25 @@ def _separate_socket_dir(data_dir: Path, folder: Path) -> Path | None:
     place = Path(found[1].replace("''", "'").replace("\\\\", "\\"))
     if not place.name.startswith(_SOCKET_DIR_PREFIX) or place.is_relative_to(folder):
         return None
-    return place if place.is_dir() else None
+    # a restored data directory may still hold its source's lifeboat.conf: never take a
+    # running server's socket away
+    return place if place.is_dir() and not _in_use(place) else None
+
+
+def _in_use(socket_dir: Path) -> bool:
+    """Whether a running server keeps its socket in socket_dir (its lock file names it),
+    or the folder holds anything else than servers' sockets."""
+    try:
+        for entry in socket_dir.iterdir():
+            if not entry.name.startswith(".s.PGSQL."):
+                return True
+            if entry.name.endswith(".lock"):
+                pid = int(entry.read_text().split("\n", 1)[0])
+                if process_start_ticks(pid) is not None:
+                    return True
+    except (OSError, ValueError):
+        return True
+    return False
 
 
 def _server_user() -> OsUser | None:

@@ -235,3 +235,25 @@ def test_a_root_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None:
         DrillWorkspace(tmp_path / "a file" / "drills", "wms"),
     ):
         pass
+
+
+@pytest.mark.parametrize("server_runs", [False, True])
+def test_a_socket_folder_elsewhere_goes_unless_a_running_server_uses_it(
+    drill_root: Path, server_runs: bool
+) -> None:
+    """The noted data directory's lifeboat.conf names a socket folder outside the
+    workspace (ScratchCluster's, for a long path). A restored data directory may still
+    name its source's: that one is kept while the lock file's server runs."""
+    owner = _dead_owner()
+    folder = _leftover(drill_root, owner)
+    data_dir = _noted_server(folder, owner, owner.pid)
+    socket_dir = drill_root / "lifeboat-sock-abcd1234"
+    socket_dir.mkdir()
+    (data_dir / "lifeboat.conf").write_text(f"unix_socket_directories = '{socket_dir}'\n")
+    with _child() as server:
+        lock_holder = server.pid if server_runs else owner.pid
+        (socket_dir / ".s.PGSQL.5999.lock").write_text(f"{lock_holder}\n{data_dir}\n")
+        done = clean_leftovers(drill_root)
+    assert socket_dir.exists() == server_runs
+    assert (f"removed the socket folder {socket_dir}" in done) != server_runs
+    assert not folder.exists()
