@@ -41,6 +41,7 @@ COMMANDS = {
     "status": "lifeboat.cli.commands.status",
     "wal-worker": "lifeboat.cli.commands.wal_worker",
     "drills": "lifeboat.cli.commands.drills",
+    "heartbeat": "lifeboat.cli.commands.heartbeat",
 }
 
 
