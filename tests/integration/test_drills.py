@@ -26,11 +26,12 @@ from .helpers import LIFEBOAT, Workspace, error_line
 from .production import TABLES, create_production_db
 from .versions import on_oldest_major
 
-GOOD_CHECK = """
+GOOD_CHECK = '''
 [[sources.wms.drill.checks]]
 name = "every film has a language"
-sql = "SELECT count(*) = 0 FROM film f WHERE NOT EXISTS (SELECT 1 FROM language l WHERE l.language_id = f.language_id)"
-"""
+sql = """SELECT count(*) = 0 FROM film f
+  WHERE NOT EXISTS (SELECT 1 FROM language l WHERE l.language_id = f.language_id)"""
+'''
 
 
 @pytest.fixture

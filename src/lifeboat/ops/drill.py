@@ -17,12 +17,12 @@ from typing import Literal
 from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import DecryptionKeyError, LifeboatError
+from lifeboat.ops.drill_records import record_drill, repositories_holding
 from lifeboat.policy.drill import Objectives, Pick, pick_backups, seconds_text, verdict_reasons
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.drills import DrillRecord
 from lifeboat.repo.manifest import Manifest
-from lifeboat.ops.drill_records import record_drill, repositories_holding
 from lifeboat.sources.base import DrillRequest, PhaseClock
 from lifeboat.sources.postgres.kinds import kind_of
 

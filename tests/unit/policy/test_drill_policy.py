@@ -44,7 +44,7 @@ def test_latest_and_oldest_take_one_backup_of_each_type() -> None:
 
 def test_random_picks_among_the_window_only() -> None:
     now = T0 + timedelta(hours=50)
-    seen = set()
+    seen: set[str] = set()
     for seed in range(40):
         chosen = pick_backups(
             BACKUPS, "random", within=timedelta(hours=30), now=now, chooser=random.Random(seed)
@@ -77,7 +77,10 @@ def test_a_drill_within_its_objectives_with_good_evidence_passes() -> None:
 def test_every_reason_of_a_failed_drill_is_given() -> None:
     reasons = verdict_reasons(
         problems=["pg_restore failed: boom"],
-        tables=[TableComparison("wms.public.lots", 10, 9), TableComparison("wms.public.x", 3, None)],
+        tables=[
+            TableComparison("wms.public.lots", 10, 9),
+            TableComparison("wms.public.x", 3, None),
+        ],
         checks=[CheckResult("qc", False, "returned false", 0.1)],
         rto_seconds=3 * 3600 + 61,
         rpo_seconds=7200.0,

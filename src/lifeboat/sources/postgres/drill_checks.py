@@ -8,7 +8,6 @@ import logging
 import subprocess
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,14 +195,3 @@ def amcheck(bin_dir: Path, endpoint: PgEndpoint, databases: Sequence[str]) -> Ch
         return result(True, "skipped: the amcheck extension is not installed on the server")
     lines = output.splitlines()
     return result(False, error_line(lines) or (lines[0] if lines else f"exit {done.returncode}"))
-
-
-def heartbeat_time(conn: psycopg.Connection[Any]) -> datetime | None:
-    """The time of the last heartbeat the restored database holds (docs/drills.md), or None
-    when it has none."""
-    row = conn.execute("SELECT to_regclass('lifeboat.heartbeat') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return None
-    beat = conn.execute("SELECT max(beat_at) FROM lifeboat.heartbeat").fetchone()
-    value = beat[0] if beat else None
-    return value if isinstance(value, datetime) else None

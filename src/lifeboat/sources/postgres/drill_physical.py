@@ -10,10 +10,11 @@ from datetime import datetime
 from pathlib import Path
 
 from lifeboat.context import Context
-from lifeboat.errors import IntegrityError, RestoreError, ToolError
+from lifeboat.errors import IntegrityError, LifeboatError, RestoreError, ToolError
 from lifeboat.policy.recovery import RecoveryTarget, parse_time
 from lifeboat.postgres import wal
 from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.postgres.heartbeat import last_beat
 from lifeboat.postgres.instance import free_port
 from lifeboat.postgres.recovery import AUTO_CONF, setting_lines
 from lifeboat.postgres.server import UNREAD, PgCtl, log_last_lines, start_and_wait, stop_reason
@@ -61,19 +62,13 @@ def _make_scratch(pgdata: Path, port: int) -> None:
     conf = pgdata / "postgresql.conf"
     if not conf.exists():
         conf.write_text("# written by lifeboat drill: the backup held none\n", encoding="utf-8")
-    (pgdata / SCRATCH_HBA).write_text(
-        "host all all 127.0.0.1/32 trust\n", encoding="utf-8"
-    )
+    (pgdata / SCRATCH_HBA).write_text("host all all 127.0.0.1/32 trust\n", encoding="utf-8")
     with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as auto:
         auto.write("\n# added by lifeboat drill: a private scratch copy\n")
-        auto.writelines(
-            line + "\n" for line in setting_lines(_scratch_settings(pgdata, port))
-        )
+        auto.writelines(line + "\n" for line in setting_lines(_scratch_settings(pgdata, port)))
 
 
-def _recover(
-    pg_ctl: PgCtl, has_target: bool
-) -> tuple[int, tuple[str | None, str | None]]:
+def _recover(pg_ctl: PgCtl, has_target: bool) -> tuple[int, tuple[str | None, str | None]]:
     """Start the restored copy as a scratch server on a free port and wait until recovery
     ends: the port, the last replayed commit's time and LSN. A port another program took
     between picking and binding it is replaced; any other stop is the backup's failure
@@ -201,8 +196,8 @@ def _restored_up_to(endpoint: PgEndpoint, recovered_to: str | None) -> tuple[dat
     commit = _timestamp(recovered_to)
     try:
         with endpoint.connect(autocommit=True) as conn:
-            beat = drill_checks.heartbeat_time(conn)
-    except Exception as exc:  # the figure is still there without it
+            beat = last_beat(conn)
+    except LifeboatError as exc:  # the commit's time is still there without it
         log.warning("cannot read the heartbeat of the restored cluster: %s", exc)
         beat = None
     if beat is not None and (commit is None or beat >= commit):
