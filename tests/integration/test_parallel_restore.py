@@ -28,6 +28,7 @@ from .helpers import (
     error_line,
     fill_rich,
     make_workspace,
+    roles_on,
     table_digests,
 )
 from .production import ROLES, create_production_db, database_facts, schema_dump
@@ -60,27 +61,50 @@ def listed(ws: Workspace) -> list[str]:
     return [b["id"] for b in ws.run_json("list")]
 
 
+@pytest.fixture(scope="module")
+def fresh_server(pg_bin_dir: Path) -> Iterator[ScratchCluster]:
+    """A server as initdb left it, as a drill's scratch instance is; each test leaves it so."""
+    with ScratchCluster(pg_bin_dir) as fresh:
+        yield fresh
+
+
 @on_oldest_major
 def test_a_pg_restore_failure_half_way_leaves_the_target_and_no_dump_behind(
-    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
+    pg_cluster: ScratchCluster, fresh_db: str, fresh_server: ScratchCluster, tmp_path: Path
 ) -> None:
-    fill_rich(pg_cluster, fresh_db)
-    pg_cluster.psql(POISONED_TABLE, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
-    backed_up(ws)
-    pg_cluster.psql("INSERT INTO other.lots VALUES (777, 'written after the backup')", fresh_db)
-    before = table_digests(pg_cluster, fresh_db)
-    work = tmp_path / "work"
-    work.mkdir()
+    """Into another server, with the roles created: the poisoned table's owner is one of
+    them, so it must go again after the scratch database that holds the table."""
+    owner = f"poison_owner_{uuid.uuid4().hex[:8]}"
+    pg_cluster.psql(f"CREATE ROLE {owner}")
+    try:
+        fill_rich(pg_cluster, fresh_db)
+        pg_cluster.psql(POISONED_TABLE + f"ALTER TABLE poisoned OWNER TO {owner};", fresh_db)
+        ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+        backed_up(ws)
+    finally:
+        pg_cluster.psql(f"DROP OWNED BY {owner}; DROP ROLE {owner}", fresh_db)
+    fresh_server.psql("CREATE DATABASE target")
+    try:
+        fresh_server.psql("CREATE TABLE kept AS SELECT 'as it was' AS note", "target")
+        before = table_digests(fresh_server, "target")
+        roles_before = roles_on(fresh_server)
+        work = tmp_path / "work"
+        work.mkdir()
 
-    failed = ws.run("restore", "wms", "--yes", "--jobs", "2", "--work-dir", str(work))
-    assert failed.returncode == 1
-    line = error_line(failed)
-    assert "pg_restore failed, nothing was changed" in line
-    assert "row 501 refused while restoring" in line
-    assert table_digests(pg_cluster, fresh_db) == before
-    assert pg_cluster.psql(LEFTOVER_DATABASES) == "0"
-    assert list(work.iterdir()) == []
+        failed = ws.run(
+            "restore", "wms", "--target-dsn", fresh_server.dsn("target"), "--yes",
+            "--create-roles", "--jobs", "2", "--work-dir", str(work),
+        )  # fmt: skip
+        assert failed.returncode == 1
+        line = error_line(failed)
+        assert "pg_restore failed, nothing was changed" in line
+        assert "row 501 refused while restoring" in line
+        assert table_digests(fresh_server, "target") == before
+        assert roles_on(fresh_server) == roles_before
+        assert fresh_server.psql(LEFTOVER_DATABASES) == "0"
+        assert list(work.iterdir()) == []
+    finally:
+        fresh_server.psql("DROP DATABASE target WITH (FORCE)")
 
 
 @pytest.fixture
@@ -137,16 +161,9 @@ def test_a_work_folder_too_small_is_refused_before_anything_changes(
     assert list(work.iterdir()) == []
 
 
-@pytest.fixture
-def initdb_fresh(pg_bin_dir: Path) -> Iterator[ScratchCluster]:
-    """A server as initdb left it, as a drill's scratch instance is."""
-    with ScratchCluster(pg_bin_dir) as fresh:
-        yield fresh
-
-
 @on_oldest_major
 def test_load_into_a_fresh_server_brings_the_roles_and_swaps_nothing(
-    pg_cluster: ScratchCluster, initdb_fresh: ScratchCluster, tmp_path: Path
+    pg_cluster: ScratchCluster, fresh_server: ScratchCluster, tmp_path: Path
 ) -> None:
     name = f"plant_{uuid.uuid4().hex[:8]}"
     create_production_db(pg_cluster, name)
@@ -157,7 +174,7 @@ def test_load_into_a_fresh_server_brings_the_roles_and_swaps_nothing(
         repo = ctx.repositories_to_read("wms")[0]
         manifest = repo.resolve("wms", "latest", kind="logical")
         decryptor = ctx.decryptor(manifest.encryption.method)
-        endpoint = PgEndpoint.from_dsn(initdb_fresh.dsn("postgres"))
+        endpoint = PgEndpoint.from_dsn(fresh_server.dsn("postgres"))
         with endpoint.connect(autocommit=True) as admin:
             plan = plan_roles(
                 repo, manifest, decryptor, admin, FULL_OWNERSHIP, True, endpoint.describe()
@@ -171,7 +188,7 @@ def test_load_into_a_fresh_server_brings_the_roles_and_swaps_nothing(
             repo,
             manifest,
             decryptor,
-            find_tools(initdb_fresh.major),
+            find_tools(fresh_server.major),
             endpoint,
             "drill",
             ownership=FULL_OWNERSHIP,
@@ -182,10 +199,13 @@ def test_load_into_a_fresh_server_brings_the_roles_and_swaps_nothing(
         assert loaded.check.ok, loaded.check.problems()
         assert sorted(loaded.created_roles) == sorted(ROLES)
         assert min(loaded.fetch_seconds, loaded.restore_seconds, loaded.verify_seconds) > 0
-        assert schema_dump(initdb_fresh, "drill") == schema_dump(pg_cluster, name)
-        assert database_facts(initdb_fresh, "drill") == database_facts(pg_cluster, name)
+        assert schema_dump(fresh_server, "drill") == schema_dump(pg_cluster, name)
+        assert database_facts(fresh_server, "drill") == database_facts(pg_cluster, name)
         databases = "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database"
-        assert initdb_fresh.psql(databases) == "drill postgres template0 template1"
+        assert fresh_server.psql(databases) == "drill postgres template0 template1"
         assert list(work.iterdir()) == []
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        fresh_server.psql("DROP DATABASE IF EXISTS drill WITH (FORCE)")
+        for role in ROLES:
+            fresh_server.psql(f'DROP ROLE IF EXISTS "{role}"')

@@ -29,8 +29,15 @@ def test_logical_options_are_refused_with_pgdata(
 ) -> None:
     config = write_config(tmp_path)
     code = run(
-        ["--config", str(config), "restore", "wms", "--pgdata", str(tmp_path / "pg")]
-        + _given(option, tmp_path)
+        [
+            "--config",
+            str(config),
+            "restore",
+            "wms",
+            "--pgdata",
+            str(tmp_path / "pg"),
+            *_given(option, tmp_path),
+        ]
     )
     assert code == 2
     assert "are for a logical restore, not with --pgdata" in one_error_line(capsys.readouterr().err)
@@ -42,7 +49,7 @@ def test_full_restore_options_are_refused_with_table(
 ) -> None:
     config = write_config(tmp_path)
     code = run(
-        ["--config", str(config), "restore", "wms", "--table", "lots"] + _given(option, tmp_path)
+        ["--config", str(config), "restore", "wms", "--table", "lots", *_given(option, tmp_path)]
     )
     assert code == 2
     assert "are for a full restore" in one_error_line(capsys.readouterr().err)
@@ -59,6 +66,6 @@ def test_bad_jobs_and_work_dir_are_usage_errors(
     option: list[str], complaint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
-    code = run(["--config", str(config), "restore", "wms"] + _given(option, tmp_path))
+    code = run(["--config", str(config), "restore", "wms", *_given(option, tmp_path)])
     assert code == 2
     assert complaint in capsys.readouterr().err

@@ -377,8 +377,9 @@ def load_into(
     so already), then the roles `roles` plans, decrypts the dump into a file in work_dir,
     runs `pg_restore --jobs` from it, checks the evidence, and gives the database the
     original's properties. A mismatch is returned in `check`, for the caller to judge; any
-    other failure drops what this created (the database, the roles) and raises. The dump
-    file is removed whatever happens."""
+    other failure drops the database (never one that existed before: a name already taken
+    fails the creation) and the roles this created, and raises. The dump file is removed
+    whatever happens."""
     target = endpoint.with_dbname(database)
     admin = _admin_connection(endpoint)
     created_database = False
@@ -405,7 +406,8 @@ def load_into(
                 work_dir,
             )
         except BaseException:
-            if created_database:
+            # the database first: roles that came to own objects in it cannot go before it
+            if created_database or not create:
                 logical.drop_database(admin, database)
             pg_roles.drop_roles(admin, roles.create)
             raise
@@ -497,24 +499,21 @@ def _restore_database(job: _Job, scratch: str) -> tuple[int, EvidenceCheck]:
     """Load the backup into the scratch database (created like the original), then swap
     it in: its properties are attached to the database, not to its name."""
     manifest, admin = job.manifest, job.admin
-    try:
-        loaded = load_into(
-            job.ctx,
-            job.repo,
-            manifest,
-            job.decryptor,
-            job.tools,
-            job.endpoint,
-            scratch,
-            ownership=job.ownership,
-            roles=job.roles,
-            jobs=job.jobs,
-            work_dir=job.work_dir,
-            create=False,
-        )
-    except BaseException:
-        logical.drop_database(admin, scratch)
-        raise
+    # on failure, load_into drops the scratch database and the roles it created
+    loaded = load_into(
+        job.ctx,
+        job.repo,
+        manifest,
+        job.decryptor,
+        job.tools,
+        job.endpoint,
+        scratch,
+        ownership=job.ownership,
+        roles=job.roles,
+        jobs=job.jobs,
+        work_dir=job.work_dir,
+        create=False,
+    )
     try:
         if not loaded.check.ok:
             raise IntegrityError(
