@@ -7,7 +7,6 @@ itself is the library call a drill makes against a server as initdb left it."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from lifeboat.postgres.dbprops import FULL_OWNERSHIP
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.sources.postgres.logical_restore import load_into
 from lifeboat.sources.postgres.restore_roles import plan_roles
+from tests.mounts import small_tmpfs
 
 from .helpers import (
     Workspace,
@@ -110,17 +110,8 @@ def test_a_pg_restore_failure_half_way_leaves_the_target_and_no_dump_behind(
 @pytest.fixture
 def small_folder(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB file system of its own."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "1m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 @on_oldest_major
