@@ -436,8 +436,9 @@ def _load(
                 fetched(repo, manifest, manifest.objects[0], decryptor, work_dir, advance)
             )
         fetch_done = time.monotonic()
-        with ctx.reporter.task(f"restore {label} ({jobs} jobs)"):
+        with ctx.reporter.task(f"pg_restore {label} ({jobs} jobs)") as restored:
             logical.restore_archive(tools, target, path, ownership=ownership, jobs=jobs)
+            restored(manifest.objects[0].plain_size)  # pg_restore tells no progress: all at once
     restore_done = time.monotonic()
     with target.connect(autocommit=True) as conn:
         check = check_evidence(conn, manifest.checks, fresh_database=True)
