@@ -23,12 +23,12 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo.drills import Phase, TableComparison
+from lifeboat.repo.fetch import require_free_space
 from lifeboat.repo.manifest import Manifest
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
 from lifeboat.sources.postgres import drill_checks
 from lifeboat.sources.postgres.logical_restore import LoadResult, load_into
 from lifeboat.sources.postgres.restore_roles import RolePlan, plan_roles
-from lifeboat.util.fs import require_free_space
 from lifeboat.util.redact import redact
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from lifeboat.postgres.instance import free_port
 from lifeboat.postgres.recovery import AUTO_CONF, setting_lines
 from lifeboat.postgres.server import UNREAD, PgCtl, log_last_lines, start_and_wait, stop_reason
 from lifeboat.postgres.workspace import DrillWorkspace
+from lifeboat.repo.fetch import require_free_space
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
 from lifeboat.sources.postgres import drill_checks
 from lifeboat.sources.postgres.physical_files import STAGED_WAL
@@ -27,7 +28,6 @@ from lifeboat.sources.postgres.physical_restore import (
     RESTORE_LOG,
     restore_physical,
 )
-from lifeboat.util.fs import require_free_space
 from lifeboat.util.osuser import NoServerUser, server_user
 
 log = logging.getLogger(__name__)

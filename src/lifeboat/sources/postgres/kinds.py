@@ -68,6 +68,8 @@ class LogicalRestoreRequest:
     repository: str | None = None
     ownership: dbprops.Ownership = dbprops.FULL_OWNERSHIP
     create_roles: bool = False
+    jobs: int | None = None
+    work_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class PostgresLogical:
             repository=request.repository,
             ownership=request.ownership,
             create_roles=request.create_roles,
+            jobs=request.jobs,
+            work_dir=request.work_dir,
         )
 
     def describe(self, manifest: Manifest) -> dict[str, Any]:
