@@ -50,6 +50,9 @@ def test_a_physical_drill_recovers_to_the_latest_commit(archiving: Archiving) ->
     backup = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
     archiving.commit(6, 20)
     last_commit = datetime.fromisoformat(archiving.commit_time(20))
+    # the heartbeat is the last write: the restored cluster's newest moment
+    archiving.lifeboat("heartbeat", "wms", "--once")
+    beat = datetime.fromisoformat(archiving.cluster.psql("SELECT beat_at FROM lifeboat.heartbeat"))
     archiving.switch_and_wait()
     work = _configure(archiving, 20)
 
@@ -66,11 +69,12 @@ def test_a_physical_drill_recovers_to_the_latest_commit(archiving: Archiving) ->
         "postgres"
     }
     assert checks["amcheck"]["message"].startswith("heap and B-tree indexes")
-    # the data-loss window runs from the last commit the archive held to the drill's start
-    assert record["rpo_method"] == "last replayed commit"
-    assert datetime.fromisoformat(record["recovered_to"]) == last_commit
+    # the data-loss window runs from the last beat the archive held to the drill's start
+    assert record["rpo_method"] == "heartbeat"
+    recovered_to = datetime.fromisoformat(record["recovered_to"])
+    assert recovered_to >= beat > last_commit
     started = datetime.fromisoformat(record["started_at"])
-    assert record["rpo_seconds"] == round((started - last_commit).total_seconds(), 3)
+    assert record["rpo_seconds"] == round((started - recovered_to).total_seconds(), 3)
     assert list(work.iterdir()) == []
     records = list((archiving.home / "repo" / "wms" / "drills" / backup["id"]).glob("*-pass.json"))
     assert len(records) == 1
@@ -110,6 +114,7 @@ def test_a_drill_walks_an_incremental_chain(summarizing: Archiving) -> None:  # 
         archiving.lifeboat("backup", "wms", "--type", "physical", "--incremental", "--json").stdout
     )
     archiving.commit(11, 12)
+    last_commit = datetime.fromisoformat(archiving.commit_time(12))
     archiving.switch_and_wait()
     _configure(archiving, 12)
 
@@ -117,3 +122,6 @@ def test_a_drill_walks_an_incremental_chain(summarizing: Archiving) -> None:  # 
     assert code == 0, report["stderr"]
     (record,) = report["drills"]
     assert record["backup"] == incremental["id"] and record["verdict"] == "pass"
+    # no heartbeat here: the newest moment is the last replayed commit
+    assert record["rpo_method"] == "last replayed commit"
+    assert datetime.fromisoformat(record["recovered_to"]) == last_commit

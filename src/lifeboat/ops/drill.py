@@ -19,6 +19,7 @@ from lifeboat.context import Context
 from lifeboat.errors import DecryptionKeyError, LifeboatError
 from lifeboat.ops.drill_records import record_drill, repositories_holding
 from lifeboat.policy.drill import Objectives, Pick, pick_backups, seconds_text, verdict_reasons
+from lifeboat.policy.retention import duration_text
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.drills import DrillRecord
@@ -72,7 +73,7 @@ def drill_source(ctx: Context, source: str, options: DrillOptions) -> list[Drill
     ctx.source(source)  # an unknown source is a usage error before anything is read
     picked: str = "id" if options.backup else options.pick
     if options.pick == "random" and options.within is not None:
-        picked = f"random (within {seconds_text(options.within.total_seconds())})"
+        picked = f"random (within {duration_text(options.within)})"
 
     def choose(repo: Repository) -> list[Manifest]:
         repo.ensure_initialised()

@@ -85,7 +85,10 @@ def verdict_reasons(
     ]
     reasons += [f"check {c.name!r} failed: {c.message}" for c in checks if not c.ok]
     if rto_seconds is None:
-        reasons.append("the database never became usable: no recovery time measured")
+        reasons.append(
+            "no recovery time measured: the restore did not end in a database that "
+            "matches the backup"
+        )
     elif objectives.rto is not None and rto_seconds > objectives.rto.total_seconds():
         reasons.append(
             f"recovery took {seconds_text(rto_seconds)}, over the RTO objective of "

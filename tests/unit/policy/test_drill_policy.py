@@ -116,7 +116,7 @@ def test_no_objectives_judge_only_the_restore_and_a_restore_that_never_ended_fai
         rpo_seconds=None,
         objectives=Objectives.parse("1h", None),
     )
-    assert reasons[-1] == "the database never became usable: no recovery time measured"
+    assert reasons[-1].startswith("no recovery time measured")
 
 
 def test_seconds_read_like_durations() -> None:

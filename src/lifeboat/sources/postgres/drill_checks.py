@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,9 @@ def run_check(endpoint: PgEndpoint, check: DrillCheckConfig) -> CheckResult:
 
 
 def run_checks(
-    endpoint_of: Any, checks: Sequence[DrillCheckConfig], default_database: str
+    endpoint_of: Callable[[str], PgEndpoint],
+    checks: Sequence[DrillCheckConfig],
+    default_database: str,
 ) -> list[CheckResult]:
     """Every check, each in its database (default_database when it names none);
     endpoint_of(database) gives the endpoint to reach it."""
@@ -157,34 +159,27 @@ def read_every_table(endpoint: PgEndpoint) -> CheckResult:
     )
 
 
-def amcheck(bin_dir: Path, endpoint: PgEndpoint, databases: Sequence[str]) -> CheckResult:
+def amcheck(bin_dir: Path, endpoint: PgEndpoint, *, every_database: bool) -> CheckResult:
     """pg_amcheck of every table's heap and every B-tree index (heapallindexed) in the
-    databases, installing the amcheck extension where it is missing; skipped, with a
-    message saying so, where the server lacks the extension or pg_amcheck is absent."""
+    endpoint's database (or in every database of its server), installing the amcheck
+    extension where it is missing; skipped, with a message saying so, where the server
+    lacks the extension or pg_amcheck is absent."""
     began = time.monotonic()
     program = bin_dir / "pg_amcheck"
-    label = ", ".join(databases)
+    label = "every database" if every_database else endpoint.dbname
 
     def result(ok: bool, message: str) -> CheckResult:
         return CheckResult("amcheck", ok, message, round(time.monotonic() - began, 3), label)
 
     if not program.exists():
         return result(True, f"skipped: {program.name} is not installed with PostgreSQL")
-    command = [
-        str(program),
-        "--host",
-        str(endpoint.params.get("host", "127.0.0.1")),
-        "--port",
-        str(endpoint.params.get("port", 5432)),
-        "--username",
-        str(endpoint.params.get("user", "postgres")),
-        "--no-password",
-        "--install-missing",
-        "--heapallindexed",
-        "--no-strict-names",
-    ]
-    for database in databases:
-        command += ["--database", database]
+    command = [str(program), "--no-password", "--install-missing", "--heapallindexed"]
+    # a connection string, not a name: pg_amcheck reads names as patterns, in which the
+    # dots and quotes of a database's name would mean something else
+    if every_database:
+        command += ["--all", "--maintenance-db", endpoint.conninfo()]
+    else:
+        command.append(endpoint.conninfo())
     done = subprocess.run(
         command, capture_output=True, text=True, env=endpoint.env(), check=False, timeout=None
     )

@@ -75,7 +75,7 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
                 try:
                     _load(ctx, request, decryptor, tools, endpoint, database, plan, run, space)
                     if not run.problems:
-                        _check(request, endpoint, database, bin_dir, run)
+                        _check(request, endpoint, database, bin_dir or tools.bin_dir, run)
                 finally:
                     with (
                         contextlib.suppress(LifeboatError, psycopg.Error),
@@ -186,18 +186,14 @@ def _check(
     request: DrillRequest,
     endpoint: PgEndpoint,
     database: str,
-    bin_dir: Path | None,
+    bin_dir: Path,
     run: DrillRun,
 ) -> None:
     with run.clock.phase("checks"):
         if request.depth != "quick":
             run.checks.append(drill_checks.read_every_table(endpoint))
         if request.depth == "full":
-            run.checks.append(
-                drill_checks.amcheck(
-                    bin_dir or find_tools(0, None, ("pg_amcheck",)).bin_dir, endpoint, [database]
-                )
-            )
+            run.checks.append(drill_checks.amcheck(bin_dir, endpoint, every_database=False))
 
         def endpoint_of(name: str) -> PgEndpoint:
             # a check names the backed-up database; the drill restored it under its own name

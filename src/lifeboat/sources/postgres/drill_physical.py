@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from lifeboat.context import Context
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SCRATCH_HBA = "lifeboat-drill-hba.conf"
 PORT_ATTEMPTS = 3
+# a heartbeat writes its row, then commits: its commit follows the row's time this closely
+HEARTBEAT_COMMIT = timedelta(seconds=1)
 # how long recovery may take before the drill gives up on it
 REPLAY_TIMEOUT = 24 * 3600.0
 
@@ -177,7 +179,7 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
                     drill_checks.read_every_table(endpoint.with_dbname(name)) for name in names
                 ]
             if request.depth == "full":
-                run.checks.append(drill_checks.amcheck(bin_dir, endpoint, names))
+                run.checks.append(drill_checks.amcheck(bin_dir, endpoint, every_database=True))
             run.checks += drill_checks.run_checks(endpoint.with_dbname, request.checks, source_db)
         run.restored_up_to, run.rpo_method = _restored_up_to(
             endpoint.with_dbname(source_db if source_db in names else "postgres"),
@@ -191,8 +193,10 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
 
 
 def _restored_up_to(endpoint: PgEndpoint, recovered_to: str | None) -> tuple[datetime | None, str]:
-    """The newest moment the restored cluster holds: its last replayed commit, or the last
-    heartbeat it holds when that is newer (the heartbeat's commit is normally the last)."""
+    """The newest moment the restored cluster holds, and how it is known: its last replayed
+    commit, called `heartbeat` when that commit is the heartbeat's own (it wrote its row
+    just before), so the reader knows an idle database did not make the figure old; the
+    last heartbeat, when the commit's time could not be read."""
     commit = _timestamp(recovered_to)
     try:
         with endpoint.connect(autocommit=True) as conn:
@@ -200,8 +204,8 @@ def _restored_up_to(endpoint: PgEndpoint, recovered_to: str | None) -> tuple[dat
     except LifeboatError as exc:  # the commit's time is still there without it
         log.warning("cannot read the heartbeat of the restored cluster: %s", exc)
         beat = None
-    if beat is not None and (commit is None or beat >= commit):
-        return beat, "heartbeat"
     if commit is None:
-        return None, "no commit replayed"
+        return (beat, "heartbeat") if beat is not None else (None, "no commit replayed")
+    if beat is not None and beat <= commit <= beat + HEARTBEAT_COMMIT:
+        return commit, "heartbeat"
     return commit, "last replayed commit"
