@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterable
+import subprocess
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.waiting import wait_for
 
@@ -74,6 +76,19 @@ def is_gone(pid: int) -> bool:
         if stat.rpartition(")")[2].split()[0] not in ("Z", "X"):
             return False
     return True
+
+
+@contextlib.contextmanager
+def running(command: list[str], **options: Any) -> Iterator[subprocess.Popen[Any]]:
+    """command started (subprocess.Popen's options), for the block; killed and reaped
+    afterwards when it still runs, so that a failing test leaves no process behind."""
+    process = subprocess.Popen(command, **options)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def kill_and_wait(pids: Iterable[int], what: str) -> None:

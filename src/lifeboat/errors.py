@@ -116,12 +116,21 @@ class DiskFullError(StorageError):
     pass
 
 
+class InsufficientSpaceError(LifeboatError):
+    """A local folder lacks the room an operation will need, found before it starts (or a
+    file system that filled up while it wrote there)."""
+
+
 class LockedError(LifeboatError):
     """Another Lifeboat process holds the repository lock."""
 
 
 class RestoreError(LifeboatError):
     pass
+
+
+class DrillFailedError(LifeboatError):
+    """A drill ran and its verdict is fail (its record says why)."""
 
 
 class AbortedError(LifeboatError):

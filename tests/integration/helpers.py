@@ -94,6 +94,10 @@ def table_digests(cluster: ScratchCluster, db: str) -> dict[str, str]:
     return digests
 
 
+def roles_on(cluster: ScratchCluster) -> set[str]:
+    return set(cluster.psql("SELECT rolname FROM pg_roles").splitlines())
+
+
 def schema_facts(cluster: ScratchCluster, db: str) -> dict[str, str]:
     return {
         "sequence": cluster.psql("SELECT last_value FROM lot_code_seq", db),

@@ -12,6 +12,7 @@ import pytest
 
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.mounts import small_tmpfs
 from tests.waiting import wait_for
 
 from .helpers import LIFEBOAT, Workspace, error_line, fill_rich, make_workspace, table_digests
@@ -167,14 +168,7 @@ def size_of(path: Path) -> int:
 @on_oldest_major
 def test_full_disk_fails_cleanly(pg_cluster: ScratchCluster, big_db: str, tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, pg_cluster.dsn(big_db))
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "4m") as small:
         text = ws.config.read_text().replace(f"file://{ws.repo}", f"file://{small}/repo")
         ws.config.write_text(text)
         ws.run("init", check=True)
@@ -184,8 +178,6 @@ def test_full_disk_fails_cleanly(pg_cluster: ScratchCluster, big_db: str, tmp_pa
         assert ws.run_json("list") == []
         assert not list(small.rglob("*.tmp-*"))
         assert not list(small.rglob("*.lock"))
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_unreachable_server(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.repo.manifest import decode, encode
 
-from .helpers import Workspace, error_line, make_workspace, table_digests
+from .helpers import Workspace, error_line, make_workspace, roles_on, table_digests
 from .production import APP, OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
 
 
@@ -242,10 +242,6 @@ def backup_role(cluster: ScratchCluster) -> str:
         "END IF; END $$"
     )
     return "lifeboat_backup"
-
-
-def roles_on(cluster: ScratchCluster) -> set[str]:
-    return set(cluster.psql("SELECT rolname FROM pg_roles").splitlines())
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ COMMANDS = {
     "show": "lifeboat.cli.commands.show",
     "restore": "lifeboat.cli.commands.restore",
     "verify": "lifeboat.cli.commands.verify",
+    "drill": "lifeboat.cli.commands.drill",
     "copy": "lifeboat.cli.commands.copy",
     "prune": "lifeboat.cli.commands.prune",
     "hold": "lifeboat.cli.commands.hold",
@@ -39,6 +40,8 @@ COMMANDS = {
     "check": "lifeboat.cli.commands.check",
     "status": "lifeboat.cli.commands.status",
     "wal-worker": "lifeboat.cli.commands.wal_worker",
+    "drills": "lifeboat.cli.commands.drills",
+    "heartbeat": "lifeboat.cli.commands.heartbeat",
 }
 
 

@@ -29,6 +29,7 @@ from lifeboat.policy.retention import (
 from lifeboat.policy.wal_expiry import expire_wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.drills import newest_verdicts
 from lifeboat.repo.manifest import Manifest, kind_name
 from lifeboat.repo.records import (
     actor,
@@ -112,6 +113,7 @@ def decision_summary(decision: Decision) -> dict[str, Any]:
         "rules": decision.rules,
         "reasons": decision.explanation,
         "verification_failed": backup.verification_failed,
+        "drill_failed": backup.drill_failed,
         "safety": backup.safety_before is not None,
         "held": backup.held,
         "tier": decision.tier if decision.keep else None,
@@ -140,6 +142,7 @@ def plan(
     holds = current_holds(repo.storage, source)
     checks = verifications(repo.storage, source)
     failed = checks.failed
+    drills = newest_verdicts(repo.storage, source)
     backups = [
         Backup(
             id=m.id,
@@ -147,6 +150,7 @@ def plan(
             started_at=m.started_at,
             parent=m.physical.parent if m.physical else None,
             verification_failed=m.id in failed,
+            drill_failed=m.id in drills and drills[m.id].verdict == "fail",
             held=m.id in holds and holds[m.id].active(now),
             safety_before=safety_before(m),
             wal_base=m.physical is not None,
@@ -301,6 +305,8 @@ def _delete_backup(repo: Repository, source: str, backup: str) -> None:
         storage.delete(info.key)
     for info in list(storage.list(checks_prefix(source, backup))):
         storage.delete(info.key)
+    # its drill records stay: they are audit evidence, kept for as long as the repository
+    # (docs/retention.md)
     log.info("pruned backup %s/%s from %s", source, backup, repo.name)
 
 

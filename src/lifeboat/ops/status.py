@@ -1,22 +1,30 @@
 """`lifeboat status`: where each source stands, read-only and quick.
 
-Per source: its repository, the newest backup, the newest WAL segment in the archive and the
-async spool (what waits, whether a worker runs, its last push and last error)."""
+Per source: its repository, the newest backup, the newest WAL segment in the archive, the
+async spool (what waits, whether a worker runs, its last push and last error), and its newest
+restore drill, newest passed drill and whether a drill is overdue."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
+from lifeboat.ops.drill_records import drill_every, overdue
+from lifeboat.policy.retention import duration_text
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.drills import DrillEntry, drill_entries
 from lifeboat.repo.manifest import Manifest
 from lifeboat.util.singleton import lock_is_held
 from lifeboat.wal.spool import queued, read_json
 from lifeboat.wal.spool_paths import SpoolPaths
+
+log = logging.getLogger(__name__)
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:
@@ -84,6 +92,43 @@ def spool_status(spool: SpoolPaths, async_push: bool, now: datetime) -> dict[str
     }
 
 
+def _drill_entry(entry: DrillEntry | None, now: datetime) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {
+        "backup": entry.backup,
+        "verdict": entry.verdict,
+        "at": entry.at.isoformat(),
+        "age_s": _age(entry.at, now),
+    }
+
+
+def drill_status(
+    repos: Sequence[Repository], source: str, every: timedelta | None, now: datetime
+) -> dict[str, Any]:
+    """The source's newest drill and newest passed drill in any of repos, and whether a drill
+    is overdue, read from the records' keys. A repository that cannot be listed is left out
+    here: status shows the error of each of the source's own repositories (a copy target's
+    goes to the debug log)."""
+    entries: list[DrillEntry] = []
+    for repo in repos:
+        try:
+            entries += drill_entries(repo.storage, source)
+        except LifeboatError as exc:
+            log.debug("drill records of %s in %s not listed: %s", source, repo.name, exc.message)
+    entries.sort(key=lambda e: e.at)
+    passes = [e for e in entries if e.passed]
+    newest_pass = passes[-1] if passes else None
+    is_overdue = overdue(newest_pass.at if newest_pass else None, every, now)
+    return {
+        "newest": _drill_entry(entries[-1] if entries else None, now),
+        "newest_pass": _drill_entry(newest_pass, now),
+        "drill_every": duration_text(every) if every else None,
+        "overdue": is_overdue,
+        "due_at": (newest_pass.at + every).isoformat() if every and newest_pass else None,
+    }
+
+
 def source_status(ctx: Context, source: str) -> dict[str, Any]:
     """The source's spool, and per repository its newest backup and WAL; the first
     repository's are repeated at the top level."""
@@ -99,6 +144,10 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
         "repository_error": first["error"],
         "repositories": per_repository,
         "spool": spool_status(SpoolPaths(archive.spool), archive.async_push, now),
+        # read from every repository that may hold the records, copy targets included
+        "drills": drill_status(
+            ctx.repositories_to_read(source), source, drill_every(ctx, source), now
+        ),
     }
 
 
@@ -133,6 +182,18 @@ def damaged_backups(reports: list[dict[str, Any]]) -> list[str]:
         for repo in report["repositories"]
         for bad in repo["damaged_backups"]
     ]
+
+
+def overdue_drills(reports: list[dict[str, Any]]) -> list[str]:
+    """`source (newest pass ..., every ...)` of every source whose drill is overdue."""
+    found = []
+    for report in reports:
+        drills = report["drills"]
+        if drills["overdue"]:
+            newest = drills["newest_pass"]
+            since = f"newest pass {newest['at'][:10]}" if newest else "no drill passed yet"
+            found.append(f"{report['source']} ({since}, drill every {drills['drill_every']})")
+    return found
 
 
 def status(ctx: Context, source: str | None) -> list[dict[str, Any]]:

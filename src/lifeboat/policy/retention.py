@@ -8,10 +8,11 @@ A backup may be kept by several rules; every rule that keeps it is reported.
 
 Each kind of backup is counted on its own: the kinds are those the backups have (logical
 and physical backups of PostgreSQL today, any kind a source adds later), none is named here.
-Backups whose last verification failed
-are counted by no rule (they cannot be restored): the next good backup of their period
-takes their place. Whatever rule keeps an incremental backup also keeps the chain it
-builds on. A held backup, or one whose Object Lock has not expired, is always kept.
+Backups whose last verification failed, or whose newest restore drill failed, are counted
+by no rule (they cannot be restored, or not as they must be): the next good backup of their
+period takes their place; a later passing verification or drill makes them count again.
+Whatever rule keeps an incremental backup also keeps the chain it builds on. A held backup,
+or one whose Object Lock has not expired, is always kept.
 
 The safety backup a restore takes of the database it replaces is no backup of the source in
 the policy's sense: it counts for no rule (it is never the newest one kept, nor one of the
@@ -59,6 +60,7 @@ class Backup:
     started_at: datetime  # aware
     parent: str | None = None  # the backup an incremental builds on
     verification_failed: bool = False
+    drill_failed: bool = False  # its newest restore drill failed (see ops/drill_records.py)
     held: bool = False  # an active hold (see ops/holds.py)
     locked_until: datetime | None = None  # Object Lock retain-until of its objects
     # a restore's safety backup: the restore it was taken before, e.g. "restore of <id>
@@ -66,6 +68,11 @@ class Backup:
     safety_before: str | None = None
     # a base for point-in-time recovery (with the WAL after it): what pitr_window keeps
     wal_base: bool = False
+
+    @property
+    def failed_proof(self) -> bool:
+        """Its newest verification or its newest drill failed: counted by no rule."""
+        return self.verification_failed or self.drill_failed
 
 
 @dataclass
@@ -86,6 +93,8 @@ class Decision:
             return self.reasons
         if self.backup.verification_failed:
             return ["its newest verification failed: counted by no rule"]
+        if self.backup.drill_failed:
+            return ["its newest restore drill failed: counted by no rule"]
         return [self.note or "kept by no rule"]
 
     @property
@@ -189,7 +198,7 @@ def _newest_first(backup: Backup) -> tuple[float, str]:
 
 
 def _apply_rules(group: Sequence[Decision], policy: Policy, now: datetime, zone: tzinfo) -> None:
-    good = [d for d in group if not d.backup.verification_failed]
+    good = [d for d in group if not d.backup.failed_proof]
     if not good:
         return
     kind = good[0].backup.kind
@@ -233,7 +242,7 @@ def _apply_rules(group: Sequence[Decision], policy: Policy, now: datetime, zone:
 
 def _apply_safety_expiry(decision: Decision, expire_after: timedelta, now: datetime) -> None:
     backup = decision.backup
-    if backup.verification_failed:
+    if backup.failed_proof:
         return  # it cannot be restored: nothing to keep it for
     expires = backup.started_at + expire_after
     what = f"safety backup taken before {backup.safety_before}"

@@ -50,7 +50,7 @@ _MAX_SOCKET_DIR_LEN = 90
 _LOG_TAIL_LINES = 40
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -125,7 +125,7 @@ class ScratchCluster:
         self.socket_dir = socket_dir
 
         self._auto_port = port is None
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port()
         self.password = password
         self.settings: dict[str, str] = dict(settings or {})
 
@@ -303,7 +303,7 @@ class ScratchCluster:
                 new_log = self._log_since(log_offset)
                 port_taken = "could not bind" in new_log or "already in use" in new_log
                 if port_taken and number < attempts:
-                    self.port = _free_port()
+                    self.port = free_port()
                     continue
                 log_last_lines(self.log_file, _LOG_TAIL_LINES)
                 raise

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from lifeboat.errors import DatabaseError, RestoreError
-from lifeboat.pipeline.stream import ProcessInput, ProcessOutput
+from lifeboat.pipeline.stream import ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.dbprops import Ownership
 from lifeboat.postgres.facts import Evidence, Server, TableFacts
 from lifeboat.postgres.pgcontrol import unsigned_system_identifier
+from lifeboat.util.proc import StderrCollector
 
 DUMP_FORMAT = "pg_dump-custom"
 
@@ -204,28 +207,46 @@ class DumpStream(ProcessOutput):
         super().__init__(command, endpoint.env(), "pg_dump")
 
 
-class RestoreProcess(ProcessInput):
-    """pg_restore reading an archive from stdin into one database, in one transaction."""
+def restore_archive(
+    tools: PgTools, endpoint: PgEndpoint, archive: Path, *, ownership: Ownership, jobs: int
+) -> None:
+    """`pg_restore --jobs` of a custom-format archive file into endpoint's database,
+    stopping at the first error.
 
-    def __init__(
-        self,
-        tools: PgTools,
-        endpoint: PgEndpoint,
-        ownership: Ownership,
-    ) -> None:
-        command = [
-            tools.path("pg_restore"),
-            *ownership.pg_restore_flags(),
-            "--single-transaction",
-            "--exit-on-error",
-            "--no-password",
-            "--dbname",
-            endpoint.conninfo(),
-        ]
-        super().__init__(command, endpoint.env())
-
-    def failed(self) -> Exception:
-        return RestoreError(f"pg_restore failed, nothing was changed: {self.failure()}")
+    Not in one transaction (pg_restore cannot be, with several jobs): the database is one
+    the restore created for itself, which the caller drops when this fails. That, and the
+    swap of a finished, checked database into place, is what makes a restore atomic."""
+    command = [
+        tools.path("pg_restore"),
+        *ownership.pg_restore_flags(),
+        f"--jobs={jobs}",
+        "--exit-on-error",
+        "--no-password",
+        "--dbname",
+        endpoint.conninfo(),
+        str(archive),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=endpoint.env(),
+    )
+    assert process.stderr is not None
+    stderr = StderrCollector(process.stderr)
+    stderr.start()
+    try:
+        returncode = process.wait()
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        stderr.join()
+    if returncode != 0:
+        detail = stderr.error_line() or f"exit {returncode}"
+        raise RestoreError(f"pg_restore failed, nothing was changed: {detail}")
 
 
 def database_exists(admin: psycopg.Connection[Any], name: str) -> bool:

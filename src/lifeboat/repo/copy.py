@@ -29,6 +29,7 @@ from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.pipeline.checksum import Tap
 from lifeboat.repo import cluster, layout
 from lifeboat.repo.catalog import Repository
+from lifeboat.repo.drills import drills_prefix
 from lifeboat.repo.manifest import Manifest, digest
 from lifeboat.repo.records import holds_prefix
 from lifeboat.storage.base import NotFound, ObjectInfo, temporary_target
@@ -54,6 +55,7 @@ class CopyReport:
     wal_copied: int = 0
     wal_present: int = 0
     hold_records_copied: int = 0
+    drill_records_copied: int = 0
     bytes_copied: int = 0
     leftovers_removed: list[str] = field(default_factory=list)
     uploads_removed: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class CopyReport:
             "wal_files_copied": self.wal_copied,
             "wal_files_already_there": self.wal_present,
             "hold_records_copied": self.hold_records_copied,
+            "drill_records_copied": self.drill_records_copied,
             "bytes_copied": self.bytes_copied,
             "leftovers_removed": self.leftovers_removed,
             "unfinished_uploads_removed": self.uploads_removed,
@@ -96,6 +99,7 @@ def copy_repository(origin: Repository, target: Repository, sources: list[str]) 
             _copy_backups(origin, target, source, report)
             _copy_wal(origin, target, source, report)
             _copy_holds(origin, target, source, report)
+            _copy_drills(origin, target, source, report)
     return reports
 
 
@@ -203,6 +207,17 @@ def _copy_holds(origin: Repository, target: Repository, source: str, report: Cop
         return key[len(prefix) :].split("/", 1)[0] in report.conflicts
 
     report.hold_records_copied, _ = _copy_missing(origin, target, prefix, report, of_a_conflict)
+
+
+def _copy_drills(origin: Repository, target: Repository, source: str, report: CopyReport) -> None:
+    """Drill records go along too (one key per drill in every repository, written once): the
+    evidence travels with the backups, and prune in the target knows a failed drill."""
+    prefix = drills_prefix(source)
+
+    def of_a_conflict(key: str) -> bool:  # <source>/drills/<backup id>/<record>
+        return key[len(prefix) :].split("/", 1)[0] in report.conflicts
+
+    report.drill_records_copied, _ = _copy_missing(origin, target, prefix, report, of_a_conflict)
 
 
 def _copy_missing(

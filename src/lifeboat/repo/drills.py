@@ -9,11 +9,24 @@ read the bodies; the body is the evidence an auditor reads (docs/repository-form
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple, get_args
+
+from lifeboat.errors import RepositoryError
+from lifeboat.repo import layout
+from lifeboat.repo.cluster import create_once
+from lifeboat.repo.records import read_record
+from lifeboat.storage.base import Storage
+
+log = logging.getLogger(__name__)
 
 Verdict = Literal["pass", "fail"]
+VERDICTS: tuple[str, ...] = get_args(Verdict)
 
 RECORD_FORMAT = 1
 
@@ -50,6 +63,12 @@ class TableComparison:
     @property
     def ok(self) -> bool:
         return self.expected == self.actual
+
+
+def _aware(moment: datetime) -> datetime:
+    # a time written without its offset is UTC, as every time Lifeboat writes; records of
+    # both kinds must sort together
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -93,10 +112,127 @@ class DrillRecord:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> DrillRecord:
         values = dict(body)
-        values["started_at"] = datetime.fromisoformat(body["started_at"])
-        values["finished_at"] = datetime.fromisoformat(body["finished_at"])
+        values["started_at"] = _aware(datetime.fromisoformat(body["started_at"]))
+        values["finished_at"] = _aware(datetime.fromisoformat(body["finished_at"]))
         values["phases"] = [Phase(**p) for p in body.get("phases", [])]
         values["checks"] = [CheckResult(**c) for c in body.get("checks", [])]
         values["tables"] = [TableComparison(**t) for t in body.get("tables", [])]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# --- keys ------------------------------------------------------------------------------------
+# The stamp is the drill's start, to the microsecond, and 6 hex digits: a hash of the drill id,
+# so that the record has one key in every repository it is written to (and writing it again
+# is harmless), or random for a key made without one.
+
+_STAMP = "%Y%m%dT%H%M%S.%fZ"
+
+
+def drill_key(
+    source: str, backup: str, moment: datetime, verdict: Verdict, drill_id: str | None = None
+) -> str:
+    tail = (
+        hashlib.sha256(drill_id.encode()).hexdigest()[:6]
+        if drill_id is not None
+        else secrets.token_hex(3)
+    )
+    return f"{drills_prefix(source, backup)}{moment.astimezone(UTC):{_STAMP}}-{tail}-{verdict}.json"
+
+
+class DrillEntry(NamedTuple):
+    """What a drill record's key alone tells."""
+
+    source: str
+    backup: str
+    at: datetime  # when the drill started
+    verdict: Verdict
+    key: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+
+def parse_drill_key(key: str) -> DrillEntry | None:
+    """The entry of a drill record's key, else None (anything else under drills/ is left
+    alone)."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[1] != "drills" or not layout.is_backup_id(parts[2]):
+        return None
+    stem, dot, extension = parts[3].partition(".json")
+    stamp, _, tail_verdict = stem.partition("Z-")
+    tail, _, verdict = tail_verdict.partition("-")
+    if extension or not dot or verdict not in VERDICTS or len(tail) != 6:
+        return None
+    try:
+        at = datetime.strptime(stamp + "Z", _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return DrillEntry(parts[0], parts[2], at, verdict, key)  # type: ignore[arg-type]
+
+
+def drill_entries(storage: Storage, source: str, backup: str | None = None) -> list[DrillEntry]:
+    """The drill records of source (of one backup) as their keys tell them, oldest first."""
+    found = (parse_drill_key(info.key) for info in storage.list(drills_prefix(source, backup)))
+    return sorted((e for e in found if e is not None), key=lambda e: (e.at, e.key))
+
+
+class DrillVerdict(NamedTuple):
+    verdict: Verdict
+    at: datetime  # when that drill started
+
+    def summary(self) -> dict[str, str]:
+        return {"verdict": self.verdict, "at": self.at.isoformat()}
+
+
+def newest_verdicts(
+    storage: Storage, source: str, backup: str | None = None
+) -> dict[str, DrillVerdict]:
+    """Each drilled backup's (only backup's) newest drill verdict, from the keys alone: no
+    body is read."""
+    newest: dict[str, DrillVerdict] = {}
+    for entry in drill_entries(storage, source, backup):
+        newest[entry.backup] = DrillVerdict(entry.verdict, entry.at)  # oldest first: last wins
+    return newest
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def _body(record: DrillRecord) -> bytes:
+    return json.dumps(record.to_json(), indent=2, sort_keys=True).encode() + b"\n"
+
+
+def write_drill(storage: Storage, record: DrillRecord) -> str:
+    """Write the record once; its key. Writing the same record again changes nothing; a
+    different record under its key (one drill id used twice) is refused, never overwritten."""
+    key = drill_key(
+        record.source, record.backup, record.started_at, record.verdict, record.drill_id
+    )
+    body = _body(record)
+    if not create_once(storage, key, body):
+        with storage.read(key) as stream:
+            if stream.read() != body:
+                raise RepositoryError(
+                    f"{storage.url}/{key} holds another drill record: left as it is"
+                )
+    return key
+
+
+def read_drills(storage: Storage, source: str, backup: str | None = None) -> list[DrillRecord]:
+    """The drill records of source (of one backup), oldest first; a body that cannot be read
+    is skipped with a warning (the others are still evidence)."""
+    records = []
+    for entry in drill_entries(storage, source, backup):
+        body = read_record(storage, entry.key)
+        if body is None:
+            continue  # deleted since listed, or not JSON: read_record warned
+        try:
+            records.append(DrillRecord.from_json(body))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "%s/%s is not a readable drill record: ignored (%s)", storage.url, entry.key, exc
+            )
+    records.sort(key=lambda r: (r.started_at, r.drill_id))
+    return records

@@ -14,10 +14,20 @@ each kind names its request type (the protocol's type parameter)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from lifeboat.repo.drills import CheckResult, Phase, TableComparison
 
 if TYPE_CHECKING:
+    from lifeboat.config.model import DrillCheckConfig
     from lifeboat.context import Context
+    from lifeboat.repo.catalog import Repository
     from lifeboat.repo.manifest import Manifest
 
 
@@ -52,6 +62,68 @@ class RestoreOutcome(Protocol):
         ...
 
 
+class PhaseClock:
+    """Times a drill's phases one after another, from the moment the drill began."""
+
+    def __init__(self, began: float) -> None:
+        self.began = began
+        self.phases: list[Phase] = []
+        # when the restored database accepted connections and matched the backup's evidence
+        self.ready_at: float | None = None
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases.append(Phase(name, round(time.monotonic() - start, 3)))
+
+    def ready(self) -> None:
+        self.ready_at = time.monotonic()
+
+    @property
+    def rto_seconds(self) -> float | None:
+        return None if self.ready_at is None else round(self.ready_at - self.began, 3)
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    """One drill of one backup, as ops/drill.py asks a source kind for it."""
+
+    manifest: Manifest
+    repository: Repository
+    started_at: datetime  # when the drill began: data-loss windows are measured from it
+    depth: Literal["quick", "standard", "full"]
+    checks: Sequence[DrillCheckConfig]
+    work_dir: Path | None
+    jobs: int
+    target_dsn: str | None = None
+    target_password_file: Path | None = None
+    to_time: str | None = None
+    config_path: Path | None = None
+
+
+@dataclass
+class DrillRun:
+    """What a source kind measured while it restored a backup and checked it. Failures the
+    backup is to blame for (a restore that fails, evidence that does not match) are
+    problems; failures of the drill's own means (no key, no binaries, no space) raise."""
+
+    clock: PhaseClock
+    target: str = ""
+    postgres_version: str = ""
+    problems: list[str] = field(default_factory=list)
+    tables: list[TableComparison] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    # the newest moment whose changes the restore brought back, and how it was found
+    restored_up_to: datetime | None = None
+    rpo_method: str = ""
+    # the data-loss window: started_at (or a recovery target) minus restored_up_to
+    rpo_seconds: float | None = None
+    recovered_to: str | None = None
+
+
 RequestT = TypeVar("RequestT", contravariant=True)
 
 
@@ -76,4 +148,9 @@ class Source(Protocol[RequestT]):
     def checks(self, ctx: Context, source: str) -> list[str]:
         """What would keep a backup of the source from working, found without writing
         anything; empty when nothing would."""
+        ...
+
+    def drill(self, ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
+        """Restore the backup into a throw-away target, compare it with the backup's
+        evidence and run the checks, timing each phase on clock; leave nothing behind."""
         ...

@@ -1,5 +1,5 @@
-"""Small filesystem helpers: Lifeboat's local state folder, private folders, and writes that
-leave a file whole or absent."""
+"""Small filesystem helpers: Lifeboat's local state folder, private folders, writes that
+leave a file whole or absent, and how much room a folder has left."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def make_private_dirs(folder: Path) -> None:
         except FileExistsError:
             continue
         os.chmod(path, PRIVATE_DIR_MODE)
+
+
+def free_space(folder: Path) -> int:
+    """Bytes an unprivileged user can still write into folder's file system (the blocks
+    kept for root do not count: Lifeboat should not fill a disk up to them). Raises
+    OSError (FileNotFoundError for a missing folder)."""
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
 
 
 def fsync_dir(folder: Path) -> None:

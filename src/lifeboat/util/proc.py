@@ -1,12 +1,19 @@
 """Child processes and other processes: draining a child's stderr, telling whether a pid
-still runs. One place for both, so every tool Lifeboat runs is watched the same way."""
+still runs, stopping a long-running command on SIGTERM or Ctrl-C. One place for these, so
+every tool Lifeboat runs is watched the same way."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 
 class StderrCollector(threading.Thread):
@@ -69,3 +76,44 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process: it runs
     return True
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, then: str) -> Iterator[None]:
+    """For the block, SIGTERM and SIGINT set stop instead of ending the process, so a loop
+    can finish what it does first (`then` says what, in the log line); the previous
+    handlers come back afterwards."""
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("received %s: %s", signal.Signals(signum).name, then)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When a running process started, in clock ticks since boot (/proc/PID/stat's 22nd
+    field): with its pid, it names one process even after the pid was reused. None when
+    no such process runs (an exited one waiting to be reaped included) or /proc lacks it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces and parentheses
+    fields = stat.rpartition(")")[2].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def boot_id() -> str | None:
+    """This boot's identity: start ticks only compare within one boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None

@@ -31,7 +31,7 @@ from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.storage.base import PermanentError, Storage
 from lifeboat.util.fs import state_home
-from lifeboat.util.proc import StderrCollector
+from lifeboat.util.proc import StderrCollector, stop_on_signals
 from lifeboat.util.singleton import held_or_none
 from lifeboat.wal.archive import (
     WalRefusedError,
@@ -427,20 +427,6 @@ def _staging_lock(directory: Path) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    def handler(signum: int, frame: object) -> None:
-        log.info("received %s: uploading, then stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def prepare_directory(directory: Path) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -501,7 +487,7 @@ def stream(
         options.synchronous,
     )
     stop = stop or threading.Event()
-    with _staging_lock(directory), _stop_on_signals(stop):
+    with _staging_lock(directory), stop_on_signals(stop, "uploading, then stopping"):
         # leftovers of an earlier run go first, and partials of segments archived meanwhile
         uploader.sweep(force_partials=True)
         uploader.prune()

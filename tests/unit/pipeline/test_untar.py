@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from lifeboat.pipeline.tar.extract import ExtractError, TarExtractor
+from tests.mounts import small_tmpfs
 
 
 def _archive(members: dict[str, bytes | str | None], fmt: int = tarfile.GNU_FORMAT) -> bytes:
@@ -126,15 +126,8 @@ def test_a_truncated_archive_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_is_one_clear_error(tmp_path: Path) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        with pytest.raises(ExtractError, match="No space left on device"):
-            _extract(_archive(MEMBERS), small)
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
+    with (
+        small_tmpfs(tmp_path / "small", "1m") as small,
+        pytest.raises(ExtractError, match="No space left on device"),
+    ):
+        _extract(_archive(MEMBERS), small)

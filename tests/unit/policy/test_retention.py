@@ -66,6 +66,7 @@ def histories(draw: st.DrawFn) -> list[Backup]:
                 started_at=started,
                 parent=parent,
                 verification_failed=draw(st.integers(0, 9)) == 0,
+                drill_failed=draw(st.integers(0, 9)) == 0,
                 held=draw(st.integers(0, 19)) == 0,
                 safety_before=f"restore of {backups[-1].id} into wms"
                 if safety and backups
@@ -97,11 +98,7 @@ def kept_ids(decisions: list[Decision]) -> set[str]:
 def good_newest_first(backups: list[Backup], kind: str) -> list[Backup]:
     """The backups the rules count: good ones of the kind that are no safety backups."""
     return sorted(
-        (
-            b
-            for b in backups
-            if b.kind == kind and not b.verification_failed and b.safety_before is None
-        ),
+        (b for b in backups if b.kind == kind and not b.failed_proof and b.safety_before is None),
         key=lambda b: b.started_at,
         reverse=True,
     )
@@ -174,13 +171,13 @@ def test_safety_backups_count_for_no_rule_and_expire_unless_held(
             continue
         assert set(decision.rules) <= {"safety", "hold"}, "no other rule counts it"
         young = backup.started_at + policy.safety_backups_expire_after > NOW
-        assert ("safety" in decision.rules) == (young and not backup.verification_failed)
+        assert ("safety" in decision.rules) == (young and not backup.failed_proof)
         assert decision.keep == (backup.held or "safety" in decision.rules)
         if decision.keep:
             assert "hold" in decision.rules or decision.reasons[0].startswith(
                 f"safety backup taken before {backup.safety_before}: expires "
             )
-        elif not backup.verification_failed:
+        elif not backup.failed_proof:
             assert decision.explanation[0].startswith(
                 f"safety backup taken before {backup.safety_before}: expired "
             )

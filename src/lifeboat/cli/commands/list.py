@@ -11,6 +11,7 @@ from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.errors import LifeboatError, NotInitialisedError, RepositoryError
 from lifeboat.repo.catalog import Damaged
+from lifeboat.repo.drills import DrillVerdict
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import Hold
 
@@ -29,11 +30,13 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
     """List committed backups, oldest first."""
     ctx = state().context()
     repos = ctx.repositories_to_read(source, repo_name)
+    from lifeboat.repo.drills import newest_verdicts
     from lifeboat.repo.records import current_holds
 
     listed = []
     damaged: list[tuple[str, Damaged]] = []
     holds: dict[tuple[str, str], dict[str, Hold]] = {}
+    drills: dict[tuple[str, str], dict[str, DrillVerdict]] = {}
     failed: list[tuple[str, LifeboatError]] = []
     for repo in repos:
         try:
@@ -41,6 +44,7 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
             manifests, unreadable = repo.scan_backups(source)
             for name in sorted({m.source for m in manifests}):
                 holds[repo.name, name] = current_holds(repo.storage, name)
+                drills[repo.name, name] = newest_verdicts(repo.storage, name)
         except LifeboatError as exc:
             passable = ctx.may_pass_over(source, repo_name, repo)
             if passable and isinstance(exc, NotInitialisedError):
@@ -61,7 +65,7 @@ def command(source: str | None, repo_name: str | None, as_json: bool) -> None:
         listed += [(repo.name, m) for m in manifests]
     if len(failed) == len(repos):
         raise failed[0][1]
-    _show(listed, damaged, holds, [r.name for r in repos], source, as_json)
+    _show(listed, damaged, holds, drills, [r.name for r in repos], source, as_json)
     if failed:
         raise RepositoryError(
             f"repository {failed[0][0]} cannot be read: {failed[0][1].message}"
@@ -74,12 +78,16 @@ def _show(
     listed: list[tuple[str, Manifest]],
     damaged: list[tuple[str, Damaged]],
     holds: dict[tuple[str, str], dict[str, Hold]],
+    drills: dict[tuple[str, str], dict[str, DrillVerdict]],
     repo_names: list[str],
     source: str | None,
     as_json: bool,
 ) -> None:
     def hold_of(repo_name: str, backup: str, source_name: str) -> Hold | None:
         return holds.get((repo_name, source_name), {}).get(backup)
+
+    def drill_of(repo_name: str, backup: str, source_name: str) -> DrillVerdict | None:
+        return drills.get((repo_name, source_name), {}).get(backup)
 
     if wants_json(as_json):
         output.print_json(
@@ -88,6 +96,7 @@ def _show(
                     **m.summary(),
                     "repository": name,
                     "hold": held.summary() if (held := hold_of(name, m.id, m.source)) else None,
+                    "drill": drill.summary() if (drill := drill_of(name, m.id, m.source)) else None,
                 }
                 for name, m in listed
             ]
@@ -119,6 +128,7 @@ def _show(
             "took",
             "labels",
             "hold",
+            "drill",
         ],
         [
             [
@@ -132,11 +142,12 @@ def _show(
                 f"{m.summary()['duration_s']:.1f}s",
                 output.labels(m.labels),
                 hold_text(hold_of(name, m.id, m.source)),
+                drill_text(drill_of(name, m.id, m.source)),
             ]
             for name, m in listed
         ]
         + [
-            [name, bad.backup, bad.source, "damaged", "", "", "", "", str(bad.error), ""]
+            [name, bad.backup, bad.source, "damaged", "", "", "", "", str(bad.error), "", ""]
             for name, bad in damaged
         ],
     )
@@ -149,3 +160,8 @@ def hold_text(held: Hold | None) -> str:
         return f"held: {held.reason}"
     state = "held" if held.active(datetime.now(UTC)) else "hold ended"
     return f"{state} until {held.until:%Y-%m-%d}: {held.reason}"
+
+
+def drill_text(drill: DrillVerdict | None) -> str:
+    """A backup's newest drill: `pass 2026-03-04`; empty when it was never drilled."""
+    return "" if drill is None else f"{drill.verdict} {drill.at:%Y-%m-%d}"

@@ -63,6 +63,18 @@ def _typed_confirmation(database: str, tables: tuple[str, ...] = ()) -> bool:
 @click.option("--no-privileges", is_flag=True, help="Leave out GRANTs and REVOKEs (ACLs).")
 @click.option("--yes", "-y", is_flag=True, help="Overwrite an existing target without asking.")
 @click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Logical: pg_restore jobs run in parallel (default: the number of cores).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Logical: folder the decrypted dump is written to for pg_restore, and removed from "
+    "(default: the system's temporary folder); needs room for the dump's plain size.",
+)
+@click.option(
     "--pgdata",
     type=click.Path(path_type=Path),
     help="Physical restore: the data directory to create (point-in-time recovery).",
@@ -127,6 +139,8 @@ def command(
     no_owner: bool,
     no_privileges: bool,
     yes: bool,
+    jobs: int | None,
+    work_dir: Path | None,
     pgdata: Path | None,
     to_time: str | None,
     to_lsn: str | None,
@@ -156,10 +170,10 @@ def command(
                 "--target-dsn, --target-password-file, --target-db and --table are for a "
                 "logical restore, not with --pgdata"
             )
-        if create_roles or no_owner or no_privileges:
+        if create_roles or no_owner or no_privileges or jobs or work_dir:
             raise UsageError(
-                "--create-roles, --no-owner and --no-privileges are for a logical restore, "
-                "not with --pgdata"
+                "--create-roles, --no-owner, --no-privileges, --jobs and --work-dir are for a "
+                "logical restore, not with --pgdata"
             )
         if len(chosen) + int(latest) > 1:
             raise UsageError("give one of --to-time, --to-lsn, --to-xid, --to-name, --latest")
@@ -189,6 +203,11 @@ def command(
             "keeps an existing table's owner and grants, and a table it creates belongs to "
             "the restoring role"
         )
+    if tables and (jobs or work_dir):
+        raise UsageError(
+            "--jobs and --work-dir are for a full restore; --table streams the tables' rows "
+            "into one transaction"
+        )
     if chosen or latest or start or delta or force or tablespace_maps or accept_gap:
         raise UsageError(
             "--to-*, --latest, --accept-gap, --start, --delta, --force and --tablespace-map "
@@ -208,6 +227,8 @@ def command(
         repository=repo_name,
         ownership=Ownership(owners=not no_owner, privileges=not no_privileges),
         create_roles=create_roles,
+        jobs=jobs,
+        work_dir=work_dir,
     )
     result = PostgresLogical().restore(state().context(), source, request)
     if wants_json(as_json):

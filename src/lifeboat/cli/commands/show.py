@@ -30,15 +30,18 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
 
     repo, manifest = first_that_serves(ctx.repositories_to_read(source, repo_name), load)
     from lifeboat.cli.commands.list import hold_text
+    from lifeboat.repo.drills import newest_verdicts
     from lifeboat.repo.records import current_holds
 
     held = current_holds(repo.storage, manifest.source).get(manifest.id)
+    drill = newest_verdicts(repo.storage, manifest.source, manifest.id).get(manifest.id)
     if wants_json(as_json):
         output.print_json(
             {
                 **document(manifest),  # as its format stores it
                 "repository": repo.name,
                 "hold": held.summary() if held else None,
+                "drill": drill.summary() if drill else None,
             }
         )
         return
@@ -68,6 +71,10 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
         click.echo(f"{'labels':>15}: {output.labels(manifest.labels)}")
     if held is not None:
         click.echo(f"{'hold':>15}: {hold_text(held)} (by {held.by}, {held.at:%Y-%m-%d %H:%M} UTC)")
+    click.echo(
+        f"{'newest drill':>15}: "
+        + (f"{drill.verdict}, started {drill.at:%Y-%m-%d %H:%M} UTC" if drill else "none")
+    )
     for obj in manifest.objects:
         click.echo(f"{'object':>15}: {obj.name} sha256 {obj.sha256}")
     if manifest.physical is not None:

@@ -8,7 +8,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
-from lifeboat.errors import IntegrityError
+from lifeboat.errors import IntegrityError, LifeboatError
 
 
 def _ago(seconds: float | None) -> str:
@@ -25,7 +25,7 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
     for repo in report["repositories"]:
         rows += _repository_rows(repo)
-    return rows + _spool_rows(report)
+    return rows + _spool_rows(report) + _drill_rows(report["drills"])
 
 
 def _repository_rows(repo: dict[str, Any]) -> list[list[str]]:
@@ -88,29 +88,62 @@ def _spool_rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _drill(entry: dict[str, Any] | None, verdict: bool = True) -> str:
+    if entry is None:
+        return "none"
+    text = f"backup {entry['backup']}, started {_ago(entry['age_s'])}"
+    return f"{entry['verdict']}, {text}" if verdict else text
+
+
+def _drill_rows(drills: dict[str, Any]) -> list[list[str]]:
+    rows = [
+        ["newest drill", _drill(drills["newest"])],
+        ["newest pass", _drill(drills["newest_pass"], verdict=False)],
+    ]
+    if drills["drill_every"]:
+        due = f"every {drills['drill_every']}"
+        if drills["overdue"]:
+            due = f"OVERDUE ({due})"
+        elif drills["due_at"]:
+            due += f", next by {drills['due_at'][:16].replace('T', ' ')} UTC"
+        rows.append(["drill due", due])
+    return rows
+
+
 @click.command()
 @click.argument("source", required=False)
 @json_option
 def command(source: str | None, as_json: bool) -> None:
-    """Newest backup, newest archived WAL and the async spool of each source (or SOURCE).
+    """Newest backup, newest archived WAL, the async spool and the newest restore drills of
+    each source (or SOURCE).
 
     Reads only. Run it as the user that runs wal-push when the spool is the default one,
     which lives in that user's home. Exits 1, after the report, when a backup is damaged
-    (both copies of its manifest unreadable), naming it."""
-    from lifeboat.ops.status import damaged_backups, status
+    (both copies of its manifest unreadable) or a source's drill is overdue (no drill passed
+    within its objectives.drill_every), naming them."""
+    from lifeboat.ops.status import damaged_backups, overdue_drills, status
 
     reports = status(state().context(), source)
     if wants_json(as_json):
         output.print_json(reports)
     else:
         _print(reports)
+    problems = []
     damaged = damaged_backups(reports)
     if damaged:
-        raise IntegrityError(
+        problems.append(
             f"{len(damaged)} damaged backup(s), their manifests unreadable: "
             + "; ".join(damaged[:3])
             + " (see `lifeboat list`, `lifeboat verify`)"
         )
+    overdue = overdue_drills(reports)
+    if overdue:
+        problems.append(
+            "restore drill overdue for " + "; ".join(overdue) + " (see `lifeboat drills`)"
+        )
+    if problems:
+        error = IntegrityError if damaged else LifeboatError
+        raise error("; ".join(problems))
 
 
 def _print(reports: list[dict[str, Any]]) -> None:

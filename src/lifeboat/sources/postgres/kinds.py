@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lifeboat.postgres.conn import PgEndpoint
     from lifeboat.repo.commit import BackupResult
     from lifeboat.repo.manifest import Manifest
-    from lifeboat.sources.base import Source
+    from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock, Source
     from lifeboat.sources.postgres.logical_restore import Confirm, RestoreResult
     from lifeboat.sources.postgres.physical_restore import PitrResult, RecoveryTarget
 
@@ -68,6 +68,8 @@ class LogicalRestoreRequest:
     repository: str | None = None
     ownership: dbprops.Ownership = dbprops.FULL_OWNERSHIP
     create_roles: bool = False
+    jobs: int | None = None
+    work_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class PostgresLogical:
             repository=request.repository,
             ownership=request.ownership,
             create_roles=request.create_roles,
+            jobs=request.jobs,
+            work_dir=request.work_dir,
         )
 
     def describe(self, manifest: Manifest) -> dict[str, Any]:
@@ -113,6 +117,11 @@ class PostgresLogical:
 
     def checks(self, ctx: Context, source: str) -> list[str]:
         return _problems(ctx, source, ("pg_dump", "pg_dumpall"), _nothing_more)
+
+    def drill(self, ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
+        from lifeboat.sources.postgres.drill_logical import drill_logical
+
+        return drill_logical(ctx, request, clock)
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,16 @@ class PostgresPhysical:
             require_archiving(physical.cluster_facts(conn), endpoint, source)
 
         return _problems(ctx, source, ("pg_basebackup",), archiving)
+
+    def drill(self, ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
+        from lifeboat.sources.postgres.drill_physical import drill_physical
+
+        return drill_physical(ctx, request, clock)
+
+
+def kind_of(manifest: Manifest) -> PostgresLogical | PostgresPhysical:
+    """The source kind that took a backup: the one that restores and drills it."""
+    return PostgresPhysical() if manifest.physical is not None else PostgresLogical()
 
 
 if TYPE_CHECKING:

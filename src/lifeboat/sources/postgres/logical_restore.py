@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,17 +19,20 @@ from lifeboat.context import Context
 from lifeboat.errors import (
     AbortedError,
     DatabaseError,
+    InsufficientSpaceError,
     IntegrityError,
     LifeboatError,
     RestoreError,
 )
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import ProcessInput
-from lifeboat.postgres import dbprops, logical, roles
+from lifeboat.postgres import dbprops, logical
+from lifeboat.postgres import roles as pg_roles
 from lifeboat.postgres.binaries import PgTools, find_tools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
+from lifeboat.repo.fetch import fetched, require_room
 from lifeboat.repo.manifest import SAFETY_LABEL, Evidence, Manifest
 from lifeboat.repo.objects import read_plain
 from lifeboat.sources.postgres import table_plan
@@ -164,11 +170,17 @@ def restore_logical(
     repository: str | None = None,
     ownership: dbprops.Ownership = dbprops.FULL_OWNERSHIP,
     create_roles: bool = False,
+    jobs: int | None = None,
+    work_dir: Path | None = None,
 ) -> RestoreResult:
     """Restore a logical backup. A full restore keeps owners and privileges unless
     `ownership` says otherwise, and refuses before changing anything when roles they name
-    are missing, unless `create_roles` creates them from the backup's globals."""
+    are missing, unless `create_roles` creates them from the backup's globals. It runs
+    `jobs` pg_restore jobs (default: one per core) from the dump decrypted into a file in
+    `work_dir` (default: the system's temporary folder)."""
     started = time.monotonic()
+    jobs = jobs or default_jobs()
+    work_dir = work_dir or Path(tempfile.gettempdir())
     source = ctx.source(source_name)
 
     def find(repo: Repository) -> Manifest:
@@ -205,6 +217,7 @@ def restore_logical(
             major = logical.server_major(server)
             target = restore_tables.prepare(tools, major, endpoint, selection, exists)
         else:
+            _require_room(work_dir, manifest)
             role_plan = plan_roles(
                 repo, manifest, decryptor, admin, ownership, create_roles, endpoint.describe()
             )
@@ -238,6 +251,8 @@ def restore_logical(
             exists,
             ownership,
             role_plan,
+            jobs,
+            work_dir,
         )
         notes: list[str] = []
         if selection is not None and target is not None:
@@ -281,6 +296,19 @@ def _safety_backup(
     return safety
 
 
+def _require_room(work_dir: Path, manifest: Manifest) -> None:
+    """The work folder's room, checked before anything changes (no safety backup either)."""
+    try:
+        require_room(work_dir, manifest, manifest.objects[0])
+    except InsufficientSpaceError as exc:
+        raise InsufficientSpaceError(f"{exc.message} (--work-dir chooses another folder)") from None
+
+
+def default_jobs() -> int:
+    """pg_restore jobs when none are asked for: one per core."""
+    return os.cpu_count() or 1
+
+
 def _create_scratch(admin: psycopg.Connection[Any], manifest: Manifest) -> str:
     """The empty database a full restore goes into, created like the backed-up one."""
     scratch = f"lifeboat_restore_{manifest.id.lower()}_{secrets.token_hex(3)}"
@@ -316,6 +344,120 @@ def _admin_connection(endpoint: PgEndpoint) -> psycopg.Connection[Any]:
 
 
 @dataclass
+class LoadResult:
+    """A logical backup loaded into a database: how long each phase took, how the result
+    compares with the backup's evidence, and the roles created for it (they stay)."""
+
+    fetch_seconds: float
+    restore_seconds: float
+    verify_seconds: float
+    check: EvidenceCheck
+    created_roles: list[str] = field(default_factory=list)
+
+
+def load_into(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    tools: PgTools,
+    endpoint: PgEndpoint,
+    database: str,
+    *,
+    ownership: dbprops.Ownership,
+    roles: RolePlan,
+    jobs: int,
+    work_dir: Path,
+    create: bool = True,
+) -> LoadResult:
+    """Load a logical backup into `database`, a new database on endpoint's server, and
+    compare it with the backup's evidence; renames or swaps nothing.
+
+    Creates the database like the original (unless `create` is False: the caller made it
+    so already), then the roles `roles` plans, decrypts the dump into a file in work_dir,
+    runs `pg_restore --jobs` from it, checks the evidence, and gives the database the
+    original's properties. A mismatch is returned in `check`, for the caller to judge; any
+    other failure drops the database (never one that existed before: a name already taken
+    fails the creation) and the roles this created, and raises. The dump file is removed
+    whatever happens."""
+    target = endpoint.with_dbname(database)
+    admin = _admin_connection(endpoint)
+    created_database = False
+    try:
+        try:
+            if create:
+                create_like(admin, database, manifest)
+                created_database = True
+            if roles.create:
+                assert roles.globals is not None
+                pg_roles.create_roles(admin, roles.globals, roles.create)
+                log.info("created roles %s from backup %s", ", ".join(roles.create), manifest.id)
+            return _load(
+                ctx,
+                repo,
+                manifest,
+                decryptor,
+                tools,
+                admin,
+                target,
+                ownership,
+                roles,
+                jobs,
+                work_dir,
+            )
+        except BaseException:
+            # the database first: roles that came to own objects in it cannot go before it
+            if created_database or not create:
+                logical.drop_database(admin, database)
+            pg_roles.drop_roles(admin, roles.create)
+            raise
+    finally:
+        admin.close()
+
+
+def _load(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    tools: PgTools,
+    admin: psycopg.Connection[Any],
+    target: PgEndpoint,
+    ownership: dbprops.Ownership,
+    roles: RolePlan,
+    jobs: int,
+    work_dir: Path,
+) -> LoadResult:
+    label = f"{manifest.id} -> {target.dbname}"
+    started = time.monotonic()
+    with contextlib.ExitStack() as dump:
+        with ctx.reporter.task(f"fetch {label}") as advance:
+            path = dump.enter_context(
+                fetched(repo, manifest, manifest.objects[0], decryptor, work_dir, advance)
+            )
+        fetch_done = time.monotonic()
+        with ctx.reporter.task(f"pg_restore {label} ({jobs} jobs)") as restored:
+            logical.restore_archive(tools, target, path, ownership=ownership, jobs=jobs)
+            restored(manifest.objects[0].plain_size)  # pg_restore tells no progress: all at once
+    restore_done = time.monotonic()
+    with target.connect(autocommit=True) as conn:
+        check = check_evidence(conn, manifest.checks, fresh_database=True)
+    verify_done = time.monotonic()
+    # after the check: a connection limit or a CONNECT privilege of the original's must not
+    # keep the check (connected as the restoring role) out
+    props = manifest.database_properties
+    if props is not None:
+        dbprops.apply_properties(admin, target.dbname, props, ownership, roles.skip_settings_of)
+    return LoadResult(
+        fetch_seconds=fetch_done - started,
+        restore_seconds=restore_done - fetch_done + time.monotonic() - verify_done,
+        verify_seconds=verify_done - restore_done,
+        check=check,
+        created_roles=list(roles.create),
+    )
+
+
+@dataclass
 class _Job:
     """Everything one restore works with, resolved once."""
 
@@ -330,6 +472,8 @@ class _Job:
     exists: bool
     ownership: dbprops.Ownership
     roles: RolePlan
+    jobs: int
+    work_dir: Path
 
     def stream_into(self, process: ProcessInput, label: str) -> None:
         """Feed the backup's plaintext to pg_restore; pg_restore's own error wins when it
@@ -353,29 +497,29 @@ class _Job:
 
 
 def _restore_database(job: _Job, scratch: str) -> tuple[int, EvidenceCheck]:
-    """Restore into the scratch database (created like the original), give it the
-    original's properties, then swap it in (they are attached to the database, not to
-    its name)."""
-    manifest, admin, props = job.manifest, job.admin, job.manifest.database_properties
+    """Load the backup into the scratch database (created like the original), then swap
+    it in: its properties are attached to the database, not to its name."""
+    manifest, admin = job.manifest, job.admin
+    # on failure, load_into drops the scratch database and the roles it created
+    loaded = load_into(
+        job.ctx,
+        job.repo,
+        manifest,
+        job.decryptor,
+        job.tools,
+        job.endpoint,
+        scratch,
+        ownership=job.ownership,
+        roles=job.roles,
+        jobs=job.jobs,
+        work_dir=job.work_dir,
+        create=False,
+    )
     try:
-        if job.roles.create:
-            assert job.roles.globals is not None
-            roles.create_roles(admin, job.roles.globals, job.roles.create)
-            log.info("created roles %s from backup %s", ", ".join(job.roles.create), manifest.id)
-        process = logical.RestoreProcess(
-            job.tools, job.endpoint.with_dbname(scratch), ownership=job.ownership
-        )
-        job.stream_into(process, f"restore {manifest.id} -> {job.database}")
-        with job.endpoint.with_dbname(scratch).connect(autocommit=True) as conn:
-            check = check_evidence(conn, manifest.checks, fresh_database=True)
-        if not check.ok:
+        if not loaded.check.ok:
             raise IntegrityError(
                 f"restored data does not match backup {manifest.id}, target left as it was: "
-                + "; ".join(check.problems()[:5])
-            )
-        if props is not None:
-            dbprops.apply_properties(
-                admin, scratch, props, job.ownership, job.roles.skip_settings_of
+                + "; ".join(loaded.check.problems()[:5])
             )
         terminated = 0
         if job.exists:
@@ -387,6 +531,6 @@ def _restore_database(job: _Job, scratch: str) -> tuple[int, EvidenceCheck]:
     except BaseException:
         if logical.database_exists(admin, scratch):
             logical.drop_database(admin, scratch)
-        roles.drop_roles(admin, job.roles.create)
+        pg_roles.drop_roles(admin, loaded.created_roles)
         raise
-    return terminated, check
+    return terminated, loaded.check
