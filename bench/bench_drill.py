@@ -426,14 +426,23 @@ def baseline_of(res: Contender) -> str:
 
 
 def targets(results: Sequence[Contender]) -> list[Target]:
+    """Per dataset: the drill against its baseline by wall time (from outside) and by RTO
+    (the issue states the target for the RTO; the wall time is the stricter reading), and
+    how far the RTO lies from the wall time."""
     out: list[Target] = []
     for dataset in dict.fromkeys(r.dataset for r in results):
         drill = _find(results, dataset, DRILL)
         base = _find(results, dataset, PGBACKREST if dataset == PHYSICAL else SEED_RESTORE)
+        base_s = base.wall_s if base else None
         limit = PHYSICAL_TARGET if dataset == PHYSICAL else LOGICAL_TARGET
-        ratio = logical._ratio(drill.wall_s if drill else None, base.wall_s if base else None)
-        label = "drill / pgBackRest" if dataset == PHYSICAL else "drill / seed restore"
-        out.append(Target(dataset, label, limit, "x", ratio))
+        versus = "pgBackRest" if dataset == PHYSICAL else "seed restore"
+        for figure, value in (
+            ("drill", drill.wall_s if drill else None),
+            ("drill RTO", drill.rto_s if drill else None),
+        ):
+            out.append(
+                Target(dataset, f"{figure} / {versus}", limit, "x", logical._ratio(value, base_s))
+            )
         deviation = drill.rto_deviation_pct if drill else None
         out.append(Target(dataset, "|RTO - wall| / wall", RTO_TOLERANCE_PCT, "%", deviation))
     return out
