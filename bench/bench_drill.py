@@ -487,7 +487,7 @@ def print_report(datasets: Sequence[Dataset], results: Sequence[Contender]) -> N
             print(
                 f"{r.dataset} drill, last run: wall {wall:.2f} s = record's started_at to "
                 f"finished_at {span:.2f} s (RTO {rto:.2f} s + {span - rto:.2f} s after it) "
-                f"+ {wall - span:.2f} s outside it (process start-up and exit)"
+                f"+ {wall - span:.2f} s outside it (start-up, choice, record, exit)"
             )
     print()
     logical.print_targets(targets(results))
