@@ -84,6 +84,39 @@ def test_a_physical_drill_recovers_to_the_latest_commit(archiving: Archiving) ->
     assert datetime.now(UTC) > started
 
 
+SOURCE_ONLY = """
+[[sources.wms.drill.checks]]
+name = "scratch settings"
+sql = \"\"\"SELECT current_setting('external_pid_file') = ''
+  AND current_setting('synchronous_standby_names') = ''
+  AND current_setting('max_logical_replication_workers') = '0'\"\"\"
+"""
+
+
+@on_oldest_major
+def test_the_restored_copy_keeps_away_from_the_source_host(archiving: Archiving) -> None:
+    # settings that travel with the backup and, in a copy started on the source's host,
+    # would reach the source: its pid file, its synchronous standbys (depth full commits
+    # CREATE EXTENSION amcheck), its subscriptions. Written, not reloaded: the source
+    # itself goes on without them.
+    pid_file = archiving.home / "source.pid"
+    pid_file.write_text("the source's\n")
+    shutil.chown(pid_file, *_owner_of(archiving.home))  # as the server could write it
+    archiving.cluster.psql(f"ALTER SYSTEM SET external_pid_file = '{pid_file}'")
+    archiving.cluster.psql("ALTER SYSTEM SET synchronous_standby_names = 'no_such_standby'")
+    archiving.commit(1, 3)
+    archiving.lifeboat("backup", "wms", "--type", "physical")
+    archiving.switch_and_wait()
+    _configure(archiving, 3)
+    archiving.config.write_text(archiving.config.read_text() + SOURCE_ONLY)
+
+    code, report = _drill(archiving, "--depth", "full")
+    assert code == 0, report["stderr"]
+    (record,) = report["drills"]
+    assert record["verdict"] == "pass", record["reasons"]
+    assert pid_file.read_text() == "the source's\n"
+
+
 @on_oldest_major
 def test_a_drill_with_a_missing_wal_segment_fails_and_says_which(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")

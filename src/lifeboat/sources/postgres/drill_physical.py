@@ -43,7 +43,8 @@ REPLAY_TIMEOUT = 24 * 3600.0
 def _scratch_settings(pgdata: Path, port: int) -> dict[str, str]:
     """What makes the restored copy a private scratch server, whatever the source's own
     configuration said: loopback TCP only, its own port and authentication, no
-    archiving into the source's archive, no replication, no SSL files of the source."""
+    archiving into the source's archive, no replication, no SSL files of the source, no
+    file of the source's host written, no wait for the source's standbys."""
     return {
         "listen_addresses": "127.0.0.1",
         "port": str(port),
@@ -53,6 +54,15 @@ def _scratch_settings(pgdata: Path, port: int) -> dict[str, str]:
         "archive_mode": "off",
         "ssl": "off",
         "primary_conninfo": "",
+        # the source's pid file (Debian and init scripts name one): the copy would write
+        # its own pid there and remove the file when it stops
+        "external_pid_file": "",
+        # the source's synchronous standbys never confirm the copy's commits: the
+        # CREATE EXTENSION of depth full, or a check that writes, would wait for ever
+        "synchronous_standby_names": "",
+        # the source's subscriptions would connect to their publishers and consume the
+        # changes their slots keep for the real subscriber
+        "max_logical_replication_workers": "0",
         "logging_collector": "off",
         "cluster_name": "lifeboat-drill",
     }
