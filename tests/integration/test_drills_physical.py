@@ -105,7 +105,7 @@ def test_the_restored_copy_keeps_away_from_the_source_host(archiving: Archiving)
     archiving.cluster.psql(f"ALTER SYSTEM SET external_pid_file = '{pid_file}'")
     archiving.cluster.psql("ALTER SYSTEM SET synchronous_standby_names = 'no_such_standby'")
     archiving.commit(1, 3)
-    archiving.lifeboat("backup", "wms", "--type", "physical")
+    backup = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
     archiving.switch_and_wait()
     _configure(archiving, 3)
     archiving.config.write_text(archiving.config.read_text() + SOURCE_ONLY)
@@ -115,6 +115,13 @@ def test_the_restored_copy_keeps_away_from_the_source_host(archiving: Archiving)
     (record,) = report["drills"]
     assert record["verdict"] == "pass", record["reasons"]
     assert pid_file.read_text() == "the source's\n"
+    # nothing committed since the backup: the window is measured from its start, and judged
+    assert record["rpo_method"] == "backup start (no commit replayed)"
+    shown = json.loads(archiving.lifeboat("show", backup["id"], "--json").stdout)
+    lost = datetime.fromisoformat(record["started_at"]) - datetime.fromisoformat(
+        shown["started_at"]
+    )
+    assert record["rpo_seconds"] == round(lost.total_seconds(), 3)
 
 
 @on_oldest_major

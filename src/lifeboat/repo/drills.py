@@ -87,7 +87,8 @@ class DrillRecord:
     phases: list[Phase]
     rto_seconds: float | None  # None when the restore did not get that far
     rpo_seconds: float | None
-    rpo_method: str  # "snapshot", "last replayed commit", "heartbeat"
+    # "snapshot", "last replayed commit", "heartbeat", "backup start (no commit replayed)"
+    rpo_method: str
     recovered_to: str | None  # physical: the last replayed commit's time
     objectives: dict[str, float | None]  # rto_seconds, rpo_seconds as configured then
     checks: list[CheckResult]

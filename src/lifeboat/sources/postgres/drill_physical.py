@@ -191,31 +191,39 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
             if request.depth == "full":
                 run.checks.append(drill_checks.amcheck(bin_dir, endpoint, every_database=True))
             run.checks += drill_checks.run_checks(endpoint.with_dbname, request.checks, source_db)
-        run.restored_up_to, run.rpo_method = _restored_up_to(
-            endpoint.with_dbname(source_db if source_db in names else "postgres"),
-            run.recovered_to,
+        run.restored_up_to, run.rpo_method = newest_restored(
+            _timestamp(run.recovered_to),
+            _last_beat(endpoint.with_dbname(source_db if source_db in names else "postgres")),
+            manifest.started_at,
         )
         # recovered to a time, the window is what was lost before that time
         lost_from = parse_time(request.to_time) if request.to_time else request.started_at
-        if run.restored_up_to is not None:
-            run.rpo_seconds = round(max(0.0, (lost_from - run.restored_up_to).total_seconds()), 3)
+        run.rpo_seconds = round(max(0.0, (lost_from - run.restored_up_to).total_seconds()), 3)
     return run
 
 
-def _restored_up_to(endpoint: PgEndpoint, recovered_to: str | None) -> tuple[datetime | None, str]:
+def _last_beat(endpoint: PgEndpoint) -> datetime | None:
+    try:
+        with endpoint.connect(autocommit=True) as conn:
+            return last_beat(conn)
+    except LifeboatError as exc:  # the commit's time is still there without it
+        log.warning("cannot read the heartbeat of the restored cluster: %s", exc)
+        return None
+
+
+def newest_restored(
+    commit: datetime | None, beat: datetime | None, backup_started: datetime
+) -> tuple[datetime, str]:
     """The newest moment the restored cluster holds, and how it is known: its last replayed
     commit, called `heartbeat` when that commit is the heartbeat's own (it wrote its row
     just before), so the reader knows an idle database did not make the figure old; the
-    last heartbeat, when the commit's time could not be read."""
-    commit = _timestamp(recovered_to)
-    try:
-        with endpoint.connect(autocommit=True) as conn:
-            beat = last_beat(conn)
-    except LifeboatError as exc:  # the commit's time is still there without it
-        log.warning("cannot read the heartbeat of the restored cluster: %s", exc)
-        beat = None
+    last heartbeat, when the commit's time could not be read; the backup's start when
+    neither is there (no commit since the backup began): the copy holds at least that, so
+    the window measured from it is never smaller than the real one."""
     if commit is None:
-        return (beat, "heartbeat") if beat is not None else (None, "no commit replayed")
+        if beat is not None:
+            return beat, "heartbeat"
+        return backup_started, "backup start (no commit replayed)"
     if beat is not None and beat <= commit <= beat + HEARTBEAT_COMMIT:
         return commit, "heartbeat"
     return commit, "last replayed commit"
