@@ -18,7 +18,15 @@ from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import DecryptionKeyError, LifeboatError
 from lifeboat.ops.drill_records import record_drill, repositories_holding
-from lifeboat.policy.drill import Objectives, Pick, pick_backups, seconds_text, verdict_reasons
+from lifeboat.policy.drill import (
+    Objectives,
+    Pick,
+    check_reaches,
+    pick_backups,
+    seconds_text,
+    verdict_reasons,
+)
+from lifeboat.policy.recovery import parse_time
 from lifeboat.policy.retention import duration_text
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
@@ -75,15 +83,23 @@ def drill_source(ctx: Context, source: str, options: DrillOptions) -> list[Drill
     if options.pick == "random" and options.within is not None:
         picked = f"random (within {duration_text(options.within)})"
 
+    # a drill to a time recovers a physical backup finished by then: a logical one, or one
+    # finished later, cannot be drilled to it (and must not fail a drill for it)
+    until = parse_time(options.to_time) if options.to_time else None
+
     def choose(repo: Repository) -> list[Manifest]:
         repo.ensure_initialised()
         if options.backup:
-            return [repo.load_manifest(source, options.backup)]
+            manifest = repo.load_manifest(source, options.backup)
+            if until is not None:
+                check_reaches(manifest, until)
+            return [manifest]
         return pick_backups(
             repo.list_backups(source),
             options.pick,
             within=options.within,
             now=datetime.now(UTC),
+            until=until,
         )
 
     repo, manifests = first_that_serves(
