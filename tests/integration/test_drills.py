@@ -159,6 +159,7 @@ def test_a_drill_fails_with_every_reason_and_records_it(
             ("error", "SELECT * FROM no_such_table"),
             ("not boolean", "SELECT 42"),
             ("no row", "SELECT true WHERE false"),
+            ("two statements", "SELECT true; SELECT false"),
         )
     )
     setup.configure(objectives='rto = "1s"\n', checks=checks)
@@ -174,6 +175,10 @@ def test_a_drill_fails_with_every_reason_and_records_it(
     assert any(r.startswith("check 'error' failed: error: relation") for r in reasons)
     assert "check 'not boolean' failed: returned 42, not a boolean" in reasons
     assert "check 'no row' failed: returned no row" in reasons
+    assert (
+        "check 'two statements' failed: holds more than one statement; a check is one query"
+        in reasons
+    )
     assert reasons[-1].startswith("no recovery time measured")
     # the one check that holds still passed
     assert {c["name"] for c in record["checks"] if c["ok"]} == {"every film has a language"}
