@@ -127,6 +127,7 @@ def test_a_logical_drill_restores_compares_measures_and_records(
     }
     assert record["rpo_method"] == "snapshot" and record["rpo_seconds"] >= 0
     assert record["objectives"] == {"rto_seconds": 14400.0, "rpo_seconds": 3600.0}
+    assert record["restore_proved"] is True
     # the proof is in both repositories, the scratch instance and its folder are gone
     assert sorted(record["repositories"]) == ["local", "second"]
     for repository in ("local", "second"):
@@ -180,6 +181,7 @@ def test_a_drill_fails_with_every_reason_and_records_it(
         in reasons
     )
     assert reasons[-1].startswith("no recovery time measured")
+    assert record["restore_proved"] is False
     # the one check that holds still passed
     assert {c["name"] for c in record["checks"] if c["ok"]} == {"every film has a language"}
     (key,) = setup.records("local", backup)
@@ -211,6 +213,8 @@ def test_pick_oldest_and_random_and_a_staging_server(
     assert record["reasons"] == [
         f"recovery took {seconds_text(record['rto_seconds'])}, over the RTO objective of 1s"
     ]
+    # only the objective was missed: the backup restored, and retention still counts it
+    assert record["restore_proved"] is True
     setup.configure()
 
     # the same server as a staging server: a throw-away database, dropped afterwards

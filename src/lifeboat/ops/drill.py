@@ -151,6 +151,16 @@ def drill_backup(
         rpo_seconds=run.rpo_seconds,
         objectives=objectives,
     )
+    # the same without objectives: whether the backup restores at all, which retention
+    # asks (an old backup's RPO always exceeds the objective)
+    unproved = verdict_reasons(
+        problems=run.problems,
+        tables=run.tables,
+        checks=run.checks,
+        rto_seconds=clock.rto_seconds,
+        rpo_seconds=run.rpo_seconds,
+        objectives=Objectives(),
+    )
     finished_at = datetime.now(UTC)
     record = DrillRecord(
         drill_id=f"{started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
@@ -176,6 +186,7 @@ def drill_backup(
         lifeboat_version=__version__,
         host=socket.gethostname(),
         operator=options.operator or _os_user(),
+        restore_proved=not unproved,
     )
     _log_outcome(record)
     record_drill(repositories_holding(ctx, record.source, record.backup), record)
