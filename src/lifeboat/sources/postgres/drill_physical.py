@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from lifeboat.postgres.recovery import AUTO_CONF, setting_lines
 from lifeboat.postgres.server import UNREAD, PgCtl, log_last_lines, start_and_wait, stop_reason
 from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo.fetch import require_free_space
+from lifeboat.repo.manifest import Manifest
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
-from lifeboat.sources.postgres import drill_checks
+from lifeboat.sources.postgres import drill_checks, incremental
 from lifeboat.sources.postgres.physical_files import STAGED_WAL
 from lifeboat.sources.postgres.physical_restore import (
     LOG_LINES_SHOWN,
@@ -121,6 +123,14 @@ def _recover(pg_ctl: PgCtl, has_target: bool) -> tuple[int, tuple[str | None, st
     raise AssertionError("unreachable")
 
 
+def space_needed(chain: Sequence[Manifest]) -> int:
+    """The plaintext of every backup of the chain (oldest first), extracted; for an
+    incremental chain, also the cluster pg_combinebackup writes from it, about the size of
+    its full backup."""
+    extracted = sum(member.plain_size for member in chain)
+    return extracted + (chain[0].plain_size if len(chain) > 1 else 0)
+
+
 def _timestamp(text: str | None) -> datetime | None:
     if not text or text == UNREAD:
         return None
@@ -141,9 +151,13 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
     target = (
         RecoveryTarget("time", request.to_time) if request.to_time else RecoveryTarget("latest")
     )
+    try:
+        chain = incremental.chain(request.repository, manifest)
+    except IntegrityError:
+        chain = [manifest]  # a broken chain: the restore below finds it, and it is recorded
     with DrillWorkspace(request.work_dir, f"{manifest.source}-{manifest.id}") as space:
-        # the files of the whole chain; the WAL replayed is fetched as recovery asks for it
-        require_free_space(space.path, manifest.plain_size, f"the drill of {manifest.id}")
+        # the WAL replayed is fetched as recovery asks for it
+        require_free_space(space.path, space_needed(chain), f"the drill of {manifest.id}")
         pgdata = space.path / "data"
         space.note_server(pgdata, bin_dir)
         try:
