@@ -97,13 +97,16 @@ sql = \"\"\"SELECT current_setting('external_pid_file') = ''
 def test_the_restored_copy_keeps_away_from_the_source_host(archiving: Archiving) -> None:
     # settings that travel with the backup and, in a copy started on the source's host,
     # would reach the source: its pid file, its synchronous standbys (depth full commits
-    # CREATE EXTENSION amcheck), its subscriptions. Written, not reloaded: the source
-    # itself goes on without them.
+    # CREATE EXTENSION amcheck), its subscriptions; or stop the copy's recovery. Written,
+    # not reloaded: the source itself goes on without them.
     pid_file = archiving.home / "source.pid"
     pid_file.write_text("the source's\n")
     shutil.chown(pid_file, *_owner_of(archiving.home))  # as the server could write it
     archiving.cluster.psql(f"ALTER SYSTEM SET external_pid_file = '{pid_file}'")
     archiving.cluster.psql("ALTER SYSTEM SET synchronous_standby_names = 'no_such_standby'")
+    # what a cluster once restored to a point keeps: it would stop this recovery before
+    # the backup's end
+    archiving.cluster.psql("ALTER SYSTEM SET recovery_target_time = '2001-01-01 00:00:00+00'")
     archiving.commit(1, 3)
     backup = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
     archiving.switch_and_wait()
