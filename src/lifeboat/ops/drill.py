@@ -143,24 +143,21 @@ def drill_backup(
         raise DecryptionKeyError(
             f"a drill decrypts the backup, so it needs the identity (private key): {exc.message}"
         ) from None
-    reasons = verdict_reasons(
-        problems=run.problems,
-        tables=run.tables,
-        checks=run.checks,
-        rto_seconds=clock.rto_seconds,
-        rpo_seconds=run.rpo_seconds,
-        objectives=objectives,
-    )
+
+    def reasons_against(judged_by: Objectives) -> list[str]:
+        return verdict_reasons(
+            problems=run.problems,
+            tables=run.tables,
+            checks=run.checks,
+            rto_seconds=clock.rto_seconds,
+            rpo_seconds=run.rpo_seconds,
+            objectives=judged_by,
+        )
+
+    reasons = reasons_against(objectives)
     # the same without objectives: whether the backup restores at all, which retention
     # asks (an old backup's RPO always exceeds the objective)
-    unproved = verdict_reasons(
-        problems=run.problems,
-        tables=run.tables,
-        checks=run.checks,
-        rto_seconds=clock.rto_seconds,
-        rpo_seconds=run.rpo_seconds,
-        objectives=Objectives(),
-    )
+    unproved = reasons_against(Objectives())
     finished_at = datetime.now(UTC)
     record = DrillRecord(
         drill_id=f"{started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
