@@ -21,6 +21,7 @@ from lifeboat.pipeline.crypto import write_identity
 from lifeboat.policy.drill import seconds_text
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.repo.manifest import decode, encode
+from tests.processes import running
 from tests.waiting import wait_for
 
 from .helpers import LIFEBOAT, Workspace, error_line
@@ -297,6 +298,34 @@ def test_a_killed_drill_leaves_no_record_and_the_next_one_cleans_up(
     # only the drill that finished left a record
     (key,) = setup.records("local", backup)
     assert json.loads(key.read_text())["drill_id"] == report["drills"][0]["drill_id"]
+
+
+@on_oldest_major
+def test_a_drill_stopped_with_sigterm_cleans_up_before_it_exits(
+    pg_cluster: ScratchCluster, production: str, tmp_path: Path, work_dir: Path
+) -> None:
+    # a service manager's stop or `timeout`: the drill's scratch server must not run on
+    # until the next drill, perhaps months later
+    slow = '[[sources.wms.drill.checks]]\nname = "slow"\nsql = "SELECT true FROM pg_sleep(600)"\n'
+    setup = DrillSetup(tmp_path, pg_cluster.dsn(production), work_dir)
+    setup.configure(checks=slow)
+    backup = setup.ws.run_json("backup", "wms")["id"]
+    with running(
+        [LIFEBOAT, "--config", str(setup.ws.config), "drill", "wms", "--depth", "quick"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as drill:
+        port = wait_for(lambda: _scratch_port_running_check(work_dir), "the slow check", 300)
+        drill.send_signal(signal.SIGTERM)
+        _, stderr = drill.communicate(timeout=120)
+    assert drill.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "lifeboat: error: aborted"  # as Ctrl-C
+    assert setup.leftovers() == []
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"host=127.0.0.1 port={port} user=postgres connect_timeout=5").close()
+    assert setup.records("local", backup) == []
 
 
 def _scratch_port_running_check(work_dir: Path) -> int | None:
