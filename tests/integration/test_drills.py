@@ -162,6 +162,7 @@ def test_a_drill_fails_with_every_reason_and_records_it(
             ("not boolean", "SELECT 42"),
             ("no row", "SELECT true WHERE false"),
             ("two statements", "SELECT true; SELECT false"),
+            ("null", "SELECT max(1) > 0 WHERE false"),
         )
     )
     setup.configure(objectives='rto = "1s"\n', checks=checks)
@@ -181,6 +182,7 @@ def test_a_drill_fails_with_every_reason_and_records_it(
         "check 'two statements' failed: holds more than one statement; a check is one query"
         in reasons
     )
+    assert "check 'null' failed: returned NULL" in reasons
     assert reasons[-1].startswith("no recovery time measured")
     assert record["restore_proved"] is False
     # the one check that holds still passed

@@ -91,6 +91,8 @@ def run_check(endpoint: PgEndpoint, check: DrillCheckConfig) -> CheckResult:
     if len(rows) > 1 or len(rows[0]) != 1:
         return result(False, "returned more than one value; a check returns one boolean")
     value = rows[0][0]
+    if value is None:  # e.g. max() over no rows compared: unknown is no pass
+        return result(False, "returned NULL")
     if not isinstance(value, bool):
         return result(False, f"returned {_value_text(value)}, not a boolean")
     return result(value, "true" if value else "returned false")
