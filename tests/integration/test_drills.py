@@ -96,6 +96,9 @@ class DrillSetup:
         folder = self.ws.root / ("repo" if repository == "local" else repository)
         return sorted((folder / "wms" / "drills" / backup).glob("*.json"))
 
+    def drill_command(self, *args: str) -> list[str]:
+        return [LIFEBOAT, "--config", str(self.ws.config), "drill", "wms", *args]
+
     def leftovers(self) -> list[Path]:
         return sorted(self.work_dir.glob("lifeboat-drill-*"))
 
@@ -272,12 +275,9 @@ def test_what_keeps_a_drill_from_running_is_one_line_and_no_record(
 def test_a_killed_drill_leaves_no_record_and_the_next_one_cleans_up(
     pg_cluster: ScratchCluster, production: str, tmp_path: Path, work_dir: Path
 ) -> None:
-    slow = '[[sources.wms.drill.checks]]\nname = "slow"\nsql = "SELECT true FROM pg_sleep(600)"\n'
-    setup = DrillSetup(tmp_path, pg_cluster.dsn(production), work_dir)
-    setup.configure(checks=slow)
-    backup = setup.ws.run_json("backup", "wms")["id"]
+    setup, backup = _backed_up_with_a_slow_check(pg_cluster.dsn(production), tmp_path, work_dir)
     drill = subprocess.Popen(
-        [LIFEBOAT, "--config", str(setup.ws.config), "drill", "wms", "--depth", "quick"],
+        setup.drill_command("--depth", "quick"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -308,12 +308,9 @@ def test_a_drill_stopped_with_sigterm_cleans_up_before_it_exits(
 ) -> None:
     # a service manager's stop or `timeout`: the drill's scratch server must not run on
     # until the next drill, perhaps months later
-    slow = '[[sources.wms.drill.checks]]\nname = "slow"\nsql = "SELECT true FROM pg_sleep(600)"\n'
-    setup = DrillSetup(tmp_path, pg_cluster.dsn(production), work_dir)
-    setup.configure(checks=slow)
-    backup = setup.ws.run_json("backup", "wms")["id"]
+    setup, backup = _backed_up_with_a_slow_check(pg_cluster.dsn(production), tmp_path, work_dir)
     with running(
-        [LIFEBOAT, "--config", str(setup.ws.config), "drill", "wms", "--depth", "quick"],
+        setup.drill_command("--depth", "quick"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -328,6 +325,17 @@ def test_a_drill_stopped_with_sigterm_cleans_up_before_it_exits(
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(f"host=127.0.0.1 port={port} user=postgres connect_timeout=5").close()
     assert setup.records("local", backup) == []
+
+
+def _backed_up_with_a_slow_check(
+    dsn: str, tmp_path: Path, work_dir: Path
+) -> tuple[DrillSetup, str]:
+    """A backup, and a drill check that runs for ten minutes: time to stop the drill while
+    its scratch server serves the restored database."""
+    slow = '[[sources.wms.drill.checks]]\nname = "slow"\nsql = "SELECT true FROM pg_sleep(600)"\n'
+    setup = DrillSetup(tmp_path, dsn, work_dir)
+    setup.configure(checks=slow)
+    return setup, setup.ws.run_json("backup", "wms")["id"]
 
 
 def _scratch_port_running_check(work_dir: Path) -> int | None:
