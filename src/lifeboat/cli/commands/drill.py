@@ -8,6 +8,7 @@ from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.errors import DrillFailedError, UsageError
 from lifeboat.repo.drills import DrillRecord
+from lifeboat.util.proc import interrupt_on_sigterm
 
 
 def _seconds(value: float | None) -> str:
@@ -106,7 +107,10 @@ def command(
         operator=operator,
         repository=repo_name,
     )
-    report = drill(ctx, sources, options)
+    # stopped by a service manager or `timeout`, a drill still stops its scratch server
+    # and removes its folder on the way out
+    with interrupt_on_sigterm():
+        report = drill(ctx, sources, options)
     if wants_json(as_json):
         output.print_json(
             {
