@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -49,6 +49,9 @@ class DrillOptions:
     depth: Depth | None = None  # else the source's configured depth
     operator: str | None = None
     repository: str | None = None
+    # when the command began (time.monotonic()): the first drill's recovery time runs from
+    # it, the others' from their own start
+    began: float | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ def drill(ctx: Context, sources: list[str], options: DrillOptions) -> DrillRepor
     for name in sources:
         try:
             report.records += drill_source(ctx, name, options)
+            options = replace(options, began=None)
         except LifeboatError as exc:
             if len(sources) == 1:
                 raise
@@ -105,14 +109,19 @@ def drill_source(ctx: Context, source: str, options: DrillOptions) -> list[Drill
     repo, manifests = first_that_serves(
         ctx.repositories_to_read(source, options.repository), choose
     )
-    return [drill_backup(ctx, repo, manifest, options, picked) for manifest in manifests]
+    records = []
+    for manifest in manifests:
+        records.append(drill_backup(ctx, repo, manifest, options, picked))
+        options = replace(options, began=None)
+    return records
 
 
 def drill_backup(
     ctx: Context, repo: Repository, manifest: Manifest, options: DrillOptions, picked: str
 ) -> DrillRecord:
-    began = time.monotonic()
-    started_at = datetime.now(UTC)
+    now = time.monotonic()
+    began = options.began if options.began is not None else now
+    started_at = datetime.now(UTC) - timedelta(seconds=now - began)
     config = ctx.source(manifest.source)
     objectives = Objectives.parse(config.objectives.rto, config.objectives.rpo)
     depth = options.depth or config.drill.depth

@@ -87,6 +87,7 @@ def command(
     RTO and RPO, and record the result in the repository."""
     from lifeboat.ops.drill import DrillOptions, drill
     from lifeboat.policy.retention import parse_duration
+    from lifeboat.util.clock import PROCESS_STARTED
 
     if every_source == bool(source):
         raise UsageError("name a SOURCE or pass --all")
@@ -106,6 +107,7 @@ def command(
         depth=depth,  # type: ignore[arg-type]
         operator=operator,
         repository=repo_name,
+        began=PROCESS_STARTED,
     )
     # stopped by a service manager or `timeout`, a drill still stops its scratch server
     # and removes its folder on the way out
