@@ -122,7 +122,7 @@ def test_a_logical_drill_restores_compares_measures_and_records(
     # the partitioned parent holds no rows of its own: its partitions are counted
     assert set(TABLES) - {"public.payment"} <= compared
     names = [p["name"] for p in record["phases"]]
-    assert names == ["start", "fetch", "restore", "verify", "checks"]
+    assert names == ["prepare", "start", "fetch", "restore", "verify", "checks"]
     phases_to_ready = sum(p["seconds"] for p in record["phases"] if p["name"] != "checks")
     assert phases_to_ready <= record["rto_seconds"]
     assert {c["name"]: c["ok"] for c in record["checks"]} == {

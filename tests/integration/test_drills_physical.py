@@ -61,7 +61,7 @@ def test_a_physical_drill_recovers_to_the_latest_commit(archiving: Archiving) ->
     (record,) = report["drills"]
     assert record["verdict"] == "pass", record["reasons"]
     assert record["backup"] == backup["id"] and record["kind"] == "physical"
-    assert [p["name"] for p in record["phases"]] == ["restore", "replay", "checks"]
+    assert [p["name"] for p in record["phases"]] == ["prepare", "restore", "replay", "checks"]
     checks = {c["name"]: c for c in record["checks"]}
     assert checks["events survived"]["ok"]
     assert all(c["ok"] for c in checks.values()), checks
