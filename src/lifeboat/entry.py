@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import lifeboat.util.clock  # noqa: F401  (early: it notes when the command started)
+
 _POSITIONALS = {"wal-push": 2, "wal-fetch": 3}
 # options the lean path takes after the command: restore_command names the repository a
 # restore came from (`wal-fetch --repo NAME SOURCE %f %p`)

@@ -21,6 +21,7 @@ from lifeboat.pipeline.crypto import write_identity
 from lifeboat.policy.drill import seconds_text
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.repo.manifest import decode, encode
+from tests.processes import running
 from tests.waiting import wait_for
 
 from .helpers import LIFEBOAT, Workspace, error_line
@@ -95,6 +96,9 @@ class DrillSetup:
         folder = self.ws.root / ("repo" if repository == "local" else repository)
         return sorted((folder / "wms" / "drills" / backup).glob("*.json"))
 
+    def drill_command(self, *args: str) -> list[str]:
+        return [LIFEBOAT, "--config", str(self.ws.config), "drill", "wms", *args]
+
     def leftovers(self) -> list[Path]:
         return sorted(self.work_dir.glob("lifeboat-drill-*"))
 
@@ -118,7 +122,7 @@ def test_a_logical_drill_restores_compares_measures_and_records(
     # the partitioned parent holds no rows of its own: its partitions are counted
     assert set(TABLES) - {"public.payment"} <= compared
     names = [p["name"] for p in record["phases"]]
-    assert names == ["start", "fetch", "restore", "verify", "checks"]
+    assert names == ["prepare", "start", "fetch", "restore", "verify", "checks"]
     phases_to_ready = sum(p["seconds"] for p in record["phases"] if p["name"] != "checks")
     assert phases_to_ready <= record["rto_seconds"]
     assert {c["name"]: c["ok"] for c in record["checks"]} == {
@@ -127,6 +131,7 @@ def test_a_logical_drill_restores_compares_measures_and_records(
     }
     assert record["rpo_method"] == "snapshot" and record["rpo_seconds"] >= 0
     assert record["objectives"] == {"rto_seconds": 14400.0, "rpo_seconds": 3600.0}
+    assert record["restore_proved"] is True
     # the proof is in both repositories, the scratch instance and its folder are gone
     assert sorted(record["repositories"]) == ["local", "second"]
     for repository in ("local", "second"):
@@ -159,6 +164,8 @@ def test_a_drill_fails_with_every_reason_and_records_it(
             ("error", "SELECT * FROM no_such_table"),
             ("not boolean", "SELECT 42"),
             ("no row", "SELECT true WHERE false"),
+            ("two statements", "SELECT true; SELECT false"),
+            ("null", "SELECT max(1) > 0 WHERE false"),
         )
     )
     setup.configure(objectives='rto = "1s"\n', checks=checks)
@@ -174,7 +181,13 @@ def test_a_drill_fails_with_every_reason_and_records_it(
     assert any(r.startswith("check 'error' failed: error: relation") for r in reasons)
     assert "check 'not boolean' failed: returned 42, not a boolean" in reasons
     assert "check 'no row' failed: returned no row" in reasons
+    assert (
+        "check 'two statements' failed: holds more than one statement; a check is one query"
+        in reasons
+    )
+    assert "check 'null' failed: returned NULL" in reasons
     assert reasons[-1].startswith("no recovery time measured")
+    assert record["restore_proved"] is False
     # the one check that holds still passed
     assert {c["name"] for c in record["checks"] if c["ok"]} == {"every film has a language"}
     (key,) = setup.records("local", backup)
@@ -206,6 +219,8 @@ def test_pick_oldest_and_random_and_a_staging_server(
     assert record["reasons"] == [
         f"recovery took {seconds_text(record['rto_seconds'])}, over the RTO objective of 1s"
     ]
+    # only the objective was missed: the backup restored, and retention still counts it
+    assert record["restore_proved"] is True
     setup.configure()
 
     # the same server as a staging server: a throw-away database, dropped afterwards
@@ -260,12 +275,9 @@ def test_what_keeps_a_drill_from_running_is_one_line_and_no_record(
 def test_a_killed_drill_leaves_no_record_and_the_next_one_cleans_up(
     pg_cluster: ScratchCluster, production: str, tmp_path: Path, work_dir: Path
 ) -> None:
-    slow = '[[sources.wms.drill.checks]]\nname = "slow"\nsql = "SELECT true FROM pg_sleep(600)"\n'
-    setup = DrillSetup(tmp_path, pg_cluster.dsn(production), work_dir)
-    setup.configure(checks=slow)
-    backup = setup.ws.run_json("backup", "wms")["id"]
+    setup, backup = _backed_up_with_a_slow_check(pg_cluster.dsn(production), tmp_path, work_dir)
     drill = subprocess.Popen(
-        [LIFEBOAT, "--config", str(setup.ws.config), "drill", "wms", "--depth", "quick"],
+        setup.drill_command("--depth", "quick"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -288,6 +300,42 @@ def test_a_killed_drill_leaves_no_record_and_the_next_one_cleans_up(
     # only the drill that finished left a record
     (key,) = setup.records("local", backup)
     assert json.loads(key.read_text())["drill_id"] == report["drills"][0]["drill_id"]
+
+
+@on_oldest_major
+def test_a_drill_stopped_with_sigterm_cleans_up_before_it_exits(
+    pg_cluster: ScratchCluster, production: str, tmp_path: Path, work_dir: Path
+) -> None:
+    # a service manager's stop or `timeout`: the drill's scratch server must not run on
+    # until the next drill, perhaps months later
+    setup, backup = _backed_up_with_a_slow_check(pg_cluster.dsn(production), tmp_path, work_dir)
+    with running(
+        setup.drill_command("--depth", "quick"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as drill:
+        port = wait_for(lambda: _scratch_port_running_check(work_dir), "the slow check", 300)
+        drill.send_signal(signal.SIGTERM)
+        _, stderr = drill.communicate(timeout=120)
+    assert drill.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "lifeboat: error: aborted"  # as Ctrl-C
+    assert setup.leftovers() == []
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"host=127.0.0.1 port={port} user=postgres connect_timeout=5").close()
+    assert setup.records("local", backup) == []
+
+
+def _backed_up_with_a_slow_check(
+    dsn: str, tmp_path: Path, work_dir: Path
+) -> tuple[DrillSetup, str]:
+    """A backup, and a drill check that runs for ten minutes: time to stop the drill while
+    its scratch server serves the restored database."""
+    slow = '[[sources.wms.drill.checks]]\nname = "slow"\nsql = "SELECT true FROM pg_sleep(600)"\n'
+    setup = DrillSetup(tmp_path, dsn, work_dir)
+    setup.configure(checks=slow)
+    return setup, setup.ws.run_json("backup", "wms")["id"]
 
 
 def _scratch_port_running_check(work_dir: Path) -> int | None:

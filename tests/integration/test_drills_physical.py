@@ -61,7 +61,7 @@ def test_a_physical_drill_recovers_to_the_latest_commit(archiving: Archiving) ->
     (record,) = report["drills"]
     assert record["verdict"] == "pass", record["reasons"]
     assert record["backup"] == backup["id"] and record["kind"] == "physical"
-    assert [p["name"] for p in record["phases"]] == ["restore", "replay", "checks"]
+    assert [p["name"] for p in record["phases"]] == ["prepare", "restore", "replay", "checks"]
     checks = {c["name"]: c for c in record["checks"]}
     assert checks["events survived"]["ok"]
     assert all(c["ok"] for c in checks.values()), checks
@@ -82,6 +82,49 @@ def test_a_physical_drill_recovers_to_the_latest_commit(archiving: Archiving) ->
     assert archiving.cluster.psql("SELECT count(*) FROM events") == "20"
     assert archiving.cluster.psql("SELECT timeline_id FROM pg_control_checkpoint()") == "1"
     assert datetime.now(UTC) > started
+
+
+SOURCE_ONLY = """
+[[sources.wms.drill.checks]]
+name = "scratch settings"
+sql = \"\"\"SELECT current_setting('external_pid_file') = ''
+  AND current_setting('synchronous_standby_names') = ''
+  AND current_setting('max_logical_replication_workers') = '0'\"\"\"
+"""
+
+
+@on_oldest_major
+def test_the_restored_copy_keeps_away_from_the_source_host(archiving: Archiving) -> None:
+    # settings that travel with the backup and, in a copy started on the source's host,
+    # would reach the source: its pid file, its synchronous standbys (depth full commits
+    # CREATE EXTENSION amcheck), its subscriptions; or stop the copy's recovery. Written,
+    # not reloaded: the source itself goes on without them.
+    pid_file = archiving.home / "source.pid"
+    pid_file.write_text("the source's\n")
+    shutil.chown(pid_file, *_owner_of(archiving.home))  # as the server could write it
+    archiving.cluster.psql(f"ALTER SYSTEM SET external_pid_file = '{pid_file}'")
+    archiving.cluster.psql("ALTER SYSTEM SET synchronous_standby_names = 'no_such_standby'")
+    # what a cluster once restored to a point keeps: it would stop this recovery before
+    # the backup's end
+    archiving.cluster.psql("ALTER SYSTEM SET recovery_target_time = '2001-01-01 00:00:00+00'")
+    archiving.commit(1, 3)
+    backup = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
+    archiving.switch_and_wait()
+    _configure(archiving, 3)
+    archiving.config.write_text(archiving.config.read_text() + SOURCE_ONLY)
+
+    code, report = _drill(archiving, "--depth", "full")
+    assert code == 0, report["stderr"]
+    (record,) = report["drills"]
+    assert record["verdict"] == "pass", record["reasons"]
+    assert pid_file.read_text() == "the source's\n"
+    # nothing committed since the backup: the window is measured from its start, and judged
+    assert record["rpo_method"] == "backup start (no commit replayed)"
+    shown = json.loads(archiving.lifeboat("show", backup["id"], "--json").stdout)
+    lost = datetime.fromisoformat(record["started_at"]) - datetime.fromisoformat(
+        shown["started_at"]
+    )
+    assert record["rpo_seconds"] == round(lost.total_seconds(), 3)
 
 
 @on_oldest_major

@@ -112,6 +112,7 @@ def test_copy_replicates_what_is_missing_checks_it_and_resumes(
             "wal_files_copied": 0,
             "wal_files_already_there": 0,
             "hold_records_copied": 0,
+            "drill_records_copied": 0,
             "bytes_copied": copied[0]["bytes_copied"],
             "leftovers_removed": [],
             "unfinished_uploads_removed": [],

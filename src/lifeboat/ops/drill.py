@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -18,7 +18,15 @@ from lifeboat import __version__
 from lifeboat.context import Context
 from lifeboat.errors import DecryptionKeyError, LifeboatError
 from lifeboat.ops.drill_records import record_drill, repositories_holding
-from lifeboat.policy.drill import Objectives, Pick, pick_backups, seconds_text, verdict_reasons
+from lifeboat.policy.drill import (
+    Objectives,
+    Pick,
+    check_reaches,
+    pick_backups,
+    seconds_text,
+    verdict_reasons,
+)
+from lifeboat.policy.recovery import parse_time
 from lifeboat.policy.retention import duration_text
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
@@ -41,6 +49,9 @@ class DrillOptions:
     depth: Depth | None = None  # else the source's configured depth
     operator: str | None = None
     repository: str | None = None
+    # when the command began (time.monotonic()): the first drill's recovery time runs from
+    # it, the others' from their own start
+    began: float | None = None
 
 
 @dataclass
@@ -61,6 +72,7 @@ def drill(ctx: Context, sources: list[str], options: DrillOptions) -> DrillRepor
     for name in sources:
         try:
             report.records += drill_source(ctx, name, options)
+            options = replace(options, began=None)
         except LifeboatError as exc:
             if len(sources) == 1:
                 raise
@@ -75,28 +87,41 @@ def drill_source(ctx: Context, source: str, options: DrillOptions) -> list[Drill
     if options.pick == "random" and options.within is not None:
         picked = f"random (within {duration_text(options.within)})"
 
+    # a drill to a time recovers a physical backup finished by then: a logical one, or one
+    # finished later, cannot be drilled to it (and must not fail a drill for it)
+    until = parse_time(options.to_time) if options.to_time else None
+
     def choose(repo: Repository) -> list[Manifest]:
         repo.ensure_initialised()
         if options.backup:
-            return [repo.load_manifest(source, options.backup)]
+            manifest = repo.load_manifest(source, options.backup)
+            if until is not None:
+                check_reaches(manifest, until)
+            return [manifest]
         return pick_backups(
             repo.list_backups(source),
             options.pick,
             within=options.within,
             now=datetime.now(UTC),
+            until=until,
         )
 
     repo, manifests = first_that_serves(
         ctx.repositories_to_read(source, options.repository), choose
     )
-    return [drill_backup(ctx, repo, manifest, options, picked) for manifest in manifests]
+    records = []
+    for manifest in manifests:
+        records.append(drill_backup(ctx, repo, manifest, options, picked))
+        options = replace(options, began=None)
+    return records
 
 
 def drill_backup(
     ctx: Context, repo: Repository, manifest: Manifest, options: DrillOptions, picked: str
 ) -> DrillRecord:
-    began = time.monotonic()
-    started_at = datetime.now(UTC)
+    now = time.monotonic()
+    began = options.began if options.began is not None else now
+    started_at = datetime.now(UTC) - timedelta(seconds=now - began)
     config = ctx.source(manifest.source)
     objectives = Objectives.parse(config.objectives.rto, config.objectives.rpo)
     depth = options.depth or config.drill.depth
@@ -127,14 +152,21 @@ def drill_backup(
         raise DecryptionKeyError(
             f"a drill decrypts the backup, so it needs the identity (private key): {exc.message}"
         ) from None
-    reasons = verdict_reasons(
-        problems=run.problems,
-        tables=run.tables,
-        checks=run.checks,
-        rto_seconds=clock.rto_seconds,
-        rpo_seconds=run.rpo_seconds,
-        objectives=objectives,
-    )
+
+    def reasons_against(judged_by: Objectives) -> list[str]:
+        return verdict_reasons(
+            problems=run.problems,
+            tables=run.tables,
+            checks=run.checks,
+            rto_seconds=clock.rto_seconds,
+            rpo_seconds=run.rpo_seconds,
+            objectives=judged_by,
+        )
+
+    reasons = reasons_against(objectives)
+    # the same without objectives: whether the backup restores at all, which retention
+    # asks (an old backup's RPO always exceeds the objective)
+    unproved = reasons_against(Objectives())
     finished_at = datetime.now(UTC)
     record = DrillRecord(
         drill_id=f"{started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}",
@@ -160,6 +192,7 @@ def drill_backup(
         lifeboat_version=__version__,
         host=socket.gethostname(),
         operator=options.operator or _os_user(),
+        restore_proved=not unproved,
     )
     _log_outcome(record)
     record_drill(repositories_holding(ctx, record.source, record.backup), record)

@@ -33,7 +33,13 @@ def record_drill(repositories: Sequence[Repository], record: DrillRecord) -> lis
     """Write the record once into each repository (those holding the backup); the names of
     those it was written to, also left in record.repositories. One that cannot take it is a
     warning: the others keep the evidence. None taking it is an error, as the drill's
-    evidence would be lost."""
+    evidence would be lost; so is no repository holding the backup any more (a prune
+    deleted it while it was drilled)."""
+    if not repositories:
+        raise RepositoryError(
+            f"backup {record.source}/{record.backup} is in no repository any more (pruned "
+            f"while it was drilled?): the record of drill {record.drill_id} was not written"
+        )
     # the body names where it is written, so a copy read from one repository tells where
     # the others are
     record.repositories = [repo.name for repo in repositories]

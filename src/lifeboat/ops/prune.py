@@ -29,7 +29,7 @@ from lifeboat.policy.retention import (
 from lifeboat.policy.wal_expiry import expire_wal
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
-from lifeboat.repo.drills import newest_verdicts
+from lifeboat.repo.drills import unproved_backups
 from lifeboat.repo.manifest import Manifest, kind_name
 from lifeboat.repo.records import (
     actor,
@@ -142,7 +142,7 @@ def plan(
     holds = current_holds(repo.storage, source)
     checks = verifications(repo.storage, source)
     failed = checks.failed
-    drills = newest_verdicts(repo.storage, source)
+    unproved = unproved_backups(repo.storage, source)
     backups = [
         Backup(
             id=m.id,
@@ -150,7 +150,7 @@ def plan(
             started_at=m.started_at,
             parent=m.physical.parent if m.physical else None,
             verification_failed=m.id in failed,
-            drill_failed=m.id in drills and drills[m.id].verdict == "fail",
+            drill_failed=m.id in unproved,
             held=m.id in holds and holds[m.id].active(now),
             safety_before=safety_before(m),
             wal_base=m.physical is not None,

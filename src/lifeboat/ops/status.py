@@ -111,12 +111,18 @@ def drill_status(
     here: status shows the error of each of the source's own repositories (a copy target's
     goes to the debug log)."""
     entries: list[DrillEntry] = []
+    kept: set[str] = set()
     for repo in repos:
         try:
             entries += drill_entries(repo.storage, source)
+            kept.update(repo.committed_ids(source))
         except LifeboatError as exc:
             log.debug("drill records of %s in %s not listed: %s", source, repo.name, exc.message)
     entries.sort(key=lambda e: e.at)
+    # a drill of one kind must not hide the failure of another's: the newest drill of each
+    # backup still kept, failed
+    newest_of_backup = {e.backup: e for e in entries}
+    failing = sorted(b for b, e in newest_of_backup.items() if not e.passed and b in kept)
     passes = [e for e in entries if e.passed]
     newest_pass = passes[-1] if passes else None
     is_overdue = overdue(newest_pass.at if newest_pass else None, every, now)
@@ -125,6 +131,7 @@ def drill_status(
         "newest_pass": _drill_entry(newest_pass, now),
         "drill_every": duration_text(every) if every else None,
         "overdue": is_overdue,
+        "failing": failing,
         "due_at": (newest_pass.at + every).isoformat() if every and newest_pass else None,
     }
 
@@ -182,6 +189,11 @@ def damaged_backups(reports: list[dict[str, Any]]) -> list[str]:
         for repo in report["repositories"]
         for bad in repo["damaged_backups"]
     ]
+
+
+def failing_drills(reports: list[dict[str, Any]]) -> list[str]:
+    """`source/backup` of every kept backup whose newest drill failed."""
+    return [f"{r['source']}/{backup}" for r in reports for backup in r["drills"]["failing"]]
 
 
 def overdue_drills(reports: list[dict[str, Any]]) -> list[str]:

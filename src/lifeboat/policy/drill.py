@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from lifeboat.errors import BackupNotFoundError
+from lifeboat.errors import BackupNotFoundError, UsageError
 from lifeboat.policy.retention import duration_text, parse_duration
 from lifeboat.repo.drills import CheckResult, TableComparison
 from lifeboat.repo.manifest import Manifest
@@ -44,12 +44,17 @@ def pick_backups(
     within: timedelta | None,
     now: datetime,
     chooser: random.Random | None = None,
+    until: datetime | None = None,
 ) -> list[Manifest]:
     """One backup of each type the source has (safety backups of restores left out): the
-    newest, the oldest, or one at random; `within` keeps only those finished that recently."""
+    newest, the oldest, or one at random; `within` keeps only those finished that recently;
+    `until` (a recovery target time) only the physical backups that recovery can stop at it,
+    those finished by then."""
     candidates = [m for m in manifests if not m.safety]
     if within is not None:
         candidates = [m for m in candidates if now - m.finished_at <= within]
+    if until is not None:
+        candidates = [m for m in candidates if m.physical is not None and m.finished_at <= until]
     chosen = []
     for kind in sorted({m.type for m in candidates}):
         of_kind = sorted((m for m in candidates if m.type == kind), key=lambda m: m.id)
@@ -60,9 +65,25 @@ def pick_backups(
         else:
             chosen.append((chooser or random.SystemRandom()).choice(of_kind))
     if not chosen:
-        span = f" finished in the last {duration_text(within)}" if within is not None else ""
-        raise BackupNotFoundError(f"no backup{span} to drill")
+        spans = [f"in the last {duration_text(within)}"] if within is not None else []
+        spans += [f"by {until.isoformat()}"] if until is not None else []
+        what = "physical backup" if until is not None else "backup"
+        finished = f" finished {' and '.join(spans)}" if spans else ""
+        raise BackupNotFoundError(f"no {what}{finished} to drill")
     return chosen
+
+
+def check_reaches(manifest: Manifest, until: datetime) -> None:
+    """A backup named for a drill to a recovery target time must be able to stop there:
+    physical, and finished by then (recovery cannot stop inside the backup). Else a usage
+    error, not a failed drill recorded against a good backup."""
+    if manifest.physical is None:
+        raise UsageError(f"--to-time recovers a physical backup; {manifest.id} is {manifest.type}")
+    if manifest.finished_at > until:
+        raise UsageError(
+            f"backup {manifest.id} finished at {manifest.finished_at.isoformat()}, after "
+            f"--to-time {until.isoformat()}: recovery cannot stop before a backup's end"
+        )
 
 
 def verdict_reasons(

@@ -17,6 +17,16 @@ from lifeboat.repo.manifest import Manifest, TablespaceEntry
 TargetKind = Literal["latest", "time", "lsn", "xid", "name", "immediate"]
 
 
+# PostgreSQL's settings that each name where recovery stops; at most one may be set
+TARGET_SETTINGS = (
+    "recovery_target",
+    "recovery_target_lsn",
+    "recovery_target_name",
+    "recovery_target_time",
+    "recovery_target_xid",
+)
+
+
 @dataclass(frozen=True)
 class RecoveryTarget:
     kind: TargetKind = "latest"
@@ -25,8 +35,17 @@ class RecoveryTarget:
     timeline: str = "latest"
 
     def settings(self) -> dict[str, str]:
-        """recovery_target_* settings for postgresql.auto.conf."""
-        values: dict[str, str] = {"recovery_target_timeline": self.timeline}
+        """recovery_target_* settings for postgresql.auto.conf. Every target but this one is
+        emptied first: a cluster once restored to a point keeps that target in its
+        postgresql.auto.conf, and its base backups carry it; left alone, it would stop this
+        recovery there (or refuse it). Emptied before the one set, as PostgreSQL refuses a
+        second target, even an empty one, after a first."""
+        chosen = {
+            "latest": None,
+            "immediate": "recovery_target",
+        }.get(self.kind, f"recovery_target_{self.kind}")
+        values: dict[str, str] = {name: "" for name in TARGET_SETTINGS if name != chosen}
+        values["recovery_target_timeline"] = self.timeline
         if self.kind == "immediate":
             values["recovery_target"] = "immediate"
         elif self.kind != "latest":

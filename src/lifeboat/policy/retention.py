@@ -8,9 +8,10 @@ A backup may be kept by several rules; every rule that keeps it is reported.
 
 Each kind of backup is counted on its own: the kinds are those the backups have (logical
 and physical backups of PostgreSQL today, any kind a source adds later), none is named here.
-Backups whose last verification failed, or whose newest restore drill failed, are counted
-by no rule (they cannot be restored, or not as they must be): the next good backup of their
-period takes their place; a later passing verification or drill makes them count again.
+Backups whose last verification failed, or whose newest restore drill failed to restore
+them (not a drill that only missed the RTO or RPO objectives), are counted by no rule:
+the next good backup of their period takes their place; a later passing verification, or
+a later drill that restores them, makes them count again.
 Whatever rule keeps an incremental backup also keeps the chain it builds on. A held backup,
 or one whose Object Lock has not expired, is always kept.
 
@@ -60,7 +61,8 @@ class Backup:
     started_at: datetime  # aware
     parent: str | None = None  # the backup an incremental builds on
     verification_failed: bool = False
-    drill_failed: bool = False  # its newest restore drill failed (see ops/drill_records.py)
+    # its newest restore drill failed to restore it (repo/drills.unproved_backups)
+    drill_failed: bool = False
     held: bool = False  # an active hold (see ops/holds.py)
     locked_until: datetime | None = None  # Object Lock retain-until of its objects
     # a restore's safety backup: the restore it was taken before, e.g. "restore of <id>

@@ -163,8 +163,9 @@ class ScratchCluster:
 
     # ------------------------------------------------------------------------ lifecycle
 
-    def init(self) -> None:
-        """Create the data directory with ``initdb`` and write the configuration."""
+    def init(self, *, sync: bool = True) -> None:
+        """Create the data directory with ``initdb`` and write the configuration;
+        `sync=False` does not wait for the files to reach the disk (a throw-away cluster)."""
         if (self.data_dir / "PG_VERSION").exists():
             raise UsageError(f"{self.data_dir} already holds a cluster")
         self._prepare_dirs()
@@ -185,6 +186,8 @@ class ScratchCluster:
         ]
         if self.major >= 13:
             args.append("--no-instructions")
+        if not sync:
+            args.append("--no-sync")
 
         pwfile: Path | None = None
         try:

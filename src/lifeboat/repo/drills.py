@@ -39,7 +39,7 @@ def drills_prefix(source: str, backup: str | None = None) -> str:
 class Phase:
     """One timed step of a drill; phases run one after another."""
 
-    name: str  # fetch, restore, replay, verify, checks (docs/drills.md)
+    name: str  # prepare, start, fetch, restore, replay, verify, checks (docs/drills.md)
     seconds: float
 
 
@@ -87,7 +87,8 @@ class DrillRecord:
     phases: list[Phase]
     rto_seconds: float | None  # None when the restore did not get that far
     rpo_seconds: float | None
-    rpo_method: str  # "snapshot", "last replayed commit", "heartbeat"
+    # "snapshot", "last replayed commit", "heartbeat", "backup start (no commit replayed)"
+    rpo_method: str
     recovered_to: str | None  # physical: the last replayed commit's time
     objectives: dict[str, float | None]  # rto_seconds, rpo_seconds as configured then
     checks: list[CheckResult]
@@ -98,6 +99,10 @@ class DrillRecord:
     operator: str
     repositories: list[str] = field(default_factory=list)  # where this record was written
     format: int = RECORD_FORMAT
+    # the restore succeeded, matched the evidence and passed every check: a failed verdict
+    # was the objectives' alone (RTO or RPO over them). None: a record written before this
+    # was kept, read as not proved when it failed.
+    restore_proved: bool | None = None
 
     @property
     def passed(self) -> bool:
@@ -195,6 +200,23 @@ def newest_verdicts(
     for entry in drill_entries(storage, source, backup):
         newest[entry.backup] = DrillVerdict(entry.verdict, entry.at)  # oldest first: last wins
     return newest
+
+
+def unproved_backups(storage: Storage, source: str) -> set[str]:
+    """The backups whose newest drill failed to prove that they restore (not merely missed
+    the RTO or RPO objectives): what retention counts for no rule. Only the body of each
+    backup's newest failed record is read."""
+    newest: dict[str, DrillEntry] = {}
+    for entry in drill_entries(storage, source):
+        newest[entry.backup] = entry  # oldest first: last wins
+    unproved = set()
+    for backup, entry in newest.items():
+        if entry.passed:
+            continue
+        body = read_record(storage, entry.key)
+        if body is None or body.get("restore_proved") is not True:
+            unproved.add(backup)  # unreadable: as a failed proof, as before
+    return unproved
 
 
 # --- bodies ----------------------------------------------------------------------------------

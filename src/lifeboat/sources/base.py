@@ -74,6 +74,10 @@ class PhaseClock:
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         start = time.monotonic()
+        if not self.phases:
+            # what came before the first phase (the command's start, the configuration and
+            # the repository read, the key, binaries and space checked) counts too
+            self.phases.append(Phase("prepare", round(start - self.began, 3)))
         try:
             yield
         finally:

@@ -96,6 +96,23 @@ def stop_on_signals(stop: threading.Event, then: str) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """For the block, SIGTERM interrupts as Ctrl-C does (KeyboardInterrupt), so that the
+    block's `with` and `finally` clean up what it holds (a drill's scratch server and
+    folder) when a service manager or `timeout` stops it, instead of leaving it running."""
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def process_start_ticks(pid: int) -> int | None:
     """When a running process started, in clock ticks since boot (/proc/PID/stat's 22nd
     field): with its pid, it names one process even after the pid was reused. None when

@@ -81,6 +81,13 @@ def test_no_repository_taking_the_record_is_an_error(ctx: Context, tmp_path: Pat
     assert record.repositories == []
 
 
+def test_a_backup_gone_from_every_repository_is_an_error_not_a_lost_record() -> None:
+    # a prune deleted the backup while it was drilled: no repository holds it any more
+    record = make_record("20261101T000000Z", NOW - DAY)
+    with pytest.raises(RepositoryError, match="is in no repository any more"):
+        record_drill([], record)
+
+
 def test_the_history_has_each_drill_once_newest_last(ctx: Context) -> None:
     main, offsite = ctx.repositories["main"], ctx.repositories["offsite"]
     both = make_record("20261101T000000Z", NOW - 3 * DAY, "fail", rto_seconds=None)

@@ -32,6 +32,22 @@ def test_the_newest_failed_drill_makes_the_next_backup_take_its_place() -> None:
     assert summary[ids[1]]["drill_failed"] is False
 
 
+def test_a_drill_that_only_missed_its_objectives_leaves_the_backup_counted() -> None:
+    # e.g. the oldest yearly backup: restored and checked, but its RPO is years
+    repo, storage, ids = repository_with_backups(3)
+    missed = make_record(ids[2], NOW - timedelta(days=1), "fail", reasons=["RPO over"])
+    missed.restore_proved = True
+    write_drill(storage, missed)
+    unrestorable = make_record(ids[1], NOW - timedelta(days=1), "fail")
+    unrestorable.restore_proved = False
+    write_drill(storage, unrestorable)
+    report = prune(repo, "wms", Policy(keep_last=2), "UTC", dry_run=True, now=NOW)
+    decisions = {d.backup.id: d for d in report.decisions}
+    assert decisions[ids[2]].keep and not decisions[ids[2]].backup.drill_failed
+    assert not decisions[ids[1]].keep and decisions[ids[1]].backup.drill_failed
+    assert decisions[ids[0]].keep
+
+
 def test_a_later_passing_drill_clears_a_failed_one() -> None:
     repo, storage, ids = repository_with_backups(3)
     write_drill(storage, make_record(ids[2], NOW - timedelta(days=2), "fail"))

@@ -7,8 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from lifeboat.errors import BackupNotFoundError
-from lifeboat.policy.drill import Objectives, pick_backups, seconds_text, verdict_reasons
+from lifeboat.errors import BackupNotFoundError, UsageError
+from lifeboat.policy.drill import (
+    Objectives,
+    check_reaches,
+    pick_backups,
+    seconds_text,
+    verdict_reasons,
+)
 from lifeboat.repo.drills import CheckResult, TableComparison
 from lifeboat.repo.manifest import Manifest
 from tests.unit.backups import T0, physical_manifest
@@ -124,3 +130,21 @@ def test_seconds_read_like_durations() -> None:
     assert seconds_text(725) == "12 min 5 s"
     assert seconds_text(3 * 3600 + 120) == "3 h 2 min"
     assert seconds_text(4 * 86400) == "4 d"
+
+
+def test_a_drill_to_a_time_takes_a_physical_backup_finished_by_then() -> None:
+    now = T0 + timedelta(days=3)
+    # BACKUPS[1] (25 h) finished 5 minutes after its start: the newest one that can stop at 30 h
+    until = T0 + timedelta(hours=30)
+    assert pick_backups(BACKUPS, "latest", within=None, now=now, until=until) == [BACKUPS[1]]
+    assert pick_backups(BACKUPS, "oldest", within=None, now=now, until=until) == [BACKUPS[0]]
+    with pytest.raises(BackupNotFoundError, match="no physical backup finished by 2026"):
+        pick_backups(BACKUPS, "latest", within=None, now=now, until=T0)
+
+
+def test_a_named_backup_must_be_able_to_stop_at_the_drill_s_time() -> None:
+    check_reaches(BACKUPS[1], T0 + timedelta(hours=30))
+    with pytest.raises(UsageError, match="after --to-time"):
+        check_reaches(BACKUPS[1], T0 + timedelta(hours=25, minutes=1))
+    with pytest.raises(UsageError, match="is logical"):
+        check_reaches(BACKUPS[3], T0 + timedelta(days=2))

@@ -11,6 +11,7 @@ import pytest
 
 from lifeboat.errors import BackupNotFoundError, UsageError
 from lifeboat.policy.recovery import (
+    TARGET_SETTINGS,
     RecoveryTarget,
     TargetKind,
     choose_base_backup,
@@ -123,28 +124,44 @@ def test_no_suitable_backup_is_a_backup_not_found_error(history: list[Manifest])
         choose_base_backup([backup(6, logical=True)], RecoveryTarget())
 
 
+EMPTIED = dict.fromkeys(TARGET_SETTINGS, "")
+
+
 def test_latest_follows_the_newest_timeline_and_sets_no_target() -> None:
-    assert RecoveryTarget().settings() == {"recovery_target_timeline": "latest"}
+    # every target emptied: one left in the restored postgresql.auto.conf would stop it
+    assert RecoveryTarget().settings() == {**EMPTIED, "recovery_target_timeline": "latest"}
     assert not RecoveryTarget().has_target
 
 
 @pytest.mark.parametrize("kind", ["time", "lsn", "xid", "name"])
 def test_a_positioned_target_sets_its_setting_and_action(kind: TargetKind) -> None:
     target = RecoveryTarget(kind, "v", action="pause", timeline="2")
-    assert target.settings() == {
+    settings = target.settings()
+    assert settings == {
+        **EMPTIED,
         "recovery_target_timeline": "2",
         f"recovery_target_{kind}": "v",
         "recovery_target_action": "pause",
     }
+    # the others emptied before it: PostgreSQL refuses any target setting after a first
+    names = list(settings)
+    assert all(
+        names.index(other) < names.index(f"recovery_target_{kind}")
+        for other in EMPTIED
+        if other != f"recovery_target_{kind}"
+    )
     assert target.has_target
 
 
 def test_immediate_stops_at_consistency() -> None:
-    assert RecoveryTarget("immediate", action="shutdown").settings() == {
+    settings = RecoveryTarget("immediate", action="shutdown").settings()
+    assert settings == {
+        **EMPTIED,
         "recovery_target_timeline": "latest",
         "recovery_target": "immediate",
         "recovery_target_action": "shutdown",
     }
+    assert list(settings).index("recovery_target") > list(settings).index("recovery_target_xid")
 
 
 def test_a_positioned_target_without_its_value_is_a_usage_error() -> None:

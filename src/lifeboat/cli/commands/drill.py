@@ -8,6 +8,7 @@ from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.errors import DrillFailedError, UsageError
 from lifeboat.repo.drills import DrillRecord
+from lifeboat.util.proc import interrupt_on_sigterm
 
 
 def _seconds(value: float | None) -> str:
@@ -86,6 +87,7 @@ def command(
     RTO and RPO, and record the result in the repository."""
     from lifeboat.ops.drill import DrillOptions, drill
     from lifeboat.policy.retention import parse_duration
+    from lifeboat.util.clock import PROCESS_STARTED
 
     if every_source == bool(source):
         raise UsageError("name a SOURCE or pass --all")
@@ -105,8 +107,12 @@ def command(
         depth=depth,  # type: ignore[arg-type]
         operator=operator,
         repository=repo_name,
+        began=PROCESS_STARTED,
     )
-    report = drill(ctx, sources, options)
+    # stopped by a service manager or `timeout`, a drill still stops its scratch server
+    # and removes its folder on the way out
+    with interrupt_on_sigterm():
+        report = drill(ctx, sources, options)
     if wants_json(as_json):
         output.print_json(
             {

@@ -99,6 +99,7 @@ def _drill_rows(drills: dict[str, Any]) -> list[list[str]]:
     rows = [
         ["newest drill", _drill(drills["newest"])],
         ["newest pass", _drill(drills["newest_pass"], verdict=False)],
+        *([["failed drills", ", ".join(drills["failing"])]] if drills["failing"] else []),
     ]
     if drills["drill_every"]:
         due = f"every {drills['drill_every']}"
@@ -119,9 +120,9 @@ def command(source: str | None, as_json: bool) -> None:
 
     Reads only. Run it as the user that runs wal-push when the spool is the default one,
     which lives in that user's home. Exits 1, after the report, when a backup is damaged
-    (both copies of its manifest unreadable) or a source's drill is overdue (no drill passed
-    within its objectives.drill_every), naming them."""
-    from lifeboat.ops.status import damaged_backups, overdue_drills, status
+    (both copies of its manifest unreadable), a source's drill is overdue (no drill passed
+    within its objectives.drill_every) or a kept backup's newest drill failed, naming them."""
+    from lifeboat.ops.status import damaged_backups, failing_drills, overdue_drills, status
 
     reports = status(state().context(), source)
     if wants_json(as_json):
@@ -140,6 +141,11 @@ def command(source: str | None, as_json: bool) -> None:
     if overdue:
         problems.append(
             "restore drill overdue for " + "; ".join(overdue) + " (see `lifeboat drills`)"
+        )
+    failing = failing_drills(reports)
+    if failing:
+        problems.append(
+            "newest restore drill failed for " + "; ".join(failing[:3]) + " (see `lifeboat drills`)"
         )
     if problems:
         error = IntegrityError if damaged else LifeboatError

@@ -80,13 +80,19 @@ def run_check(endpoint: PgEndpoint, check: DrillCheckConfig) -> CheckResult:
             conn.execute(f"SET statement_timeout = {CHECK_TIMEOUT_MS}")
             cursor = conn.execute(check.sql.encode())
             rows = cursor.fetchmany(2) if cursor.description is not None else []
+            # "SELECT true; SELECT false" runs both: the first one's true must not pass it
+            more = cursor.nextset()
     except (psycopg.Error, DatabaseError) as exc:
         return result(False, f"error: {_error_text(exc)}")
+    if more:
+        return result(False, "holds more than one statement; a check is one query")
     if not rows:
         return result(False, "returned no row")
     if len(rows) > 1 or len(rows[0]) != 1:
         return result(False, "returned more than one value; a check returns one boolean")
     value = rows[0][0]
+    if value is None:  # e.g. max() over no rows compared: unknown is no pass
+        return result(False, "returned NULL")
     if not isinstance(value, bool):
         return result(False, f"returned {_value_text(value)}, not a boolean")
     return result(value, "true" if value else "returned false")

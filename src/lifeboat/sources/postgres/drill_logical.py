@@ -9,6 +9,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ log = logging.getLogger(__name__)
 
 # the drilled database may be up to this many times the dump's plaintext
 SPACE_FACTOR = 3
+# A scratch instance has nothing to replicate or archive: with wal_level minimal, the
+# COPY of each table pg_restore --jobs creates in the same run writes almost no WAL (it
+# truncates the new table in the COPY's transaction for this), and index builds get the
+# memory a DBA gives a restore. Durability (fsync) is left as it is: RTO is measured on a
+# server that writes as a real one does.
+SCRATCH_SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "maintenance_work_mem": "256MB",
+}
 
 
 def _server_major(manifest: Manifest) -> int:
@@ -56,10 +67,9 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
         require_free_space(
             space.path, SPACE_FACTOR * manifest.plain_size, f"the drill of {manifest.id}"
         )
-        with _target(request, source.pg_bin_dir, space, run, clock) as (endpoint, bin_dir):
-            admin = endpoint.with_dbname("postgres")
-            database = endpoint.dbname
-            with admin.connect(autocommit=True) as conn:
+        with _target(request, source.pg_bin_dir, space, run, clock) as target:
+            endpoint = target.endpoint
+            with endpoint.with_dbname("postgres").connect(autocommit=True) as conn:
                 plan = plan_roles(
                     request.repository,
                     manifest,
@@ -71,36 +81,21 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
                 )
                 row = conn.execute("SELECT version()").fetchone()
                 run.postgres_version = str(row[0]).split(" on ")[0] if row else ""
-            with _created_roles(admin, plan):
-                try:
-                    _load(ctx, request, decryptor, tools, endpoint, database, plan, run, space)
-                    if not run.problems:
-                        _check(request, endpoint, database, bin_dir or tools.bin_dir, run)
-                finally:
-                    with (
-                        contextlib.suppress(LifeboatError, psycopg.Error),
-                        admin.connect(autocommit=True) as conn,
-                    ):
-                        logical.drop_database(conn, database)
+            target.created_roles = plan.create
+            _load(ctx, request, decryptor, tools, endpoint, endpoint.dbname, plan, run, space)
+            if not run.problems:
+                _check(request, endpoint, endpoint.dbname, target.bin_dir or tools.bin_dir, run)
     run.restored_up_to = manifest.started_at
     run.rpo_method = "snapshot"
     run.rpo_seconds = round(max(0.0, (request.started_at - manifest.started_at).total_seconds()), 3)
     return run
 
 
-@contextlib.contextmanager
-def _created_roles(admin: PgEndpoint, plan: RolePlan) -> Iterator[None]:
-    """The roles the backup needs that the target lacked, created for the drill and
-    dropped after it (on a scratch instance they go with it anyway)."""
-    try:
-        yield
-    finally:
-        if plan.create:
-            with (
-                contextlib.suppress(LifeboatError, psycopg.Error),
-                admin.connect(autocommit=True) as conn,
-            ):
-                roles.drop_roles(conn, plan.create)
+@dataclass
+class _Target:
+    endpoint: PgEndpoint  # of the database the drill creates
+    bin_dir: Path | None  # the server's binaries, when Lifeboat runs it
+    created_roles: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -110,11 +105,11 @@ def _target(
     space: DrillWorkspace,
     run: DrillRun,
     clock: PhaseClock,
-) -> Iterator[tuple[PgEndpoint, Path | None]]:
-    """Where the drill restores: (the endpoint of the database to create, the server's
-    binaries when Lifeboat runs it)."""
+) -> Iterator[_Target]:
+    """Where the drill restores. A scratch instance goes as a whole (stopped at once, its
+    folder removed with the workspace); on a staging server the drill's database and the
+    roles created for it are dropped afterwards."""
     manifest = request.manifest
-    name = manifest.database
     if request.target_dsn:
         staging = PgEndpoint.from_dsn(request.target_dsn, request.target_password_file)
         # checked before anything is fetched: an unreachable server is one clear line
@@ -122,20 +117,32 @@ def _target(
             pass
         run.target = f"staging server {redact(staging.describe())}"
         drill_db = f"lifeboat_drill_{manifest.id.lower()}_{secrets.token_hex(3)}"
-        yield staging.with_dbname(drill_db), None
+        target = _Target(staging.with_dbname(drill_db), None)
+        try:
+            yield target
+        finally:
+            _drop_from_staging(staging.with_dbname("postgres"), drill_db, target.created_roles)
         return
     major = _server_major(manifest)
     bin_dir = drill_checks.scratch_bin_dir(major, pg_bin_dir)
     run.target = f"scratch PostgreSQL {major}"
     with clock.phase("start"):
-        cluster = ScratchCluster(bin_dir, space.path / "pg")
+        cluster = ScratchCluster(bin_dir, space.path / "pg", settings=SCRATCH_SETTINGS)
         space.note_server(cluster.data_dir, bin_dir)
-        cluster.init()
+        # a throw-away cluster: initdb need not wait for its files to reach the disk
+        cluster.init(sync=False)
         cluster.start()
     try:
-        yield PgEndpoint.from_dsn(cluster.dsn(name)), bin_dir
+        yield _Target(PgEndpoint.from_dsn(cluster.dsn(manifest.database)), bin_dir)
     finally:
         cluster.stop(mode="immediate")
+
+
+def _drop_from_staging(admin: PgEndpoint, database: str, created_roles: list[str]) -> None:
+    """The drill's database, then the roles created for it (they own its objects)."""
+    with contextlib.suppress(LifeboatError, psycopg.Error), admin.connect(autocommit=True) as conn:
+        logical.drop_database(conn, database)
+        roles.drop_roles(conn, created_roles)
 
 
 def _load(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from lifeboat.postgres.recovery import AUTO_CONF, setting_lines
 from lifeboat.postgres.server import UNREAD, PgCtl, log_last_lines, start_and_wait, stop_reason
 from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo.fetch import require_free_space
+from lifeboat.repo.manifest import Manifest
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
-from lifeboat.sources.postgres import drill_checks
+from lifeboat.sources.postgres import drill_checks, incremental
 from lifeboat.sources.postgres.physical_files import STAGED_WAL
 from lifeboat.sources.postgres.physical_restore import (
     LOG_LINES_SHOWN,
@@ -43,7 +45,8 @@ REPLAY_TIMEOUT = 24 * 3600.0
 def _scratch_settings(pgdata: Path, port: int) -> dict[str, str]:
     """What makes the restored copy a private scratch server, whatever the source's own
     configuration said: loopback TCP only, its own port and authentication, no
-    archiving into the source's archive, no replication, no SSL files of the source."""
+    archiving into the source's archive, no replication, no SSL files of the source, no
+    file of the source's host written, no wait for the source's standbys."""
     return {
         "listen_addresses": "127.0.0.1",
         "port": str(port),
@@ -53,6 +56,15 @@ def _scratch_settings(pgdata: Path, port: int) -> dict[str, str]:
         "archive_mode": "off",
         "ssl": "off",
         "primary_conninfo": "",
+        # the source's pid file (Debian and init scripts name one): the copy would write
+        # its own pid there and remove the file when it stops
+        "external_pid_file": "",
+        # the source's synchronous standbys never confirm the copy's commits: the
+        # CREATE EXTENSION of depth full, or a check that writes, would wait for ever
+        "synchronous_standby_names": "",
+        # the source's subscriptions would connect to their publishers and consume the
+        # changes their slots keep for the real subscriber
+        "max_logical_replication_workers": "0",
         "logging_collector": "off",
         "cluster_name": "lifeboat-drill",
     }
@@ -111,6 +123,14 @@ def _recover(pg_ctl: PgCtl, has_target: bool) -> tuple[int, tuple[str | None, st
     raise AssertionError("unreachable")
 
 
+def space_needed(chain: Sequence[Manifest]) -> int:
+    """The plaintext of every backup of the chain (oldest first), extracted; for an
+    incremental chain, also the cluster pg_combinebackup writes from it, about the size of
+    its full backup."""
+    extracted = sum(member.plain_size for member in chain)
+    return extracted + (chain[0].plain_size if len(chain) > 1 else 0)
+
+
 def _timestamp(text: str | None) -> datetime | None:
     if not text or text == UNREAD:
         return None
@@ -131,9 +151,13 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
     target = (
         RecoveryTarget("time", request.to_time) if request.to_time else RecoveryTarget("latest")
     )
+    try:
+        chain = incremental.chain(request.repository, manifest)
+    except IntegrityError:
+        chain = [manifest]  # a broken chain: the restore below finds it, and it is recorded
     with DrillWorkspace(request.work_dir, f"{manifest.source}-{manifest.id}") as space:
-        # the files of the whole chain; the WAL replayed is fetched as recovery asks for it
-        require_free_space(space.path, manifest.plain_size, f"the drill of {manifest.id}")
+        # the WAL replayed is fetched as recovery asks for it
+        require_free_space(space.path, space_needed(chain), f"the drill of {manifest.id}")
         pgdata = space.path / "data"
         space.note_server(pgdata, bin_dir)
         try:
@@ -181,31 +205,39 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
             if request.depth == "full":
                 run.checks.append(drill_checks.amcheck(bin_dir, endpoint, every_database=True))
             run.checks += drill_checks.run_checks(endpoint.with_dbname, request.checks, source_db)
-        run.restored_up_to, run.rpo_method = _restored_up_to(
-            endpoint.with_dbname(source_db if source_db in names else "postgres"),
-            run.recovered_to,
+        run.restored_up_to, run.rpo_method = newest_restored(
+            _timestamp(run.recovered_to),
+            _last_beat(endpoint.with_dbname(source_db if source_db in names else "postgres")),
+            manifest.started_at,
         )
         # recovered to a time, the window is what was lost before that time
         lost_from = parse_time(request.to_time) if request.to_time else request.started_at
-        if run.restored_up_to is not None:
-            run.rpo_seconds = round(max(0.0, (lost_from - run.restored_up_to).total_seconds()), 3)
+        run.rpo_seconds = round(max(0.0, (lost_from - run.restored_up_to).total_seconds()), 3)
     return run
 
 
-def _restored_up_to(endpoint: PgEndpoint, recovered_to: str | None) -> tuple[datetime | None, str]:
+def _last_beat(endpoint: PgEndpoint) -> datetime | None:
+    try:
+        with endpoint.connect(autocommit=True) as conn:
+            return last_beat(conn)
+    except LifeboatError as exc:  # the commit's time is still there without it
+        log.warning("cannot read the heartbeat of the restored cluster: %s", exc)
+        return None
+
+
+def newest_restored(
+    commit: datetime | None, beat: datetime | None, backup_started: datetime
+) -> tuple[datetime, str]:
     """The newest moment the restored cluster holds, and how it is known: its last replayed
     commit, called `heartbeat` when that commit is the heartbeat's own (it wrote its row
     just before), so the reader knows an idle database did not make the figure old; the
-    last heartbeat, when the commit's time could not be read."""
-    commit = _timestamp(recovered_to)
-    try:
-        with endpoint.connect(autocommit=True) as conn:
-            beat = last_beat(conn)
-    except LifeboatError as exc:  # the commit's time is still there without it
-        log.warning("cannot read the heartbeat of the restored cluster: %s", exc)
-        beat = None
+    last heartbeat, when the commit's time could not be read; the backup's start when
+    neither is there (no commit since the backup began): the copy holds at least that, so
+    the window measured from it is never smaller than the real one."""
     if commit is None:
-        return (beat, "heartbeat") if beat is not None else (None, "no commit replayed")
+        if beat is not None:
+            return beat, "heartbeat"
+        return backup_started, "backup start (no commit replayed)"
     if beat is not None and beat <= commit <= beat + HEARTBEAT_COMMIT:
         return commit, "heartbeat"
     return commit, "last replayed commit"
