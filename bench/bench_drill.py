@@ -20,7 +20,7 @@ Every drill is timed from outside (wall) and its record's ``rto_seconds`` kept. 
 the contenders and the targets (drill / seed restore <= 0.8x, drill / pgBackRest <= 1.2x,
 |RTO - wall| / wall <= 5%) and writes JSON to ``bench/results/drill-<timestamp>.json``.
 The logical steps are measured as in bench_logical.py, the physical ones as in
-bench_physical.py, whose helpers this reuses. See ``bench/README.md``.
+bench_physical.py, whose functions this reuses. See ``bench/README.md``.
 """
 
 from __future__ import annotations
