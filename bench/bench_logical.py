@@ -185,6 +185,7 @@ def measure(
     log: Path,
     env: Mapping[str, str] | None = None,
     stdout_devnull: bool = False,
+    stdout_path: Path | None = None,
     timeout: float | None = None,
 ) -> Run:
     """Run ``argv`` in a new session; return wall time, CPU time and peak RSS of the tree.
@@ -194,9 +195,14 @@ def measure(
     is higher (it covers peaks between two samples). Processes that start and exit between
     two samples are missed. ``ru_maxrss`` from ``wait4`` is not used: on Linux it includes
     the memory of this (forking) Python process.
+
+    Standard output goes to ``stdout_path`` when given (a command's JSON answer), else to
+    ``log`` or, with ``stdout_devnull``, nowhere.
     """
-    with log.open("ab") as err:
+    with log.open("ab") as err, contextlib.ExitStack() as stack:
         out: Any = subprocess.DEVNULL if stdout_devnull else err
+        if stdout_path is not None:
+            out = stack.enter_context(stdout_path.open("wb"))
         start = time.monotonic()
         proc = subprocess.Popen(
             list(argv),
@@ -498,6 +504,27 @@ def setup_lifeboat(cluster: Cluster, work: Path, datasets: Sequence[str], log: P
 # ----------------------------------------------------------------------------- the run
 
 
+def seed_backup_script(cluster: Cluster, dsn: str, dump: Path, enc: Path, gpg_key: str) -> str:
+    """The seed's backup: pg_dump -Fc, gpg --encrypt, remove the plain dump."""
+    return (
+        f"{_q(cluster.tool('pg_dump'))} -Fc -f {_q(dump)} -d {_q(dsn)}\n"
+        f"gpg --batch --yes --trust-model always --encrypt --recipient {_q(gpg_key)}"
+        f" --output {_q(enc)} {_q(dump)}\n"
+        f"rm -f {_q(dump)}\n"
+    )
+
+
+def seed_restore_script(cluster: Cluster, enc: Path, dump: Path, target_dsn: str) -> str:
+    """The seed's restore into an existing empty database: gpg -d, pg_restore
+    --single-transaction, remove the plain dump."""
+    return (
+        f"gpg --batch --yes --quiet --decrypt {_q(enc)} > {_q(dump)}\n"
+        f"{_q(cluster.tool('pg_restore'))} --single-transaction -d {_q(target_dsn)}"
+        f" {_q(dump)}\n"
+        f"rm -f {_q(dump)}\n"
+    )
+
+
 @dataclass
 class Options:
     wms_gb: float
@@ -587,12 +614,7 @@ def run_dataset(
 
         return after
 
-    seed_backup = (
-        f"{_q(cluster.tool('pg_dump'))} -Fc -f {_q(dump)} -d {_q(dsn)}\n"
-        f"gpg --batch --yes --trust-model always --encrypt --recipient {_q(gpg_key)}"
-        f" --output {_q(enc)} {_q(dump)}\n"
-        f"rm -f {_q(dump)}\n"
-    )
+    seed_backup = seed_backup_script(cluster, dsn, dump, enc, gpg_key)
     step(
         SEED_BACKUP,
         lambda i: _sh(seed_backup),
@@ -636,12 +658,7 @@ def run_dataset(
 
     seed_target = f"{ds.name}_seed_restore"
     seed_target_dsn = cluster.sc.dsn(seed_target)
-    seed_restore = (
-        f"gpg --batch --yes --quiet --decrypt {_q(enc)} > {_q(dump)}\n"
-        f"{_q(cluster.tool('pg_restore'))} --single-transaction -d {_q(seed_target_dsn)}"
-        f" {_q(dump)}\n"
-        f"rm -f {_q(dump)}\n"
-    )
+    seed_restore = seed_restore_script(cluster, enc, dump, seed_target_dsn)
     seed_ok = any(r.step == SEED_BACKUP and r.ok for r in results)
     step(
         SEED_RESTORE,
@@ -788,6 +805,11 @@ def print_report(
             f"{_fmt(r.peak_rss_mb):>12} {_fmt(stored):>10}  {note}"
         )
     print()
+    print_targets(tgts)
+
+
+def print_targets(tgts: Sequence[Target]) -> None:
+    """The targets table: value, limit and PASS, MISS or n/a per target."""
     header = f"{'dataset':<9} {'target':<24} {'value':>9} {'limit':>9}  result"
     print(header)
     print("-" * len(header))
@@ -798,7 +820,7 @@ def print_report(
     print()
 
 
-def environment(opts: Options, cluster: Cluster | None) -> dict[str, Any]:
+def environment(bin_dir: Path, cluster: Cluster | None) -> dict[str, Any]:
     mem_kb = 0
     with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo") as fh:
         mem_kb = int(fh.readline().split()[1])
@@ -808,7 +830,7 @@ def environment(opts: Options, cluster: Cluster | None) -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "mem_gb": round(mem_kb / 1024 / 1024, 1),
-        "pg_dump": _tool_version([str(opts.bin_dir / "pg_dump"), "--version"]),
+        "pg_dump": _tool_version([str(bin_dir / "pg_dump"), "--version"]),
         "gpg": _tool_version(["gpg", "--version"]),
         "zstd": _tool_version(["zstd", "--version"]),
         "age": _tool_version(["age", "--version"]),
@@ -827,6 +849,32 @@ def environment(opts: Options, cluster: Cluster | None) -> dict[str, Any]:
     if cluster is not None:
         info["server"] = cluster.sql("SELECT version()")[0][0]
     return info
+
+
+def write_results(
+    output: Path,
+    benchmark: str,
+    started: dt.datetime,
+    opts: Any,
+    env_info: dict[str, Any],
+    datasets: Sequence[Dataset],
+    tgts: Sequence[Target],
+    **parts: Any,
+) -> None:
+    """Write the JSON result file: the options (a dataclass), the environment, the datasets,
+    the benchmark's own *parts* (its steps) and the targets with their status."""
+    payload = {
+        "benchmark": benchmark,
+        "started_at": started.isoformat(),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "environment": env_info,
+        "datasets": [asdict(d) for d in datasets],
+        **parts,
+        "targets": [{**asdict(t), "status": t.status} for t in tgts],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {output}")
 
 
 @contextlib.contextmanager
@@ -961,25 +1009,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         _log(f"lifeboat setup failed: {lb.setup_error}")
                 for ds in datasets:
                     results += run_dataset(cluster, ds, work, gpg_home, gpg_key, lb, opts)
-                env_info = environment(opts, cluster)
+                env_info = environment(opts.bin_dir, cluster)
             finally:
                 if gpg_home is not None:
                     stop_gpg(gpg_home)
 
     tgts = targets(results, "wms", "pgbench")
     print_report(datasets, results, tgts)
-    payload = {
-        "benchmark": "logical",
-        "started_at": started.isoformat(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-        "environment": env_info,
-        "datasets": [asdict(d) for d in datasets],
-        "steps": [r.to_json() for r in results],
-        "targets": [{**asdict(t), "status": t.status} for t in tgts],
-    }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {output}")
+    write_results(
+        output,
+        "logical",
+        started,
+        opts,
+        env_info,
+        datasets,
+        tgts,
+        steps=[r.to_json() for r in results],
+    )
     return 0
 
 

@@ -403,17 +403,23 @@ LIFEBOAT_WAL_OBJECT = re.compile(r"^([0-9A-F]{24})-[0-9a-f]{64}\.zst\.(age|gpg)$
 # ----------------------------------------------------------------------------- pgBackRest
 
 
-def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[str, Any]:
-    res: dict[str, Any] = {}
-    d = make_dir(work / "pgbackrest")
-    conf = d / "pgbackrest.conf"
-    cfg = f"--config={conf}"
-    archive_cmd = f"pgbackrest {cfg} --stanza=bench archive-push %p"
-    cluster = ScratchCluster(
+def archiving_cluster(bin_dir: Path, base_dir: Path, archive_command: str) -> ScratchCluster:
+    """A scratch cluster (not initialised yet) whose WAL goes to *archive_command*."""
+    return ScratchCluster(
         bin_dir,
-        base_dir=d / "pg",
-        settings={"archive_mode": "on", "archive_command": archive_cmd},
+        base_dir=base_dir,
+        settings={"archive_mode": "on", "archive_command": archive_command},
     )
+
+
+def pgbackrest_archive_command(conf: Path) -> str:
+    """The archive_command that pushes to the stanza of :func:`write_pgbackrest_conf`."""
+    return f"pgbackrest --config={conf} --stanza=bench archive-push %p"
+
+
+def write_pgbackrest_conf(conf: Path, d: Path, cluster: ScratchCluster) -> list[str]:
+    """Write the configuration of the stanza ``bench`` for *cluster*, with its repository,
+    logs, locks and spool under *d*; return the ``pgbackrest`` command line prefix."""
     conf.write_text(
         "[global]\n"
         "repo1-type=posix\n"
@@ -438,7 +444,15 @@ def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dic
     )
     conf.chmod(0o640)
     chown_pg(conf)
-    pgbr = ["pgbackrest", cfg, "--stanza=bench"]
+    return ["pgbackrest", f"--config={conf}", "--stanza=bench"]
+
+
+def bench_pgbackrest(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    d = make_dir(work / "pgbackrest")
+    conf = d / "pgbackrest.conf"
+    cluster = archiving_cluster(bin_dir, d / "pg", pgbackrest_archive_command(conf))
+    pgbr = write_pgbackrest_conf(conf, d, cluster)
     try:
         log(f"pgBackRest: init cluster, pgbench -i -s {args.scale}")
         cluster.init()
@@ -533,20 +547,19 @@ def lifeboat_status(lb: list[str]) -> dict[str, Any]:
     return dict(doc[0] if isinstance(doc, list) else doc)
 
 
-def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[str, Any]:
-    res: dict[str, Any] = {}
-    d = make_dir(work / "lifeboat")
-    lifeboat = str(Path(sys.executable).with_name("lifeboat"))
-    cfg_file = d / "lifeboat.toml"
+LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
+
+
+def lifeboat_archive_command(cfg_file: Path) -> str:
+    """The archive_command that pushes to the source ``wms`` of *cfg_file*."""
+    return f"{shlex.quote(LIFEBOAT)} --config {shlex.quote(str(cfg_file))} wal-push wms %p"
+
+
+def write_lifeboat_config(cfg_file: Path, d: Path, cluster: ScratchCluster) -> list[str]:
+    """Make an age key and write *cfg_file*: the source ``wms`` is *cluster*, the repository
+    and the key live under *d*; return the ``lifeboat --config`` command line prefix."""
     key_file = d / "age.key"
-    lb = [lifeboat, "--config", str(cfg_file)]
-    archive_cmd = f"{shlex.quote(lifeboat)} --config {shlex.quote(str(cfg_file))} wal-push wms %p"
-    cluster = ScratchCluster(
-        bin_dir,
-        base_dir=d / "pg",
-        settings={"archive_mode": "on", "archive_command": archive_cmd},
-    )
-    out = run([lifeboat, "keygen", "--output", str(key_file)])
+    out = run([LIFEBOAT, "keygen", "--output", str(key_file)])
     pub = next((w for w in out.split() if w.startswith("age1")), "")
     if not pub:
         raise RuntimeError(f"no public key in keygen output: {out!r}")
@@ -559,9 +572,18 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
         f'age_identity_file = "{key_file}"\n\n'
         "[sources.wms]\n"
         f'dsn = "{cluster.dsn()}"\n'
-        f'pg_bin_dir = "{bin_dir}"\n'
+        f'pg_bin_dir = "{cluster.bin_dir}"\n'
     )
     chown_pg(cfg_file)
+    return [LIFEBOAT, "--config", str(cfg_file)]
+
+
+def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    d = make_dir(work / "lifeboat")
+    cfg_file = d / "lifeboat.toml"
+    cluster = archiving_cluster(bin_dir, d / "pg", lifeboat_archive_command(cfg_file))
+    lb = write_lifeboat_config(cfg_file, d, cluster)
     async_cfg_file = d / "lifeboat-async.toml"
     async_cfg_file.write_text(
         cfg_file.read_text() + "\n[sources.wms.archive]\n"
@@ -608,7 +630,7 @@ def bench_lifeboat(args: argparse.Namespace, bin_dir: Path, work: Path) -> dict[
 
         log(f"Lifeboat: wal-push x{args.async_segments} with async = true, workers = 2")
         settle(cold=False)
-        lba = [lifeboat, "--config", str(async_cfg_file)]
+        lba = [LIFEBOAT, "--config", str(async_cfg_file)]
         spool = Path(lifeboat_status(lba)["spool"]["path"])
         names = {s.name for s in async_segs}
         wal_dir = d / "repo" / "wms" / "wal"
