@@ -44,6 +44,11 @@ def command(workdir: Path, size_mb: int, keep: bool, as_json: bool) -> None:
         "seconds": {k: round(v, 2) for k, v in result.timings.items()},
         "identical": result.identical,
         "verified_tables": result.verified_tables,
+        "drill": {
+            "verdict": result.drill_verdict,
+            "rto_seconds": result.drill_rto,
+            "rpo_seconds": result.drill_rpo,
+        },
         "workdir": str(result.workdir),
     }
     if quiet:
@@ -64,6 +69,12 @@ def command(workdir: Path, size_mb: int, keep: bool, as_json: bool) -> None:
                 f"{output.size(result.stored_bytes)} stored (x{ratio:.1f}), {t['backup']:.1f}s",
             ],
             ["deep verify", f"ok, {t['verify']:.1f}s"],
+            [
+                "restore drill",
+                f"{result.drill_verdict} on a scratch PostgreSQL: "
+                f"RTO {result.drill_rto or 0:.1f}s, RPO {result.drill_rpo or 0:.1f}s "
+                "(objectives 1h), recorded in the repository",
+            ],
             ["restore", f"{t['restore']:.1f}s, {result.verified_tables} tables match the manifest"],
             [
                 "data after restore",
