@@ -4,7 +4,6 @@ record into every repository that holds the backup."""
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import secrets
@@ -32,6 +31,7 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.drills import DrillRecord
 from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.records import os_user
 from lifeboat.sources.base import DrillRequest, PhaseClock
 from lifeboat.sources.postgres.kinds import kind_of
 
@@ -191,19 +191,12 @@ def drill_backup(
         postgres_version=run.postgres_version,
         lifeboat_version=__version__,
         host=socket.gethostname(),
-        operator=options.operator or _os_user(),
+        operator=options.operator or os_user(),
         restore_proved=not unproved,
     )
     _log_outcome(record)
     record_drill(repositories_holding(ctx, record.source, record.backup), record)
     return record
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _log_outcome(record: DrillRecord) -> None:

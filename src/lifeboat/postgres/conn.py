@@ -101,6 +101,16 @@ class PgEndpoint:
             raise DatabaseError(explain_connect_error(str(exc), self.describe())) from None
 
 
+def error_reason(exc: Exception) -> str:
+    """The server's own message; an error without one (a lost connection, a Lifeboat
+    error) gives the first line of its text."""
+    import psycopg
+
+    primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+    text = primary or str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def explain_connect_error(message: str, where: str) -> str:
     text = redact(message)
     lowered = text.lower()

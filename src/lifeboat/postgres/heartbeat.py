@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifeboat import __version__
 from lifeboat.errors import DatabaseError
+from lifeboat.postgres.conn import error_reason
 
 if TYPE_CHECKING:
     import psycopg
@@ -63,11 +64,11 @@ def beat(conn: psycopg.Connection[Any], by: str | None = None) -> datetime:
                 return _upsert(conn, who)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DatabaseError(
-            f"the heartbeat could not be written: {_reason(exc)} (docs/drills.md, "
+            f"the heartbeat could not be written: {error_reason(exc)} (docs/drills.md, "
             "Heartbeat, lists the grants it needs)"
         ) from None
     except psycopg.Error as exc:
-        raise DatabaseError(f"the heartbeat could not be written: {_reason(exc)}") from None
+        raise DatabaseError(f"the heartbeat could not be written: {error_reason(exc)}") from None
 
 
 def last_beat(conn: psycopg.Connection[Any]) -> datetime | None:
@@ -80,7 +81,7 @@ def last_beat(conn: psycopg.Connection[Any]) -> datetime | None:
             return None
         row = conn.execute(f"SELECT beat_at FROM {TABLE} WHERE id = 1").fetchone()
     except psycopg.Error as exc:
-        raise DatabaseError(f"the heartbeat could not be read: {_reason(exc)}") from None
+        raise DatabaseError(f"the heartbeat could not be read: {error_reason(exc)}") from None
     return _aware(row[0]) if row else None
 
 
@@ -95,9 +96,3 @@ def _aware(value: object) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise DatabaseError(f"{TABLE}.beat_at holds {value!r}, not a time with a zone")
     return value
-
-
-def _reason(exc: psycopg.Error) -> str:
-    """The server's own message; a lost connection has none, only psycopg's text."""
-    text = exc.diag.message_primary or str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

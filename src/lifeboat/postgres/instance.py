@@ -34,6 +34,8 @@ from lifeboat.postgres.server import (
     Action,
     PgCtl,
     log_last_lines,
+    log_since,
+    port_taken,
     start_and_wait,
     startup_failure,
     stop_reason,
@@ -254,7 +256,7 @@ class ScratchCluster:
         def attempt(log_offset: int) -> None:
             proc = self._pg_ctl().start(self.log_file, wait_seconds=120, timeout=180)
             if proc.returncode != 0:
-                new_log = self._log_since(log_offset)
+                new_log = log_since(self.log_file, log_offset)
                 reason = startup_failure(new_log) or _tool_message(proc, "pg_ctl exit")
                 raise ToolError(
                     f"PostgreSQL {self.major} failed to start ({self!r}): {reason} "
@@ -303,9 +305,7 @@ class ScratchCluster:
             try:
                 return attempt(log_offset)
             except ToolError:
-                new_log = self._log_since(log_offset)
-                port_taken = "could not bind" in new_log or "already in use" in new_log
-                if port_taken and number < attempts:
+                if port_taken(log_since(self.log_file, log_offset)) and number < attempts:
                     self.port = free_port()
                     continue
                 log_last_lines(self.log_file, _LOG_TAIL_LINES)
@@ -319,14 +319,6 @@ class ScratchCluster:
             + (f": {reason}" if reason else "")
             + f" (see {self.log_file})"
         )
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with self.log_file.open("rb") as fh:
-                fh.seek(offset)
-                return fh.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``pg_ctl stop -m mode``); a no-op when it is not running."""

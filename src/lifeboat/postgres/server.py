@@ -84,6 +84,22 @@ def startup_failure(log_text: str) -> str | None:
     return None
 
 
+def log_since(log_file: Path, offset: int) -> str:
+    """What the server wrote to its log after byte offset ('' when it cannot be read)."""
+    try:
+        with log_file.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def port_taken(log_text: str) -> bool:
+    """Whether a server's start failed because another program holds its port: a port
+    picked free can be taken before the server binds it, and is then worth another try."""
+    return "could not bind" in log_text or "already in use" in log_text
+
+
 def log_last_lines(log_file: Path, count: int) -> None:
     """Log the end of a server log, for a stop whose error message has one line only."""
     tail = log_tail(log_file, count).splitlines()

@@ -26,13 +26,17 @@ from lifeboat.storage.base import NotFound, Storage
 log = logging.getLogger(__name__)
 
 
+def os_user() -> str:
+    """The OS user running Lifeboat ("unknown" when the system cannot say)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def actor() -> str:
     """Who is acting: user@host, as an auditor wants it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{os_user()}@{socket.gethostname()}"
 
 
 def stamp(moment: datetime) -> str:

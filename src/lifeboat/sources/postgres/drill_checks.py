@@ -22,7 +22,7 @@ from lifeboat.postgres.binaries import (
     find_bin_dirs,
     is_server_bin_dir,
 )
-from lifeboat.postgres.conn import PgEndpoint
+from lifeboat.postgres.conn import PgEndpoint, error_reason
 from lifeboat.repo.drills import CheckResult
 from lifeboat.util.proc import error_line
 
@@ -53,13 +53,6 @@ def scratch_bin_dir(major: int, configured: Path | None) -> Path:
     )
 
 
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
-        return exc.diag.message_primary
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _value_text(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -83,7 +76,7 @@ def run_check(endpoint: PgEndpoint, check: DrillCheckConfig) -> CheckResult:
             # "SELECT true; SELECT false" runs both: the first one's true must not pass it
             more = cursor.nextset()
     except (psycopg.Error, DatabaseError) as exc:
-        return result(False, f"error: {_error_text(exc)}")
+        return result(False, f"error: {error_reason(exc)}")
     if more:
         return result(False, "holds more than one statement; a check is one query")
     if not rows:
@@ -154,7 +147,9 @@ def read_every_table(endpoint: PgEndpoint) -> CheckResult:
                 tables += 1
                 rows += int(row[0]) if row else 0
     except (psycopg.Error, DatabaseError) as exc:
-        return result(False, f"reading {database} failed after {tables} tables: {_error_text(exc)}")
+        return result(
+            False, f"reading {database} failed after {tables} tables: {error_reason(exc)}"
+        )
     return result(True, f"{tables} tables, {rows} rows read")
 
 

@@ -18,7 +18,15 @@ from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.heartbeat import last_beat
 from lifeboat.postgres.instance import free_port
 from lifeboat.postgres.recovery import AUTO_CONF, setting_lines
-from lifeboat.postgres.server import UNREAD, PgCtl, log_last_lines, start_and_wait, stop_reason
+from lifeboat.postgres.server import (
+    UNREAD,
+    PgCtl,
+    log_last_lines,
+    log_since,
+    port_taken,
+    start_and_wait,
+    stop_reason,
+)
 from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo.fetch import require_free_space
 from lifeboat.repo.manifest import Manifest
@@ -111,12 +119,7 @@ def _recover(pg_ctl: PgCtl, has_target: bool) -> tuple[int, tuple[str | None, st
                 stopped=stopped,
             )
         except RestoreError:
-            with open(log_file, "rb") as fh:
-                fh.seek(offset)
-                new_log = fh.read().decode("utf-8", errors="replace")
-            if attempt < PORT_ATTEMPTS and (
-                "could not bind" in new_log or "already in use" in new_log
-            ):
+            if attempt < PORT_ATTEMPTS and port_taken(log_since(log_file, offset)):
                 continue
             log_last_lines(log_file, LOG_LINES_SHOWN)
             raise
