@@ -122,7 +122,7 @@ def test_a_logical_drill_restores_compares_measures_and_records(
     # the partitioned parent holds no rows of its own: its partitions are counted
     assert set(TABLES) - {"public.payment"} <= compared
     names = [p["name"] for p in record["phases"]]
-    assert names == ["prepare", "start", "fetch", "restore", "verify", "checks"]
+    assert names == ["prepare", "start+fetch", "restore", "verify", "checks"]
     phases_to_ready = sum(p["seconds"] for p in record["phases"] if p["name"] != "checks")
     assert phases_to_ready <= record["rto_seconds"]
     assert {c["name"]: c["ok"] for c in record["checks"]} == {
@@ -195,6 +195,36 @@ def test_a_drill_fails_with_every_reason_and_records_it(
     assert setup.leftovers() == []
 
 
+@on_oldest_major
+def test_a_damaged_dump_is_a_failed_drill_on_record(
+    pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path, work_dir: Path
+) -> None:
+    pg_cluster.psql(
+        "CREATE TABLE lots AS SELECT g AS id, md5(g::text) AS code"
+        " FROM generate_series(1, 50000) g",
+        fresh_db,
+    )
+    setup = DrillSetup(tmp_path, pg_cluster.dsn(fresh_db), work_dir)
+    setup.configure(checks="")
+    backup = setup.ws.run_json("backup", "wms")["id"]
+    for repository in ("repo", "second"):
+        (dump,) = (setup.ws.root / repository / "wms" / "backups" / backup).glob("dump.*")
+        data = bytearray(dump.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte in the stored dump
+        dump.write_bytes(bytes(data))
+
+    done, report = setup.drill()
+    assert done.returncode == 1
+    (record,) = report["drills"]
+    assert record["verdict"] == "fail"
+    assert record["restore_proved"] is False
+    assert any("corrupt" in reason for reason in record["reasons"]), record["reasons"]
+    for repository in ("local", "second"):
+        (key,) = setup.records(repository, backup)
+        assert key.name.endswith("-fail.json")
+    assert setup.leftovers() == []
+
+
 def _films(cluster: ScratchCluster, db: str) -> int:
     return int(cluster.psql("SELECT count(*) FROM film", db))
 
@@ -230,7 +260,14 @@ def test_pick_oldest_and_random_and_a_staging_server(
     (record,) = staged["drills"]
     assert record["verdict"] == "pass", record["reasons"]
     assert record["target"].startswith("staging server")
-    assert "start" not in [p["name"] for p in record["phases"]]
+    # nothing to start: the fetch alone
+    assert [p["name"] for p in record["phases"]] == [
+        "prepare",
+        "fetch",
+        "restore",
+        "verify",
+        "checks",
+    ]
     left = pg_cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'lifeboat_drill%'")
     assert left == "0"
 

@@ -165,9 +165,10 @@ class ScratchCluster:
 
     # ------------------------------------------------------------------------ lifecycle
 
-    def init(self, *, sync: bool = True) -> None:
+    def init(self, *, sync: bool = True, checksums: bool = True) -> None:
         """Create the data directory with ``initdb`` and write the configuration;
-        `sync=False` does not wait for the files to reach the disk (a throw-away cluster)."""
+        `sync=False` does not wait for the files to reach the disk (a throw-away cluster),
+        `checksums=False` leaves data checksums off."""
         if (self.data_dir / "PG_VERSION").exists():
             raise UsageError(f"{self.data_dir} already holds a cluster")
         self._prepare_dirs()
@@ -182,7 +183,7 @@ class ScratchCluster:
             "UTF8",
             "--locale",
             _default_locale(),
-            "--data-checksums",
+            *(["--data-checksums"] if checksums else []),
             "--auth-local=trust",
             "--auth-host=" + ("scram-sha-256" if self.password is not None else "trust"),
         ]

@@ -39,7 +39,7 @@ def drills_prefix(source: str, backup: str | None = None) -> str:
 class Phase:
     """One timed step of a drill; phases run one after another."""
 
-    name: str  # prepare, start, fetch, restore, replay, verify, checks (docs/drills.md)
+    name: str  # prepare, start+fetch or fetch, restore, replay, verify, checks (docs/drills.md)
     seconds: float
 
 

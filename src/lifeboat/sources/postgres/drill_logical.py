@@ -9,6 +9,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from lifeboat.repo.fetch import require_free_space
 from lifeboat.repo.manifest import Manifest
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
 from lifeboat.sources.postgres import drill_checks
-from lifeboat.sources.postgres.logical_restore import LoadResult, load_into
+from lifeboat.sources.postgres.logical_restore import LoadResult, fetch_archive, load_into
 from lifeboat.sources.postgres.restore_roles import RolePlan, plan_roles
 from lifeboat.util.redact import redact
 
@@ -39,8 +40,11 @@ SPACE_FACTOR = 3
 # A scratch instance has nothing to replicate or archive: with wal_level minimal, the
 # COPY of each table pg_restore --jobs creates in the same run writes almost no WAL (it
 # truncates the new table in the COPY's transaction for this), and index builds get the
-# memory a DBA gives a restore. Durability (fsync) is left as it is: RTO is measured on a
-# server that writes as a real one does.
+# memory a DBA gives a restore. Its initdb goes without data checksums: with them, the first
+# read of each freshly loaded page after its COPY committed (an index build, a foreign key's
+# validation) sets hint bits and so writes the whole page into WAL again; a logical drill
+# proves the dump, not the pages of a folder it removes afterwards. Durability (fsync) is
+# left as it is: RTO is measured on a server that writes as a real one does.
 SCRATCH_SETTINGS = {
     "wal_level": "minimal",
     "max_wal_senders": "0",
@@ -67,8 +71,22 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
         require_free_space(
             space.path, SPACE_FACTOR * manifest.plain_size, f"the drill of {manifest.id}"
         )
-        with _target(request, source.pg_bin_dir, space, run, clock) as target:
-            endpoint = target.endpoint
+        with (
+            _target(request, source.pg_bin_dir, space, run) as target,
+            contextlib.ExitStack() as dump,
+        ):
+            # the scratch instance starts while the dump is fetched: neither waits for the other
+            with clock.phase("start+fetch" if target.starting else "fetch"):
+                try:
+                    archive = dump.enter_context(
+                        fetch_archive(
+                            ctx, request.repository, manifest, decryptor, space.path, manifest.id
+                        )
+                    )
+                except (RestoreError, IntegrityError) as exc:
+                    run.problems.append(exc.message)  # the stored dump is damaged
+                    return _finish(run, request)
+                endpoint = target.ready()
             with endpoint.with_dbname("postgres").connect(autocommit=True) as conn:
                 plan = plan_roles(
                     request.repository,
@@ -82,9 +100,15 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
                 row = conn.execute("SELECT version()").fetchone()
                 run.postgres_version = str(row[0]).split(" on ")[0] if row else ""
             target.created_roles = plan.create
-            _load(ctx, request, decryptor, tools, endpoint, endpoint.dbname, plan, run, space)
+            _load(ctx, request, decryptor, tools, endpoint, plan, run, archive)
             if not run.problems:
                 _check(request, endpoint, endpoint.dbname, target.bin_dir or tools.bin_dir, run)
+    return _finish(run, request)
+
+
+def _finish(run: DrillRun, request: DrillRequest) -> DrillRun:
+    """The data-loss window: a logical backup holds what its snapshot saw."""
+    manifest = request.manifest
     run.restored_up_to = manifest.started_at
     run.rpo_method = "snapshot"
     run.rpo_seconds = round(max(0.0, (request.started_at - manifest.started_at).total_seconds()), 3)
@@ -93,9 +117,22 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
 
 @dataclass
 class _Target:
-    endpoint: PgEndpoint  # of the database the drill creates
+    """Where the drill restores: a database on a staging server, or on a scratch instance
+    that may still be starting."""
+
     bin_dir: Path | None  # the server's binaries, when Lifeboat runs it
+    endpoint: PgEndpoint | None = None  # of the database the drill creates
+    starting: Future[PgEndpoint] | None = None
     created_roles: list[str] = field(default_factory=list)
+
+    def ready(self) -> PgEndpoint:
+        """The drill database's endpoint, once the instance has started (its failure
+        raised here)."""
+        if self.starting is not None:
+            self.endpoint = self.starting.result()
+            self.starting = None
+        assert self.endpoint is not None
+        return self.endpoint
 
 
 @contextlib.contextmanager
@@ -104,11 +141,10 @@ def _target(
     pg_bin_dir: Path | None,
     space: DrillWorkspace,
     run: DrillRun,
-    clock: PhaseClock,
 ) -> Iterator[_Target]:
-    """Where the drill restores. A scratch instance goes as a whole (stopped at once, its
-    folder removed with the workspace); on a staging server the drill's database and the
-    roles created for it are dropped afterwards."""
+    """Where the drill restores. A scratch instance is started in the background and goes
+    as a whole (stopped at once, its folder removed with the workspace); on a staging
+    server the drill's database and the roles created for it are dropped afterwards."""
     manifest = request.manifest
     if request.target_dsn:
         staging = PgEndpoint.from_dsn(request.target_dsn, request.target_password_file)
@@ -117,7 +153,7 @@ def _target(
             pass
         run.target = f"staging server {redact(staging.describe())}"
         drill_db = f"lifeboat_drill_{manifest.id.lower()}_{secrets.token_hex(3)}"
-        target = _Target(staging.with_dbname(drill_db), None)
+        target = _Target(None, staging.with_dbname(drill_db))
         try:
             yield target
         finally:
@@ -126,16 +162,23 @@ def _target(
     major = _server_major(manifest)
     bin_dir = drill_checks.scratch_bin_dir(major, pg_bin_dir)
     run.target = f"scratch PostgreSQL {major}"
-    with clock.phase("start"):
-        cluster = ScratchCluster(bin_dir, space.path / "pg", settings=SCRATCH_SETTINGS)
-        space.note_server(cluster.data_dir, bin_dir)
-        # a throw-away cluster: initdb need not wait for its files to reach the disk
-        cluster.init(sync=False)
+    cluster = ScratchCluster(bin_dir, space.path / "pg", settings=SCRATCH_SETTINGS)
+    space.note_server(cluster.data_dir, bin_dir)
+
+    def start() -> PgEndpoint:
+        # a throw-away cluster: initdb need not wait for its files to reach the disk, and
+        # no data checksums (see SCRATCH_SETTINGS)
+        cluster.init(sync=False, checksums=False)
         cluster.start()
-    try:
-        yield _Target(PgEndpoint.from_dsn(cluster.dsn(manifest.database)), bin_dir)
-    finally:
-        cluster.stop(mode="immediate")
+        return PgEndpoint.from_dsn(cluster.dsn(manifest.database))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drill-start") as pool:
+        starting = pool.submit(start)
+        try:
+            yield _Target(bin_dir, starting=starting)
+        finally:
+            wait([starting])
+            cluster.stop(mode="immediate")
 
 
 def _drop_from_staging(admin: PgEndpoint, database: str, created_roles: list[str]) -> None:
@@ -151,10 +194,9 @@ def _load(
     decryptor: Decryptor,
     tools: Any,
     endpoint: PgEndpoint,
-    database: str,
     plan: RolePlan,
     run: DrillRun,
-    space: DrillWorkspace,
+    archive: Path,
 ) -> None:
     """Restore and compare; a failure the backup is to blame for becomes a problem."""
     manifest = request.manifest
@@ -166,17 +208,17 @@ def _load(
             decryptor,
             tools,
             endpoint,
-            database,
+            endpoint.dbname,
             ownership=dbprops.FULL_OWNERSHIP,
             roles=plan,
             jobs=request.jobs,
-            work_dir=space.path,
+            work_dir=archive.parent,
+            archive=archive,
         )
     except (RestoreError, IntegrityError, DatabaseError) as exc:
         run.problems.append(exc.message)
         return
     run.clock.phases += [
-        Phase("fetch", round(loaded.fetch_seconds, 3)),
         Phase("restore", round(loaded.restore_seconds, 3)),
         Phase("verify", round(loaded.verify_seconds, 3)),
     ]

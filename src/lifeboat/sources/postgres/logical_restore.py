@@ -8,7 +8,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,6 +369,7 @@ def load_into(
     jobs: int,
     work_dir: Path,
     create: bool = True,
+    archive: Path | None = None,
 ) -> LoadResult:
     """Load a logical backup into `database`, a new database on endpoint's server, and
     compare it with the backup's evidence; renames or swaps nothing.
@@ -379,7 +380,8 @@ def load_into(
     original's properties. A mismatch is returned in `check`, for the caller to judge; any
     other failure drops the database (never one that existed before: a name already taken
     fails the creation) and the roles this created, and raises. The dump file is removed
-    whatever happens."""
+    whatever happens. With `archive`, the dump already fetched there is restored instead
+    (the caller fetched it while doing something else, and removes it)."""
     target = endpoint.with_dbname(database)
     admin = _admin_connection(endpoint)
     created_database = False
@@ -404,6 +406,7 @@ def load_into(
                 roles,
                 jobs,
                 work_dir,
+                archive,
             )
         except BaseException:
             # the database first: roles that came to own objects in it cannot go before it
@@ -427,14 +430,14 @@ def _load(
     roles: RolePlan,
     jobs: int,
     work_dir: Path,
+    archive: Path | None,
 ) -> LoadResult:
     label = f"{manifest.id} -> {target.dbname}"
     started = time.monotonic()
     with contextlib.ExitStack() as dump:
-        with ctx.reporter.task(f"fetch {label}") as advance:
-            path = dump.enter_context(
-                fetched(repo, manifest, manifest.objects[0], decryptor, work_dir, advance)
-            )
+        path = archive or dump.enter_context(
+            fetch_archive(ctx, repo, manifest, decryptor, work_dir, label)
+        )
         fetch_done = time.monotonic()
         with ctx.reporter.task(f"pg_restore {label} ({jobs} jobs)") as restored:
             logical.restore_archive(tools, target, path, ownership=ownership, jobs=jobs)
@@ -455,6 +458,25 @@ def _load(
         check=check,
         created_roles=list(roles.create),
     )
+
+
+@contextlib.contextmanager
+def fetch_archive(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    work_dir: Path,
+    label: str,
+) -> Iterator[Path]:
+    """The backup's dump decrypted into a file under work_dir while the block runs, with
+    the fetch's progress reported."""
+    with contextlib.ExitStack() as dump:
+        with ctx.reporter.task(f"fetch {label}") as advance:
+            path = dump.enter_context(
+                fetched(repo, manifest, manifest.objects[0], decryptor, work_dir, advance)
+            )
+        yield path
 
 
 @dataclass
