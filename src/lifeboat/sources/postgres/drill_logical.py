@@ -29,7 +29,12 @@ from lifeboat.repo.fetch import require_free_space
 from lifeboat.repo.manifest import Manifest
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
 from lifeboat.sources.postgres import drill_checks
-from lifeboat.sources.postgres.logical_restore import LoadResult, fetch_archive, load_into
+from lifeboat.sources.postgres.logical_restore import (
+    LoadResult,
+    create_like,
+    fetch_archive,
+    load_into,
+)
 from lifeboat.sources.postgres.restore_roles import RolePlan, plan_roles
 from lifeboat.util.redact import redact
 
@@ -100,7 +105,7 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
                 row = conn.execute("SELECT version()").fetchone()
                 run.postgres_version = str(row[0]).split(" on ")[0] if row else ""
             target.created_roles = plan.create
-            _load(ctx, request, decryptor, tools, endpoint, plan, run, archive)
+            _load(ctx, request, decryptor, tools, target, plan, run, archive)
             if not run.problems:
                 _check(request, endpoint, endpoint.dbname, target.bin_dir or tools.bin_dir, run)
     return _finish(run, request)
@@ -123,6 +128,7 @@ class _Target:
     bin_dir: Path | None  # the server's binaries, when Lifeboat runs it
     endpoint: PgEndpoint | None = None  # of the database the drill creates
     starting: Future[PgEndpoint] | None = None
+    database_made: bool = False  # the drill's database exists already (on a scratch instance)
     created_roles: list[str] = field(default_factory=list)
 
     def ready(self) -> PgEndpoint:
@@ -170,12 +176,16 @@ def _target(
         # no data checksums (see SCRATCH_SETTINGS)
         cluster.init(sync=False, checksums=False)
         cluster.start()
+        # the drill's database too, like the backed-up one: CREATE DATABASE writes and
+        # syncs a copy of template1, time the fetch hides
+        with PgEndpoint.from_dsn(cluster.dsn("postgres")).connect(autocommit=True) as admin:
+            create_like(admin, manifest.database, manifest)
         return PgEndpoint.from_dsn(cluster.dsn(manifest.database))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drill-start") as pool:
         starting = pool.submit(start)
         try:
-            yield _Target(bin_dir, starting=starting)
+            yield _Target(bin_dir, starting=starting, database_made=True)
         finally:
             wait([starting])
             cluster.stop(mode="immediate")
@@ -193,13 +203,14 @@ def _load(
     request: DrillRequest,
     decryptor: Decryptor,
     tools: Any,
-    endpoint: PgEndpoint,
+    target: _Target,
     plan: RolePlan,
     run: DrillRun,
     archive: Path,
 ) -> None:
     """Restore and compare; a failure the backup is to blame for becomes a problem."""
     manifest = request.manifest
+    endpoint = target.ready()
     try:
         loaded: LoadResult = load_into(
             ctx,
@@ -213,6 +224,7 @@ def _load(
             roles=plan,
             jobs=request.jobs,
             work_dir=archive.parent,
+            create=not target.database_made,
             archive=archive,
         )
     except (RestoreError, IntegrityError, DatabaseError) as exc:
