@@ -36,6 +36,8 @@ from lifeboat.postgres.server import (
     log_last_lines,
     log_since,
     port_taken,
+    postmaster_pid,
+    quit_now,
     start_and_wait,
     startup_failure,
     stop_reason,
@@ -326,6 +328,11 @@ class ScratchCluster:
         _LIVE.discard(self)
         if not (self.data_dir / "postmaster.pid").exists():
             return
+        pid = postmaster_pid(self.data_dir)
+        if mode == "immediate" and pid is not None:
+            with contextlib.suppress(PermissionError):
+                if quit_now(pid, 180):
+                    return
         proc = self._pg_ctl().stop(mode, timeout=180)
         if proc.returncode != 0 and self.is_running():
             raise ToolError(f"pg_ctl stop failed for {self!r}: {_tool_message(proc, 'exit')}")

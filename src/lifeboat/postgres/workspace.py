@@ -21,9 +21,7 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,10 +30,11 @@ from pathlib import Path
 from types import TracebackType
 
 from lifeboat.errors import UsageError
-from lifeboat.postgres.server import POLL_SECONDS, PgCtl, postmaster_pid
+from lifeboat.postgres.server import postmaster_pid, quit_now
+from lifeboat.util.clock import process_start_ticks
 from lifeboat.util.fs import write_atomically
 from lifeboat.util.osuser import NoServerUser, OsUser, server_user
-from lifeboat.util.proc import boot_id, pid_alive, process_start_ticks
+from lifeboat.util.proc import boot_id, pid_alive
 
 __all__ = ["DrillWorkspace", "clean_leftovers"]
 
@@ -175,7 +174,7 @@ class DrillWorkspace:
         tb: TracebackType | None,
     ) -> None:
         path, self._path = self.path, None
-        for line in _remove(path, self._owner.servers, self._user):
+        for line in _remove(path, self._owner.servers):
             log.info("%s", line)
 
 
@@ -209,7 +208,7 @@ def clean_leftovers(root: Path) -> list[str]:
         except OSError as exc:
             log.debug("leaving %s alone: %s", folder, exc)
             continue
-        lines = _remove(folder, servers, _server_user())
+        lines = _remove(folder, servers)
         lines.append(f"removed the drill leftover {folder}: {why}")
         if folder.exists():
             lines[-1] = f"left the drill leftover {folder} in place: it could not be removed"
@@ -219,13 +218,13 @@ def clean_leftovers(root: Path) -> list[str]:
     return done
 
 
-def _remove(folder: Path, servers: list[NotedServer], user: OsUser | None) -> list[str]:
+def _remove(folder: Path, servers: list[NotedServer]) -> list[str]:
     """Stop the servers still running, remove their socket folders kept elsewhere and the
     folder; what was done. A server that would not stop keeps the folder."""
     done: list[str] = []
     all_stopped = True
     for server in servers:
-        outcome = _stop(server, user)
+        outcome = _stop(server)
         if outcome is not None:
             done.append(outcome[0])
             if not outcome[1]:
@@ -242,32 +241,22 @@ def _remove(folder: Path, servers: list[NotedServer], user: OsUser | None) -> li
     return done
 
 
-def _stop(server: NotedServer, user: OsUser | None) -> tuple[str, bool] | None:
+def _stop(server: NotedServer) -> tuple[str, bool] | None:
     """Stop the server if it still runs: what was done, and whether it is gone. None when
     no server runs there."""
-    data_dir, bin_dir = Path(server.data_dir), Path(server.bin_dir)
+    data_dir = Path(server.data_dir)
     pid = postmaster_pid(data_dir)
     if pid is None or process_start_ticks(pid) is None:
         return None
     if not _serves(pid, data_dir):
         return f"left pid {pid} alone: it does not serve {data_dir} (a stale postmaster.pid)", True
-    how = "pg_ctl stop -m immediate"
-    if (bin_dir / "pg_ctl").exists():
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            PgCtl(bin_dir, data_dir, user, env, data_dir.parent).stop(
-                "immediate", timeout=STOP_SECONDS
-            )
-    if process_start_ticks(pid) is not None and _serves(pid, data_dir):
-        how = "SIGQUIT"  # pg_ctl is gone (or failed): what -m immediate sends
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGQUIT)
-    deadline = time.monotonic() + STOP_SECONDS
-    while process_start_ticks(pid) is not None and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-    if process_start_ticks(pid) is not None:
-        return f"could not stop the server of {data_dir} (pid {pid}) with {how}", False
-    return f"stopped the server of {data_dir} (pid {pid}) with {how}", True
+    try:
+        gone = quit_now(pid, STOP_SECONDS)
+    except PermissionError:
+        return f"could not stop the server of {data_dir} (pid {pid}): not allowed to", False
+    if not gone:
+        return f"could not stop the server of {data_dir} (pid {pid}) with SIGQUIT", False
+    return f"stopped the server of {data_dir} (pid {pid}) with SIGQUIT", True
 
 
 def _serves(pid: int, data_dir: Path) -> bool:

@@ -113,21 +113,6 @@ def interrupt_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """When a running process started, in clock ticks since boot (/proc/PID/stat's 22nd
-    field): with its pid, it names one process even after the pid was reused. None when
-    no such process runs (an exited one waiting to be reaped included) or /proc lacks it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) is in parentheses and may hold spaces and parentheses
-    fields = stat.rpartition(")")[2].split()
-    if len(fields) < 20 or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
 def boot_id() -> str | None:
     """This boot's identity: start ticks only compare within one boot."""
     try:

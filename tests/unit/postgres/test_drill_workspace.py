@@ -30,8 +30,9 @@ from lifeboat.postgres.workspace import (
     Owner,
     clean_leftovers,
 )
+from lifeboat.util.clock import process_start_ticks
 from lifeboat.util.osuser import is_root, server_user
-from lifeboat.util.proc import boot_id, process_start_ticks
+from lifeboat.util.proc import boot_id
 from tests.processes import running
 
 
@@ -213,7 +214,7 @@ def test_a_stale_postmaster_pid_is_never_signalled(drill_root: Path) -> None:
     assert not folder.exists()
 
 
-def test_a_server_is_sent_sigquit_when_pg_ctl_is_gone(drill_root: Path) -> None:
+def test_a_server_is_sent_sigquit(drill_root: Path) -> None:
     """A process working in the noted data directory, as a postmaster does, stands for
     the server of a killed drill."""
     owner = _dead_owner()
