@@ -100,9 +100,7 @@ def test_the_next_drill_removes_a_killed_drills_server_and_folder(
     assert list(long_root.iterdir()) == []
     data_dir = workspace / "pg" / "data"
     stopped, socket_removed, removed = caplog.messages[:3]
-    assert stopped == (
-        f"stopped the server of {data_dir} (pid {postmaster}) with SIGQUIT"
-    )
+    assert stopped == (f"stopped the server of {data_dir} (pid {postmaster}) with SIGQUIT")
     assert socket_removed == f"removed the socket folder {socket_dir}"
     assert removed.startswith(
         f"removed the drill leftover {workspace}: its drill (pid {drill.pid},"

@@ -4,9 +4,9 @@ or copies a cluster; repo/manifest.py holds them in a backup's PostgreSQL detail
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class _Model(BaseModel):
@@ -39,6 +39,18 @@ class Evidence(_Model):
     constraints: list[str]
     # empty in manifests written before table restores needed it
     tables: dict[str, TableFacts] = Field(default_factory=dict)
+    # pg_table_size of each table (heap and TOAST) when it was dumped; empty in manifests
+    # written before a restore chose how to load by them
+    table_bytes: dict[str, int] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_sizes(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A manifest written before the sizes were recorded is written again as it was:
+        its checksum, and a copy's, stay the same."""
+        written: dict[str, Any] = write(self)
+        if not self.table_bytes:
+            written.pop("table_bytes", None)
+        return written
 
 
 class DatabaseGrant(_Model):

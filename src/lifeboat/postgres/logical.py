@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import DatabaseError, RestoreError
-from lifeboat.pipeline.stream import ProcessOutput
+from lifeboat.pipeline.stream import ProcessInput, ProcessOutput
 from lifeboat.postgres.binaries import PgTools
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.postgres.dbprops import Ownership
@@ -37,6 +37,12 @@ SELECT format('%I.%I', n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
 ORDER BY 1
+"""
+
+TABLE_SIZES_SQL = f"""
+SELECT format('%I.%I', n.nspname, c.relname), pg_table_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND {_USER_SCHEMAS} AND {_NOT_FROM_EXTENSION}
 """
 
 INDEXES_SQL = f"""
@@ -179,9 +185,16 @@ def table_facts(conn: psycopg.Connection[Any]) -> dict[str, TableFacts]:
     }
 
 
+def table_bytes(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Each table's size on disk (heap and TOAST, no indexes): what its data weighs in a
+    dump, roughly."""
+    return {str(name): int(size or 0) for name, size in conn.execute(TABLE_SIZES_SQL)}
+
+
 def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
     return Evidence(
         row_counts=row_counts(conn),
+        table_bytes=table_bytes(conn),
         indexes=[r[0] for r in conn.execute(INDEXES_SQL)],
         constraints=[r[0] for r in conn.execute(CONSTRAINTS_SQL)],
         # the facts query reads catalog columns PostgreSQL 12 added (generated columns)
@@ -247,6 +260,43 @@ def restore_archive(
     if returncode != 0:
         detail = stderr.error_line() or f"exit {returncode}"
         raise RestoreError(f"pg_restore failed, nothing was changed: {detail}")
+
+
+class RestoreStream(ProcessInput):
+    """`pg_restore --single-transaction` of a custom-format archive written into its stdin,
+    into endpoint's database. In one transaction, a table's COPY and its index builds
+    follow its CREATE: on a server with wal_level minimal they write almost no WAL; and
+    a failure leaves nothing behind. Used when jobs cannot outrun one stream: the archive
+    then needs no file, and the restore runs while it is decrypted."""
+
+    def __init__(self, tools: PgTools, endpoint: PgEndpoint, *, ownership: Ownership) -> None:
+        super().__init__(
+            [
+                tools.path("pg_restore"),
+                *ownership.pg_restore_flags(),
+                "--single-transaction",
+                "--exit-on-error",
+                "--no-password",
+                "--dbname",
+                endpoint.conninfo(),
+            ],
+            env=endpoint.env(),
+        )
+
+    def failed(self) -> Exception:
+        return RestoreError(f"pg_restore failed, nothing was changed: {self.failure()}")
+
+
+def lock_capacity(conn: psycopg.Connection[Any]) -> int:
+    """How many locks the server's shared lock table holds (max_locks_per_transaction
+    times the connection and prepared-transaction slots): what one transaction that
+    creates every object of a database must stay well under."""
+    row = conn.execute(
+        "SELECT current_setting('max_locks_per_transaction')::int"
+        " * (current_setting('max_connections')::int"
+        " + current_setting('max_prepared_transactions')::int)"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def database_exists(admin: psycopg.Connection[Any], name: str) -> bool:

@@ -135,3 +135,20 @@ def test_details_must_match_the_kind_when_built_in_code() -> None:
     fields = {**physical.model_dump(), "kind": "postgres-logical", "details": physical.details}
     with pytest.raises(ValueError, match="details of postgres-physical in a postgres-logical"):
         Manifest.model_validate(fields)
+
+
+def test_table_sizes_are_written_when_known_and_an_older_manifest_stays_as_it_was() -> None:
+    """A format-2 manifest written before table sizes were recorded decodes, re-encodes
+    to the same bytes, and keeps its checksum; one with sizes carries them."""
+    older = logical_manifest()
+    assert older.logical is not None and older.logical.evidence is not None
+    assert older.logical.evidence.table_bytes == {}
+    body = document(older)
+    assert "table_bytes" not in json.dumps(body)
+    assert encode(decode(encode(older), "older")) == encode(older)
+
+    evidence = older.logical.evidence.model_copy(update={"table_bytes": {"public.item": 8192}})
+    details = older.logical.model_copy(update={"evidence": evidence})
+    sized = older.model_copy(update={"details": details})
+    again = decode(encode(sized), "sized")
+    assert again.checks.table_bytes == {"public.item": 8192}

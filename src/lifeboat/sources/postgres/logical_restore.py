@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -217,7 +217,8 @@ def restore_logical(
             major = logical.server_major(server)
             target = restore_tables.prepare(tools, major, endpoint, selection, exists)
         else:
-            _require_room(work_dir, manifest)
+            if load_method(manifest, jobs, logical.lock_capacity(admin)) == "parallel":
+                _require_room(work_dir, manifest)  # streamed, the dump needs no file
             role_plan = plan_roles(
                 repo, manifest, decryptor, admin, ownership, create_roles, endpoint.describe()
             )
@@ -434,14 +435,23 @@ def _load(
 ) -> LoadResult:
     label = f"{manifest.id} -> {target.dbname}"
     started = time.monotonic()
-    with contextlib.ExitStack() as dump:
-        path = archive or dump.enter_context(
-            fetch_archive(ctx, repo, manifest, decryptor, work_dir, label)
+    if archive is None and load_method(manifest, jobs, logical.lock_capacity(admin)) == "stream":
+        fetch_done = started
+        restoring = logical.RestoreStream(tools, target, ownership=ownership)
+        # the stored bytes' sha256, age's authentication and zstd's checksum prove the
+        # plaintext (repo/fetch.py)
+        stream_plain(
+            ctx, repo, manifest, decryptor, restoring, f"pg_restore {label} (streamed)", False
         )
-        fetch_done = time.monotonic()
-        with ctx.reporter.task(f"pg_restore {label} ({jobs} jobs)") as restored:
-            logical.restore_archive(tools, target, path, ownership=ownership, jobs=jobs)
-            restored(manifest.objects[0].plain_size)  # pg_restore tells no progress: all at once
+    else:
+        with contextlib.ExitStack() as dump:
+            path = archive or dump.enter_context(
+                fetch_archive(ctx, repo, manifest, decryptor, work_dir, label)
+            )
+            fetch_done = time.monotonic()
+            with ctx.reporter.task(f"pg_restore {label} ({jobs} jobs)") as restored:
+                logical.restore_archive(tools, target, path, ownership=ownership, jobs=jobs)
+                restored(manifest.objects[0].plain_size)  # pg_restore tells no progress
     restore_done = time.monotonic()
     with target.connect(autocommit=True) as conn:
         check = check_evidence(conn, manifest.checks, fresh_database=True)
@@ -458,6 +468,72 @@ def _load(
         check=check,
         created_roles=list(roles.create),
     )
+
+
+# With one table holding this share of the data or more, pg_restore --jobs has nothing to
+# run beside it; and finding a later table's data in a dump written through a pipe (no
+# offsets in its table of contents) means skipping the big table's rows one by one.
+STREAM_SHARE = 0.9
+# a transaction that creates every object takes about this many locks per table (the
+# table, its TOAST table and TOAST index) and one per index or constraint, plus some
+_LOCKS_PER_TABLE = 3
+_LOCKS_BESIDES = 100
+
+
+def load_method(
+    manifest: Manifest, jobs: int, lock_capacity: int | None = None
+) -> Literal["stream", "parallel"]:
+    """How a whole-database restore loads the dump: streamed into one `pg_restore
+    --single-transaction` while it is decrypted, or decrypted into a file for `pg_restore
+    --jobs`. Streamed when one job is asked for, or one table holds STREAM_SHARE of the
+    data (manifests from before the tables' sizes were recorded: never), and the server's
+    lock table (when known) takes one transaction creating every object with room to
+    spare."""
+    evidence = manifest.checks
+    sizes = evidence.table_bytes
+    total = sum(sizes.values())
+    dominated = total > 0 and max(sizes.values()) >= STREAM_SHARE * total
+    if not (jobs <= 1 or dominated):
+        return "parallel"
+    locks = (
+        _LOCKS_PER_TABLE * len(evidence.row_counts)
+        + len(evidence.indexes)
+        + len(evidence.constraints)
+        + _LOCKS_BESIDES
+    )
+    if lock_capacity is not None and locks > lock_capacity // 2:
+        return "parallel"
+    return "stream"
+
+
+def stream_plain(
+    ctx: Context,
+    repo: Repository,
+    manifest: Manifest,
+    decryptor: Decryptor,
+    process: ProcessInput,
+    task: str,
+    check_plain_digest: bool = True,
+) -> None:
+    """Feed the backup's plaintext to a process reading its stdin (pg_restore); the
+    process's own error wins when it stopped first."""
+    try:
+        with ctx.reporter.task(task) as advance:
+            read_plain(
+                repo,
+                manifest,
+                manifest.objects[0],
+                decryptor,
+                process,
+                advance,
+                check_plain_digest=check_plain_digest,
+            )
+    except BaseException:
+        if process.process.poll() not in (None, 0):
+            raise process.failed() from None  # it stopped first: its error is the cause
+        process.kill()
+        raise
+    process.finish()
 
 
 @contextlib.contextmanager
@@ -500,22 +576,7 @@ class _Job:
     def stream_into(self, process: ProcessInput, label: str) -> None:
         """Feed the backup's plaintext to pg_restore; pg_restore's own error wins when it
         stopped first."""
-        try:
-            with self.ctx.reporter.task(label) as advance:
-                read_plain(
-                    self.repo,
-                    self.manifest,
-                    self.manifest.objects[0],
-                    self.decryptor,
-                    process,
-                    advance,
-                )
-        except BaseException:
-            if process.process.poll() not in (None, 0):
-                raise process.failed() from None  # pg_restore stopped first: its error is the cause
-            process.kill()
-            raise
-        process.finish()
+        stream_plain(self.ctx, self.repo, self.manifest, self.decryptor, process, label)
 
 
 def _restore_database(job: _Job, scratch: str) -> tuple[int, EvidenceCheck]:
