@@ -10,7 +10,9 @@ Side by side in one run, with the drill's depth set to ``quick``:
 
 * logical, on the WMS dataset and on pgbench, in one scratch cluster:
   ``seed restore`` (``createdb``, ``gpg -d``, ``pg_restore --single-transaction``),
-  ``pg_restore -j2`` of a plain local dump into a new database, and
+  ``pg_restore -j2`` of a plain local dump into a new database,
+  ``pg_restore --single-transaction`` of that dump into an instance set up as the drill's
+  (the load alone, on this host), and
   ``lifeboat drill SOURCE --backup ID --json`` of a logical backup of the same database;
 * physical, on pgbench in a cluster that archives its WAL to pgBackRest and to Lifeboat:
   ``pgbackrest restore`` and the start of the restored cluster until it accepts
@@ -42,10 +44,12 @@ import bench_physical as physical
 from bench_logical import MB, Dataset, Run, Target, measure
 
 from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.sources.postgres.drill_logical import SCRATCH_SETTINGS
 
 DEPTH = "quick"
 SEED_RESTORE = "seed restore"
 PG_RESTORE_J2 = "pg_restore -j2"
+TUNED_ONE_TXN = "pg_restore 1 txn, tuned"
 PGBACKREST = "pgBackRest restore + start"
 DRILL = "lifeboat drill"
 PHYSICAL = "physical"  # the dataset name of the physical comparison
@@ -217,6 +221,7 @@ def lifeboat_backup(lb: logical.Lifeboat, source: str, log: Path) -> str:
 
 def logical_dataset(
     cluster: logical.Cluster,
+    tuned: logical.Cluster,
     ds: Dataset,
     work: Path,
     gpg_env: dict[str, str],
@@ -241,21 +246,23 @@ def logical_dataset(
         if prep.error:
             raise RuntimeError(f"{ds.name}: preparing the dumps failed: {prep.error}")
 
-    def restore(name: str, script: Callable[[str], str]) -> Contender:
-        """Time *script* (given the target database's DSN) into a new database, each run
-        checked against the source's row counts."""
+    def restore(
+        name: str, script: Callable[[str], str], into: logical.Cluster = cluster
+    ) -> Contender:
+        """Time *script* (given the target database's DSN) into a new database of `into`,
+        each run checked against the source's row counts."""
         res = Contender(ds.name, name)
-        target = f"{ds.name}_{name.replace(' ', '_').replace('-', '')}"
+        target = f"{ds.name}_{''.join(c if c.isalnum() else '_' for c in name)}"
         for i in range(opts.repeat):
-            cluster.drop_db(target)
-            cluster.checkpoint()
+            into.drop_db(target)
+            into.checkpoint()
             create = (
-                f"{logical._q(cluster.tool('createdb'))}"
-                f" --maintenance-db={logical._q(cluster.sc.dsn())} {logical._q(target)}\n"
+                f"{logical._q(into.tool('createdb'))}"
+                f" --maintenance-db={logical._q(into.sc.dsn())} {logical._q(target)}\n"
             )
             log = logs / f"{ds.name}-{name.replace(' ', '_')}-{i}.log"
             run = measure(
-                logical._sh(create + script(cluster.sc.dsn(target))),
+                logical._sh(create + script(into.sc.dsn(target))),
                 log=log,
                 env=gpg_env,
                 timeout=opts.timeout,
@@ -268,9 +275,9 @@ def logical_dataset(
             if run.error:
                 res.error = run.error
                 break
-            same = cluster.fingerprint(target) == expected
+            same = into.fingerprint(target) == expected
             res.verified = same and res.verified is not False
-            cluster.drop_db(target)
+            into.drop_db(target)
         return res
 
     results = [
@@ -283,6 +290,16 @@ def logical_dataset(
                 f"{logical._q(cluster.tool('pg_restore'))} -j 2"
                 f" -d {logical._q(target)} {logical._q(plain)}\n"
             ),
+        ),
+        # the work any restore does on this host: the same load, in one transaction, into
+        # an instance set up as the drill's (no decryption, no fetch, no instance start)
+        restore(
+            TUNED_ONE_TXN,
+            lambda target: (
+                f"{logical._q(tuned.tool('pg_restore'))} --single-transaction"
+                f" -d {logical._q(target)} {logical._q(plain)}\n"
+            ),
+            into=tuned,
         ),
     ]
     enc.unlink(missing_ok=True)
@@ -319,6 +336,7 @@ def logical_part(opts: Options, work: Path) -> tuple[list[Dataset], list[Contend
             logical._log(f"{ds.name}: {ds.db_bytes / MB:.0f} MB in {ds.load_s:.1f} s")
         cluster.checkpoint()
         gpg_home: Path | None = None
+        tuned_sc: ScratchCluster | None = None
         try:
             gpg_home, gpg_key = logical.setup_gpg(work, setup_log)
             lb: logical.Lifeboat | None = None
@@ -329,12 +347,18 @@ def logical_part(opts: Options, work: Path) -> tuple[list[Dataset], list[Contend
                 with lb.config.open("a", encoding="utf-8") as fh:
                     fh.write(drill_config([d.name for d in datasets]))
             gpg_env = {**cluster.env, "GNUPGHOME": str(gpg_home)}
+            tuned_sc = ScratchCluster(opts.bin_dir, work / "tuned", settings=SCRATCH_SETTINGS)
+            tuned_sc.init(sync=False, checksums=False)
+            tuned_sc.start()
+            tuned = logical.Cluster(tuned_sc)
             for ds in datasets:
-                results += logical_dataset(cluster, ds, work, gpg_env, gpg_key, lb, opts)
+                results += logical_dataset(cluster, tuned, ds, work, gpg_env, gpg_key, lb, opts)
             env_info = logical.environment(opts.bin_dir, cluster)
         finally:
             if gpg_home is not None:
                 logical.stop_gpg(gpg_home)
+            if tuned_sc is not None:
+                tuned_sc.destroy()
     return datasets, results, env_info
 
 
