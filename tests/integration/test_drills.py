@@ -78,6 +78,8 @@ class DrillSetup:
     ) -> None:
         root = self.ws.root
         identity_line = f'age_identity_file = "{self.ws.identity}"\n' if identity else ""
+        # two jobs whatever the host's cores: how the dump is loaded depends on them
+        jobs = "" if "jobs" in drill else "jobs = 2\n"
         self.ws.config.write_text(
             f'[repositories.local]\nurl = "file://{self.ws.repo}"\n'
             f'[repositories.second]\nurl = "file://{root / "second"}"\n'
@@ -85,6 +87,7 @@ class DrillSetup:
             f'[sources.wms]\ndsn = "{self.dsn}"\n'
             f"[sources.wms.objectives]\n{objectives}"
             f'[sources.wms.drill]\nwork_dir = "{work_dir or self.work_dir}"\n{drill}'
+            f"{jobs}"
             f"{checks}"
         )
 
@@ -233,6 +236,23 @@ def test_a_damaged_dump_is_a_failed_drill_on_record(
     for repository in ("local", "second"):
         passed, failed = setup.records(repository, backup)
         assert passed.name.endswith("-pass.json") and failed.name.endswith("-fail.json")
+    assert setup.leftovers() == []
+
+    # two tables alike: the dump is fetched into a file while the instance starts, and
+    # that fetch finds the damage
+    pg_cluster.psql("CREATE TABLE lots_copy AS SELECT * FROM lots", fresh_db)
+    second = setup.ws.run_json("backup", "wms")["id"]
+    for repository in ("repo", "second"):
+        (dump,) = (setup.ws.root / repository / "wms" / "backups" / second).glob("dump.*")
+        data = bytearray(dump.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        dump.write_bytes(bytes(data))
+    done, report = setup.drill("--backup", second)
+    assert done.returncode == 1
+    (record,) = report["drills"]
+    assert record["verdict"] == "fail"
+    assert any("corrupt" in reason for reason in record["reasons"]), record["reasons"]
+    assert [p["name"] for p in record["phases"]] == ["prepare", "start+fetch"]
     assert setup.leftovers() == []
 
 

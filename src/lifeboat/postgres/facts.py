@@ -42,6 +42,8 @@ class Evidence(_Model):
     # pg_table_size of each table (heap and TOAST) when it was dumped; empty in manifests
     # written before a restore chose how to load by them
     table_bytes: dict[str, int] = Field(default_factory=dict)
+    # how many large objects the database held; None in manifests written before
+    large_objects: int | None = None
 
     @model_serializer(mode="wrap")
     def _without_unknown_sizes(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -50,6 +52,8 @@ class Evidence(_Model):
         written: dict[str, Any] = write(self)
         if not self.table_bytes:
             written.pop("table_bytes", None)
+        if self.large_objects is None:
+            written.pop("large_objects", None)
         return written
 
 

@@ -191,10 +191,16 @@ def table_bytes(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return {str(name): int(size or 0) for name, size in conn.execute(TABLE_SIZES_SQL)}
 
 
+def large_objects(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()
+    return int(row[0]) if row else 0
+
+
 def collect_evidence(conn: psycopg.Connection[Any]) -> Evidence:
     return Evidence(
         row_counts=row_counts(conn),
         table_bytes=table_bytes(conn),
+        large_objects=large_objects(conn),
         indexes=[r[0] for r in conn.execute(INDEXES_SQL)],
         constraints=[r[0] for r in conn.execute(CONSTRAINTS_SQL)],
         # the facts query reads catalog columns PostgreSQL 12 added (generated columns)

@@ -52,12 +52,15 @@ def quit_now(pid: int, timeout: float) -> bool:
     sends, then a wait for the process to be gone, looked at every hundredth of a second
     (pg_ctl looks every tenth). Whether it is gone; PermissionError when this user may not
     signal it."""
+    started = process_start_ticks(pid)  # the pid names this process only while it runs
+    if started is None:
+        return True
     try:
         os.kill(pid, signal.SIGQUIT)
     except ProcessLookupError:
         return True
     deadline = time.monotonic() + timeout
-    while process_start_ticks(pid) is not None:
+    while process_start_ticks(pid) == started:
         if time.monotonic() >= deadline:
             return False
         time.sleep(_QUIT_POLL_SECONDS)

@@ -39,7 +39,8 @@ def drills_prefix(source: str, backup: str | None = None) -> str:
 class Phase:
     """One timed step of a drill; phases run one after another."""
 
-    name: str  # prepare, start+fetch or fetch, restore, replay, verify, checks (docs/drills.md)
+    # prepare, start+fetch, fetch or start, restore, replay, verify, checks (docs/drills.md)
+    name: str
     seconds: float
 
 

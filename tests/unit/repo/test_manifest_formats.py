@@ -145,10 +145,14 @@ def test_table_sizes_are_written_when_known_and_an_older_manifest_stays_as_it_wa
     assert older.logical.evidence.table_bytes == {}
     body = document(older)
     assert "table_bytes" not in json.dumps(body)
+    assert "large_objects" not in json.dumps(body)
     assert encode(decode(encode(older), "older")) == encode(older)
 
-    evidence = older.logical.evidence.model_copy(update={"table_bytes": {"public.item": 8192}})
+    evidence = older.logical.evidence.model_copy(
+        update={"table_bytes": {"public.item": 8192}, "large_objects": 0}
+    )
     details = older.logical.model_copy(update={"evidence": evidence})
     sized = older.model_copy(update={"details": details})
     again = decode(encode(sized), "sized")
     assert again.checks.table_bytes == {"public.item": 8192}
+    assert again.checks.large_objects == 0

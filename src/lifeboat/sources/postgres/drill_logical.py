@@ -35,6 +35,7 @@ from lifeboat.sources.postgres.logical_restore import (
     fetch_archive,
     load_into,
     load_method,
+    stream_locks,
 )
 from lifeboat.sources.postgres.restore_roles import RolePlan, plan_roles
 from lifeboat.util.redact import redact
@@ -55,7 +56,28 @@ SCRATCH_SETTINGS = {
     "wal_level": "minimal",
     "max_wal_senders": "0",
     "maintenance_work_mem": "256MB",
+    "max_connections": "100",
+    "max_prepared_transactions": "0",
 }
+# the scratch instance's lock table is made room enough for a streamed load in one
+# transaction (load_method), up to this many locks per connection slot: beyond, its shared
+# memory would grow past a few hundred MB, and the dump is loaded from a file instead
+MAX_LOCKS_PER_TRANSACTION = 4096
+
+
+def scratch_settings(manifest: Manifest) -> dict[str, str]:
+    """SCRATCH_SETTINGS, with a lock table that takes the dump's objects in one transaction
+    twice over when it can."""
+    locks = stream_locks(manifest) or 0
+    slots = int(SCRATCH_SETTINGS["max_connections"])
+    per_slot = min(MAX_LOCKS_PER_TRANSACTION, max(64, -(-2 * locks // slots)))
+    return {**SCRATCH_SETTINGS, "max_locks_per_transaction": str(per_slot)}
+
+
+def lock_capacity(settings: dict[str, str]) -> int:
+    """What postgres/logical.lock_capacity will read from an instance with these settings."""
+    slots = int(settings["max_connections"]) + int(settings["max_prepared_transactions"])
+    return int(settings["max_locks_per_transaction"]) * slots
 
 
 def _server_major(manifest: Manifest) -> int:
@@ -82,9 +104,9 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
             contextlib.ExitStack() as dump,
         ):
             archive: Path | None = None
-            if load_method(manifest, request.jobs) == "stream":
+            if target.stream:
                 # restored while it is decrypted: nothing to fetch beforehand
-                with clock.phase("start") if target.starting else contextlib.nullcontext():
+                with clock.phase("start"):
                     endpoint = target.ready()
             else:
                 # the scratch instance starts while the dump is fetched: neither waits
@@ -141,6 +163,7 @@ class _Target:
     endpoint: PgEndpoint | None = None  # of the database the drill creates
     starting: Future[PgEndpoint] | None = None
     database_made: bool = False  # the drill's database exists already (on a scratch instance)
+    stream: bool = False  # the dump is streamed into one transaction (a scratch instance)
     created_roles: list[str] = field(default_factory=list)
 
     def ready(self) -> PgEndpoint:
@@ -180,7 +203,9 @@ def _target(
     major = _server_major(manifest)
     bin_dir = drill_checks.scratch_bin_dir(major, pg_bin_dir)
     run.target = f"scratch PostgreSQL {major}"
-    cluster = ScratchCluster(bin_dir, space.path / "pg", settings=SCRATCH_SETTINGS)
+    settings = scratch_settings(manifest)
+    stream = load_method(manifest, request.jobs, lock_capacity(settings)) == "stream"
+    cluster = ScratchCluster(bin_dir, space.path / "pg", settings=settings)
     space.note_server(cluster.data_dir, bin_dir)
 
     def start() -> PgEndpoint:
@@ -197,7 +222,7 @@ def _target(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drill-start") as pool:
         starting = pool.submit(start)
         try:
-            yield _Target(bin_dir, starting=starting, database_made=True)
+            yield _Target(bin_dir, starting=starting, database_made=True, stream=stream)
         finally:
             wait([starting])
             cluster.stop(mode="immediate")
@@ -239,6 +264,7 @@ def _load(
             work_dir=space_path,
             create=not target.database_made,
             archive=archive,
+            may_stream=target.stream,
         )
     except (RestoreError, IntegrityError, DatabaseError) as exc:
         run.problems.append(exc.message)

@@ -217,8 +217,7 @@ def restore_logical(
             major = logical.server_major(server)
             target = restore_tables.prepare(tools, major, endpoint, selection, exists)
         else:
-            if load_method(manifest, jobs, logical.lock_capacity(admin)) == "parallel":
-                _require_room(work_dir, manifest)  # streamed, the dump needs no file
+            _require_room(work_dir, manifest)
             role_plan = plan_roles(
                 repo, manifest, decryptor, admin, ownership, create_roles, endpoint.describe()
             )
@@ -371,6 +370,7 @@ def load_into(
     work_dir: Path,
     create: bool = True,
     archive: Path | None = None,
+    may_stream: bool = False,
 ) -> LoadResult:
     """Load a logical backup into `database`, a new database on endpoint's server, and
     compare it with the backup's evidence; renames or swaps nothing.
@@ -382,7 +382,9 @@ def load_into(
     other failure drops the database (never one that existed before: a name already taken
     fails the creation) and the roles this created, and raises. The dump file is removed
     whatever happens. With `archive`, the dump already fetched there is restored instead
-    (the caller fetched it while doing something else, and removes it)."""
+    (the caller fetched it while doing something else, and removes it). `may_stream`: the
+    server is Lifeboat's own (a drill's scratch instance), where one transaction may hold
+    the locks of every object: load_method chooses."""
     target = endpoint.with_dbname(database)
     admin = _admin_connection(endpoint)
     created_database = False
@@ -408,6 +410,7 @@ def load_into(
                 jobs,
                 work_dir,
                 archive,
+                may_stream,
             )
         except BaseException:
             # the database first: roles that came to own objects in it cannot go before it
@@ -432,10 +435,15 @@ def _load(
     jobs: int,
     work_dir: Path,
     archive: Path | None,
+    may_stream: bool,
 ) -> LoadResult:
     label = f"{manifest.id} -> {target.dbname}"
     started = time.monotonic()
-    if archive is None and load_method(manifest, jobs, logical.lock_capacity(admin)) == "stream":
+    if (
+        archive is None
+        and may_stream
+        and load_method(manifest, jobs, logical.lock_capacity(admin)) == "stream"
+    ):
         fetch_done = started
         restoring = logical.RestoreStream(tools, target, ownership=ownership)
         # the stored bytes' sha256, age's authentication and zstd's checksum prove the
@@ -475,33 +483,39 @@ def _load(
 # offsets in its table of contents) means skipping the big table's rows one by one.
 STREAM_SHARE = 0.9
 # a transaction that creates every object takes about this many locks per table (the
-# table, its TOAST table and TOAST index) and one per index or constraint, plus some
+# table, its TOAST table and TOAST index), one per index, constraint and large object
+# (pg_dump sets each one's owner), plus some
 _LOCKS_PER_TABLE = 3
 _LOCKS_BESIDES = 100
 
 
-def load_method(
-    manifest: Manifest, jobs: int, lock_capacity: int | None = None
-) -> Literal["stream", "parallel"]:
-    """How a whole-database restore loads the dump: streamed into one `pg_restore
-    --single-transaction` while it is decrypted, or decrypted into a file for `pg_restore
-    --jobs`. Streamed when one job is asked for, or one table holds STREAM_SHARE of the
-    data (manifests from before the tables' sizes were recorded: never), and the server's
-    lock table (when known) takes one transaction creating every object with room to
-    spare."""
+def stream_locks(manifest: Manifest) -> int | None:
+    """About how many locks one transaction restoring the whole dump holds at its end;
+    None for manifests written before the counts it needs were recorded."""
     evidence = manifest.checks
-    sizes = evidence.table_bytes
-    total = sum(sizes.values())
-    dominated = total > 0 and max(sizes.values()) >= STREAM_SHARE * total
-    if not (jobs <= 1 or dominated):
-        return "parallel"
-    locks = (
+    if not evidence.table_bytes or evidence.large_objects is None:
+        return None
+    return (
         _LOCKS_PER_TABLE * len(evidence.row_counts)
         + len(evidence.indexes)
         + len(evidence.constraints)
+        + evidence.large_objects
         + _LOCKS_BESIDES
     )
-    if lock_capacity is not None and locks > lock_capacity // 2:
+
+
+def load_method(manifest: Manifest, jobs: int, lock_capacity: int) -> Literal["stream", "parallel"]:
+    """How a whole-database restore onto a server of Lifeboat's own (a drill's scratch
+    instance) loads the dump: streamed into one `pg_restore --single-transaction` while it
+    is decrypted, or decrypted into a file for `pg_restore --jobs`. Streamed when one job
+    is asked for or one table holds STREAM_SHARE of the data, and the server's lock table
+    takes that one transaction with room to spare (manifests that do not say how many
+    locks it needs: never)."""
+    sizes = manifest.checks.table_bytes
+    total = sum(sizes.values())
+    dominated = total > 0 and max(sizes.values()) >= STREAM_SHARE * total
+    locks = stream_locks(manifest)
+    if not (jobs <= 1 or dominated) or locks is None or locks > lock_capacity // 2:
         return "parallel"
     return "stream"
 
@@ -528,12 +542,17 @@ def stream_plain(
                 advance,
                 check_plain_digest=check_plain_digest,
             )
-    except BaseException:
+        process.finish()
+    except Exception:
         if process.process.poll() not in (None, 0):
             raise process.failed() from None  # it stopped first: its error is the cause
         process.kill()
         raise
-    process.finish()
+    except BaseException:
+        # an interrupt (Ctrl-C reaches the process's whole group, pg_restore too): it is
+        # the cause, whatever pg_restore said as it died
+        process.kill()
+        raise
 
 
 @contextlib.contextmanager
