@@ -47,8 +47,10 @@ def work_dir() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def production(pg_cluster: ScratchCluster) -> Iterator[str]:
+    """The production-like database, shared: drills only read it, each test backs it up
+    into a workspace of its own."""
     name = f"wms drill.{os.getpid()}"
     create_production_db(pg_cluster, name)
     try:
