@@ -24,6 +24,7 @@ from .archiving import (
     switch_wal_and_wait,
 )
 from .helpers import LIFEBOAT
+from .versions import on_oldest_major
 
 
 def archived(archiving: Archiving, segment: str) -> Iterator[Path]:
@@ -64,6 +65,7 @@ def test_restore_latest_after_losing_the_cluster(archiving: Archiving) -> None:
         stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
+@on_oldest_major  # Lifeboat reads archive_mode before it starts a backup
 def test_physical_backup_refuses_without_archiving(
     pg_cluster: ScratchCluster, tmp_path: Path
 ) -> None:
@@ -86,6 +88,7 @@ def test_physical_backup_refuses_without_archiving(
     assert "Traceback" not in result.stderr
 
 
+@on_oldest_major  # the settings Lifeboat asks for and its check are the same on every major
 def test_setup_archiving_and_check(archiving: Archiving) -> None:
     import json
 
@@ -111,6 +114,7 @@ def test_setup_archiving_and_check(archiving: Archiving) -> None:
     )
 
 
+@on_oldest_major  # verify reads the repository, not the server
 def test_verify_reports_a_gap_in_the_wal_archive(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     for round_ in range(3):
@@ -125,6 +129,7 @@ def test_verify_reports_a_gap_in_the_wal_archive(archiving: Archiving) -> None:
     assert f"segment {victim.name.split('-')[0]} is missing" in failed.stderr
 
 
+@on_oldest_major  # refused from the repository, before any server starts
 def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     archiving.commit(1, 10)
@@ -172,6 +177,7 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
         stop_cluster(second, archiving.cluster.bin_dir)
 
 
+@on_oldest_major  # the delta compares files; recovery itself runs on each major above
 def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     archiving.commit(1, 10)
