@@ -145,24 +145,34 @@ EXISTING_CASES = [
         "UPDATE language SET name = 'changed' WHERE language_id = 2;",
         id="referenced-by-fk-with-on-update-cascade",
     ),
-    pytest.param("a.b", ['public."a.b"'], 'DELETE FROM "a.b" WHERE id > 20;', id="dot-in-the-name"),
+    # how the typed name is read is Lifeboat's: these four run on one major
+    pytest.param(
+        "a.b",
+        ['public."a.b"'],
+        'DELETE FROM "a.b" WHERE id > 20;',
+        id="dot-in-the-name",
+        marks=on_oldest_major,
+    ),
     pytest.param(
         '"café ☕"',
         ['public."café ☕"'],
         'INSERT INTO "café ☕" ("naïve ""name"" col") VALUES (\'new\');',
         id="unicode-name",
+        marks=on_oldest_major,
     ),
     pytest.param(
         '"Sales EU"."Order Items"',
         ['"Sales EU"."Order Items"'],
         'UPDATE "Sales EU"."Order Items" SET "qty ü" = 99 WHERE item_id < 100;',
         id="spaces-quoted",
+        marks=on_oldest_major,
     ),
     pytest.param(
         "Sales EU.Order Items",
         ['"Sales EU"."Order Items"'],
         'DELETE FROM "Sales EU"."Order Items" WHERE item_id > 700;',
         id="spaces-unquoted",
+        marks=on_oldest_major,
     ),
 ]
 
