@@ -32,24 +32,6 @@ def archived(archiving: Archiving, segment: str) -> Iterator[Path]:
     return (archiving.home / "repo" / "wms" / "wal").rglob(f"{segment}-*")
 
 
-def test_restore_to_a_time_yields_exactly_the_rows_committed_by_then(archiving: Archiving) -> None:
-    archiving.commit(1, 5)
-    made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
-    assert '"type": "physical"' in made.stdout
-    archiving.commit(6, 15, apart=True)
-    target = archiving.commit_time(10)
-    archiving.commit(16, 20)
-    archiving.switch_and_wait()
-
-    pgdata = archiving.home / "at-time"
-    port, result = archiving.restore_started(pgdata, "--to-time", target)
-    try:
-        assert "recovered to:" in result.stdout
-        assert events(port) == list(range(1, 11))
-    finally:
-        stop_cluster(pgdata, archiving.cluster.bin_dir)
-
-
 def test_restore_latest_after_losing_the_cluster(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     archiving.commit(1, 30)
@@ -296,14 +278,18 @@ def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(archiving: Archi
         stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
-def test_restore_to_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> None:
-    archiving.lifeboat("backup", "wms", "--type", "physical")
+def test_restore_to_a_time_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> None:
+    """Each target yields exactly the rows committed by then; one archive serves them all."""
+    made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
+    assert '"type": "physical"' in made.stdout
     archiving.commit(1, 5)
     archiving.cluster.psql("SELECT pg_create_restore_point('before-batch-2')")
     archiving.commit(6, 10)
     xid = archiving.cluster.psql("SELECT xmin::text FROM events WHERE id = 8")
     lsn = archiving.cluster.psql("SELECT pg_current_wal_insert_lsn()")
-    archiving.commit(11, 15)
+    archiving.commit(11, 15, apart=True)
+    target = archiving.commit_time(12)
+    archiving.commit(16, 20)
     archiving.switch_and_wait()
 
     for option, value, expected, action in [
@@ -316,3 +302,12 @@ def test_restore_to_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> Non
             assert events(port) == expected, option
             paused = ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()")
             assert paused == ("True" if action == "pause" else "False")
+
+    # last: this copy keeps archiving, and its new timeline goes into the same archive
+    pgdata = archiving.home / "at-time"
+    port, result = archiving.restore_started(pgdata, "--to-time", target)
+    try:
+        assert "recovered to:" in result.stdout
+        assert events(port) == list(range(1, 13))
+    finally:
+        stop_cluster(pgdata, archiving.cluster.bin_dir)
