@@ -32,21 +32,6 @@ def archived(archiving: Archiving, segment: str) -> Iterator[Path]:
     return (archiving.home / "repo" / "wms" / "wal").rglob(f"{segment}-*")
 
 
-def test_restore_latest_after_losing_the_cluster(archiving: Archiving) -> None:
-    archiving.lifeboat("backup", "wms", "--type", "physical")
-    archiving.commit(1, 30)
-    archiving.switch_and_wait()
-    archiving.cluster.stop("immediate")
-    shutil.rmtree(archiving.cluster.data_dir)
-
-    pgdata = archiving.home / "latest"
-    port, _ = archiving.restore_started(pgdata, "--latest")
-    try:
-        assert events(port) == list(range(1, 31))
-    finally:
-        stop_cluster(pgdata, archiving.cluster.bin_dir)
-
-
 @on_oldest_major  # Lifeboat reads archive_mode before it starts a backup
 def test_physical_backup_refuses_without_archiving(
     pg_cluster: ScratchCluster, tmp_path: Path
@@ -126,11 +111,15 @@ def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving)
     assert not pgdata.exists() or not any(pgdata.iterdir())
 
 
-def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Archiving) -> None:
+def test_restore_latest_after_losing_the_cluster_then_on_the_new_timeline(
+    archiving: Archiving,
+) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
-    # the restored cluster is promoted onto timeline 2 and archives into the same source
+    # the cluster lost, restored to the latest point, is promoted onto timeline 2 and
+    # archives into the same source
     with archiving.promoted_after_loss() as promoted:
         port = promoted.port
+        assert events(port) == list(range(1, 11))  # every row the lost cluster archived
         assert promoted.sql(TIMELINE) == "00000002"
         promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
         second_config = archiving.home / "second.toml"
