@@ -90,6 +90,8 @@ def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
         assert cluster.psql("SELECT x FROM keep") == "42"
 
 
+# a physical drill (test_drills_physical) recovers this way on every major
+@on_oldest_major
 def test_a_restored_data_directory_recovers_in_a_scratch_instance(archiving: Archiving) -> None:
     """What a restore drill does: restore without starting, then let a scratch instance
     start the data directory on its own port and wait for recovery to end."""
