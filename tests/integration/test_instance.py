@@ -90,7 +90,8 @@ def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
         assert cluster.psql("SELECT x FROM keep") == "42"
 
 
-# a physical drill (test_drills_physical) recovers this way on every major
+# the wait for recovery's end it shares with `restore --start` and the physical drill runs
+# on every major in test_pitr and test_drills_physical; the helper's own part is the same
 @on_oldest_major
 def test_a_restored_data_directory_recovers_in_a_scratch_instance(archiving: Archiving) -> None:
     """What a restore drill does: restore without starting, then let a scratch instance
