@@ -145,11 +145,13 @@ class Archiving:
 
     @contextmanager
     def promoted_after_loss(self) -> Iterator[ScratchClusterAt]:
-        """Rows 1..10 archived, the cluster lost, then restored (--latest) into home/first
-        and promoted onto timeline 2, archiving into the same source; stopped after."""
+        """Rows 1..10 archived, the cluster lost (stopped and its data folder removed),
+        then restored (--latest) into home/first and promoted onto timeline 2, archiving
+        into the same source; stopped after."""
         self.commit(1, 10)
         self.switch_and_wait()
         self.cluster.stop("immediate")
+        shutil.rmtree(self.cluster.data_dir)
         first = self.home / "first"
         port, _ = self.restore_started(first, "--latest")
         try:
@@ -235,6 +237,10 @@ def archiving_cluster(
         cluster.psql("CREATE TABLE events (id int PRIMARY KEY)")
         yield Archiving(cluster, home, config)
     finally:
+        # The cluster goes with its folder: no shutdown checkpoint, and no last attempts of
+        # the archiver at WAL a test left unarchivable (a refused push, /bin/false), which
+        # a fast stop waits for, seconds each.
+        cluster.stop("immediate")
         cluster.destroy()
         shutil.rmtree(home, ignore_errors=True)
 

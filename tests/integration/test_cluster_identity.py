@@ -22,6 +22,7 @@ from lifeboat.postgres.walheader import parse_long_header
 
 from .archiving import Archiving, as_postgres
 from .helpers import LIFEBOAT, error_line
+from .versions import on_oldest_major
 
 SEGMENT_SIZE = 16 * 1024 * 1024
 
@@ -93,6 +94,8 @@ def pointed_at(archiving: Archiving, cluster: ScratchCluster) -> Path:
     return config
 
 
+# Lifeboat's refusals; reading each major's segments and pg_control runs on every major below
+@on_oldest_major
 def test_wal_of_another_cluster_or_cut_short_is_refused_and_nothing_is_written(
     archiving: Archiving, foreign_cluster: ScratchCluster
 ) -> None:
@@ -178,6 +181,7 @@ def test_another_cluster_s_history_file_is_refused_by_its_pg_control(
     assert len(records(archiving)) == 1
 
 
+@on_oldest_major  # the system identifiers compared are Lifeboat's records
 def test_another_server_is_refused_until_a_backup_accepts_it(
     archiving: Archiving, other_cluster: ScratchCluster
 ) -> None:

@@ -11,6 +11,7 @@ from lifeboat.postgres.instance import ScratchCluster
 
 from .helpers import Workspace
 from .test_manual_restore import documented_backup_choice
+from .versions import on_oldest_major
 
 FORMAT1 = Path(__file__).parent.parent / "data" / "format1"
 LOGICAL = "20261206T190035.570628Z-947c"
@@ -29,6 +30,7 @@ def _workspace(root: Path, dsn: str) -> Workspace:
     return ws
 
 
+@on_oldest_major  # reading the older format is Lifeboat's, whatever the server
 def test_a_format1_repository_is_listed_shown_verified_and_restored(
     pg_cluster: ScratchCluster, tmp_path: Path
 ) -> None:

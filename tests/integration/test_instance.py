@@ -12,6 +12,7 @@ from lifeboat.postgres.binaries import bin_dir_major, find_bin_dirs
 from lifeboat.postgres.instance import ScratchCluster
 
 from .archiving import Archiving, events
+from .versions import on_oldest_major
 
 
 def test_find_bin_dirs_one_per_major_sorted() -> None:
@@ -49,6 +50,7 @@ def test_psql_raises_with_server_error(pg_cluster: ScratchCluster) -> None:
     assert "\n" not in str(failed.value)
 
 
+@on_oldest_major  # the helper's own handling: the same on every major
 def test_password_cluster_rejects_wrong_password(pg_bin_dir: Path) -> None:
     secret = "s3cret:with/odd@chars'"
     with ScratchCluster(pg_bin_dir, password=secret) as cluster:
@@ -64,6 +66,7 @@ def test_password_cluster_rejects_wrong_password(pg_bin_dir: Path) -> None:
     assert not base_dir.exists()
 
 
+@on_oldest_major
 def test_start_failure_reports_log_tail(pg_bin_dir: Path) -> None:
     cluster = ScratchCluster(pg_bin_dir, settings={"shared_buffers": "not-a-size"})
     try:
@@ -76,6 +79,7 @@ def test_start_failure_reports_log_tail(pg_bin_dir: Path) -> None:
     assert not cluster.base_dir.exists()
 
 
+@on_oldest_major
 def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
     with ScratchCluster(pg_bin_dir) as cluster:
         cluster.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (42)")
@@ -86,6 +90,9 @@ def test_stop_is_idempotent_and_restart_works(pg_bin_dir: Path) -> None:
         assert cluster.psql("SELECT x FROM keep") == "42"
 
 
+# the wait for recovery's end it shares with `restore --start` and the physical drill runs
+# on every major in test_pitr and test_drills_physical; the helper's own part is the same
+@on_oldest_major
 def test_a_restored_data_directory_recovers_in_a_scratch_instance(archiving: Archiving) -> None:
     """What a restore drill does: restore without starting, then let a scratch instance
     start the data directory on its own port and wait for recovery to end."""
@@ -106,6 +113,7 @@ def test_a_restored_data_directory_recovers_in_a_scratch_instance(archiving: Arc
         drill.destroy()
 
 
+@on_oldest_major  # refused before any server starts
 def test_recover_refuses_a_data_directory_no_restore_prepared(pg_bin_dir: Path) -> None:
     with ScratchCluster(pg_bin_dir) as cluster:
         cluster.stop()

@@ -189,6 +189,7 @@ def test_unreachable_server(tmp_path: Path) -> None:
     assert "s3cret" not in failed.stderr + failed.stdout
 
 
+@on_oldest_major  # the refusal's one line is Lifeboat's; test_passwords runs the newest
 def test_authentication_failed(pg_bin_dir: Path, tmp_path: Path) -> None:
     with ScratchCluster(pg_bin_dir, password="right-password") as cluster:
         wrong = cluster.dsn("postgres").replace("right-password", "wrong-password")
@@ -207,12 +208,14 @@ def test_authentication_failed(pg_bin_dir: Path, tmp_path: Path) -> None:
         assert ws.run("backup", "wms").returncode == 0
 
 
+@on_oldest_major
 def test_missing_database(pg_cluster: ScratchCluster, tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, pg_cluster.dsn("no_such_db"))
     failed = ws.run("backup", "wms")
     assert failed.returncode == 1 and "does not exist" in error_line(failed)
 
 
+@on_oldest_major  # refused from the repository, whatever the server
 def test_repository_not_initialised(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:

@@ -55,6 +55,7 @@ def test_round_trip_restores_every_table_identically(
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
 
 
+@on_oldest_major  # the confirmation, safety backup and swap are Lifeboat's
 def test_restore_over_existing_database_needs_yes_and_takes_a_safety_backup(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
@@ -94,6 +95,7 @@ def test_restore_over_existing_database_needs_yes_and_takes_a_safety_backup(
     assert ws.run_json("restore", "wms", "--yes")["backup"] == backup
 
 
+@on_oldest_major  # table restores run on every major in test_table_restore
 def test_single_table_restore_brings_back_rows_and_indexes(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:

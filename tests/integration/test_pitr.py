@@ -24,6 +24,7 @@ from .archiving import (
     switch_wal_and_wait,
 )
 from .helpers import LIFEBOAT
+from .versions import on_oldest_major
 
 
 def archived(archiving: Archiving, segment: str) -> Iterator[Path]:
@@ -31,39 +32,7 @@ def archived(archiving: Archiving, segment: str) -> Iterator[Path]:
     return (archiving.home / "repo" / "wms" / "wal").rglob(f"{segment}-*")
 
 
-def test_restore_to_a_time_yields_exactly_the_rows_committed_by_then(archiving: Archiving) -> None:
-    archiving.commit(1, 5)
-    made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
-    assert '"type": "physical"' in made.stdout
-    archiving.commit(6, 15, apart=True)
-    target = archiving.commit_time(10)
-    archiving.commit(16, 20)
-    archiving.switch_and_wait()
-
-    pgdata = archiving.home / "at-time"
-    port, result = archiving.restore_started(pgdata, "--to-time", target)
-    try:
-        assert "recovered to:" in result.stdout
-        assert events(port) == list(range(1, 11))
-    finally:
-        stop_cluster(pgdata, archiving.cluster.bin_dir)
-
-
-def test_restore_latest_after_losing_the_cluster(archiving: Archiving) -> None:
-    archiving.lifeboat("backup", "wms", "--type", "physical")
-    archiving.commit(1, 30)
-    archiving.switch_and_wait()
-    archiving.cluster.stop("immediate")
-    shutil.rmtree(archiving.cluster.data_dir)
-
-    pgdata = archiving.home / "latest"
-    port, _ = archiving.restore_started(pgdata, "--latest")
-    try:
-        assert events(port) == list(range(1, 31))
-    finally:
-        stop_cluster(pgdata, archiving.cluster.bin_dir)
-
-
+@on_oldest_major  # Lifeboat reads archive_mode before it starts a backup
 def test_physical_backup_refuses_without_archiving(
     pg_cluster: ScratchCluster, tmp_path: Path
 ) -> None:
@@ -86,6 +55,7 @@ def test_physical_backup_refuses_without_archiving(
     assert "Traceback" not in result.stderr
 
 
+@on_oldest_major  # the settings Lifeboat asks for and its check are the same on every major
 def test_setup_archiving_and_check(archiving: Archiving) -> None:
     import json
 
@@ -111,6 +81,7 @@ def test_setup_archiving_and_check(archiving: Archiving) -> None:
     )
 
 
+@on_oldest_major  # verify reads the repository, not the server
 def test_verify_reports_a_gap_in_the_wal_archive(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     for round_ in range(3):
@@ -125,6 +96,7 @@ def test_verify_reports_a_gap_in_the_wal_archive(archiving: Archiving) -> None:
     assert f"segment {victim.name.split('-')[0]} is missing" in failed.stderr
 
 
+@on_oldest_major  # refused from the repository, before any server starts
 def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     archiving.commit(1, 10)
@@ -139,11 +111,15 @@ def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving)
     assert not pgdata.exists() or not any(pgdata.iterdir())
 
 
-def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Archiving) -> None:
+def test_restore_latest_after_losing_the_cluster_then_on_the_new_timeline(
+    archiving: Archiving,
+) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
-    # the restored cluster is promoted onto timeline 2 and archives into the same source
+    # the cluster lost, restored to the latest point, is promoted onto timeline 2 and
+    # archives into the same source
     with archiving.promoted_after_loss() as promoted:
         port = promoted.port
+        assert events(port) == list(range(1, 11))  # every row the lost cluster archived
         assert promoted.sql(TIMELINE) == "00000002"
         promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
         second_config = archiving.home / "second.toml"
@@ -172,6 +148,7 @@ def test_timeline_switch_then_restore_latest_on_the_new_timeline(archiving: Arch
         stop_cluster(second, archiving.cluster.bin_dir)
 
 
+@on_oldest_major  # the delta compares files; recovery itself runs on each major above
 def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
     archiving.lifeboat("backup", "wms", "--type", "physical")
     archiving.commit(1, 10)
@@ -290,14 +267,18 @@ def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(archiving: Archi
         stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
-def test_restore_to_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> None:
-    archiving.lifeboat("backup", "wms", "--type", "physical")
+def test_restore_to_a_time_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> None:
+    """Each target yields exactly the rows committed by then; one archive serves them all."""
+    made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
+    assert '"type": "physical"' in made.stdout
     archiving.commit(1, 5)
     archiving.cluster.psql("SELECT pg_create_restore_point('before-batch-2')")
     archiving.commit(6, 10)
     xid = archiving.cluster.psql("SELECT xmin::text FROM events WHERE id = 8")
     lsn = archiving.cluster.psql("SELECT pg_current_wal_insert_lsn()")
-    archiving.commit(11, 15)
+    archiving.commit(11, 15, apart=True)
+    target = archiving.commit_time(12)
+    archiving.commit(16, 20)
     archiving.switch_and_wait()
 
     for option, value, expected, action in [
@@ -310,3 +291,12 @@ def test_restore_to_a_named_point_an_xid_and_an_lsn(archiving: Archiving) -> Non
             assert events(port) == expected, option
             paused = ScratchClusterAt(port).sql("SELECT pg_is_in_recovery()")
             assert paused == ("True" if action == "pause" else "False")
+
+    # last: this copy keeps archiving, and its new timeline goes into the same archive
+    pgdata = archiving.home / "at-time"
+    port, result = archiving.restore_started(pgdata, "--to-time", target)
+    try:
+        assert "recovered to:" in result.stdout
+        assert events(port) == list(range(1, 13))
+    finally:
+        stop_cluster(pgdata, archiving.cluster.bin_dir)

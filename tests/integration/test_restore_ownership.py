@@ -19,6 +19,7 @@ from lifeboat.repo.manifest import decode, encode
 
 from .helpers import Workspace, error_line, make_workspace, roles_on, table_digests
 from .production import APP, OWNER, READER, ROLES, create_production_db, database_facts, schema_dump
+from .versions import on_oldest_major
 
 
 def drop(cluster: ScratchCluster, *databases: str) -> None:
@@ -148,6 +149,7 @@ def as_older_backup(ws: Workspace, backup: str) -> None:
     (folder / "globals.sql.zst.age").unlink()
 
 
+@on_oldest_major  # how Lifeboat reads its older manifests
 def test_an_older_backup_restores_as_before_into_the_server_defaults(
     pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
 ) -> None:
@@ -163,6 +165,7 @@ def test_an_older_backup_restores_as_before_into_the_server_defaults(
     assert pg_cluster.psql("SELECT v FROM t", copy) == "crème brûlée"
 
 
+@on_oldest_major  # refused by Lifeboat before anything changes
 def test_a_locale_the_target_lacks_is_refused_before_the_safety_backup(
     pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
 ) -> None:
@@ -383,6 +386,7 @@ def test_password_hashes_only_when_asked_and_only_from_a_superuser(
     assert [b["id"] for b in ws.run_json("list", "wms")] == [plain, hashed, by_reader]
 
 
+@on_oldest_major  # Lifeboat's cleanup after a real pg_restore failure
 def test_a_failed_restore_drops_the_roles_it_created(
     other: ScratchCluster, pg_cluster: ScratchCluster, tmp_path: Path
 ) -> None:

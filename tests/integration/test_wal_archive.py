@@ -17,6 +17,7 @@ from lifeboat.postgres.instance import ScratchCluster
 
 from .archiving import switch_wal_and_wait
 from .helpers import LIFEBOAT
+from .versions import on_oldest_major
 
 
 def _as_postgres() -> list[str]:
@@ -39,6 +40,9 @@ def archive_dir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+# every archiving test on every major pushes through archive_command, and recovery
+# from what it pushed runs on each in test_pitr: the checks here are wal-push's own
+@on_oldest_major
 def test_archive_command_pushes_every_switched_segment(
     pg_bin_dir: Path, archive_dir: Path, tmp_path: Path
 ) -> None:

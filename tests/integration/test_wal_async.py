@@ -95,6 +95,7 @@ def async_archiving(pg_bin_dir: Path) -> Iterator[AsyncArchiving]:
         shutil.rmtree(spool_base, ignore_errors=True)
 
 
+@on_oldest_major  # the spool, its worker and the prefetch are Lifeboat's, whatever the server
 def test_async_archiving_backs_up_and_restores_with_prefetch(
     async_archiving: AsyncArchiving,
 ) -> None:
