@@ -237,10 +237,9 @@ def archiving_cluster(
         cluster.psql("CREATE TABLE events (id int PRIMARY KEY)")
         yield Archiving(cluster, home, config)
     finally:
-        # The cluster goes with its folder: no shutdown checkpoint, and no last attempts of
-        # the archiver at WAL a test left unarchivable (a refused push, /bin/false), which
-        # a fast stop waits for, seconds each.
-        cluster.stop("immediate")
+        # The cluster goes with its folder, stopped at once (destroy): no shutdown
+        # checkpoint, and no last attempts of the archiver at WAL a test left unarchivable
+        # (a refused push, /bin/false), which a fast stop waits for, seconds each.
         cluster.destroy()
         shutil.rmtree(home, ignore_errors=True)
 

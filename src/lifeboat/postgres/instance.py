@@ -338,9 +338,11 @@ class ScratchCluster:
             raise ToolError(f"pg_ctl stop failed for {self!r}: {_tool_message(proc, 'exit')}")
 
     def destroy(self) -> None:
-        """Stop the server and delete ``base_dir`` (and a separate socket dir, if any)."""
+        """Stop the server and delete ``base_dir`` (and a separate socket dir, if any).
+        The stop is immediate: a shutdown checkpoint, or the archiver's last attempts,
+        would only delay removing what is thrown away."""
         try:
-            self.stop()
+            self.stop("immediate")
         finally:
             shutil.rmtree(self.base_dir, ignore_errors=True)
             if self._own_socket_dir:
