@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lifeboat.errors import LifeboatError
 from lifeboat.postgres.pgcontrol import DB_IN_PRODUCTION, cluster_state, shut_down_in_recovery
@@ -33,6 +33,8 @@ UNREAD = "\0unread"
 POLL_SECONDS = 0.1
 # an immediate shutdown takes some hundredths of a second
 _QUIT_POLL_SECONDS = 0.01
+# how often an open connection asks whether recovery has ended
+_RECOVERY_POLL_SECONDS = 0.02
 # the server log's own account of why it stopped
 _SERVER_FAILURE = re.compile(r"\b(?:FATAL|PANIC):\s+(.*)")
 
@@ -185,9 +187,14 @@ def wait_for_recovery(
     conninfo = f"host=127.0.0.1 port={port} dbname=postgres user=postgres connect_timeout=5"
     deadline = time.monotonic() + timeout
     refused_after_recovery = False
-    while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
+    # one connection, asked again and again, once the server lets it in: the end of
+    # recovery is seen within a few hundredths of a second (a drill's RTO ends there)
+    conn: psycopg.Connection[Any] | None = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = psycopg.connect(conninfo, autocommit=True)
                 row = conn.execute(
                     "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()::text, "
                     "pg_last_wal_replay_lsn()::text"
@@ -201,24 +208,32 @@ def wait_for_recovery(
                     state = conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()
                     if state and state[0] == "paused":
                         return replayed, lsn
-        except psycopg.OperationalError as exc:
-            if postmaster_pid(pgdata) is None:
-                raise stopped("stopped during recovery") from None
-            # the restored pg_hba.conf may not let this connection in (a password for
-            # host connections): pg_control still tells that recovery has ended, twice
-            # in a row so that a connection refused just before promotion does not count
-            if cluster_state(pgdata) == DB_IN_PRODUCTION:
-                if refused_after_recovery:
-                    log.warning(
-                        "recovery of %s has ended, but restore cannot connect to read where "
-                        "(%s): check the recovered point yourself",
-                        pgdata,
-                        str(exc).strip().splitlines()[-1] if str(exc).strip() else exc,
-                    )
-                    return UNREAD, None  # pg_last_* could not be read
-                refused_after_recovery = True
+            except psycopg.OperationalError as exc:
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                if postmaster_pid(pgdata) is None:
+                    raise stopped("stopped during recovery") from None
+                # the restored pg_hba.conf may not let this connection in (a password for
+                # host connections): pg_control still tells that recovery has ended, twice
+                # in a row so that a connection refused just before promotion does not count
+                if cluster_state(pgdata) == DB_IN_PRODUCTION:
+                    if refused_after_recovery:
+                        log.warning(
+                            "recovery of %s has ended, but restore cannot connect to read "
+                            "where (%s): check the recovered point yourself",
+                            pgdata,
+                            str(exc).strip().splitlines()[-1] if str(exc).strip() else exc,
+                        )
+                        return UNREAD, None  # pg_last_* could not be read
+                    refused_after_recovery = True
+                    continue
+                time.sleep(POLL_SECONDS)  # not accepting connections yet
                 continue
-        time.sleep(POLL_SECONDS)
+            time.sleep(_RECOVERY_POLL_SECONDS)
+    finally:
+        if conn is not None:
+            conn.close()
     raise LifeboatError(f"recovery of {pgdata} did not finish within {timeout:.0f} s")
 
 
