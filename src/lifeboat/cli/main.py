@@ -42,6 +42,7 @@ COMMANDS = {
     "wal-worker": "lifeboat.cli.commands.wal_worker",
     "drills": "lifeboat.cli.commands.drills",
     "heartbeat": "lifeboat.cli.commands.heartbeat",
+    "audit": "lifeboat.cli.commands.audit",
 }
 
 

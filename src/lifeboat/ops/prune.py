@@ -27,7 +27,7 @@ from lifeboat.policy.retention import (
     policy_summary,
 )
 from lifeboat.policy.wal_expiry import expire_wal
-from lifeboat.repo import layout
+from lifeboat.repo import audit, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.drills import unproved_backups
 from lifeboat.repo.manifest import Manifest, kind_name
@@ -319,4 +319,18 @@ def _audit(repo: Repository, report: PruneReport, action: str) -> None:
         **report.summary(),
     }
     body.pop("audit_records", None)
-    report.audit.append(write_record(repo.storage, audit_key(now, action, report.source), body))
+    key = write_record(repo.storage, audit_key(now, action, report.source), body)
+    report.audit.append(key)
+    if action != "prune":
+        return  # the plan changed nothing: the chain gets what was done
+    deleted = set(report.deleted)
+    for decision in report.to_delete:
+        if decision.backup.id in deleted:
+            audit.append(
+                repo.storage,
+                "prune",
+                source=report.source,
+                backup=decision.backup.id,
+                details={"policy": report.policy, **decision_summary(decision)},
+                record=key,
+            )

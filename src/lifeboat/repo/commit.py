@@ -8,11 +8,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from lifeboat import __version__
 from lifeboat.errors import LifeboatError, LockedError
 from lifeboat.pipeline.crypto import Encryptor
-from lifeboat.repo import layout
+from lifeboat.repo import audit, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Compression, Details, Encryption, Manifest, StoredObject
 from lifeboat.repo.objects import Written
@@ -123,6 +124,15 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
             committed.append(repo.name)
         except LifeboatError as exc:
             failed[repo.name] = _failure_reason(exc)
+            continue
+        audit.append_or_log(
+            repo.storage,
+            "backup",
+            source=manifest.source,
+            backup=manifest.id,
+            details=_event_details(manifest),
+            record=layout.manifest_key(manifest.source, manifest.id),
+        )
     if not committed:
         raise LifeboatError(
             "the backup could not be committed to any repository: "
@@ -133,6 +143,18 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
             "backup %s/%s is NOT in repository %s: %s", manifest.source, manifest.id, name, why
         )
     return BackupResult(manifest, committed[0], removed, committed, failed)
+
+
+def _event_details(manifest: Manifest) -> dict[str, Any]:
+    """What the audit trail says of a backup: enough to tell it was whole and encrypted."""
+    return {
+        "kind": manifest.kind,
+        "started_at": manifest.started_at.isoformat(),
+        "finished_at": manifest.finished_at.isoformat(),
+        "bytes": sum(o.size for o in manifest.objects),
+        "encryption": manifest.encryption.method,
+        "recipients": manifest.encryption.recipients,
+    }
 
 
 def _failure_reason(exc: BaseException) -> str:
