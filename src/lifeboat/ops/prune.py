@@ -323,14 +323,13 @@ def _audit(repo: Repository, report: PruneReport, action: str) -> None:
     report.audit.append(key)
     if action != "prune":
         return  # the plan changed nothing: the chain gets what was done
-    deleted = set(report.deleted)
-    for decision in report.to_delete:
-        if decision.backup.id in deleted:
-            audit.append(
-                repo.storage,
-                "prune",
-                source=report.source,
-                backup=decision.backup.id,
-                details={"policy": report.policy, **decision_summary(decision)},
-                record=key,
-            )
+    decisions = {d.backup.id: d for d in report.to_delete}
+    for backup in report.deleted:  # in the order they went
+        audit.append(
+            repo.storage,
+            "prune",
+            source=report.source,
+            backup=backup,
+            details={"policy": report.policy, **decision_summary(decisions[backup])},
+            record=key,
+        )
