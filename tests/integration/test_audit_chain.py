@@ -22,7 +22,7 @@ from lifeboat.storage.registry import open_storage
 from tests.servers import s3 as s3_servers
 from tests.servers.s3 import StorageFactory
 
-from .helpers import LIFEBOAT, error_line
+from .helpers import Workspace, error_line
 
 pytestmark = pytest.mark.integration
 
@@ -216,74 +216,64 @@ def test_concurrent_writers_neither_fork_nor_lose_events(chain_url: str) -> None
 # --- the commands ------------------------------------------------------------------------
 
 
-def workspace(root: Path) -> Path:
+def workspace(root: Path) -> Workspace:
     """A config with two local repositories, main and dr, both initialised."""
-    public = write_identity(root / "age.key")
-    config = root / "lifeboat.toml"
-    config.write_text(
+    ws = Workspace(root, write_identity(root / "age.key"))
+    ws.config.write_text(
         f'[repositories.main]\nurl = "file://{root / "main"}"\n\n'
         f'[repositories.dr]\nurl = "file://{root / "dr"}"\n\n'
-        f'[encryption]\nage_recipients = ["{public}"]\nage_identity_file = "{root / "age.key"}"\n\n'
+        f'[encryption]\nage_recipients = ["{ws.public_key}"]\n'
+        f'age_identity_file = "{ws.identity}"\n\n'
         '[sources.wms]\ntype = "postgres"\ndsn = "dbname=wms"\n'
     )
     for name in ("main", "dr"):
         Repository(name, open_storage(str(root / name), classify=object_kind)).init()
-    return config
-
-
-def lifeboat(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LIFEBOAT, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return ws
 
 
 def test_the_commands_verify_show_and_anchor(tmp_path: Path) -> None:
-    config = workspace(tmp_path)
+    ws = workspace(tmp_path)
     main = chain_of(str(tmp_path / "main"), 3)
 
-    shown = lifeboat(config, "audit", "show", "--repo", "main", "--json")
+    shown = ws.run("audit", "show", "--repo", "main", "--json")
     assert shown.returncode == 0, shown.stderr
     assert [e["sequence"] for e in json.loads(shown.stdout)] == [0, 1, 2, 3]
-    lines = lifeboat(config, "audit", "show", "--since", "2000-01-01").stdout.splitlines()
+    lines = ws.run("audit", "show", "--since", "2000-01-01").stdout.splitlines()
     assert len(lines) == 4 and " hold wms/b2 n=2" in lines[-1]
 
-    printed = lifeboat(config, "audit", "anchor", "--repo", "main", "--json")
+    printed = ws.run("audit", "anchor", "--repo", "main", "--json")
     assert printed.returncode == 0, printed.stderr
     head = json.loads(printed.stdout)[0]
     assert head["sequence"] == 3
-    kept = lifeboat(config, "audit", "anchor", "--to", "dr")
+    kept = ws.run("audit", "anchor", "--to", "dr")
     assert kept.returncode == 0, kept.stderr
     assert f"main ({head['repository_id']}) head 3:{head['hash']}" in kept.stdout
 
-    whole = lifeboat(config, "audit", "verify", "--json")
+    whole = ws.run("audit", "verify", "--json")
     assert whole.returncode == 0, whole.stderr
     verdicts = {r["repository"]: r for r in json.loads(whole.stdout)}
     assert verdicts["main"]["whole"] and len(verdicts["main"]["anchors_checked"]) == 1
     assert verdicts["dr"]["events"] == 0  # dr has had nothing to record yet
 
-    by_hand = lifeboat(config, "audit", "verify", "--repo", "main", "--anchor", f"3:{'0' * 64}")
+    by_hand = ws.run("audit", "verify", "--repo", "main", "--anchor", f"3:{'0' * 64}")
     assert by_hand.returncode == 1
     assert "event 3 does not match anchor given" in error_line(by_hand)
 
     main.delete(audit.event_key(2))
-    broken = lifeboat(config, "audit", "verify", "--repo", "main")
+    broken = ws.run("audit", "verify", "--repo", "main")
     assert broken.returncode == 1
     assert error_line(broken) == (
         "lifeboat: error: the audit chain of main is broken at event 2: event 2 deleted"
     )
     assert "main: BROKEN at event 2" in broken.stdout
 
-    refused = lifeboat(config, "audit", "anchor", "--repo", "main", "--to", "dr")
+    refused = ws.run("audit", "anchor", "--repo", "main", "--to", "dr")
     assert refused.returncode == 1
     assert "broken at event 2: not anchored" in error_line(refused)
 
 
 def test_bad_input_to_the_commands(tmp_path: Path) -> None:
-    config = workspace(tmp_path)
+    ws = workspace(tmp_path)
     chain_of(str(tmp_path / "main"), 1)
     cases = {
         ("audit", "verify", "--anchor", "three:abc"): "is not SEQUENCE:SHA256",
@@ -292,8 +282,8 @@ def test_bad_input_to_the_commands(tmp_path: Path) -> None:
         ("audit", "anchor", "--repo", "dr"): "has no audit events yet",
     }
     for args, message in cases.items():
-        result = lifeboat(config, *args)
+        result = ws.run(*args)
         assert result.returncode in (1, 2), (args, result.stderr)
         assert message in error_line(result), args
-    since = lifeboat(config, "audit", "show", "--since", "yesterday")
+    since = ws.run("audit", "show", "--since", "yesterday")
     assert since.returncode == 2 and "is not a date" in since.stderr

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from lifeboat.cli import output
-from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.main import json_option, moment_option_value, state, wants_json
 from lifeboat.errors import IntegrityError
 
 
@@ -54,16 +52,6 @@ def verify(repo_name: str | None, anchors: tuple[str, ...], as_json: bool) -> No
         )
 
 
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @command.command()
 @click.option("--repo", "repo_name", help="Only this repository (default: every one).")
 @click.option("--since", "since_text", help="Only events from this date (YYYY-MM-DD) on.")
@@ -72,7 +60,7 @@ def show(repo_name: str | None, since_text: str | None, as_json: bool) -> None:
     """The events, oldest first, a line each."""
     from lifeboat.ops.audit import show
 
-    events = show(state().context(), repo_name, _since(since_text))
+    events = show(state().context(), repo_name, moment_option_value(since_text))
     if wants_json(as_json):
         output.print_json(events)
         return
