@@ -276,14 +276,20 @@ def test_bad_input_to_the_commands(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     chain_of(str(tmp_path / "main"), 1)
     cases = {
-        ("audit", "verify", "--anchor", "three:abc"): "is not SEQUENCE:SHA256",
-        ("audit", "verify", "--repo", "nowhere"): "unknown repository 'nowhere'",
-        ("audit", "anchor", "--repo", "main", "--to", "main"): "belongs in another repository",
-        ("audit", "anchor", "--repo", "dr"): "has no audit events yet",
+        ("audit", "verify", "--anchor", "three:abc"): (2, "is not SEQUENCE:SHA256"),
+        ("audit", "verify", "--repo", "nowhere"): (2, "unknown repository 'nowhere'"),
+        ("audit", "anchor", "--repo", "main", "--to", "main"): (2, "belongs in another repository"),
+        ("audit", "anchor", "--repo", "dr"): (1, "has no audit events yet"),
     }
-    for args, message in cases.items():
+    for args, (code, message) in cases.items():
         result = ws.run(*args)
-        assert result.returncode in (1, 2), (args, result.stderr)
+        assert result.returncode == code, (args, result.stderr)
         assert message in error_line(result), args
     since = ws.run("audit", "show", "--since", "yesterday")
     assert since.returncode == 2 and "is not a date" in since.stderr
+
+    dr_section = f'[repositories.dr]\nurl = "file://{tmp_path / "dr"}"\n\n'
+    ws.config.write_text(ws.config.read_text().replace(dr_section, ""))
+    alone = ws.run("audit", "anchor", "--to", "main")
+    assert alone.returncode == 2
+    assert "no other repository is configured" in error_line(alone)

@@ -84,6 +84,8 @@ def anchor(
         repos = [r for r in context.repositories.values() if r is not target]
     if target is not None and target in repos:
         raise UsageError(f"--to {target.name}: a chain's anchor belongs in another repository")
+    if not repos:
+        raise UsageError("no other repository is configured: nothing to anchor")
     anchors = []
     for repo in repos:
         identity, head = head_of(repo)
