@@ -91,3 +91,20 @@ def test_a_drill_is_an_event_in_every_repository_it_is_recorded_in() -> None:
         [_, drill] = chain(repo)
         assert (drill.event, drill.details["drill_id"]) == ("drill", record.drill_id)
         assert recorded(repo, drill)
+
+
+def test_a_backup_encrypted_to_other_recipients_is_a_key_change() -> None:
+    repo = repository("main")
+    commit_physical(repo, 1)  # saved without commit(): the backup the next is compared with
+    data = b"data"
+    for hours, recipients in ((2, []), (3, [{"type": "age", "id": "age1new"}])):
+        manifest = physical_manifest(hours, objects=[stored_entry("base.tar.zst.age", data)])
+        manifest.encryption.recipients = recipients
+        repo.storage.write(layout.object_key("wms", manifest.id, "base.tar.zst.age"), [data])
+        commit(manifest, Written(manifest.objects[0], [repo], {}), [])
+    events = chain(repo)[1:]
+    assert [e.event for e in events] == ["backup", "backup", "key"]
+    key = events[-1]
+    assert key.backup == manifest.id and key.details["previous_recipients"] == []
+    assert key.details["recipients"] == [{"type": "age", "id": "age1new"}]
+    assert key.details["previous_backup"] == layout.sorted_ids(repo.committed_ids("wms"))[1]
