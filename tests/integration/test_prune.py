@@ -98,6 +98,7 @@ def test_prune_explains_applies_and_audits(
     assert {b["id"]: b["rules"] for b in finished["backups"]}[made[3]] == ["newest", "last"]
     events = ws.run_json("audit", "show")
     assert [e["event"] for e in events].count("backup") == len(made)
+    assert [e["event"] for e in events].count("config") == 1  # one config for every backup
     pruned = [e for e in events if e["event"] == "prune"]
     assert [e["subject"]["backup"] for e in pruned] == made[:2]
     assert pruned[0]["details"]["reasons"] == ["kept by no rule"]

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from lifeboat.context import Context
-from lifeboat.errors import RepositoryError, UsageError
+from lifeboat.errors import LifeboatError, RepositoryError, UsageError
 from lifeboat.repo import audit
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.records import actor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,6 +25,19 @@ class ChainVerification:
 
     def to_json(self) -> dict[str, Any]:
         return {"repository": self.repository, **self.report.to_json()}
+
+
+def note_config(context: Context, repositories: list[str], source: str) -> None:
+    """After a backup: a `config` event in each repository that got it, when the
+    configuration file changed since the repository's newest config event. A failure is
+    logged: the backup stands."""
+    fingerprint = hashlib.sha256(context.config_path.read_bytes()).hexdigest()
+    for name in repositories:
+        storage = context.repository(name).storage
+        try:
+            audit.note_config(storage, fingerprint, source)
+        except LifeboatError as exc:
+            log.error("%s: the config event is NOT in the audit chain: %s", storage.url, exc)
 
 
 def parse_anchor(text: str) -> tuple[int, str]:

@@ -36,6 +36,9 @@ from lifeboat.storage.base import Storage
 log = logging.getLogger(__name__)
 
 CHAIN_PREFIX = "audit/chain/"
+# one empty marker per config event, `<sequence>-<fingerprint>.json`: the newest
+# fingerprint from one small listing instead of a walk back through the chain
+CONFIG_PREFIX = "audit/config/"
 ANCHORS_PREFIX = "audit/anchors/"
 EVENT_FORMAT = 1
 GENESIS_PREV = "0" * 64
@@ -250,6 +253,21 @@ def append_or_log(storage: Storage, event: str, **what: Any) -> AuditEvent | Non
     except LifeboatError as exc:
         log.error("%s: the %s event is NOT in the audit chain: %s", storage.url, event, exc)
         return None
+
+
+def note_config(storage: Storage, fingerprint: str, source: str) -> AuditEvent | None:
+    """A `config` event when the configuration a run used (its fingerprint) is not the one
+    of the repository's newest config event; None when it is."""
+    newest = max((info.key for info in storage.list(CONFIG_PREFIX)), default=None)
+    previous = newest.rsplit("-", 1)[-1].removesuffix(".json") if newest else None
+    if previous == fingerprint:
+        return None
+    event = append(
+        storage, "config", source=source, details={"fingerprint": fingerprint, "previous": previous}
+    )
+    key = f"{CONFIG_PREFIX}{event.sequence:0{SEQUENCE_DIGITS}d}-{fingerprint}.json"
+    create_once(storage, key, b"{}\n")
+    return event
 
 
 # --- verification -------------------------------------------------------------------------

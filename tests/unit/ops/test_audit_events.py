@@ -108,3 +108,15 @@ def test_a_backup_encrypted_to_other_recipients_is_a_key_change() -> None:
     assert key.backup == manifest.id and key.details["previous_recipients"] == []
     assert key.details["recipients"] == [{"type": "age", "id": "age1new"}]
     assert key.details["previous_backup"] == layout.sorted_ids(repo.committed_ids("wms"))[1]
+
+
+def test_a_changed_configuration_is_a_config_event() -> None:
+    repo = repository("main")
+    for fingerprint in ("a" * 64, "a" * 64, "b" * 64, "a" * 64):
+        audit.note_config(repo.storage, fingerprint, "wms")
+    events = chain(repo)[1:]
+    assert [(e.event, e.details["fingerprint"], e.details["previous"]) for e in events] == [
+        ("config", "a" * 64, None),
+        ("config", "b" * 64, "a" * 64),
+        ("config", "a" * 64, "b" * 64),  # back to an earlier one is a change too
+    ]
