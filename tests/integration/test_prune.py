@@ -83,7 +83,7 @@ def test_prune_explains_applies_and_audits(
     assert decisions[made[2]]["rules"] == ["last"]
     assert decisions[made[0]]["reasons"] == ["kept by no rule"]
     assert listed(ws) == made, "a dry run deletes nothing"
-    assert not (ws.repo / "audit").exists()
+    assert audit_records(ws.repo) == []  # the chain holds the backups' events only
     table = ws.run("prune", "wms", "--dry-run")
     assert "would delete" in table.stdout and made[0] in table.stdout
 
@@ -97,6 +97,13 @@ def test_prune_explains_applies_and_audits(
     assert finished["deleted"] == made[:2] and finished["policy"]["keep_last"] == 2
     assert "@" in finished["by"]
     assert {b["id"]: b["rules"] for b in finished["backups"]}[made[3]] == ["newest", "last"]
+    events = ws.run_json("audit", "show")
+    assert [e["event"] for e in events].count("backup") == len(made)
+    assert [e["event"] for e in events].count("config") == 1  # one config for every backup
+    pruned = [e for e in events if e["event"] == "prune"]
+    assert [e["subject"]["backup"] for e in pruned] == made[:2]
+    assert pruned[0]["details"]["reasons"] == ["kept by no rule"]
+    assert ws.run_json("audit", "verify")[0]["whole"]
 
     again = ws.run_json("prune", "wms")[0]
     assert again["deleted"] == [], "pruning twice deletes nothing more"

@@ -6,6 +6,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -42,6 +43,7 @@ COMMANDS = {
     "wal-worker": "lifeboat.cli.commands.wal_worker",
     "drills": "lifeboat.cli.commands.drills",
     "heartbeat": "lifeboat.cli.commands.heartbeat",
+    "audit": "lifeboat.cli.commands.audit",
 }
 
 
@@ -164,6 +166,17 @@ def dsn_option(*names: str, help: str, password_file_option: str) -> Callable[[F
         return expand_dsn(value, option)
 
     return click.option(*names, callback=expand, help=help)
+
+
+def moment_option_value(value: str | None) -> datetime | None:
+    """An option's date or ISO time (UTC when it has no offset); None when not given."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wants_json(as_json: bool) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, NotInitialisedError, RepositoryError
 from lifeboat.policy.retention import duration_text, parse_duration
+from lifeboat.repo import audit
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.drills import DrillRecord, read_drills, write_drill
 
@@ -48,6 +49,21 @@ def record_drill(repositories: Sequence[Repository], record: DrillRecord) -> lis
     for repo in repositories:
         try:
             key = write_drill(repo.storage, record)
+            audit.append(
+                repo.storage,
+                "drill",
+                source=record.source,
+                backup=record.backup,
+                details={
+                    "drill_id": record.drill_id,
+                    "verdict": record.verdict,
+                    "reasons": record.reasons,
+                    "rto_seconds": record.rto_seconds,
+                    "rpo_seconds": record.rpo_seconds,
+                    "operator": record.operator,
+                },
+                record=key,
+            )
         except LifeboatError as exc:
             log.warning(
                 "cannot write the record of drill %s into repository %s: %s",

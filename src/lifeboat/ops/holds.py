@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifeboat.errors import UsageError
-from lifeboat.repo import layout
+from lifeboat.repo import audit, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import (
@@ -116,6 +116,15 @@ def _record(
         "at": now.isoformat(),
         "object_legal_holds": legal,
     }
-    write_record(repo.storage, hold_key(manifest.source, manifest.id, now, action), body)
+    key = write_record(repo.storage, hold_key(manifest.source, manifest.id, now, action), body)
     write_record(repo.storage, audit_key(now, action, manifest.source), body)
+    details = {k: v for k, v in body.items() if k not in ("action", "source", "backup", "by", "at")}
+    audit.append(
+        repo.storage,
+        action,
+        source=manifest.source,
+        backup=manifest.id,
+        details=details,
+        record=key,
+    )
     return HoldResult(repo.name, manifest.source, manifest.id, action, reason, until, legal)

@@ -27,7 +27,7 @@ from lifeboat.policy.retention import (
     policy_summary,
 )
 from lifeboat.policy.wal_expiry import expire_wal
-from lifeboat.repo import layout
+from lifeboat.repo import audit, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.drills import unproved_backups
 from lifeboat.repo.manifest import Manifest, kind_name
@@ -319,4 +319,17 @@ def _audit(repo: Repository, report: PruneReport, action: str) -> None:
         **report.summary(),
     }
     body.pop("audit_records", None)
-    report.audit.append(write_record(repo.storage, audit_key(now, action, report.source), body))
+    key = write_record(repo.storage, audit_key(now, action, report.source), body)
+    report.audit.append(key)
+    if action != "prune":
+        return  # the plan changed nothing: the chain gets what was done
+    decisions = {d.backup.id: d for d in report.to_delete}
+    for backup in report.deleted:  # in the order they went
+        audit.append(
+            repo.storage,
+            "prune",
+            source=report.source,
+            backup=backup,
+            details={"policy": report.policy, **decision_summary(decisions[backup])},
+            record=key,
+        )

@@ -370,11 +370,20 @@ def _unfinished_uploads(repo: Repository) -> list[PendingUpload]:
 def _record(repo: Repository, check: BackupCheck) -> None:
     """The outcome, in the repository, for prune: a backup whose newest verification failed
     counts for no retention rule."""
+    from lifeboat.repo import audit
     from lifeboat.repo.records import actor, check_key, write_record
 
     now = datetime.now(UTC)
     body = {**check.summary(), "by": actor(), "at": now.isoformat()}
     try:
-        write_record(repo.storage, check_key(check.source, check.backup, now, check.ok), body)
+        key = write_record(repo.storage, check_key(check.source, check.backup, now, check.ok), body)
+        audit.append_or_log(
+            repo.storage,
+            "verify",
+            source=check.source,
+            backup=check.backup,
+            details={"ok": check.ok, "deep": check.deep, "problems": check.problems},
+            record=key,
+        )
     except StorageError as exc:
         log.warning("cannot record the verification of %s/%s: %s", check.source, check.backup, exc)

@@ -8,11 +8,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from lifeboat import __version__
 from lifeboat.errors import LifeboatError, LockedError
 from lifeboat.pipeline.crypto import Encryptor
-from lifeboat.repo import layout
+from lifeboat.repo import audit, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Compression, Details, Encryption, Manifest, StoredObject
 from lifeboat.repo.objects import Written
@@ -118,11 +119,36 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
     failed = {name: _failure_reason(exc) for name, exc in written.failed.items()}
     committed: list[str] = []
     for repo in written.repos:
+        previous = _previous_encryption(repo, manifest)
         try:
             repo.save_manifest(manifest)
             committed.append(repo.name)
         except LifeboatError as exc:
             failed[repo.name] = _failure_reason(exc)
+            continue
+        audit.append_or_log(
+            repo.storage,
+            "backup",
+            source=manifest.source,
+            backup=manifest.id,
+            details=_event_details(manifest),
+            record=layout.manifest_key(manifest.source, manifest.id),
+        )
+        if previous is not None and previous[1] != manifest.encryption:
+            audit.append_or_log(
+                repo.storage,
+                "key",
+                source=manifest.source,
+                backup=manifest.id,
+                details={
+                    "method": manifest.encryption.method,
+                    "recipients": manifest.encryption.recipients,
+                    "previous_backup": previous[0],
+                    "previous_method": previous[1].method,
+                    "previous_recipients": previous[1].recipients,
+                },
+                record=layout.manifest_key(manifest.source, manifest.id),
+            )
     if not committed:
         raise LifeboatError(
             "the backup could not be committed to any repository: "
@@ -133,6 +159,33 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
             "backup %s/%s is NOT in repository %s: %s", manifest.source, manifest.id, name, why
         )
     return BackupResult(manifest, committed[0], removed, committed, failed)
+
+
+def _previous_encryption(repo: Repository, manifest: Manifest) -> tuple[str, Encryption] | None:
+    """The id and encryption of the source's newest backup before this one in repo: a
+    backup encrypted to other recipients is a key change, for the audit trail. None for
+    the first backup, or when it cannot be read (the backup goes on without the event)."""
+    earlier = [b for b in repo.committed_ids(manifest.source) if b != manifest.id]
+    if not earlier:
+        return None
+    newest = layout.sorted_ids(earlier)[-1]
+    try:
+        return newest, repo.load_manifest(manifest.source, newest).encryption
+    except LifeboatError as exc:
+        log.warning("cannot read backup %s/%s to compare keys: %s", manifest.source, newest, exc)
+        return None
+
+
+def _event_details(manifest: Manifest) -> dict[str, Any]:
+    """What the audit trail says of a backup: enough to tell it was whole and encrypted."""
+    return {
+        "kind": manifest.kind,
+        "started_at": manifest.started_at.isoformat(),
+        "finished_at": manifest.finished_at.isoformat(),
+        "bytes": sum(o.size for o in manifest.objects),
+        "encryption": manifest.encryption.method,
+        "recipients": manifest.encryption.recipients,
+    }
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from lifeboat.errors import IntegrityError, LifeboatError
 from lifeboat.pipeline.checksum import Tap
-from lifeboat.repo import cluster, layout
+from lifeboat.repo import audit, cluster, layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.drills import drills_prefix
 from lifeboat.repo.manifest import Manifest, digest
@@ -152,6 +152,14 @@ def _copy_backups(origin: Repository, target: Repository, source: str, report: C
             key = layout.object_key(source, backup, obj.name)
             report.bytes_copied += _copy_object(origin, target, key, obj.size, obj.sha256)
         target.save_manifest(manifest)  # the commit point in the target
+        audit.append_or_log(
+            target.storage,
+            "copy",
+            source=source,
+            backup=backup,
+            details={"from": origin.name, "from_url": origin.storage.url},
+            record=layout.manifest_key(source, backup),
+        )
         report.backups_copied.append(backup)
         log.info("copied backup %s/%s from %s to %s", source, backup, origin.name, target.name)
 

@@ -55,6 +55,7 @@ def command(
     """Back up SOURCE: encrypted, compressed, checksummed; prints the backup id."""
     if incremental and kind != "physical":
         raise UsageError("--incremental needs --type physical")
+    from lifeboat.ops.audit import note_config
     from lifeboat.sources.base import Source
     from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
 
@@ -64,6 +65,7 @@ def command(
         else PostgresLogical(accept_new_cluster)
     )
     result = chosen.backup(state().context(), source)
+    note_config(state().context(), result.repositories, source)
     summary = {
         **result.manifest.summary(),
         "repository": result.repository,

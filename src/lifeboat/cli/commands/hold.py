@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from lifeboat.cli import output
-from lifeboat.cli.main import json_option, state, wants_json
-
-
-def _until(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from lifeboat.cli.main import json_option, moment_option_value, state, wants_json
 
 
 @click.command()
@@ -39,7 +27,7 @@ def command(
     anyone) until released or until --until."""
     from lifeboat.ops.holds import hold
 
-    until = _until(until_text)
+    until = moment_option_value(until_text)
     results = [
         hold(repo, manifest, reason, until)
         for repo, manifest in state().context().backups_named(backup_id, source, repo_name)
