@@ -7,6 +7,7 @@ import shlex
 from datetime import UTC, datetime
 
 from lifeboat.ops.runbook import BackupFacts, DrillFacts, Runbook
+from lifeboat.policy.drill import seconds_text
 
 ROW_COUNTS_SHOWN = 10  # tables listed to compare; the manifest holds them all
 MANUAL_RESTORE_DOC = "docs/manual-restore.md"
@@ -14,10 +15,6 @@ MANUAL_RESTORE_DOC = "docs/manual-restore.md"
 
 def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
 def _lifeboat(book: Runbook, *args: str) -> str:
@@ -159,7 +156,7 @@ def _duration(book: Runbook) -> list[str]:
 
 
 def _drill_line(drill: DrillFacts) -> str:
-    rto = _seconds(drill.rto_seconds) if drill.rto_seconds is not None else "not measured"
+    rto = seconds_text(drill.rto_seconds) if drill.rto_seconds is not None else "not measured"
     return (
         f"RTO {rto} in drill `{drill.drill_id}` of {_when(drill.started_at)} "
         f"(backup `{drill.backup}`)"

@@ -73,7 +73,7 @@ def test_the_runbook_names_backups_commands_keys_and_the_drills_rto() -> None:
     assert "2. `offsite`: s3://dr-bucket/lifeboat (**could not be read" in text
     assert "encryption.age_identity_file = /etc/lifeboat/age.key" in text
     assert "repository `offsite`: AWS_ACCESS_KEY_ID" in text
-    assert "- logical: RTO 95.5 s in drill `drill-1` of 2026-11-29 03:00:00 UTC" in text
+    assert "- logical: RTO 1 min 36 s in drill `drill-1` of 2026-11-29 03:00:00 UTC" in text
     assert "Recovery time objective: 4h." in text
     assert "  - `wms/backups/20261130T010000.000000Z-ab12/db.dump.zst.age`" in text
     assert "| `public.lots` | 1200 |" in text
