@@ -56,8 +56,9 @@ def _restore(book: Runbook) -> list[str]:
         out += [
             f"### Logical restore (database `{database}`)",
             "",
-            "Into the original database on the source's server (the database it replaces is "
-            "backed up first, as a safety backup):",
+            "Into the original database on the source's server. If the database still "
+            "exists, restore asks you to type its name (in a script: add `--yes`) and first "
+            "keeps it as a safety backup in the repository:",
             "",
             *_code([_lifeboat(book, "restore", book.source, "--backup", logical.id)]),
             "Into another database, or another server (its password from a file):",
@@ -93,6 +94,7 @@ def _restore(book: Runbook) -> list[str]:
         out += [
             "### Point-in-time recovery (physical)",
             "",
+            *_physical_base(book.newest.get("physical")),
             "Into an empty data directory, recovering up to a moment (or `--latest`); "
             "`--start` starts the cluster once recovery ends:",
             "",
@@ -116,6 +118,16 @@ def _restore(book: Runbook) -> list[str]:
     if logical is None and not book.archives_wal:
         out += ["No backup to restore from was found: there is no command to give.", ""]
     return out
+
+
+def _physical_base(physical: BackupFacts | None) -> list[str]:
+    if physical is None:
+        return [
+            "**WAL is archived but no physical backup was found: point-in-time recovery "
+            "needs one (`lifeboat backup SOURCE --type physical`).**",
+            "",
+        ]
+    return [f"Restore picks the base backup for the target itself (newest: `{physical.id}`).", ""]
 
 
 def _keys(book: Runbook) -> list[str]:

@@ -97,6 +97,24 @@ def test_a_source_archiving_wal_gets_the_point_in_time_recovery_command() -> Non
         "lifeboat --config /etc/lifeboat/lifeboat.toml restore wms --pgdata "
         "/var/lib/postgresql/restored --to-time 'YYYY-MM-DD HH:MM:SS+00' --start"
     ) in text
+    assert "WAL is archived but no physical backup was found" in text
+
+
+def test_a_physical_backup_is_named_as_the_base_of_point_in_time_recovery() -> None:
+    physical = BackupFacts(
+        id="20261130T020000.000000Z-cd34",
+        kind="physical",
+        finished_at=NOW - DAY,
+        database="",
+        repositories=["main"],
+        object_keys=["wms/backups/20261130T020000.000000Z-cd34/base.tar.zst.age"],
+        row_counts={},
+    )
+    text = render(_book(archives_wal=True, newest={"physical": physical}, drills={}))
+    assert "newest: `20261130T020000.000000Z-cd34`" in text
+    assert "WAL is archived but no physical backup" not in text
+    assert "### Logical restore" not in text
+    assert "  - `wms/backups/20261130T020000.000000Z-cd34/base.tar.zst.age`" in text
 
 
 def test_a_source_without_backups_says_so() -> None:
