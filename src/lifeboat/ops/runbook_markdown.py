@@ -53,6 +53,8 @@ def _restore(book: Runbook) -> list[str]:
     logical = book.newest.get("logical")
     if logical is not None:
         database = logical.database
+        restore = ["restore", book.source, "--backup", logical.id]
+        another_server = ["--target-dsn", "postgresql://postgres@NEW-HOST:5432/postgres"]
         out += [
             f"### Logical restore (database `{database}`)",
             "",
@@ -60,28 +62,16 @@ def _restore(book: Runbook) -> list[str]:
             "exists, restore asks you to type its name (in a script: add `--yes`) and first "
             "keeps it as a safety backup in the repository:",
             "",
-            *_code([_lifeboat(book, "restore", book.source, "--backup", logical.id)]),
+            *_code([_lifeboat(book, *restore)]),
             "Into another database, or another server (its password from a file):",
             "",
             *_code(
                 [
+                    _lifeboat(book, *restore, "--target-db", f"{database}_restored"),
                     _lifeboat(
                         book,
-                        "restore",
-                        book.source,
-                        "--backup",
-                        logical.id,
-                        "--target-db",
-                        f"{database}_restored",
-                    ),
-                    _lifeboat(
-                        book,
-                        "restore",
-                        book.source,
-                        "--backup",
-                        logical.id,
-                        "--target-dsn",
-                        "postgresql://postgres@NEW-HOST:5432/postgres",
+                        *restore,
+                        *another_server,
                         "--target-password-file",
                         "/path/to/password",
                     ),
