@@ -77,6 +77,7 @@ class Runbook:
     key_setting: str  # the config key naming the secret key, with its value (a path)
     rto_objective: str | None
     drills: dict[str, DrillFacts] = field(default_factory=dict)  # kind -> newest passed
+    contacts: list[str] = field(default_factory=list)  # [sources.NAME.runbook] contacts
 
 
 def _credentials(url: str) -> list[str]:
@@ -161,4 +162,5 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
         key_setting=key_setting,
         rto_objective=ctx.config.sources[source].objectives.rto,
         drills=dict(sorted(drills.items())),
+        contacts=list(ctx.config.sources[source].runbook.contacts),
     )

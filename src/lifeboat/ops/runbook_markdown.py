@@ -206,12 +206,15 @@ def _verify(book: Runbook, logical: BackupFacts | None) -> list[str]:
     return out
 
 
-def _notify() -> list[str]:
+def _notify(book: Runbook) -> list[str]:
+    out = ["## Whom to notify", ""]
+    if book.contacts:
+        return [*out, *(f"- {contact}" for contact in book.contacts), ""]
     return [
-        "## Whom to notify",
-        "",
-        "Fill in before you need it: on-call, database owner, the application's team, "
-        "management, the auditor.",
+        *out,
+        "No contacts are configured: fill them in here, or list them in "
+        f"`[sources.{book.source}.runbook] contacts` and regenerate (on-call, database "
+        "owner, the application's team, management, the auditor).",
         "",
         "- (name, role, phone, e-mail)",
         "",
@@ -234,6 +237,6 @@ def render(book: Runbook) -> str:
         *_duration(book),
         *_manual(book),
         *_verify(book, book.newest.get("logical")),
-        *_notify(),
+        *_notify(book),
     ]
     return "\n".join(head + body).rstrip("\n") + "\n"

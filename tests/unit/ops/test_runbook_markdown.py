@@ -78,9 +78,16 @@ def test_the_runbook_names_backups_commands_keys_and_the_drills_rto() -> None:
     assert "  - `wms/backups/20261130T010000.000000Z-ab12/db.dump.zst.age`" in text
     assert "| `public.lots` | 1200 |" in text
     assert "docs/manual-restore.md" in text
-    assert "## Whom to notify" in text
+    assert "No contacts are configured" in text
+    assert "`[sources.wms.runbook] contacts`" in text
     # no point-in-time recovery without a WAL archive
     assert "--pgdata" not in text
+
+
+def test_the_configured_contacts_are_whom_to_notify() -> None:
+    text = render(_book(contacts=["On call: +44 20 7946 0000", "DBA: dba@example.com"]))
+    notify = text.split("## Whom to notify\n")[1]
+    assert notify == "\n- On call: +44 20 7946 0000\n- DBA: dba@example.com\n"
 
 
 def test_without_a_drill_the_runbook_says_the_duration_is_unknown() -> None:
@@ -126,6 +133,8 @@ def test_a_source_without_backups_says_so() -> None:
 
 def test_the_model_is_read_from_the_repositories_and_drill_records(tmp_path: Path) -> None:
     config = write_drills_config(tmp_path)
+    with config.open("a", encoding="utf-8") as file:
+        file.write('[sources.wms.runbook]\ncontacts = ["On call: +44 20 7946 0000"]\n')
     ctx = Context.load(config)
     older = make_manifest(when=NOW - 3 * DAY)
     newer = make_manifest(when=NOW - DAY)
@@ -145,6 +154,7 @@ def test_the_model_is_read_from_the_repositories_and_drill_records(tmp_path: Pat
     assert book.drills["logical"].rto_seconds == 80.0
     assert [r.name for r in book.repositories] == ["main"]
     assert book.archives_wal is False
+    assert book.contacts == ["On call: +44 20 7946 0000"]
 
 
 def test_an_unknown_source_is_a_usage_error(tmp_path: Path) -> None:
