@@ -78,6 +78,11 @@ class Runbook:
     rto_objective: str | None
     drills: dict[str, DrillFacts] = field(default_factory=dict)  # kind -> newest passed
     contacts: list[str] = field(default_factory=list)  # [sources.NAME.runbook] contacts
+    drills_error: str | None = None  # why some (or all) drill records could not be read
+
+    @property
+    def unreadable(self) -> list[RepositoryFacts]:
+        return [repo for repo in self.repositories if repo.error]
 
 
 def _credentials(url: str) -> list[str]:
@@ -133,7 +138,8 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
                 holders.setdefault(manifest.id, []).append(repo.name)
             archives_wal = archives_wal or newest_wal(repo, source, now) is not None
         except LifeboatError as exc:
-            log.warning("repository %s cannot be read: %s", repo.name, exc.message)
+            # the command ends naming it; drill_records warns of it once already
+            log.debug("repository %s cannot be read: %s", repo.name, exc.message)
             error = exc.message
         repositories.append(
             RepositoryFacts(
@@ -143,12 +149,7 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
     newest: dict[str, BackupFacts] = {}
     for manifest in sorted(manifests.values(), key=lambda m: m.finished_at):
         newest[manifest.type] = _backup_facts(manifest, holders[manifest.id])
-    drills: dict[str, DrillFacts] = {}
-    for record in drills_history(ctx, source, now).records:
-        if record.passed:
-            drills[record.kind] = DrillFacts(
-                record.drill_id, record.kind, record.backup, record.started_at, record.rto_seconds
-            )
+    drills, drills_error = _newest_passed_drills(ctx, source, now)
     method, key_setting = _key_setting(ctx)
     return Runbook(
         source=source,
@@ -161,6 +162,26 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
         encryption_method=method,
         key_setting=key_setting,
         rto_objective=ctx.config.sources[source].objectives.rto,
-        drills=dict(sorted(drills.items())),
+        drills=drills,
         contacts=list(ctx.config.sources[source].runbook.contacts),
+        drills_error=drills_error,
     )
+
+
+def _newest_passed_drills(
+    ctx: Context, source: str, now: datetime
+) -> tuple[dict[str, DrillFacts], str | None]:
+    """kind -> the newest passed drill of that kind; and why records could not be read
+    from some repository (or any), as a runbook is still worth having then."""
+    try:
+        history = drills_history(ctx, source, now)
+    except LifeboatError as exc:
+        return {}, exc.message
+    error = "; ".join(f"{name}: {why}" for name, why in history.unreadable.items()) or None
+    drills: dict[str, DrillFacts] = {}
+    for record in history.records:
+        if record.passed:
+            drills[record.kind] = DrillFacts(
+                record.drill_id, record.kind, record.backup, record.started_at, record.rto_seconds
+            )
+    return dict(sorted(drills.items())), error

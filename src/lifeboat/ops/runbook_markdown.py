@@ -143,6 +143,8 @@ def _duration(book: Runbook) -> list[str]:
     out = ["## Expected duration", ""]
     if book.rto_objective:
         out += [f"Recovery time objective: {book.rto_objective}.", ""]
+    if book.drills_error:
+        out += [f"**Drill records could not be read ({book.drills_error}).**", ""]
     if not book.drills:
         return [
             *out,

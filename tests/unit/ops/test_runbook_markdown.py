@@ -3,6 +3,7 @@ repositories (backups, drill records), its Markdown, and the command's bad input
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,6 +156,32 @@ def test_the_model_is_read_from_the_repositories_and_drill_records(tmp_path: Pat
     assert [r.name for r in book.repositories] == ["main"]
     assert book.archives_wal is False
     assert book.contacts == ["On call: +44 20 7946 0000"]
+
+
+def test_an_unreadable_repository_is_named_and_the_command_exits_1_after_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_drills_config(tmp_path)
+    shutil.rmtree(tmp_path / "main")  # the source's only repository is gone
+    book = build(Context.load(config), "wms", NOW)
+    [main] = book.unreadable
+    assert main.name == "main"
+    assert main.error is not None and "not initialised" in main.error
+    # the copy target offsite is still read for drill records; main's are named unread
+    assert book.drills_error is not None and book.drills_error.startswith("main: ")
+    text = render(book)
+    assert "`main`: " in text and "**could not be read when this runbook was written**" in text
+    assert "**Drill records could not be read (main: " in text
+
+    target = tmp_path / "RUNBOOK.md"
+    assert run(["--config", str(config), "runbook", "wms", "--output", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    # a warning as the drill records are read, then the one error line
+    *_, line = err.splitlines()
+    assert line.startswith("lifeboat: error: repository main cannot be read: ")
+    assert line.endswith("the runbook says so")
+    assert target.read_text(encoding="utf-8").startswith("# Disaster-recovery runbook: wms\n")
 
 
 def test_an_unknown_source_is_a_usage_error(tmp_path: Path) -> None:
