@@ -184,6 +184,26 @@ def test_an_unreadable_repository_is_named_and_the_command_exits_1_after_writing
     assert target.read_text(encoding="utf-8").startswith("# Disaster-recovery runbook: wms\n")
 
 
+def test_a_gpg_configuration_names_the_key_and_its_home(tmp_path: Path) -> None:
+    config = write_drills_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    start = text.index("[encryption]")
+    end = text.index("[sources.wms]")
+    config.write_text(
+        text[:start]
+        + '[encryption]\ngpg_recipients = ["backup@example.com"]\n'
+        + f'gpg_homedir = "{tmp_path / "gnupg"}"\n'
+        + text[end:],
+        encoding="utf-8",
+    )
+    book = build(Context.load(config), "wms", NOW)
+    assert book.encryption_method == "gpg"
+    assert book.key_setting == (
+        f"the secret key of backup@example.com in the GPG home {tmp_path / 'gnupg'}"
+    )
+    assert "- decryption (gpg): the secret key of backup@example.com" in render(book)
+
+
 def test_an_unknown_source_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown source 'nope'"):
         build(Context.load(write_drills_config(tmp_path)), "nope", NOW)
