@@ -44,6 +44,7 @@ COMMANDS = {
     "drills": "lifeboat.cli.commands.drills",
     "heartbeat": "lifeboat.cli.commands.heartbeat",
     "audit": "lifeboat.cli.commands.audit",
+    "runbook": "lifeboat.cli.commands.runbook",
 }
 
 

@@ -352,6 +352,16 @@ class DrillConfig(_Strict):
     )
 
 
+class RunbookConfig(_Strict):
+    """What `lifeboat runbook` cannot read from the repositories."""
+
+    contacts: list[str] = Field(
+        default_factory=list,
+        description='Whom to notify in a disaster, one entry each, e.g. "On call: +44 20 '
+        '7946 0000, dba@example.com"; the runbook lists them.',
+    )
+
+
 class PostgresSourceConfig(_Strict):
     type: Literal["postgres"] = "postgres"
     dsn: str = Field(description="libpq URL or key=value DSN of the database to back up.")
@@ -391,6 +401,9 @@ class PostgresSourceConfig(_Strict):
     )
     drill: DrillConfig = Field(
         default_factory=DrillConfig, description="Restore drills of this source."
+    )
+    runbook: RunbookConfig = Field(
+        default_factory=RunbookConfig, description="The disaster-recovery runbook's contacts."
     )
 
 
