@@ -18,6 +18,7 @@ from lifeboat.ops.drill_records import drills_history
 from lifeboat.ops.status import newest_wal
 from lifeboat.repo import layout
 from lifeboat.repo.manifest import Manifest
+from lifeboat.storage.azure import ACCOUNT_ENV, CONNECTION_STRING_ENV, KEY_ENV, SAS_TOKEN_ENV
 from lifeboat.storage.options import shown_url, url_scheme
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,7 @@ CREDENTIALS_OF_SCHEME: dict[str, list[str]] = {
         "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws/credentials, "
         "or the instance role)"
     ],
-    "az": [
-        "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY "
-        "or AZURE_STORAGE_SAS_TOKEN"
-    ],
+    "az": [f"{CONNECTION_STRING_ENV}, or {ACCOUNT_ENV} with {KEY_ENV} or {SAS_TOKEN_ENV}"],
     "gs": ["GOOGLE_APPLICATION_CREDENTIALS (a service account key file), or the VM's account"],
 }
 
