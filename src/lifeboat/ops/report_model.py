@@ -190,7 +190,8 @@ class ComplianceReport:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return _plain(asdict(self)) | {"passed": self.passed}
+        body: dict[str, Any] = _plain(asdict(self))
+        return body | {"passed": self.passed}
 
 
 def _plain(value: Any) -> Any:
