@@ -160,19 +160,19 @@ class Archiving:
             stop_cluster(first, self.cluster.bin_dir)
 
     def commit(self, first: int, last: int, apart: bool = False) -> None:
-        """Rows first..last, one transaction each. apart: each commit's timestamp is later
-        than the one before, which recovery to a time needs to tell them apart."""
+        """Rows first..last, one transaction each (psql commits each statement), in one
+        session. apart: each commit's timestamp is later than the one before, which
+        recovery to a time needs to tell them apart: the session polls the clock past it."""
+        statements = []
         for i in range(first, last + 1):
-            self.cluster.psql(f"INSERT INTO events VALUES ({i})")
+            statements.append(f"INSERT INTO events VALUES ({i});")
             if apart:
-                self._wait_past_commit(i)
-
-    def _wait_past_commit(self, event: int) -> None:
-        later = (
-            "SELECT clock_timestamp() > pg_xact_commit_timestamp(xmin) "
-            f"FROM events WHERE id = {event}"
-        )
-        wait_for(lambda: self.cluster.psql(later) == "t", f"the clock to pass commit {event}")
+                statements.append(
+                    "DO $$ BEGIN WHILE clock_timestamp() <= (SELECT "
+                    f"pg_xact_commit_timestamp(xmin) FROM events WHERE id = {i}) "
+                    "LOOP PERFORM pg_sleep(0.001); END LOOP; END $$;"
+                )
+        self.cluster.psql("\n".join(statements))
 
     def commit_time(self, event: int) -> str:
         return self.cluster.psql(

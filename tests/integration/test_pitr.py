@@ -190,6 +190,7 @@ def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
         stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
+@on_oldest_major  # pg_basebackup's tablespace map is the same on every major
 def test_extra_tablespaces_are_backed_up_and_restored_where_asked(archiving: Archiving) -> None:
     original = archiving.home / "fast-disk"
     original.mkdir(mode=0o700)
@@ -230,6 +231,7 @@ def test_extra_tablespaces_are_backed_up_and_restored_where_asked(archiving: Arc
         stop_cluster(pgdata, archiving.cluster.bin_dir)
 
 
+@on_oldest_major  # the checksum is Lifeboat's; recovery runs on each major in the tests above
 def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(archiving: Archiving) -> None:
     import json
 

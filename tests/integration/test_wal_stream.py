@@ -25,6 +25,7 @@ from .archiving import (
     stop_cluster,
 )
 from .helpers import LIFEBOAT
+from .versions import on_oldest_major
 
 APPLICATION_NAME = "lifeboat_wms"
 
@@ -151,6 +152,7 @@ def archive_only_copy(archiving: Archiving) -> Archiving:
     return replace(archiving, config=config)
 
 
+@on_oldest_major  # how Lifeboat keeps the partial; pg_receivewal streams on each major below
 def test_synchronous_stream_keeps_every_commit_of_a_lost_primary(pg_bin_dir: Path) -> None:
     with archiving_cluster(pg_bin_dir) as archiving:
         cluster = archiving.cluster
@@ -184,6 +186,7 @@ def test_synchronous_stream_keeps_every_commit_of_a_lost_primary(pg_bin_dir: Pat
         assert restore_latest(archive_only, "restored-from-archive") == []
 
 
+@on_oldest_major  # the server's synchronous replication, not the major, is the subject
 def test_synchronous_commits_wait_while_the_stream_is_down(pg_bin_dir: Path) -> None:
     with archiving_cluster(pg_bin_dir) as archiving:
         cluster = archiving.cluster
