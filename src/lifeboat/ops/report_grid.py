@@ -122,7 +122,10 @@ def _next_cell(tier: Tier, start: date) -> date:
 
 def grid_cells(tier: Tier, last_day: date) -> list[date]:
     """The starts of the tier's cells over the GRID_YEARS years ending on last_day."""
-    first_day = date(last_day.year - GRID_YEARS, last_day.month, min(last_day.day, 28))
+    try:
+        first_day = last_day.replace(year=last_day.year - GRID_YEARS)
+    except ValueError:  # 29 February, seven years before a leap year's
+        first_day = last_day.replace(year=last_day.year - GRID_YEARS, day=28)
     first_day += timedelta(days=1)
     if tier == "yearly":
         first_day = date(last_day.year - GRID_YEARS + 1, 1, 1)
