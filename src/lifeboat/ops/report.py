@@ -273,22 +273,22 @@ def _note_legacy(repository: str, source: str, body: dict[str, Any], gathered: _
                 )
 
 
-def held_at(holds: list[HoldEvent], backup: str, moment: datetime) -> bool:
-    """Whether a hold is in force on backup at moment, replaying its holds and releases."""
-    state: HoldEvent | None = None
+def held_at(holds: list[HoldEvent], moment: datetime) -> set[str]:
+    """The backups a hold is in force on at moment, replaying the holds and releases."""
+    newest: dict[str, HoldEvent] = {}
     for event in sorted(holds, key=lambda h: h.at):
-        if event.backup == backup and event.at <= moment:
-            state = event
-    return (
-        state is not None
-        and state.action == "hold"
-        and (state.until is None or state.until > moment)
-    )
+        if event.at <= moment:
+            newest[event.backup] = event
+    return {
+        backup
+        for backup, state in newest.items()
+        if state.action == "hold" and (state.until is None or state.until > moment)
+    }
 
 
 def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
     rows = []
-    holds = gathered.holds
+    held = held_at(gathered.holds, end)
     for backup, manifest in gathered.manifests.items():
         outcome = gathered.outcomes.get(backup)
         rows.append(
@@ -303,7 +303,7 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
                 recipients=[recipient_text(r) for r in manifest.encryption.recipients],
                 repositories=gathered.holders[backup],
                 verification=None if outcome is None else ("ok" if outcome[1] else "failed"),
-                held=held_at(holds, backup, end),
+                held=backup in held,
             )
         )
     for backup, details in gathered.recorded.items():
@@ -329,7 +329,7 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
                 else [],
                 repositories=[],  # pruned since
                 verification=None if outcome is None else ("ok" if outcome[1] else "failed"),
-                held=held_at(holds, backup, end),
+                held=backup in held,
             )
         )
     rows.sort(key=lambda r: (r.finished_at, r.id))
