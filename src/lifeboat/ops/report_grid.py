@@ -148,11 +148,11 @@ def coverage(
     """The daily, weekly, monthly and yearly cells of the seven years before end (in the
     policy's time zone). A cell is covered by the newest backup kept now that started in it.
     The policy promises the newest keep_<tier> cells that had a backup, counted back from
-    the report's end (or from now, for a period not over yet) as prune counts them; so no
-    cell before the first backup ever is promised."""
-    anchor = min(last_instant(end), now)
+    now as prune counts them (for the current period, from its end): a report made after
+    its period does not hold the period's daily backups, pruned since as promised, against
+    it. No cell before the first backup ever is promised."""
     last_day = last_instant(end).astimezone(zone).date()
-    starts = sorted(s.astimezone(zone).date() for s in ever_started if s <= anchor)
+    starts = sorted(s.astimezone(zone).date() for s in ever_started if s <= now)
     newest: dict[tuple[Tier, date], BackupRow] = {}
     for row in sorted(kept, key=lambda r: r.started_at):
         for tier in TIERS:

@@ -135,3 +135,18 @@ def test_the_smallest_promised_tier_sets_the_interval() -> None:
     assert expected_interval(Policy(keep_weekly=4)) == ("weekly", 7 * DAY)
     assert expected_interval(Policy(keep_last=5)) is None
     assert expected_interval(None) is None
+
+
+def test_a_report_made_after_its_period_promises_what_prune_keeps_now() -> None:
+    """Q1's report made on 10 April, keep_daily 7 and keep_weekly 4: March's daily backups
+    are pruned as promised, the weeks still kept cover the end of March."""
+    backups = every_day(date(2026, 1, 1), date(2026, 4, 10))
+    sundays = [b for b in backups if b.started_at.weekday() == 6]
+    kept = [*sundays, *backups[-7:]]
+    now = datetime(2026, 4, 10, 12, tzinfo=UTC)
+    policy = Policy(keep_daily=7, keep_weekly=4)
+    cells = coverage(END, now, kept, [b.started_at for b in backups], policy, UTC)
+    promised = [c for c in cells if c.promised]
+    # the week of 30 March to 5 April starts in the period: its Sunday backup covers it
+    assert [c.label for c in promised] == ["2026-W12", "2026-W13", "2026-W14"]
+    assert all(c.covered for c in promised)
