@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat.postgres.instance import ScratchCluster
+from lifeboat.postgres.wal import is_segment_name
 from lifeboat.repo import audit
 
+from .archiving import Archiving
 from .helpers import Workspace, error_line, fill_rich, make_workspace
 from .versions import on_oldest_major
 
@@ -33,6 +35,12 @@ def _with_copy_target(ws: Workspace, dsn: str) -> None:
 def _controls(body: dict[str, Any]) -> dict[str, str]:
     (source,) = body["sources"]
     return {c["id"]: c["status"] for c in source["controls"]}
+
+
+def _control(body: dict[str, Any], control_id: str) -> dict[str, Any]:
+    (source,) = body["sources"]
+    found: dict[str, Any] = next(c for c in source["controls"] if c["id"] == control_id)
+    return found
 
 
 @on_oldest_major
@@ -117,3 +125,36 @@ def test_the_report_of_a_real_history_and_its_bad_inputs(
     unwritable = ws.run("report", *period, "--output", str(tmp_path / "no" / "such" / "r.md"))
     assert unwritable.returncode == 1
     assert "cannot write the report to" in error_line(unwritable)
+
+
+@on_oldest_major
+def test_the_wal_control_follows_the_archive_from_the_physical_base(
+    archiving: Archiving,
+) -> None:
+    base = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
+    for row in range(3):  # three segments after the base's, each with a commit
+        archiving.commit(row, row)
+        archiving.switch_and_wait()
+    today = datetime.now(UTC).date().isoformat()
+    out = archiving.home / "report.json"
+    report = ["report", "--from", today, "--to", today, "--format", "json", "--output", str(out)]
+
+    archiving.lifeboat(*report, check=False)
+    wal = _control(json.loads(out.read_text(encoding="utf-8")), "wal")
+    assert wal["status"] == "pass", wal
+    assert wal["evidence"][0].startswith(f"base backup {base['id']} ")
+
+    # a segment after the base's goes missing: the PITR window has a gap, named
+    archive = archiving.home / "repo" / "wms" / "wal"
+    stems = {path.name.split("-")[0] for path in archive.rglob("*-*")}
+    names = sorted(stem for stem in stems if len(stem) == 24 and is_segment_name(stem))
+    lost = names[-2]
+    for path in archive.rglob(f"{lost}-*"):
+        path.unlink()
+    archiving.lifeboat(*report, check=False)
+    wal = _control(json.loads(out.read_text(encoding="utf-8")), "wal")
+    assert wal["status"] == "fail"
+    assert wal["exceptions"] == [
+        f"local: WAL gap: segment {lost} is missing, so recovery from this backup stops at "
+        f"{names[-3]}"
+    ]
