@@ -18,6 +18,7 @@ from lifeboat.ops.report_grid import (
 from lifeboat.ops.report_model import (
     CONTROL_IDS,
     BackupRow,
+    ChainStatus,
     Control,
     ControlStatus,
     CoverageCell,
@@ -337,6 +338,31 @@ def immutability(facts: SourceFacts) -> Control:
 # --- audit chain ----------------------------------------------------------------------------
 
 
+def chain_lines(chain: ChainStatus) -> tuple[list[str], str | None]:
+    """What a chain shows (its events and head, each anchor checked) and, when broken,
+    `audit verify`'s words for its first bad event."""
+    head = (
+        f"head event {chain.head_sequence} sha256 {chain.head_hash}"
+        if chain.head_sequence is not None
+        else "no readable head"
+    )
+    lines = [
+        f"{chain.repository}: {chain.events} events, {'whole' if chain.whole else 'BROKEN'}, {head}"
+    ]
+    for anchor in chain.anchors:
+        verdict = "matches" if anchor.ok else "does NOT match"
+        lines.append(
+            f"{chain.repository}: anchor kept in {anchor.kept_in} of event {anchor.sequence} "
+            f"(sha256 {anchor.hash}) {verdict}"
+        )
+    broken = (
+        None
+        if chain.whole
+        else f"{chain.repository}: broken at event {chain.first_bad}: {chain.problem}"
+    )
+    return lines, broken
+
+
 def audit_chain(facts: SourceFacts) -> Control:
     evidence: list[str] = []
     exceptions = [
@@ -346,23 +372,10 @@ def audit_chain(facts: SourceFacts) -> Control:
         if chain.events == 0:
             evidence.append(f"{chain.repository}: no audit events yet")
             continue
-        head = (
-            f"head event {chain.head_sequence} sha256 {chain.head_hash}"
-            if chain.head_sequence is not None
-            else "no readable head"
-        )
-        if chain.whole:
-            evidence.append(f"{chain.repository}: {chain.events} events, whole, {head}")
-        else:
-            exceptions.append(
-                f"{chain.repository}: broken at event {chain.first_bad}: {chain.problem}"
-            )
-        for anchor in chain.anchors:
-            verdict = "matches" if anchor.ok else "does NOT match"
-            evidence.append(
-                f"{chain.repository}: anchor in {anchor.kept_in} of event {anchor.sequence} "
-                f"({anchor.hash[:16]}…) {verdict}"
-            )
+        lines, broken = chain_lines(chain)
+        evidence += lines
+        if broken is not None:
+            exceptions.append(broken)
     if not exceptions and all(chain.events == 0 for chain in facts.chains):
         return _control("audit-chain", evidence or ["no repository read"], [], "no-data")
     return _control("audit-chain", evidence, exceptions)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
+from lifeboat.ops.report_controls import chain_lines
 from lifeboat.ops.report_model import (
     CONTROL_IDS,
     ComplianceReport,
@@ -238,23 +239,13 @@ def _chains(report: ComplianceReport) -> list[str]:
     if not report.chains:
         return [*out, "No audit chain could be read.", ""]
     for chain in report.chains:
-        if chain.whole:
-            head = (
-                f"head event {chain.head_sequence}, sha256 `{chain.head_hash}`"
-                if chain.head_sequence is not None
-                else "no events yet"
-            )
-            out.append(f"- `{chain.repository}`: whole, {chain.events} events, {head}")
-        else:
-            out.append(
-                f"- `{chain.repository}`: **BROKEN** at event {chain.first_bad}: {chain.problem}"
-            )
-        for anchor in chain.anchors:
-            verdict = "matches" if anchor.ok else "**does not match**"
-            out.append(
-                f"  - anchor kept in {anchor.kept_in}: event {anchor.sequence}, "
-                f"`{anchor.hash}`, {verdict}"
-            )
+        if chain.events == 0:
+            out.append(f"- {chain.repository}: no audit events yet")
+            continue
+        lines, broken = chain_lines(chain)
+        out += [f"- {line}" for line in lines]
+        if broken is not None:
+            out.append(f"- **{broken}**")
     out += [
         "",
         "To check a chain yourself: `lifeboat audit verify --anchor SEQUENCE:SHA256` with the "
