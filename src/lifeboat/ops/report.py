@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,7 @@ from lifeboat.ops.report_model import (
 )
 from lifeboat.policy.retention import parse_duration, policy_summary
 from lifeboat.postgres import wal
-from lifeboat.repo.audit import AuditEvent
+from lifeboat.repo.audit import AuditEvent, ChainWalk
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.drills import DrillRecord
 from lifeboat.repo.manifest import Manifest, kind_name
@@ -71,7 +71,7 @@ def _parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _chain_status(name: str, walk: Any) -> ChainStatus:
+def _chain_status(name: str, walk: ChainWalk) -> ChainStatus:
     report = walk.report
     first = min(report.problems, default=None)
     return ChainStatus(
@@ -356,7 +356,7 @@ def _wal_facts(
     source: str,
     gathered: _Gathered,
     reads: dict[str, RepositoryRead],
-    window: Any,
+    window: timedelta | None,
     now: datetime,
 ) -> WalFacts | None:
     physical = sorted(

@@ -24,6 +24,7 @@ from lifeboat.repo import audit, layout
 from lifeboat.repo.commit import commit
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.objects import Written
+from lifeboat.repo.records import audit_key, write_record
 from tests.unit.drill_records import make_record, write_drills_config
 from tests.unit.helpers import one_error_line, run
 from tests.unit.repo.test_repository import make_manifest
@@ -211,3 +212,40 @@ def test_bad_input_is_one_line_and_its_exit_code(
     flat = [item for pair in period.items() for item in pair]
     assert run(["--config", str(history.config), "report", *flat]) == code
     assert words in one_error_line(capsys.readouterr().err)
+
+
+def test_prune_and_hold_records_written_before_the_chain_are_reported(tmp_path: Path) -> None:
+    """A repository used before the audit chain existed: its audit/ records of prunes and
+    holds are the only evidence of them, and the report reads them."""
+    config = write_drills_config(tmp_path)
+    ctx = Context.load(config)
+    storage = ctx.repository("main").storage
+    at = datetime.now(UTC) - 2 * DAY
+    gone = make_manifest(when=at - 30 * DAY).id
+    write_record(
+        storage,
+        audit_key(at, "prune", "wms"),
+        {
+            "action": "prune",
+            "at": at.isoformat(),
+            "by": "backup@db1",
+            "source": "wms",
+            "policy": {"keep_last": 1},
+            "deleted": [gone],
+            "backups": [
+                {"id": gone, "type": "logical", "decision": "delete", "reasons": ["old"]},
+                {"id": "kept", "type": "logical", "decision": "keep", "reasons": ["newest"]},
+            ],
+        },
+    )
+    write_record(
+        storage,
+        audit_key(at, "hold", "wms"),
+        {"action": "hold", "at": at.isoformat(), "by": "dba@db1", "source": "wms",
+         "backup": gone, "reason": "tax audit", "until": None},
+    )  # fmt: skip
+    (source,) = build(ctx, at - DAY, at + DAY, "wms").sources
+    assert [(d.backup, d.reasons, d.policy, d.by) for d in source.deletions] == [
+        (gone, ["old"], "keep_last = 1", "backup@db1")
+    ]
+    assert [(h.backup, h.action, h.reason) for h in source.holds] == [(gone, "hold", "tax audit")]
