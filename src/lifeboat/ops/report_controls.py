@@ -189,6 +189,13 @@ def offsite(facts: SourceFacts) -> Control:
 def retention(facts: SourceFacts, cells: list[CoverageCell]) -> Control:
     if facts.policy is None:
         return _control("retention", [facts.policy_text], [], "not-applicable")
+    if not any(facts.policy.tier_count(tier) for tier in TIERS):
+        return _control(
+            "retention",
+            [f"the policy ({facts.policy_text}) keeps no daily, weekly, monthly or yearly tier"],
+            [],
+            "not-applicable",
+        )
     promised = [c for c in cells if c.promised]
     if not promised:
         return _control(
@@ -235,8 +242,11 @@ def _figure(measured: float | None, objective: float | None) -> str:
 
 
 def drills(facts: SourceFacts) -> Control:
-    if not facts.drills and not facts.period_backups:
-        evidence = ["no drill and no backup in the period"]
+    """A quarter that ended before the first backup ever had nothing to drill."""
+    first = facts.history_start
+    due = [q for q in quarters(facts.start, facts.end) if first is not None and q[2] > first]
+    if not due:
+        evidence = ["no backup before the period's end: nothing to drill"]
         if facts.drills_error:
             evidence.append(f"drill records could not be read: {facts.drills_error}")
         return _control("drills", evidence, [], "no-data")
@@ -246,7 +256,7 @@ def drills(facts: SourceFacts) -> Control:
         evidence.append(
             f"drill records could not be read from every repository: {facts.drills_error}"
         )
-    for label, start, end in quarters(facts.start, facts.end):
+    for label, start, end in due:
         until = min(end, facts.now)
         of_quarter = [d for d in facts.drills if start <= d.started_at < until]
         passed = [d for d in of_quarter if d.passed]

@@ -399,3 +399,22 @@ def test_an_unreadable_repository_fails_the_audit_chain_and_empty_chains_are_no_
 def test_judge_gives_every_control_in_order() -> None:
     made = facts()
     assert [c.id for c in controls.judge(made, [])] == list(CONTROL_IDS)
+
+
+def test_quarters_before_the_first_backup_need_no_drill() -> None:
+    made = facts(
+        daily(datetime(2026, 4, 10, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)),
+        end=datetime(2026, 7, 1, tzinfo=UTC),
+        now=datetime(2026, 7, 2, tzinfo=UTC),
+        drills=[drill(datetime(2026, 5, 3, tzinfo=UTC))],
+    )
+    control = controls.drills(made)
+    assert control.status == "pass", control.exceptions
+    assert [line[:8] for line in control.evidence] == ["2026-Q2:"]
+    earlier = facts(made.backups, drills=made.drills)  # Q1 2026: before the first backup
+    assert controls.drills(earlier).status == "no-data"
+
+
+def test_a_policy_keeping_no_tier_asks_for_no_coverage() -> None:
+    control = controls.retention(facts(policy=Policy(keep_last=5)), [])
+    assert control.status == "not-applicable"
