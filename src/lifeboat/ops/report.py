@@ -97,6 +97,14 @@ def _chain_status(name: str, walk: ChainWalk) -> ChainStatus:
 LEGACY_ACTIONS = ("prune", "hold", "release")
 
 
+def stamp_time(leaf: str) -> datetime | None:
+    """The time a record's key starts with (records.stamp); None for any other name."""
+    try:
+        return datetime.strptime(leaf.split("Z-", 1)[0], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def _legacy_records(repo: Repository, before: datetime | None) -> list[dict[str, Any]]:
     """The prune, hold and release records under audit/ written before the chain began
     (all of them in a repository without a chain). Their keys start with their UTC stamp,
@@ -106,13 +114,9 @@ def _legacy_records(repo: Repository, before: datetime | None) -> list[dict[str,
         leaf = info.key[len(AUDIT_PREFIX) :]
         if "/" in leaf:
             continue
-        stamp, _, rest = leaf.partition("Z-")
-        action = rest.partition("-")[2].partition("-")[0]
-        try:
-            at = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
-        except ValueError:
-            continue
-        if action not in LEGACY_ACTIONS or (before is not None and at >= before):
+        at = stamp_time(leaf)
+        action = leaf.partition("Z-")[2].partition("-")[2].partition("-")[0]
+        if at is None or action not in LEGACY_ACTIONS or (before is not None and at >= before):
             continue
         body = read_record(repo.storage, info.key)
         if body is not None:
@@ -204,12 +208,10 @@ class _Gathered:
 
 
 def _check_stamp(key: str) -> tuple[datetime, bool] | None:
+    """A verification record's time and outcome, from its key alone."""
     leaf = key.rsplit("/", 1)[-1]
-    try:
-        at = datetime.strptime(leaf.split("Z-", 1)[0], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return at, leaf.endswith("-ok.json")
+    at = stamp_time(leaf)
+    return None if at is None else (at, leaf.endswith("-ok.json"))
 
 
 def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None:
