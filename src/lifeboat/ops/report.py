@@ -201,6 +201,7 @@ class _Gathered:
     deletions: list[Deletion] = field(default_factory=list)
     holds: list[HoldEvent] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
+    safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
 
     def outcome(self, backup: str, at: datetime, ok: bool) -> None:
         if backup not in self.outcomes or self.outcomes[backup][0] <= at:
@@ -219,6 +220,7 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
     manifests, damaged = repo.scan_backups(source)
     for manifest in manifests:
         if manifest.safety:
+            gathered.safety.add(manifest.id)
             continue  # a restore's copy of what it replaced: no scheduled backup
         gathered.manifests.setdefault(manifest.id, manifest)
         gathered.holders.setdefault(manifest.id, []).append(repo.name)
@@ -309,7 +311,7 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
             )
         )
     for backup, details in gathered.recorded.items():
-        if backup in gathered.manifests:
+        if backup in gathered.manifests or backup in gathered.safety:
             continue
         started = _parse_time(details.get("started_at"))
         finished = _parse_time(details.get("finished_at"))
