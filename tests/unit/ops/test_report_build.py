@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lifeboat.cli.commands.report import period_bound
 from lifeboat.context import Context
 from lifeboat.errors import UsageError
 from lifeboat.ops.drill_records import record_drill
@@ -249,3 +250,18 @@ def test_prune_and_hold_records_written_before_the_chain_are_reported(tmp_path: 
         (gone, ["old"], "keep_last = 1", "backup@db1")
     ]
     assert [(h.backup, h.action, h.reason) for h in source.holds] == [(gone, "hold", "tax audit")]
+
+
+def test_to_takes_in_its_whole_day_and_iso_times_are_kept() -> None:
+    assert period_bound("2026-03-31", "--to", inclusive_day=True) == datetime(
+        2026, 4, 1, tzinfo=UTC
+    )
+    assert period_bound("2026-01-01", "--from", inclusive_day=False) == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
+    assert period_bound("2026-03-31T12:00:00+02:00", "--to", inclusive_day=True) == datetime(
+        2026, 3, 31, 10, tzinfo=UTC
+    )
+    assert period_bound("2026-03-31T12:00", "--to", inclusive_day=True) == datetime(
+        2026, 3, 31, 12, tzinfo=UTC
+    )
