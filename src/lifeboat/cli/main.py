@@ -45,6 +45,7 @@ COMMANDS = {
     "heartbeat": "lifeboat.cli.commands.heartbeat",
     "audit": "lifeboat.cli.commands.audit",
     "runbook": "lifeboat.cli.commands.runbook",
+    "report": "lifeboat.cli.commands.report",
 }
 
 

@@ -58,18 +58,28 @@ def verify(
     """Each repository's chain (or repo_name's), checked against the anchors kept in every
     configured repository and against the given ones."""
     repos = [context.repository(repo_name)] if repo_name else list(context.repositories.values())
-    results = []
-    for repo in repos:
-        repo.ensure_initialised()
-        report, hashes = audit.verify_chain(repo.storage)
-        identity = audit.repository_id(repo.storage)
-        for keeper in context.repositories.values():
-            for anchor in audit.anchors_in(keeper.storage, identity, keeper.name):
-                audit.check_anchor(report, hashes, anchor)
-        for sequence, hash_ in given or []:
-            audit.check_anchor(report, hashes, audit.Anchor(identity, sequence, hash_, "given"))
-        results.append(ChainVerification(repo.name, report))
-    return results
+    return [
+        ChainVerification(repo.name, verify_repository(context, repo, given).report)
+        for repo in repos
+    ]
+
+
+def verify_repository(
+    context: Context, repo: Repository, given: list[tuple[int, str]] | None = None
+) -> audit.ChainWalk:
+    """One repository's chain, read once, checked against its anchors kept in every
+    configured repository and against the given ones; its events come with it."""
+    repo.ensure_initialised()
+    walk = audit.walk_chain(repo.storage)
+    identity = audit.repository_id(repo.storage)
+    for keeper in context.repositories.values():
+        for anchor in audit.anchors_in(keeper.storage, identity, keeper.name):
+            audit.check_anchor(walk.report, walk.hashes, anchor)
+    for sequence, hash_ in given or []:
+        audit.check_anchor(
+            walk.report, walk.hashes, audit.Anchor(identity, sequence, hash_, "given")
+        )
+    return walk
 
 
 def head_of(repo: Repository) -> tuple[str, audit.Head]:

@@ -326,8 +326,21 @@ def _span(first: int, last: int) -> str:
     return f"event {first}" if first == last else f"events {first} to {last}"
 
 
+class ChainWalk(NamedTuple):
+    report: ChainReport
+    hashes: dict[int, str]  # the hash of every readable event (for anchors)
+    events: list[AuditEvent]  # the readable events, in sequence order
+
+
 def verify_chain(storage: Storage) -> tuple[ChainReport, dict[int, str]]:
     """Walk the chain; the report, and the hash of every readable event (for anchors)."""
+    walk = walk_chain(storage)
+    return walk.report, walk.hashes
+
+
+def walk_chain(storage: Storage) -> ChainWalk:
+    """Read every event once: the chain's report, its hashes, and the events themselves (a
+    compliance report needs both, and a chain of years is not read twice)."""
     report = ChainReport()
     hashes: dict[int, str] = {}
     by_hash: dict[str, int] = {}
@@ -362,7 +375,7 @@ def verify_chain(storage: Storage) -> tuple[ChainReport, dict[int, str]]:
         head = events[sequences[-1]]
         assert head is not None
         report.head = Head(head.sequence, hashes[head.sequence], head.at)
-    return report, hashes
+    return ChainWalk(report, hashes, [e for e in events.values() if e is not None])
 
 
 def _check_link(

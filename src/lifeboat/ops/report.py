@@ -1,0 +1,527 @@
+"""`lifeboat report`: the facts of a compliance report for a period, read from the
+configured repositories alone (manifests, verification and hold records, drill records,
+the audit chain, the WAL archive) and the configuration; never from a database, so any
+machine with read access to the repositories produces the same report.
+
+Each repository is read once: its chain (events and verification share one walk), each
+source's manifests and verification keys, and the WAL listing of a source with physical
+backups. report_controls.py judges the facts; report_markdown.py (and the HTML renderer)
+present the model (report_model.py)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import lifeboat
+from lifeboat.context import Context
+from lifeboat.errors import LifeboatError, UsageError
+from lifeboat.ops import audit as audit_ops
+from lifeboat.ops.drill_records import drills_history
+from lifeboat.ops.prune import policy_for
+from lifeboat.ops.report_controls import judge, recipient_text
+from lifeboat.ops.report_facts import RepoEvent, SourceFacts, WalFacts
+from lifeboat.ops.report_grid import calendar, coverage, expected_interval
+from lifeboat.ops.report_model import (
+    AnchorCheck,
+    BackupRow,
+    ChainStatus,
+    ComplianceReport,
+    Deletion,
+    DrillRow,
+    HoldEvent,
+    RepositoryRow,
+    SourceReport,
+)
+from lifeboat.policy.retention import parse_duration, policy_summary
+from lifeboat.postgres import wal
+from lifeboat.repo.audit import AuditEvent, ChainWalk
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.drills import DrillRecord
+from lifeboat.repo.manifest import Manifest, kind_name
+from lifeboat.repo.records import AUDIT_PREFIX, checks_prefix, read_record, records_by_backup
+from lifeboat.storage.options import shown_url, url_scheme
+from lifeboat.wal.archive import archived_segments, continuity_problems
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RepositoryRead:
+    """What one repository gave, read once for every source of the report."""
+
+    repo: Repository
+    error: str | None = None
+    events: list[AuditEvent] = field(default_factory=list)
+    chain: ChainStatus | None = None
+    chain_began: datetime | None = None  # the genesis: records before it are not in the chain
+    legacy: list[dict[str, Any]] = field(default_factory=list)  # audit records before it
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _chain_status(name: str, walk: ChainWalk) -> ChainStatus:
+    report = walk.report
+    first = min(report.problems, default=None)
+    return ChainStatus(
+        repository=name,
+        whole=report.whole,
+        events=report.events,
+        head_sequence=report.head.sequence if report.head else None,
+        head_hash=report.head.hash if report.head else None,
+        first_bad=report.first_bad,
+        problem=first.what if first else None,
+        anchors=[
+            AnchorCheck(
+                kept_in=anchor.where.split(":", 1)[0],
+                sequence=anchor.sequence,
+                hash=anchor.hash,
+                ok=walk.hashes.get(anchor.sequence) == anchor.hash,
+            )
+            for anchor in report.anchors_checked
+        ],
+    )
+
+
+LEGACY_ACTIONS = ("prune", "hold", "release")
+
+
+def stamp_time(leaf: str) -> datetime | None:
+    """The time a record's key starts with (records.stamp); None for any other name."""
+    try:
+        return datetime.strptime(leaf.split("Z-", 1)[0], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _legacy_records(repo: Repository, before: datetime | None) -> list[dict[str, Any]]:
+    """The prune, hold and release records under audit/ written before the chain began
+    (all of them in a repository without a chain). Their keys start with their UTC stamp,
+    so only those older than the chain are read."""
+    found = []
+    for info in repo.storage.list(f"{AUDIT_PREFIX}2"):  # stamps, not chain/ or anchors/
+        leaf = info.key[len(AUDIT_PREFIX) :]
+        if "/" in leaf:
+            continue
+        at = stamp_time(leaf)
+        action = leaf.partition("Z-")[2].partition("-")[2].partition("-")[0]
+        if at is None or action not in LEGACY_ACTIONS or (before is not None and at >= before):
+            continue
+        body = read_record(repo.storage, info.key)
+        if body is not None:
+            found.append(body)
+    return found
+
+
+def read_repository(ctx: Context, repo: Repository) -> RepositoryRead:
+    read = RepositoryRead(repo)
+    try:
+        walk = audit_ops.verify_repository(ctx, repo)
+        read.events = walk.events
+        read.chain = _chain_status(repo.name, walk)
+        read.chain_began = walk.events[0].at if walk.events else None
+        read.legacy = _legacy_records(repo, read.chain_began)
+    except LifeboatError as exc:
+        log.warning("repository %s cannot be read: %s", repo.name, exc.message)
+        read.error = exc.message
+    return read
+
+
+def _immutable(ctx: Context, name: str) -> str | None:
+    config = ctx.config.repositories[name]
+    if config.object_lock_days is None or url_scheme(config.url) != "s3":
+        return None
+    return f"S3 Object Lock, {config.object_lock_mode}, {config.object_lock_days} days"
+
+
+# --- one source -----------------------------------------------------------------------------
+
+
+def _by(event: AuditEvent) -> str:
+    return f"{event.user}@{event.host}"
+
+
+def _policy_text(details: Any) -> str:
+    if not isinstance(details, dict):
+        return str(details)
+    return ", ".join(f"{k} = {v}" for k, v in sorted(details.items()) if v not in (None, 0))
+
+
+def _deletion(
+    repository: str, at: datetime, by: str, decision: dict[str, Any], policy: Any
+) -> Deletion:
+    reasons = decision.get("reasons")
+    return Deletion(
+        at=at,
+        repository=repository,
+        backup=str(decision.get("id")),
+        kind=str(decision.get("type", "")),
+        backup_started_at=_parse_time(decision.get("started_at")),
+        reasons=[str(r) for r in reasons] if isinstance(reasons, list) else [],
+        policy=_policy_text(policy),
+        by=by,
+    )
+
+
+def _hold(
+    repository: str, at: datetime, backup: str, action: str, body: dict[str, Any], by: str
+) -> HoldEvent:
+    return HoldEvent(
+        at=at,
+        repository=repository,
+        backup=backup,
+        action="hold" if action == "hold" else "release",
+        reason=str(body.get("reason", "")),
+        until=_parse_time(body.get("until")),
+        by=by,
+    )
+
+
+@dataclass
+class _Gathered:
+    """A source's facts across repositories while they are read."""
+
+    manifests: dict[str, Manifest] = field(default_factory=dict)  # first copy met
+    holders: dict[str, list[str]] = field(default_factory=dict)
+    reached: dict[str, set[str]] = field(default_factory=dict)
+    outcomes: dict[str, tuple[datetime, bool]] = field(default_factory=dict)  # newest check
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # backup events' details
+    events: list[RepoEvent] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
+    holds: list[HoldEvent] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
+
+    def outcome(self, backup: str, at: datetime, ok: bool) -> None:
+        if backup not in self.outcomes or self.outcomes[backup][0] <= at:
+            self.outcomes[backup] = (at, ok)
+
+
+def _check_stamp(key: str) -> tuple[datetime, bool] | None:
+    """A verification record's time and outcome, from its key alone."""
+    leaf = key.rsplit("/", 1)[-1]
+    at = stamp_time(leaf)
+    return None if at is None else (at, leaf.endswith("-ok.json"))
+
+
+def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None:
+    repo = read.repo
+    manifests, damaged = repo.scan_backups(source)
+    for manifest in manifests:
+        if manifest.safety:
+            gathered.safety.add(manifest.id)
+            continue  # a restore's copy of what it replaced: no scheduled backup
+        gathered.manifests.setdefault(manifest.id, manifest)
+        gathered.holders.setdefault(manifest.id, []).append(repo.name)
+        gathered.reached.setdefault(manifest.id, set()).add(repo.name)
+    for bad in damaged:
+        log.warning("backup %s/%s in %s is damaged: %s", source, bad.backup, repo.name, bad.error)
+    for backup, keys in records_by_backup(repo.storage, checks_prefix(source)).items():
+        stamp = _check_stamp(keys[-1])
+        if stamp is not None:
+            gathered.outcome(backup, *stamp)
+    for event in read.events:
+        if event.source != source:
+            continue
+        gathered.events.append(RepoEvent(repo.name, event))
+        _note_event(repo.name, event, gathered)
+    for body in read.legacy:
+        _note_legacy(repo.name, source, body, gathered)
+
+
+def _note_event(repository: str, event: AuditEvent, gathered: _Gathered) -> None:
+    backup = event.backup
+    if backup is None:
+        return
+    if event.event in ("backup", "copy"):
+        gathered.reached.setdefault(backup, set()).add(repository)
+        if event.event == "backup":
+            gathered.recorded.setdefault(backup, event.details)
+    elif event.event == "verify":
+        gathered.outcome(backup, event.at, bool(event.details.get("ok")))
+    elif event.event in ("hold", "release"):
+        gathered.holds.append(
+            _hold(repository, event.at, backup, event.event, event.details, _by(event))
+        )
+    elif event.event == "prune":
+        gathered.deletions.append(
+            _deletion(repository, event.at, _by(event), event.details, event.details.get("policy"))
+        )
+
+
+def _note_legacy(repository: str, source: str, body: dict[str, Any], gathered: _Gathered) -> None:
+    at = _parse_time(body.get("at"))
+    if at is None or body.get("source") != source:
+        return
+    by = str(body.get("by", ""))
+    action = body.get("action")
+    if action in ("hold", "release"):
+        gathered.holds.append(_hold(repository, at, str(body.get("backup")), str(action), body, by))
+    elif action == "prune":
+        deleted = set(body.get("deleted") or [])
+        for decision in body.get("backups") or []:
+            if isinstance(decision, dict) and decision.get("id") in deleted:
+                gathered.deletions.append(
+                    _deletion(repository, at, by, decision, body.get("policy"))
+                )
+
+
+def held_at(holds: list[HoldEvent], moment: datetime) -> set[str]:
+    """The backups a hold is in force on at moment, replaying the holds and releases."""
+    newest: dict[str, HoldEvent] = {}
+    for event in sorted(holds, key=lambda h: h.at):
+        if event.at <= moment:
+            newest[event.backup] = event
+    return {
+        backup
+        for backup, state in newest.items()
+        if state.action == "hold" and (state.until is None or state.until > moment)
+    }
+
+
+def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
+    rows = []
+    held = held_at(gathered.holds, end)
+    for backup, manifest in gathered.manifests.items():
+        outcome = gathered.outcomes.get(backup)
+        rows.append(
+            BackupRow(
+                id=backup,
+                kind=manifest.type,
+                started_at=manifest.started_at,
+                finished_at=manifest.finished_at,
+                stored_bytes=sum(o.size for o in manifest.objects),
+                plain_bytes=manifest.plain_size,
+                encryption=manifest.encryption.method,
+                recipients=[recipient_text(r) for r in manifest.encryption.recipients],
+                repositories=gathered.holders[backup],
+                verification=None if outcome is None else ("ok" if outcome[1] else "failed"),
+                held=backup in held,
+            )
+        )
+    for backup, details in gathered.recorded.items():
+        if backup in gathered.manifests or backup in gathered.safety:
+            continue
+        started = _parse_time(details.get("started_at"))
+        finished = _parse_time(details.get("finished_at"))
+        if started is None or finished is None:
+            continue
+        outcome = gathered.outcomes.get(backup)
+        recipients = details.get("recipients")
+        rows.append(
+            BackupRow(
+                id=backup,
+                kind=kind_name(str(details.get("kind", ""))),
+                started_at=started,
+                finished_at=finished,
+                stored_bytes=int(details.get("bytes") or 0),
+                plain_bytes=0,  # the chain records what was stored only
+                encryption=str(details.get("encryption", "")),
+                recipients=[recipient_text(r) for r in recipients if isinstance(r, dict)]
+                if isinstance(recipients, list)
+                else [],
+                repositories=[],  # pruned since
+                verification=None if outcome is None else ("ok" if outcome[1] else "failed"),
+                held=backup in held,
+            )
+        )
+    rows.sort(key=lambda r: (r.finished_at, r.id))
+    return rows
+
+
+def _drill_row(record: DrillRecord) -> DrillRow:
+    return DrillRow(
+        drill_id=record.drill_id,
+        kind=record.kind,
+        backup=record.backup,
+        started_at=record.started_at,
+        operator=record.operator,
+        passed=record.passed,
+        rto_seconds=record.rto_seconds,
+        rpo_seconds=record.rpo_seconds,
+        rto_objective_seconds=record.objectives.get("rto_seconds"),
+        rpo_objective_seconds=record.objectives.get("rpo_seconds"),
+        reasons=list(record.reasons),
+    )
+
+
+def _wal_facts(
+    source: str,
+    gathered: _Gathered,
+    reads: dict[str, RepositoryRead],
+    window: timedelta | None,
+    now: datetime,
+) -> WalFacts | None:
+    physical = sorted(
+        (m for m in gathered.manifests.values() if m.physical is not None),
+        key=lambda m: m.started_at,
+    )
+    if not physical:
+        return None
+    older = [m for m in physical if window is not None and m.started_at <= now - window]
+    base = older[-1] if older else physical[0]
+    span = base.physical
+    assert span is not None
+    size = span.segment_size
+    first = wal.Segment.parse(span.start_wal, size).number
+    until = wal.Segment.parse(span.stop_wal, size).number
+    problems: dict[str, list[str]] = {}
+    newest: dict[str, str | None] = {}
+    for name in gathered.holders[base.id]:
+        read = reads[name]
+        if read.error is not None:
+            continue
+        try:
+            archived = archived_segments(read.repo.storage, source, size)
+        except LifeboatError as exc:
+            gathered.unreadable.setdefault(name, exc.message)
+            continue
+        problems[name] = continuity_problems(archived, span.timeline, first, until, size)
+        numbers = archived.get(span.timeline)
+        newest[name] = wal.Segment(span.timeline, max(numbers)).name(size) if numbers else None
+    return WalFacts(base.id, base.started_at, window, problems, newest)
+
+
+def source_facts(
+    ctx: Context,
+    source: str,
+    reads: dict[str, RepositoryRead],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> tuple[SourceFacts, _Gathered]:
+    config = ctx.source(source)
+    repos = ctx.repositories_to_read(source)
+    gathered = _Gathered()
+    for repo in repos:
+        read = reads[repo.name]
+        if read.error is not None:
+            # a repository of other sources or a copy target not set up is no exception
+            if not ctx.may_pass_over(source, None, repo):
+                gathered.unreadable[repo.name] = read.error
+            continue
+        try:
+            _read_source(source, read, gathered)
+        except LifeboatError as exc:
+            gathered.unreadable[repo.name] = exc.message
+    facts = SourceFacts(
+        source=source,
+        start=start,
+        end=end,
+        now=now,
+        repositories=[repo.name for repo in repos],
+        configured=list(ctx.config.repositories),
+        reached=gathered.reached,
+        events=sorted(gathered.events, key=lambda e: e.event.at),
+        immutable={repo.name: _immutable(ctx, repo.name) for repo in repos},
+        chains=[c for repo in repos if (c := reads[repo.name].chain) is not None],
+        rto_objective_seconds=_seconds(config.objectives.rto),
+        rpo_objective_seconds=_seconds(config.objectives.rpo),
+    )
+    facts.backups = _rows(gathered, end)
+    facts.history_start = min((row.started_at for row in facts.backups), default=None)
+    try:
+        policy, zone = policy_for(ctx.config, source, repos[0].name)
+        facts.policy = policy
+        facts.zone = zone
+        facts.policy_text = _policy_text(policy_summary(policy, zone))
+    except UsageError:
+        facts.policy_text = "no retention policy configured"
+    facts.wal = _wal_facts(
+        source, gathered, reads, facts.policy.pitr_window if facts.policy else None, now
+    )
+    facts.unreadable = gathered.unreadable
+    try:
+        history = drills_history(ctx, source, now)
+        facts.drills = [_drill_row(r) for r in history.records]
+        unread = "; ".join(f"{name}: {why}" for name, why in history.unreadable.items())
+        facts.drills_error = unread or None
+    except LifeboatError as exc:
+        facts.drills_error = exc.message
+    return facts, gathered
+
+
+def _seconds(duration: str | None) -> float | None:
+    return parse_duration(duration).total_seconds() if duration else None
+
+
+def source_report(facts: SourceFacts, gathered: _Gathered) -> SourceReport:
+    interval = expected_interval(facts.policy)
+    kept = [row for row in facts.backups if row.repositories]
+    cells = coverage(
+        facts.end,
+        facts.now,
+        kept,
+        [row.started_at for row in facts.backups],
+        facts.policy,
+        ZoneInfo(facts.zone),
+    )
+    return SourceReport(
+        source=facts.source,
+        rto_objective_seconds=facts.rto_objective_seconds,
+        rpo_objective_seconds=facts.rpo_objective_seconds,
+        controls=judge(facts, cells),
+        backups=facts.period_backups,
+        drills=[d for d in facts.drills if facts.in_period(d.started_at)],
+        calendar=calendar(
+            facts.start,
+            facts.end,
+            facts.now,
+            facts.backups,
+            interval[1] if interval else None,
+            facts.history_start,
+        ),
+        coverage=cells,
+        deletions=sorted(
+            (d for d in gathered.deletions if facts.in_period(d.at)), key=lambda d: d.at
+        ),
+        holds=sorted((h for h in gathered.holds if facts.in_period(h.at)), key=lambda h: h.at),
+    )
+
+
+def build(
+    ctx: Context,
+    period_start: datetime,
+    period_end: datetime,
+    source: str | None = None,
+    now: datetime | None = None,
+) -> ComplianceReport:
+    """The report of [period_start, period_end) for source (every configured source
+    without one); an unknown source is a usage error. A repository that cannot be read is
+    named, with why, and the report is built from the others."""
+    if source is not None:
+        ctx.source(source)
+    if period_start >= period_end:
+        raise UsageError(
+            f"the period starts ({period_start.isoformat()}) after it ends "
+            f"({period_end.isoformat()})"
+        )
+    now = now or datetime.now(UTC)
+    reads = {name: read_repository(ctx, repo) for name, repo in ctx.repositories.items()}
+    sources = []
+    for name in [source] if source else list(ctx.config.sources):
+        facts, gathered = source_facts(ctx, name, reads, period_start, period_end, now)
+        sources.append(source_report(facts, gathered))
+    return ComplianceReport(
+        period_start=period_start,
+        period_end=period_end,
+        generated_at=now,
+        lifeboat_version=lifeboat.__version__,
+        repositories=[
+            RepositoryRow(name, shown_url(read.repo.storage.url), _immutable(ctx, name), read.error)
+            for name, read in reads.items()
+        ],
+        chains=[read.chain for read in reads.values() if read.chain is not None],
+        sources=sources,
+    )

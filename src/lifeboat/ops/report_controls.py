@@ -1,0 +1,411 @@
+"""The compliance report's controls (report_model.CONTROL_IDS), each judged from one
+source's facts: pass, fail, no-data or not-applicable, with evidence and exceptions an
+auditor can check against the repository (ids, dates, hashes, counts). Pure; no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import pairwise
+
+from lifeboat.ops.report_facts import SourceFacts
+from lifeboat.ops.report_grid import (
+    TIERS,
+    expected_interval,
+    longest_allowed_gap,
+    quarters,
+)
+from lifeboat.ops.report_model import (
+    CONTROL_IDS,
+    BackupRow,
+    ChainStatus,
+    Control,
+    ControlStatus,
+    CoverageCell,
+    DrillRow,
+)
+from lifeboat.policy.drill import seconds_text
+from lifeboat.policy.retention import duration_text
+
+TITLES = {
+    "frequency": "Backups at the expected frequency",
+    "encryption": "Every backup encrypted",
+    "offsite": "An off-site copy in another repository",
+    "retention": "Retention coverage (GFS grid of the last 7 years)",
+    "drills": "A passed restore drill in each quarter",
+    "verification": "Verification outcomes",
+    "wal": "WAL continuity of the PITR window",
+    "immutability": "Object Lock / immutability",
+    "audit-chain": "Audit chain whole and matching its anchors",
+}
+
+
+def when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _control(
+    control_id: str,
+    evidence: list[str],
+    exceptions: list[str],
+    status: ControlStatus | None = None,
+) -> Control:
+    judged: ControlStatus = status or ("fail" if exceptions else "pass")
+    return Control(control_id, TITLES[control_id], judged, evidence, exceptions)
+
+
+def _no_backups(control_id: str) -> Control:
+    return _control(control_id, ["no backup finished in the period"], [], "no-data")
+
+
+def _backup(row: BackupRow) -> str:
+    return f"{row.id} ({when(row.finished_at)})"
+
+
+# --- frequency ------------------------------------------------------------------------------
+
+
+def frequency(facts: SourceFacts) -> Control:
+    expected = expected_interval(facts.policy)
+    if expected is None:
+        return _control(
+            "frequency",
+            [
+                f"the retention policy ({facts.policy_text}) promises no hourly, daily, weekly, "
+                "monthly or yearly backups: no interval to hold backups to"
+            ],
+            [],
+            "not-applicable",
+        )
+    tier, interval = expected
+    allowed = longest_allowed_gap(interval)
+    rows = facts.period_backups
+    evidence = [
+        f"expected interval: {tier} (from the retention policy: {facts.policy_text}); "
+        f"a gap up to {duration_text(allowed)} is allowed"
+    ]
+    if facts.history_start is None or facts.history_start >= facts.end:
+        return _control(
+            "frequency", [*evidence, "no backup before the period's end"], [], "no-data"
+        )
+    begin = max(facts.start, facts.history_start)
+    finish = min(facts.end, facts.now)
+    times = sorted(row.finished_at for row in rows)
+    if times:
+        evidence.append(
+            f"{len(times)} backups finished in the period, the first at {when(times[0])}, "
+            f"the last at {when(times[-1])}"
+        )
+    exceptions = []
+    points = [begin, *(t for t in times if t > begin), finish]
+    for before, after in pairwise(points):
+        if after - before > allowed:
+            exceptions.append(
+                f"no backup from {when(before)} to {when(after)} "
+                f"({seconds_text((after - before).total_seconds())}, expected {tier})"
+            )
+    if not times and not exceptions:
+        return _control("frequency", [*evidence, "no backup finished in the period"], [], "no-data")
+    return _control("frequency", evidence, exceptions)
+
+
+# --- encryption -----------------------------------------------------------------------------
+
+
+def encryption(facts: SourceFacts) -> Control:
+    rows = facts.period_backups
+    if not rows:
+        return _no_backups("encryption")
+    exceptions = [
+        f"backup {_backup(row)} is not encrypted to any recipient"
+        for row in rows
+        if row.encryption not in ("age", "gpg") or not row.recipients
+    ]
+    methods = sorted({row.encryption for row in rows})
+    recipients = sorted({r for row in rows for r in row.recipients})
+    evidence = [
+        f"{len(rows) - len(exceptions)} of {len(rows)} backups encrypted ({', '.join(methods)})",
+        f"recipients: {', '.join(recipients) or 'none'}",
+    ]
+    for found in facts.period_events("key"):
+        details = found.event.details
+        evidence.append(
+            f"key change at {when(found.event.at)} with backup {found.event.backup} "
+            f"({found.repository}, event {found.event.sequence}): "
+            f"{_recipients(details.get('previous_recipients'))} -> "
+            f"{_recipients(details.get('recipients'))}"
+        )
+    return _control("encryption", evidence, exceptions)
+
+
+def _recipients(value: object) -> str:
+    if not isinstance(value, list):
+        return "?"
+    return ", ".join(recipient_text(r) for r in value if isinstance(r, dict)) or "none"
+
+
+def recipient_text(recipient: dict[str, str]) -> str:
+    """A manifest's recipient as a report names it: type:id."""
+    return f"{recipient.get('type', '?')}:{recipient.get('id', '?')}"
+
+
+# --- offsite --------------------------------------------------------------------------------
+
+
+def offsite(facts: SourceFacts) -> Control:
+    if len(facts.configured) < 2:
+        only = facts.configured[0] if facts.configured else "none"
+        return _control(
+            "offsite",
+            [f"one repository is configured ({only})"],
+            ["no backup can have an off-site copy: configure a second repository and copy"],
+        )
+    rows = facts.period_backups
+    if not rows:
+        return _no_backups("offsite")
+    exceptions = []
+    for row in rows:
+        held = sorted(facts.reached.get(row.id, set()))
+        if len(held) < 2:
+            exceptions.append(
+                f"backup {_backup(row)} is only in {', '.join(held) or 'no repository'}"
+            )
+    copies = facts.period_events("copy")
+    evidence = [
+        f"{len(rows) - len(exceptions)} of {len(rows)} backups are in two or more repositories",
+        f"{len(copies)} copies recorded in the period (copy events)",
+    ]
+    evidence += [
+        f"copy of {c.event.backup} from {c.event.details.get('from', '?')} into {c.repository} "
+        f"at {when(c.event.at)} (event {c.event.sequence})"
+        for c in copies[:20]
+    ]
+    return _control("offsite", evidence, exceptions)
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def retention(facts: SourceFacts, cells: list[CoverageCell]) -> Control:
+    if facts.policy is None:
+        return _control("retention", [facts.policy_text], [], "not-applicable")
+    if not any(facts.policy.tier_count(tier) for tier in TIERS):
+        return _control(
+            "retention",
+            [f"the policy ({facts.policy_text}) keeps no daily, weekly, monthly or yearly tier"],
+            [],
+            "not-applicable",
+        )
+    promised = [c for c in cells if c.promised]
+    if not promised:
+        return _control(
+            "retention",
+            [f"policy: {facts.policy_text}", "no backup yet for the policy to keep"],
+            [],
+            "no-data",
+        )
+    evidence = [f"policy: {facts.policy_text}"]
+    for tier in TIERS:
+        of_tier = [c for c in cells if c.tier == tier]
+        covered = [c for c in of_tier if c.covered]
+        evidence.append(
+            f"{tier}: {sum(c.promised for c in of_tier)} cells promised, "
+            f"{sum(c.promised and c.covered for c in of_tier)} of them covered; "
+            f"{len(covered)} of {len(of_tier)} cells covered, "
+            f"{sum(c.held for c in covered)} by held backups"
+        )
+    exceptions = [
+        f"{c.tier} {c.label}: promised by keep_{c.tier}, no kept backup"
+        for c in promised
+        if not c.covered
+    ]
+    return _control("retention", evidence, exceptions)
+
+
+# --- drills ---------------------------------------------------------------------------------
+
+
+def drill_text(row: DrillRow) -> str:
+    figures = [
+        f"RTO {_figure(row.rto_seconds, row.rto_objective_seconds)}",
+        f"RPO {_figure(row.rpo_seconds, row.rpo_objective_seconds)}",
+    ]
+    return (
+        f"drill {row.drill_id} at {when(row.started_at)} by {row.operator} of {row.kind} "
+        f"backup {row.backup}: {'passed' if row.passed else 'failed'}, {', '.join(figures)}"
+    )
+
+
+def _figure(measured: float | None, objective: float | None) -> str:
+    text = seconds_text(measured) if measured is not None else "not measured"
+    return f"{text} (objective {seconds_text(objective)})" if objective is not None else text
+
+
+def drills(facts: SourceFacts) -> Control:
+    """A quarter that ended before the first backup ever had nothing to drill."""
+    first = facts.history_start
+    due = [q for q in quarters(facts.start, facts.end) if first is not None and q[2] > first]
+    if not due:
+        evidence = ["no backup before the period's end: nothing to drill"]
+        if facts.drills_error:
+            evidence.append(f"drill records could not be read: {facts.drills_error}")
+        return _control("drills", evidence, [], "no-data")
+    evidence = []
+    exceptions = []
+    if facts.drills_error:
+        evidence.append(
+            f"drill records could not be read from every repository: {facts.drills_error}"
+        )
+    for label, start, end in due:
+        until = min(end, facts.now)
+        of_quarter = [d for d in facts.drills if start <= d.started_at < until]
+        passed = [d for d in of_quarter if d.passed]
+        if passed:
+            evidence.append(f"{label}: {drill_text(passed[-1])}")
+        elif end > facts.now:
+            evidence.append(
+                f"{label}: no passed drill yet ({len(of_quarter)} drills); "
+                f"the quarter ends on {end:%Y-%m-%d}"
+            )
+        else:
+            exceptions.append(
+                f"{label}: no passed restore drill ({len(of_quarter)} drills, all failed)"
+                if of_quarter
+                else f"{label}: no restore drill"
+            )
+    return _control("drills", evidence, exceptions)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def verification(facts: SourceFacts) -> Control:
+    rows = facts.period_backups
+    if not rows:
+        return _no_backups("verification")
+    failed = [row for row in rows if row.verification == "failed"]
+    ok = sum(row.verification == "ok" for row in rows)
+    never = sum(row.verification is None for row in rows)
+    evidence = [
+        f"of {len(rows)} backups: {ok} verified ok, {len(failed)} failed, {never} never verified"
+    ]
+    exceptions = [f"backup {_backup(row)}: its newest verification failed" for row in failed]
+    return _control("verification", evidence, exceptions)
+
+
+# --- wal ------------------------------------------------------------------------------------
+
+
+def wal(facts: SourceFacts) -> Control:
+    found = facts.wal
+    if found is None:
+        return _control(
+            "wal",
+            ["no physical backup is kept: there is no point-in-time recovery to check"],
+            [],
+            "not-applicable",
+        )
+    window = (
+        f"the PITR window of {duration_text(found.window)}"
+        if found.window
+        else "no pitr_window configured: from the oldest kept physical backup"
+    )
+    evidence = [f"base backup {found.base} (started {when(found.base_started_at)}), {window}"]
+    continuous = []
+    for repository, problems in sorted(found.problems.items()):
+        newest = found.newest.get(repository) or "none"
+        if problems:
+            evidence.append(f"{repository}: {'; '.join(problems)} (newest segment {newest})")
+        else:
+            continuous.append(repository)
+            evidence.append(f"{repository}: WAL continuous up to the newest segment {newest}")
+    exceptions = [] if continuous else [f"{r}: {'; '.join(p)}" for r, p in found.problems.items()]
+    if not found.problems:
+        exceptions = [f"no readable repository holds base backup {found.base}"]
+    return _control("wal", evidence, exceptions)
+
+
+# --- immutability ---------------------------------------------------------------------------
+
+
+def immutability(facts: SourceFacts) -> Control:
+    locked = {name: lock for name in facts.repositories if (lock := facts.immutable.get(name))}
+    if not locked:
+        return _control(
+            "immutability",
+            [
+                "no repository of the source is configured with Object Lock "
+                "(object_lock_days): its backups can be deleted by whoever holds its credentials"
+            ],
+            [],
+            "not-applicable",
+        )
+    evidence = [f"{name}: {lock}" for name, lock in locked.items()]
+    evidence += [f"{name}: no Object Lock" for name in facts.repositories if name not in locked]
+    return _control("immutability", evidence, [])
+
+
+# --- audit chain ----------------------------------------------------------------------------
+
+
+def chain_lines(chain: ChainStatus) -> tuple[list[str], str | None]:
+    """What a chain shows (its events and head, each anchor checked) and, when broken,
+    `audit verify`'s words for its first bad event."""
+    head = (
+        f"head event {chain.head_sequence} sha256 {chain.head_hash}"
+        if chain.head_sequence is not None
+        else "no readable head"
+    )
+    lines = [
+        f"{chain.repository}: {chain.events} events, {'whole' if chain.whole else 'BROKEN'}, {head}"
+    ]
+    for anchor in chain.anchors:
+        verdict = "matches" if anchor.ok else "does NOT match"
+        lines.append(
+            f"{chain.repository}: anchor kept in {anchor.kept_in} of event {anchor.sequence} "
+            f"(sha256 {anchor.hash}) {verdict}"
+        )
+    broken = (
+        None
+        if chain.whole
+        else f"{chain.repository}: broken at event {chain.first_bad}: {chain.problem}"
+    )
+    return lines, broken
+
+
+def audit_chain(facts: SourceFacts) -> Control:
+    evidence: list[str] = []
+    exceptions = [
+        f"repository {name} cannot be read: {why}" for name, why in facts.unreadable.items()
+    ]
+    for chain in facts.chains:
+        if chain.events == 0:
+            evidence.append(f"{chain.repository}: no audit events yet")
+            continue
+        lines, broken = chain_lines(chain)
+        evidence += lines
+        if broken is not None:
+            exceptions.append(broken)
+    if not exceptions and all(chain.events == 0 for chain in facts.chains):
+        return _control("audit-chain", evidence or ["no repository read"], [], "no-data")
+    return _control("audit-chain", evidence, exceptions)
+
+
+CONTROLS: dict[str, Callable[[SourceFacts], Control]] = {
+    "frequency": frequency,
+    "encryption": encryption,
+    "offsite": offsite,
+    "drills": drills,
+    "verification": verification,
+    "wal": wal,
+    "immutability": immutability,
+    "audit-chain": audit_chain,
+}
+
+
+def judge(facts: SourceFacts, cells: list[CoverageCell]) -> list[Control]:
+    """Every control, in CONTROL_IDS order."""
+    return [
+        retention(facts, cells) if control_id == "retention" else CONTROLS[control_id](facts)
+        for control_id in CONTROL_IDS
+    ]

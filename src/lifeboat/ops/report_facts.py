@@ -1,0 +1,65 @@
+"""What the compliance report's controls judge, for one source: gathered from the
+repositories by report.py, or built by hand in tests. Times are aware UTC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from lifeboat.ops.report_model import BackupRow, ChainStatus, DrillRow
+from lifeboat.policy.retention import Policy
+from lifeboat.repo.audit import AuditEvent
+
+
+class RepoEvent(NamedTuple):
+    repository: str
+    event: AuditEvent
+
+
+@dataclass(frozen=True)
+class WalFacts:
+    """The WAL continuity of the PITR window, checked in each repository holding its base."""
+
+    base: str  # the oldest kept physical backup the window needs
+    base_started_at: datetime
+    window: timedelta | None  # the policy's pitr_window; None: none configured
+    problems: dict[str, list[str]]  # repository -> continuity problems; empty: continuous
+    newest: dict[str, str | None]  # repository -> newest archived segment
+
+
+@dataclass
+class SourceFacts:
+    source: str
+    start: datetime
+    end: datetime
+    now: datetime
+    repositories: list[str]  # the repositories read for the source
+    configured: list[str]  # every configured repository
+    # every backup known: kept now (a manifest) or recorded in a chain, oldest first
+    backups: list[BackupRow] = field(default_factory=list)
+    # backup id -> every repository holding it now or whose chain recorded it (backup, copy)
+    reached: dict[str, set[str]] = field(default_factory=dict)
+    events: list[RepoEvent] = field(default_factory=list)  # the source's, oldest first
+    drills: list[DrillRow] = field(default_factory=list)  # every drill known, oldest first
+    drills_error: str | None = None
+    policy: Policy | None = None
+    policy_text: str = ""  # the policy as configured, or why there is none
+    zone: str = "UTC"  # the policy's time zone: its days, weeks, months and years
+    rto_objective_seconds: float | None = None
+    rpo_objective_seconds: float | None = None
+    history_start: datetime | None = None  # the first backup ever
+    wal: WalFacts | None = None  # None: no physical backup kept
+    immutable: dict[str, str | None] = field(default_factory=dict)  # repository -> lock
+    chains: list[ChainStatus] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
+
+    def in_period(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    @property
+    def period_backups(self) -> list[BackupRow]:
+        return [row for row in self.backups if self.in_period(row.finished_at)]
+
+    def period_events(self, kind: str) -> list[RepoEvent]:
+        return [e for e in self.events if e.event.event == kind and self.in_period(e.event.at)]
