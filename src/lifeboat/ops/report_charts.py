@@ -97,9 +97,8 @@ def _add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-# (name, days per step) for day steps, (name, months per step) for month steps
+# (label format, days per step, months per step), finest first
 TIME_STEPS: tuple[tuple[str, int, int], ...] = (
-    # label format, days, months
     ("%Y-%m-%d", 1, 0),
     ("%Y-%m-%d", 2, 0),
     ("%Y-%m-%d", 7, 0),
@@ -124,15 +123,11 @@ def time_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
 
 
 def _ticks_every(start: datetime, end: datetime, days: int, months: int) -> Iterable[datetime]:
-    first = start.astimezone(UTC).date()
-    if months:
-        day = date(first.year, first.month, 1)
+    day = start.astimezone(UTC).date()
+    if months:  # month steps fall on the first of months that are multiples of the step
+        day = date(day.year, day.month, 1)
         while (day.year * 12 + day.month - 1) % months:
             day = _add_months(day, 1)
-        step: Callable[[date], date] = lambda d: _add_months(d, months)  # noqa: E731
-    else:
-        day = first
-        step = lambda d: d + timedelta(days=days)  # noqa: E731
     count = 0
     while count <= MAX_TIME_TICKS:  # enough to tell the step is too fine
         moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -141,7 +136,7 @@ def _ticks_every(start: datetime, end: datetime, days: int, months: int) -> Iter
         if moment >= start:
             count += 1
             yield moment
-        day = step(day)
+        day = _add_months(day, months) if months else day + timedelta(days=days)
 
 
 def time_scale(moments: Sequence[datetime], start: float, stop: float) -> LinearScale:
@@ -175,32 +170,39 @@ def _week_group(moment: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-GROUPINGS: tuple[Callable[[datetime], str], ...] = (
-    _day_group,
-    _week_group,
-    lambda moment: f"{moment:%Y-%m}",
-    lambda moment: f"{moment.year}-Q{(moment.month - 1) // 3 + 1}",
-    lambda moment: f"{moment.year}",
+# (what a group is called, its label of a moment), finest first
+GROUPINGS: tuple[tuple[str, Callable[[datetime], str]], ...] = (
+    ("day", _day_group),
+    ("week", _week_group),
+    ("month", lambda moment: f"{moment:%Y-%m}"),
+    ("quarter", lambda moment: f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"),
+    ("year", lambda moment: f"{moment.year}"),
 )
 
 
 def thin(points: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
-    """At most `limit` points: the points themselves when few enough, else one per day,
-    week, month, quarter or year (the finest that fits), each group drawn as its largest
-    value at that point's time: a size or a duration that grew shows, an average would
-    hide it. Points are oldest first and stay so."""
+    """At most `limit` points (years excepted: one each whatever the limit)."""
+    return thinned(points, limit)[0]
+
+
+def thinned(points: Sequence[Point], limit: int = MAX_POINTS) -> tuple[list[Point], str]:
+    """The points themselves when few enough, else one per day, week, month, quarter or
+    year (the finest that fits), each group drawn as its largest value at that point's
+    time: a size or a duration that grew shows, an average would hide it. Points are
+    oldest first and stay so. Also what a group is ("" when not thinned)."""
     if len(points) <= limit:
-        return list(points)
-    for grouping in GROUPINGS:
+        return list(points), ""
+    for noun, grouping in GROUPINGS:
         groups: dict[str, list[Point]] = {}
         for point in points:
             groups.setdefault(grouping(point.at.astimezone(UTC)), []).append(point)
-        if len(groups) <= limit or grouping is GROUPINGS[-1]:
-            return [
-                replace(max(members, key=lambda p: p.value), count=len(members), group=key)
-                for key, members in groups.items()
-            ]
-    raise AssertionError("unreachable: the last grouping always returns")  # pragma: no cover
+        if len(groups) <= limit or noun == "year":  # years: as coarse as it gets
+            break
+    drawn = [
+        replace(max(members, key=lambda p: p.value), count=len(members), group=key)
+        for key, members in groups.items()
+    ]
+    return drawn, noun
 
 
 # --------------------------------------------------------------------------- SVG pieces
@@ -299,7 +301,7 @@ def series_chart(
     optional dashed objective line; the y axis starts at 0 and fits the objective too."""
     if not points:
         return no_data(chart, caption)
-    drawn = thin(points)
+    drawn, group = thinned(points)
     high = max([p.value for p in drawn] + ([objective] if objective is not None else []))
     unit = unit_for(high, units)
     ticks = [tick * unit.size for tick in value_ticks(high / unit.size)]
@@ -327,18 +329,9 @@ def series_chart(
             f'data-value="{_num(p.value)}" data-count="{p.count}"{status_attr}>'
             f"<title>{escape(title)}</title></circle>"
         )
-    if len(drawn) < len(points):
-        caption += f" ({len(points)} backups, the largest of each {_group_noun(drawn)} shown)"
+    if group:
+        caption += f" ({len(points)} {noun}s, the largest of each {group} shown)"
     return figure(chart, caption, len(drawn), _svg(WIDTH, HEIGHT, caption, "".join(parts)))
-
-
-def _group_noun(drawn: Sequence[Point]) -> str:
-    sample = drawn[0].group
-    if "-W" in sample:
-        return "week"
-    if "-Q" in sample:
-        return "quarter"
-    return {10: "day", 7: "month", 4: "year"}.get(len(sample), "group")
 
 
 # --------------------------------------------------------------------------- the charts
@@ -427,7 +420,9 @@ def calendar_chart(days: Sequence[CalendarDay]) -> str:
             column = (day.day - first_monday).days // 7
             x = left + column * PITCH
             width = max(width, x + PITCH)
-            if day.day.day == 1 or day is members[0]:
+            # a month's name where it begins; the first column's month only when the next
+            # month's name is two weeks away or more (else the two would overlap)
+            if day.day.day == 1 or (day is members[0] and day.day.day <= 14):
                 parts.append(f'<text class="tick" x="{x}" y="{top - 3}">{day.day:%b}</text>')
             shown = ", ".join(day.backups[:3]) + (" ..." if len(day.backups) > 3 else "")
             title = f"{day.day.isoformat()}: {day.outcome}" + (f" ({shown})" if shown else "")
