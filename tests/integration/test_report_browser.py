@@ -79,6 +79,13 @@ def test_the_controls_figures_and_charts_as_rendered(browser: Browser, tmp_path:
             for source in report.sources
         ]
         assert page.evaluate("document.body.dataset.verdict") == "fail"
+        assert page.evaluate(
+            "['#version', '#generated', '#period'].map(s => document.querySelector(s).innerText)"
+        ) == [
+            report.lifeboat_version,
+            "2026-04-01 08:15:02 UTC",
+            "2025-04-01 00:00:00 UTC to 2026-04-01 00:00:00 UTC (end excluded)",
+        ]
         assert page.evaluate("document.querySelector('#verdict').innerText") == (
             "At least one control failed"
         )

@@ -310,11 +310,12 @@ def series_chart(
     parts = _axes(x, y, ticks, unit, "date (UTC)", y_label)
     if objective is not None:
         at = _num(y(objective))
+        objective_text = escape(f"objective {describe(objective)}")
         parts.append(
             f'<line class="objective" x1="{LEFT}" y1="{at}" x2="{WIDTH - RIGHT}" y2="{at}" '
-            f'data-value="{_num(objective)}"><title>objective: {describe(objective)}</title></line>'
+            f'data-value="{_num(objective)}"><title>{objective_text}</title></line>'
             f'<text class="objective-label" x="{WIDTH - RIGHT - 4}" y="{_num(y(objective) - 4)}" '
-            f'text-anchor="end">objective {describe(objective)}</text>'
+            f'text-anchor="end">{objective_text}</text>'
         )
     if all(p.status is None for p in drawn) and len(drawn) > 1:
         line = " ".join(f"{_num(x(p.at.timestamp()))},{_num(y(p.value))}" for p in drawn)
@@ -326,7 +327,8 @@ def series_chart(
         parts.append(
             f'<circle class="point{status}" cx="{_num(x(p.at.timestamp()))}" '
             f'cy="{_num(y(p.value))}" r="{3 if len(drawn) > 60 else 4}" '
-            f'data-value="{_num(p.value)}" data-count="{p.count}"{status_attr}>'
+            f'data-value="{_num(p.value)}" data-at="{p.at.isoformat()}" '
+            f'data-count="{p.count}"{status_attr}>'
             f"<title>{escape(title)}</title></circle>"
         )
     if group:
