@@ -152,11 +152,12 @@ def coverage_of(backups: list[BackupRow], end: date) -> list[CoverageCell]:
 
 
 def control(control_id: str, status: ControlStatus, exceptions: list[str] | None = None) -> Control:
+    evidence = "nothing in the period" if status == "no-data" else "365 backups, <all> & sundry"
     return Control(
         id=control_id,
         title=f"{control_id} control",
         status=status,
-        evidence=[f"evidence of {control_id}: 365 backups, <all> & sundry"],
+        evidence=[f"evidence of {control_id}: {evidence}"],
         exceptions=exceptions or [],
     )
 

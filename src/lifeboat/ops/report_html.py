@@ -59,7 +59,7 @@ th { background: #f3f5f7; } td ul { margin: 0; padding-left: 18px; }
 .status { font-weight: 600; white-space: nowrap; }
 .status.pass { color: var(--ok); } .status.fail { color: var(--fail); }
 .status.no-data { color: var(--nodata); } .status.not-applicable { color: var(--na); }
-.empty-note, .no-data { color: #555; font-style: italic; }
+.empty-note, p.no-data { color: #555; font-style: italic; }
 figure { margin: 10px 0 18px; } figcaption { font-weight: 600; margin-bottom: 4px; }
 figure svg { max-width: 100%; height: auto; display: block; }
 svg text { font: 11px system-ui, "DejaVu Sans", sans-serif; fill: #333; }
@@ -190,9 +190,12 @@ def _backups_summary(source: SourceReport) -> str:
 
 
 def _source(index: int, source: SourceReport) -> str:
-    objectives = (
-        f"RTO objective: {_e(_seconds(source.rto_objective_seconds))}, "
-        f"RPO objective: {_e(_seconds(source.rpo_objective_seconds))}"
+    objectives = ", ".join(
+        f"{name} objective: {_e('none configured' if value is None else seconds_text(value))}"
+        for name, value in (
+            ("RTO", source.rto_objective_seconds),
+            ("RPO", source.rpo_objective_seconds),
+        )
     )
     drills = _table(
         "drills",
