@@ -110,6 +110,18 @@ class Page:
                 self.logged.append(f"console.{params['type']}: {params.get('args')}")
         self.connection.events[:] = kept
 
+    def emulate(self, media: str, width: int) -> None:
+        """Lay the page out for this CSS media type ("print", "screen") at this width."""
+        self.connection.call("Emulation.setEmulatedMedia", self.session, media=media)
+        self.connection.call(
+            "Emulation.setDeviceMetricsOverride",
+            self.session,
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
     def screenshot(self) -> bytes:
         """The whole page as PNG, beyond the window's height."""
         metrics = self.connection.call("Page.getLayoutMetrics", self.session)
@@ -142,15 +154,8 @@ class Browser:
             ]
             for domain in ("Network", "Page", "Log", "Runtime"):
                 self.connection.call(f"{domain}.enable", session)
-            self.connection.call(
-                "Emulation.setDeviceMetricsOverride",
-                session,
-                width=1200,
-                height=900,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
             page = Page(self.connection, session, path.as_uri())
+            page.emulate("screen", 1200)
             self.connection.call("Page.navigate", session, url=page.url)
             self.connection.wait_event("Page.loadEventFired", session)
             page.collect()

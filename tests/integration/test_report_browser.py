@@ -151,6 +151,21 @@ def test_the_network_watch_sees_a_request_when_there_is_one(
         assert image in page.requests
 
 
+# A4 less the report's 12 mm side margins, in CSS px (96 per inch)
+A4_PRINTED_WIDTH = round((210 - 2 * 12) / 25.4 * 96)
+
+
+def test_printed_nothing_is_wider_than_an_a4_page(browser: Browser, tmp_path: Path) -> None:
+    with browser.open(rendered(sample_report(), tmp_path)) as page:
+        page.emulate("print", A4_PRINTED_WIDTH)
+        assert page.evaluate("document.documentElement.scrollWidth") <= A4_PRINTED_WIDTH
+        breaks = page.evaluate(
+            "[...document.querySelectorAll('section.source')]"
+            ".map(s => getComputedStyle(s).breakBefore)"
+        )
+        assert breaks == ["page"] * 3
+
+
 def test_seven_years_stay_legible(browser: Browser, tmp_path: Path) -> None:
     report = seven_year_report()
     with browser.open(rendered(report, tmp_path)) as page:

@@ -55,7 +55,7 @@ table { border-collapse: collapse; width: 100%; margin: 6px 0 14px; }
 th, td { border: 1px solid #d0d4d9; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f3f5f7; } td ul { margin: 0; padding-left: 18px; }
 .hash, code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
-.hash { word-break: break-all; } code { white-space: nowrap; }
+.hash { word-break: break-all; display: inline-block; width: 32.5ch; } code { white-space: nowrap; }
 .status { font-weight: 600; white-space: nowrap; }
 .status.pass { color: var(--ok); } .status.fail { color: var(--fail); }
 .status.no-data { color: var(--nodata); } .status.not-applicable { color: var(--na); }
@@ -74,7 +74,6 @@ svg rect.day, svg rect.cell, svg rect.swatch { width: 11px; height: 11px; rx: 2p
 .day.missing { fill: #ffb300; } .swatch.missing { fill: var(--missing); }
 .calendar .swatch.missing { fill: #ffb300; }
 .not-expected, .not-promised { fill: var(--none); } .held { fill: var(--held); }
-.chains .bad { color: var(--fail); font-weight: 600; }
 @page { size: A4; margin: 14mm 12mm; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11px; }
@@ -83,6 +82,10 @@ svg rect.day, svg rect.cell, svg rect.swatch { width: 11px; height: 11px; rx: 2p
   figure, tr, .controls { break-inside: avoid; }
   h2, h3 { break-after: avoid; }
   thead { display: table-header-group; }
+  /* an A4 page is narrower than a screen: ids may wrap, hashes take four lines */
+  th, td { padding: 3px 4px; }
+  code { white-space: normal; overflow-wrap: anywhere; }
+  .hash { width: 16.5ch; }
 }
 """
 
@@ -297,15 +300,17 @@ def _repositories(repositories: Sequence[RepositoryRow]) -> str:
 
 def _chain_cells(chain: ChainStatus) -> list[str]:
     anchors = [
-        f'<li data-anchor-ok="{str(a.ok).lower()}">{"ok" if a.ok else "MISMATCH"}: sequence '
+        f'<li data-anchor-ok="{str(a.ok).lower()}">'
+        f'<span class="status {"pass" if a.ok else "fail"}">'
+        f"{'matches' if a.ok else 'MISMATCH'}</span>: sequence "
         f'{_e(a.sequence)}, <span class="hash">{_e(a.hash)}</span>, kept in {_e(a.kept_in)}</li>'
         for a in chain.anchors
     ]
     state = (
         '<span class="status pass">whole</span>'
         if chain.whole
-        else f'<span class="status fail bad">broken at {_e(chain.first_bad)}: '
-        f"{_e(chain.problem or '')}</span>"
+        else f'<span class="status fail">broken at event {_e(chain.first_bad)}</span>: '
+        f"{_e(chain.problem or '')}"
     )
     return [
         _e(chain.repository),
