@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -187,8 +188,10 @@ def running_browser(profile: Path) -> Iterator[Browser]:
         def listening() -> list[str]:
             if process.poll() is not None:
                 raise AssertionError(f"chromium exited with {process.returncode}")
-            lines = port_file.read_text().split() if port_file.exists() else []
-            return lines if len(lines) == 2 else []
+            text = port_file.read_text() if port_file.exists() else ""
+            # whole: a port, then the browser's path ending in its 36-character id
+            whole = re.fullmatch(r"(\d+)\n(/devtools/browser/[0-9a-f-]{36})\n?", text)
+            return list(whole.groups()) if whole else []
 
         port, path = wait_for(listening, "chromium's DevTools port")
         connection = Connection(f"ws://127.0.0.1:{port}{path}")
