@@ -10,6 +10,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,9 @@ def test_the_pdf_has_a_page_run_per_source(tmp_path: Path, monkeypatch: pytest.M
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    report = sample_report()
+    # the sample with its list of backups cut to a month: the same pages, printed faster
+    sample = sample_report()
+    report = replace(sample, sources=[replace(s, backups=s.backups[-30:]) for s in sample.sources])
     output = tmp_path / "report.pdf"
     write_pdf(render(report), output)
     assert output.read_bytes().startswith(b"%PDF-")

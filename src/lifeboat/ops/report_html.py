@@ -25,6 +25,7 @@ from lifeboat.ops.report_charts import (
 )
 from lifeboat.ops.report_model import (
     CONTROL_IDS,
+    BackupRow,
     ChainStatus,
     ComplianceReport,
     Control,
@@ -86,6 +87,10 @@ svg rect.day, svg rect.cell, svg rect.swatch { width: 11px; height: 11px; rx: 2p
   th, td { padding: 3px 4px; }
   code { white-space: normal; overflow-wrap: anywhere; }
   .hash { width: 16.5ch; }
+  /* the list of every backup is an appendix: one line a backup */
+  table.backups { font-size: 8.5px; }
+  table.backups td { padding: 1px 3px; white-space: nowrap; }
+  table.backups code { white-space: nowrap; font-size: 8.5px; }
 }
 """
 
@@ -192,6 +197,44 @@ def _backups_summary(source: SourceReport) -> str:
     )
 
 
+def _backups_table(backups: Sequence[BackupRow]) -> str:
+    """Every backup of the period, for the auditor to look up: its recipients are counted
+    here, named once in the encryption control's evidence (seven years of the same keys
+    would double the file)."""
+    return _table(
+        "backups",
+        [
+            "Backup",
+            "Kind",
+            "Finished",
+            "Duration",
+            "Stored",
+            "Encryption",
+            "Repositories",
+            "Verified",
+            "Held",
+        ],
+        [
+            (
+                b.id,
+                [
+                    f"<code>{_e(b.id)}</code>",
+                    _e(b.kind),
+                    _e(_when(b.finished_at)),
+                    _e(seconds_text(b.duration_seconds)),
+                    _e(human_bytes(b.stored_bytes)),
+                    _e(f"{b.encryption}, {len(b.recipients)} recipient(s)"),
+                    _e(", ".join(b.repositories)),
+                    _e(b.verification or "never"),
+                    "held" if b.held else "",
+                ],
+            )
+            for b in backups
+        ],
+        "No backup finished in this period.",
+    )
+
+
 def _source(index: int, source: SourceReport) -> str:
     objectives = ", ".join(
         f"{name} objective: {_e('none configured' if value is None else seconds_text(value))}"
@@ -274,7 +317,8 @@ def _source(index: int, source: SourceReport) -> str:
         f"{drill_chart('rto', source.drills, source.rto_objective_seconds)}"
         f"{drill_chart('rpo', source.drills, source.rpo_objective_seconds)}{drills}"
         f"<h3>Retention</h3>{coverage_chart(source.coverage)}"
-        f"<h3>Deletions</h3>{deletions}<h3>Holds</h3>{holds}</section>"
+        f"<h3>Deletions</h3>{deletions}<h3>Holds</h3>{holds}"
+        f"<h3>Every backup of the period</h3>{_backups_table(source.backups)}</section>"
     )
 
 

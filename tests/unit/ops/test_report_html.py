@@ -105,6 +105,7 @@ def test_each_source_has_its_charts_and_tables() -> None:
     tables: dict[str, str | None] = {}  # the first of each name: the main source's
     for attrs in parsed.having("data-table"):
         tables.setdefault(attrs["data-table"], attrs.get("data-rows"))
+    assert tables["backups"] == str(len(main.backups))
     assert tables["deletions"] == "7"
     assert tables["holds"] == "3"
     assert tables["repositories"] == "3"
@@ -130,6 +131,7 @@ def test_the_period_version_and_generation_time_are_stated() -> None:
 
 
 def test_seven_years_render_to_a_file_of_reasonable_size() -> None:
-    """About 2,550 backups and days, 28 drills: 0.5 MB (measured 525 kB), well under 1 MB."""
+    """About 2,550 backups and days, 28 drills: measured 1.15 MB, half of it the charts
+    (thinned to a point a week), half the table of every backup."""
     document = render(seven_year_report())
-    assert len(document.encode()) < 1_000_000
+    assert len(document.encode()) < 1_500_000
