@@ -200,7 +200,7 @@ def running_browser(profile: Path) -> Iterator[Browser]:
         finally:
             connection.close()
     finally:
-        # the whole group, renderers and helpers too; the leader is not reaped yet, so
+        # the whole group, its renderers and other children too; the leader is not reaped yet, so
         # its id still names this group
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -83,7 +83,7 @@ def write_pdf(html: str, output: Path, timeout: float = PRINT_TIMEOUT) -> None:
 
 
 def _run(command: list[str], timeout: float) -> str:
-    """Run Chromium in its own process group and return its stderr. Its helper processes
+    """Run Chromium in its own process group and return its stderr. Its child processes
     share the pipe, so a normal end (end of stderr) means they are gone too; on a timeout
     the whole group is killed while its leader is not yet reaped (its id still names it)."""
     try:
