@@ -271,3 +271,16 @@ def test_an_unwritable_output_is_one_line(tmp_path: Path) -> None:
     assert str(raised.value) == (
         f"cannot write {output}: the folder {output.parent} does not exist"
     )
+
+
+def test_a_temporary_folder_that_cannot_be_used_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    output = tmp_path / "report.pdf"
+    with pytest.raises(PdfError) as raised:
+        write_pdf(render(empty_report()), output)
+    assert str(raised.value) == (
+        "cannot print the PDF in a temporary folder: No such file or directory"
+    )
+    assert not output.exists()

@@ -57,9 +57,29 @@ def headless_command(binary: str, profile: Path) -> list[str]:
 
 def write_pdf(html: str, output: Path, timeout: float = PRINT_TIMEOUT) -> None:
     """Print html to output as PDF (written whole or not at all). Raises PdfError."""
-    binary = find_chromium()
+    find_chromium()  # its absence said first: it is the likelier problem
     if not output.parent.is_dir():  # said before Chromium spends seconds printing
         raise PdfError(f"cannot write {output}: the folder {output.parent} does not exist")
+    data = pdf_of(html, timeout)
+    try:
+        write_atomically(output, data)
+    except OSError as exc:
+        raise PdfError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def pdf_of(html: str, timeout: float = PRINT_TIMEOUT) -> bytes:
+    """html printed to PDF by Chromium, from a temporary folder (the page and Chromium's
+    profile) deleted afterwards. Raises PdfError."""
+    binary = find_chromium()
+    try:
+        return _print(binary, html, timeout)
+    except OSError as exc:  # the temporary folder: full or not writable
+        raise PdfError(
+            f"cannot print the PDF in a temporary folder: {exc.strerror or exc}"
+        ) from None
+
+
+def _print(binary: str, html: str, timeout: float) -> bytes:
     with tempfile.TemporaryDirectory(prefix="lifeboat-pdf-") as work:
         page = Path(work, "report.html")
         page.write_text(html, encoding="utf-8")
@@ -76,10 +96,7 @@ def write_pdf(html: str, output: Path, timeout: float = PRINT_TIMEOUT) -> None:
             # the last line: Chromium logs harmless errors (D-Bus, GPU) before the real one
             said = lines[-1] if lines else "it printed nothing"
             raise PdfError(f"Chromium could not print the report to PDF: {said}")
-        try:
-            write_atomically(output, printed.read_bytes())
-        except OSError as exc:
-            raise PdfError(f"cannot write {output}: {exc.strerror or exc}") from None
+        return printed.read_bytes()
 
 
 def _run(command: list[str], timeout: float) -> str:
