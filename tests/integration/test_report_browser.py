@@ -215,17 +215,21 @@ def test_the_pdf_has_a_page_run_per_source(tmp_path: Path, monkeypatch: pytest.M
     assert list(temporary.iterdir()) == []  # the page and Chromium's profile deleted
 
 
+def pdf_error(output: Path, timeout: float = 60.0) -> str:
+    """The one line write_pdf fails with; nothing is written."""
+    with pytest.raises(PdfError) as raised:
+        write_pdf(render(empty_report()), output, timeout)
+    assert not output.exists()
+    return str(raised.value)
+
+
 def test_without_chromium_the_pdf_error_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    output = tmp_path / "report.pdf"
-    with pytest.raises(PdfError) as raised:
-        write_pdf(render(empty_report()), output)
-    assert str(raised.value) == MISSING
+    assert pdf_error(tmp_path / "report.pdf") == MISSING
     assert "apt-get install chromium" in MISSING and "--format html" in MISSING
     assert "\n" not in MISSING
-    assert not output.exists()
 
 
 def stand_in_chromium(folder: Path, script: str) -> None:
@@ -246,13 +250,9 @@ def test_a_failing_chromium_is_named_by_its_last_stderr_line(
         "echo 'Missing X server or $DISPLAY' >&2\nexit 1",
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
-    output = tmp_path / "report.pdf"
-    with pytest.raises(PdfError) as raised:
-        write_pdf(render(empty_report()), output)
-    assert str(raised.value) == (
+    assert pdf_error(tmp_path / "report.pdf") == (
         "Chromium could not print the report to PDF: Missing X server or $DISPLAY"
     )
-    assert not output.exists()
 
 
 def test_a_hanging_chromium_is_stopped_at_the_timeout(
@@ -260,27 +260,20 @@ def test_a_hanging_chromium_is_stopped_at_the_timeout(
 ) -> None:
     stand_in_chromium(tmp_path / "bin", "exec sleep 300")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}/usr/bin:/bin")
-    with pytest.raises(PdfError, match=r"did not finish printing the PDF within 0\.5 s"):
-        write_pdf(render(empty_report()), tmp_path / "report.pdf", timeout=0.5)
+    assert pdf_error(tmp_path / "report.pdf", timeout=0.5) == (
+        "Chromium did not finish printing the PDF within 0.5 s"
+    )
 
 
 def test_an_unwritable_output_is_one_line(tmp_path: Path) -> None:
     output = tmp_path / "no-such-folder" / "report.pdf"
-    with pytest.raises(PdfError) as raised:
-        write_pdf(render(empty_report()), output)
-    assert str(raised.value) == (
-        f"cannot write {output}: the folder {output.parent} does not exist"
-    )
+    assert pdf_error(output) == f"cannot write {output}: the folder {output.parent} does not exist"
 
 
 def test_a_temporary_folder_that_cannot_be_used_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
-    output = tmp_path / "report.pdf"
-    with pytest.raises(PdfError) as raised:
-        write_pdf(render(empty_report()), output)
-    assert str(raised.value) == (
+    assert pdf_error(tmp_path / "report.pdf") == (
         "cannot print the PDF in a temporary folder: No such file or directory"
     )
-    assert not output.exists()
