@@ -2,8 +2,8 @@
 # Prepare a development/test environment for Lifeboat.
 #
 #  * installs the Debian packages the tests rely on (PostgreSQL 15, client tools,
-#    gnupg, age, zstd, python3-venv; nodejs and npm unless an npm is on the PATH) when
-#    any of them is missing;
+#    gnupg, age, zstd, python3-venv, chromium for the HTML/PDF report's browser tests;
+#    nodejs and npm unless an npm is on the PATH) when any of them is missing;
 #  * creates .venv from the system Python (so the unprivileged `postgres` user can run
 #    it too) and installs exactly the packages of requirements/dev.lock, hash-checked
 #    (the project's dependencies, its dev extras: the cloud SDKs, moto and the GCS
@@ -41,7 +41,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --------------------------------------------------------------------------- apt
-apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv)
+apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv chromium)
 
 is_installed() {
     dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
