@@ -10,9 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pypdf
+import pytest
+
 from lifeboat.postgres.instance import ScratchCluster
 from lifeboat.postgres.wal import is_segment_name
 from lifeboat.repo import audit
+from tests.chromium import running_browser
 
 from .archiving import Archiving
 from .helpers import Workspace, error_line, fill_rich, make_workspace
@@ -44,6 +48,7 @@ def _control(body: dict[str, Any], control_id: str) -> dict[str, Any]:
 
 
 @on_oldest_major
+@pytest.mark.browser
 def test_the_report_of_a_real_history_and_its_bad_inputs(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
@@ -98,6 +103,8 @@ def test_the_report_of_a_real_history_and_its_bad_inputs(
     assert "| audit-chain | PASS |" in markdown.stdout
     assert f"`{pruned}`" in markdown.stdout and drill["drill_id"] in markdown.stdout
 
+    _html_and_pdf_show_the_same_report(ws, period, body, tmp_path)
+
     # an empty period: a report that says so, and exit 1 (nothing shows the controls met)
     empty = ws.run("report", "--from", "2020-01-01", "--to", "2020-03-31", "--format", "md")
     assert empty.returncode == 1
@@ -125,6 +132,39 @@ def test_the_report_of_a_real_history_and_its_bad_inputs(
     unwritable = ws.run("report", *period, "--output", str(tmp_path / "no" / "such" / "r.md"))
     assert unwritable.returncode == 1
     assert "cannot write the report to" in error_line(unwritable)
+
+
+def _html_and_pdf_show_the_same_report(
+    ws: Workspace, period: list[str], body: dict[str, Any], tmp_path: Path
+) -> None:
+    """The HTML the command writes (format from the file's suffix), as headless Chromium
+    renders it, shows the JSON report's controls and backups; the PDF names the source."""
+    page_file = tmp_path / "q.html"
+    written = ws.run("report", *period, "--output", str(page_file))
+    assert written.returncode == 0, written.stderr
+    (source,) = body["sources"]
+    with running_browser(tmp_path / "chromium") as browser, browser.open(page_file) as page:
+        shown = page.evaluate(
+            "[...document.querySelectorAll('section.source tr[data-control]')]"
+            ".map(r => [r.dataset.control, r.dataset.status])"
+        )
+        assert dict(shown) == _controls(body)
+        assert page.evaluate("document.body.dataset.verdict") == "pass"
+        points = page.evaluate(
+            "document.querySelector('figure[data-chart=size]').querySelectorAll("
+            "'circle.point').length"
+        )
+        assert points == len(source["backups"])
+        (tmp_path / "q.png").write_bytes(page.screenshot())
+
+    printed = tmp_path / "q.pdf"
+    written = ws.run("report", *period, "--output", str(printed))
+    assert written.returncode == 0, written.stderr
+    pages = [page.extract_text() for page in pypdf.PdfReader(printed).pages]
+    assert len(pages) >= 2 and any("wms" in text for text in pages[1:])
+    unprinted = ws.run("report", *period, "--format", "pdf")
+    assert unprinted.returncode == 2
+    assert "--format pdf needs --output FILE" in error_line(unprinted)
 
 
 @on_oldest_major

@@ -27,11 +27,39 @@ def _markdown(report: ComplianceReport) -> bytes:
     return render(report).encode()
 
 
-# --format NAME -> the renderer of the whole report
+def _html(report: ComplianceReport) -> bytes:
+    from lifeboat.ops.report_html import render
+
+    return render(report).encode()
+
+
+def _pdf(report: ComplianceReport) -> bytes:
+    from lifeboat.ops.report_html import render
+    from lifeboat.ops.report_pdf import pdf_of
+
+    return pdf_of(render(report))
+
+
+# --format NAME -> the renderer of the whole report; an --output file's suffix names one too
 FORMATS: dict[str, Callable[[ComplianceReport], bytes]] = {
-    "json": _json,
+    "html": _html,
     "md": _markdown,
+    "json": _json,
+    "pdf": _pdf,
 }
+SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".pdf": "pdf"}
+
+
+def chosen_format(form: str | None, output: Path | None) -> str:
+    """--format, else the output file's suffix, else HTML into a file and Markdown printed
+    (a terminal shows Markdown; HTML is for a browser)."""
+    if form is None:
+        if output is None:
+            return "md"
+        return SUFFIXES.get(output.suffix.lower(), "html")
+    if form == "pdf" and output is None:
+        raise UsageError("--format pdf needs --output FILE: a PDF is not printed")
+    return form
 
 
 def period_bound(value: str, option: str, inclusive_day: bool) -> datetime:
@@ -68,9 +96,8 @@ class ControlsFailed(LifeboatError):
     "--format",
     "form",
     type=click.Choice(list(FORMATS)),
-    default="md",
-    show_default=True,
-    help="What to write.",
+    help="What to write (default: from the --output file's suffix, HTML for another; "
+    "Markdown when printed).",
 )
 @click.option(
     "--output",
@@ -78,7 +105,7 @@ class ControlsFailed(LifeboatError):
     help="Write the report into this file (default: print it).",
 )
 def command(
-    period_from: str, period_to: str, source: str | None, form: str, output: Path | None
+    period_from: str, period_to: str, source: str | None, form: str | None, output: Path | None
 ) -> None:
     """The compliance report of a period, from the repositories alone: a control matrix
     (frequency, encryption, off-site copy, retention, drills, verification, WAL, Object
@@ -92,6 +119,7 @@ def command(
     end = period_bound(period_to, "--to", inclusive_day=True)
     if start >= end:
         raise UsageError(f"--from {period_from} is after --to {period_to}")
+    form = chosen_format(form, output)
     report = build(state().context(), start, end, source)
     data = FORMATS[form](report)
     if output is None:
