@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.cli.commands.report import period_bound
+from lifeboat.cli.commands.report import chosen_format, period_bound
 from lifeboat.context import Context
 from lifeboat.errors import UsageError
 from lifeboat.ops.drill_records import record_drill
@@ -265,3 +265,27 @@ def test_to_takes_in_its_whole_day_and_iso_times_are_kept() -> None:
     assert period_bound("2026-03-31T12:00", "--to", inclusive_day=True) == datetime(
         2026, 3, 31, 12, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "output", "chosen"),
+    [
+        (None, None, "md"),  # printed at a terminal
+        (None, "q1.html", "html"),
+        (None, "Q1.PDF", "pdf"),
+        (None, "q1.json", "json"),
+        (None, "q1.md", "md"),
+        (None, "q1.report", "html"),  # a file of no known suffix is for a browser
+        ("json", "q1.html", "json"),  # --format wins over the suffix
+        ("html", None, "html"),
+    ],
+)
+def test_the_format_is_named_by_the_option_then_the_output_suffix(
+    given: str | None, output: str | None, chosen: str
+) -> None:
+    assert chosen_format(given, Path(output) if output else None) == chosen
+
+
+def test_a_pdf_is_never_printed_to_the_terminal() -> None:
+    with pytest.raises(UsageError, match="--format pdf needs --output FILE"):
+        chosen_format("pdf", None)
