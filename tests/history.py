@@ -186,17 +186,21 @@ class _Repo:
         for folder in sorted({path.parent for path, _ in files}):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         # creating a file costs the filesystem far more than Python: several at once
-        with ThreadPoolExecutor(8) as pool:
-            for _ in pool.map(_create_file, files):
+        with ThreadPoolExecutor(WRITERS) as pool:
+            for _ in pool.map(_create_files, (files[n::WRITERS] for n in range(WRITERS))):
                 pass
 
 
-def _create_file(file: tuple[Path, bytes]) -> None:
-    descriptor = os.open(file[0], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(descriptor, file[1])
-    finally:
-        os.close(descriptor)
+WRITERS = 8
+
+
+def _create_files(files: list[tuple[Path, bytes]]) -> None:
+    for path, data in files:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, data)
+        finally:
+            os.close(descriptor)
 
 
 # --- what a day's backups look like --------------------------------------------------------
@@ -490,7 +494,11 @@ class _Writer:
             physical = kept[decision.backup.id].manifest.physical if decision.keep else None
             if physical is not None:
                 starts.append(physical.start_wal)
-        for name in expire_wal(archive, starts).expired:
+        # only names before the oldest start can expire (same timeline, fixed-width hex):
+        # expire_wal decides among those, without parsing the whole archive again
+        oldest = min(starts, default="")
+        older = [name for name in archive if name < oldest]
+        for name in expire_wal(older, starts).expired:
             repo.storage.delete(archive.pop(name))
 
     # --- verification, drills, holds ------------------------------------------------------
