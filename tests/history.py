@@ -5,12 +5,11 @@ writing code (Manifest and Repository.save_manifest, the records' and drills' ke
 bodies, the audit chain's events) with the times of history instead of now:
 
 * every day, a logical backup of each source (sizes, durations and row counts growing over
-  the years; the recipients change at two key rotations), copied to the off-site
-  repository, then a prune of each repository by the retention policy (policy/retention.py
-  deciding day after day, as `lifeboat prune` would: most old backups go, the GFS-kept ones
-  stay);
-* every week, a physical backup with its WAL segment, and a verification of the week's
-  backups (a few fail);
+  the years; the recipients change at two key rotations; a few days have none), copied to
+  the off-site repository, then a prune of each repository by the retention policy
+  (policy/retention.py deciding day after day, as `lifeboat prune` would: most old backups
+  go, the GFS-kept ones stay), and a WAL segment archived;
+* every week, a physical backup, and a verification of the week's backups (a few fail);
 * restore drills at even intervals (about quarterly over seven years), some failed;
 * holds and their releases, and config changes.
 
@@ -79,6 +78,7 @@ class HistoryPlan:
     holds: int = 14  # as evenly: each odd one releases those before it
     physical_every: int = 7  # days between physical backups; 0: none
     verify_every: int = 7  # days between verifications of the backups made since
+    missed: float = 0.004  # the share of days without a logical backup (the host was down)
     realistic_sizes: bool = True
     policy: Policy = GFS
     zone: str = "Europe/Berlin"
@@ -111,6 +111,7 @@ class History:
     drills: list[DrillRecord] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)  # repository -> events in its chain
     wal_segments: int = 0
+    missed: list[tuple[str, date]] = field(default_factory=list)  # days without a logical backup
 
 
 # --- one repository as the history goes ----------------------------------------------------
@@ -287,7 +288,10 @@ class _Writer:
                     self._archive_wal(source)  # a quiet database: a segment a day
                     if offset % plan.physical_every == 0:
                         self._physical(source, day)
-                self._logical(source, day)
+                if self.rng.random() >= plan.missed:
+                    self._logical(source, day)
+                else:
+                    self.history.missed.append((source, day))
             for repo in self.repos:
                 for source in plan.sources:
                     self._prune(repo, source, day)
