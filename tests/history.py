@@ -632,7 +632,7 @@ class _Writer:
         storage = self.main.storage
         key = write_record(storage, hold_key(source, backup, at, action), body)
         write_record(storage, audit_key(at, action, source), body)
-        self.main.backups[source][backup].keys.append(key)
+        # not deleted with its backup: prune leaves hold records, as it leaves drill records
         said = {
             k: v for k, v in body.items() if k not in ("action", "source", "backup", "by", "at")
         }
