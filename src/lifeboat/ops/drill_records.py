@@ -54,14 +54,7 @@ def record_drill(repositories: Sequence[Repository], record: DrillRecord) -> lis
                 "drill",
                 source=record.source,
                 backup=record.backup,
-                details={
-                    "drill_id": record.drill_id,
-                    "verdict": record.verdict,
-                    "reasons": record.reasons,
-                    "rto_seconds": record.rto_seconds,
-                    "rpo_seconds": record.rpo_seconds,
-                    "operator": record.operator,
-                },
+                details=drill_event_details(record),
                 record=key,
             )
         except LifeboatError as exc:
@@ -82,6 +75,18 @@ def record_drill(repositories: Sequence[Repository], record: DrillRecord) -> lis
             f"({'; '.join(failures)})"
         )
     return written
+
+
+def drill_event_details(record: DrillRecord) -> dict[str, Any]:
+    """What the audit trail says of a drill: its verdict and what it measured."""
+    return {
+        "drill_id": record.drill_id,
+        "verdict": record.verdict,
+        "reasons": record.reasons,
+        "rto_seconds": record.rto_seconds,
+        "rpo_seconds": record.rpo_seconds,
+        "operator": record.operator,
+    }
 
 
 # --- figures -----------------------------------------------------------------------------------

@@ -188,10 +188,11 @@ def _event(
     backup: str | None,
     details: dict[str, Any],
     record: str | None,
+    at: datetime | None,
 ) -> AuditEvent:
     return AuditEvent(
         sequence=sequence,
-        at=datetime.now(UTC),
+        at=at or datetime.now(UTC),
         user=os_user(),
         host=socket.gethostname(),
         event=event,
@@ -203,6 +204,33 @@ def _event(
     )
 
 
+def genesis_event(storage: Storage, at: datetime | None = None) -> AuditEvent:
+    """The first event of the repository's chain (at: when, now if not given)."""
+    details = {"repository_id": repository_id(storage)}
+    return _event(0, GENESIS_PREV, "genesis", None, None, details, None, at)
+
+
+def next_event(
+    head: AuditEvent,
+    event: str,
+    *,
+    source: str | None = None,
+    backup: str | None = None,
+    details: dict[str, Any] | None = None,
+    record: str | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """The event that follows head (at: when, now if not given); not written yet."""
+    if event not in EVENT_TYPES:
+        raise ValueError(f"unknown audit event {event!r}")
+    return _event(head.sequence + 1, head.hash, event, source, backup, details or {}, record, at)
+
+
+def write_event(storage: Storage, event: AuditEvent) -> bool:
+    """Create the event's object unless its sequence number is taken: False when it is."""
+    return create_once(storage, event_key(event.sequence), canonical(event.to_json()))
+
+
 def append(
     storage: Storage,
     event: str,
@@ -211,30 +239,22 @@ def append(
     backup: str | None = None,
     details: dict[str, Any] | None = None,
     record: str | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event after the current head; an empty chain first gets its genesis.
     A writer that loses the race for a sequence number re-reads the head and tries the
-    next one; none ever overwrites an event."""
+    next one; none ever overwrites an event. `at` is the event's time, now if not given."""
     if event not in EVENT_TYPES:
         raise ValueError(f"unknown audit event {event!r}")
     for attempt in range(APPEND_ATTEMPTS):
         head = _head(storage)
         if head is None:
-            genesis = _event(
-                0,
-                GENESIS_PREV,
-                "genesis",
-                None,
-                None,
-                {"repository_id": repository_id(storage)},
-                None,
-            )
-            create_once(storage, event_key(0), canonical(genesis.to_json()))
+            write_event(storage, genesis_event(storage, at))
             continue  # whoever made it, link to the genesis that stands
-        candidate = _event(
-            head.sequence + 1, head.hash, event, source, backup, details or {}, record
+        candidate = next_event(
+            head, event, source=source, backup=backup, details=details, record=record, at=at
         )
-        if create_once(storage, event_key(candidate.sequence), canonical(candidate.to_json())):
+        if write_event(storage, candidate):
             return candidate
         # another writer took this number: spread the retries so that they do not collide again
         time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))
@@ -255,15 +275,21 @@ def append_or_log(storage: Storage, event: str, **what: Any) -> AuditEvent | Non
         return None
 
 
-def note_config(storage: Storage, fingerprint: str, source: str) -> AuditEvent | None:
+def note_config(
+    storage: Storage, fingerprint: str, source: str, at: datetime | None = None
+) -> AuditEvent | None:
     """A `config` event when the configuration a run used (its fingerprint) is not the one
-    of the repository's newest config event; None when it is."""
+    of the repository's newest config event; None when it is. `at`: as for append."""
     newest = max((info.key for info in storage.list(CONFIG_PREFIX)), default=None)
     previous = newest.rsplit("-", 1)[-1].removesuffix(".json") if newest else None
     if previous == fingerprint:
         return None
     event = append(
-        storage, "config", source=source, details={"fingerprint": fingerprint, "previous": previous}
+        storage,
+        "config",
+        source=source,
+        details={"fingerprint": fingerprint, "previous": previous},
+        at=at,
     )
     key = f"{CONFIG_PREFIX}{event.sequence:0{SEQUENCE_DIGITS}d}-{fingerprint}.json"
     create_once(storage, key, b"{}\n")

@@ -131,7 +131,7 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
             "backup",
             source=manifest.source,
             backup=manifest.id,
-            details=_event_details(manifest),
+            details=backup_event_details(manifest),
             record=layout.manifest_key(manifest.source, manifest.id),
         )
         if previous is not None and previous[1] != manifest.encryption:
@@ -140,13 +140,7 @@ def commit(manifest: Manifest, written: Written, removed: list[str]) -> BackupRe
                 "key",
                 source=manifest.source,
                 backup=manifest.id,
-                details={
-                    "method": manifest.encryption.method,
-                    "recipients": manifest.encryption.recipients,
-                    "previous_backup": previous[0],
-                    "previous_method": previous[1].method,
-                    "previous_recipients": previous[1].recipients,
-                },
+                details=key_event_details(manifest, *previous),
                 record=layout.manifest_key(manifest.source, manifest.id),
             )
     if not committed:
@@ -176,7 +170,7 @@ def _previous_encryption(repo: Repository, manifest: Manifest) -> tuple[str, Enc
         return None
 
 
-def _event_details(manifest: Manifest) -> dict[str, Any]:
+def backup_event_details(manifest: Manifest) -> dict[str, Any]:
     """What the audit trail says of a backup: enough to tell it was whole and encrypted."""
     return {
         "kind": manifest.kind,
@@ -185,6 +179,20 @@ def _event_details(manifest: Manifest) -> dict[str, Any]:
         "bytes": sum(o.size for o in manifest.objects),
         "encryption": manifest.encryption.method,
         "recipients": manifest.encryption.recipients,
+    }
+
+
+def key_event_details(
+    manifest: Manifest, previous_backup: str, previous: Encryption
+) -> dict[str, Any]:
+    """What the audit trail says of a backup encrypted to other recipients than the one
+    before it."""
+    return {
+        "method": manifest.encryption.method,
+        "recipients": manifest.encryption.recipients,
+        "previous_backup": previous_backup,
+        "previous_method": previous.method,
+        "previous_recipients": previous.recipients,
     }
 
 

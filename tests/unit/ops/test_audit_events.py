@@ -120,3 +120,21 @@ def test_a_changed_configuration_is_a_config_event() -> None:
         ("config", "b" * 64, "a" * 64),
         ("config", "a" * 64, "b" * 64),  # back to an earlier one is a change too
     ]
+
+
+def test_an_event_can_carry_the_time_it_happened() -> None:
+    """What a history written afterwards (tests/history.py) needs: the times of history
+    in the chain, the genesis included, each linked as append links it."""
+    main = repository("main")
+    then = datetime(2019, 12, 1, 3, 4, 5, 678901, tzinfo=UTC)
+    appended = audit.append(main.storage, "config", source="wms", at=then)
+    noted = audit.note_config(main.storage, "f" * 64, "wms", at=then + timedelta(days=1))
+    assert noted is not None
+    genesis, first, second = chain(main)
+    assert (genesis.at, first, second) == (then, appended, noted)
+    assert second.at == then + timedelta(days=1) and second.prev == first.hash
+    following = audit.next_event(second, "verify", at=then + timedelta(days=2))
+    rival = audit.next_event(second, "drill", at=then + timedelta(days=2))
+    assert audit.write_event(main.storage, following)
+    assert not audit.write_event(main.storage, rival)  # its sequence number is taken
+    assert chain(main)[-1] == following
