@@ -2,7 +2,8 @@
 # Prepare a development/test environment for Lifeboat.
 #
 #  * installs the Debian packages the tests rely on (PostgreSQL 15, client tools,
-#    gnupg, age, zstd, python3-venv, chromium for the HTML/PDF report's browser tests;
+#    gnupg, age, zstd, python3-venv, chromium for the HTML/PDF report's browser tests,
+#    prometheus for promtool, which checks and unit-tests the shipped alert rules;
 #    nodejs and npm unless an npm is on the PATH) when any of them is missing;
 #  * creates .venv from the system Python (so the unprivileged `postgres` user can run
 #    it too) and installs exactly the packages of requirements/dev.lock, hash-checked
@@ -41,7 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --------------------------------------------------------------------------- apt
-apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv chromium)
+apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv chromium prometheus)
 
 is_installed() {
     dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'

@@ -410,6 +410,180 @@ class PostgresSourceConfig(_Strict):
 SourceConfig = PostgresSourceConfig
 
 
+# --- running itself: schedule, metrics, notifications --------------------------------------
+
+JobKind = Literal["backup", "verify", "drill", "prune", "copy", "report"]
+# what a notification channel can be told; `backup_overdue` and `rpo_breached` are found by
+# the daemon and `status`, the others are a job's outcome
+NotificationEvent = Literal[
+    "backup_succeeded",
+    "backup_failed",
+    "drill_passed",
+    "drill_failed",
+    "verification_failed",
+    "prune_applied",
+    "rpo_breached",
+    "backup_overdue",
+    "job_failed",
+]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = (
+    "backup_succeeded",
+    "backup_failed",
+    "drill_passed",
+    "drill_failed",
+    "verification_failed",
+    "prune_applied",
+    "rpo_breached",
+    "backup_overdue",
+    "job_failed",
+)
+
+
+class ScheduleConfig(_Strict):
+    """One scheduled job of `lifeboat daemon` (and of `lifeboat export`): when it runs and
+    what it runs, the same library call as the command of the same name."""
+
+    source: str | None = Field(
+        default=None,
+        description="The source the job works on; required for backup, drill and verify "
+        "(prune and copy without it: every source; report: every source).",
+    )
+    job: JobKind = Field(description="backup | verify | drill | prune | copy | report.")
+    type: Literal["logical", "physical"] | None = Field(
+        default=None, description="backup: the kind of backup (default: the command's)."
+    )
+    cron: str | None = Field(
+        default=None, description='A five-field cron expression, e.g. "0 * * * *".'
+    )
+    every: str | None = Field(
+        default=None, description='An interval instead of cron, e.g. "6h" (from midnight).'
+    )
+    daily_at: str | None = Field(
+        default=None, description='A time of day instead of cron, "HH:MM".'
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="IANA time zone the schedule is read in, e.g. Europe/Berlin (DST "
+        "handled: a time skipped by the change runs once, a repeated time once).",
+    )
+    jitter: str | None = Field(
+        default=None,
+        description='Up to this long a random but fixed delay per job, e.g. "5m", so many '
+        "hosts do not start at the same second.",
+    )
+    repository: str | None = Field(
+        default=None,
+        description="verify and prune: only this repository; copy: the repository copied from.",
+    )
+    to: str | None = Field(default=None, description="copy: the repository copied to.")
+    deep: bool = Field(default=False, description="verify: decrypt and check every byte.")
+    retries: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=2, description="A failed run is tried again this many times, with backoff."
+    )
+    retry_backoff: str = Field(
+        default="1m", description="The wait before the first retry; it doubles each time."
+    )
+    timeout: str | None = Field(
+        default=None, description="A run taking longer is cancelled cleanly and failed."
+    )
+    ping_url: str | None = Field(
+        default=None,
+        description="A dead-man's switch (healthchecks.io-compatible): pinged at the job's "
+        "start (/start), success (the URL) and failure (/fail), so that a job that never "
+        "runs is noticed outside.",
+    )
+
+    @field_validator("every", "jitter", "retry_backoff", "timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from lifeboat.policy.retention import parse_duration
+
+            if parse_duration(value).total_seconds() < 0:
+                raise ValueError("must not be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleConfig:
+        given = [name for name in ("cron", "every", "daily_at") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of cron, every and daily_at")
+        if self.job in ("backup", "drill", "verify") and self.source is None:
+            raise ValueError(f"a {self.job} job needs a source")
+        if self.job == "copy" and not (self.repository and self.to):
+            raise ValueError("a copy job needs repository (from) and to")
+        return self
+
+
+class MetricsConfig(_Strict):
+    """Prometheus metrics: served by the daemon, written as a textfile by one-shot runs."""
+
+    listen: str | None = Field(
+        default=None,
+        description='host:port the daemon serves /metrics and /healthz on, e.g. "127.0.0.1:9847".',
+    )
+    textfile: Path | None = Field(
+        default=None,
+        description="A .prom file for node_exporter's textfile collector, rewritten "
+        "atomically after every command that changes what the metrics say.",
+    )
+
+
+class NotificationConfig(_Strict):
+    """One notification channel."""
+
+    type: Literal["webhook", "slack", "email", "apprise"] = Field(
+        description="webhook (a JSON POST), slack (an incoming webhook), email (SMTP), "
+        "apprise (any Apprise URL: Teams, Telegram, ntfy, PagerDuty...)."
+    )
+    url: str | None = Field(
+        default=None,
+        description="webhook, slack: the URL to POST to; apprise: the Apprise URL. Use "
+        "${VAR} to keep a secret out of the file.",
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: list(NOTIFICATION_EVENTS),
+        description="The events sent through this channel (default: all).",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="webhook: extra HTTP headers."
+    )
+    hmac_secret: SecretStr | None = Field(
+        default=None,
+        description="webhook: signs the body with HMAC-SHA256 in the X-Lifeboat-Signature "
+        "header (sha256=<hex>).",
+    )
+    smtp_host: str | None = Field(default=None, description="email: the SMTP server.")
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="email: its port (default: 587, 465 with tls, 25 none)."
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="email: STARTTLS, TLS from the start, or neither."
+    )
+    username: str | None = Field(default=None, description="email: the SMTP login.")
+    password: SecretStr | None = Field(default=None, description="email: its password.")
+    password_file: Path | None = Field(
+        default=None, description="email: a file holding the password instead."
+    )
+    ca_file: Path | None = Field(
+        default=None, description="CA certificates to trust (a private CA, a test's)."
+    )
+    sender: str | None = Field(default=None, description="email: the From address.")
+    recipients: list[str] = Field(default_factory=list, description="email: To addresses.")
+    timeout: str = Field(default="10s", description="Each delivery attempt's time limit.")
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=3, description="A failed delivery is tried again this many times."
+    )
+
+    @model_validator(mode="after")
+    def _what_the_type_needs(self) -> NotificationConfig:
+        if self.type in ("webhook", "slack", "apprise") and not self.url:
+            raise ValueError(f"a {self.type} channel needs url")
+        if self.type == "email" and not (self.smtp_host and self.sender and self.recipients):
+            raise ValueError("an email channel needs smtp_host, sender and recipients")
+        return self
+
+
 class LoggingConfig(_Strict):
     format: Literal["auto", "plain", "json"] = Field(
         default="auto", description="auto: progress on a terminal, plain lines otherwise."
@@ -426,6 +600,13 @@ class LifeboatConfig(_Strict):
         default=None, description="Retention of every source (see prune)."
     )
     logging: LoggingConfig = LoggingConfig()
+    schedule: dict[str, ScheduleConfig] = Field(
+        default_factory=dict, description="The daemon's jobs, by name."
+    )
+    metrics: MetricsConfig = MetricsConfig()
+    notifications: dict[str, NotificationConfig] = Field(
+        default_factory=dict, description="Notification channels, by name."
+    )
 
     @field_validator("repositories")
     @classmethod
@@ -449,6 +630,16 @@ class LifeboatConfig(_Strict):
                     raise ValueError(
                         f"sources.{name}.repositories names unknown repository {repo!r}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _scheduled_jobs_name_what_exists(self) -> LifeboatConfig:
+        for name, job in self.schedule.items():
+            if job.source is not None and job.source not in self.sources:
+                raise ValueError(f"schedule.{name}.source names unknown source {job.source!r}")
+            for repo in (job.repository, job.to):
+                if repo is not None and repo not in self.repositories:
+                    raise ValueError(f"schedule.{name} names unknown repository {repo!r}")
         return self
 
     @model_validator(mode="after")
