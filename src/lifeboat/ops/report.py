@@ -59,6 +59,8 @@ class RepositoryRead:
     chain: ChainStatus | None = None
     chain_began: datetime | None = None  # the genesis: records before it are not in the chain
     legacy: list[dict[str, Any]] = field(default_factory=list)  # audit records before it
+    # repository -> why the anchors of this chain kept there could not be listed
+    unread_keepers: dict[str, str] = field(default_factory=dict)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -127,7 +129,8 @@ def _legacy_records(repo: Repository, before: datetime | None) -> list[dict[str,
 def read_repository(ctx: Context, repo: Repository) -> RepositoryRead:
     read = RepositoryRead(repo)
     try:
-        walk = audit_ops.verify_repository(ctx, repo)
+        # another repository that cannot be read must not take this one's data with it
+        walk = audit_ops.verify_repository(ctx, repo, unread_keepers=read.unread_keepers)
         read.events = walk.events
         read.chain = _chain_status(repo.name, walk)
         read.chain_began = walk.events[0].at if walk.events else None
@@ -426,6 +429,12 @@ def source_facts(
         events=sorted(gathered.events, key=lambda e: e.event.at),
         immutable={repo.name: _immutable(ctx, repo.name) for repo in repos},
         chains=[c for repo in repos if (c := reads[repo.name].chain) is not None],
+        anchors_unread=[
+            f"the anchors of {repo.name} kept in {keeper} cannot be read: {why}"
+            for repo in repos
+            if reads[repo.name].error is None
+            for keeper, why in reads[repo.name].unread_keepers.items()
+        ],
         rto_objective_seconds=_seconds(config.objectives.rto),
         rpo_objective_seconds=_seconds(config.objectives.rpo),
     )

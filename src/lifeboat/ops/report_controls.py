@@ -378,6 +378,7 @@ def audit_chain(facts: SourceFacts) -> Control:
     exceptions = [
         f"repository {name} cannot be read: {why}" for name, why in facts.unreadable.items()
     ]
+    exceptions += facts.anchors_unread
     for chain in facts.chains:
         if chain.events == 0:
             evidence.append(f"{chain.repository}: no audit events yet")

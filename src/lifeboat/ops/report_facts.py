@@ -53,6 +53,8 @@ class SourceFacts:
     immutable: dict[str, str | None] = field(default_factory=dict)  # repository -> lock
     chains: list[ChainStatus] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
+    # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
+    anchors_unread: list[str] = field(default_factory=list)
 
     def in_period(self, moment: datetime) -> bool:
         return self.start <= moment < self.end

@@ -265,3 +265,25 @@ def test_to_takes_in_its_whole_day_and_iso_times_are_kept() -> None:
     assert period_bound("2026-03-31T12:00", "--to", inclusive_day=True) == datetime(
         2026, 3, 31, 12, tzinfo=UTC
     )
+
+
+def test_a_repository_that_cannot_be_listed_does_not_take_the_others_with_it(
+    history: History, tmp_path: Path
+) -> None:
+    """Each chain's anchors are looked for in every repository: one that cannot be listed
+    (a path the disk refuses, as a bucket that is gone would be) leaves the others read,
+    and the anchors it may hold are an exception, not silently unchecked."""
+    with history.config.open("a", encoding="utf-8") as config:
+        config.write(f'[repositories.worm]\nurl = "file://{tmp_path / ("w" * 300)}"\n')
+    report = history.report()
+    errors = {r.name: r.error for r in report.repositories}
+    assert errors["main"] is None and errors["offsite"] is None, errors
+    assert errors["worm"] is not None and "too long" in errors["worm"]
+    (source,) = report.sources
+    assert [row.id for row in source.backups] == [m.id for m in history.manifests]
+    chain = control(source, "audit-chain")
+    assert chain.status == "fail"
+    assert [e.split(":")[0] for e in chain.exceptions] == [
+        "the anchors of main kept in worm cannot be read",
+        "the anchors of offsite kept in worm cannot be read",
+    ]
