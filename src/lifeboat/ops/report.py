@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import lifeboat
@@ -198,7 +198,8 @@ class _Gathered:
     manifests: dict[str, Manifest] = field(default_factory=dict)  # first copy met
     holders: dict[str, list[str]] = field(default_factory=dict)
     reached: dict[str, set[str]] = field(default_factory=dict)
-    outcomes: dict[str, tuple[datetime, bool]] = field(default_factory=dict)  # newest check
+    # backup -> repository -> its newest check there: each copy is verified on its own
+    outcomes: dict[str, dict[str, tuple[datetime, bool]]] = field(default_factory=dict)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # backup events' details
     events: list[RepoEvent] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
@@ -206,9 +207,19 @@ class _Gathered:
     unreadable: dict[str, str] = field(default_factory=dict)
     safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
 
-    def outcome(self, backup: str, at: datetime, ok: bool) -> None:
-        if backup not in self.outcomes or self.outcomes[backup][0] <= at:
-            self.outcomes[backup] = (at, ok)
+    def outcome(self, backup: str, repository: str, at: datetime, ok: bool) -> None:
+        newest = self.outcomes.setdefault(backup, {})
+        if repository not in newest or newest[repository][0] <= at:
+            newest[repository] = (at, ok)
+
+    def verification(self, backup: str, holders: list[str]) -> Literal["ok", "failed"] | None:
+        """failed when the newest check of a copy it is kept in failed (of any copy, for a
+        backup kept nowhere now): an ok check of one copy does not vouch for another."""
+        checks = self.outcomes.get(backup, {})
+        newest = [checks[name] for name in holders if name in checks] or list(checks.values())
+        if not newest:
+            return None
+        return "ok" if all(ok for _, ok in newest) else "failed"
 
 
 def _check_stamp(key: str) -> tuple[datetime, bool] | None:
@@ -233,7 +244,7 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
     for backup, keys in records_by_backup(repo.storage, checks_prefix(source)).items():
         stamp = _check_stamp(keys[-1])
         if stamp is not None:
-            gathered.outcome(backup, *stamp)
+            gathered.outcome(backup, repo.name, *stamp)
     for event in read.events:
         if event.source != source:
             continue
@@ -252,7 +263,7 @@ def _note_event(repository: str, event: AuditEvent, gathered: _Gathered) -> None
         if event.event == "backup":
             gathered.recorded.setdefault(backup, event.details)
     elif event.event == "verify":
-        gathered.outcome(backup, event.at, bool(event.details.get("ok")))
+        gathered.outcome(backup, repository, event.at, bool(event.details.get("ok")))
     elif event.event in ("hold", "release"):
         gathered.holds.append(
             _hold(repository, event.at, backup, event.event, event.details, _by(event))
@@ -297,7 +308,6 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
     rows = []
     held = held_at(gathered.holds, end)
     for backup, manifest in gathered.manifests.items():
-        outcome = gathered.outcomes.get(backup)
         rows.append(
             BackupRow(
                 id=backup,
@@ -309,7 +319,7 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
                 encryption=manifest.encryption.method,
                 recipients=[recipient_text(r) for r in manifest.encryption.recipients],
                 repositories=gathered.holders[backup],
-                verification=None if outcome is None else ("ok" if outcome[1] else "failed"),
+                verification=gathered.verification(backup, gathered.holders[backup]),
                 held=backup in held,
             )
         )
@@ -320,7 +330,6 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
         finished = _parse_time(details.get("finished_at"))
         if started is None or finished is None:
             continue
-        outcome = gathered.outcomes.get(backup)
         recipients = details.get("recipients")
         rows.append(
             BackupRow(
@@ -335,7 +344,7 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
                 if isinstance(recipients, list)
                 else [],
                 repositories=[],  # pruned since
-                verification=None if outcome is None else ("ok" if outcome[1] else "failed"),
+                verification=gathered.verification(backup, []),
                 held=backup in held,
             )
         )

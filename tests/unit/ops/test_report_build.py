@@ -287,3 +287,19 @@ def test_a_repository_that_cannot_be_listed_does_not_take_the_others_with_it(
         "the anchors of main kept in worm cannot be read",
         "the anchors of offsite kept in worm cannot be read",
     ]
+
+
+def test_an_ok_check_of_one_copy_does_not_hide_a_failed_one_of_another(history: History) -> None:
+    """The newest backup is in main and offsite, checked ok in main; its offsite copy then
+    fails verification and main is checked ok once more. Offsite's copy is still the one
+    that failed: the backup's verification is failed, and so is the control."""
+    offsite, main = history.ctx.repository("offsite"), history.ctx.repository("main")
+    newest = history.newest.id
+    _record(offsite, BackupCheck("offsite", "wms", newest, deep=False, problems=["bad object"]))
+    _record(main, BackupCheck("main", "wms", newest, deep=False, problems=[]))
+    (source,) = history.report().sources
+    rows = {row.id: row for row in source.backups}
+    assert rows[newest].verification == "failed"
+    assert any(
+        e.startswith(f"backup {newest} ") for e in control(source, "verification").exceptions
+    )
