@@ -476,12 +476,14 @@ def _seconds(duration: str | None) -> float | None:
 
 def source_report(facts: SourceFacts, gathered: _Gathered) -> SourceReport:
     interval = expected_interval(facts.policy)
-    kept = [row for row in facts.backups if row.repositories]
+    # prune counts a backup whose newest verification failed by no rule: it covers no cell,
+    # and the cells the policy promises are counted over the good backups, as prune does
+    good = [row for row in facts.backups if row.verification != "failed"]
     cells = coverage(
         facts.end,
         facts.now,
-        kept,
-        [row.started_at for row in facts.backups],
+        [row for row in good if row.repositories],
+        [row.started_at for row in good],
         facts.policy,
         ZoneInfo(facts.zone),
     )

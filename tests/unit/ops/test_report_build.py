@@ -303,3 +303,15 @@ def test_an_ok_check_of_one_copy_does_not_hide_a_failed_one_of_another(history: 
     assert any(
         e.startswith(f"backup {newest} ") for e in control(source, "verification").exceptions
     )
+
+
+def test_a_backup_that_failed_verification_covers_no_retention_cell(history: History) -> None:
+    """Prune counts a backup whose newest verification failed by no rule: the grid does
+    not show its day as covered, as if it could be restored."""
+    (source,) = history.report().sources
+    day = f"{history.single.started_at:%Y-%m-%d}"
+    (cell,) = [c for c in source.coverage if c.tier == "daily" and c.label == day]
+    assert cell.backup is None and not cell.promised
+    newest_day = f"{history.newest.started_at:%Y-%m-%d}"
+    (newest,) = [c for c in source.coverage if c.tier == "daily" and c.label == newest_day]
+    assert newest.backup == history.newest.id and newest.promised
