@@ -23,7 +23,7 @@ from lifeboat.ops import audit as audit_ops
 from lifeboat.ops.drill_records import drills_history
 from lifeboat.ops.prune import policy_for
 from lifeboat.ops.report_controls import judge, recipient_text
-from lifeboat.ops.report_facts import RepoEvent, SourceFacts, WalFacts
+from lifeboat.ops.report_facts import RepoEvent, RepositoryPolicy, SourceFacts, WalFacts
 from lifeboat.ops.report_grid import calendar, coverage, expected_interval
 from lifeboat.ops.report_model import (
     AnchorCheck,
@@ -449,13 +449,15 @@ def source_facts(
     )
     facts.backups = _rows(gathered, end)
     facts.history_start = min((row.started_at for row in facts.backups), default=None)
-    try:
-        policy, zone = policy_for(ctx.config, source, repos[0].name)
-        facts.policy = policy
-        facts.zone = zone
-        facts.policy_text = _policy_text(policy_summary(policy, zone))
-    except UsageError:
+    policies = _policies(ctx, source)
+    first = policies.pop(repos[0].name, None)
+    if first is None:
         facts.policy_text = "no retention policy configured"
+    else:
+        facts.policy, facts.zone, facts.policy_text = first
+    facts.other_policies = {
+        name: found for name, found in policies.items() if first is None or found[:2] != first[:2]
+    }
     facts.wal = _wal_facts(
         source, gathered, reads, facts.policy.pitr_window if facts.policy else None, now
     )
@@ -468,6 +470,20 @@ def source_facts(
     except LifeboatError as exc:
         facts.drills_error = exc.message
     return facts, gathered
+
+
+def _policies(ctx: Context, source: str) -> dict[str, RepositoryPolicy]:
+    """The retention policy prune applies in each repository the source writes to."""
+    found = {}
+    for repo in ctx.repositories_for(source):
+        try:
+            policy, zone = policy_for(ctx.config, source, repo.name)
+        except UsageError:
+            continue  # prune keeps everything there: nothing promised
+        found[repo.name] = RepositoryPolicy(
+            policy, zone, _policy_text(policy_summary(policy, zone))
+        )
+    return found
 
 
 def _seconds(duration: str | None) -> float | None:
@@ -487,11 +503,23 @@ def source_report(facts: SourceFacts, gathered: _Gathered) -> SourceReport:
         facts.policy,
         ZoneInfo(facts.zone),
     )
+    # another repository's own policy promises cells of the backups it holds
+    others = {
+        name: coverage(
+            facts.end,
+            facts.now,
+            [row for row in good if name in row.repositories],
+            [row.started_at for row in good if name in facts.reached.get(row.id, ())],
+            found.policy,
+            ZoneInfo(found.zone),
+        )
+        for name, found in facts.other_policies.items()
+    }
     return SourceReport(
         source=facts.source,
         rto_objective_seconds=facts.rto_objective_seconds,
         rpo_objective_seconds=facts.rpo_objective_seconds,
-        controls=judge(facts, cells),
+        controls=judge(facts, cells, others),
         backups=facts.period_backups,
         drills=[d for d in facts.drills if facts.in_period(d.started_at)],
         calendar=calendar(

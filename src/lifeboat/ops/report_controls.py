@@ -186,7 +186,37 @@ def offsite(facts: SourceFacts) -> Control:
 # --- retention ------------------------------------------------------------------------------
 
 
-def retention(facts: SourceFacts, cells: list[CoverageCell]) -> Control:
+def retention(
+    facts: SourceFacts,
+    cells: list[CoverageCell],
+    others: dict[str, list[CoverageCell]] | None = None,
+) -> Control:
+    """The first repository's policy over the grid (backups kept anywhere), then each other
+    repository pruned with its own policy over the backups kept in it."""
+    judged = _retention_of_grid(facts, cells)
+    if not others:
+        return judged
+    evidence, exceptions = list(judged.evidence), list(judged.exceptions)
+    promised = judged.status in ("pass", "fail")
+    for name, grid in others.items():
+        found = facts.other_policies[name]
+        of_policy = [c for c in grid if c.promised]
+        promised = promised or bool(of_policy)
+        missed = [c for c in of_policy if not c.covered]
+        evidence.append(
+            f"{name} prunes with its own policy ({found.text}): {len(of_policy)} cells "
+            f"promised, {len(of_policy) - len(missed)} of them covered by backups kept in {name}"
+        )
+        exceptions += [
+            f"{name}: {c.tier} {c.label}: promised by keep_{c.tier}, no backup kept in {name}"
+            for c in missed
+        ]
+    if not promised and not exceptions:
+        return judged
+    return _control("retention", evidence, exceptions)
+
+
+def _retention_of_grid(facts: SourceFacts, cells: list[CoverageCell]) -> Control:
     if facts.policy is None:
         return _control("retention", [facts.policy_text], [], "not-applicable")
     if not any(facts.policy.tier_count(tier) for tier in TIERS):
@@ -404,9 +434,16 @@ CONTROLS: dict[str, Callable[[SourceFacts], Control]] = {
 }
 
 
-def judge(facts: SourceFacts, cells: list[CoverageCell]) -> list[Control]:
-    """Every control, in CONTROL_IDS order."""
+def judge(
+    facts: SourceFacts,
+    cells: list[CoverageCell],
+    others: dict[str, list[CoverageCell]] | None = None,
+) -> list[Control]:
+    """Every control, in CONTROL_IDS order; others: the grids of the repositories pruned
+    with their own policy (SourceFacts.other_policies)."""
     return [
-        retention(facts, cells) if control_id == "retention" else CONTROLS[control_id](facts)
+        retention(facts, cells, others)
+        if control_id == "retention"
+        else CONTROLS[control_id](facts)
         for control_id in CONTROL_IDS
     ]

@@ -17,6 +17,15 @@ class RepoEvent(NamedTuple):
     event: AuditEvent
 
 
+class RepositoryPolicy(NamedTuple):
+    """The retention policy prune applies in one repository, when it differs from the
+    first repository's (SourceFacts.policy)."""
+
+    policy: Policy
+    zone: str
+    text: str
+
+
 @dataclass(frozen=True)
 class WalFacts:
     """The WAL continuity of the PITR window, checked in each repository holding its base."""
@@ -46,6 +55,9 @@ class SourceFacts:
     policy: Policy | None = None
     policy_text: str = ""  # the policy as configured, or why there is none
     zone: str = "UTC"  # the policy's time zone: its days, weeks, months and years
+    # the source's other repositories that prune with another policy ([repositories.NAME.
+    # retention]): each promises its own cells, kept in it
+    other_policies: dict[str, RepositoryPolicy] = field(default_factory=dict)
     rto_objective_seconds: float | None = None
     rpo_objective_seconds: float | None = None
     history_start: datetime | None = None  # the first backup ever

@@ -315,3 +315,31 @@ def test_a_backup_that_failed_verification_covers_no_retention_cell(history: His
     newest_day = f"{history.newest.started_at:%Y-%m-%d}"
     (newest,) = [c for c in source.coverage if c.tier == "daily" and c.label == newest_day]
     assert newest.backup == history.newest.id and newest.promised
+
+
+def test_each_repository_pruned_with_its_own_policy_is_held_to_it(tmp_path: Path) -> None:
+    """wms writes to main (keep_daily = 7) and offsite, which keeps months too. Offsite was
+    pruned down to one backup by hand: main's grid is whole, offsite's promise is not, and
+    the retention control says so instead of passing on main's policy alone."""
+    config = write_drills_config(tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        'repositories = ["main"]', 'repositories = ["main", "offsite"]'
+    )
+    config.write_text(
+        text + "[retention]\nkeep_daily = 7\n[repositories.offsite.retention]\nkeep_monthly = 12\n",
+        encoding="utf-8",
+    )
+    ctx = Context.load(config)
+    now = datetime.now(UTC)
+    main, offsite = ctx.repository("main"), ctx.repository("offsite")
+    for days in (5, 2, 1):
+        manifest = make_manifest(when=now - days * DAY)
+        commit(manifest, Written(manifest.objects[0], [main, offsite], {}), [])
+    prune(offsite, "wms", Policy(keep_last=1), "UTC", dry_run=False)
+    (source,) = build(Context.load(config), now - 10 * DAY, now + DAY, "wms").sources
+    judged = control(source, "retention")
+    assert judged.status == "fail"
+    assert judged.exceptions and all(e.startswith("offsite: ") for e in judged.exceptions)
+    assert f"offsite: daily {now - 2 * DAY:%Y-%m-%d}: " in " ".join(judged.exceptions)
+    assert any("offsite prunes with its own policy" in line for line in judged.evidence)
+    assert all(c.covered for c in source.coverage if c.promised)  # main's grid
