@@ -5,6 +5,7 @@ input. Integration tests make the same with real backups (tests/integration/test
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -343,3 +344,51 @@ def test_each_repository_pruned_with_its_own_policy_is_held_to_it(tmp_path: Path
     assert f"offsite: daily {now - 2 * DAY:%Y-%m-%d}: " in " ".join(judged.exceptions)
     assert any("offsite prunes with its own policy" in line for line in judged.evidence)
     assert all(c.covered for c in source.coverage if c.promised)  # main's grid
+
+
+def _table_widths(text: str) -> list[list[int]]:
+    """The number of cells of each row of each Markdown table, splitting on the pipes a
+    GitHub-flavoured Markdown reader splits on (a backslash escapes the next character)."""
+    tables: list[list[int]] = []
+    previous = ""
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            previous = line
+            continue
+        if not previous.startswith("|"):
+            tables.append([])
+        pipes, escaped = 0, False
+        for char in line:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "|":
+                pipes += 1
+        tables[-1].append(pipes)
+        previous = line
+    return tables
+
+
+def test_pipes_backslashes_and_line_breaks_do_not_break_the_markdown(history: History) -> None:
+    """Names and reasons come from the configuration and from whoever placed a hold: a
+    pipe, a backslash before one, or a line break must not split a table row or a list
+    item, wherever it appears."""
+    report = history.report()
+    (source,) = report.sources
+    odd = "tax \\| audit | 42\r\nsee ticket\\"
+    holds = [replace(h, reason=odd) for h in source.holds]
+    controls = [
+        replace(c, evidence=[*c.evidence, "line one\nline two"], exceptions=["first\r\nsecond"])
+        if c.id == "frequency"
+        else c
+        for c in source.controls
+    ]
+    source = replace(source, source="w|ms\n", holds=holds, controls=controls)
+    text = render(replace(report, sources=[source]))
+    tables = _table_widths(text)
+    assert len(tables) >= 4
+    for widths in tables:
+        assert len(set(widths)) == 1, (widths, text)
+    assert "- line one line two" in text and "- first second" in text
+    assert "tax \\\\\\| audit \\| 42 see ticket\\\\" in text
