@@ -198,6 +198,7 @@ class _Gathered:
     manifests: dict[str, Manifest] = field(default_factory=dict)  # first copy met
     holders: dict[str, list[str]] = field(default_factory=dict)
     reached: dict[str, set[str]] = field(default_factory=dict)
+    pruned_from: dict[str, set[str]] = field(default_factory=dict)  # by a prune deletion
     # backup -> repository -> its newest check there: each copy is verified on its own
     outcomes: dict[str, dict[str, tuple[datetime, bool]]] = field(default_factory=dict)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # backup events' details
@@ -269,6 +270,7 @@ def _note_event(repository: str, event: AuditEvent, gathered: _Gathered) -> None
             _hold(repository, event.at, backup, event.event, event.details, _by(event))
         )
     elif event.event == "prune":
+        gathered.pruned_from.setdefault(backup, set()).add(repository)
         gathered.deletions.append(
             _deletion(repository, event.at, _by(event), event.details, event.details.get("policy"))
         )
@@ -286,6 +288,7 @@ def _note_legacy(repository: str, source: str, body: dict[str, Any], gathered: _
         deleted = set(body.get("deleted") or [])
         for decision in body.get("backups") or []:
             if isinstance(decision, dict) and decision.get("id") in deleted:
+                gathered.pruned_from.setdefault(str(decision["id"]), set()).add(repository)
                 gathered.deletions.append(
                     _deletion(repository, at, by, decision, body.get("policy"))
                 )
@@ -435,6 +438,7 @@ def source_facts(
         repositories=[repo.name for repo in repos],
         configured=list(ctx.config.repositories),
         reached=gathered.reached,
+        pruned_from=gathered.pruned_from,
         events=sorted(gathered.events, key=lambda e: e.event.at),
         immutable={repo.name: _immutable(ctx, repo.name) for repo in repos},
         chains=[c for repo in repos if (c := reads[repo.name].chain) is not None],

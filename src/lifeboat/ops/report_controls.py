@@ -165,10 +165,16 @@ def offsite(facts: SourceFacts) -> Control:
         return _no_backups("offsite")
     exceptions = []
     for row in rows:
-        held = sorted(facts.reached.get(row.id, set()))
+        # a copy gone from a repository counts where prune deleted it, by its rules; gone
+        # any other way, nothing vouches that it was ever kept there
+        kept = set(row.repositories)
+        pruned = facts.pruned_from.get(row.id, set())
+        gone = sorted(r for r in facts.reached.get(row.id, set()) - kept if r not in pruned)
+        held = sorted(kept | (facts.reached.get(row.id, set()) & pruned))
         if len(held) < 2:
+            vanished = f" (gone from {', '.join(gone)} without a prune deletion)" if gone else ""
             exceptions.append(
-                f"backup {_backup(row)} is only in {', '.join(held) or 'no repository'}"
+                f"backup {_backup(row)} is only in {', '.join(held) or 'no repository'}{vanished}"
             )
     copies = facts.period_events("copy")
     evidence = [

@@ -49,6 +49,8 @@ class SourceFacts:
     backups: list[BackupRow] = field(default_factory=list)
     # backup id -> every repository holding it now or whose chain recorded it (backup, copy)
     reached: dict[str, set[str]] = field(default_factory=dict)
+    # backup id -> the repositories whose chain (or older prune record) shows prune deleting it
+    pruned_from: dict[str, set[str]] = field(default_factory=dict)
     events: list[RepoEvent] = field(default_factory=list)  # the source's, oldest first
     drills: list[DrillRow] = field(default_factory=list)  # every drill known, oldest first
     drills_error: str | None = None

@@ -392,3 +392,24 @@ def test_pipes_backslashes_and_line_breaks_do_not_break_the_markdown(history: Hi
         assert len(set(widths)) == 1, (widths, text)
     assert "- line one line two" in text and "- first second" in text
     assert "tax \\\\\\| audit \\| 42 see ticket\\\\" in text
+
+
+def test_a_copy_gone_without_a_prune_deletion_is_no_off_site_copy(
+    history: History, tmp_path: Path
+) -> None:
+    """The newest backup's copy in offsite is deleted by hand: the chain still records the
+    copy, but no prune deleted it, so nothing vouches that it is kept off site."""
+    for key in (
+        layout.manifest_key("wms", history.newest.id),
+        layout.manifest_copy_key("wms", history.newest.id),
+    ):
+        (tmp_path / "offsite" / key).unlink(missing_ok=True)
+    (source,) = history.report().sources
+    assert {row.id: row for row in source.backups}[history.newest.id].repositories == ["main"]
+    exceptions = control(source, "offsite").exceptions
+    assert (
+        f"backup {history.newest.id} ({history.newest.finished_at:%Y-%m-%d %H:%M} UTC) is only "
+        "in main (gone from offsite without a prune deletion)"
+    ) in exceptions
+    # the oldest, pruned from main by its rules, is no such exception: it was only in main
+    assert any(e.startswith(f"backup {history.pruned.id} ") for e in exceptions)

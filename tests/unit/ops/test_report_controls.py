@@ -199,8 +199,8 @@ def test_one_configured_repository_fails_offsite() -> None:
 
 def test_a_backup_in_one_repository_only_is_an_offsite_exception() -> None:
     backups = daily(START, NOW - DAY)
+    backups[5] = replace(backups[5], repositories=["main"])
     made = facts(backups)
-    made.reached[backups[5].id] = {"main"}
     control = controls.offsite(made)
     assert control.status == "fail"
     assert control.exceptions == [f"backup {backups[5].id} (2026-01-06 02:00 UTC) is only in main"]
@@ -418,3 +418,16 @@ def test_quarters_before_the_first_backup_need_no_drill() -> None:
 def test_a_policy_keeping_no_tier_asks_for_no_coverage() -> None:
     control = controls.retention(facts(policy=Policy(keep_last=5)), [])
     assert control.status == "not-applicable"
+
+
+def test_a_copy_pruned_by_its_rules_counts_off_site_and_one_gone_otherwise_does_not() -> None:
+    backups = daily(START, NOW - DAY)
+    backups[5] = replace(backups[5], repositories=["main"])  # its offsite copy is gone
+    made = facts(backups)
+    made.reached[backups[5].id] = {"main", "offsite"}  # offsite's chain recorded the copy
+    assert controls.offsite(made).exceptions == [
+        f"backup {backups[5].id} (2026-01-06 02:00 UTC) is only in main "
+        "(gone from offsite without a prune deletion)"
+    ]
+    made.pruned_from[backups[5].id] = {"offsite"}
+    assert controls.offsite(made).status == "pass"
