@@ -295,14 +295,15 @@ def _note_legacy(repository: str, source: str, body: dict[str, Any], gathered: _
 
 
 def held_at(holds: list[HoldEvent], moment: datetime) -> set[str]:
-    """The backups a hold is in force on at moment, replaying the holds and releases."""
-    newest: dict[str, HoldEvent] = {}
+    """The backups a hold is in force on at moment, replaying the holds and releases of
+    each repository on their own: a release in one repository leaves another's hold."""
+    newest: dict[tuple[str, str], HoldEvent] = {}
     for event in sorted(holds, key=lambda h: h.at):
         if event.at <= moment:
-            newest[event.backup] = event
+            newest[(event.repository, event.backup)] = event
     return {
         backup
-        for backup, state in newest.items()
+        for (_, backup), state in newest.items()
         if state.action == "hold" and (state.until is None or state.until > moment)
     }
 

@@ -15,7 +15,7 @@ from lifeboat.cli.commands.report import period_bound
 from lifeboat.context import Context
 from lifeboat.errors import UsageError
 from lifeboat.ops.drill_records import record_drill
-from lifeboat.ops.holds import hold
+from lifeboat.ops.holds import hold, release
 from lifeboat.ops.prune import prune
 from lifeboat.ops.report import build
 from lifeboat.ops.report_markdown import render
@@ -413,3 +413,14 @@ def test_a_copy_gone_without_a_prune_deletion_is_no_off_site_copy(
     ) in exceptions
     # the oldest, pruned from main by its rules, is no such exception: it was only in main
     assert any(e.startswith(f"backup {history.pruned.id} ") for e in exceptions)
+
+
+def test_a_release_in_one_repository_leaves_the_hold_of_another(history: History) -> None:
+    """The newest backup is held in main and offsite, then released in offsite only: main
+    still keeps it from prune, and the report says it is held."""
+    main, offsite = history.ctx.repository("main"), history.ctx.repository("offsite")
+    hold(main, history.newest, "tax audit", None)
+    hold(offsite, history.newest, "tax audit", None)
+    release(offsite, history.newest, "offsite copy not needed")
+    (source,) = history.report().sources
+    assert {row.id: row for row in source.backups}[history.newest.id].held
