@@ -242,10 +242,17 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
         gathered.reached.setdefault(manifest.id, set()).add(repo.name)
     for bad in damaged:
         log.warning("backup %s/%s in %s is damaged: %s", source, bad.backup, repo.name, bad.error)
+    # a verification from the chain's genesis on is its `verify` event: a record alone,
+    # which anyone with write access can add or rename, vouches only for the time before
     for backup, keys in records_by_backup(repo.storage, checks_prefix(source)).items():
-        stamp = _check_stamp(keys[-1])
-        if stamp is not None:
-            gathered.outcome(backup, repo.name, *stamp)
+        stamps = [
+            stamp
+            for key in keys
+            if (stamp := _check_stamp(key)) is not None
+            and (read.chain_began is None or stamp[0] < read.chain_began)
+        ]
+        if stamps:
+            gathered.outcome(backup, repo.name, *stamps[-1])
     for event in read.events:
         if event.source != source:
             continue

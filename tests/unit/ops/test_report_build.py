@@ -26,7 +26,7 @@ from lifeboat.repo import audit, layout
 from lifeboat.repo.commit import commit
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.objects import Written
-from lifeboat.repo.records import audit_key, write_record
+from lifeboat.repo.records import audit_key, check_key, write_record
 from tests.unit.drill_records import make_record, write_drills_config
 from tests.unit.helpers import one_error_line, run
 from tests.unit.repo.test_repository import make_manifest
@@ -424,3 +424,17 @@ def test_a_release_in_one_repository_leaves_the_hold_of_another(history: History
     release(offsite, history.newest, "offsite copy not needed")
     (source,) = history.report().sources
     assert {row.id: row for row in source.backups}[history.newest.id].held
+
+
+def test_a_verification_record_without_its_event_does_not_count(history: History) -> None:
+    """A check record written after the chain began, with no `verify` event (here a forged
+    ok one, newer than the real failed check), vouches for nothing: the failure stands."""
+    storage = history.ctx.repository("main").storage
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    write_record(
+        storage,
+        check_key("wms", history.single.id, at, ok=True),
+        {"ok": True, "problems": [], "at": at.isoformat(), "by": "someone@elsewhere"},
+    )
+    (source,) = history.report().sources
+    assert {row.id: row for row in source.backups}[history.single.id].verification == "failed"
