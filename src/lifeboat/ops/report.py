@@ -450,6 +450,10 @@ def source_facts(
         events=sorted(gathered.events, key=lambda e: e.event.at),
         immutable={repo.name: _immutable(ctx, repo.name) for repo in repos},
         chains=[c for repo in repos if (c := reads[repo.name].chain) is not None],
+        chain_began=max(
+            (began for repo in repos if (began := reads[repo.name].chain_began) is not None),
+            default=None,
+        ),
         anchors_unread=[
             f"the anchors of {repo.name} kept in {keeper} cannot be read: {why}"
             for repo in repos

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from lifeboat.ops.report_facts import SourceFacts
+from lifeboat.ops.report_facts import RepoEvent, SourceFacts
 from lifeboat.ops.report_grid import (
     TIERS,
     expected_interval,
@@ -277,6 +277,37 @@ def _figure(measured: float | None, objective: float | None) -> str:
     return f"{text} (objective {seconds_text(objective)})" if objective is not None else text
 
 
+def _unvouched(facts: SourceFacts) -> Callable[[DrillRow], str | None]:
+    """Why a drill record is no evidence: since the chain began, each drill has a `drill`
+    event, and a record without one, or whose verdict differs from its event's, was
+    written or changed by hand. None: it stands."""
+    verdicts: dict[str, list[RepoEvent]] = {}
+    for found in facts.events:
+        if found.event.event == "drill":
+            verdicts.setdefault(str(found.event.details.get("drill_id")), []).append(found)
+
+    def why(row: DrillRow) -> str | None:
+        said = "passed" if row.passed else "failed"
+        events = verdicts.get(row.drill_id, [])
+        if not events:
+            if facts.chain_began is None or row.started_at < facts.chain_began:
+                return None  # before the chain: the record is all there is
+            return (
+                f"drill {row.drill_id} at {when(row.started_at)}: its record says {said}, "
+                "and the audit chain has no drill event of it: not counted"
+            )
+        for found in events:
+            if (found.event.details.get("verdict") == "pass") != row.passed:
+                return (
+                    f"drill {row.drill_id} at {when(row.started_at)}: its record says {said}, "
+                    f"its drill event ({found.repository}, event {found.event.sequence}) says "
+                    f"{found.event.details.get('verdict')}: the record was changed; not counted"
+                )
+        return None
+
+    return why
+
+
 def drills(facts: SourceFacts) -> Control:
     """A quarter that ended before the first backup ever had nothing to drill."""
     first = facts.history_start
@@ -292,9 +323,16 @@ def drills(facts: SourceFacts) -> Control:
         evidence.append(
             f"drill records could not be read from every repository: {facts.drills_error}"
         )
+    unvouched = _unvouched(facts)
     for label, start, end in due:
         until = min(end, facts.now)
-        of_quarter = [d for d in facts.drills if start <= d.started_at < until]
+        of_quarter = []
+        for drill in (d for d in facts.drills if start <= d.started_at < until):
+            problem = unvouched(drill)
+            if problem is None:
+                of_quarter.append(drill)
+            else:
+                exceptions.append(problem)
         passed = [d for d in of_quarter if d.passed]
         if passed:
             evidence.append(f"{label}: {drill_text(passed[-1])}")

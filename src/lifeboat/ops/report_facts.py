@@ -66,6 +66,9 @@ class SourceFacts:
     wal: WalFacts | None = None  # None: no physical backup kept
     immutable: dict[str, str | None] = field(default_factory=dict)  # repository -> lock
     chains: list[ChainStatus] = field(default_factory=list)
+    # the newest genesis of the source's readable chains: from then on every repository's
+    # chain records what happened, and a record without its event vouches for nothing
+    chain_began: datetime | None = None
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)

@@ -24,6 +24,7 @@ from lifeboat.ops.verify import BackupCheck, _record
 from lifeboat.policy.retention import Policy
 from lifeboat.repo import audit, layout
 from lifeboat.repo.commit import commit
+from lifeboat.repo.drills import write_drill
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.objects import Written
 from lifeboat.repo.records import audit_key, check_key, write_record
@@ -438,3 +439,30 @@ def test_a_verification_record_without_its_event_does_not_count(history: History
     )
     (source,) = history.report().sources
     assert {row.id: row for row in source.backups}[history.single.id].verification == "failed"
+
+
+def test_a_drill_record_forged_or_changed_since_the_chain_began_is_no_evidence(
+    history: History, tmp_path: Path
+) -> None:
+    """Drill records are plain objects; since the chain began each drill also has a `drill`
+    event. A record written without one, or one whose verdict was changed after its event,
+    is named and not counted as a passed drill; the genuine drill still counts."""
+    main = history.ctx.repository("main")
+    forged_at = altered_at = datetime.now(UTC)  # drilled after the chain began
+    write_drill(main.storage, make_record(history.newest.id, forged_at, drill_id="forged"))
+    record_drill([main], make_record(history.newest.id, altered_at, "fail", drill_id="altered"))
+    for path in (tmp_path / "main" / "wms" / "drills").rglob("*.json"):
+        body = json.loads(path.read_text())
+        if body["drill_id"] == "altered":
+            path.write_text(json.dumps(body | {"verdict": "pass", "reasons": []}))
+    (source,) = history.report().sources
+    drills = control(source, "drills")
+    assert drills.status == "fail"
+    assert [e.split(":")[0] for e in drills.exceptions] == [
+        f"drill altered at {altered_at:%Y-%m-%d %H}",
+        f"drill forged at {forged_at:%Y-%m-%d %H}",
+    ]
+    assert "the record was changed" in drills.exceptions[0]
+    assert "the audit chain has no drill event of it" in drills.exceptions[1]
+    genuine = [d for d in source.drills if d.drill_id not in ("forged", "altered")]
+    assert any(genuine[0].drill_id in line for line in drills.evidence)
