@@ -207,6 +207,7 @@ class _Gathered:
     holds: list[HoldEvent] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
     safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
+    damaged: list[str] = field(default_factory=list)  # backups whose manifest is unreadable
 
     def outcome(self, backup: str, repository: str, at: datetime, ok: bool) -> None:
         newest = self.outcomes.setdefault(backup, {})
@@ -242,6 +243,10 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
         gathered.reached.setdefault(manifest.id, set()).add(repo.name)
     for bad in damaged:
         log.warning("backup %s/%s in %s is damaged: %s", source, bad.backup, repo.name, bad.error)
+        gathered.damaged.append(
+            f"backup {bad.backup} in {repo.name}: neither its manifest nor its copy can be "
+            f"read ({bad.error}): it cannot be restored from there"
+        )
     # a verification from the chain's genesis on is its `verify` event: a record alone,
     # which anyone with write access can add or rename, vouches only for the time before
     for backup, keys in records_by_backup(repo.storage, checks_prefix(source)).items():
@@ -478,6 +483,7 @@ def source_facts(
         source, gathered, reads, facts.policy.pitr_window if facts.policy else None, now
     )
     facts.unreadable = gathered.unreadable
+    facts.damaged = gathered.damaged
     try:
         history = drills_history(ctx, source, now)
         facts.drills = [_drill_row(r) for r in history.records]

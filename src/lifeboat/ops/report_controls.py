@@ -355,7 +355,7 @@ def drills(facts: SourceFacts) -> Control:
 
 def verification(facts: SourceFacts) -> Control:
     rows = facts.period_backups
-    if not rows:
+    if not rows and not facts.damaged:
         return _no_backups("verification")
     failed = [row for row in rows if row.verification == "failed"]
     ok = sum(row.verification == "ok" for row in rows)
@@ -364,6 +364,8 @@ def verification(facts: SourceFacts) -> Control:
         f"of {len(rows)} backups: {ok} verified ok, {len(failed)} failed, {never} never verified"
     ]
     exceptions = [f"backup {_backup(row)}: its newest verification failed" for row in failed]
+    # a damaged manifest tells no date: named whatever the period, not to be lost silently
+    exceptions += facts.damaged
     return _control("verification", evidence, exceptions)
 
 

@@ -70,6 +70,8 @@ class SourceFacts:
     # chain records what happened, and a record without its event vouches for nothing
     chain_began: datetime | None = None
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
+    # backups whose manifest and its copy cannot be read, one line each (no row: no facts)
+    damaged: list[str] = field(default_factory=list)
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)
 

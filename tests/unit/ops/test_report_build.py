@@ -466,3 +466,21 @@ def test_a_drill_record_forged_or_changed_since_the_chain_began_is_no_evidence(
     assert "the audit chain has no drill event of it" in drills.exceptions[1]
     genuine = [d for d in source.drills if d.drill_id not in ("forged", "altered")]
     assert any(genuine[0].drill_id in line for line in drills.evidence)
+
+
+def test_a_backup_whose_manifests_cannot_be_read_is_named_not_dropped(
+    history: History, tmp_path: Path
+) -> None:
+    """Both manifests of the newest backup's offsite copy are damaged: the backup is still
+    listed from main, and the damaged copy is a verification exception, not a log line."""
+    for key in (
+        layout.manifest_key("wms", history.newest.id),
+        layout.manifest_copy_key("wms", history.newest.id),
+    ):
+        (tmp_path / "offsite" / key).write_text("{not json")
+    (source,) = history.report().sources
+    exceptions = control(source, "verification").exceptions
+    assert any(
+        e.startswith(f"backup {history.newest.id} in offsite: neither its manifest nor its copy")
+        for e in exceptions
+    ), exceptions
