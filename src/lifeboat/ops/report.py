@@ -208,6 +208,7 @@ class _Gathered:
     unreadable: dict[str, str] = field(default_factory=dict)
     safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
     damaged: list[str] = field(default_factory=list)  # backups whose manifest is unreadable
+    unrecorded: dict[str, set[str]] = field(default_factory=dict)  # backup -> repositories
 
     def outcome(self, backup: str, repository: str, at: datetime, ok: bool) -> None:
         newest = self.outcomes.setdefault(backup, {})
@@ -234,10 +235,17 @@ def _check_stamp(key: str) -> tuple[datetime, bool] | None:
 def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None:
     repo = read.repo
     manifests, damaged = repo.scan_backups(source)
+    # since the chain began, a backup committed or copied here came with its event
+    recorded = {
+        e.backup for e in read.events if e.event in ("backup", "copy") and e.source == source
+    }
     for manifest in manifests:
         if manifest.safety:
             gathered.safety.add(manifest.id)
             continue  # a restore's copy of what it replaced: no scheduled backup
+        began = read.chain_began
+        if began is not None and manifest.finished_at >= began and manifest.id not in recorded:
+            gathered.unrecorded.setdefault(manifest.id, set()).add(repo.name)
         gathered.manifests.setdefault(manifest.id, manifest)
         gathered.holders.setdefault(manifest.id, []).append(repo.name)
         gathered.reached.setdefault(manifest.id, set()).add(repo.name)
@@ -484,6 +492,7 @@ def source_facts(
     )
     facts.unreadable = gathered.unreadable
     facts.damaged = gathered.damaged
+    facts.unrecorded = gathered.unrecorded
     try:
         history = drills_history(ctx, source, now)
         facts.drills = [_drill_row(r) for r in history.records]

@@ -167,7 +167,7 @@ def offsite(facts: SourceFacts) -> Control:
     for row in rows:
         # a copy gone from a repository counts where prune deleted it, by its rules; gone
         # any other way, nothing vouches that it was ever kept there
-        kept = set(row.repositories)
+        kept = set(row.repositories) - facts.unrecorded.get(row.id, set())
         pruned = facts.pruned_from.get(row.id, set())
         gone = sorted(r for r in facts.reached.get(row.id, set()) - kept if r not in pruned)
         held = sorted(kept | (facts.reached.get(row.id, set()) & pruned))
@@ -455,6 +455,14 @@ def audit_chain(facts: SourceFacts) -> Control:
         f"repository {name} cannot be read: {why}" for name, why in facts.unreadable.items()
     ]
     exceptions += facts.anchors_unread
+    finished = {row.id: row.finished_at for row in facts.backups}
+    exceptions += [
+        f"backup {backup} in {name} (finished {when(finished[backup])}): no backup or copy "
+        f"event in {name}'s chain, which began before it: not put there by Lifeboat"
+        for backup, names in sorted(facts.unrecorded.items())
+        if backup in finished
+        for name in sorted(names)
+    ]
     for chain in facts.chains:
         if chain.events == 0:
             evidence.append(f"{chain.repository}: no audit events yet")

@@ -72,6 +72,9 @@ class SourceFacts:
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
     # backups whose manifest and its copy cannot be read, one line each (no row: no facts)
     damaged: list[str] = field(default_factory=list)
+    # backup id -> repositories holding its manifest, finished since their chain began, with
+    # no backup or copy event there: put there by hand, and no evidence
+    unrecorded: dict[str, set[str]] = field(default_factory=dict)
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)
 

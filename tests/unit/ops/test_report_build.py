@@ -484,3 +484,28 @@ def test_a_backup_whose_manifests_cannot_be_read_is_named_not_dropped(
         e.startswith(f"backup {history.newest.id} in offsite: neither its manifest nor its copy")
         for e in exceptions
     ), exceptions
+
+
+def test_a_manifest_put_in_a_repository_by_hand_is_no_evidence(
+    history: History, tmp_path: Path
+) -> None:
+    """A backup committed into main only is given an offsite copy by copying its files, not
+    by `lifeboat copy`: offsite's chain, begun before it, has no event of it. It is not
+    counted as off site, and the audit-chain control names it."""
+    manifest = make_manifest(when=datetime.now(UTC))  # after both chains began
+    commit(manifest, Written(manifest.objects[0], [history.ctx.repository("main")], {}), [])
+    for key in (
+        layout.manifest_key("wms", manifest.id),
+        layout.manifest_copy_key("wms", manifest.id),
+    ):
+        target = tmp_path / "offsite" / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((tmp_path / "main" / key).read_bytes())
+    (source,) = history.report().sources
+    row = {row.id: row for row in source.backups}[manifest.id]
+    assert row.repositories == ["main", "offsite"]
+    assert any(
+        e.startswith(f"backup {manifest.id} ") for e in control(source, "offsite").exceptions
+    )
+    (named,) = [e for e in control(source, "audit-chain").exceptions if manifest.id in e]
+    assert named.startswith(f"backup {manifest.id} in offsite (finished ")
