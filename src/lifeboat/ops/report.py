@@ -426,7 +426,31 @@ def _wal_facts(
         problems[name] = continuity_problems(archived, span.timeline, first, until, size)
         numbers = archived.get(span.timeline)
         newest[name] = wal.Segment(span.timeline, max(numbers)).name(size) if numbers else None
+        if not problems[name]:
+            problems[name] = _archive_behind(physical, base, gathered, name, max(numbers or [-1]))
     return WalFacts(base.id, base.started_at, window, problems, newest)
+
+
+def _archive_behind(
+    physical: list[Manifest], base: Manifest, gathered: _Gathered, repository: str, newest: int
+) -> list[str]:
+    """An archive that stopped growing reads as continuous up to its newest segment: the
+    newest physical backup kept in the repository on the base's timeline shows that the
+    server went on past it. None of the WAL since was archived there; recovery stops."""
+    timeline = base.physical.timeline if base.physical else None
+    for manifest in reversed(physical):
+        span = manifest.physical
+        if span is None or span.timeline != timeline:
+            continue
+        if repository not in gathered.holders[manifest.id]:
+            continue
+        if wal.Segment.parse(span.stop_wal, span.segment_size).number <= newest:
+            return []
+        return [
+            f"the WAL archive ends before {span.stop_wal}, where the newer physical backup "
+            f"{manifest.id} ended: WAL archiving stopped, recovery cannot reach past it"
+        ]
+    return []
 
 
 def source_facts(

@@ -25,7 +25,7 @@ from lifeboat.policy.retention import Policy
 from lifeboat.repo import audit, layout
 from lifeboat.repo.commit import commit
 from lifeboat.repo.drills import write_drill
-from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.manifest import Manifest, Physical
 from lifeboat.repo.objects import Written
 from lifeboat.repo.records import audit_key, check_key, write_record
 from tests.unit.drill_records import make_record, write_drills_config
@@ -509,3 +509,37 @@ def test_a_manifest_put_in_a_repository_by_hand_is_no_evidence(
     )
     (named,) = [e for e in control(source, "audit-chain").exceptions if manifest.id in e]
     assert named.startswith(f"backup {manifest.id} in offsite (finished ")
+
+
+def _physical(when: datetime, segment: int) -> Manifest:
+    """A physical backup that started and ended in WAL segment `segment` of timeline 1."""
+    name = f"00000001{0:08X}{segment:08X}"
+    span = Physical(
+        timeline=1,
+        start_lsn=f"0/{segment:X}000028",
+        stop_lsn=f"0/{segment:X}000100",
+        start_wal=name,
+        stop_wal=name,
+        segment_size=16 * 1024 * 1024,
+    )
+    return make_manifest(when=when, type="physical", physical=span)
+
+
+def test_an_archive_that_stopped_growing_is_no_continuous_wal(tmp_path: Path) -> None:
+    """Segments 2 to 5 are archived, then archiving stopped; physical backups went on, the
+    newest ending in segment 9. The archive has no gap up to its newest segment, yet no
+    recovery reaches past segment 5: the wal control fails instead of passing."""
+    config = write_drills_config(tmp_path)
+    ctx = Context.load(config)
+    main = ctx.repository("main")
+    now = datetime.now(UTC)
+    for days, segment in ((3, 2), (1, 9)):
+        manifest = _physical(now - days * DAY, segment)
+        commit(manifest, Written(manifest.objects[0], [main], {}), [])
+    for segment in range(2, 6):
+        name = f"00000001{0:08X}{segment:08X}"
+        main.storage.write(layout.wal_key("wms", name, "e" * 64, ".age"), [b"wal"])
+    (source,) = build(Context.load(config), now - 10 * DAY, now + DAY, "wms").sources
+    judged = control(source, "wal")
+    assert judged.status == "fail", judged
+    assert "WAL archiving stopped" in judged.exceptions[0]
