@@ -79,7 +79,8 @@ def frequency(facts: SourceFacts) -> Control:
         )
     tier, interval = expected
     allowed = longest_allowed_gap(interval)
-    rows = facts.period_backups
+    # a backup only put in place by hand (no backup event where it is) fills no gap
+    rows = [row for row in facts.period_backups if not facts.only_by_hand(row)]
     evidence = [
         f"expected interval: {tier} (from the retention policy: {facts.policy_text}); "
         f"a gap up to {duration_text(allowed)} is allowed"

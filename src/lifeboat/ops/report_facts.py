@@ -78,6 +78,11 @@ class SourceFacts:
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)
 
+    def only_by_hand(self, row: BackupRow) -> bool:
+        """Every repository holding the backup got it without a backup or copy event."""
+        by_hand = self.unrecorded.get(row.id, set())
+        return bool(by_hand) and set(row.repositories) <= by_hand
+
     def in_period(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
 

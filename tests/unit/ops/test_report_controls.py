@@ -431,3 +431,24 @@ def test_a_copy_pruned_by_its_rules_counts_off_site_and_one_gone_otherwise_does_
     ]
     made.pruned_from[backups[5].id] = {"offsite"}
     assert controls.offsite(made).status == "pass"
+
+
+def test_a_backup_put_in_place_by_hand_fills_no_frequency_gap() -> None:
+    """The backup of 10 February, noon, is in main without a backup event (its files
+    written by hand): it does not close the gap the two missing days leave."""
+    backups = [
+        r
+        for r in daily(START - 10 * DAY, NOW - DAY)
+        if not datetime(2026, 2, 10, tzinfo=UTC)
+        <= r.finished_at
+        < datetime(2026, 2, 12, tzinfo=UTC)
+    ]
+    forged = row(datetime(2026, 2, 10, 14, 0, tzinfo=UTC), repositories=("main",))
+    made = facts(sorted([*backups, forged], key=lambda r: r.finished_at))
+    assert controls.frequency(made).status == "pass"  # as if it were a backup
+    made.unrecorded[forged.id] = {"main"}
+    control = controls.frequency(made)
+    assert control.status == "fail"
+    assert control.exceptions == [
+        "no backup from 2026-02-09 02:00 UTC to 2026-02-12 02:00 UTC (3 d, expected daily)"
+    ]
