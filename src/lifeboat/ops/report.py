@@ -22,9 +22,9 @@ from lifeboat.errors import LifeboatError, UsageError
 from lifeboat.ops import audit as audit_ops
 from lifeboat.ops.drill_records import drills_history
 from lifeboat.ops.prune import policy_for
-from lifeboat.ops.report_controls import judge, recipient_text
+from lifeboat.ops.report_controls import expected_of, judge, recipient_text
 from lifeboat.ops.report_facts import RepoEvent, RepositoryPolicy, SourceFacts, WalFacts
-from lifeboat.ops.report_grid import calendar, coverage, expected_interval
+from lifeboat.ops.report_grid import calendar, coverage
 from lifeboat.ops.report_model import (
     AnchorCheck,
     BackupRow,
@@ -546,7 +546,7 @@ def _seconds(duration: str | None) -> float | None:
 
 
 def source_report(facts: SourceFacts, gathered: _Gathered) -> SourceReport:
-    interval = expected_interval(facts.policy)
+    interval = expected_of(facts)
     # prune counts a backup whose newest verification failed by no rule: it covers no cell,
     # and the cells the policy promises are counted over the good backups, as prune does
     good = [row for row in facts.backups if row.verification != "failed"]

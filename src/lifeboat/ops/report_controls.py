@@ -5,7 +5,7 @@ auditor can check against the repository (ids, dates, hashes, counts). Pure; no 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from lifeboat.ops.report_facts import RepoEvent, SourceFacts
@@ -65,8 +65,22 @@ def _backup(row: BackupRow) -> str:
 # --- frequency ------------------------------------------------------------------------------
 
 
+def expected_of(facts: SourceFacts) -> tuple[str, timedelta, str] | None:
+    """The shortest interval any repository's policy promises (a backup goes to every
+    repository of the source at once), its tier, and the policy it comes from."""
+    policies = [(facts.policy, facts.policy_text)] + [
+        (found.policy, f"{name}: {found.text}") for name, found in facts.other_policies.items()
+    ]
+    found = [
+        (*expected, text)
+        for policy, text in policies
+        if (expected := expected_interval(policy)) is not None
+    ]
+    return min(found, key=lambda f: f[1], default=None)
+
+
 def frequency(facts: SourceFacts) -> Control:
-    expected = expected_interval(facts.policy)
+    expected = expected_of(facts)
     if expected is None:
         return _control(
             "frequency",
@@ -77,12 +91,12 @@ def frequency(facts: SourceFacts) -> Control:
             [],
             "not-applicable",
         )
-    tier, interval = expected
+    tier, interval, policy_text = expected
     allowed = longest_allowed_gap(interval)
     # a backup only put in place by hand (no backup event where it is) fills no gap
     rows = [row for row in facts.period_backups if not facts.only_by_hand(row)]
     evidence = [
-        f"expected interval: {tier} (from the retention policy: {facts.policy_text}); "
+        f"expected interval: {tier} (from the retention policy: {policy_text}); "
         f"a gap up to {duration_text(allowed)} is allowed"
     ]
     if facts.history_start is None or facts.history_start >= facts.end:

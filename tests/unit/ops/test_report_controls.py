@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lifeboat.ops import report_controls as controls
-from lifeboat.ops.report_facts import RepoEvent, SourceFacts, WalFacts
+from lifeboat.ops.report_facts import RepoEvent, RepositoryPolicy, SourceFacts, WalFacts
 from lifeboat.ops.report_grid import coverage
 from lifeboat.ops.report_model import (
     CONTROL_IDS,
@@ -452,3 +452,17 @@ def test_a_backup_put_in_place_by_hand_fills_no_frequency_gap() -> None:
     assert control.exceptions == [
         "no backup from 2026-02-09 02:00 UTC to 2026-02-12 02:00 UTC (3 d, expected daily)"
     ]
+
+
+def test_the_shortest_interval_of_any_repositorys_policy_is_expected() -> None:
+    """main keeps weeks only, dr (pruned with its own policy) keeps days: a backup goes to
+    both at once, so weekly backups leave dr's daily promise unkept."""
+    weekly = [r for r in daily(START - 10 * DAY, NOW - DAY) if r.finished_at.weekday() == 0]
+    made = facts(weekly, policy=Policy(keep_weekly=4), policy_text="keep_weekly = 4")
+    assert controls.frequency(made).status == "pass"
+    made.other_policies["dr"] = RepositoryPolicy(Policy(keep_daily=7), "UTC", "keep_daily = 7")
+    control = controls.frequency(made)
+    assert control.status == "fail"
+    assert control.evidence[0].startswith(
+        "expected interval: daily (from the retention policy: dr: keep_daily = 7)"
+    )
