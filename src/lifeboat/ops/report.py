@@ -488,7 +488,11 @@ def source_facts(
         immutable={repo.name: _immutable(ctx, repo.name) for repo in repos},
         chains=[c for repo in repos if (c := reads[repo.name].chain) is not None],
         chain_began=max(
-            (began for repo in repos if (began := reads[repo.name].chain_began) is not None),
+            (
+                began
+                for repo in ctx.repositories_for(source)
+                if (began := reads[repo.name].chain_began) is not None
+            ),
             default=None,
         ),
         anchors_unread=[

@@ -66,8 +66,9 @@ class SourceFacts:
     wal: WalFacts | None = None  # None: no physical backup kept
     immutable: dict[str, str | None] = field(default_factory=dict)  # repository -> lock
     chains: list[ChainStatus] = field(default_factory=list)
-    # the newest genesis of the source's readable chains: from then on every repository's
-    # chain records what happened, and a record without its event vouches for nothing
+    # the newest genesis of the readable chains of the repositories the source writes to:
+    # from then on they record what happened, and a record without its event vouches for
+    # nothing (a repository of other sources, begun later, does not move it)
     chain_began: datetime | None = None
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
     # backups whose manifest and its copy cannot be read, one line each (no row: no facts)

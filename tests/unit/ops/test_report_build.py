@@ -543,3 +543,27 @@ def test_an_archive_that_stopped_growing_is_no_continuous_wal(tmp_path: Path) ->
     judged = control(source, "wal")
     assert judged.status == "fail", judged
     assert "WAL archiving stopped" in judged.exceptions[0]
+
+
+def test_a_repository_of_another_source_begun_later_leaves_drills_vouched_for(
+    history: History, tmp_path: Path
+) -> None:
+    """A repository only another source writes to starts its chain after wms's drill was
+    forged: the drill is still after wms's own chain began, and still named."""
+    forged_at = datetime.now(UTC)
+    text = history.config.read_text(encoding="utf-8")
+    other = tmp_path / "other"
+    history.config.write_text(
+        text.replace("[encryption]", f'[repositories.other]\nurl = "file://{other}"\n[encryption]')
+        + '[sources.erp]\ntype = "postgres"\ndsn = "postgresql://backup@db.internal:5432/erp"\n'
+        'repositories = ["other"]\n',
+        encoding="utf-8",
+    )
+    ctx = Context.load(history.config)
+    ctx.repository("other").init()
+    manifest = make_manifest("erp", when=datetime.now(UTC))
+    commit(manifest, Written(manifest.objects[0], [ctx.repository("other")], {}), [])
+    main = ctx.repository("main")
+    write_drill(main.storage, make_record(history.newest.id, forged_at, drill_id="forged"))
+    (source,) = build(ctx, history.now - 10 * DAY, history.now + DAY, "wms").sources
+    assert any(e.startswith("drill forged at ") for e in control(source, "drills").exceptions)
