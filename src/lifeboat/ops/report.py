@@ -209,6 +209,7 @@ class _Gathered:
     safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
     damaged: list[str] = field(default_factory=list)  # backups whose manifest is unreadable
     unrecorded: dict[str, set[str]] = field(default_factory=dict)  # backup -> repositories
+    odd: list[str] = field(default_factory=list)  # events and records that cannot be read
 
     def outcome(self, backup: str, repository: str, at: datetime, ok: bool) -> None:
         newest = self.outcomes.setdefault(backup, {})
@@ -269,16 +270,35 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
     for event in read.events:
         if event.source != source:
             continue
+        try:
+            _note_event(repo.name, event, gathered)
+        except (TypeError, ValueError, AttributeError) as exc:
+            # altered into a shape no Lifeboat writes (the newest event can be, unseen by
+            # the links): named, and the report is still made of the others
+            gathered.odd.append(
+                f"event {event.sequence} in {repo.name} cannot be read as a {event.event} "
+                f"event ({exc}): left out"
+            )
+            continue
         gathered.events.append(RepoEvent(repo.name, event))
-        _note_event(repo.name, event, gathered)
     for body in read.legacy:
-        _note_legacy(repo.name, source, body, gathered)
+        try:
+            _note_legacy(repo.name, source, body, gathered)
+        except (TypeError, ValueError, AttributeError) as exc:
+            gathered.odd.append(
+                f"a {body.get('action')} record of {body.get('at')} in {repo.name} cannot be "
+                f"read ({exc}): left out"
+            )
 
 
 def _note_event(repository: str, event: AuditEvent, gathered: _Gathered) -> None:
+    """Raises TypeError or ValueError for an event whose subject or details Lifeboat does
+    not write."""
     backup = event.backup
     if backup is None:
         return
+    if not isinstance(backup, str):
+        raise TypeError(f"its backup is {backup!r}")
     if event.event in ("backup", "copy"):
         gathered.reached.setdefault(backup, set()).add(repository)
         if event.event == "backup":
@@ -361,7 +381,7 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
                 kind=kind_name(str(details.get("kind", ""))),
                 started_at=started,
                 finished_at=finished,
-                stored_bytes=int(details.get("bytes") or 0),
+                stored_bytes=_count(details.get("bytes")),
                 plain_bytes=0,  # the chain records what was stored only
                 encryption=str(details.get("encryption", "")),
                 recipients=[recipient_text(r) for r in recipients if isinstance(r, dict)]
@@ -374,6 +394,12 @@ def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
         )
     rows.sort(key=lambda r: (r.finished_at, r.id))
     return rows
+
+
+def _count(value: Any) -> int:
+    """A count an event gives; 0 for anything else (an altered event must not stop the
+    report: the chain names it)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _drill_row(record: DrillRecord) -> DrillRow:
@@ -521,6 +547,7 @@ def source_facts(
     facts.unreadable = gathered.unreadable
     facts.damaged = gathered.damaged
     facts.unrecorded = gathered.unrecorded
+    facts.odd = gathered.odd
     try:
         history = drills_history(ctx, source, now)
         facts.drills = [_drill_row(r) for r in history.records]

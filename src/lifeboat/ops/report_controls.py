@@ -469,7 +469,7 @@ def audit_chain(facts: SourceFacts) -> Control:
     exceptions = [
         f"repository {name} cannot be read: {why}" for name, why in facts.unreadable.items()
     ]
-    exceptions += facts.anchors_unread
+    exceptions += facts.anchors_unread + facts.odd
     finished = {row.id: row.finished_at for row in facts.backups}
     exceptions += [
         f"backup {backup} in {name} (finished {when(finished[backup])}): no backup or copy "

@@ -76,6 +76,8 @@ class SourceFacts:
     # backup id -> repositories holding its manifest, finished since their chain began, with
     # no backup or copy event there: put there by hand, and no evidence
     unrecorded: dict[str, set[str]] = field(default_factory=dict)
+    # events and older records in shapes Lifeboat does not write, left out: one line each
+    odd: list[str] = field(default_factory=list)
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)
 

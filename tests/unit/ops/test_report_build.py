@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -567,3 +568,41 @@ def test_a_repository_of_another_source_begun_later_leaves_drills_vouched_for(
     write_drill(main.storage, make_record(history.newest.id, forged_at, drill_id="forged"))
     (source,) = build(ctx, history.now - 10 * DAY, history.now + DAY, "wms").sources
     assert any(e.startswith("drill forged at ") for e in control(source, "drills").exceptions)
+
+
+def _main_events(tmp_path: Path) -> dict[int, tuple[Path, dict[str, Any]]]:
+    """Main's chain events as stored: sequence -> (file, body)."""
+    found = {}
+    for path in sorted((tmp_path / "main" / "audit" / "chain").glob("*.json")):
+        body = json.loads(path.read_text())
+        found[int(body["sequence"])] = (path, body)
+    return found
+
+
+def test_events_altered_into_nonsense_break_the_chain_not_the_report(
+    history: History, tmp_path: Path
+) -> None:
+    """Two events are altered into shapes no Lifeboat writes: the pruned backup's `backup`
+    event gets words for its size, a hold event a list for its backup. The report is
+    built, the chain is named broken, the odd event is named, the rest stands."""
+    events = _main_events(tmp_path)
+    (backup_path, backup_body), *_ = [
+        (p, b)
+        for p, b in events.values()
+        if b["event"] == "backup" and b["subject"]["backup"] == history.pruned.id
+    ]
+    backup_body["details"]["bytes"] = "a lot"
+    backup_path.write_text(json.dumps(backup_body))
+    (hold_path, hold_body), *_ = [(p, b) for p, b in events.values() if b["event"] == "hold"]
+    hold_body["subject"]["backup"] = [history.held.id]
+    hold_path.write_text(json.dumps(hold_body))
+    (source,) = history.report().sources
+    rows = {row.id: row for row in source.backups}
+    assert rows[history.pruned.id].stored_bytes == 0
+    chain = control(source, "audit-chain")
+    assert chain.status == "fail"
+    assert any(e.startswith("main: broken at event ") for e in chain.exceptions)
+    assert any(
+        e.startswith(f"event {hold_body['sequence']} in main cannot be read as a hold event")
+        for e in chain.exceptions
+    ), chain.exceptions
