@@ -450,6 +450,12 @@ def chain_lines(chain: ChainStatus) -> tuple[list[str], str | None]:
     lines = [
         f"{chain.repository}: {chain.events} events, {'whole' if chain.whole else 'BROKEN'}, {head}"
     ]
+    if not chain.anchors:
+        # the links alone cannot show a chain rewritten whole, nor its newest events removed
+        lines.append(
+            f"{chain.repository}: no anchor of this chain found: a rewrite of the whole chain, "
+            "or of its newest events, would not show (`lifeboat audit anchor`)"
+        )
     for anchor in chain.anchors:
         verdict = "matches" if anchor.ok else "does NOT match"
         lines.append(

@@ -466,3 +466,12 @@ def test_the_shortest_interval_of_any_repositorys_policy_is_expected() -> None:
     assert control.evidence[0].startswith(
         "expected interval: daily (from the retention policy: dr: keep_daily = 7)"
     )
+
+
+def test_a_chain_without_an_anchor_says_what_its_links_cannot_show() -> None:
+    chain = ChainStatus("main", True, 12, 11, "f" * 64, None, None, [])
+    lines, broken = controls.chain_lines(chain)
+    assert broken is None
+    assert lines[1].startswith("main: no anchor of this chain found: a rewrite of the whole")
+    anchored = replace(chain, anchors=[AnchorCheck("worm", 11, "f" * 64, True)])
+    assert not any("no anchor" in line for line in controls.chain_lines(anchored)[0])
