@@ -312,11 +312,24 @@ def _unvouched(facts: SourceFacts) -> Callable[[DrillRow], str | None]:
                 "and the audit chain has no drill event of it: not counted"
             )
         for found in events:
-            if (found.event.details.get("verdict") == "pass") != row.passed:
+            details = found.event.details
+            differ = [
+                name
+                for name, recorded, evented in (
+                    ("verdict", row.passed, details.get("verdict") == "pass"),
+                    ("RTO", row.rto_seconds, details.get("rto_seconds")),
+                    ("RPO", row.rpo_seconds, details.get("rpo_seconds")),
+                    ("operator", row.operator, details.get("operator")),
+                )
+                if recorded != evented
+            ]
+            if differ:
                 return (
                     f"drill {row.drill_id} at {when(row.started_at)}: its record says {said}, "
-                    f"its drill event ({found.repository}, event {found.event.sequence}) says "
-                    f"{found.event.details.get('verdict')}: the record was changed; not counted"
+                    f"and its {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} "
+                    "from its drill event's "
+                    f"({found.repository}, event {found.event.sequence}, "
+                    f"{details.get('verdict')}): the record was changed; not counted"
                 )
         return None
 

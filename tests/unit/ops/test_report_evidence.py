@@ -235,6 +235,7 @@ def test_a_drill_record_forged_or_changed_since_the_chain_began_is_no_evidence(
         f"drill altered at {altered_at:%Y-%m-%d %H}",
         f"drill forged at {forged_at:%Y-%m-%d %H}",
     ]
+    assert "its verdict differs from its drill event's" in drills.exceptions[0]
     assert "the record was changed" in drills.exceptions[0]
     assert "the audit chain has no drill event of it" in drills.exceptions[1]
     genuine = [d for d in source.drills if d.drill_id not in ("forged", "altered")]
@@ -378,3 +379,19 @@ def test_events_altered_into_nonsense_break_the_chain_not_the_report(
         e.startswith(f"event {hold_body['sequence']} in main cannot be read as a hold event")
         for e in chain.exceptions
     ), chain.exceptions
+
+
+def test_a_drill_record_whose_rto_was_changed_is_no_evidence(
+    history: History, tmp_path: Path
+) -> None:
+    """A passed drill whose record was edited to a shorter RTO, its verdict left alone:
+    the figures an auditor reads must be those the drill event keeps."""
+    main = history.ctx.repository("main")
+    record_drill([main], make_record(history.newest.id, datetime.now(UTC), drill_id="slow"))
+    for path in (tmp_path / "main" / "wms" / "drills").rglob("*.json"):
+        body = json.loads(path.read_text())
+        if body["drill_id"] == "slow":
+            path.write_text(json.dumps(body | {"rto_seconds": 1.0}))
+    (source,) = history.report().sources
+    (changed,) = [e for e in control(source, "drills").exceptions if e.startswith("drill slow ")]
+    assert "its RTO differs from its drill event's" in changed
