@@ -208,7 +208,7 @@ class _Gathered:
     unreadable: dict[str, str] = field(default_factory=dict)
     safety: set[str] = field(default_factory=set)  # restores' safety backups: left out
     damaged: list[str] = field(default_factory=list)  # backups whose manifest is unreadable
-    unrecorded: dict[str, set[str]] = field(default_factory=dict)  # backup -> repositories
+    unvouched: dict[str, dict[str, str]] = field(default_factory=dict)  # backup -> repo -> why
     odd: list[str] = field(default_factory=list)  # events and records that cannot be read
 
     def outcome(self, backup: str, repository: str, at: datetime, ok: bool) -> None:
@@ -240,13 +240,16 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
     recorded = {
         e.backup for e in read.events if e.event in ("backup", "copy") and e.source == source
     }
+    committed = {
+        e.backup: e.details for e in read.events if e.event == "backup" and e.source == source
+    }
     for manifest in manifests:
         if manifest.safety:
             gathered.safety.add(manifest.id)
             continue  # a restore's copy of what it replaced: no scheduled backup
-        began = read.chain_began
-        if began is not None and manifest.finished_at >= began and manifest.id not in recorded:
-            gathered.unrecorded.setdefault(manifest.id, set()).add(repo.name)
+        why = _unvouched(manifest, read.chain_began, recorded, committed.get(manifest.id))
+        if why is not None:
+            gathered.unvouched.setdefault(manifest.id, {})[repo.name] = why
         gathered.manifests.setdefault(manifest.id, manifest)
         gathered.holders.setdefault(manifest.id, []).append(repo.name)
         gathered.reached.setdefault(manifest.id, set()).add(repo.name)
@@ -289,6 +292,39 @@ def _read_source(source: str, read: RepositoryRead, gathered: _Gathered) -> None
                 f"a {body.get('action')} record of {body.get('at')} in {repo.name} cannot be "
                 f"read ({exc}): left out"
             )
+
+
+def _unvouched(
+    manifest: Manifest,
+    began: datetime | None,
+    recorded: set[str | None],
+    committed: dict[str, Any] | None,
+) -> str | None:
+    """Why the chain does not vouch for a manifest in its repository; None: it does, or it
+    predates the chain. The backup event keeps what the manifest said when committed."""
+    if committed is not None:
+        changed = [
+            name
+            for name, now, then in (
+                ("its start", manifest.started_at, _parse_time(committed.get("started_at"))),
+                ("its end", manifest.finished_at, _parse_time(committed.get("finished_at"))),
+                ("its size", sum(o.size for o in manifest.objects), committed.get("bytes")),
+                ("its encryption", manifest.encryption.method, committed.get("encryption")),
+                ("its recipients", manifest.encryption.recipients, committed.get("recipients")),
+            )
+            if now != then
+        ]
+        if changed:
+            return (
+                f"its manifest and its backup event differ in {', '.join(changed)}: one was "
+                "changed since the backup was committed"
+            )
+        return None
+    if began is not None and manifest.finished_at >= began and manifest.id not in recorded:
+        return (
+            "no backup or copy event in its chain, which began before it: not put there by Lifeboat"
+        )
+    return None
 
 
 def _note_event(repository: str, event: AuditEvent, gathered: _Gathered) -> None:
@@ -546,7 +582,7 @@ def source_facts(
     )
     facts.unreadable = gathered.unreadable
     facts.damaged = gathered.damaged
-    facts.unrecorded = gathered.unrecorded
+    facts.unvouched = gathered.unvouched
     facts.odd = gathered.odd
     try:
         history = drills_history(ctx, source, now)

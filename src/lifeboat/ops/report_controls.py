@@ -182,14 +182,20 @@ def offsite(facts: SourceFacts) -> Control:
     for row in rows:
         # a copy gone from a repository counts where prune deleted it, by its rules; gone
         # any other way, nothing vouches that it was ever kept there
-        kept = set(row.repositories) - facts.unrecorded.get(row.id, set())
+        # (a copy the chain does not vouch for, put or changed by hand, counts nowhere)
+        kept = facts.vouched_in(row)
+        unvouched = sorted(set(row.repositories) - kept)
         pruned = facts.pruned_from.get(row.id, set())
-        gone = sorted(r for r in facts.reached.get(row.id, set()) - kept if r not in pruned)
-        held = sorted(kept | (facts.reached.get(row.id, set()) & pruned))
+        reached = facts.reached.get(row.id, set())
+        gone = sorted(r for r in reached - set(row.repositories) if r not in pruned)
+        held = sorted(kept | (reached & pruned))
         if len(held) < 2:
-            vanished = f" (gone from {', '.join(gone)} without a prune deletion)" if gone else ""
+            notes = [f"gone from {', '.join(gone)} without a prune deletion"] if gone else []
+            if unvouched:
+                notes.append(f"not vouched for by the chain of {', '.join(unvouched)}")
             exceptions.append(
-                f"backup {_backup(row)} is only in {', '.join(held) or 'no repository'}{vanished}"
+                f"backup {_backup(row)} is only in {', '.join(held) or 'no repository'}"
+                + (f" ({'; '.join(notes)})" if notes else "")
             )
     copies = facts.period_events("copy")
     evidence = [
@@ -491,11 +497,10 @@ def audit_chain(facts: SourceFacts) -> Control:
     exceptions += facts.anchors_unread + facts.odd
     finished = {row.id: row.finished_at for row in facts.backups}
     exceptions += [
-        f"backup {backup} in {name} (finished {when(finished[backup])}): no backup or copy "
-        f"event in {name}'s chain, which began before it: not put there by Lifeboat"
-        for backup, names in sorted(facts.unrecorded.items())
+        f"backup {backup} in {name} (finished {when(finished[backup])}): {why}"
+        for backup, whys in sorted(facts.unvouched.items())
         if backup in finished
-        for name in sorted(names)
+        for name, why in sorted(whys.items())
     ]
     for chain in facts.chains:
         if chain.events == 0:

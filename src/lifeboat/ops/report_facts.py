@@ -73,18 +73,22 @@ class SourceFacts:
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
     # backups whose manifest and its copy cannot be read, one line each (no row: no facts)
     damaged: list[str] = field(default_factory=list)
-    # backup id -> repositories holding its manifest, finished since their chain began, with
-    # no backup or copy event there: put there by hand, and no evidence
-    unrecorded: dict[str, set[str]] = field(default_factory=dict)
+    # backup id -> repository -> why its chain does not vouch for the manifest there: no
+    # backup or copy event since the chain began (put there by hand), or the manifest
+    # differs from its backup event (changed since); no evidence
+    unvouched: dict[str, dict[str, str]] = field(default_factory=dict)
     # events and older records in shapes Lifeboat does not write, left out: one line each
     odd: list[str] = field(default_factory=list)
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)
 
+    def vouched_in(self, row: BackupRow) -> set[str]:
+        """The repositories holding the backup whose chain vouches for it there."""
+        return set(row.repositories) - set(self.unvouched.get(row.id, {}))
+
     def only_by_hand(self, row: BackupRow) -> bool:
-        """Every repository holding the backup got it without a backup or copy event."""
-        by_hand = self.unrecorded.get(row.id, set())
-        return bool(by_hand) and set(row.repositories) <= by_hand
+        """No repository holding the backup has it as its chain says it was committed."""
+        return bool(row.repositories) and not self.vouched_in(row)
 
     def in_period(self, moment: datetime) -> bool:
         return self.start <= moment < self.end

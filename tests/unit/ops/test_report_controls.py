@@ -446,7 +446,7 @@ def test_a_backup_put_in_place_by_hand_fills_no_frequency_gap() -> None:
     forged = row(datetime(2026, 2, 10, 14, 0, tzinfo=UTC), repositories=("main",))
     made = facts(sorted([*backups, forged], key=lambda r: r.finished_at))
     assert controls.frequency(made).status == "pass"  # as if it were a backup
-    made.unrecorded[forged.id] = {"main"}
+    made.unvouched[forged.id] = {"main": "no backup or copy event in its chain"}
     control = controls.frequency(made)
     assert control.status == "fail"
     assert control.exceptions == [

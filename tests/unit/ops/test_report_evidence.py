@@ -395,3 +395,21 @@ def test_a_drill_record_whose_rto_was_changed_is_no_evidence(
     (source,) = history.report().sources
     (changed,) = [e for e in control(source, "drills").exceptions if e.startswith("drill slow ")]
     assert "its RTO differs from its drill event's" in changed
+
+
+def test_a_manifest_changed_since_its_backup_event_is_no_evidence(history: History) -> None:
+    """The backup held in main only has its manifest rewritten (checksum and copy too) to
+    end an hour later: its backup event keeps the end it was committed with. The
+    audit-chain control names it, and the offsite control does not count main for it."""
+    main = history.ctx.repository("main")
+    moved = history.single.finished_at + timedelta(hours=1)
+    main.save_manifest(history.single.model_copy(update={"finished_at": moved}))
+    (source,) = history.report().sources
+    assert {row.id: row for row in source.backups}[history.single.id].finished_at == moved
+    (named,) = [e for e in control(source, "audit-chain").exceptions if history.single.id in e]
+    assert named.endswith(
+        "its manifest and its backup event differ in its end: one was changed since the "
+        "backup was committed"
+    )
+    (offsite,) = [e for e in control(source, "offsite").exceptions if history.single.id in e]
+    assert offsite.endswith("is only in no repository (not vouched for by the chain of main)")
