@@ -587,6 +587,12 @@ def source_facts(
     try:
         history = drills_history(ctx, source, now)
         facts.drills = [_drill_row(r) for r in history.records]
+        newest = {record.backup: record for record in history.records}  # oldest first
+        facts.unproved = {
+            backup
+            for backup, record in newest.items()
+            if not record.passed and record.restore_proved is not True
+        }
         unread = "; ".join(f"{name}: {why}" for name, why in history.unreadable.items())
         facts.drills_error = unread or None
     except LifeboatError as exc:
@@ -614,9 +620,14 @@ def _seconds(duration: str | None) -> float | None:
 
 def source_report(facts: SourceFacts, gathered: _Gathered) -> SourceReport:
     interval = expected_of(facts)
-    # prune counts a backup whose newest verification failed by no rule: it covers no cell,
-    # and the cells the policy promises are counted over the good backups, as prune does
-    good = [row for row in facts.backups if row.verification != "failed"]
+    # prune counts a backup whose newest verification failed, or whose newest drill could
+    # not restore it, by no rule: it covers no cell, and the cells the policy promises are
+    # counted over the good backups, as prune does
+    good = [
+        row
+        for row in facts.backups
+        if row.verification != "failed" and row.id not in facts.unproved
+    ]
     cells = coverage(
         facts.end,
         facts.now,

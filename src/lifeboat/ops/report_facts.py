@@ -54,6 +54,8 @@ class SourceFacts:
     events: list[RepoEvent] = field(default_factory=list)  # the source's, oldest first
     drills: list[DrillRow] = field(default_factory=list)  # every drill known, oldest first
     drills_error: str | None = None
+    # backups whose newest drill failed to restore them (not merely missed an objective)
+    unproved: set[str] = field(default_factory=set)
     policy: Policy | None = None
     policy_text: str = ""  # the policy as configured, or why there is none
     zone: str = "UTC"  # the policy's time zone: its days, weeks, months and years

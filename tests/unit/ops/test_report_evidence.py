@@ -413,3 +413,16 @@ def test_a_manifest_changed_since_its_backup_event_is_no_evidence(history: Histo
     )
     (offsite,) = [e for e in control(source, "offsite").exceptions if history.single.id in e]
     assert offsite.endswith("is only in no repository (not vouched for by the chain of main)")
+
+
+def test_a_backup_its_newest_drill_could_not_restore_covers_no_retention_cell(
+    history: History,
+) -> None:
+    """Prune counts a backup whose newest drill failed to restore it by no rule, as it
+    does one that failed verification: the grid does not show its day as covered."""
+    main = history.ctx.repository("main")
+    record_drill([main], make_record(history.held.id, history.now - DAY / 4, "fail"))
+    (source,) = history.report().sources
+    day = f"{history.held.started_at:%Y-%m-%d}"
+    (cell,) = [c for c in source.coverage if c.tier == "daily" and c.label == day]
+    assert cell.backup is None and not cell.promised
