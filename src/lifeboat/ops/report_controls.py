@@ -180,9 +180,9 @@ def offsite(facts: SourceFacts) -> Control:
         return _no_backups("offsite")
     exceptions = []
     for row in rows:
-        # a copy gone from a repository counts where prune deleted it, by its rules; gone
-        # any other way, nothing vouches that it was ever kept there
-        # (a copy the chain does not vouch for, put or changed by hand, counts nowhere)
+        # a copy counts where it is kept and its chain vouches for it, or where prune
+        # deleted it by its rules; one gone any other way, or put or changed by hand,
+        # counts nowhere
         kept = facts.vouched_in(row)
         unvouched = sorted(set(row.repositories) - kept)
         pruned = facts.pruned_from.get(row.id, set())
@@ -298,10 +298,10 @@ def _figure(measured: float | None, objective: float | None) -> str:
     return f"{text} (objective {seconds_text(objective)})" if objective is not None else text
 
 
-def _unvouched(facts: SourceFacts) -> Callable[[DrillRow], str | None]:
+def _drill_problem(facts: SourceFacts) -> Callable[[DrillRow], str | None]:
     """Why a drill record is no evidence: since the chain began, each drill has a `drill`
-    event, and a record without one, or whose verdict differs from its event's, was
-    written or changed by hand. None: it stands."""
+    event, and a record without one, or whose verdict, figures or operator differ from its
+    event's, was written or changed by hand. None: it stands."""
     verdicts: dict[str, list[RepoEvent]] = {}
     for found in facts.events:
         if found.event.event == "drill":
@@ -357,12 +357,12 @@ def drills(facts: SourceFacts) -> Control:
         evidence.append(
             f"drill records could not be read from every repository: {facts.drills_error}"
         )
-    unvouched = _unvouched(facts)
+    problem_of = _drill_problem(facts)
     for label, start, end in due:
         until = min(end, facts.now)
         of_quarter = []
         for drill in (d for d in facts.drills if start <= d.started_at < until):
-            problem = unvouched(drill)
+            problem = problem_of(drill)
             if problem is None:
                 of_quarter.append(drill)
             else:
