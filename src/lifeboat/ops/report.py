@@ -370,23 +370,24 @@ def _note_legacy(repository: str, source: str, body: dict[str, Any], gathered: _
                 )
 
 
-def held_at(holds: list[HoldEvent], moment: datetime) -> set[str]:
-    """The backups a hold is in force on at moment, replaying the holds and releases of
-    each repository on their own: a release in one repository leaves another's hold."""
+def held_at_end(holds: list[HoldEvent], end: datetime) -> set[str]:
+    """The backups a hold is in force on when a period [start, end) ends: the holds and
+    releases before end replayed (one at end is the next period's), each repository's on
+    their own (a release in one repository leaves another's hold)."""
     newest: dict[tuple[str, str], HoldEvent] = {}
     for event in sorted(holds, key=lambda h: h.at):
-        if event.at <= moment:
+        if event.at < end:
             newest[(event.repository, event.backup)] = event
     return {
         backup
         for (_, backup), state in newest.items()
-        if state.action == "hold" and (state.until is None or state.until > moment)
+        if state.action == "hold" and (state.until is None or state.until >= end)
     }
 
 
 def _rows(gathered: _Gathered, end: datetime) -> list[BackupRow]:
     rows = []
-    held = held_at(gathered.holds, end)
+    held = held_at_end(gathered.holds, end)
     for backup, manifest in gathered.manifests.items():
         rows.append(
             BackupRow(

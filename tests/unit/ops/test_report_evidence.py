@@ -18,8 +18,9 @@ from lifeboat.context import Context
 from lifeboat.ops.drill_records import record_drill
 from lifeboat.ops.holds import hold, release
 from lifeboat.ops.prune import prune
-from lifeboat.ops.report import build
+from lifeboat.ops.report import build, held_at_end
 from lifeboat.ops.report_markdown import render
+from lifeboat.ops.report_model import HoldEvent
 from lifeboat.ops.verify import BackupCheck, _record
 from lifeboat.policy.retention import Policy
 from lifeboat.repo import layout
@@ -426,3 +427,15 @@ def test_a_backup_its_newest_drill_could_not_restore_covers_no_retention_cell(
     day = f"{history.held.started_at:%Y-%m-%d}"
     (cell,) = [c for c in source.coverage if c.tier == "daily" and c.label == day]
     assert cell.backup is None and not cell.promised
+
+
+def test_a_hold_placed_as_the_period_ends_belongs_to_the_next_period() -> None:
+    """The period is [start, end): a hold placed at its end is not in force within it,
+    and one lasting until its end was in force to its last instant."""
+    end = datetime(2026, 4, 1, tzinfo=UTC)
+
+    def event(at: datetime, backup: str, until: datetime | None = None) -> HoldEvent:
+        return HoldEvent(at, "main", backup, "hold", "audit", until, "dba@db1")
+
+    holds = [event(end, "late"), event(end - DAY, "until-end", until=end)]
+    assert held_at_end(holds, end) == {"until-end"}
