@@ -660,7 +660,8 @@ def source_report(facts: SourceFacts, gathered: _Gathered) -> SourceReport:
             facts.start,
             facts.end,
             facts.now,
-            facts.backups,
+            # as for the frequency, a backup only put in place by hand makes no day's backup
+            [row for row in facts.backups if not facts.only_by_hand(row)],
             interval[1] if interval else None,
             facts.history_start,
         ),

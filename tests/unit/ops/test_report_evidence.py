@@ -439,3 +439,15 @@ def test_a_hold_placed_as_the_period_ends_belongs_to_the_next_period() -> None:
 
     holds = [event(end, "late"), event(end - DAY, "until-end", until=end)]
     assert held_at_end(holds, end) == {"until-end"}
+
+
+def test_a_backup_only_put_in_place_by_hand_makes_no_calendar_day(history: History) -> None:
+    """A manifest saved into main without `lifeboat backup` (no backup event) is listed and
+    named, but the calendar does not show its day as one with a backup."""
+    manifest = make_manifest(when=datetime.now(UTC))
+    history.ctx.repository("main").save_manifest(manifest)
+    (source,) = history.report().sources
+    assert manifest.id in {row.id for row in source.backups}
+    day = manifest.finished_at.date()
+    (shown,) = [d for d in source.calendar if d.day == day]
+    assert shown.outcome != "ok" and manifest.id not in shown.backups
