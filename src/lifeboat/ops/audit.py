@@ -65,16 +65,26 @@ def verify(
 
 
 def verify_repository(
-    context: Context, repo: Repository, given: list[tuple[int, str]] | None = None
+    context: Context,
+    repo: Repository,
+    given: list[tuple[int, str]] | None = None,
+    unread_keepers: dict[str, str] | None = None,
 ) -> audit.ChainWalk:
     """One repository's chain, read once, checked against its anchors kept in every
-    configured repository and against the given ones; its events come with it."""
+    configured repository and against the given ones; its events come with it. With
+    unread_keepers, a repository whose anchors cannot be listed is noted there (name -> why)
+    instead of failing the whole walk: the chain itself was read all the same."""
     repo.ensure_initialised()
     walk = audit.walk_chain(repo.storage)
     identity = audit.repository_id(repo.storage)
     for keeper in context.repositories.values():
-        for anchor in audit.anchors_in(keeper.storage, identity, keeper.name):
-            audit.check_anchor(walk.report, walk.hashes, anchor)
+        try:
+            for anchor in audit.anchors_in(keeper.storage, identity, keeper.name):
+                audit.check_anchor(walk.report, walk.hashes, anchor)
+        except LifeboatError as exc:
+            if unread_keepers is None:
+                raise
+            unread_keepers[keeper.name] = exc.message
     for sequence, hash_ in given or []:
         audit.check_anchor(
             walk.report, walk.hashes, audit.Anchor(identity, sequence, hash_, "given")

@@ -5,10 +5,10 @@ auditor can check against the repository (ids, dates, hashes, counts). Pure; no 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from lifeboat.ops.report_facts import SourceFacts
+from lifeboat.ops.report_facts import RepoEvent, SourceFacts
 from lifeboat.ops.report_grid import (
     TIERS,
     expected_interval,
@@ -65,8 +65,22 @@ def _backup(row: BackupRow) -> str:
 # --- frequency ------------------------------------------------------------------------------
 
 
+def expected_of(facts: SourceFacts) -> tuple[str, timedelta, str] | None:
+    """The shortest interval any repository's policy promises (a backup goes to every
+    repository of the source at once), its tier, and the policy it comes from."""
+    policies = [(facts.policy, facts.policy_text)] + [
+        (found.policy, f"{name}: {found.text}") for name, found in facts.other_policies.items()
+    ]
+    found = [
+        (*expected, text)
+        for policy, text in policies
+        if (expected := expected_interval(policy)) is not None
+    ]
+    return min(found, key=lambda f: f[1], default=None)
+
+
 def frequency(facts: SourceFacts) -> Control:
-    expected = expected_interval(facts.policy)
+    expected = expected_of(facts)
     if expected is None:
         return _control(
             "frequency",
@@ -77,11 +91,12 @@ def frequency(facts: SourceFacts) -> Control:
             [],
             "not-applicable",
         )
-    tier, interval = expected
+    tier, interval, policy_text = expected
     allowed = longest_allowed_gap(interval)
-    rows = facts.period_backups
+    # a backup only put in place by hand (no backup event where it is) fills no gap
+    rows = [row for row in facts.period_backups if not facts.only_by_hand(row)]
     evidence = [
-        f"expected interval: {tier} (from the retention policy: {facts.policy_text}); "
+        f"expected interval: {tier} (from the retention policy: {policy_text}); "
         f"a gap up to {duration_text(allowed)} is allowed"
     ]
     if facts.history_start is None or facts.history_start >= facts.end:
@@ -165,10 +180,22 @@ def offsite(facts: SourceFacts) -> Control:
         return _no_backups("offsite")
     exceptions = []
     for row in rows:
-        held = sorted(facts.reached.get(row.id, set()))
+        # a copy counts where it is kept and its chain vouches for it, or where prune
+        # deleted it by its rules; one gone any other way, or put or changed by hand,
+        # counts nowhere
+        kept = facts.vouched_in(row)
+        unvouched = sorted(set(row.repositories) - kept)
+        pruned = facts.pruned_from.get(row.id, set())
+        reached = facts.reached.get(row.id, set())
+        gone = sorted(r for r in reached - set(row.repositories) if r not in pruned)
+        held = sorted(kept | (reached & pruned))
         if len(held) < 2:
+            notes = [f"gone from {', '.join(gone)} without a prune deletion"] if gone else []
+            if unvouched:
+                notes.append(f"not vouched for by the chain of {', '.join(unvouched)}")
             exceptions.append(
                 f"backup {_backup(row)} is only in {', '.join(held) or 'no repository'}"
+                + (f" ({'; '.join(notes)})" if notes else "")
             )
     copies = facts.period_events("copy")
     evidence = [
@@ -186,7 +213,37 @@ def offsite(facts: SourceFacts) -> Control:
 # --- retention ------------------------------------------------------------------------------
 
 
-def retention(facts: SourceFacts, cells: list[CoverageCell]) -> Control:
+def retention(
+    facts: SourceFacts,
+    cells: list[CoverageCell],
+    others: dict[str, list[CoverageCell]] | None = None,
+) -> Control:
+    """The first repository's policy over the grid (backups kept anywhere), then each other
+    repository pruned with its own policy over the backups kept in it."""
+    judged = _retention_of_grid(facts, cells)
+    if not others:
+        return judged
+    evidence, exceptions = list(judged.evidence), list(judged.exceptions)
+    promised = judged.status in ("pass", "fail")
+    for name, grid in others.items():
+        found = facts.other_policies[name]
+        of_policy = [c for c in grid if c.promised]
+        promised = promised or bool(of_policy)
+        missed = [c for c in of_policy if not c.covered]
+        evidence.append(
+            f"{name} prunes with its own policy ({found.text}): {len(of_policy)} cells "
+            f"promised, {len(of_policy) - len(missed)} of them covered by backups kept in {name}"
+        )
+        exceptions += [
+            f"{name}: {c.tier} {c.label}: promised by keep_{c.tier}, no backup kept in {name}"
+            for c in missed
+        ]
+    if not promised and not exceptions:
+        return judged
+    return _control("retention", evidence, exceptions)
+
+
+def _retention_of_grid(facts: SourceFacts, cells: list[CoverageCell]) -> Control:
     if facts.policy is None:
         return _control("retention", [facts.policy_text], [], "not-applicable")
     if not any(facts.policy.tier_count(tier) for tier in TIERS):
@@ -241,6 +298,50 @@ def _figure(measured: float | None, objective: float | None) -> str:
     return f"{text} (objective {seconds_text(objective)})" if objective is not None else text
 
 
+def _drill_problem(facts: SourceFacts) -> Callable[[DrillRow], str | None]:
+    """Why a drill record is no evidence: since the chain began, each drill has a `drill`
+    event, and a record without one, or whose verdict, figures or operator differ from its
+    event's, was written or changed by hand. None: it stands."""
+    verdicts: dict[str, list[RepoEvent]] = {}
+    for found in facts.events:
+        if found.event.event == "drill":
+            verdicts.setdefault(str(found.event.details.get("drill_id")), []).append(found)
+
+    def why(row: DrillRow) -> str | None:
+        said = "passed" if row.passed else "failed"
+        events = verdicts.get(row.drill_id, [])
+        if not events:
+            if facts.chain_began is None or row.started_at < facts.chain_began:
+                return None  # before the chain: the record is all there is
+            return (
+                f"drill {row.drill_id} at {when(row.started_at)}: its record says {said}, "
+                "and the audit chain has no drill event of it: not counted"
+            )
+        for found in events:
+            details = found.event.details
+            differ = [
+                name
+                for name, recorded, evented in (
+                    ("verdict", row.passed, details.get("verdict") == "pass"),
+                    ("RTO", row.rto_seconds, details.get("rto_seconds")),
+                    ("RPO", row.rpo_seconds, details.get("rpo_seconds")),
+                    ("operator", row.operator, details.get("operator")),
+                )
+                if recorded != evented
+            ]
+            if differ:
+                return (
+                    f"drill {row.drill_id} at {when(row.started_at)}: its record says {said}, "
+                    f"and its {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} "
+                    "from its drill event's "
+                    f"({found.repository}, event {found.event.sequence}, "
+                    f"{details.get('verdict')}): the record was changed; not counted"
+                )
+        return None
+
+    return why
+
+
 def drills(facts: SourceFacts) -> Control:
     """A quarter that ended before the first backup ever had nothing to drill."""
     first = facts.history_start
@@ -256,9 +357,16 @@ def drills(facts: SourceFacts) -> Control:
         evidence.append(
             f"drill records could not be read from every repository: {facts.drills_error}"
         )
+    problem_of = _drill_problem(facts)
     for label, start, end in due:
         until = min(end, facts.now)
-        of_quarter = [d for d in facts.drills if start <= d.started_at < until]
+        of_quarter = []
+        for drill in (d for d in facts.drills if start <= d.started_at < until):
+            problem = problem_of(drill)
+            if problem is None:
+                of_quarter.append(drill)
+            else:
+                exceptions.append(problem)
         passed = [d for d in of_quarter if d.passed]
         if passed:
             evidence.append(f"{label}: {drill_text(passed[-1])}")
@@ -281,7 +389,7 @@ def drills(facts: SourceFacts) -> Control:
 
 def verification(facts: SourceFacts) -> Control:
     rows = facts.period_backups
-    if not rows:
+    if not rows and not facts.damaged:
         return _no_backups("verification")
     failed = [row for row in rows if row.verification == "failed"]
     ok = sum(row.verification == "ok" for row in rows)
@@ -290,6 +398,8 @@ def verification(facts: SourceFacts) -> Control:
         f"of {len(rows)} backups: {ok} verified ok, {len(failed)} failed, {never} never verified"
     ]
     exceptions = [f"backup {_backup(row)}: its newest verification failed" for row in failed]
+    # a damaged manifest tells no date: named whatever the period, not to be lost silently
+    exceptions += facts.damaged
     return _control("verification", evidence, exceptions)
 
 
@@ -359,6 +469,12 @@ def chain_lines(chain: ChainStatus) -> tuple[list[str], str | None]:
     lines = [
         f"{chain.repository}: {chain.events} events, {'whole' if chain.whole else 'BROKEN'}, {head}"
     ]
+    if not chain.anchors:
+        # the links alone cannot show a chain rewritten whole, nor its newest events removed
+        lines.append(
+            f"{chain.repository}: no anchor of this chain found: a rewrite of the whole chain, "
+            "or of its newest events, would not show (`lifeboat audit anchor`)"
+        )
     for anchor in chain.anchors:
         verdict = "matches" if anchor.ok else "does NOT match"
         lines.append(
@@ -377,6 +493,14 @@ def audit_chain(facts: SourceFacts) -> Control:
     evidence: list[str] = []
     exceptions = [
         f"repository {name} cannot be read: {why}" for name, why in facts.unreadable.items()
+    ]
+    exceptions += facts.anchors_unread + facts.odd
+    finished = {row.id: row.finished_at for row in facts.backups}
+    exceptions += [
+        f"backup {backup} in {name} (finished {when(finished[backup])}): {why}"
+        for backup, whys in sorted(facts.unvouched.items())
+        if backup in finished
+        for name, why in sorted(whys.items())
     ]
     for chain in facts.chains:
         if chain.events == 0:
@@ -403,9 +527,16 @@ CONTROLS: dict[str, Callable[[SourceFacts], Control]] = {
 }
 
 
-def judge(facts: SourceFacts, cells: list[CoverageCell]) -> list[Control]:
-    """Every control, in CONTROL_IDS order."""
+def judge(
+    facts: SourceFacts,
+    cells: list[CoverageCell],
+    others: dict[str, list[CoverageCell]] | None = None,
+) -> list[Control]:
+    """Every control, in CONTROL_IDS order; others: the grids of the repositories pruned
+    with their own policy (SourceFacts.other_policies)."""
     return [
-        retention(facts, cells) if control_id == "retention" else CONTROLS[control_id](facts)
+        retention(facts, cells, others)
+        if control_id == "retention"
+        else CONTROLS[control_id](facts)
         for control_id in CONTROL_IDS
     ]

@@ -17,6 +17,15 @@ class RepoEvent(NamedTuple):
     event: AuditEvent
 
 
+class RepositoryPolicy(NamedTuple):
+    """The retention policy prune applies in one repository, when it differs from the
+    first repository's (SourceFacts.policy)."""
+
+    policy: Policy
+    zone: str
+    text: str
+
+
 @dataclass(frozen=True)
 class WalFacts:
     """The WAL continuity of the PITR window, checked in each repository holding its base."""
@@ -40,19 +49,48 @@ class SourceFacts:
     backups: list[BackupRow] = field(default_factory=list)
     # backup id -> every repository holding it now or whose chain recorded it (backup, copy)
     reached: dict[str, set[str]] = field(default_factory=dict)
+    # backup id -> the repositories whose chain (or older prune record) shows prune deleting it
+    pruned_from: dict[str, set[str]] = field(default_factory=dict)
     events: list[RepoEvent] = field(default_factory=list)  # the source's, oldest first
     drills: list[DrillRow] = field(default_factory=list)  # every drill known, oldest first
     drills_error: str | None = None
+    # backups whose newest drill failed to restore them (not merely missed an objective)
+    unproved: set[str] = field(default_factory=set)
     policy: Policy | None = None
     policy_text: str = ""  # the policy as configured, or why there is none
     zone: str = "UTC"  # the policy's time zone: its days, weeks, months and years
+    # the source's other repositories that prune with another policy ([repositories.NAME.
+    # retention]): each promises its own cells, kept in it
+    other_policies: dict[str, RepositoryPolicy] = field(default_factory=dict)
     rto_objective_seconds: float | None = None
     rpo_objective_seconds: float | None = None
     history_start: datetime | None = None  # the first backup ever
     wal: WalFacts | None = None  # None: no physical backup kept
     immutable: dict[str, str | None] = field(default_factory=dict)  # repository -> lock
     chains: list[ChainStatus] = field(default_factory=list)
+    # the newest genesis of the readable chains of the repositories the source writes to:
+    # from then on they record what happened, and a record without its event vouches for
+    # nothing (a repository of other sources, begun later, does not move it)
+    chain_began: datetime | None = None
     unreadable: dict[str, str] = field(default_factory=dict)  # repository -> why
+    # backups whose manifest and its copy cannot be read, one line each (no row: no facts)
+    damaged: list[str] = field(default_factory=list)
+    # backup id -> repository -> why its chain does not vouch for the manifest there: no
+    # backup or copy event since the chain began (put there by hand), or the manifest
+    # differs from its backup event (changed since); no evidence
+    unvouched: dict[str, dict[str, str]] = field(default_factory=dict)
+    # events and older records in shapes Lifeboat does not write, left out: one line each
+    odd: list[str] = field(default_factory=list)
+    # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
+    anchors_unread: list[str] = field(default_factory=list)
+
+    def vouched_in(self, row: BackupRow) -> set[str]:
+        """The repositories holding the backup whose chain vouches for it there."""
+        return set(row.repositories) - set(self.unvouched.get(row.id, {}))
+
+    def only_by_hand(self, row: BackupRow) -> bool:
+        """No repository holding the backup has it as its chain says it was committed."""
+        return bool(row.repositories) and not self.vouched_in(row)
 
     def in_period(self, moment: datetime) -> bool:
         return self.start <= moment < self.end

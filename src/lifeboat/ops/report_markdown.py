@@ -28,9 +28,16 @@ def _when(moment: datetime | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "-"
 
 
+def _line(text: str) -> str:
+    """Text on one line: a line break of any kind in a reason or a name would end a list
+    item or a table row."""
+    return " ".join(text.splitlines())
+
+
 def _cell(text: str) -> str:
-    """Text safe inside a table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a table cell: on one line, its pipes escaped, and its backslashes
+    too (a backslash of its own before a pipe would otherwise escape the escape)."""
+    return _line(text.replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def _bytes(size: int) -> str:
@@ -48,7 +55,7 @@ def _seconds(value: float | None) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
-        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(_cell(c) for c in header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
         *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
         "",
@@ -77,10 +84,10 @@ def _matrix(report: ComplianceReport) -> list[str]:
 
 def _control(control: Control) -> list[str]:
     out = [f"#### {control.title} (`{control.id}`): {STATUS_TEXT[control.status]}", ""]
-    out += [f"- {line}" for line in control.evidence]
+    out += [f"- {_line(line)}" for line in control.evidence]
     if control.exceptions:
         out += ["", "Exceptions:", ""]
-        out += [f"- {line}" for line in control.exceptions]
+        out += [f"- {_line(line)}" for line in control.exceptions]
     return [*out, ""]
 
 
@@ -206,7 +213,7 @@ def _calendar(source: SourceReport) -> list[str]:
 
 
 def _source(source: SourceReport) -> list[str]:
-    out = [f"## Source `{source.source}`", ""]
+    out = [f"## Source `{_line(source.source)}`", ""]
     objectives = (
         f"Objectives: RTO {_seconds(source.rto_objective_seconds)}, "
         f"RPO {_seconds(source.rpo_objective_seconds)}."
@@ -240,12 +247,12 @@ def _chains(report: ComplianceReport) -> list[str]:
         return [*out, "No audit chain could be read.", ""]
     for chain in report.chains:
         if chain.events == 0:
-            out.append(f"- {chain.repository}: no audit events yet")
+            out.append(f"- {_line(chain.repository)}: no audit events yet")
             continue
         lines, broken = chain_lines(chain)
-        out += [f"- {line}" for line in lines]
+        out += [f"- {_line(line)}" for line in lines]
         if broken is not None:
-            out.append(f"- **{broken}**")
+            out.append(f"- **{_line(broken)}**")
     out += [
         "",
         "To check a chain yourself: `lifeboat audit verify --anchor SEQUENCE:SHA256` with the "

@@ -120,9 +120,9 @@ def test_a_tampered_chain_fails_its_control_and_the_report_is_still_built(
     (source,) = history.report().sources
     chain = control(source, "audit-chain")
     assert chain.status == "fail"
-    assert chain.exceptions == [
+    assert chain.exceptions[-1] == (
         "main: broken at event 2: event 2 is not the one event 3 links to: altered"
-    ]
+    )
     assert source.backups  # the rest of the report stands
 
 

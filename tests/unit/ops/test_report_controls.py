@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lifeboat.ops import report_controls as controls
-from lifeboat.ops.report_facts import RepoEvent, SourceFacts, WalFacts
+from lifeboat.ops.report_facts import RepoEvent, RepositoryPolicy, SourceFacts, WalFacts
 from lifeboat.ops.report_grid import coverage
 from lifeboat.ops.report_model import (
     CONTROL_IDS,
@@ -199,8 +199,8 @@ def test_one_configured_repository_fails_offsite() -> None:
 
 def test_a_backup_in_one_repository_only_is_an_offsite_exception() -> None:
     backups = daily(START, NOW - DAY)
+    backups[5] = replace(backups[5], repositories=["main"])
     made = facts(backups)
-    made.reached[backups[5].id] = {"main"}
     control = controls.offsite(made)
     assert control.status == "fail"
     assert control.exceptions == [f"backup {backups[5].id} (2026-01-06 02:00 UTC) is only in main"]
@@ -418,3 +418,60 @@ def test_quarters_before_the_first_backup_need_no_drill() -> None:
 def test_a_policy_keeping_no_tier_asks_for_no_coverage() -> None:
     control = controls.retention(facts(policy=Policy(keep_last=5)), [])
     assert control.status == "not-applicable"
+
+
+def test_a_copy_pruned_by_its_rules_counts_off_site_and_one_gone_otherwise_does_not() -> None:
+    backups = daily(START, NOW - DAY)
+    backups[5] = replace(backups[5], repositories=["main"])  # its offsite copy is gone
+    made = facts(backups)
+    made.reached[backups[5].id] = {"main", "offsite"}  # offsite's chain recorded the copy
+    assert controls.offsite(made).exceptions == [
+        f"backup {backups[5].id} (2026-01-06 02:00 UTC) is only in main "
+        "(gone from offsite without a prune deletion)"
+    ]
+    made.pruned_from[backups[5].id] = {"offsite"}
+    assert controls.offsite(made).status == "pass"
+
+
+def test_a_backup_put_in_place_by_hand_fills_no_frequency_gap() -> None:
+    """The backup of 10 February, noon, is in main without a backup event (its files
+    written by hand): it does not close the gap the two missing days leave."""
+    backups = [
+        r
+        for r in daily(START - 10 * DAY, NOW - DAY)
+        if not datetime(2026, 2, 10, tzinfo=UTC)
+        <= r.finished_at
+        < datetime(2026, 2, 12, tzinfo=UTC)
+    ]
+    forged = row(datetime(2026, 2, 10, 14, 0, tzinfo=UTC), repositories=("main",))
+    made = facts(sorted([*backups, forged], key=lambda r: r.finished_at))
+    assert controls.frequency(made).status == "pass"  # as if it were a backup
+    made.unvouched[forged.id] = {"main": "no backup or copy event in its chain"}
+    control = controls.frequency(made)
+    assert control.status == "fail"
+    assert control.exceptions == [
+        "no backup from 2026-02-09 02:00 UTC to 2026-02-12 02:00 UTC (3 d, expected daily)"
+    ]
+
+
+def test_the_shortest_interval_of_any_repositorys_policy_is_expected() -> None:
+    """main keeps weeks only, dr (pruned with its own policy) keeps days: a backup goes to
+    both at once, so weekly backups leave dr's daily promise unkept."""
+    weekly = [r for r in daily(START - 10 * DAY, NOW - DAY) if r.finished_at.weekday() == 0]
+    made = facts(weekly, policy=Policy(keep_weekly=4), policy_text="keep_weekly = 4")
+    assert controls.frequency(made).status == "pass"
+    made.other_policies["dr"] = RepositoryPolicy(Policy(keep_daily=7), "UTC", "keep_daily = 7")
+    control = controls.frequency(made)
+    assert control.status == "fail"
+    assert control.evidence[0].startswith(
+        "expected interval: daily (from the retention policy: dr: keep_daily = 7)"
+    )
+
+
+def test_a_chain_without_an_anchor_says_what_its_links_cannot_show() -> None:
+    chain = ChainStatus("main", True, 12, 11, "f" * 64, None, None, [])
+    lines, broken = controls.chain_lines(chain)
+    assert broken is None
+    assert lines[1].startswith("main: no anchor of this chain found: a rewrite of the whole")
+    anchored = replace(chain, anchors=[AnchorCheck("worm", 11, "f" * 64, True)])
+    assert not any("no anchor" in line for line in controls.chain_lines(anchored)[0])
