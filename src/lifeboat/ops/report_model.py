@@ -55,7 +55,9 @@ class BackupRow:
     encryption: str  # age or gpg
     recipients: list[str]  # fingerprints or public keys the data is encrypted to
     repositories: list[str]  # every configured repository holding it
-    verification: Literal["ok", "failed"] | None  # the newest verification, None: never
+    # failed: the newest check of some repository's copy failed; ok: every checked copy's
+    # newest check passed; None: never verified
+    verification: Literal["ok", "failed"] | None
     held: bool  # a hold is in force at the end of the period
 
     @property
