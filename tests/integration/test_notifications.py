@@ -1,5 +1,5 @@
-"""One-shot commands notify: `lifeboat backup` run as cron would run it, a webhook that
-receives, a channel that is down, the incident remembered across runs."""
+"""One-shot commands notify: `lifeboat backup` and `drill` run as cron would run them, a
+webhook that receives, a channel that is down, the incident remembered across runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SECRET = "webhook-path-token-9f3a"
 
 
 @on_oldest_major  # the notifications do not depend on the server's version
-def test_a_failing_then_passing_backup_notifies_once_each(
+def test_backup_and_drill_notify_once_per_incident(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     unreachable = "postgresql://backup@127.0.0.1:1/wms?connect_timeout=5"
@@ -28,7 +28,7 @@ def test_a_failing_then_passing_backup_notifies_once_each(
             f'\n[notifications.hook]\ntype = "webhook"\nurl = "{receiver.url()}"\n'
             f'hmac_secret = "{SECRET}"\n'
             f'\n[notifications.down]\ntype = "slack"\nurl = "http://127.0.0.1:{down}/{SECRET}"\n'
-            "retries = 1\n"
+            "retries = 0\n"
         )
         ws.config.write_text(ws.config.read_text() + channels)
         failed = [ws.run("backup", "wms", env=state) for _ in range(2)]
@@ -37,6 +37,7 @@ def test_a_failing_then_passing_backup_notifies_once_each(
         ws.write_config(pg_cluster.dsn(fresh_db))
         ws.config.write_text(ws.config.read_text() + channels)
         passed = ws.run("backup", "wms", env=state)
+        drilled = ws.run("drill", "wms", env=state)
     for result in failed:
         assert result.returncode == 1
         assert "127.0.0.1:1" in error_line(result)
@@ -47,9 +48,14 @@ def test_a_failing_then_passing_backup_notifies_once_each(
         assert len(warnings) == expected, result.stderr
         assert all(f"cannot reach 127.0.0.1:{down}: Connection refused" in w for w in warnings)
         assert SECRET not in result.stdout + result.stderr
-    first, recovery = (json.loads(r.body) for r in receiver.received)
+    assert drilled.returncode == 0, drilled.stderr
+    first, recovery, drill = (json.loads(r.body) for r in receiver.received)
     assert first["event"] == "backup_failed" and first["source"] == "wms"
     assert "127.0.0.1:1" in first["details"]["error"]
     assert recovery["event"] == "backup_succeeded" and recovery["recovered"]
     assert recovery["details"]["backup_id"] == passed.stdout.strip()
     assert recovery["details"]["failures"] == 2
+    assert drill["event"] == "drill_passed" and not drill["recovered"]
+    assert drill["details"]["backup_id"] == passed.stdout.strip()
+    assert drill["details"]["verdict"] == "PASS"
+    assert isinstance(drill["details"]["rto_seconds"], float)
