@@ -34,6 +34,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int  # what the receiver answered
 
 
 @dataclass
@@ -60,10 +61,10 @@ def http_receiver(answers: list[int] | None = None, hold: bool = False) -> Itera
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             with lock:
-                receiver.received.append(
-                    Request(self.command, self.path, dict(self.headers.items()), body)
-                )
                 status = receiver.answers.pop(0) if receiver.answers else 200
+                receiver.received.append(
+                    Request(self.command, self.path, dict(self.headers.items()), body, status)
+                )
             if receiver.hold is not None:
                 receiver.hold.wait()
             try:

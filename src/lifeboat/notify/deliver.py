@@ -15,7 +15,7 @@ from lifeboat.errors import EXIT_INTERRUPTED, UsageError, describe_failure
 from lifeboat.notify import email, slack, via_apprise, webhook
 from lifeboat.notify.event import Event
 from lifeboat.notify.http import DeliveryError
-from lifeboat.notify.incidents import triage_persisted
+from lifeboat.notify.incidents import told_persisted, triage_persisted
 from lifeboat.policy.retention import parse_duration
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.util.redact import register_secret
@@ -94,16 +94,22 @@ def announce(
     if not config.notifications:
         return
     try:
-        message = triage_persisted(folder or state_dir(), event)
+        state = folder or state_dir()
+        verdict = triage_persisted(state, event)
+        message = verdict.message
         if message is None:
             return
+        delivered = []
         for name, channel in config.notifications.items():
-            if not wanted(channel, message):
+            if name in verdict.told or not wanted(channel, message):
                 continue
             try:
                 send(name, channel, message, sleep)
+                delivered.append(name)
             except DeliveryError as exc:
                 log.warning("%s", exc)
+        if message.failed and delivered:
+            told_persisted(state, message, delivered)
     except Exception as exc:  # a bug here must not fail the job
         log.warning("notification of %s not sent: %s", event.kind, describe_failure(exc)[0])
 

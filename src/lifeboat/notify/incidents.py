@@ -1,7 +1,10 @@
 """Repeat suppression: one message when an incident opens (the first backup_failed of a
 source), none for its repeats, one "recovered" message when it ends (the next
 backup_succeeded). The open incidents live in a small JSON file in the state folder, so
-that one-shot runs from cron and a restarted daemon remember them."""
+that one-shot runs from cron and a restarted daemon remember them.
+
+Each incident remembers which channels were told of it: a channel that was down when the
+incident opened gets the message at the next repeat, instead of never."""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +24,54 @@ from lifeboat.util.fs import make_private_dirs, write_atomically
 log = logging.getLogger(__name__)
 
 STATE_FILE = "notify-incidents.json"
+QUIET = ("verification_passed", "job_succeeded")
+
+Incidents = dict[str, dict[str, Any]]
 
 
-def triage(open_incidents: dict[str, Any], event: Event) -> Event | None:
-    """The message event calls for, or None; updates open_incidents (key -> {kind, since,
-    repeats})."""
+@dataclass(frozen=True)
+class Verdict:
+    """message: what to send (None: nothing); told: the channels that already have it."""
+
+    message: Event | None
+    told: frozenset[str] = frozenset()
+
+
+def triage(incidents: Incidents, event: Event) -> Verdict:
+    """What event calls for; updates incidents (key -> {kind, since, repeats, told})."""
     if event.failed:
         key = event.incident()
-        opened = open_incidents.get(key)
+        opened = incidents.get(key)
         if opened is not None:
             opened["repeats"] = int(opened.get("repeats", 1)) + 1
-            return None
-        open_incidents[key] = {"kind": event.kind, "since": event.time.isoformat(), "repeats": 1}
-        return event
+            return Verdict(event, frozenset(opened.get("told", [])))
+        incidents[key] = {
+            "kind": event.kind,
+            "since": event.time.isoformat(),
+            "repeats": 1,
+            "told": [],
+        }
+        return Verdict(event)
     ended = [
-        (kind, open_incidents.pop(event.incident(kind)))
+        (kind, incidents.pop(event.incident(kind)))
         for kind in ENDS.get(event.kind, ())
-        if event.incident(kind) in open_incidents
+        if event.incident(kind) in incidents
     ]
     if ended:
         since = min(str(state.get("since", "")) for _, state in ended)
         repeats = sum(int(state.get("repeats", 1)) for _, state in ended)
-        return event.as_recovery(tuple(kind for kind, _ in ended), since, repeats)
-    if event.kind in ("verification_passed", "job_succeeded"):
-        return None
-    return event
+        return Verdict(event.as_recovery(tuple(kind for kind, _ in ended), since, repeats))
+    return Verdict(None if event.kind in QUIET else event)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def told(incidents: Incidents, event: Event, channels: Iterable[str]) -> None:
+    """Note that channels have event's incident message."""
+    opened = incidents.get(event.incident())
+    if opened is not None:
+        opened["told"] = sorted(set(opened.get("told", [])) | set(channels))
+
+
+def _read(path: Path) -> Incidents:
     try:
         loaded = json.loads(path.read_text())
     except FileNotFoundError:
@@ -57,7 +81,9 @@ def _read(path: Path) -> dict[str, Any]:
         log.warning("notification state %s is unreadable (%s): starting afresh", path, exc)
         return {}
     incidents = loaded.get("open") if isinstance(loaded, dict) else None
-    return incidents if isinstance(incidents, dict) else {}
+    if not isinstance(incidents, dict):
+        return {}
+    return {key: value for key, value in incidents.items() if isinstance(value, dict)}
 
 
 @contextmanager
@@ -74,22 +100,40 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def triage_persisted(folder: Path, event: Event) -> Event | None:
-    """triage() against the state file in folder, which is rewritten atomically. A state
-    folder that cannot be used is one warning, and the event goes out unsuppressed: a
-    repeated message is better than a lost one."""
+def _update(folder: Path, change: Callable[[Incidents], Verdict | None]) -> Verdict | None:
+    """change() applied to the state file in folder under its lock; the file is rewritten
+    atomically when change() changed something. Raises OSError."""
+    with _locked(folder):
+        path = folder / STATE_FILE
+        incidents = _read(path)
+        before = json.dumps(incidents, sort_keys=True)
+        result = change(incidents)
+        if json.dumps(incidents, sort_keys=True) != before:
+            body = {"version": 1, "open": incidents}
+            write_atomically(path, json.dumps(body, indent=1, sort_keys=True).encode())
+        return result
+
+
+def triage_persisted(folder: Path, event: Event) -> Verdict:
+    """triage() against the state file in folder. A state folder that cannot be used is
+    one warning, and the event goes out unsuppressed: a repeated message is better than a
+    lost one."""
     try:
-        with _locked(folder):
-            path = folder / STATE_FILE
-            incidents = _read(path)
-            before = json.dumps(incidents, sort_keys=True)
-            message = triage(incidents, event)
-            if json.dumps(incidents, sort_keys=True) != before:
-                body = {"version": 1, "open": incidents}
-                write_atomically(path, json.dumps(body, indent=1, sort_keys=True).encode())
-            return message
+        verdict = _update(folder, lambda incidents: triage(incidents, event))
+        assert verdict is not None
+        return verdict
     except OSError as exc:
         log.warning(
             "notification state in %s cannot be used (%s): not suppressing repeats", folder, exc
         )
-        return None if event.kind in ("verification_passed", "job_succeeded") else event
+        return Verdict(None if event.kind in QUIET else event)
+
+
+def told_persisted(folder: Path, event: Event, channels: Iterable[str]) -> None:
+    """told() in the state file in folder; a failure here was already warned about by
+    triage_persisted, or costs one repeated message."""
+    names = list(channels)
+    try:
+        _update(folder, lambda incidents: told(incidents, event, names))
+    except OSError as exc:
+        log.debug("notification state in %s not updated: %s", folder, exc)

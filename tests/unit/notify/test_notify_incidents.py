@@ -64,6 +64,24 @@ def test_the_open_incident_survives_a_restart(tmp_path: Path) -> None:
     assert json.loads((tmp_path / STATE_FILE).read_text())["open"] == {}
 
 
+def test_a_channel_that_missed_the_incident_gets_its_next_repeat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with http_receiver(answers=[503]) as flaky, http_receiver() as steady:
+        settings = config(
+            flaky={"type": "webhook", "url": flaky.url()},
+            steady={"type": "webhook", "url": steady.url()},
+        )
+        with caplog.at_level(logging.WARNING, "lifeboat"):
+            for _ in range(3):
+                announce(settings, failure(), tmp_path)
+    # flaky: refused at the first failure, told at the second, spared the third
+    assert [r.status for r in flaky.received] == [503, 200]
+    assert len(steady.received) == 1
+    [warning] = caplog.records
+    assert "channel 'flaky'" in warning.getMessage() and "HTTP 503" in warning.getMessage()
+
+
 def test_incidents_are_per_source_and_kind(tmp_path: Path) -> None:
     with http_receiver() as receiver:
         settings = config(hook={"type": "webhook", "url": receiver.url()})
