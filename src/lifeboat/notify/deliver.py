@@ -15,7 +15,7 @@ from lifeboat.errors import EXIT_INTERRUPTED, UsageError, describe_failure
 from lifeboat.notify import email, slack, via_apprise, webhook
 from lifeboat.notify.event import Event
 from lifeboat.notify.http import DeliveryError
-from lifeboat.notify.incidents import told_persisted, triage_persisted
+from lifeboat.notify.incidents import triage_persisted, untold_persisted
 from lifeboat.policy.retention import parse_duration
 from lifeboat.storage.backoff import full_jitter
 from lifeboat.util.redact import register_secret
@@ -95,21 +95,22 @@ def announce(
         return
     try:
         state = folder or state_dir()
-        verdict = triage_persisted(state, event)
+        wanting = [name for name, c in config.notifications.items() if wanted(c, event)]
+        verdict = triage_persisted(state, event, wanting)
         message = verdict.message
         if message is None:
             return
-        delivered = []
+        undelivered = []
         for name, channel in config.notifications.items():
             if name in verdict.told or not wanted(channel, message):
                 continue
             try:
                 send(name, channel, message, sleep)
-                delivered.append(name)
             except DeliveryError as exc:
                 log.warning("%s", exc)
-        if message.failed and delivered:
-            told_persisted(state, message, delivered)
+                undelivered.append(name)
+        if message.failed and undelivered:
+            untold_persisted(state, message, undelivered)
     except Exception as exc:  # a bug here must not fail the job
         log.warning("notification of %s not sent: %s", event.kind, describe_failure(exc)[0])
 

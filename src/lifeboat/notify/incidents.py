@@ -12,7 +12,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,27 +31,34 @@ Incidents = dict[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Verdict:
-    """message: what to send (None: nothing); told: the channels that already have it."""
+    """message: what to send (None: nothing); told: the channels not to send it to, as
+    they have it already."""
 
     message: Event | None
     told: frozenset[str] = frozenset()
 
 
-def triage(incidents: Incidents, event: Event) -> Verdict:
-    """What event calls for; updates incidents (key -> {kind, since, repeats, told})."""
+def triage(incidents: Incidents, event: Event, channels: Collection[str]) -> Verdict:
+    """What event calls for; updates incidents (key -> {kind, since, repeats, told}).
+    channels: those that want event. They count as told as soon as they are given the
+    message (a job failing meanwhile must not send it again); a delivery that fails takes
+    its channel back out (untold), so that the next repeat tries it again."""
     if event.failed:
         key = event.incident()
         opened = incidents.get(key)
-        if opened is not None:
-            opened["repeats"] = int(opened.get("repeats", 1)) + 1
-            return Verdict(event, frozenset(opened.get("told", [])))
-        incidents[key] = {
-            "kind": event.kind,
-            "since": event.time.isoformat(),
-            "repeats": 1,
-            "told": [],
-        }
-        return Verdict(event)
+        if opened is None:
+            incidents[key] = {
+                "kind": event.kind,
+                "since": event.time.isoformat(),
+                "repeats": 1,
+                "told": sorted(channels),
+            }
+            return Verdict(event)
+        opened["repeats"] = int(opened.get("repeats", 1)) + 1
+        already = frozenset(opened.get("told", []))
+        missing = set(channels) - already
+        opened["told"] = sorted(already | missing)
+        return Verdict(event if missing else None, already)
     ended = [
         (kind, incidents.pop(event.incident(kind)))
         for kind in ENDS.get(event.kind, ())
@@ -64,11 +71,11 @@ def triage(incidents: Incidents, event: Event) -> Verdict:
     return Verdict(None if event.kind in QUIET else event)
 
 
-def told(incidents: Incidents, event: Event, channels: Iterable[str]) -> None:
-    """Note that channels have event's incident message."""
+def untold(incidents: Incidents, event: Event, channels: Iterable[str]) -> None:
+    """Note that channels could not be given event's incident message."""
     opened = incidents.get(event.incident())
     if opened is not None:
-        opened["told"] = sorted(set(opened.get("told", [])) | set(channels))
+        opened["told"] = sorted(set(opened.get("told", [])) - set(channels))
 
 
 def _read(path: Path) -> Incidents:
@@ -114,12 +121,12 @@ def _update(folder: Path, change: Callable[[Incidents], Verdict | None]) -> Verd
         return result
 
 
-def triage_persisted(folder: Path, event: Event) -> Verdict:
+def triage_persisted(folder: Path, event: Event, channels: Collection[str]) -> Verdict:
     """triage() against the state file in folder. A state folder that cannot be used is
     one warning, and the event goes out unsuppressed: a repeated message is better than a
     lost one."""
     try:
-        verdict = _update(folder, lambda incidents: triage(incidents, event))
+        verdict = _update(folder, lambda incidents: triage(incidents, event, channels))
         assert verdict is not None
         return verdict
     except OSError as exc:
@@ -129,11 +136,11 @@ def triage_persisted(folder: Path, event: Event) -> Verdict:
         return Verdict(None if event.kind in QUIET else event)
 
 
-def told_persisted(folder: Path, event: Event, channels: Iterable[str]) -> None:
-    """told() in the state file in folder; a failure here was already warned about by
-    triage_persisted, or costs one repeated message."""
+def untold_persisted(folder: Path, event: Event, channels: Iterable[str]) -> None:
+    """untold() in the state file in folder; a failure here was already warned about by
+    triage_persisted."""
     names = list(channels)
     try:
-        _update(folder, lambda incidents: told(incidents, event, names))
+        _update(folder, lambda incidents: untold(incidents, event, names))
     except OSError as exc:
         log.debug("notification state in %s not updated: %s", folder, exc)

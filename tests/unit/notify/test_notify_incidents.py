@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,24 @@ def test_a_channel_that_missed_the_incident_gets_its_next_repeat(
     assert len(steady.received) == 1
     [warning] = caplog.records
     assert "channel 'flaky'" in warning.getMessage() and "HTTP 503" in warning.getMessage()
+
+
+def test_jobs_failing_together_send_one_message(tmp_path: Path) -> None:
+    """The daemon's jobs finish in threads of one process: the state file's lock orders
+    them, so one of them opens the incident and the others see it open."""
+    with http_receiver() as receiver:
+        settings = config(hook={"type": "webhook", "url": receiver.url()})
+        workers = [
+            threading.Thread(target=announce, args=(settings, failure(), tmp_path))
+            for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    assert len(receiver.received) == 1
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert saved["open"]["backup_failed/wms"]["repeats"] == 8
 
 
 def test_incidents_are_per_source_and_kind(tmp_path: Path) -> None:
