@@ -56,7 +56,6 @@ def send(
     channel: NotificationConfig,
     event: Event,
     sleep: Callable[[float], None] = time.sleep,
-    backoff_base: float = BACKOFF_BASE,
 ) -> None:
     """Deliver event through one channel, retried `retries` times with full-jitter backoff
     (not after a permanent failure: a refused login, a 404). Raises DeliveryError naming
@@ -74,7 +73,7 @@ def send(
                 break
             if attempt < attempts:
                 log.debug("notification channel %s: attempt %d failed: %s", name, attempt, exc)
-                sleep(full_jitter(attempt, backoff_base, BACKOFF_CAP))
+                sleep(full_jitter(attempt, BACKOFF_BASE, BACKOFF_CAP))
     tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
     raise DeliveryError(
         f"notification channel {name!r} ({channel.type}): not delivered after {tries}: {failure}",
