@@ -172,11 +172,15 @@ class _AnyPortController(Controller):
 
 @contextlib.contextmanager
 def smtp_receiver(
-    security: str, certificate: Certificate | None = None, login: tuple[str, str] | None = None
+    security: str,
+    certificate: Certificate | None = None,
+    login: tuple[str, str] | None = None,
+    refuse_mechanisms: tuple[str, ...] = (),
 ) -> Iterator[SmtpReceiver]:
     """An SMTP server on a free loopback port. security: "starttls" (required before any
     mail or login), "tls" (TLS from the first byte) or "none"; login: the one user and
-    password AUTH LOGIN/PLAIN accepts (None: no AUTH needed)."""
+    password AUTH LOGIN/PLAIN accepts (None: no AUTH needed); refuse_mechanisms: AUTH
+    mechanisms not offered (a client prefers PLAIN: refuse it to test LOGIN)."""
     receiver = SmtpReceiver(port=0)
 
     def authenticate(
@@ -194,6 +198,7 @@ def smtp_receiver(
         # without TLS, so there the test checks that the client logged in
         "auth_required": login is not None and security != "tls",
         "auth_require_tls": security == "starttls",
+        "auth_exclude_mechanism": list(refuse_mechanisms),
     }
     if security == "starttls":
         assert certificate is not None

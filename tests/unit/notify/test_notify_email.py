@@ -37,13 +37,25 @@ def test_starttls_with_a_login(certificate: Certificate) -> None:
         )
         send("mail", channel(**fields), failure())
     [mail] = server.messages
-    assert server.logins and server.logins[0].endswith(":lifeboat")
+    assert server.logins == ["PLAIN:lifeboat"]
     assert mail["From"] == "lifeboat@db.example"
     assert mail["To"] == "dba@example.com, oncall@example.com"
     assert mail["Subject"] == "[lifeboat] backup of wms failed: connection refused"
     text = mail.get_content().replace("\r\n", "\n")  # SMTP lines end in CRLF
     assert text.startswith("backup of wms failed: connection refused\n")
     assert "error: connection refused\n" in text and "source: wms\n" in text
+
+
+def test_auth_login_when_the_server_offers_no_plain(certificate: Certificate) -> None:
+    with smtp_receiver(
+        "starttls", certificate, login=("lifeboat", SECRET), refuse_mechanisms=("PLAIN",)
+    ) as server:
+        fields = mail_channel(
+            server.port, username="lifeboat", password=SECRET, ca_file=str(certificate.cert_file)
+        )
+        send("mail", channel(**fields), failure())
+    assert server.logins == ["LOGIN:lifeboat"]
+    assert len(server.messages) == 1
 
 
 def test_a_password_from_a_file(certificate: Certificate, tmp_path: Path) -> None:
@@ -71,7 +83,7 @@ def test_tls_from_the_start(certificate: Certificate) -> None:
         )
         send("mail", channel(**fields), failure())
     assert len(server.messages) == 1
-    assert [login.split(":")[1] for login in server.logins] == ["lifeboat"]
+    assert server.logins == ["PLAIN:lifeboat"]
 
 
 def test_plain_smtp_without_a_login() -> None:
