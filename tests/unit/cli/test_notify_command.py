@@ -33,7 +33,10 @@ def test_a_test_message_is_delivered(
             'events = ["drill_failed"]\n',
         )
         assert run(["--config", str(path), "notify", "test", "ops"]) == 0
-    assert capsys.readouterr().out == "test message delivered through ops\n"
+        assert capsys.readouterr().out == "test message delivered through ops\n"
+        assert run(["--config", str(path), "notify", "test", "ops", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"channel": "ops", "delivered": True}
+    assert len(receiver.received) == 2
     body = json.loads(receiver.received[0].body)
     assert body["event"] == "test" and "channel 'ops'" in body["summary"]
     assert not (tmp_path / "state").exists()  # a test is no incident
