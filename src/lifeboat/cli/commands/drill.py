@@ -109,11 +109,11 @@ def command(
         repository=repo_name,
         began=PROCESS_STARTED,
     )
-    # stopped by a service manager or `timeout`, a drill still stops its scratch server
-    # and removes its folder on the way out
     from lifeboat.notify import outcomes
     from lifeboat.notify.deliver import announce, failure_announced
 
+    # stopped by a service manager or `timeout`, a drill still stops its scratch server
+    # and removes its folder on the way out
     with (
         failure_announced(ctx.config, lambda line: outcomes.drill_failed(source, line)),
         interrupt_on_sigterm(),
