@@ -46,6 +46,7 @@ COMMANDS = {
     "audit": "lifeboat.cli.commands.audit",
     "runbook": "lifeboat.cli.commands.runbook",
     "report": "lifeboat.cli.commands.report",
+    "notify": "lifeboat.cli.commands.notify",
 }
 
 

@@ -575,6 +575,15 @@ class NotificationConfig(_Strict):
         default=3, description="A failed delivery is tried again this many times."
     )
 
+    @field_validator("timeout")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        from lifeboat.policy.retention import parse_duration
+
+        if parse_duration(value).total_seconds() <= 0:
+            raise ValueError("must be positive")
+        return value
+
     @model_validator(mode="after")
     def _what_the_type_needs(self) -> NotificationConfig:
         if self.type in ("webhook", "slack", "apprise") and not self.url:

@@ -22,6 +22,7 @@ LAYERS = {
     "cli": 90,
     "demo": 80,
     "ops": 70,
+    "notify": 65,
     "sources": 60,
     "wal": 50,
     "context": 45,

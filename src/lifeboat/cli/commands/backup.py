@@ -64,8 +64,13 @@ def command(
         if kind == "physical"
         else PostgresLogical(accept_new_cluster)
     )
-    result = chosen.backup(state().context(), source)
-    note_config(state().context(), result.repositories, source)
+    from lifeboat.notify import outcomes
+    from lifeboat.notify.deliver import announce, failure_announced
+
+    ctx = state().context()
+    with failure_announced(ctx.config, lambda line: outcomes.backup_failed(source, line)):
+        result = chosen.backup(ctx, source)
+    note_config(ctx, result.repositories, source)
     summary = {
         **result.manifest.summary(),
         "repository": result.repository,
@@ -77,6 +82,12 @@ def command(
         output.print_json(summary)
     else:
         click.echo(result.manifest.id)
+    announce(
+        ctx.config,
+        outcomes.backup_failed(source, _missed(result.failed))
+        if result.failed
+        else outcomes.backup_succeeded(source, summary),
+    )
     if result.failed:
         # the backup is safe in the other repositories, but this one lacks it: say so, and
         # make cron and systemd notice
@@ -85,3 +96,8 @@ def command(
                 f"lifeboat: error: repository {name} did not get the backup: {why}", err=True
             )
         sys.exit(EXIT_FAILED)
+
+
+def _missed(failed: dict[str, str]) -> str:
+    name, why = next(iter(failed.items()))
+    return f"repository {name} did not get the backup: {why}"

@@ -109,10 +109,30 @@ def command(
         repository=repo_name,
         began=PROCESS_STARTED,
     )
+    from lifeboat.notify import outcomes
+    from lifeboat.notify.deliver import announce, failure_announced
+
     # stopped by a service manager or `timeout`, a drill still stops its scratch server
     # and removes its folder on the way out
-    with interrupt_on_sigterm():
+    with (
+        failure_announced(ctx.config, lambda line: outcomes.drill_failed(source, line)),
+        interrupt_on_sigterm(),
+    ):
         report = drill(ctx, sources, options)
+    for record in report.records:
+        announce(
+            ctx.config,
+            outcomes.drill_finished(
+                record.source,
+                record.backup,
+                record.passed,
+                record.rto_seconds,
+                record.rpo_seconds,
+                record.reasons,
+            ),
+        )
+    for name, why in report.errors.items():
+        announce(ctx.config, outcomes.drill_failed(name, why))
     if wants_json(as_json):
         output.print_json(
             {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import click
 
 from lifeboat.cli import output
@@ -18,15 +20,34 @@ from lifeboat.cli.main import json_option, state, wants_json
 def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: bool) -> None:
     """Apply the retention policy: delete the backups no rule keeps, and the WAL no kept
     backup needs. Shows every backup, its rules and the decision."""
+    from lifeboat.notify import outcomes
+    from lifeboat.notify.deliver import announce, failure_announced
     from lifeboat.ops.prune import policy_for, prune
 
     ctx = state().context()
     sources = [source] if source else list(ctx.config.sources)
     reports = []
     for name in sources:
-        for repo in ctx.repositories_for(name, repo_name):
-            policy, zone = policy_for(ctx.config, name, repo.name)
-            reports.append(prune(repo, name, policy, zone, dry_run))
+        with failure_announced(ctx.config, partial(outcomes.job_failed, "prune", name)):
+            for repo in ctx.repositories_for(name, repo_name):
+                policy, zone = policy_for(ctx.config, name, repo.name)
+                reports.append(prune(repo, name, policy, zone, dry_run))
+        if not dry_run:
+            announce(ctx.config, outcomes.job_succeeded("prune", name))
+    if not dry_run:
+        for report in reports:
+            done = report.summary()
+            if done["deleted"] or done["wal"]["deleted"]:
+                announce(
+                    ctx.config,
+                    outcomes.prune_applied(
+                        report.source,
+                        report.repository,
+                        [str(b) for b in done["deleted"]],
+                        len(done["backups"]) - len(done["deleted"]),
+                        int(done["wal"]["deleted"]),
+                    ),
+                )
     if wants_json(as_json):
         output.print_json([report.summary() for report in reports])
         return

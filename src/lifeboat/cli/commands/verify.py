@@ -18,9 +18,20 @@ from lifeboat.errors import IntegrityError
 @json_option
 def command(source: str | None, deep: bool, repo_name: str | None, as_json: bool) -> None:
     """Check every backup against its manifest."""
+    from lifeboat.notify import outcomes
+    from lifeboat.notify.deliver import announce, failure_announced
     from lifeboat.ops.verify import verify
 
-    report = verify(state().context(), source, deep, repo_name)
+    ctx = state().context()
+    with failure_announced(ctx.config, lambda line: outcomes.verification(source, [line])):
+        report = verify(ctx, source, deep, repo_name)
+    for name in sorted({c.source for c in report.checks}):
+        problems = [
+            f"{c.source}/{c.backup}: {c.problems[0]}"
+            for c in report.checks
+            if c.source == name and not c.ok
+        ]
+        announce(ctx.config, outcomes.verification(name, problems))
     if wants_json(as_json):
         output.print_json([c.summary() for c in report.checks])
     else:
