@@ -1,0 +1,224 @@
+"""`lifeboat export cron`: the crontab read back, and one of its lines run by /bin/sh as
+cron runs it: the environment file read, flock keeping a second run out, the real
+lifeboat doing the job (a prune), also under the kernel's memory-deny-write-execute."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lifeboat.storage.local import LocalStorage
+from tests.unit.backups import commit_physical
+from tests.unit.export.configs import JOBS, LIFEBOAT, write_export_config
+from tests.unit.helpers import initialised, one_error_line, run
+
+
+def export(config: Path, *extra: str) -> int:
+    return run(["--config", str(config), "export", "cron", "--lifeboat", str(LIFEBOAT), *extra])
+
+
+def entries(crontab: str) -> list[tuple[str, str]]:
+    """(schedule, command) of each job line, as cron splits it: five fields, the rest;
+    an escaped % is a % again."""
+    found = []
+    for line in crontab.splitlines():
+        if not line or line.startswith("#") or "=" in line.split(" ", 1)[0]:
+            continue
+        fields = line.split(" ", 5)
+        found.append((" ".join(fields[:5]), fields[5].replace("\\%", "%")))
+    return found
+
+
+def test_each_job_is_one_line_in_its_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")  # the host's zone; wms-hourly is read in Berlin's
+    config = write_export_config(tmp_path)
+    assert export(config) == 0
+    crontab = capsys.readouterr().out
+    lines = crontab.splitlines()
+    assert [line for line in lines if line.startswith("CRON_TZ=")] == [
+        "CRON_TZ=Europe/Berlin", "CRON_TZ=UTC", "CRON_TZ=UTC", "CRON_TZ=UTC", "CRON_TZ=UTC"
+    ]  # fmt: skip
+    schedules = [schedule for schedule, _ in entries(crontab)]
+    assert schedules == ["0 * * * *", "0 4 1 */3 *", "15 5 * * *", "0 */6 * * *", "30 2 * * 1-5"]
+    commands = [shlex.split(command) for _, command in entries(crontab)]
+    backup = commands[0]
+    # the jitter (5m) as a fixed sleep, the lock of the source, the command, syslog
+    sleep = backup.index("sleep")
+    assert 0 <= int(backup[sleep + 1].rstrip(";")) < 300
+    assert backup[backup.index("flock") : backup.index("flock") + 3] == [
+        "flock", "-n", "/run/lock/lifeboat-wms.lock"
+    ]  # fmt: skip
+    assert backup[-3:] == ["logger", "-t", "lifeboat-wms-hourly"]
+    assert f"{LIFEBOAT} --config {config} backup wms --type logical 2>&1" in " ".join(backup)
+    # the drill shares the source's lock; prune (no source) has its own
+    assert "/run/lock/lifeboat-wms.lock" in commands[1]
+    assert "/run/lock/lifeboat-prune.lock" in commands[3]
+
+
+def test_no_cron_tz_when_every_job_is_in_the_hosts_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    jobs = '[schedule.nightly]\njob = "prune"\ndaily_at = "02:00"\ntimezone = "Europe/Berlin"\n'
+    config = write_export_config(tmp_path, jobs)
+    assert export(config) == 0
+    crontab = capsys.readouterr().out
+    assert "CRON_TZ" not in crontab
+    assert [s for s, _ in entries(crontab)] == ["0 2 * * *"]
+
+
+def test_the_crontab_file_is_replaced_only_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_export_config(tmp_path)
+    target = tmp_path / "lifeboat.cron"
+    assert export(config, "--output", str(target)) == 0
+    target.write_text("# mine\n")
+    assert export(config, "--output", str(target)) == 2
+    assert f"{target} exists: give --force" in one_error_line(capsys.readouterr().err)
+    assert target.read_text() == "# mine\n"
+    assert export(config, "--output", str(target), "--force") == 0
+    assert "lifeboat-prune" in target.read_text()
+
+
+def test_an_interval_cron_cannot_run_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_export_config(tmp_path, JOBS + '[schedule.odd]\njob = "prune"\nevery = "7h"\n')
+    assert export(config) == 2
+    out, err = capsys.readouterr()
+    assert "schedule.odd: every = '7h' cannot be written as a cron schedule" in one_error_line(err)
+    assert out == ""
+
+
+PRUNE_JOB = """
+[schedule.prune-local]
+job = "prune"
+repository = "local"
+cron = "0 3 * * *"
+
+[notifications.pager]
+type = "webhook"
+url = "${PAGER_URL}"
+
+[retention]
+keep_last = 1
+"""
+PR_SET_MDWE = 65  # prctl: memory-deny-write-execute, what systemd's MemoryDenyWriteExecute= is
+
+
+def _deny_write_execute() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_MDWE, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
+
+
+def kernel_denies_write_execute() -> bool:
+    """Whether a process started with _deny_write_execute is refused memory both writable
+    and executable, through the shell cron starts, as the jobs are."""
+    wx = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC)"
+    try:
+        probe = subprocess.run(
+            ["/bin/sh", "-c", f'{shlex.quote(sys.executable)} -c "{wx}"'],
+            preexec_fn=_deny_write_execute,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except subprocess.SubprocessError:  # prctl failed: the kernel lacks PR_SET_MDWE
+        return False
+    return probe.returncode != 0 and "PermissionError" in probe.stderr
+
+
+@pytest.mark.parametrize("deny_write_execute", [False, True], ids=["plain", "mdwe"])
+def test_the_line_runs_the_job_once_and_never_beside_itself(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    deny_write_execute: bool,
+) -> None:
+    if deny_write_execute and not kernel_denies_write_execute():
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    repository = initialised("local", LocalStorage(tmp_path / "repo"))
+    for hours in (1, 2, 3):
+        commit_physical(repository, hours)
+    config = write_export_config(tmp_path, PRUNE_JOB)
+    environment = tmp_path / "lifeboat.env"
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    # exporting validates the config as the jobs will: its variables must be set
+    monkeypatch.setenv("PAGER_URL", "http://127.0.0.1:9/unused")
+    assert (
+        export(
+            config, "--job", "prune-local", "--lock-dir", str(locks),
+            "--environment-file", str(environment),
+        )
+        == 0
+    )  # fmt: skip
+    ((_, command),) = entries(capsys.readouterr().out)
+
+    def run_as_cron() -> None:
+        # what cron gives a job: a bare environment, /bin/sh
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"],
+            "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"],
+        }
+        subprocess.run(
+            ["/bin/sh", "-c", command],
+            env=env,
+            check=True,
+            timeout=120,
+            preexec_fn=_deny_write_execute if deny_write_execute else None,
+        )
+
+    def backups() -> int:
+        return len(repository.list_backups("wms"))
+
+    # without the environment file PAGER_URL is unset: lifeboat refuses the config
+    run_as_cron()
+    assert backups() == 3
+    environment.write_text("PAGER_URL='http://127.0.0.1:9/never-called'\n")
+    # another run of the source holds its lock: this one does not start
+    with (locks / "lifeboat-prune-local.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        run_as_cron()
+        assert backups() == 3
+    run_as_cron()
+    assert backups() == 1
+    if deny_write_execute:
+        # what a backup adds to a prune: age keys and encryption, zstd on threads, libpq
+        keys = tmp_path / "keys"
+        subprocess.run(
+            [str(LIFEBOAT), "keygen", "--output", str(keys)],
+            preexec_fn=_deny_write_execute,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        script = (
+            "import psycopg, pyrage, zstandard, google_crc32c\n"
+            "from pyrage import x25519\n"
+            "key = x25519.Identity.generate()\n"
+            "data = zstandard.ZstdCompressor(level=1, threads=2).compress(b'wms' * 100000)\n"
+            "box = pyrage.encrypt(data, [key.to_public()])\n"
+            "assert zstandard.ZstdDecompressor().decompress(pyrage.decrypt(box, [key]))"
+            " == b'wms' * 100000\n"
+            "google_crc32c.value(data)\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", script],
+            preexec_fn=_deny_write_execute,
+            check=True,
+            timeout=60,
+        )
