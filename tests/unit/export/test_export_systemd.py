@@ -4,6 +4,7 @@ calendar`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -232,11 +233,17 @@ def test_a_job_systemd_cannot_run_is_one_line_exit_2_and_nothing_written(
     assert not (tmp_path / "units").exists()
 
 
-def test_job_exports_only_the_jobs_named(tmp_path: Path) -> None:
+def test_job_exports_only_the_jobs_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = '[schedule.quarterly]\njob = "report"\ncron = "0 6 1 1,4,7,10 *"\n'
     config = write_export_config(tmp_path, JOBS + report)
-    assert export(config, tmp_path / "units", "--job", "prune", "--job", "wms-drill") == 0
-    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
+    units = tmp_path / "units"
+    capsys.readouterr()
+    assert export(config, units, "--job", "prune", "--job", "wms-drill", "--json") == 0
+    written = json.loads(capsys.readouterr().out)["written"]
+    assert sorted(written) == sorted(str(p) for p in units.iterdir())
+    assert sorted(p.name for p in units.iterdir()) == [
         "lifeboat-daemon.service",
         "lifeboat-prune.service",
         "lifeboat-prune.timer",

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from lifeboat.cli.main import state
+from lifeboat.cli import output as printed
+from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +25,16 @@ def _common(func: F) -> F:
         metavar="NAME",
         help="Export only this [schedule.NAME] job (repeatable; default: every one).",
     )(func)
-    return click.option("--force", is_flag=True, help="Replace files that exist.")(func)
+    func = click.option("--force", is_flag=True, help="Replace files that exist.")(func)
+    return json_option(func)
+
+
+def _written(paths: list[Path], as_json: bool) -> None:
+    if wants_json(as_json):
+        printed.print_json({"written": [str(path) for path in paths]})
+    else:
+        for path in paths:
+            click.echo(str(path))
 
 
 def _host_options(func: F) -> F:
@@ -93,6 +103,7 @@ def systemd(
     environment_file: Path,
     only: tuple[str, ...],
     force: bool,
+    as_json: bool,
 ) -> None:
     """A hardened lifeboat-JOB.service and lifeboat-JOB.timer per job, and
     lifeboat-daemon.service."""
@@ -101,6 +112,7 @@ def systemd(
     from lifeboat.export.systemd import UnitOptions, units
 
     ctx = state().context()
+    jobs = selected_jobs(ctx.config, only)
     options = UnitOptions(
         lifeboat=_lifeboat(lifeboat_path),
         config_path=ctx.config_path.absolute(),
@@ -108,10 +120,9 @@ def systemd(
         protect_home=protect_home,
         environment_file=environment_file,
     )
-    files = units(ctx.config, selected_jobs(ctx.config, only), options)
-    write_files({output / name: text for name, text in files.items()}, force)
-    for name in files:
-        click.echo(str(output / name))
+    files = {output / name: text for name, text in units(ctx.config, jobs, options).items()}
+    write_files(files, force)
+    _written(list(files), as_json)
 
 
 @command.command("cron")
@@ -136,6 +147,7 @@ def cron(
     environment_file: Path,
     only: tuple[str, ...],
     force: bool,
+    as_json: bool,
 ) -> None:
     """A crontab: one line per job, runs of one source never overlapping."""
     from lifeboat.export.command import selected_jobs
@@ -151,10 +163,13 @@ def cron(
     )
     text = crontab(selected_jobs(ctx.config, only), options, host_zone())
     if output is None:
-        click.echo(text, nl=False)
+        if wants_json(as_json):
+            printed.print_json({"crontab": text})
+        else:
+            click.echo(text, nl=False)
     else:
         write_files({output: text}, force)
-        click.echo(str(output))
+        _written([output], as_json)
 
 
 @command.command("kubernetes")
@@ -189,6 +204,7 @@ def kubernetes(
     run_as_user: int,
     only: tuple[str, ...],
     force: bool,
+    as_json: bool,
 ) -> None:
     """A CronJob per job and the config as a ConfigMap; secrets stay in Secrets."""
     import tomllib
@@ -204,7 +220,7 @@ def kubernetes(
     options = ManifestOptions(
         image=image, namespace=namespace, secret=secret, run_as_user=run_as_user
     )
-    files = manifests(ctx.config, raw_text, selected_jobs(ctx.config, only), options)
-    write_files({output / name: text for name, text in files.items()}, force)
-    for name in files:
-        click.echo(str(output / name))
+    made = manifests(ctx.config, raw_text, selected_jobs(ctx.config, only), options)
+    files = {output / name: text for name, text in made.items()}
+    write_files(files, force)
+    _written(list(files), as_json)
