@@ -148,10 +148,13 @@ def test_the_line_runs_the_job_once_and_never_beside_itself(
 ) -> None:
     if deny_write_execute and not kernel_denies_write_execute():
         pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
-    repository = initialised("local", LocalStorage(tmp_path / "repo"))
+    # a space and a % in the paths: quoted for sh, % escaped for cron
+    folder = tmp_path / "etc 100%"
+    folder.mkdir()
+    repository = initialised("local", LocalStorage(folder / "repo"))
     for hours in (1, 2, 3):
         commit_physical(repository, hours)
-    config = write_export_config(tmp_path, PRUNE_JOB)
+    config = write_export_config(folder, PRUNE_JOB)
     environment = tmp_path / "lifeboat.env"
     locks = tmp_path / "locks"
     locks.mkdir()
@@ -222,3 +225,27 @@ def test_the_line_runs_the_job_once_and_never_beside_itself(
             check=True,
             timeout=60,
         )
+
+
+def test_the_lines_name_the_lifeboat_that_exported_them(tmp_path: Path) -> None:
+    """Started as a program (not in-process), the export names its own executable."""
+    config = write_export_config(tmp_path)
+    printed = subprocess.run(
+        [str(LIFEBOAT), "--config", str(config), "export", "cron", "--job", "prune"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    ((_, command),) = entries(printed)
+    assert f" {LIFEBOAT} --config {config} prune 2>&1 " in command
+
+
+def test_a_config_without_jobs_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_export_config(tmp_path, jobs="")
+    assert export(config) == 2
+    assert "the config has no [schedule.NAME] job to export" in one_error_line(
+        capsys.readouterr().err
+    )

@@ -29,6 +29,15 @@ def _common(func: F) -> F:
     return json_option(func)
 
 
+def _write_into(folder: Path, made: dict[str, str], force: bool, as_json: bool) -> None:
+    """Write the files made into folder, and say which."""
+    from lifeboat.export.files import write_files
+
+    files = {folder / name: text for name, text in made.items()}
+    write_files(files, force)
+    _written(list(files), as_json)
+
+
 def _written(paths: list[Path], as_json: bool) -> None:
     if wants_json(as_json):
         printed.print_json({"written": [str(path) for path in paths]})
@@ -108,7 +117,6 @@ def systemd(
     """A hardened lifeboat-JOB.service and lifeboat-JOB.timer per job, and
     lifeboat-daemon.service."""
     from lifeboat.export.command import selected_jobs
-    from lifeboat.export.files import write_files
     from lifeboat.export.systemd import UnitOptions, units
 
     ctx = state().context()
@@ -120,9 +128,7 @@ def systemd(
         protect_home=protect_home,
         environment_file=environment_file,
     )
-    files = {output / name: text for name, text in units(ctx.config, jobs, options).items()}
-    write_files(files, force)
-    _written(list(files), as_json)
+    _write_into(output, units(ctx.config, jobs, options), force, as_json)
 
 
 @command.command("cron")
@@ -210,7 +216,6 @@ def kubernetes(
     import tomllib
 
     from lifeboat.export.command import selected_jobs
-    from lifeboat.export.files import write_files
     from lifeboat.export.kubernetes import ManifestOptions, manifests
     from lifeboat.export.secrets import check_no_inline_secret
 
@@ -221,6 +226,4 @@ def kubernetes(
         image=image, namespace=namespace, secret=secret, run_as_user=run_as_user
     )
     made = manifests(ctx.config, raw_text, selected_jobs(ctx.config, only), options)
-    files = {output / name: text for name, text in made.items()}
-    write_files(files, force)
-    _written(list(files), as_json)
+    _write_into(output, made, force, as_json)
