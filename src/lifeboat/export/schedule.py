@@ -118,11 +118,10 @@ def cron_fields(expression: str, where: str) -> CronFields:
                 "and Kubernetes do not all know (no L, W, # or H)"
             )
     try:
-        expanded, nth = croniter.expand(text)
+        # the second part, the weekday#n of each field, is empty: # is refused above
+        expanded, _ = croniter.expand(text)
     except (CroniterError, ValueError) as exc:
         raise NotExportable(f"{where}: cron = {expression!r} is not valid: {exc}") from None
-    if nth:  # a weekday#n that slipped through as a name; the regex above makes it rare
-        raise NotExportable(f"{where}: cron = {expression!r}: # is not supported")
     values = [_values(field, bounds) for field, bounds in zip(expanded, _BOUNDS, strict=True)]
     weekdays = values[4]
     if weekdays is not None:

@@ -265,3 +265,14 @@ def test_an_unknown_job_or_user_is_one_line_exit_2(
         capsys.readouterr().err
     )
     assert not (tmp_path / "units").exists()
+
+
+def test_a_relative_local_repository_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the units run from /, not from where the config was written
+    config = write_export_config(tmp_path, repository="backups/repo")
+    assert export(config, tmp_path / "units") == EXIT_USAGE
+    assert "repositories.local.url = 'backups/repo' is a relative path" in one_error_line(
+        capsys.readouterr().err
+    )
