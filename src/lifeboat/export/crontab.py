@@ -25,21 +25,22 @@ class CrontabOptions:
 
 
 def host_zone() -> str | None:
-    """The IANA name of this host's time zone, the one cron reads a crontab in; None when
-    it cannot be told."""
-    zone = os.environ.get("TZ", "").lstrip(":")
-    if zone:
-        return zone
+    """The IANA name of the zone the host's cron reads a crontab in: the one /etc/localtime
+    links to (or /etc/timezone names), UTC without /etc/localtime; None when it cannot be
+    told (every entry then gets its CRON_TZ=). The exporting shell's $TZ does not count:
+    the cron daemon does not have it."""
+    localtime = Path("/etc/localtime")
+    if not localtime.exists():
+        return "UTC"
+    if localtime.is_symlink():
+        # the link's own target names the zone; following every link may not (posix/...)
+        _, found, name = os.readlink(localtime).partition("zoneinfo/")
+        if found:
+            return name
     try:
         return Path("/etc/timezone").read_text().strip() or None
     except OSError:
-        pass
-    try:
-        target = os.readlink("/etc/localtime")
-    except OSError:
         return None
-    _, found, name = target.partition("zoneinfo/")
-    return name if found else None
 
 
 def same_zone(a: str, b: str | None) -> bool:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from lifeboat.config.load import load_config
+from lifeboat.export.command import selected_jobs
+from lifeboat.export.crontab import CrontabOptions, crontab, host_zone
 from lifeboat.storage.local import LocalStorage
 from tests.unit.backups import commit_physical
 from tests.unit.export.configs import JOBS, LIFEBOAT, write_export_config
@@ -37,9 +40,9 @@ def entries(crontab: str) -> list[tuple[str, str]]:
 
 
 def test_each_job_is_one_line_in_its_zone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TZ", "UTC")  # the host's zone; wms-hourly is read in Berlin's
+    # the jobs are in two zones: one of them is not the host's, whichever that is
     config = write_export_config(tmp_path)
     assert export(config) == 0
     crontab = capsys.readouterr().out
@@ -64,16 +67,25 @@ def test_each_job_is_one_line_in_its_zone(
     assert "/run/lock/lifeboat-prune.lock" in commands[3]
 
 
-def test_no_cron_tz_when_every_job_is_in_the_hosts_zone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TZ", "Europe/Berlin")
+def test_no_cron_tz_when_every_job_is_in_the_hosts_zone(tmp_path: Path) -> None:
     jobs = '[schedule.nightly]\njob = "prune"\ndaily_at = "02:00"\ntimezone = "Europe/Berlin"\n'
-    config = write_export_config(tmp_path, jobs)
-    assert export(config) == 0
-    crontab = capsys.readouterr().out
-    assert "CRON_TZ" not in crontab
-    assert [s for s, _ in entries(crontab)] == ["0 2 * * *"]
+    config = load_config(write_export_config(tmp_path, jobs))
+    options = CrontabOptions(LIFEBOAT, tmp_path / "lifeboat.toml")
+    in_berlin = crontab(selected_jobs(config, ()), options, host="Europe/Berlin")
+    assert "CRON_TZ" not in in_berlin
+    assert [s for s, _ in entries(in_berlin)] == ["0 2 * * *"]
+    # the same job on a host in UTC is read in Berlin's zone where cron can
+    in_utc = crontab(selected_jobs(config, ()), options, host="Etc/UTC")
+    assert "CRON_TZ=Europe/Berlin\n0 2 * * * " in in_utc
+
+
+def test_the_hosts_zone_is_the_one_cron_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Pacific/Chatham")  # the exporting shell's: cron does not see it
+    found = host_zone()
+    assert found != "Pacific/Chatham"
+    localtime = Path("/etc/localtime")
+    if localtime.is_symlink():
+        assert found is not None and os.readlink(localtime).endswith(f"zoneinfo/{found}")
 
 
 def test_the_crontab_file_is_replaced_only_with_force(
