@@ -29,8 +29,9 @@ def check_no_inline_secret(raw: dict[str, Any], shown: Path) -> None:
     """Refuse a config that writes a secret out instead of referencing it as ${VAR}: a
     DSN's password, a notification channel's password, HMAC secret or (Slack, Apprise)
     URL, a password in any URL."""
-    for location, value in _strings(raw, ""):
-        if _inline_secret(location, value, raw):
+    for path, value in _strings(raw, ()):
+        if _inline_secret(path, value, raw):
+            location = ".".join(str(part) for part in path)
             raise NotExportable(
                 f"{shown}: {location} holds a secret written out; the config becomes a "
                 "ConfigMap, which is no place for one: write it as ${VAR} and put VAR in "
@@ -38,15 +39,17 @@ def check_no_inline_secret(raw: dict[str, Any], shown: Path) -> None:
             )
 
 
-def _inline_secret(location: str, value: str, raw: dict[str, Any]) -> bool:
-    parts = location.split(".")
-    if parts[0] == "sources" and parts[-1] in ("dsn", "target_dsn"):
+Location = tuple[str | int, ...]
+
+
+def _inline_secret(path: Location, value: str, raw: dict[str, Any]) -> bool:
+    if path[0] == "sources" and path[-1] in ("dsn", "target_dsn"):
         return written_password(value)
-    if parts[0] == "notifications" and len(parts) == 3:
-        if parts[2] in ("password", "hmac_secret"):
+    if path[0] == "notifications" and len(path) == 3:
+        if path[2] in ("password", "hmac_secret"):
             return REFERENCE.fullmatch(value) is None
-        channel = raw["notifications"][parts[1]]
-        if parts[2] == "url" and channel.get("type") in ("slack", "apprise"):
+        channel = raw["notifications"][path[1]]
+        if path[2] == "url" and channel.get("type") in ("slack", "apprise"):
             # their URL is the credential: a Slack webhook's path, an Apprise URL's token
             return REFERENCE.search(value) is None
     if "://" in value:
@@ -60,17 +63,14 @@ def _inline_secret(location: str, value: str, raw: dict[str, Any]) -> bool:
     return False
 
 
-def _strings(value: Any, where: str) -> list[tuple[str, str]]:
+def _strings(value: Any, where: Location) -> list[tuple[Location, str]]:
+    """Every string of a TOML document with the keys (and list indexes) leading to it."""
     if isinstance(value, str):
         return [(where, value)]
     if isinstance(value, dict):
-        return [
-            item
-            for key, inner in value.items()
-            for item in _strings(inner, f"{where}.{key}" if where else str(key))
-        ]
+        return [item for key, inner in value.items() for item in _strings(inner, (*where, key))]
     if isinstance(value, list):
-        return [item for i, inner in enumerate(value) for item in _strings(inner, f"{where}[{i}]")]
+        return [item for i, inner in enumerate(value) for item in _strings(inner, (*where, i))]
     return []
 
 

@@ -130,6 +130,10 @@ def test_secrets_are_referenced_never_inlined(
             ('url = "s3://local-bucket', 'url = "https://user:pw@example.com/x"\n# "'),
             "repositories.local.url",
         ),
+        (
+            ("[notifications.ops]", '[notifications."ops.eu"]\nhmac_secret = "k"'),
+            "notifications.ops.eu.hmac_secret",
+        ),
     ],
 )
 def test_a_secret_written_out_is_refused_and_nothing_written(
