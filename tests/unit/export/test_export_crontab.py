@@ -4,7 +4,6 @@ lifeboat doing the job (a prune), also under the kernel's memory-deny-write-exec
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import shlex
@@ -18,6 +17,12 @@ from lifeboat.config.load import load_config
 from lifeboat.export.command import selected_jobs
 from lifeboat.export.crontab import CrontabOptions, crontab, host_zone
 from lifeboat.storage.local import LocalStorage
+from tests.cronlines import (
+    deny_write_execute,
+    entries,
+    kernel_denies_write_execute,
+    run_as_cron,
+)
 from tests.unit.backups import commit_physical
 from tests.unit.export.configs import JOBS, LIFEBOAT, write_export_config
 from tests.unit.helpers import initialised, one_error_line, run
@@ -25,18 +30,6 @@ from tests.unit.helpers import initialised, one_error_line, run
 
 def export(config: Path, *extra: str) -> int:
     return run(["--config", str(config), "export", "cron", "--lifeboat", str(LIFEBOAT), *extra])
-
-
-def entries(crontab: str) -> list[tuple[str, str]]:
-    """(schedule, command) of each job line, as cron splits it: five fields, the rest;
-    an escaped % is a % again."""
-    found = []
-    for line in crontab.splitlines():
-        if not line or line.startswith("#") or "=" in line.split(" ", 1)[0]:
-            continue
-        fields = line.split(" ", 5)
-        found.append((" ".join(fields[:5]), fields[5].replace("\\%", "%")))
-    return found
 
 
 def test_each_job_is_one_line_in_its_zone(
@@ -125,40 +118,16 @@ url = "${PAGER_URL}"
 [retention]
 keep_last = 1
 """
-PR_SET_MDWE = 65  # prctl: memory-deny-write-execute, what systemd's MemoryDenyWriteExecute= is
 
 
-def _deny_write_execute() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_MDWE, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
-
-
-def kernel_denies_write_execute() -> bool:
-    """Whether a process started with _deny_write_execute is refused memory both writable
-    and executable, through the shell cron starts, as the jobs are."""
-    wx = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_WRITE | mmap.PROT_EXEC)"
-    try:
-        probe = subprocess.run(
-            ["/bin/sh", "-c", f'{shlex.quote(sys.executable)} -c "{wx}"'],
-            preexec_fn=_deny_write_execute,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except subprocess.SubprocessError:  # prctl failed: the kernel lacks PR_SET_MDWE
-        return False
-    return probe.returncode != 0 and "PermissionError" in probe.stderr
-
-
-@pytest.mark.parametrize("deny_write_execute", [False, True], ids=["plain", "mdwe"])
+@pytest.mark.parametrize("deny_wx", [False, True], ids=["plain", "mdwe"])
 def test_the_line_runs_the_job_once_and_never_beside_itself(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    deny_write_execute: bool,
+    deny_wx: bool,
 ) -> None:
-    if deny_write_execute and not kernel_denies_write_execute():
+    if deny_wx and not kernel_denies_write_execute():
         pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
     # a space and a % in the paths: quoted for sh, % escaped for cron
     folder = tmp_path / "etc 100%"
@@ -181,42 +150,26 @@ def test_the_line_runs_the_job_once_and_never_beside_itself(
     )  # fmt: skip
     ((_, command),) = entries(capsys.readouterr().out)
 
-    def run_as_cron() -> None:
-        # what cron gives a job: a bare environment, /bin/sh
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"],
-            "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"],
-        }
-        subprocess.run(
-            ["/bin/sh", "-c", command],
-            env=env,
-            check=True,
-            timeout=120,
-            preexec_fn=_deny_write_execute if deny_write_execute else None,
-        )
-
     def backups() -> int:
         return len(repository.list_backups("wms"))
 
     # without the environment file PAGER_URL is unset: lifeboat refuses the config
-    run_as_cron()
+    run_as_cron(command, tmp_path, deny_wx)
     assert backups() == 3
     environment.write_text("PAGER_URL='http://127.0.0.1:9/never-called'\n")
     # another run of the source holds its lock: this one does not start
     with (locks / "lifeboat-prune-local.lock").open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        run_as_cron()
+        run_as_cron(command, tmp_path, deny_wx)
         assert backups() == 3
-    run_as_cron()
+    run_as_cron(command, tmp_path, deny_wx)
     assert backups() == 1
-    if deny_write_execute:
+    if deny_wx:
         # what a backup adds to a prune: age keys and encryption, zstd on threads, libpq
         keys = tmp_path / "keys"
         subprocess.run(
             [str(LIFEBOAT), "keygen", "--output", str(keys)],
-            preexec_fn=_deny_write_execute,
+            preexec_fn=deny_write_execute,
             check=True,
             capture_output=True,
             timeout=60,
@@ -233,7 +186,7 @@ def test_the_line_runs_the_job_once_and_never_beside_itself(
         )
         subprocess.run(
             [sys.executable, "-c", script],
-            preexec_fn=_deny_write_execute,
+            preexec_fn=deny_write_execute,
             check=True,
             timeout=60,
         )
