@@ -116,6 +116,7 @@ def test_the_units_say_what_the_jobs_run_and_may_write(tmp_path: Path) -> None:
     assert values(backup, "Service", "ProtectSystem") == ["strict"]
     assert values(backup, "Service", "ProtectHome") == ["tmpfs"]
     assert values(backup, "Service", "CapabilityBoundingSet") == [""]
+    assert values(backup, "Service", "StateDirectory") == ["lifeboat"]
     assert values(backup, "Service", "TimeoutStartSec") == ["infinity"]
     assert values(backup, "Service", "MemoryDenyWriteExecute") == ["true"]
     writable = values(backup, "Service", "ReadWritePaths")
