@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_MDWE = 65
@@ -51,9 +52,22 @@ def kernel_denies_write_execute() -> bool:
     return probe.returncode != 0 and "PermissionError" in probe.stderr
 
 
-def run_as_cron(command: str, home: Path, deny_wx: bool = False) -> None:
+def run_as_cron(
+    command: str,
+    home: Path,
+    deny_wx: bool = False,
+    confine: Callable[[], None] | None = None,
+) -> None:
     """command as cron runs it: /bin/sh, a bare environment (the suite's cache and state
-    folders kept, see tests/conftest.py)."""
+    folders kept, see tests/conftest.py); with deny_wx under memory-deny-write-execute,
+    and confine run in the child before exec (a system call filter)."""
+
+    def before_exec() -> None:
+        if deny_wx:
+            deny_write_execute()
+        if confine is not None:
+            confine()
+
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(home),
@@ -65,5 +79,5 @@ def run_as_cron(command: str, home: Path, deny_wx: bool = False) -> None:
         env=env,
         check=True,
         timeout=300,
-        preexec_fn=deny_write_execute if deny_wx else None,
+        preexec_fn=before_exec,
     )

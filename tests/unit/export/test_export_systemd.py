@@ -80,10 +80,31 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     )  # fmt: skip
     checked = verify(units)
     assert (checked.returncode, checked.stderr) == (0, "")
+    # systemd's own review of the sandboxing: exposure 3.5 of 10 at most ("OK")
+    for path in [u for u in units if u.suffix == ".service"]:
+        reviewed = security_review(path)
+        assert reviewed.returncode == 0, reviewed.stdout
     service = read_unit(tmp_path / "units" / "lifeboat-wms-hourly.service")
     assert exec_argv(service) == [
         str(LIFEBOAT), "--config", str(config), "backup", "wms", "--type", "logical"
     ]  # fmt: skip
+
+
+def security_review(unit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--threshold=35", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_the_security_review_fails_an_unhardened_unit(tmp_path: Path) -> None:
+    """The review above can fail: a service with the same command and no sandboxing."""
+    plain = tmp_path / "plain.service"
+    plain.write_text(f"[Service]\nType=oneshot\nExecStart={LIFEBOAT} --help\n")
+    assert security_review(plain).returncode != 0
 
 
 def test_verify_fails_on_a_unit_whose_program_is_missing(tmp_path: Path) -> None:
