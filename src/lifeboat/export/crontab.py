@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lifeboat.export.command import ScheduledJob, command_line
 from lifeboat.export.schedule import check_zone, cron_expression, fixed_delay_seconds
+from lifeboat.policy.retention import parse_duration
 
 UTC_NAMES = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
 # what a syslog tag and a lock file name are made of; anything else becomes _
@@ -89,7 +90,12 @@ def _shell_command(scheduled: ScheduledJob, options: CrontabOptions) -> str:
     if delay:
         steps.append(f"sleep {delay}")
     tag = f"lifeboat-{_safe(scheduled.name)}"
-    steps.append(f"flock -n {lock} {shlex.join(argv)} 2>&1 | logger -t {tag}")
+    limit = ""
+    if scheduled.job.timeout:
+        # SIGTERM at the job's timeout (lifeboat stops cleanly), SIGKILL a minute later
+        seconds = int(parse_duration(scheduled.job.timeout).total_seconds())
+        limit = f"timeout --kill-after=60 {seconds} "
+    steps.append(f"flock -n {lock} {limit}{shlex.join(argv)} 2>&1 | logger -t {tag}")
     return "; ".join(steps)
 
 

@@ -58,6 +58,12 @@ def test_each_job_is_one_line_in_its_zone(
     # the drill shares the source's lock; prune (no source) has its own
     assert "/run/lock/lifeboat-wms.lock" in commands[1]
     assert "/run/lock/lifeboat-prune.lock" in commands[3]
+    # prune's timeout (2h): SIGTERM then, SIGKILL a minute later
+    assert " ".join(commands[3]).count("flock -n /run/lock/lifeboat-prune.lock timeout ") == 1
+    assert commands[3][commands[3].index("timeout") : commands[3].index("timeout") + 4] == [
+        "timeout", "--kill-after=60", "7200", str(LIFEBOAT)
+    ]  # fmt: skip
+    assert "timeout" not in commands[0]
 
 
 def test_no_cron_tz_when_every_job_is_in_the_hosts_zone(tmp_path: Path) -> None:
