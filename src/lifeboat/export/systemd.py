@@ -103,8 +103,8 @@ def _hardening(options: UnitOptions, writable: list[Path], drill: bool) -> list[
         # "-": the units also start when every secret comes from files instead
         f"EnvironmentFile=-{options.environment_file}",
         "UMask=0077",
-        # /var/lib/lifeboat, created for the user and writable: the state folder a job
-        # run as root keeps (the daemon's last runs, the notifications' incidents)
+        # /var/lib/lifeboat, created for the user and writable: where a job or the daemon
+        # run as root keeps its state
         "StateDirectory=lifeboat",
         "ProtectSystem=strict",
         # "-": a folder not created yet does not keep the unit from starting
