@@ -47,6 +47,7 @@ COMMANDS = {
     "runbook": "lifeboat.cli.commands.runbook",
     "report": "lifeboat.cli.commands.report",
     "notify": "lifeboat.cli.commands.notify",
+    "export": "lifeboat.cli.commands.export",
 }
 
 
@@ -129,22 +130,6 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(func)
 
 
-def written_password(dsn: str) -> bool:
-    """Whether dsn spells out a password, rather than holding none or only a ${NAME}
-    reference to expand from the environment. A DSN that does not parse says no: using it
-    reports why."""
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-
-    from lifeboat.config.variables import REFERENCE
-
-    try:
-        password = conninfo_to_dict(dsn).get("password")
-    except psycopg.ProgrammingError:
-        return False
-    return bool(password) and REFERENCE.fullmatch(str(password)) is None
-
-
 def dsn_option(*names: str, help: str, password_file_option: str) -> Callable[[F], F]:
     """An option taking a libpq DSN. ${NAME} in it is expanded from the environment, so a
     password can stay off the command line, where every user of the host can read it
@@ -155,7 +140,7 @@ def dsn_option(*names: str, help: str, password_file_option: str) -> Callable[[F
             return None
         import logging
 
-        from lifeboat.config.variables import expand_dsn
+        from lifeboat.config.variables import expand_dsn, written_password
 
         option = names[0]
         if written_password(value):

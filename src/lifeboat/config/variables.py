@@ -67,3 +67,17 @@ def _register_password(dsn: str) -> None:
         return  # the DSN is refused, redacted, where it is used
     if password:
         register_secret(str(password))
+
+
+def written_password(dsn: str) -> bool:
+    """Whether dsn spells out a password, rather than holding none or only a ${NAME}
+    reference to expand from the environment. A DSN that does not parse says no: using it
+    reports why."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        return False
+    return bool(password) and REFERENCE.fullmatch(str(password)) is None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.cli.main import written_password
+from lifeboat.config.variables import written_password
 from tests.unit.helpers import run, write_config
 
 SECRET = "hunter2-on-argv"

@@ -20,6 +20,7 @@ PACKAGE = Path(lifeboat.__file__).parent
 LAYERS = {
     "entry": 100,
     "cli": 90,
+    "export": 86,
     "demo": 80,
     "ops": 70,
     "notify": 65,
