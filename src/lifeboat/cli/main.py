@@ -46,6 +46,7 @@ COMMANDS = {
     "audit": "lifeboat.cli.commands.audit",
     "runbook": "lifeboat.cli.commands.runbook",
     "report": "lifeboat.cli.commands.report",
+    "metrics": "lifeboat.cli.commands.metrics",
 }
 
 

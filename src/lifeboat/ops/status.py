@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from lifeboat.ops.drill_records import drill_every, overdue
 from lifeboat.policy.retention import duration_text
 from lifeboat.postgres import wal
 from lifeboat.repo import layout
-from lifeboat.repo.catalog import Repository
+from lifeboat.repo.catalog import Damaged, Repository
 from lifeboat.repo.drills import DrillEntry, drill_entries
 from lifeboat.repo.manifest import Manifest
 from lifeboat.util.singleton import lock_is_held
@@ -98,6 +99,7 @@ def _drill_entry(entry: DrillEntry | None, now: datetime) -> dict[str, Any] | No
     return {
         "backup": entry.backup,
         "verdict": entry.verdict,
+        "key": entry.key,
         "at": entry.at.isoformat(),
         "age_s": _age(entry.at, now),
     }
@@ -158,27 +160,42 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
     }
 
 
-def repository_status(repo: Repository, source: str, now: datetime) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "name": repo.name,
-        "url": repo.storage.url,
-        "newest_backup": None,
-        "newest_wal": None,
-        "damaged_backups": [],
-        "error": None,
-    }
+@dataclass
+class RepositoryScan:
+    """One source in one repository, each manifest read once: what status and the metrics
+    are both computed from."""
+
+    repo: Repository
+    manifests: list[Manifest] = field(default_factory=list)  # oldest first
+    damaged: list[Damaged] = field(default_factory=list)
+    newest_wal: dict[str, Any] | None = None
+    error: str | None = None  # the repository could not be read
+
+
+def scan_repository(repo: Repository, source: str, now: datetime) -> RepositoryScan:
+    scan = RepositoryScan(repo)
     try:
         repo.ensure_initialised()
         # every manifest is read, as list does: a damaged backup is named, and the newest
         # readable one is still shown
-        manifests, damaged = repo.scan_backups(source)
-        report["newest_backup"] = newest_backup(manifests, now)
-        report["damaged_backups"] = [{"id": d.backup, "error": str(d.error)} for d in damaged]
-        report["newest_wal"] = newest_wal(repo, source, now)
+        scan.manifests, scan.damaged = repo.scan_backups(source)
+        scan.newest_wal = newest_wal(repo, source, now)
     except LifeboatError as exc:
         # the spool and the other repositories are worth seeing when one cannot be read
-        report["error"] = exc.message
-    return report
+        scan.error = exc.message
+    return scan
+
+
+def repository_status(repo: Repository, source: str, now: datetime) -> dict[str, Any]:
+    scan = scan_repository(repo, source, now)
+    return {
+        "name": repo.name,
+        "url": repo.storage.url,
+        "newest_backup": newest_backup(scan.manifests, now),
+        "newest_wal": scan.newest_wal,
+        "damaged_backups": [{"id": d.backup, "error": str(d.error)} for d in scan.damaged],
+        "error": scan.error,
+    }
 
 
 def damaged_backups(reports: list[dict[str, Any]]) -> list[str]:

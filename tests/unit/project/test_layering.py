@@ -21,6 +21,7 @@ LAYERS = {
     "entry": 100,
     "cli": 90,
     "demo": 80,
+    "metrics": 76,
     "ops": 70,
     "sources": 60,
     "wal": 50,
