@@ -516,10 +516,10 @@ class ScheduleConfig(_Strict):
 
 
 def listen_address(text: str) -> tuple[str, int]:
-    """host and port of "host:port", "[v6 address]:port" or ":port" (every address);
-    ValueError otherwise."""
+    """host and port of "host:port", "[v6 address]:port" or ":port" (every address; port
+    0: one the system picks); ValueError otherwise."""
     host, colon, port = text.rpartition(":")
-    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+    if not colon or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f'{text!r} is not host:port, e.g. "127.0.0.1:9847"')
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -5,7 +5,8 @@ and a moment."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -25,10 +26,11 @@ TIER_PERIODS = {
     "monthly": timedelta(days=31),
     "yearly": timedelta(days=366),
 }
-# a cron schedule's gaps are measured over this many runs, a year at most: enough to meet
-# its weekends, month ends and DST changes
+# a cron schedule's gaps are measured over its next runs (enough to meet weekends and month
+# ends), and around each change of its time zone's offset in the coming year
 _RUNS_MEASURED = 200
 _HORIZON = timedelta(days=366)
+_AROUND_CHANGE = timedelta(days=2)
 
 
 def cron_expression(job: ScheduleConfig) -> str | None:
@@ -42,23 +44,46 @@ def cron_expression(job: ScheduleConfig) -> str | None:
     return None
 
 
+def offset_changes(zone: ZoneInfo, start: datetime, horizon: timedelta) -> list[datetime]:
+    """The days (as their start's moment, within a day after the change) on which the
+    zone's UTC offset changes between start and start + horizon."""
+    days = [start + timedelta(days=n) for n in range(horizon.days + 1)]
+    return [
+        day
+        for before, day in pairwise(days)
+        if before.astimezone(zone).utcoffset() != day.astimezone(zone).utcoffset()
+    ]
+
+
+def _longest_between(expression: str, start: datetime, end: datetime) -> timedelta:
+    """The longest wait between two runs from start, up to the first run after end (or
+    _RUNS_MEASURED runs)."""
+    runs = croniter(expression, start)
+    previous: datetime = runs.get_next(datetime)
+    longest = timedelta(0)
+    for _ in range(_RUNS_MEASURED):
+        moment: datetime = runs.get_next(datetime)
+        # in UTC: between two times of one zone, Python subtracts the wall clocks
+        longest = max(longest, moment.astimezone(UTC) - previous.astimezone(UTC))
+        if moment > end:
+            break
+        previous = moment
+    return longest
+
+
 def longest_gap(job: ScheduleConfig, now: datetime) -> timedelta:
     """The longest wait between two runs of the job (before its jitter), in real time: a
     day across a DST change is 23 or 25 hours, a weekday schedule waits over the weekend."""
     expression = cron_expression(job)
     if expression is None:
         return parse_duration(str(job.every))
-    runs = croniter(expression, now.astimezone(ZoneInfo(job.timezone)))
-    previous: datetime = runs.get_next(datetime)
-    end = previous + _HORIZON
-    longest = timedelta(0)
-    for _ in range(_RUNS_MEASURED):
-        moment: datetime = runs.get_next(datetime)
-        longest = max(longest, moment - previous)
-        if moment > end:
-            break
-        previous = moment
-    return longest
+    zone = ZoneInfo(job.timezone)
+    start = now.astimezone(zone)
+    windows = [(start, start + _HORIZON)] + [
+        (change - _AROUND_CHANGE, change + _AROUND_CHANGE)
+        for change in offset_changes(zone, start, _HORIZON)
+    ]
+    return max(_longest_between(expression, begin, end) for begin, end in windows)
 
 
 def expected_interval(job: ScheduleConfig, now: datetime) -> timedelta:

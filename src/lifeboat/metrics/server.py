@@ -100,7 +100,7 @@ class MetricsServer:
             target=self._server.serve_forever, name="metrics-endpoint", daemon=True
         )
         self._thread.start()
-        log.info("serving /metrics and /healthz on %s", self.listen)
+        log.info("serving /metrics and /healthz on %s, port %d", self.listen, self.port)
 
     def _refusal(self, exc: OSError) -> str:
         if exc.errno == errno.EADDRINUSE:
