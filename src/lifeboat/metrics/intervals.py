@@ -14,18 +14,11 @@ from croniter import croniter
 from lifeboat.config.model import LifeboatConfig, ScheduleConfig
 from lifeboat.errors import UsageError
 from lifeboat.ops.prune import policy_for
-from lifeboat.policy.retention import TIERS, parse_duration
+from lifeboat.ops.report_grid import expected_interval as report_expected_interval
+from lifeboat.policy.retention import parse_duration
 
 # the type `lifeboat backup` takes when none is named
 DEFAULT_TYPE = "logical"
-# a tier's period, at its longest: the wait between two backups it keeps
-TIER_PERIODS = {
-    "hourly": timedelta(hours=1),
-    "daily": timedelta(days=1),
-    "weekly": timedelta(weeks=1),
-    "monthly": timedelta(days=31),
-    "yearly": timedelta(days=366),
-}
 # a cron schedule's gaps are measured over its next runs (enough to meet weekends and month
 # ends), and around each change of its time zone's offset in the coming year
 _RUNS_MEASURED = 200
@@ -93,13 +86,15 @@ def expected_interval(job: ScheduleConfig, now: datetime) -> timedelta:
 
 
 def retention_interval(config: LifeboatConfig, source: str, repository: str) -> timedelta | None:
-    """The period of the source's shortest retention tier that keeps anything, None when
-    only keep_last or keep_within are set (or no policy at all)."""
+    """The period of the source's shortest retention tier that keeps anything, as the
+    compliance report's frequency control reads it; None when only keep_last or keep_within
+    are set (or no policy at all)."""
     try:
         policy, _ = policy_for(config, source, repository)
     except UsageError:  # no retention policy
         return None
-    return next((TIER_PERIODS[t] for t in TIERS if policy.tier_count(t) > 0), None)
+    tier = report_expected_interval(policy)
+    return None if tier is None else tier[1]
 
 
 def backup_intervals(
