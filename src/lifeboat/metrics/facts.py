@@ -13,39 +13,27 @@ from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
-from lifeboat.metrics.intervals import backup_intervals
+from lifeboat.ops.backup_intervals import backup_intervals
 from lifeboat.ops.drill_records import drill_every
-from lifeboat.ops.status import RepositoryScan, drill_status, scan_repository, spool_status
+from lifeboat.ops.status import (
+    NOT_VERIFIED,
+    NewestBackup,
+    RepositoryScan,
+    Verification,
+    drill_status,
+    newest_backups,
+    recovery_point,
+    scan_repository,
+    spool_status,
+    verification_of,
+)
 from lifeboat.policy.retention import parse_duration
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.drills import DrillRecord
-from lifeboat.repo.manifest import Manifest
-from lifeboat.repo.records import checks_prefix, read_record, records_by_backup
+from lifeboat.repo.records import read_record
 from lifeboat.wal.spool_paths import SpoolPaths
 
 log = logging.getLogger(__name__)
-
-_STAMP = "%Y%m%dT%H%M%S.%fZ"
-
-
-@dataclass(frozen=True)
-class NewestBackup:
-    """The newest backup of one type in one repository, and how many of that type it holds."""
-
-    type: str
-    count: int
-    finished_at: datetime
-    seconds: float
-    plain_bytes: int
-    stored_bytes: int
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The newest verification of each backup still held, from the records' keys."""
-
-    newest_at: datetime | None
-    failing: int  # held backups whose newest verification failed
 
 
 @dataclass
@@ -58,7 +46,7 @@ class RepositoryFacts:
     damaged: int = 0
     wal_archived_at: datetime | None = None
     wal_segments: int = 0
-    verification: Verification = Verification(None, 0)
+    verification: Verification = NOT_VERIFIED
     recovery_point: datetime | None = None  # newest moment a restore from here reaches
 
 
@@ -87,59 +75,6 @@ class Snapshot:
     seconds: float  # how long reading it took
     sources: list[SourceFacts]
     reachable: dict[str, bool]  # repository -> could be read
-
-
-def newest_backups(manifests: list[Manifest]) -> dict[str, NewestBackup]:
-    """Per type, the newest of the manifests (oldest first) that is not a restore's safety
-    backup, with the count of that type's backups."""
-    kept = [m for m in manifests if not m.safety]
-    found: dict[str, NewestBackup] = {}
-    for kind in sorted({m.type for m in kept}):
-        of_kind = [m for m in kept if m.type == kind]
-        newest = of_kind[-1]
-        found[kind] = NewestBackup(
-            type=kind,
-            count=len(of_kind),
-            finished_at=newest.finished_at,
-            seconds=(newest.finished_at - newest.started_at).total_seconds(),
-            plain_bytes=newest.plain_size,
-            stored_bytes=newest.stored_size,
-        )
-    return found
-
-
-def record_time(key: str) -> datetime | None:
-    """When a record whose leaf starts with its UTC stamp was written (repo/records.py)."""
-    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
-    try:
-        return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def verification_of(repo: Repository, source: str, held: set[str]) -> Verification:
-    newest: datetime | None = None
-    failing = 0
-    for backup, keys in records_by_backup(repo.storage, checks_prefix(source)).items():
-        if backup not in held:
-            continue  # pruned: its records may linger until the next prune
-        at = record_time(keys[-1])
-        if at is not None and (newest is None or at > newest):
-            newest = at
-        failing += keys[-1].endswith("-failed.json")
-    return Verification(newest, failing)
-
-
-def recovery_point(manifests: list[Manifest], wal_archived_at: datetime | None) -> datetime | None:
-    """The newest moment a restore from one repository reaches: the newest backup's end,
-    or, once a physical backup exists, the newest archived WAL segment replayed on it
-    (its upload time: a bound the last commit in it is not after)."""
-    kept = [m for m in manifests if not m.safety]
-    points = [m.finished_at for m in kept[-1:]]
-    physical = [m for m in kept if m.physical is not None]
-    if physical and wal_archived_at is not None and wal_archived_at >= physical[-1].finished_at:
-        points.append(wal_archived_at)
-    return max(points) if points else None
 
 
 def repository_facts(scan: RepositoryScan, source: str) -> RepositoryFacts:

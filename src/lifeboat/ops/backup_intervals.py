@@ -1,6 +1,6 @@
-"""How often a source's backups are expected, for the backup-overdue alert: from its
-scheduled backup jobs, else from its retention tiers. Pure functions of the configuration
-and a moment."""
+"""How often a source's backups are expected, for `status` and the backup-overdue alert:
+from its scheduled backup jobs, else from its retention tiers. Pure functions of the
+configuration and a moment."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lifeboat.config.model import LifeboatConfig, ScheduleConfig
-from lifeboat.metrics.intervals import backup_intervals, expected_interval
+from lifeboat.ops.backup_intervals import backup_intervals, expected_interval
 
 pytestmark = pytest.mark.unit
 
