@@ -47,7 +47,14 @@ def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPReques
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(200, content_type, encoder(registry))
+                try:
+                    body = encoder(registry)
+                except Exception as exc:  # one failed scrape, not a dead endpoint
+                    log.exception("metrics could not be collected")
+                    why = f"metrics could not be collected: {type(exc).__name__}: {exc}\n"
+                    self._send(500, "text/plain; charset=utf-8", why.encode())
+                    return
+                self._send(200, content_type, body)
             elif path == "/healthz":
                 healthy, why = health()
                 self._send(

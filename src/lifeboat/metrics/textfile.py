@@ -95,3 +95,7 @@ def after_command(ctx: Context, kind: str, source: str | None, run: Run) -> None
         log.warning("metrics textfile %s not written: %s", path, exc.strerror or exc)
     except LifeboatError as exc:
         log.warning("metrics textfile %s not written: %s", path, exc.message)
+    except Exception as exc:  # a backup must not fail for its metrics, whatever went wrong
+        log.warning(
+            "metrics textfile %s not written: unexpected %s: %s", path, type(exc).__name__, exc
+        )

@@ -6,11 +6,13 @@ from __future__ import annotations
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from lifeboat.context import Context
 from lifeboat.errors import EXIT_FAILED
@@ -150,3 +152,27 @@ def test_a_listen_that_is_not_host_port_is_a_config_error(
         extra.write(f'[metrics]\nlisten = "{listen}"\n')
     assert run(["--config", str(config), "metrics"]) == 2
     assert "metrics.listen" in one_error_line(capsys.readouterr().err)
+
+
+class Broken(Collector):
+    """A collector that fails, as a bug in one would."""
+
+    def collect(self) -> Iterable[Metric]:
+        raise RuntimeError("boom")
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+def test_a_failing_collector_is_one_failed_scrape_not_a_dead_endpoint() -> None:
+    registry = CollectorRegistry()
+    registry.register(Broken())
+    server = MetricsServer("127.0.0.1:0", registry, lambda: (True, "ok"))
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        status, _, body = get(f"{url}/metrics")
+        assert (status, body) == (500, "metrics could not be collected: RuntimeError: boom\n")
+        assert get(f"{url}/healthz")[::2] == (200, "ok\n")
+    finally:
+        server.stop()
