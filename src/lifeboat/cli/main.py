@@ -48,6 +48,7 @@ COMMANDS = {
     "report": "lifeboat.cli.commands.report",
     "notify": "lifeboat.cli.commands.notify",
     "export": "lifeboat.cli.commands.export",
+    "metrics": "lifeboat.cli.commands.metrics",
 }
 
 

@@ -515,6 +515,19 @@ class ScheduleConfig(_Strict):
         return self
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """host and port of "host:port", "[v6 address]:port" or ":port" (every address; port
+    0: one the system picks); ValueError otherwise."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f'{text!r} is not host:port, e.g. "127.0.0.1:9847"')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:9847")
+    return host, int(port)
+
+
 class MetricsConfig(_Strict):
     """Prometheus metrics: served by the daemon, written as a textfile by one-shot runs."""
 
@@ -527,6 +540,27 @@ class MetricsConfig(_Strict):
         description="A .prom file for node_exporter's textfile collector, rewritten "
         "atomically after every command that changes what the metrics say.",
     )
+    refresh: str = Field(
+        default="1m",
+        description="The daemon reads the repositories for /metrics at most this often; "
+        "scrapes in between are answered from memory (a large bucket is not listed every "
+        "15 s).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+    @field_validator("refresh")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from lifeboat.policy.retention import parse_duration
+
+        parse_duration(value)
+        return value
 
 
 class NotificationConfig(_Strict):

@@ -49,11 +49,13 @@ def state_home() -> Path:
     return Path(base) / "lifeboat"
 
 
-def _replace_with(path: Path, data: bytes, sync: bool) -> None:
+def _replace_with(path: Path, data: bytes, sync: bool, mode: int = 0o600) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
+            if mode & ~0o600:
+                os.fchmod(fd, mode)  # past the umask: others are meant to read it
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -69,10 +71,10 @@ def _replace_with(path: Path, data: bytes, sync: bool) -> None:
         fsync_dir(path.parent)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Readers see the old file or the new one, never half of one; not synced (for files a
-    crash may lose). Mode 0600. Raises OSError."""
-    _replace_with(path, data, sync=False)
+    crash may lose). Mode 0600 unless told. Raises OSError."""
+    _replace_with(path, data, sync=False, mode=mode)
 
 
 def write_durably(path: Path, data: bytes) -> None:

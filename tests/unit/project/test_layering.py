@@ -22,6 +22,7 @@ LAYERS = {
     "cli": 90,
     "export": 86,
     "demo": 80,
+    "metrics": 76,
     "ops": 70,
     "notify": 65,
     "sources": 60,

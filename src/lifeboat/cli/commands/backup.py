@@ -9,6 +9,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.textfile import writes_textfile
 from lifeboat.errors import EXIT_FAILED, UsageError
 
 
@@ -44,6 +45,7 @@ from lifeboat.errors import EXIT_FAILED, UsageError
     "of refusing the backup. Its WAL is archived from then on; the old cluster's is refused.",
 )
 @json_option
+@writes_textfile("backup")
 def command(
     source: str,
     kind: str,

@@ -6,6 +6,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.textfile import writes_textfile
 from lifeboat.errors import DrillFailedError, UsageError
 from lifeboat.repo.drills import DrillRecord
 from lifeboat.util.proc import interrupt_on_sigterm
@@ -71,6 +72,7 @@ def _print_record(record: DrillRecord) -> None:
     "--repo", "repo_name", help="Drill from this repository (default: the first that has it)."
 )
 @json_option
+@writes_textfile("drill")
 def command(
     source: str | None,
     every_source: bool,

@@ -25,7 +25,50 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
     for repo in report["repositories"]:
         rows += _repository_rows(repo)
-    return rows + _spool_rows(report) + _drill_rows(report["drills"])
+    rows.append(["recovery point", _rpo(report["rpo"])])
+    rows += _spool_rows(report) + _drill_rows(report["drills"])
+    return [*rows, ["health", "healthy" if report["healthy"] else "UNHEALTHY"]]
+
+
+def _seconds(value: float | None) -> str:
+    from lifeboat.policy.drill import seconds_text
+
+    return "-" if value is None else seconds_text(value)
+
+
+def _rpo(rpo: dict[str, Any]) -> str:
+    if rpo["recovery_point"] is None:
+        text = "none"
+    else:
+        text = f"{rpo['recovery_point'][:19].replace('T', ' ')} UTC, {_ago(rpo['age_s'])}"
+    if rpo["objective_s"] is not None:
+        text += f" (RPO objective {_seconds(rpo['objective_s'])}" + (
+            ": OVER)" if rpo["breached"] else ")"
+        )
+    return text
+
+
+def _backup_rows(repo: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for kind, backup in sorted(repo["backups"].items()):
+        took = _seconds(backup["duration_s"])
+        text = f"{backup['id']}, finished {_ago(backup['age_s'])}, took {took}"
+        if backup["expected_interval_s"] is not None:
+            every = f"expected every {_seconds(backup['expected_interval_s'])}"
+            text += f" ({'OVERDUE, ' if backup['overdue'] else ''}{every})"
+        rows.append([f"newest {kind}", text])
+        rows += [["anomaly", anomaly] for anomaly in backup["anomalies"]]
+    verification = repo["verification"]
+    if verification["newest_at"]:
+        failing = verification["failing"]
+        rows.append(
+            [
+                "verification",
+                f"newest {verification['newest_at'][:16].replace('T', ' ')} UTC"
+                + (f", {failing} backup(s) FAILED" if failing else ", none failing"),
+            ]
+        )
+    return rows
 
 
 def _repository_rows(repo: dict[str, Any]) -> list[list[str]]:
@@ -43,6 +86,7 @@ def _repository_rows(repo: dict[str, Any]) -> list[list[str]]:
             else "none",
         ]
     )
+    rows += _backup_rows(repo)
     segment = repo["newest_wal"]
     rows.append(
         [
@@ -60,7 +104,7 @@ def _spool_rows(report: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = []
     spool = report["spool"]
     rows.append(["spool", f"{spool['path']} (async {'on' if spool['async'] else 'off'})"])
-    queued = f"{spool['queued']} segments"
+    queued = f"{spool['queued']} of {spool['capacity']} segments"
     if spool["queued"]:
         queued += f", oldest spooled {_ago(spool['oldest_queued_age_s'])}"
     rows.append(["queued", queued])
@@ -115,13 +159,18 @@ def _drill_rows(drills: dict[str, Any]) -> list[list[str]]:
 @click.argument("source", required=False)
 @json_option
 def command(source: str | None, as_json: bool) -> None:
-    """Newest backup, newest archived WAL, the async spool and the newest restore drills of
-    each source (or SOURCE).
+    """The health of each source (or SOURCE): newest backup of each type against how often
+    one is expected, newest archived WAL, the recovery point against the RPO objective,
+    verification, the async spool and the newest restore drills.
 
     Reads only. Run it as the user that runs wal-push when the spool is the default one,
-    which lives in that user's home. Exits 1, after the report, when a backup is damaged
-    (both copies of its manifest unreadable), a source's drill is overdue (no drill passed
-    within its objectives.drill_every) or a kept backup's newest drill failed, naming them."""
+    which lives in that user's home. Exits 1, after the report, with the reasons, when a
+    source is unhealthy: a backup damaged (both copies of its manifest unreadable), overdue
+    or missing, or much smaller or slower than the ten before it; the recovery point older
+    than objectives.rpo; a repository unreadable; a backup whose newest verification failed;
+    the spool full; a drill overdue (none passed within objectives.drill_every) or a kept
+    backup's newest drill failed."""
+    from lifeboat.ops.health import health_reasons
     from lifeboat.ops.status import damaged_backups, failing_drills, overdue_drills, status
 
     reports = status(state().context(), source)
@@ -147,6 +196,7 @@ def command(source: str | None, as_json: bool) -> None:
         problems.append(
             "newest restore drill failed for " + "; ".join(failing[:3]) + " (see `lifeboat drills`)"
         )
+    problems += [reason for report in reports for reason in health_reasons(report)]
     if problems:
         error = IntegrityError if damaged else LifeboatError
         raise error("; ".join(problems))

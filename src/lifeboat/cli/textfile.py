@@ -1,0 +1,53 @@
+"""`@writes_textfile(kind)`: a one-shot command rewrites `[metrics] textfile` when it
+ends, with its own outcome (see metrics/textfile.py). Interrupted by the operator (Ctrl-C),
+it writes nothing."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from lifeboat.cli.main import state
+from lifeboat.errors import LifeboatError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _write(kind: str, source: str | None, success: bool, started: float) -> None:
+    try:
+        ctx = state().context()
+    except LifeboatError:
+        return  # no configuration: no textfile named; the command said why
+    if ctx.config.metrics.textfile is None:
+        return
+    from lifeboat.metrics.runs import Run
+    from lifeboat.metrics.textfile import after_command
+
+    after_command(ctx, kind, source, Run(time.time(), success, time.monotonic() - started))
+
+
+def writes_textfile(kind: str) -> Callable[[F], F]:
+    """Decorate a command's function (below its click decorators); its `source`
+    argument, when it has one, labels the run."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            source = kwargs.get("source")
+            try:
+                result = command(*args, **kwargs)
+            except SystemExit as exc:
+                _write(kind, source, exc.code in (None, 0), started)
+                raise
+            except Exception:
+                _write(kind, source, False, started)
+                raise
+            _write(kind, source, True, started)
+            return result
+
+        return run  # type: ignore[return-value]
+
+    return decorate
