@@ -29,6 +29,7 @@ from lifeboat.wal.spool import (
     note_wal_dir,
     queued,
     spool_segment,
+    spooled_cluster,
     take_marker,
 )
 from lifeboat.wal.spool_paths import SpoolPaths
@@ -403,7 +404,8 @@ def test_async_wal_push_refuses_another_cluster_s_segment_once_the_spool_knows_t
     own = segment_file(tmp_path / "pg_wal", segment_name(1))
     assert lifeboat(config, "wal-push", "wms", str(own)).returncode == 0
     wait_for(lambda: is_archived(storage, "wms", own.name), "the worker to push it")
-    assert json.loads(spool.cluster_file.read_text())["system_identifier"] == str(SYSTEM_ID)
+    # the worker notes the cluster after its upload is in the repository: wait for the note
+    wait_for(lambda: spooled_cluster(spool) == str(SYSTEM_ID), "the worker to note the cluster")
 
     foreign = segment_file(tmp_path / "other", segment_name(2), system_identifier=OTHER_SYSTEM_ID)
     refused = lifeboat(config, "wal-push", "wms", str(foreign))
