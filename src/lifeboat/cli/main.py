@@ -46,6 +46,8 @@ COMMANDS = {
     "audit": "lifeboat.cli.commands.audit",
     "runbook": "lifeboat.cli.commands.runbook",
     "report": "lifeboat.cli.commands.report",
+    "daemon": "lifeboat.cli.commands.daemon",
+    "schedule": "lifeboat.cli.commands.schedule",
 }
 
 

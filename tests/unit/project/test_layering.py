@@ -20,6 +20,7 @@ PACKAGE = Path(lifeboat.__file__).parent
 LAYERS = {
     "entry": 100,
     "cli": 90,
+    "daemon": 84,
     "demo": 80,
     "ops": 70,
     "sources": 60,
