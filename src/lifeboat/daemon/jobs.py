@@ -113,12 +113,7 @@ def _report(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> 
         write_atomically(target, render(report).encode())
     except OSError as exc:
         raise LifeboatError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
-    failing = [
-        f"{s.source}/{c.id} ({c.status})"
-        for s in report.sources
-        for c in s.controls
-        if c.status not in ("pass", "not-applicable")
-    ]
+    failing = report.not_passed()
     if failing:
         raise LifeboatError(
             f"report written to {target}; controls not passed: {', '.join(failing)}"

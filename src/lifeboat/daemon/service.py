@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +21,7 @@ from lifeboat.daemon.overlap import claims_of
 from lifeboat.daemon.runner import JobHook, JobRun, RealSleeper, Runner, StartHook
 from lifeboat.daemon.state import StateFile, lock_file, state_file
 from lifeboat.errors import ConfigError, LifeboatError
+from lifeboat.util.proc import stop_on_signals
 from lifeboat.util.singleton import held_or_none
 from lifeboat.util.statedir import ensure_state_dir, state_dir
 
@@ -81,7 +82,9 @@ def run_daemon(
             on_job_finished=list(hooks.on_job_finished),
             on_cancel=[stop_child_processes],
         )
-        with contextlib.ExitStack() as services, _stopped_by_signals(runner.request_stop):
+        # a second signal cancels the running jobs at once (Runner.request_stop)
+        stopping = stop_on_signals(runner.request_stop, "stopping")
+        with contextlib.ExitStack() as services, stopping:
             for service in hooks.services:
                 services.enter_context(service)
             log.info(
@@ -101,23 +104,6 @@ def _executor(
         return execute(ctx, job_run.job, job_run.started, folder / "reports")
 
     return run
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGTERM and SIGINT ask the runner to stop (a second one: at once) instead of ending
-    the process; the previous handlers come back afterwards."""
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def stop_child_processes() -> None:

@@ -244,14 +244,8 @@ def test_a_job_outlasting_the_grace_period_is_cancelled_cleanly(
     # with a second signal, the grace period is long and the signal cuts it short
     grace = timedelta(hours=1) if second_signal else timedelta(0)
     sleeper = FakeSleeper(clock, until=START + timedelta(days=1))
-    runner = make_runner(
-        config,
-        cancellable(running, cleaned),
-        tmp_path / "state.json",
-        clock,
-        sleeper,
-        grace=grace,
-    )
+    state = tmp_path / "state.json"
+    runner = make_runner(config, cancellable(running, cleaned), state, clock, sleeper, grace)
     result: list[int] = []
     loop = threading.Thread(target=lambda: result.append(runner.run()))
     loop.start()
@@ -278,13 +272,8 @@ def test_a_job_over_its_timeout_is_cancelled_and_failed(tmp_path: Path) -> None:
     clock = FakeClock()
     running, cleaned = threading.Event(), threading.Event()
     sleeper = FakeSleeper(clock, until=START + timedelta(hours=1, minutes=30), jobs_take_time=True)
-    runner = make_runner(
-        config,
-        cancellable(running, cleaned),
-        tmp_path / "state.json",
-        clock,
-        sleeper,
-    )
+    state = tmp_path / "state.json"
+    runner = make_runner(config, cancellable(running, cleaned), state, clock, sleeper)
     assert runner.run() == 0
     assert cleaned.is_set()
     record = runner.state.records["drill"]
