@@ -23,14 +23,15 @@ def timing_text(job: ScheduleConfig) -> str:
 def job_overview(
     name: str, job: ScheduleConfig, record: JobRecord | None, now: datetime
 ) -> dict[str, Any]:
-    """One job's row. Next run: a pending retry, else the first fire after its last start
-    (now, when that passed: the daemon catches it up), else the first fire from now."""
-    if record is not None and record.retry_at is not None:
-        upcoming = record.retry_at
-    elif record is not None and record.last_started is not None:
-        upcoming = next_fire(name, job, record.last_started)
-    else:
+    """One job's row. Next run as the daemon decides it (Runner.due): a pending retry, else
+    the first fire after its last start, or after the daemon first saw it (when that
+    passed: now, the daemon catches it up); a job the daemon never saw: from now."""
+    if record is None:
         upcoming = next_fire(name, job, now)
+    elif record.retry_at is not None:
+        upcoming = record.retry_at
+    else:
+        upcoming = next_fire(name, job, record.last_started or record.since)
     overdue = upcoming <= now
     local = upcoming.astimezone(ZoneInfo(job.timezone))
     return {
