@@ -21,9 +21,10 @@ from lifeboat.daemon.overlap import claims_of
 from lifeboat.daemon.runner import JobHook, JobRun, RealSleeper, Runner, StartHook
 from lifeboat.daemon.state import StateFile, lock_file, state_file
 from lifeboat.errors import ConfigError, LifeboatError
+from lifeboat.util.fs import make_private_dirs
 from lifeboat.util.proc import stop_on_signals
 from lifeboat.util.singleton import held_or_none
-from lifeboat.util.statedir import ensure_state_dir, state_dir
+from lifeboat.util.statedir import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def run_daemon(
     hooks = hooks or DaemonHooks()
     folder = folder or state_dir()
     try:
-        ensure_state_dir(folder)
+        make_private_dirs(folder)
     except OSError as exc:
         raise LifeboatError(
             f"cannot create the state folder {folder}: {exc.strerror or exc}"

@@ -4,6 +4,7 @@ the state folder (lifeboat.util.statedir), replaced atomically after every chang
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lifeboat.util.fs import write_atomically
-from lifeboat.util.statedir import config_key
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,13 @@ class StateFile:
             "jobs": {name: record.to_json() for name, record in sorted(self.records.items())},
         }
         write_atomically(self.path, json.dumps(data, indent=2).encode() + b"\n")
+
+
+def config_key(config_path: Path) -> str:
+    """A short name for one configuration file, so that two configurations sharing a state
+    folder keep apart what they remember (the file's absolute path, hashed)."""
+    absolute = str(config_path.expanduser().resolve())
+    return hashlib.sha256(absolute.encode()).hexdigest()[:16]
 
 
 def state_file(folder: Path, config_path: Path) -> Path:

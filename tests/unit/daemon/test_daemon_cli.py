@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.daemon.state import lock_file
+from lifeboat.daemon.state import config_key, lock_file
 from lifeboat.util.singleton import held_or_none
-from lifeboat.util.statedir import STATE_DIR_ENV
+from lifeboat.util.statedir import STATE_DIR_VARIABLE
 from tests.unit.helpers import one_error_line, run, write_config
 
 HOURLY_BACKUP = '[schedule.wms-hourly]\nsource = "wms"\njob = "backup"\ncron = "0 * * * *"\n'
@@ -20,7 +20,7 @@ HOURLY_BACKUP = '[schedule.wms-hourly]\nsource = "wms"\njob = "backup"\ncron = "
 @pytest.fixture
 def state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "state"
-    monkeypatch.setenv(STATE_DIR_ENV, str(folder))
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(folder))
     return folder
 
 
@@ -124,3 +124,13 @@ def test_schedule_shows_next_runs_in_the_zone_and_in_utc(
     assert run(["--config", str(config), "schedule"]) == 0
     out = capsys.readouterr().out
     assert "nightly" in out and "daily at 02:00 America/New_York" in out
+
+
+def test_each_config_file_has_its_own_state_and_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    assert config_key(a) != config_key(b)
+    assert config_key(Path("a.toml")) == config_key(a)  # relative or not, the same file
+    assert lock_file(tmp_path, a).name == f"daemon-{config_key(a)}.lock"

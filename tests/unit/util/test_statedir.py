@@ -1,4 +1,4 @@
-"""Where the daemon (and later the notifications) keep their state."""
+"""Where local state lives: the variable, root's system folder, a user's home."""
 
 from __future__ import annotations
 
@@ -7,35 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from lifeboat.util.statedir import STATE_DIR_ENV, config_key, ensure_state_dir, state_dir
+from lifeboat.util.statedir import SYSTEM_STATE_DIR, state_dir
 
 
-def test_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
-    assert state_dir() == tmp_path / "state"
+def test_the_variable_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LIFEBOAT_STATE_DIR", str(tmp_path))
+    assert state_dir() == tmp_path
 
 
-def test_root_uses_var_lib_and_others_xdg_state_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(STATE_DIR_ENV, raising=False)
+def test_root_uses_the_system_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIFEBOAT_STATE_DIR", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert state_dir() == Path("/var/lib/lifeboat")
+    assert state_dir() == SYSTEM_STATE_DIR == Path("/var/lib/lifeboat")
+
+
+def test_a_user_gets_the_xdg_state_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LIFEBOAT_STATE_DIR", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert state_dir() == tmp_path / "xdg" / "lifeboat"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert state_dir() == tmp_path / "lifeboat"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert state_dir() == tmp_path / "home" / ".local" / "state" / "lifeboat"
-
-
-def test_each_config_file_has_its_own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
-    assert config_key(a) != config_key(b)
-    assert config_key(Path("a.toml")) == config_key(a)  # relative or not, the same file
-
-
-def test_the_folder_is_created_for_its_owner_only(tmp_path: Path) -> None:
-    folder = ensure_state_dir(tmp_path / "x" / "state")
-    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
