@@ -9,6 +9,7 @@ import ctypes
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -284,8 +285,9 @@ class Runner:
     def _unwind(self) -> None:
         """Give the cancelled jobs a moment of real time to clean up, record them; the
         rest is left to the repository's commit protocol (nothing unfinished is listed)."""
+        deadline = time.monotonic() + CANCEL_UNWIND_SECONDS
         for running in list(self._running.values()):
-            running.thread.join(CANCEL_UNWIND_SECONDS)
+            running.thread.join(max(0.0, deadline - time.monotonic()))
         self._collect(self.clock(), retry=False)
         for name in list(self._running):
             self.left_unfinished += 1
