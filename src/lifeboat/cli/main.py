@@ -49,6 +49,8 @@ COMMANDS = {
     "notify": "lifeboat.cli.commands.notify",
     "export": "lifeboat.cli.commands.export",
     "metrics": "lifeboat.cli.commands.metrics",
+    "daemon": "lifeboat.cli.commands.daemon",
+    "schedule": "lifeboat.cli.commands.schedule",
 }
 
 

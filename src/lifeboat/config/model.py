@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +19,17 @@ class _Strict(BaseModel):
     @classmethod
     def _expand_home(cls, value: object) -> object:
         return value.expanduser() if isinstance(value, Path) else value
+
+
+def known_zone(name: str) -> str:
+    """name, when zoneinfo knows it as an IANA time zone; else a ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
 
 
 class RetentionConfig(_Strict):
@@ -78,12 +90,7 @@ class RetentionConfig(_Strict):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         if value is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
+            known_zone(value)
         return value
 
 
@@ -492,6 +499,11 @@ class ScheduleConfig(_Strict):
         "start (/start), success (the URL) and failure (/fail), so that a job that never "
         "runs is noticed outside.",
     )
+    output: Path | None = Field(
+        default=None,
+        description="report: the folder each run writes the previous full quarter's "
+        "report into, as HTML (default: reports/ in the daemon's state folder).",
+    )
 
     @field_validator("every", "jitter", "retry_backoff", "timeout")
     @classmethod
@@ -501,6 +513,41 @@ class ScheduleConfig(_Strict):
 
             if parse_duration(value).total_seconds() < 0:
                 raise ValueError("must not be negative")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from croniter import croniter
+
+            # five fields: what cron, systemd timers and Kubernetes CronJobs all read alike
+            if len(value.split()) != 5 or not croniter.is_valid(value):
+                raise ValueError(f"not a five-field cron expression: {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _schedule_zone(cls, value: str) -> str:
+        return known_zone(value)
+
+    @field_validator("every")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is not None:
+            from lifeboat.policy.retention import parse_duration
+
+            seconds = parse_duration(value).total_seconds()
+            # counted from local midnight each day; longer: from midnight every N days
+            if seconds <= 0 or (seconds > 86400 and seconds % 86400):
+                raise ValueError(f"every must be above 0s, and whole days above 1d: {value!r}")
+        return value
+
+    @field_validator("daily_at")
+    @classmethod
+    def _time_of_day(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"not a time of day as HH:MM: {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -185,11 +185,16 @@ class ComplianceReport:
     @property
     def passed(self) -> bool:
         """Every control of every source passed or does not apply."""
-        return all(
-            control.status in ("pass", "not-applicable")
+        return not self.not_passed()
+
+    def not_passed(self) -> list[str]:
+        """`source/control (status)` of each control that failed or had no data."""
+        return [
+            f"{source.source}/{control.id} ({control.status})"
             for source in self.sources
             for control in source.controls
-        )
+            if control.status not in ("pass", "not-applicable")
+        ]
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = _plain(asdict(self))

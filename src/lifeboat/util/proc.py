@@ -79,14 +79,17 @@ def pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event, then: str) -> Iterator[None]:
-    """For the block, SIGTERM and SIGINT set stop instead of ending the process, so a loop
-    can finish what it does first (`then` says what, in the log line); the previous
-    handlers come back afterwards."""
+def stop_on_signals(stop: threading.Event | Callable[[], None], then: str) -> Iterator[None]:
+    """For the block, SIGTERM and SIGINT set stop (or call it) instead of ending the
+    process, so a loop can finish what it does first (`then` says what, in the log line);
+    the previous handlers come back afterwards."""
 
     def handler(signum: int, frame: object) -> None:
         log.info("received %s: %s", signal.Signals(signum).name, then)
-        stop.set()
+        if isinstance(stop, threading.Event):
+            stop.set()
+        else:
+            stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -21,6 +21,7 @@ LAYERS = {
     "entry": 100,
     "cli": 90,
     "export": 86,
+    "daemon": 84,
     "demo": 80,
     "metrics": 76,
     "ops": 70,

@@ -132,11 +132,6 @@ def command(
                 f"cannot write the report to {output}: {exc.strerror or exc}"
             ) from None
         click.echo(f"report written to {output}")
-    failing = [
-        f"{s.source}/{c.id} ({c.status})"
-        for s in report.sources
-        for c in s.controls
-        if c.status not in ("pass", "not-applicable")
-    ]
+    failing = report.not_passed()
     if failing:
         raise ControlsFailed(f"controls not passed: {', '.join(failing)}")
