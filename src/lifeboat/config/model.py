@@ -21,6 +21,18 @@ class _Strict(BaseModel):
         return value.expanduser() if isinstance(value, Path) else value
 
 
+# the macros every cron knows (Vixie/Debian cron, cronie, Kubernetes), and croniter too
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
 def known_zone(name: str) -> str:
     """name, when zoneinfo knows it as an IANA time zone; else a ValueError."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -466,7 +478,7 @@ class ScheduleConfig(_Strict):
         default=None, description='An interval instead of cron, e.g. "6h" (from midnight).'
     )
     daily_at: str | None = Field(
-        default=None, description='A time of day instead of cron, "HH:MM".'
+        default=None, description='A time of day instead of cron, "HH:MM" (or "H:MM").'
     )
     timezone: str = Field(
         default="UTC",
@@ -521,8 +533,10 @@ class ScheduleConfig(_Strict):
         if value is not None:
             from croniter import croniter
 
-            # five fields: what cron, systemd timers and Kubernetes CronJobs all read alike
-            if len(value.split()) != 5 or not croniter.is_valid(value):
+            # five fields (or a macro): what cron, systemd timers and Kubernetes CronJobs
+            # all read alike
+            fields = CRON_MACROS.get(value.strip().lower(), value)
+            if len(fields.split()) != 5 or not croniter.is_valid(fields):
                 raise ValueError(f"not a five-field cron expression: {value!r}")
         return value
 
@@ -546,7 +560,7 @@ class ScheduleConfig(_Strict):
     @field_validator("daily_at")
     @classmethod
     def _time_of_day(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        if value is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
             raise ValueError(f"not a time of day as HH:MM: {value!r}")
         return value
 

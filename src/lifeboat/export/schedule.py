@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from lifeboat.config.model import ScheduleConfig
+from lifeboat.config.model import CRON_MACROS, ScheduleConfig
 from lifeboat.errors import ConfigError
 from lifeboat.policy.retention import parse_duration
 
@@ -22,16 +22,6 @@ class NotExportable(ConfigError):
     change, or the job be left to the daemon)."""
 
 
-# the macros every cron Lifeboat exports to knows (Vixie/Debian cron, cronie, Kubernetes)
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _NAMES = {
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     "sun", "mon", "tue", "wed", "thu", "fri", "sat",
@@ -101,7 +91,7 @@ def _every_as_cron(every: str, where: str) -> str:
 def cron_fields(expression: str, where: str) -> CronFields:
     """The expanded fields of a classic five-field expression (or an @macro); L, W, #, H
     and a seconds or year field are refused: Vixie cron, cronie and Kubernetes lack them."""
-    text = MACROS.get(expression.strip().lower(), expression)
+    text = CRON_MACROS.get(expression.strip().lower(), expression)
     parts = text.split()
     if len(parts) != 5:
         raise NotExportable(

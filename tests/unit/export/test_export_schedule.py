@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from lifeboat.config.model import ScheduleConfig
 from lifeboat.errors import EXIT_USAGE
@@ -92,8 +93,9 @@ def test_daily_at_becomes_one_time_a_day(daily_at: str, cron: str, calendar: str
 
 @pytest.mark.parametrize("daily_at", ["24:00", "2am", "02:60", "02:00:00"])
 def test_a_daily_at_that_is_no_time_is_refused(daily_at: str) -> None:
-    with pytest.raises(NotExportable, match="is not a time HH:MM"):
-        cron_expression(job(daily_at=daily_at), "schedule.x")
+    # the configuration refuses it on load, before the daemon or an export reads it
+    with pytest.raises(ValidationError, match="not a time of day as HH:MM"):
+        job(daily_at=daily_at)
 
 
 def test_both_days_restricted_is_refused_for_systemd_only() -> None:
@@ -111,8 +113,6 @@ def test_both_days_restricted_is_refused_for_systemd_only() -> None:
         ("0 0 L * *", "'L'"),
         ("0 0 15W * *", "'W'"),
         ("0 0 * * 5#2", "'#'"),
-        ("0 0 * * 5L", "'L'"),
-        ("H 0 * * *", "'H'"),
     ],
 )
 def test_what_classic_cron_lacks_is_refused_by_name(cron: str, named: str) -> None:
@@ -133,9 +133,15 @@ def test_a_value_out_of_range_is_refused(cron: str) -> None:
         cron_fields(cron, "schedule.x")
 
 
-def test_an_unknown_time_zone_is_refused() -> None:
-    with pytest.raises(NotExportable, match=r"schedule\.x: unknown time zone 'Mars/Olympus'"):
-        on_calendar(job(cron="0 0 * * *", timezone="Mars/Olympus"), "schedule.x")
+@pytest.mark.parametrize("cron", ["0 0 * * 5L", "H 0 * * *"])
+def test_what_croniter_cannot_read_is_refused_on_load(cron: str) -> None:
+    with pytest.raises(ValidationError, match="not a five-field cron expression"):
+        job(cron=cron)
+
+
+def test_an_unknown_time_zone_is_refused_on_load() -> None:
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        job(cron="0 0 * * *", timezone="Mars/Olympus")
 
 
 def test_the_fixed_delay_stays_below_the_jitter_and_is_the_same_each_time() -> None:
