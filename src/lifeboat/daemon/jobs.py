@@ -19,6 +19,8 @@ class Outcome:
     ok: bool
     # what was done, or the one-line reason it failed
     message: str
+    # the run was cut short: the daemon stopped, or its timeout passed
+    cancelled: bool = False
 
 
 def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> Outcome:

@@ -84,6 +84,9 @@ class Runner:
     on_job_finished: list[JobHook] = field(default_factory=list)
     # also called when a job is cancelled: e.g. stop the tools the job started
     on_cancel: list[Callable[[], None]] = field(default_factory=list)
+    # called each time the loop goes round (at least every RealSleeper.LONGEST_WAIT): the
+    # heartbeat of a loop that is not stuck
+    on_tick: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._woken = threading.Event()
@@ -113,6 +116,8 @@ class Runner:
         self._remember_jobs()
         while not self._stop.is_set():
             self._woken.clear()
+            for hook in self.on_tick:
+                _call_hook(hook)
             now = self.clock()
             self._collect(now, retry=not once)
             started = self._start_due(now)
@@ -202,14 +207,14 @@ class Runner:
                 continue  # recorded already as lost below
             running.thread.join()
             if running.cancelled is not None:
-                outcome = Outcome(False, running.cancelled)
+                outcome = Outcome(False, running.cancelled, cancelled=True)
             self._record(running, outcome, now, retry)
         for name, running in list(self._running.items()):
             # a cancellation that struck after the job's report was sent ends its thread
             # silently
             if running.cancelled is not None and not running.thread.is_alive():
                 del self._running[name]
-                self._record(running, Outcome(False, running.cancelled), now, retry)
+                self._record(running, Outcome(False, running.cancelled, cancelled=True), now, retry)
         for running in self._running.values():
             if running.deadline is not None and now >= running.deadline and not running.cancelled:
                 self._cancel(running, f"timed out after {running.run.job.timeout}")
@@ -263,6 +268,8 @@ class Runner:
         deadline = self.clock() + self.grace
         while self._running:
             self._woken.clear()
+            for hook in self.on_tick:
+                _call_hook(hook)
             now = self.clock()
             self._collect(now, retry=False)
             if not self._running:

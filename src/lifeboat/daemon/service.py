@@ -38,6 +38,8 @@ class DaemonHooks:
     on_job_started: list[StartHook] = field(default_factory=list)
     on_job_finished: list[JobHook] = field(default_factory=list)
     services: list[AbstractContextManager[object]] = field(default_factory=list)
+    # each time the scheduler's loop goes round (at least once a minute)
+    on_tick: list[Callable[[], None]] = field(default_factory=list)
 
 
 def utc_now() -> datetime:
@@ -82,6 +84,7 @@ def run_daemon(
             on_job_started=list(hooks.on_job_started),
             on_job_finished=list(hooks.on_job_finished),
             on_cancel=[stop_child_processes],
+            on_tick=list(hooks.on_tick),
         )
         # a second signal cancels the running jobs at once (Runner.request_stop)
         stopping = stop_on_signals(runner.request_stop, "stopping")

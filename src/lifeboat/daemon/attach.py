@@ -1,0 +1,201 @@
+"""What `lifeboat daemon` runs beside its scheduler, from the configuration:
+
+- each run's outcome sent through the notification channels (as the command of its kind
+  sends it) and its schedule's dead-man's-switch (`ping_url`) pinged at start and end;
+- the sources' health watched: an RPO over its objective or a backup overdue is notified,
+  once per incident (notify/incidents.py), until a backup ends it;
+- the Prometheus endpoint (`[metrics] listen`) with the job-run counters, and the heartbeat
+  of the scheduler's loop.
+
+The hooks run on the scheduler's thread, so whatever waits on the network (a channel, a
+ping) is handed to one sender thread, which keeps their order."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from lifeboat.context import Context
+from lifeboat.daemon.jobs import Outcome
+from lifeboat.daemon.runner import JobRun
+from lifeboat.daemon.service import DaemonHooks
+from lifeboat.errors import LifeboatError
+from lifeboat.metrics.runs import DaemonMetrics
+from lifeboat.metrics.runs import Outcome as RunResult
+from lifeboat.metrics.server import daemon_server
+from lifeboat.notify import outcomes
+from lifeboat.notify.deliver import announce
+from lifeboat.notify.event import Event
+from lifeboat.notify.ping import ping
+
+log = logging.getLogger(__name__)
+
+# how often the sources' repositories are read for their health
+HEALTH_EVERY_SECONDS = 300.0
+
+
+def job_event(run: JobRun, outcome: Outcome) -> Event:
+    """The notification of a scheduled run's outcome: the events the command of its kind
+    sends, with the schedule's name as the job."""
+    kind, source, name, line = run.job.job, run.job.source, run.name, outcome.message
+    if kind == "backup":
+        assert source is not None  # the configuration requires it
+        if outcome.ok:
+            return Event("backup_succeeded", source, name, f"{source}: {line}")
+        return outcomes.backup_failed(source, line, job=name)
+    if kind == "drill":
+        if outcome.ok:
+            return Event("drill_passed", source, name, f"{source}: {line}")
+        return outcomes.drill_failed(source, line, job=name)
+    if kind == "verify":
+        return outcomes.verification(source, [] if outcome.ok else [line], job=name)
+    if outcome.ok:
+        return outcomes.job_succeeded(name, source)
+    return outcomes.job_failed(name, source, line)
+
+
+def health_events(status: dict[str, Any]) -> list[Event]:
+    """rpo_breached and backup_overdue from one source's status (ops/status.source_status)."""
+    source = status["source"]
+    events = []
+    rpo = status["rpo"]
+    if rpo["breached"]:
+        events.append(
+            Event(
+                "rpo_breached",
+                source,
+                "daemon",
+                f"the newest restorable moment of {source} is older than its RPO objective",
+                {"age_seconds": rpo["age_s"], "objective_seconds": rpo["objective_s"]},
+            )
+        )
+    overdue = [
+        f"{kind} in {repo['name']}"
+        for repo in status["repositories"]
+        if not repo["error"]
+        for kind, backup in sorted(repo["backups"].items())
+        if backup["overdue"]
+    ]
+    if overdue:
+        events.append(
+            Event(
+                "backup_overdue",
+                source,
+                "daemon",
+                f"backup of {source} overdue: {', '.join(overdue)}",
+                {"overdue": ", ".join(overdue)},
+            )
+        )
+    return events
+
+
+class Sender:
+    """One thread that runs what the hooks hand it (deliveries, pings), in order."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
+
+    def put(self, work: Callable[[], object]) -> None:
+        self._work.put(work)
+
+    def _run(self) -> None:
+        while (work := self._work.get()) is not None:
+            try:
+                work()
+            except Exception:  # never the daemon's end: each sender logs its own failures
+                log.exception("a notification failed")
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Sender]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._work.put(None)  # what was handed over before the stop is still sent
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def health_watch(
+    ctx: Context, sender: Sender, every: float = HEALTH_EVERY_SECONDS
+) -> Iterator[None]:
+    """Read each source's health now and every `every` seconds; announce what is wrong."""
+    from lifeboat.ops.status import source_status
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        while True:
+            for source in ctx.config.sources:
+                try:
+                    events = health_events(source_status(ctx, source))
+                except LifeboatError as exc:
+                    log.warning("health of %s not read: %s", source, exc.message)
+                    continue
+                except Exception:
+                    log.exception("health of %s not read", source)
+                    continue
+                for event in events:
+                    sender.put(functools.partial(announce, ctx.config, event))
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=watch, name="health-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def serving(metrics: DaemonMetrics, listen: str) -> Iterator[None]:
+    server = daemon_server(metrics, listen)
+    server.start()  # a port in use: the daemon's error before its first job
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def daemon_hooks(ctx: Context, health_every: float = HEALTH_EVERY_SECONDS) -> DaemonHooks:
+    """The hooks and services of the daemon for ctx's configuration."""
+    config = ctx.config
+    sender = Sender()
+    metrics = DaemonMetrics(ctx)
+    hooks = DaemonHooks()
+    if config.metrics.listen:
+        hooks.services.append(serving(metrics, config.metrics.listen))
+    hooks.services.append(sender.running())
+    hooks.services.append(health_watch(ctx, sender, health_every))
+    hooks.on_tick.append(metrics.heartbeat)
+
+    def started(run: JobRun) -> None:
+        url = run.job.ping_url
+        if url:
+            sender.put(lambda: ping(url, "start"))
+
+    def finished(run: JobRun, outcome: Outcome) -> None:
+        duration = (datetime.now(UTC) - run.started).total_seconds()
+        result: RunResult = (
+            "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
+        )
+        metrics.record_job(run.name, run.job.job, run.job.source, result, duration)
+        event = job_event(run, outcome)
+        sender.put(lambda: announce(config, event))
+        url = run.job.ping_url
+        if url:
+            body = "" if outcome.ok else outcome.message
+            sender.put(lambda: ping(url, "success" if outcome.ok else "fail", body))
+
+    hooks.on_job_started.append(started)
+    hooks.on_job_finished.append(finished)
+    return hooks

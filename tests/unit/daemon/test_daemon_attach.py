@@ -1,0 +1,83 @@
+"""What the daemon tells of its runs and of the sources' health: the events, as the
+commands of each kind send them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from lifeboat.daemon.attach import health_events, job_event
+from lifeboat.daemon.jobs import Outcome
+from lifeboat.daemon.runner import JobRun
+from tests.unit.daemon.fakes import job
+
+
+def run_of(kind: str, source: str | None = "wms") -> JobRun:
+    fields: dict[str, Any] = {"job": kind, "cron": "0 * * * *"}
+    if source is not None:
+        fields["source"] = source
+    if kind == "copy":
+        fields |= {"repository": "local", "to": "offsite"}
+    moment = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    return JobRun("nightly", job(**fields), moment, 1, moment)
+
+
+@pytest.mark.parametrize(
+    ("kind", "ok", "event"),
+    [
+        ("backup", True, "backup_succeeded"),
+        ("backup", False, "backup_failed"),
+        ("drill", True, "drill_passed"),
+        ("drill", False, "drill_failed"),
+        ("verify", True, "verification_passed"),
+        ("verify", False, "verification_failed"),
+        ("prune", True, "job_succeeded"),
+        ("prune", False, "job_failed"),
+        ("copy", False, "job_failed"),
+    ],
+)
+def test_each_kind_of_run_tells_what_its_command_tells(kind: str, ok: bool, event: str) -> None:
+    told = job_event(run_of(kind), Outcome(ok, "what happened"))
+    assert (told.kind, told.source, told.job) == (event, "wms", "nightly")
+    assert "what happened" in told.summary or ok
+
+
+def test_a_cancelled_backup_is_a_failed_one_naming_why() -> None:
+    told = job_event(run_of("backup"), Outcome(False, "cancelled: the daemon stopped", True))
+    assert told.kind == "backup_failed"
+    assert "cancelled: the daemon stopped" in told.summary
+
+
+def status(breached: bool, overdue: dict[str, bool], error: str | None = None) -> dict[str, Any]:
+    return {
+        "source": "wms",
+        "rpo": {"breached": breached, "age_s": 7200.0, "objective_s": 3600.0},
+        "repositories": [
+            {
+                "name": "local",
+                "error": error,
+                "backups": {kind: {"overdue": late} for kind, late in overdue.items()},
+            }
+        ],
+    }
+
+
+def test_a_healthy_source_tells_nothing() -> None:
+    assert health_events(status(False, {"logical": False, "physical": False})) == []
+
+
+def test_an_rpo_breach_and_an_overdue_backup_are_told_apart() -> None:
+    told = health_events(status(True, {"logical": True, "physical": False}))
+    assert [(e.kind, e.source) for e in told] == [
+        ("rpo_breached", "wms"),
+        ("backup_overdue", "wms"),
+    ]
+    assert told[1].details["overdue"] == "logical in local"
+    assert told[0].details["objective_seconds"] == 3600.0
+
+
+def test_an_unreadable_repository_is_not_called_overdue() -> None:
+    # status names the unreadable repository itself; its stale figures prove nothing
+    assert health_events(status(False, {"logical": True}, error="gone")) == []
