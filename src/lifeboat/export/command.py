@@ -41,8 +41,13 @@ def selected_jobs(config: LifeboatConfig, only: tuple[str, ...]) -> list[Schedul
     return jobs
 
 
-def job_arguments(scheduled: ScheduledJob) -> list[str]:
-    """The lifeboat subcommand and its arguments that run the job."""
+def job_arguments(scheduled: ScheduledJob, ping_url: str | None = None) -> list[str]:
+    """The lifeboat subcommand and its arguments that run the job; with the schedule's
+    dead-man's switch as --ping URL, pinged by the command as the daemon would."""
+    return _arguments(scheduled) + (["--ping", ping_url] if ping_url else [])
+
+
+def _arguments(scheduled: ScheduledJob) -> list[str]:
     job = scheduled.job
     if job.job == "backup":
         assert job.source is not None
@@ -76,4 +81,5 @@ def job_arguments(scheduled: ScheduledJob) -> list[str]:
 
 
 def command_line(lifeboat: Path, config_path: Path, scheduled: ScheduledJob) -> list[str]:
-    return [str(lifeboat), "--config", str(config_path), *job_arguments(scheduled)]
+    arguments = job_arguments(scheduled, scheduled.job.ping_url)
+    return [str(lifeboat), "--config", str(config_path), *arguments]

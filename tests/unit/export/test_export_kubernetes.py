@@ -193,3 +193,36 @@ def test_yaml_strings_read_back_exactly(text: str) -> None:
         "data": {"lifeboat.toml": text, "list": [text, {"k": text}], "yes": "no"}
     }
     assert yaml.safe_load(dump_all([document])) == document
+
+
+def test_a_ping_url_kept_as_a_variable_stays_one_in_the_pod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HC_PRUNE", "https://hc-ping.example/secret-uuid")
+    jobs = JOBS.replace("[schedule.prune]\n", '[schedule.prune]\nping_url = "${HC_PRUNE}"\n')
+    config = write_export_config(tmp_path, jobs, repository=S3_ONLY)
+    assert export(config, tmp_path / "k8s", "--secret", "wms") == 0
+    found = documents(tmp_path / "k8s")
+    pod = found["cronjob-prune.yaml"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # Kubernetes expands $(HC_PRUNE) from the container's environment, the Secret's
+    assert container["args"][-2:] == ["--ping", "$(HC_PRUNE)"]
+    (reference,) = [
+        e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "HC_PRUNE"
+    ]
+    assert (reference["name"], reference["key"]) == ("wms", "HC_PRUNE")
+    text = "".join(path.read_text() for path in (tmp_path / "k8s").iterdir())
+    assert "secret-uuid" not in text
+    kubernetes_validate.validate(found["cronjob-prune.yaml"], KUBERNETES[-1], strict=True)
+
+
+def test_a_ping_url_variable_with_a_default_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = JOBS.replace("[schedule.prune]\n", '[schedule.prune]\nping_url = "${HC:-https://x}"\n')
+    config = write_export_config(tmp_path, jobs, repository=S3_ONLY)
+    assert export(config, tmp_path / "k8s") == 2
+    assert "ping_url uses ${HC:-https://x}, which a CronJob cannot expand" in one_error_line(
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "k8s").exists()

@@ -292,3 +292,23 @@ def test_a_relative_local_repository_is_refused(
     assert "repositories.local.url = 'backups/repo' is a relative path" in one_error_line(
         capsys.readouterr().err
     )
+
+
+def test_a_jobs_ping_url_is_pinged_by_the_command_the_unit_and_the_line_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a % in the check's URL: ExecStart= escapes it, cron's line too
+    url = "https://hc-ping.example/ab%2Fcd"
+    jobs = JOBS.replace("[schedule.prune]\n", f'[schedule.prune]\nping_url = "{url}"\n')
+    config = write_export_config(tmp_path, jobs)
+    assert export(config, tmp_path / "units") == 0
+    prune = read_unit(tmp_path / "units" / "lifeboat-prune.service")
+    assert exec_argv(prune)[-2:] == ["--ping", url]
+    drill = read_unit(tmp_path / "units" / "lifeboat-wms-drill.service")
+    assert "--ping" not in exec_argv(drill)
+    checked = verify(sorted((tmp_path / "units").iterdir()))
+    assert (checked.returncode, checked.stderr) == (0, "")
+
+    assert run(["--config", str(config), "export", "cron", "--lifeboat", str(LIFEBOAT)]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if " prune --ping" in line]
+    assert "--ping https://hc-ping.example/ab\\%2Fcd" in line

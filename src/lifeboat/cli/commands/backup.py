@@ -9,6 +9,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
 from lifeboat.errors import EXIT_FAILED, UsageError
 
@@ -46,6 +47,7 @@ from lifeboat.errors import EXIT_FAILED, UsageError
 )
 @json_option
 @writes_textfile("backup")
+@pings
 def command(
     source: str,
     kind: str,

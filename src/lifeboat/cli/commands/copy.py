@@ -6,6 +6,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
 
 
@@ -15,6 +16,7 @@ from lifeboat.cli.textfile import writes_textfile
 @click.option("--source", help="Copy only this source (default: every source found).")
 @json_option
 @writes_textfile("copy")
+@pings
 def command(origin_name: str, target_name: str, source: str | None, as_json: bool) -> None:
     """Copy the backups and WAL that one repository has and another lacks, checked by
     checksum, the manifest of each backup last; run it again to resume. A backup whose id

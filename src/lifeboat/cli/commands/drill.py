@@ -6,6 +6,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
 from lifeboat.errors import DrillFailedError, UsageError
 from lifeboat.repo.drills import DrillRecord
@@ -73,6 +74,7 @@ def _print_record(record: DrillRecord) -> None:
 )
 @json_option
 @writes_textfile("drill")
+@pings
 def command(
     source: str | None,
     every_source: bool,

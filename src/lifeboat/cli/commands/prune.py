@@ -8,6 +8,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
 
 
@@ -19,6 +20,7 @@ from lifeboat.cli.textfile import writes_textfile
 @click.option("--dry-run", is_flag=True, help="Show what would be kept and deleted, and why.")
 @json_option
 @writes_textfile("prune")
+@pings
 def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: bool) -> None:
     """Apply the retention policy: delete the backups no rule keeps, and the WAL no kept
     backup needs. Shows every backup, its rules and the decision."""

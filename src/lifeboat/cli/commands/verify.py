@@ -6,6 +6,7 @@ import click
 
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
+from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
 from lifeboat.errors import IntegrityError
 
@@ -18,6 +19,7 @@ from lifeboat.errors import IntegrityError
 )
 @json_option
 @writes_textfile("verify")
+@pings
 def command(source: str | None, deep: bool, repo_name: str | None, as_json: bool) -> None:
     """Check every backup against its manifest."""
     from lifeboat.notify import outcomes
