@@ -111,6 +111,9 @@ def test_restore_refuses_a_target_the_archive_cannot_reach(archiving: Archiving)
     assert not pgdata.exists() or not any(pgdata.iterdir())
 
 
+# recovery to the latest point runs on each major in the physical drill and the
+# incremental chain's tests; following a new timeline's history file is the same on each
+@on_oldest_major
 def test_restore_latest_after_losing_the_cluster_then_on_the_new_timeline(
     archiving: Archiving,
 ) -> None:

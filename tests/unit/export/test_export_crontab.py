@@ -120,6 +120,8 @@ cron = "0 3 * * *"
 [notifications.pager]
 type = "webhook"
 url = "${PAGER_URL}"
+# the receiver is never there: one refused attempt, no retries' backoff to wait out
+retries = 0
 
 [retention]
 keep_last = 1
