@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,12 @@ def job_event(run: JobRun, outcome: Outcome) -> Event:
     if outcome.ok:
         return outcomes.job_succeeded(name, source)
     return outcomes.job_failed(name, source, line)
+
+
+def run_events(run: JobRun, outcome: Outcome) -> list[Event]:
+    """The outcome's notification, then what the run told beside it (a prune's
+    prune_applied), each with the schedule's name as the job."""
+    return [job_event(run, outcome)] + [replace(e, job=run.name) for e in outcome.events]
 
 
 def health_events(status: dict[str, Any]) -> list[Event]:
@@ -189,8 +196,8 @@ def daemon_hooks(ctx: Context, health_every: float = HEALTH_EVERY_SECONDS) -> Da
             "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
         )
         metrics.record_job(run.name, run.job.job, run.job.source, result, duration)
-        event = job_event(run, outcome)
-        sender.put(lambda: announce(config, event))
+        for event in run_events(run, outcome):
+            sender.put(functools.partial(announce, config, event))
         url = run.job.ping_url
         if url:
             body = "" if outcome.ok else outcome.message

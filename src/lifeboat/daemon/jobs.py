@@ -4,6 +4,7 @@ cli/commands/*.py call), and ends as an Outcome: ok, or failed with its one line
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from lifeboat.config.model import ScheduleConfig
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError, describe_failure
+from lifeboat.notify.event import Event
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,16 @@ class Outcome:
     message: str
     # the run was cut short: the daemon stopped, or its timeout passed
     cancelled: bool = False
+    # what the run tells beside its outcome, as its command does (a prune's prune_applied)
+    events: tuple[Event, ...] = ()
 
 
 def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> Outcome:
     """Run the job; every failure but a cancellation (a BaseException) becomes an Outcome.
     `reports`: the default folder of report jobs."""
     try:
-        return Outcome(True, _RUNS[job.job](ctx, job, now, reports))
+        done = _RUNS[job.job](ctx, job, now, reports)
+        return done if isinstance(done, Outcome) else Outcome(True, done)
     except Exception as exc:  # an unexpected error fails the job, not the daemon
         return Outcome(False, describe_failure(exc)[0])
 
@@ -76,16 +81,22 @@ def _drill(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> s
     return f"{len(report.records)} drill(s) passed"
 
 
-def _prune(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str:
+def _prune(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> Outcome:
+    from lifeboat.notify.outcomes import prune_reported
     from lifeboat.ops.prune import policy_for, prune
 
     sources = [job.source] if job.source else list(ctx.config.sources)
     deleted = 0
+    events = []
     for name in sources:
         for repo in ctx.repositories_for(name, job.repository):
             policy, zone = policy_for(ctx.config, name, repo.name)
-            deleted += len(prune(repo, name, policy, zone, False).summary()["delete"])
-    return f"{deleted} backup(s) deleted"
+            summary = prune(repo, name, policy, zone, False).summary()
+            deleted += len(summary["delete"])
+            applied = prune_reported(summary, job.job)
+            if applied is not None:
+                events.append(applied)
+    return Outcome(True, f"{deleted} backup(s) deleted", events=tuple(events))
 
 
 def _copy(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str:
@@ -135,7 +146,7 @@ def previous_quarter(now: datetime) -> tuple[datetime, datetime]:
     return start, current
 
 
-_RUNS = {
+_RUNS: dict[str, Callable[[Context, ScheduleConfig, datetime, Path], str | Outcome]] = {
     "backup": _backup,
     "verify": _verify,
     "drill": _drill,

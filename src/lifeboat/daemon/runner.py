@@ -310,8 +310,10 @@ class Runner:
 
 def raise_in_thread(thread: threading.Thread, exception: type[BaseException]) -> None:
     """Make `exception` raise in `thread` at its next Python instruction (one blocked in a
-    system call sees it when the call returns: the daemon also stops the job's tools)."""
-    if thread.ident is not None:
+    system call sees it when the call returns: the daemon also stops the job's tools).
+    Nothing when the thread has ended: its id may already be another thread's (the C
+    library reuses them), which would get the exception instead."""
+    if thread.ident is not None and thread.is_alive():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(thread.ident), ctypes.py_object(exception)
         )

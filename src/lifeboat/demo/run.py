@@ -166,6 +166,7 @@ def run_demo(workdir: Path, size_mb: int, keep: bool, say: Say, reporter: Report
         return result
     finally:
         if keep:
+            cluster.keep_running()
             say(f"cluster left running on port {cluster.port} (data in {base})")
         else:
             cluster.destroy()

@@ -28,7 +28,7 @@ def referenced_variables(raw_text: str) -> dict[str, bool]:
 def check_no_inline_secret(raw: dict[str, Any], shown: Path) -> None:
     """Refuse a config that writes a secret out instead of referencing it as ${VAR}: a
     DSN's password, a notification channel's password, HMAC secret or (Slack, Apprise)
-    URL, a password in any URL."""
+    URL, a schedule's ping_url, a password in any URL."""
     for path, value in _strings(raw, ()):
         if _inline_secret(path, value, raw):
             location = ".".join(str(part) for part in path)
@@ -52,6 +52,9 @@ def _inline_secret(path: Location, value: str, raw: dict[str, Any]) -> bool:
         if path[2] == "url" and channel.get("type") in ("slack", "apprise"):
             # their URL is the credential: a Slack webhook's path, an Apprise URL's token
             return REFERENCE.search(value) is None
+    if path[0] == "schedule" and path[-1] == "ping_url" and len(path) == 3:
+        # a dead-man's-switch check URL is its credential: whoever has it reports success
+        return REFERENCE.search(value) is None
     if "://" in value:
         try:
             password = urlsplit(value).password

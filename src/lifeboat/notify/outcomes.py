@@ -120,6 +120,16 @@ def prune_applied(
     )
 
 
+def prune_reported(summary: Mapping[str, Any], job: str = "prune") -> Event | None:
+    """prune_applied from a prune's summary (ops/prune.py), None when it deleted nothing."""
+    deleted = [str(b) for b in summary["deleted"]]
+    wal_deleted = int(summary["wal"]["deleted"])
+    if not deleted and not wal_deleted:
+        return None
+    kept = len(summary["backups"]) - len(deleted)
+    return prune_applied(summary["source"], summary["repository"], deleted, kept, wal_deleted, job)
+
+
 def job_failed(job: str, source: str | None, error: str) -> Event:
     """A job with no failure event of its own (prune, copy, report) failed."""
     line = error_line(error)

@@ -323,6 +323,11 @@ class ScratchCluster:
             + f" (see {self.log_file})"
         )
 
+    def keep_running(self) -> None:
+        """Leave the server running when this process exits (the exit hook stops the
+        others): the caller has told the user where it runs."""
+        _LIVE.discard(self)
+
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``pg_ctl stop -m mode``); a no-op when it is not running."""
         _LIVE.discard(self)

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from lifeboat.daemon.attach import health_events, job_event
+from lifeboat.daemon.attach import health_events, job_event, run_events
 from lifeboat.daemon.jobs import Outcome
 from lifeboat.daemon.runner import JobRun
+from lifeboat.notify.event import Event
 from tests.unit.daemon.fakes import job
 
 
@@ -81,3 +82,12 @@ def test_an_rpo_breach_and_an_overdue_backup_are_told_apart() -> None:
 def test_an_unreadable_repository_is_not_called_overdue() -> None:
     # status names the unreadable repository itself; its stale figures prove nothing
     assert health_events(status(False, {"logical": True}, error="gone")) == []
+
+
+def test_a_prune_that_deleted_also_tells_prune_applied_under_its_schedule() -> None:
+    applied = Event("prune_applied", "wms", "prune", "prune of wms in local: 1 deleted")
+    told = run_events(run_of("prune"), Outcome(True, "1 backup(s) deleted", events=(applied,)))
+    assert [(e.kind, e.source, e.job) for e in told] == [
+        ("job_succeeded", "wms", "nightly"),
+        ("prune_applied", "wms", "nightly"),
+    ]

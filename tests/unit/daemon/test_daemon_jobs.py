@@ -87,3 +87,18 @@ def test_previous_quarter() -> None:
         datetime(2026, 10, 1, tzinfo=UTC),
         datetime(2027, 1, 1, tzinfo=UTC),
     )
+
+
+def test_a_prune_that_deletes_tells_it_as_the_command_does(tmp_path: Path, age_key: AgeKey) -> None:
+    origin = local_repository(tmp_path, "r0")
+    origin.storage.write(
+        layout.wal_key("wms", "000000010000000000000002", "e" * 64, ".age"), [b"w"]
+    )
+    older, newer = commit_physical(origin, 1), commit_physical(origin, 2)
+    ctx = context(tmp_path, age_key, retention={"keep_last": 1})
+    outcome = run(ctx, tmp_path, job="prune", source="wms", repository="r0")
+    assert outcome.ok, outcome.message
+    assert [b.id for b in origin.list_backups("wms")] == [newer.id]
+    assert [(e.kind, e.source, e.details["deleted"]) for e in outcome.events] == [
+        ("prune_applied", "wms", str(older.id))
+    ]

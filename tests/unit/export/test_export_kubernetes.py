@@ -134,6 +134,11 @@ def test_secrets_are_referenced_never_inlined(
             ("[notifications.ops]", '[notifications."ops.eu"]\nhmac_secret = "k"'),
             "notifications.ops.eu.hmac_secret",
         ),
+        (
+            # a check's URL is its credential: whoever has it can report success
+            ("[schedule.prune]\n", '[schedule.prune]\nping_url = "https://hc.example/uuid"\n'),
+            "schedule.prune.ping_url",
+        ),
     ],
 )
 def test_a_secret_written_out_is_refused_and_nothing_written(

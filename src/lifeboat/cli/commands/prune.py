@@ -40,18 +40,9 @@ def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: b
             announce(ctx.config, outcomes.job_succeeded("prune", name))
     if not dry_run:
         for report in reports:
-            done = report.summary()
-            if done["deleted"] or done["wal"]["deleted"]:
-                announce(
-                    ctx.config,
-                    outcomes.prune_applied(
-                        report.source,
-                        report.repository,
-                        [str(b) for b in done["deleted"]],
-                        len(done["backups"]) - len(done["deleted"]),
-                        int(done["wal"]["deleted"]),
-                    ),
-                )
+            applied = outcomes.prune_reported(report.summary())
+            if applied is not None:
+                announce(ctx.config, applied)
     if wants_json(as_json):
         output.print_json([report.summary() for report in reports])
         return
