@@ -47,9 +47,12 @@ def job_event(run: JobRun, outcome: Outcome) -> Event:
     kind, source, name, line = run.job.job, run.job.source, run.name, outcome.message
     if kind == "backup":
         assert source is not None  # the configuration requires it
+        backup_type = run.job.type or "logical"  # `lifeboat backup`'s default
         if outcome.ok:
-            return Event("backup_succeeded", source, name, f"{source}: {line}")
-        return outcomes.backup_failed(source, line, job=name)
+            return Event(
+                "backup_succeeded", source, name, f"{source}: {line}", {"type": backup_type}
+            )
+        return outcomes.backup_failed(source, line, job=name, backup_type=backup_type)
     if kind == "drill":
         if outcome.ok:
             return Event("drill_passed", source, name, f"{source}: {line}")
@@ -82,21 +85,22 @@ def health_events(status: dict[str, Any]) -> list[Event]:
                 {"age_seconds": rpo["age_s"], "objective_seconds": rpo["objective_s"]},
             )
         )
-    overdue = [
-        f"{kind} in {repo['name']}"
-        for repo in status["repositories"]
-        if not repo["error"]
-        for kind, backup in sorted(repo["backups"].items())
-        if backup["overdue"]
-    ]
-    if overdue:
+    # one incident per backup type (notify/event.py), naming every repository it is late in
+    late: dict[str, list[str]] = {}
+    for repo in status["repositories"]:
+        if repo["error"]:
+            continue  # status names an unreadable repository itself
+        for kind, backup in sorted(repo["backups"].items()):
+            if backup["overdue"]:
+                late.setdefault(kind, []).append(repo["name"])
+    for kind, repositories in late.items():
         events.append(
             Event(
                 "backup_overdue",
                 source,
                 "daemon",
-                f"backup of {source} overdue: {', '.join(overdue)}",
-                {"overdue": ", ".join(overdue)},
+                f"{kind} backup of {source} overdue in {', '.join(repositories)}",
+                {"type": kind, "repositories": ", ".join(repositories)},
             )
         )
     return events

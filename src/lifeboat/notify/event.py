@@ -35,6 +35,9 @@ ENDS: Mapping[str, tuple[str, ...]] = {
     "job_succeeded": ("job_failed",),
 }
 
+# incidents kept apart per backup type
+PER_BACKUP_TYPE: frozenset[str] = frozenset({"backup_failed", "backup_overdue"})
+
 
 @dataclass(frozen=True)
 class Event:
@@ -51,13 +54,19 @@ class Event:
     details: Mapping[str, Detail] = field(default_factory=dict)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     recovers: tuple[str, ...] = ()
+    ended: str | None = None  # the key of the (first) incident a recovery ends
 
-    def incident(self, kind: str | None = None) -> str:
+    def incident(self, kind: str | None = None, typed: bool = True) -> str:
         """The key of the incident kind (default: this event's) opens for this source and
-        job: its repeats are the same incident."""
+        job: its repeats are the same incident. A backup's failure or lateness is its type's
+        (the event's `type` detail): a logical backup that succeeds says nothing of the
+        physical one that fails."""
         what = kind or self.kind
         if what in ("job_failed", "job_succeeded"):
             return f"job_failed/{self.job}/{self.source or '*'}"
+        backup_type = self.details.get("type")
+        if what in PER_BACKUP_TYPE and backup_type and typed:
+            return f"{what}/{self.source or '*'}/{backup_type}"
         return f"{what}/{self.source or '*'}"
 
     @property
@@ -69,10 +78,19 @@ class Event:
         state = "recovered" if self.recovers else self.kind.replace("_", " ")
         return f"[lifeboat] {state}: {self.source or self.job}"
 
-    def as_recovery(self, ended: tuple[str, ...], since: str, repeats: int) -> Event:
-        """This event as the message that ends the incidents of kinds ended."""
+    def as_recovery(
+        self, ended: tuple[str, ...], since: str, repeats: int, incident: str | None = None
+    ) -> Event:
+        """This event as the message that ends the incidents of kinds ended (the first of
+        them keyed incident)."""
         details = {**self.details, "failing_since": since, "failures": repeats}
-        return replace(self, summary=f"recovered: {self.summary}", details=details, recovers=ended)
+        return replace(
+            self,
+            summary=f"recovered: {self.summary}",
+            details=details,
+            recovers=ended,
+            ended=incident,
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -82,7 +100,7 @@ class Event:
             "time": self.time.isoformat(),
             "summary": self.summary,
             "details": dict(self.details),
-            "incident": self.incident(self.recovers[0] if self.recovers else None),
+            "incident": self.ended or self.incident(self.recovers[0] if self.recovers else None),
             "recovered": bool(self.recovers),
         }
 

@@ -59,15 +59,19 @@ def triage(incidents: Incidents, event: Event, channels: Collection[str]) -> Ver
         missing = set(channels) - already
         opened["told"] = sorted(already | missing)
         return Verdict(event if missing else None, already)
+    # a backup of a type ends that type's incidents, and those opened without a type (a
+    # failure before its type was known)
     ended = [
-        (kind, incidents.pop(event.incident(kind)))
+        (kind, key, incidents.pop(key))
         for kind in ENDS.get(event.kind, ())
-        if event.incident(kind) in incidents
+        for key in dict.fromkeys((event.incident(kind), event.incident(kind, typed=False)))
+        if key in incidents
     ]
     if ended:
-        since = min(str(state.get("since", "")) for _, state in ended)
-        repeats = sum(int(state.get("repeats", 1)) for _, state in ended)
-        return Verdict(event.as_recovery(tuple(kind for kind, _ in ended), since, repeats))
+        since = min(str(state.get("since", "")) for _, _, state in ended)
+        repeats = sum(int(state.get("repeats", 1)) for _, _, state in ended)
+        kinds = tuple(dict.fromkeys(kind for kind, _, _ in ended))
+        return Verdict(event.as_recovery(kinds, since, repeats, ended[0][1]))
     return Verdict(None if event.kind in QUIET else event)
 
 

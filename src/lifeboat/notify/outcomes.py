@@ -41,10 +41,18 @@ def backup_succeeded(source: str, summary: Mapping[str, Any], job: str = "backup
     )
 
 
-def backup_failed(source: str, error: str, job: str = "backup") -> Event:
+def backup_failed(
+    source: str, error: str, job: str = "backup", backup_type: str | None = None
+) -> Event:
+    """backup_type (logical, physical): the incident is that type's (event.py)."""
     line = error_line(error)
+    what = f"{backup_type} backup" if backup_type else "backup"
     return Event(
-        "backup_failed", source, job, f"backup of {source} failed: {line}", {"error": line}
+        "backup_failed",
+        source,
+        job,
+        f"{what} of {source} failed: {line}",
+        {"error": line} | ({"type": backup_type} if backup_type else {}),
     )
 
 

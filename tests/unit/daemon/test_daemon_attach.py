@@ -69,14 +69,17 @@ def test_a_healthy_source_tells_nothing() -> None:
     assert health_events(status(False, {"logical": False, "physical": False})) == []
 
 
-def test_an_rpo_breach_and_an_overdue_backup_are_told_apart() -> None:
-    told = health_events(status(True, {"logical": True, "physical": False}))
-    assert [(e.kind, e.source) for e in told] == [
-        ("rpo_breached", "wms"),
-        ("backup_overdue", "wms"),
+def test_an_rpo_breach_and_each_overdue_backup_type_are_told_apart() -> None:
+    told = health_events(status(True, {"logical": True, "physical": True}))
+    assert [(e.kind, e.source, e.details.get("type")) for e in told] == [
+        ("rpo_breached", "wms", None),
+        ("backup_overdue", "wms", "logical"),
+        ("backup_overdue", "wms", "physical"),
     ]
-    assert told[1].details["overdue"] == "logical in local"
+    assert told[1].details["repositories"] == "local"
     assert told[0].details["objective_seconds"] == 3600.0
+    # each type is its own incident: one's backup does not end the other's lateness
+    assert told[1].incident() != told[2].incident()
 
 
 def test_an_unreadable_repository_is_not_called_overdue() -> None:

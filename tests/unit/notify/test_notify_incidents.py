@@ -46,6 +46,27 @@ def test_three_failures_then_a_success_give_two_messages(tmp_path: Path) -> None
     assert recovery["incident"] == "backup_failed/wms"
 
 
+def test_a_backup_type_s_success_ends_its_own_failure_only(tmp_path: Path) -> None:
+    """An hourly logical backup that succeeds says nothing of the nightly physical one that
+    failed; a failure of no known type (before the command knew it) ends with any."""
+    physical = {**SUCCESS, "id": "20261207T050000Z-ef56", "type": "physical"}
+    with http_receiver() as receiver:
+        settings = config(hook={"type": "webhook", "url": receiver.url()})
+        nightly = outcomes.backup_failed("wms", "no WAL", backup_type="physical")
+        announce(settings, nightly, tmp_path)
+        announce(settings, outcomes.backup_succeeded("wms", SUCCESS), tmp_path)  # logical
+        announce(settings, outcomes.backup_succeeded("wms", physical), tmp_path)
+        announce(settings, outcomes.backup_failed("wms", "refused"), tmp_path)  # no type
+        announce(settings, outcomes.backup_succeeded("wms", SUCCESS), tmp_path)
+    assert [(kind, recovered) for kind, recovered, _ in events_of(receiver)] == [
+        ("backup_failed", False),
+        ("backup_succeeded", False),  # the logical one: the physical incident stays open
+        ("backup_succeeded", True),  # the physical one ends it
+        ("backup_failed", False),
+        ("backup_succeeded", True),
+    ]
+
+
 def test_the_open_incident_survives_a_restart(tmp_path: Path) -> None:
     """What a new process knows is only what the state file says: a fresh config and the
     same folder stand for the restarted daemon or the next cron run."""

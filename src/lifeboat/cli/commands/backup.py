@@ -72,7 +72,9 @@ def command(
     from lifeboat.notify.deliver import announce, failure_announced
 
     ctx = state().context()
-    with failure_announced(ctx.config, lambda line: outcomes.backup_failed(source, line)):
+    with failure_announced(
+        ctx.config, lambda line: outcomes.backup_failed(source, line, backup_type=kind)
+    ):
         result = chosen.backup(ctx, source)
     note_config(ctx, result.repositories, source)
     summary = {
@@ -88,7 +90,7 @@ def command(
         click.echo(result.manifest.id)
     announce(
         ctx.config,
-        outcomes.backup_failed(source, _missed(result.failed))
+        outcomes.backup_failed(source, _missed(result.failed), backup_type=kind)
         if result.failed
         else outcomes.backup_succeeded(source, summary),
     )
