@@ -47,7 +47,7 @@ def test_a_cron_backup_writes_the_textfile(
     backup = json.loads(ws.run("backup", "wms", "--json", check=True).stdout)
     found = read_samples(textfile)
     labels = {"source": "wms", "repository": "local", "type": "logical"}
-    assert found[key("lifeboat_last_run_success", kind="backup", source="wms")] == 1
+    assert found[key("lifeboat_last_run_success", kind="backup", source="wms", type="logical")] == 1
     assert found[key("lifeboat_backups", **labels, result="committed")] == 1
     assert found[key("lifeboat_backup_last_plain_size_bytes", **labels)] == backup["plain_size"]
     assert found[key("lifeboat_backup_last_stored_size_bytes", **labels)] == backup["stored_size"]
@@ -62,6 +62,6 @@ def test_a_cron_backup_writes_the_textfile(
     assert failed.returncode == 1
     error_line(failed)
     found = read_samples(textfile)
-    assert found[key("lifeboat_last_run_success", kind="backup", source="crm")] == 0
-    assert found[key("lifeboat_last_run_success", kind="backup", source="wms")] == 1
+    assert found[key("lifeboat_last_run_success", kind="backup", source="crm", type="logical")] == 0
+    assert found[key("lifeboat_last_run_success", kind="backup", source="wms", type="logical")] == 1
     assert found[key("lifeboat_backups", **labels, result="committed")] == 1

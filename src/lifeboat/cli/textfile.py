@@ -15,7 +15,9 @@ from lifeboat.errors import LifeboatError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _write(kind: str, source: str | None, success: bool, started: float) -> None:
+def _write(
+    kind: str, source: str | None, success: bool, started: float, backup_type: str | None
+) -> None:
     try:
         ctx = state().context()
     except LifeboatError:
@@ -25,7 +27,8 @@ def _write(kind: str, source: str | None, success: bool, started: float) -> None
     from lifeboat.metrics.runs import Run
     from lifeboat.metrics.textfile import after_command
 
-    after_command(ctx, kind, source, Run(time.time(), success, time.monotonic() - started))
+    run = Run(time.time(), success, time.monotonic() - started)
+    after_command(ctx, kind, source, run, backup_type)
 
 
 def writes_textfile(kind: str) -> Callable[[F], F]:
@@ -37,15 +40,17 @@ def writes_textfile(kind: str) -> Callable[[F], F]:
         def run(*args: Any, **kwargs: Any) -> Any:
             started = time.monotonic()
             source = kwargs.get("source")
+            # `backup --type`: each type's last run is its own
+            backup_type = kwargs.get("kind") if kind == "backup" else None
             try:
                 result = command(*args, **kwargs)
             except SystemExit as exc:
-                _write(kind, source, exc.code in (None, 0), started)
+                _write(kind, source, exc.code in (None, 0), started, backup_type)
                 raise
             except Exception:
-                _write(kind, source, False, started)
+                _write(kind, source, False, started, backup_type)
                 raise
-            _write(kind, source, True, started)
+            _write(kind, source, True, started, backup_type)
             return result
 
         return run  # type: ignore[return-value]

@@ -199,7 +199,8 @@ def daemon_hooks(ctx: Context, health_every: float = HEALTH_EVERY_SECONDS) -> Da
         result: RunResult = (
             "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
         )
-        metrics.record_job(run.name, run.job.job, run.job.source, result, duration)
+        backup_type = (run.job.type or "logical") if run.job.job == "backup" else None
+        metrics.record_job(run.name, run.job.job, run.job.source, result, duration, backup_type)
         for event in run_events(run, outcome):
             sender.put(functools.partial(announce, config, event))
         url = run.job.ping_url

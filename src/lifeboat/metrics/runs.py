@@ -38,24 +38,32 @@ class Run:
     seconds: float
 
 
+# (kind, source, type): "" for a run over every source, and for a job that is no backup
+RunKey = tuple[str, str, str]
+
+
 class LastRuns(Collector):
     """The newest run of each kind of job (backup, verify, drill, prune, copy, report) per
-    source ("" for a run over every source)."""
+    source ("" for a run over every source) and, for backups, per type (logical,
+    physical): an hourly logical backup's success must not hide a nightly physical one's
+    failure."""
 
-    def __init__(self, runs: dict[tuple[str, str], Run] | None = None) -> None:
+    def __init__(self, runs: dict[RunKey, Run] | None = None) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[tuple[str, str], Run] = dict(runs or {})
+        self._runs: dict[RunKey, Run] = dict(runs or {})
 
-    def record(self, kind: str, source: str | None, run: Run) -> None:
+    def record(
+        self, kind: str, source: str | None, run: Run, backup_type: str | None = None
+    ) -> None:
         with self._lock:
-            self._runs[(kind, source or "")] = run
+            self._runs[(kind, source or "", backup_type or "")] = run
 
-    def runs(self) -> dict[tuple[str, str], Run]:
+    def runs(self) -> dict[RunKey, Run]:
         with self._lock:
             return dict(self._runs)
 
     def collect(self) -> Iterable[Metric]:
-        labels = ["kind", "source"]
+        labels = ["kind", "source", "type"]
         at = GaugeMetricFamily(
             LAST_RUN_TIME,
             "When the newest run of the job kind for the source ended.",
@@ -65,10 +73,10 @@ class LastRuns(Collector):
             LAST_RUN_SUCCESS, "Whether that run succeeded: 1 yes, 0 no.", labels=labels
         )
         took = GaugeMetricFamily(LAST_RUN_DURATION, "How long that run took.", labels=labels)
-        for (kind, source), run in sorted(self.runs().items()):
-            at.add_metric([kind, source], run.finished_at)
-            success.add_metric([kind, source], 1.0 if run.success else 0.0)
-            took.add_metric([kind, source], run.seconds)
+        for key, run in sorted(self.runs().items()):
+            at.add_metric(list(key), run.finished_at)
+            success.add_metric(list(key), 1.0 if run.success else 0.0)
+            took.add_metric(list(key), run.seconds)
         return [at, success, took]
 
     def describe(self) -> Iterable[Metric]:
@@ -108,13 +116,20 @@ class DaemonMetrics:
         self._beat: float | None = None
 
     def record_job(
-        self, job: str, kind: str, source: str | None, outcome: Outcome, duration: float
+        self,
+        job: str,
+        kind: str,
+        source: str | None,
+        outcome: Outcome,
+        duration: float,
+        backup_type: str | None = None,
     ) -> None:
-        """One run of a scheduled job has ended."""
+        """One run of a scheduled job has ended (a backup's: of backup_type)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r} (one of {', '.join(OUTCOMES)})")
         self._runs.labels(job, kind, outcome).inc()
-        self.last_runs.record(kind, source, Run(self._clock(), outcome == "succeeded", duration))
+        run = Run(self._clock(), outcome == "succeeded", duration)
+        self.last_runs.record(kind, source, run, backup_type)
         # what the job wrote shows at the next scrape, not a refresh later
         self.repositories.invalidate()
 

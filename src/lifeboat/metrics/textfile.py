@@ -20,7 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.metrics.collect import NO_CACHE, RepositoryCollector
-from lifeboat.metrics.runs import LAST_RUN_DURATION, LAST_RUN_SUCCESS, LAST_RUN_TIME, LastRuns, Run
+from lifeboat.metrics.runs import (
+    LAST_RUN_DURATION,
+    LAST_RUN_SUCCESS,
+    LAST_RUN_TIME,
+    LastRuns,
+    Run,
+    RunKey,
+)
 from lifeboat.util.fs import write_atomically
 from lifeboat.util.singleton import held_or_none
 
@@ -36,18 +43,22 @@ def lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
-def previous_runs(path: Path) -> dict[tuple[str, str], Run]:
+def previous_runs(path: Path) -> dict[RunKey, Run]:
     """The last runs a previous rewrite left in the file; none from a missing or
     unreadable file (it is rewritten whole anyway)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
         return {}
-    values: dict[str, dict[tuple[str, str], float]] = {}
+    values: dict[str, dict[RunKey, float]] = {}
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                key = (sample.labels.get("kind", ""), sample.labels.get("source", ""))
+                key = (
+                    sample.labels.get("kind", ""),
+                    sample.labels.get("source", ""),
+                    sample.labels.get("type", ""),
+                )
                 values.setdefault(sample.name, {})[key] = sample.value
     except ValueError as exc:
         log.debug("%s is not in the exposition format (%s): its last runs are dropped", path, exc)
@@ -70,10 +81,12 @@ def render(ctx: Context, runs: LastRuns) -> bytes:
     return generate_latest(registry)
 
 
-def write_textfile(ctx: Context, path: Path, run: tuple[str, str | None, Run] | None) -> None:
+def write_textfile(
+    ctx: Context, path: Path, run: tuple[str, str | None, Run, str | None] | None
+) -> None:
     """Rewrite path with the metrics of now, the file's last runs and `run` (kind,
-    source, how it went) if given. Raises OSError (TimeoutError when another command
-    holds the file's lock too long)."""
+    source, how it went, a backup's type) if given. Raises OSError (TimeoutError when
+    another command holds the file's lock too long)."""
     with held_or_none(lock_path(path), LOCK_PATIENCE) as held:
         if not held:
             raise TimeoutError(f"another command kept {lock_path(path)} for {LOCK_PATIENCE:.0f} s")
@@ -83,14 +96,16 @@ def write_textfile(ctx: Context, path: Path, run: tuple[str, str | None, Run] | 
         write_atomically(path, render(ctx, runs), mode=TEXTFILE_MODE)
 
 
-def after_command(ctx: Context, kind: str, source: str | None, run: Run) -> None:
+def after_command(
+    ctx: Context, kind: str, source: str | None, run: Run, backup_type: str | None = None
+) -> None:
     """A one-shot command has finished: rewrite the configured textfile, if any. Never
     raises for the file: one warning line instead, the command's exit unchanged."""
     path = ctx.config.metrics.textfile
     if path is None:
         return
     try:
-        write_textfile(ctx, path, (kind, source, run))
+        write_textfile(ctx, path, (kind, source, run, backup_type))
     except OSError as exc:
         log.warning("metrics textfile %s not written: %s", path, exc.strerror or exc)
     except LifeboatError as exc:

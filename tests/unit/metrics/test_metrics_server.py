@@ -95,11 +95,14 @@ def test_metrics_carry_the_job_runs_the_heartbeat_and_the_repositories(
         value(found, "lifeboat_job_runs_total", job="wms-hourly", kind="backup", result="succeeded")
         == 1
     )
-    assert value(found, "lifeboat_last_run_success", kind="backup", source="wms") == 1
-    assert value(found, "lifeboat_last_run_duration_seconds", kind="backup", source="wms") == 10.0
-    assert value(found, "lifeboat_last_run_timestamp_seconds", kind="backup", source="wms") == (
-        clock.now
+    assert value(found, "lifeboat_last_run_success", kind="backup", source="wms", type="") == 1
+    assert (
+        value(found, "lifeboat_last_run_duration_seconds", kind="backup", source="wms", type="")
+        == 10.0
     )
+    assert value(
+        found, "lifeboat_last_run_timestamp_seconds", kind="backup", source="wms", type=""
+    ) == (clock.now)
     assert value(found, "lifeboat_daemon_heartbeat_timestamp_seconds") == clock.now - 60
     assert value(found, "lifeboat_repository_reachable", repository="main") == 1
     assert found["lifeboat_backup_last_success_timestamp_seconds"]

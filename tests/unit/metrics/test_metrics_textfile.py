@@ -30,18 +30,20 @@ def test_each_command_adds_its_outcome_and_keeps_the_others(
     config = with_textfile(tmp_path, textfile)
     assert run(["--config", str(config), "verify", "wms", "--repo", "main"]) == 0
     found = samples(textfile.read_text())
-    assert value(found, "lifeboat_last_run_success", kind="verify", source="wms") == 1
+    assert value(found, "lifeboat_last_run_success", kind="verify", source="wms", type="") == 1
     assert value(found, "lifeboat_repository_reachable", repository="main") == 1
     assert textfile.stat().st_mode & 0o777 == 0o644  # node_exporter runs as another user
     assert run(["--config", str(config), "prune", "wms", "--dry-run"]) == 0
     # a copy to a repository that is not configured fails: a failed run, its exit kept
     assert run(["--config", str(config), "copy", "--from", "main", "--to", "nowhere"]) == 2
     found = samples(textfile.read_text())
-    assert value(found, "lifeboat_last_run_success", kind="verify", source="wms") == 1
-    assert value(found, "lifeboat_last_run_success", kind="prune", source="wms") == 1
-    assert value(found, "lifeboat_last_run_success", kind="copy", source="") == 0
-    verified_at = value(found, "lifeboat_last_run_timestamp_seconds", kind="verify", source="wms")
-    copied_at = value(found, "lifeboat_last_run_timestamp_seconds", kind="copy", source="")
+    assert value(found, "lifeboat_last_run_success", kind="verify", source="wms", type="") == 1
+    assert value(found, "lifeboat_last_run_success", kind="prune", source="wms", type="") == 1
+    assert value(found, "lifeboat_last_run_success", kind="copy", source="", type="") == 0
+    verified_at = value(
+        found, "lifeboat_last_run_timestamp_seconds", kind="verify", source="wms", type=""
+    )
+    copied_at = value(found, "lifeboat_last_run_timestamp_seconds", kind="copy", source="", type="")
     assert verified_at <= copied_at
     # only the textfile and its lock: no temporary file left behind
     assert sorted(p.name for p in textfile.parent.iterdir()) == [
@@ -83,7 +85,7 @@ def test_a_reader_never_sees_half_a_file(tmp_path: Path) -> None:
     textfile = tmp_path / "lifeboat.prom"
     # a repository with nothing in it: the file is rewritten quickly, many times
     ctx = Context.load(small_config(tmp_path, textfile))
-    write_textfile(ctx, textfile, ("backup", "wms", Run(1.0, True, 2.0)))
+    write_textfile(ctx, textfile, ("backup", "wms", Run(1.0, True, 2.0), "logical"))
     families = textfile.read_text().count("# TYPE ")
     done = threading.Event()
     reads = 0
@@ -101,7 +103,9 @@ def test_a_reader_never_sees_half_a_file(tmp_path: Path) -> None:
     reader.start()
     try:
         for number in range(40):
-            write_textfile(ctx, textfile, ("backup", "wms", Run(float(number), True, 2.0)))
+            write_textfile(
+                ctx, textfile, ("backup", "wms", Run(float(number), True, 2.0), "logical")
+            )
     finally:
         done.set()
         reader.join()
@@ -112,6 +116,7 @@ def test_a_reader_never_sees_half_a_file(tmp_path: Path) -> None:
             "lifeboat_last_run_timestamp_seconds",
             kind="backup",
             source="wms",
+            type="logical",
         )
         == 39.0
     )
@@ -133,14 +138,29 @@ def test_two_commands_finishing_together_both_keep_their_run(tmp_path: Path) -> 
 
     def finish(kind: str) -> None:
         start.wait()
-        write_textfile(ctx, textfile, (kind, "wms", Run(1.0, True, 1.0)))
+        write_textfile(ctx, textfile, (kind, "wms", Run(1.0, True, 1.0), None))
 
     threads = [threading.Thread(target=finish, args=(kind,)) for kind in ("backup", "drill")]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert set(previous_runs(textfile)) == {("backup", "wms"), ("drill", "wms")}
+    assert set(previous_runs(textfile)) == {("backup", "wms", ""), ("drill", "wms", "")}
+
+
+def test_each_backup_type_keeps_its_last_run(tmp_path: Path) -> None:
+    """An hourly logical backup's success does not hide the nightly physical one's failure:
+    the alert on lifeboat_last_run_success keeps firing for the physical one."""
+    textfile = tmp_path / "lifeboat.prom"
+    ctx = Context.load(small_config(tmp_path, textfile))
+    write_textfile(ctx, textfile, ("backup", "wms", Run(1.0, False, 1.0), "physical"))
+    write_textfile(ctx, textfile, ("backup", "wms", Run(2.0, True, 1.0), "logical"))
+    runs = previous_runs(textfile)
+    assert runs[("backup", "wms", "physical")].success is False
+    assert runs[("backup", "wms", "logical")].success is True
+    assert 'lifeboat_last_run_success{kind="backup",source="wms",type="physical"} 0.0' in (
+        textfile.read_text()
+    )
 
 
 def test_a_file_that_is_not_in_the_exposition_format_holds_no_runs(tmp_path: Path) -> None:
