@@ -167,7 +167,8 @@ def test_delta_restore_over_an_earlier_restore(archiving: Archiving) -> None:
         assert refused.returncode == 1
         assert "is running in" in refused.stderr
     finally:
-        stop_cluster(pgdata, archiving.cluster.bin_dir)
+        # the delta restore below goes on with this data directory: stopped cleanly
+        stop_cluster(pgdata, archiving.cluster.bin_dir, mode="fast")
     plain = archiving.lifeboat("restore", "wms", "--pgdata", str(pgdata), check=False)
     assert plain.returncode == 1 and "pass --delta" in plain.stderr
 
