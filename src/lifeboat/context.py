@@ -21,7 +21,7 @@ from lifeboat.errors import BackupNotFoundError, LifeboatError, NotInitialisedEr
 from lifeboat.util.progress import Reporter, quiet
 
 if TYPE_CHECKING:
-    from lifeboat.config.model import LifeboatConfig, SourceConfig
+    from lifeboat.config.model import AnySourceConfig, LifeboatConfig, PostgresSourceConfig
     from lifeboat.pipeline.crypto import Decryptor, Encryptor
     from lifeboat.repo.catalog import Repository
     from lifeboat.repo.manifest import Manifest
@@ -138,7 +138,7 @@ class Context:
             for target in self.lean.targets(source, only)
         ]
 
-    def source(self, name: str) -> SourceConfig:
+    def source(self, name: str) -> AnySourceConfig:
         try:
             return self.config.sources[name]
         except KeyError:
@@ -146,6 +146,18 @@ class Context:
             raise UsageError(
                 f"unknown source {name!r} in {self.config_path} (sources: {known})"
             ) from None
+
+    def postgres_source(self, name: str, what: str = "this") -> PostgresSourceConfig:
+        """The source, which `what` needs to be a PostgreSQL one (WAL archiving, a physical
+        backup, a point-in-time recovery...)."""
+        from lifeboat.config.model import PostgresSourceConfig
+
+        config = self.source(name)
+        if not isinstance(config, PostgresSourceConfig):
+            raise UsageError(
+                f"source {name!r} is a {config.type} source: {what} needs a PostgreSQL one"
+            )
+        return config
 
     @cached_property
     def repositories(self) -> dict[str, Repository]:

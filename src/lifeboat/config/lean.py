@@ -80,6 +80,8 @@ class LeanConfig(NamedTuple):
 
     @classmethod
     def from_config(cls, config: LifeboatConfig) -> LeanConfig:
+        from lifeboat.config.model import archive_of
+
         enc = config.encryption
         return cls(
             repositories={
@@ -90,11 +92,11 @@ class LeanConfig(NamedTuple):
                 name: SourceArchiving(
                     tuple(src.repositories) if src.repositories is not None else None,
                     ArchiveOptions(
-                        async_push=src.archive.async_push,
-                        spool_dir=src.archive.spool_dir,
-                        spool_max_segments=src.archive.spool_max_segments,
-                        workers=src.archive.workers,
-                        prefetch=src.archive.prefetch,
+                        async_push=archive_of(src).async_push,
+                        spool_dir=archive_of(src).spool_dir,
+                        spool_max_segments=archive_of(src).spool_max_segments,
+                        workers=archive_of(src).workers,
+                        prefetch=archive_of(src).prefetch,
                     ),
                 )
                 for name, src in config.sources.items()

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lifeboat.config.model import LifeboatConfig
+from lifeboat.config.model import SOURCE_TYPES, LifeboatConfig
 from lifeboat.config.paths import CONFIG_ENV, DEFAULT_CONFIG, resolve_config_path
 from lifeboat.config.variables import expand_dsn, expand_variables
 from lifeboat.errors import ConfigError
@@ -36,10 +36,19 @@ def _interpolate(value: Any, where: str, path: Path) -> Any:
 def _describe(error: ValidationError, path: Path) -> str:
     parts = []
     for item in error.errors():
-        key = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        loc = [str(p) for p in item["loc"] if not str(p).startswith("function-")]
+        source_type = None
+        if len(loc) > 2 and loc[0] == "sources" and loc[2] in SOURCE_TYPES:
+            # the union's tag: said in the message, not as a key of the file
+            source_type = loc.pop(2)
+        if item["type"] == "source_type":
+            loc.append("type")
+        key = ".".join(loc)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + (
+                f" for a {source_type} source" if source_type not in (None, "postgres") else ""
+            )
         elif item["type"] == "missing":
             message = "missing required key"
         parts.append(f"{key}: {message}" if key else message)

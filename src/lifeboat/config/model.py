@@ -6,7 +6,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from lifeboat.repo.layout import check_source_name
 from lifeboat.storage.options import StorageOptions, set_options, shown_url, unsupported
@@ -381,7 +390,30 @@ class RunbookConfig(_Strict):
     )
 
 
-class PostgresSourceConfig(_Strict):
+class _SourceBase(_Strict):
+    """What every kind of source has: where its backups go, how long they are kept, what
+    is promised about them, and how they are drilled."""
+
+    repositories: list[str] | None = Field(
+        default=None,
+        description="Repositories of this source (default: every configured one). Backups "
+        "(and a PostgreSQL source's WAL) go to each; restores try them in this order.",
+    )
+    retention: RetentionConfig | None = Field(
+        default=None, description="Retention overrides for this source."
+    )
+    objectives: ObjectivesConfig = Field(
+        default_factory=ObjectivesConfig, description="RTO, RPO and drill frequency."
+    )
+    drill: DrillConfig = Field(
+        default_factory=DrillConfig, description="Restore drills of this source."
+    )
+    runbook: RunbookConfig = Field(
+        default_factory=RunbookConfig, description="The disaster-recovery runbook's contacts."
+    )
+
+
+class PostgresSourceConfig(_SourceBase):
     type: Literal["postgres"] = "postgres"
     dsn: str = Field(description="libpq URL or key=value DSN of the database to back up.")
     password_file: Path | None = Field(
@@ -397,16 +429,8 @@ class PostgresSourceConfig(_Strict):
         "member of pg_read_all_data). "
         "Off: roles are kept without passwords, readable by any role.",
     )
-    repositories: list[str] | None = Field(
-        default=None,
-        description="Repositories of this source (default: every configured one). Backups "
-        "and WAL go to each; restore and wal-fetch try them in this order.",
-    )
     archive: ArchiveConfig = Field(
         default_factory=ArchiveConfig, description="WAL archiving: async push, spool, prefetch."
-    )
-    retention: RetentionConfig | None = Field(
-        default=None, description="Retention overrides for this source."
     )
     manifest_checksums: Literal["CRC32C", "SHA224", "SHA256", "SHA384", "SHA512"] = Field(
         default="CRC32C",
@@ -415,18 +439,117 @@ class PostgresSourceConfig(_Strict):
         "corruption at almost no cost; a SHA algorithm costs the server about a second of "
         "CPU per GB, which lengthens the backup.",
     )
-    objectives: ObjectivesConfig = Field(
-        default_factory=ObjectivesConfig, description="RTO, RPO and drill frequency."
-    )
-    drill: DrillConfig = Field(
-        default_factory=DrillConfig, description="Restore drills of this source."
-    )
-    runbook: RunbookConfig = Field(
-        default_factory=RunbookConfig, description="The disaster-recovery runbook's contacts."
-    )
 
 
-SourceConfig = PostgresSourceConfig
+class RedisSourceConfig(_SourceBase):
+    """A Redis server, snapshotted as an RDB file."""
+
+    type: Literal["redis"]
+    url: str = Field(
+        description="redis://[:password@]host:port[/db] or rediss://... of the server "
+        "(the snapshot holds every database; /db is where the connection starts)."
+    )
+    password_file: Path | None = Field(
+        default=None, description="File holding the password (instead of one in the url)."
+    )
+    method: Literal["replication", "bgsave"] = Field(
+        default="replication",
+        description="replication: the server streams a fresh RDB snapshot over the "
+        "replication protocol, as `redis-cli --rdb` does (no access to its files needed); "
+        "bgsave: BGSAVE, then rdb_path is read once the save finished.",
+    )
+    rdb_path: Path | None = Field(
+        default=None,
+        description="bgsave: the server's RDB file (its `dir`/`dbfilename`), readable here.",
+    )
+    redis_bin_dir: Path | None = Field(
+        default=None,
+        description="Directory with redis-server and redis-check-rdb (for verify and drills) "
+        "instead of searching PATH.",
+    )
+
+    @model_validator(mode="after")
+    def _bgsave_needs_its_file(self) -> RedisSourceConfig:
+        if self.method == "bgsave" and self.rdb_path is None:
+            raise ValueError('method = "bgsave" needs rdb_path (the server\'s RDB file)')
+        return self
+
+
+class FilesSourceConfig(_SourceBase):
+    """Files and directories, streamed as one tar (PAX) archive."""
+
+    type: Literal["files"]
+    paths: list[Path] = Field(
+        description="Files and directories to back up (absolute), each whole with what is under it."
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Patterns left out: `*.tmp` matches a name anywhere, `cache/` a directory "
+        "anywhere, a pattern with a / inside matches from a backed-up path's top.",
+    )
+    one_file_system: bool = Field(
+        default=False, description="Stay on each path's file system (mount points are left out)."
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute_and_some(cls, value: list[Path]) -> list[Path]:
+        if not value:
+            raise ValueError("at least one path is required")
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(f"{path}: paths must be absolute")
+        return value
+
+
+class SqliteSourceConfig(_SourceBase):
+    """An SQLite database file, snapshotted while the application keeps writing."""
+
+    type: Literal["sqlite"]
+    path: Path = Field(description="The database file (absolute).")
+    method: Literal["backup-api", "vacuum-into"] = Field(
+        default="backup-api",
+        description="backup-api: SQLite's online backup API; vacuum-into: VACUUM INTO a "
+        "private temporary file (smaller, defragmented).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"{value}: path must be absolute")
+        return value
+
+
+SOURCE_TYPES = ("postgres", "redis", "files", "sqlite")
+
+
+def _source_type(value: object) -> str:
+    """Which kind of source a [sources.NAME] table is: its `type`, postgres when it has none
+    (as every source was before other kinds)."""
+    if isinstance(value, dict):
+        return str(value.get("type", "postgres"))
+    return str(getattr(value, "type", "postgres"))
+
+
+SourceConfig = Annotated[
+    Annotated[PostgresSourceConfig, Tag("postgres")]
+    | Annotated[RedisSourceConfig, Tag("redis")]
+    | Annotated[FilesSourceConfig, Tag("files")]
+    | Annotated[SqliteSourceConfig, Tag("sqlite")],
+    Discriminator(
+        _source_type,
+        custom_error_type="source_type",
+        custom_error_message="type must be one of " + ", ".join(SOURCE_TYPES),
+    ),
+]
+AnySourceConfig = PostgresSourceConfig | RedisSourceConfig | FilesSourceConfig | SqliteSourceConfig
+
+
+def archive_of(source: AnySourceConfig) -> ArchiveConfig:
+    """A source's WAL archiving settings: only PostgreSQL archives WAL, the others have the
+    defaults (and no spool ever fills)."""
+    return source.archive if isinstance(source, PostgresSourceConfig) else ArchiveConfig()
 
 
 # --- running itself: schedule, metrics, notifications --------------------------------------

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from lifeboat.config.model import ScheduleConfig
 from lifeboat.context import Context
@@ -39,14 +38,11 @@ def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> 
 
 def _backup(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str:
     from lifeboat.ops.audit import note_config
-    from lifeboat.sources.base import Source
-    from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
+    from lifeboat.sources.registry import BackupOptions, backup_kind
 
     assert job.source is not None
     # the defaults of `lifeboat backup`: 120 s for the backup's WAL, full backups
-    chosen: Source[Any] = (
-        PostgresPhysical(120.0, False, False) if job.type == "physical" else PostgresLogical(False)
-    )
+    chosen = backup_kind(job.source, ctx.source(job.source), BackupOptions(job.type))
     result = chosen.backup(ctx, job.source)
     note_config(ctx, result.repositories, job.source)
     if result.failed:

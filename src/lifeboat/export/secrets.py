@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lifeboat.config.model import LifeboatConfig
+from lifeboat.config.model import LifeboatConfig, PostgresSourceConfig, RedisSourceConfig
 from lifeboat.config.variables import REFERENCE, written_password
 from lifeboat.export.schedule import NotExportable
 
@@ -84,7 +84,8 @@ def secret_files(config: LifeboatConfig) -> dict[str, Path]:
         "encryption.age_identity_file": config.encryption.age_identity_file
     }
     for name, source in config.sources.items():
-        files[f"sources.{name}.password_file"] = source.password_file
+        if isinstance(source, PostgresSourceConfig | RedisSourceConfig):
+            files[f"sources.{name}.password_file"] = source.password_file
         files[f"sources.{name}.drill.target_password_file"] = source.drill.target_password_file
     for name, channel in config.notifications.items():
         files[f"notifications.{name}.password_file"] = channel.password_file

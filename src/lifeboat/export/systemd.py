@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from lifeboat.config.model import LifeboatConfig
+from lifeboat.config.model import LifeboatConfig, archive_of
 from lifeboat.export.command import ScheduledJob, command_line
 from lifeboat.export.schedule import NotExportable, jitter_seconds, on_calendar
 from lifeboat.policy.retention import parse_duration
@@ -76,8 +76,9 @@ def writable_paths(config: LifeboatConfig, home: Path) -> list[Path]:
             )
         paths.append(path)
     for source in config.sources.values():
-        if source.archive.spool_dir is not None:
-            paths.append(source.archive.spool_dir)
+        spool_dir = archive_of(source).spool_dir
+        if spool_dir is not None:
+            paths.append(spool_dir)
         if source.drill.work_dir is not None:
             paths.append(source.drill.work_dir)
     if config.metrics.textfile is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lifeboat.config.model import archive_of
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.backup_intervals import backup_intervals
@@ -133,7 +134,7 @@ def source_facts(ctx: Context, source: str, now: datetime) -> SourceFacts:
         source=source,
         repositories=repositories,
         spool=spool_status(SpoolPaths(archive.spool), archive.async_push, now),
-        spool_capacity=config.archive.spool_max_segments,
+        spool_capacity=archive_of(config).spool_max_segments,
         drills=drills,
         newest_drill=newest_drill(readable, drills),
         rto_objective=_duration(config.objectives.rto),

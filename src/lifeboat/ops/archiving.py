@@ -78,7 +78,7 @@ class SettingCheck:
 
 
 def check_settings(ctx: Context, source: str) -> list[SettingCheck]:
-    src = ctx.source(source)
+    src = ctx.postgres_source(source, "WAL archiving")
     endpoint = PgEndpoint.from_dsn(src.dsn, src.password_file)
     with endpoint.connect(autocommit=True) as conn:
         row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
@@ -115,7 +115,7 @@ class ArchiveCheck:
 
 def check_archiving(ctx: Context, source: str, timeout: float = 60.0) -> ArchiveCheck:
     """Switch to a new WAL segment and wait until the finished one is in the repository."""
-    src = ctx.source(source)
+    src = ctx.postgres_source(source, "WAL archiving")
     repos = ctx.repositories_for(source)
     for repo in repos:
         repo.ensure_initialised()

@@ -33,7 +33,7 @@ from lifeboat.repo.drills import DrillRecord
 from lifeboat.repo.manifest import Manifest
 from lifeboat.repo.records import os_user
 from lifeboat.sources.base import DrillRequest, PhaseClock
-from lifeboat.sources.postgres.kinds import kind_of
+from lifeboat.sources.registry import kind_of
 
 log = logging.getLogger(__name__)
 

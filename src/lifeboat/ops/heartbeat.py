@@ -60,7 +60,7 @@ def interval(ctx: Context, source: str, every: str | None) -> timedelta:
 
 def beat_once(ctx: Context, source: str) -> datetime:
     """One heartbeat into the source's database; the time it wrote."""
-    config = ctx.source(source)
+    config = ctx.postgres_source(source, "a heartbeat")
     endpoint = PgEndpoint.from_dsn(config.dsn, config.password_file)
     with endpoint.connect(autocommit=True) as conn:
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lifeboat.config.model import archive_of
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.backup_intervals import backup_intervals
@@ -171,7 +172,7 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
         "repositories": per_repository,
         "expected_backups": expected,
         "rpo": rpo_status(scans, config.objectives.rpo, now),
-        "spool": {**spool, "capacity": config.archive.spool_max_segments},
+        "spool": {**spool, "capacity": archive_of(config).spool_max_segments},
         # read from every repository that may hold the records, copy targets included
         "drills": drill_status(
             ctx.repositories_to_read(source), source, drill_every(ctx, source), now

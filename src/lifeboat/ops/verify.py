@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lifeboat.config.model import PostgresSourceConfig
 from lifeboat.context import Context
 from lifeboat.errors import (
     DecryptionKeyError,
@@ -240,6 +241,8 @@ def _problems(
             wal.Segment.parse(span.stop_wal, size).number,
             size,
         )
+    if deep and not manifest.postgres:
+        return problems + _other_kind_deep(ctx, repo, manifest, check)
     for obj in manifest.objects:
         try:
             if not deep:
@@ -260,7 +263,7 @@ def _problems(
                 continue
             tools = find_tools(
                 int(manifest.tool.get("pg_dump_major", "0")),
-                source.pg_bin_dir if source else None,
+                source.pg_bin_dir if isinstance(source, PostgresSourceConfig) else None,
                 tools=("pg_restore",),
             )
             lister = _ArchiveLister([tools.path("pg_restore"), "--list"])
@@ -276,6 +279,24 @@ def _problems(
             if isinstance(exc, OPERATIONAL_ERRORS):
                 check.inconclusive = True
     return problems
+
+
+def _other_kind_deep(
+    ctx: Context, repo: Repository, manifest: Manifest, check: BackupCheck
+) -> list[str]:
+    """A backup of a kind besides PostgreSQL's, read back and checked by its kind."""
+    from lifeboat.sources.registry import deep_verifier
+
+    try:
+        decryptor = ctx.decryptor(manifest.encryption.method)
+        decryptor.check_can_decrypt(
+            [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
+        )
+        return deep_verifier(manifest).verify_deep(ctx, repo, manifest)
+    except LifeboatError as exc:
+        if isinstance(exc, OPERATIONAL_ERRORS):
+            check.inconclusive = True
+        return [str(exc)]
 
 
 WAL_ARCHIVE_CHECK = "wal-archive"

@@ -44,7 +44,7 @@ GLOBALS_FORMAT = "pg_dumpall-globals"  # the format of a logical backup's roles 
 BackupType = Literal[
     "logical", "physical"
 ]  # the PostgreSQL kinds, as format 1 and the CLI name them
-Kind = Literal["postgres-logical", "postgres-physical"]
+Kind = Literal["postgres-logical", "postgres-physical", "redis", "files", "sqlite"]
 SAFETY_LABEL = "safety"  # labels.kind of the backup a restore takes of the database it replaces
 
 
@@ -95,10 +95,69 @@ class PostgresPhysicalDetails(Physical):
     server: Server
 
 
-Details = PostgresLogicalDetails | PostgresPhysicalDetails
-DETAILS: dict[str, type[PostgresLogicalDetails] | type[PostgresPhysicalDetails]] = {
-    model.KIND: model for model in (PostgresLogicalDetails, PostgresPhysicalDetails)
+class RedisDetails(_Model):
+    """The details of a Redis snapshot: one RDB file, every database of the server."""
+
+    KIND: ClassVar[Kind] = "redis"
+    redis_version: str = Field(description="the server's redis_version")
+    method: Literal["replication", "bgsave"] = Field(description="how the snapshot was taken")
+    keys: dict[str, int] = Field(
+        description="keys per database in the snapshot (db0, db1...), checked after a restore"
+    )
+    expires: dict[str, int] = Field(
+        default_factory=dict, description="keys with a time to live, per database"
+    )
+
+
+class FilesDetails(_Model):
+    """The details of files and directories stored as one tar (PAX) archive, with a per-file
+    sha256 index stored as its own object."""
+
+    KIND: ClassVar[Kind] = "files"
+    paths: list[str] = Field(description="the configured paths, as the archive names them")
+    files: int = Field(description="regular files in the archive (hard links included)")
+    directories: int
+    symlinks: int
+    total_bytes: int = Field(description="the regular files' bytes")
+    index: str = Field(description="name of the object holding the per-file sha256 index")
+    changed: list[str] = Field(
+        default_factory=list,
+        description="files that changed or vanished while they were read (kept as read, or "
+        "left out), named in the archive's terms",
+    )
+    parent: str | None = Field(
+        default=None,
+        description="the backup this one only adds changes to (none: the archive is whole); "
+        "room for incremental file backups",
+    )
+
+
+class SqliteDetails(_Model):
+    """The details of a consistent snapshot of one SQLite database file."""
+
+    KIND: ClassVar[Kind] = "sqlite"
+    path: str = Field(description="the database file that was backed up")
+    sqlite_version: str
+    method: Literal["backup-api", "vacuum-into"] = Field(description="how the snapshot was taken")
+    journal_mode: str = Field(description="the source's journal mode (wal, delete...)")
+    row_counts: dict[str, int] = Field(description="rows per table in the snapshot")
+    schema_sha256: str = Field(description="sha256 of the snapshot's sqlite_schema SQL")
+
+
+Details = (
+    PostgresLogicalDetails | PostgresPhysicalDetails | RedisDetails | FilesDetails | SqliteDetails
+)
+DETAILS: dict[str, type[Details]] = {
+    model.KIND: model
+    for model in (
+        PostgresLogicalDetails,
+        PostgresPhysicalDetails,
+        RedisDetails,
+        FilesDetails,
+        SqliteDetails,
+    )
 }
+POSTGRES_KINDS: tuple[Kind, ...] = ("postgres-logical", "postgres-physical")
 KIND_OF_TYPE: dict[BackupType, Kind] = {
     "logical": "postgres-logical",
     "physical": "postgres-physical",
@@ -204,8 +263,14 @@ class Manifest(_Model):
     # --- PostgreSQL's accessors, as format 1 had them at the top --------------------------
 
     @property
-    def type(self) -> BackupType:
-        return "logical" if isinstance(self.details, PostgresLogicalDetails) else "physical"
+    def type(self) -> str:
+        """The kind as people and the command line name it: logical and physical for
+        PostgreSQL's two, the kind itself for the others (redis, files, sqlite)."""
+        return kind_name(self.kind)
+
+    @property
+    def postgres(self) -> bool:
+        return self.kind in POSTGRES_KINDS
 
     @property
     def logical(self) -> PostgresLogicalDetails | None:
@@ -217,7 +282,23 @@ class Manifest(_Model):
 
     @property
     def server(self) -> Server:
-        return self.details.server
+        """The PostgreSQL server a backup of PostgreSQL was taken from."""
+        details = self.details
+        if not isinstance(details, PostgresLogicalDetails | PostgresPhysicalDetails):
+            raise IntegrityError(f"backup {self.source}/{self.id} is a {self.kind} backup")
+        return details.server
+
+    @property
+    def version(self) -> str:
+        """The version of what was backed up (PostgreSQL's, Redis's, SQLite's); '' for files."""
+        details = self.details
+        if isinstance(details, PostgresLogicalDetails | PostgresPhysicalDetails):
+            return details.server.version
+        if isinstance(details, RedisDetails):
+            return details.redis_version
+        if isinstance(details, SqliteDetails):
+            return details.sqlite_version
+        return ""
 
     @property
     def database(self) -> str:
@@ -270,7 +351,7 @@ class Manifest(_Model):
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
             "duration_s": round((self.finished_at - self.started_at).total_seconds(), 3),
-            "server_version": self.server.version,
+            "server_version": self.version,
             "plain_size": self.plain_size,
             "stored_size": self.stored_size,
             "encryption": self.encryption.method,
@@ -288,7 +369,7 @@ def _format_one_body(manifest: Manifest) -> dict[str, Any]:
         format=manifest.format,
         id=manifest.id,
         source=manifest.source,
-        type=manifest.type,
+        type="logical" if manifest.logical else "physical",
         started_at=manifest.started_at,
         finished_at=manifest.finished_at,
         database=manifest.database,

@@ -158,3 +158,49 @@ class Source(Protocol[RequestT]):
         """Restore the backup into a throw-away target, compare it with the backup's
         evidence and run the checks, timing each phase on clock; leave nothing behind."""
         ...
+
+
+@dataclass(frozen=True)
+class PathRestoreRequest:
+    """A restore of a kind whose backup becomes files at a path (a Redis RDB file, a folder
+    of files, an SQLite database file): which backup, where to, and whether what is there
+    may be replaced."""
+
+    to: Path
+    backup: str = "latest"
+    # files: only these paths of the archive (a folder with what is under it)
+    paths: tuple[str, ...] = ()
+    assume_yes: bool = False
+    repository: str | None = None
+
+
+class PathRestoreOutcome(Protocol):
+    def summary(self) -> dict[str, Any]:
+        """What the restore did, for --json."""
+        ...
+
+    def lines(self) -> list[str]:
+        """What the restore did, as the text report prints it, one line each."""
+        ...
+
+
+class VerifiesDeeply(Protocol):
+    """A kind whose `verify --deep` reads its backups back its own way (the kinds besides
+    PostgreSQL's, whose deep checks ops/verify.py keeps)."""
+
+    def verify_deep(self, ctx: Context, repo: Repository, manifest: Manifest) -> list[str]:
+        """Read every object of the backup back from repo and check it as this kind can
+        (its own format's checksums, the evidence in the manifest); the problems found,
+        each one line. Failures of the means (no key, no tool) raise."""
+        ...
+
+
+class PathSource(Source[PathRestoreRequest], VerifiesDeeply, Protocol):
+    """A kind restored to a path, which verifies its backups deeply its own way."""
+
+    def restore(
+        self, ctx: Context, source: str, request: PathRestoreRequest
+    ) -> PathRestoreOutcome:
+        """Restore one of the source's backups to request.to, checked against its evidence
+        before it is put in place; what is there is replaced only with assume_yes."""
+        ...

@@ -449,7 +449,7 @@ def stream(
     such as a lost primary, are retried with backoff after the partial is uploaded."""
     from lifeboat.postgres import logical
 
-    source = ctx.source(source_name)
+    source = ctx.postgres_source(source_name, "WAL streaming")
     repos = ctx.repositories_for(source_name)
     for repo in repos:
         repo.ensure_initialised()

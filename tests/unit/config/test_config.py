@@ -10,6 +10,7 @@ from lifeboat.config.load import CONFIG_ENV, DEFAULT_CONFIG, load_config, resolv
 from lifeboat.config.model import LifeboatConfig
 from lifeboat.errors import EXIT_USAGE, ConfigError, LifeboatError
 from lifeboat.pipeline.crypto import generate_age_identity
+from tests.unit.config.sources import pg_source
 
 _, AGE_PUBLIC = generate_age_identity()
 _, OTHER_PUBLIC = generate_age_identity()
@@ -123,7 +124,7 @@ def test_env_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         .replace("file:///var/backups/lifeboat", "file://${LB_URL}/main")
     )
     config = load_config(write(tmp_path, text))
-    assert config.sources["wms"].dsn == "postgresql://backup@db.example:6432/wms"
+    assert pg_source(config, "wms").dsn == "postgresql://backup@db.example:6432/wms"
     assert config.encryption.age_recipients == [AGE_PUBLIC]
     assert config.repositories["local"].url == "file:///srv/repo/main"
 
@@ -134,13 +135,13 @@ def test_env_default_used_when_unset(tmp_path: Path) -> None:
         "postgresql://backup@${LB_UNSET:-fallback.internal}:5432/wms",
     )
     config = load_config(write(tmp_path, text))
-    assert config.sources["wms"].dsn == "postgresql://backup@fallback.internal:5432/wms"
+    assert pg_source(config, "wms").dsn == "postgresql://backup@fallback.internal:5432/wms"
 
 
 def test_env_default_ignored_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LB_DSN", "host=from-env")
     text = MINIMAL.replace("postgresql://backup@db.internal:5432/wms", "${LB_DSN:-host=default}")
-    assert load_config(write(tmp_path, text)).sources["wms"].dsn == "host=from-env"
+    assert pg_source(load_config(write(tmp_path, text)), "wms").dsn == "host=from-env"
 
 
 def test_env_set_but_empty_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,14 +149,14 @@ def test_env_set_but_empty_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     text = MINIMAL.replace(
         "postgresql://backup@db.internal:5432/wms", "host=db${LB_DSN:-.default} dbname=wms"
     )
-    assert load_config(write(tmp_path, text)).sources["wms"].dsn == "host=db dbname=wms"
+    assert pg_source(load_config(write(tmp_path, text)), "wms").dsn == "host=db dbname=wms"
 
 
 def test_env_empty_default(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         "postgresql://backup@db.internal:5432/wms", "host=db${LB_UNSET:-} dbname=wms"
     )
-    assert load_config(write(tmp_path, text)).sources["wms"].dsn == "host=db dbname=wms"
+    assert pg_source(load_config(write(tmp_path, text)), "wms").dsn == "host=db dbname=wms"
 
 
 def test_env_value_is_not_interpolated_again(
@@ -163,7 +164,7 @@ def test_env_value_is_not_interpolated_again(
 ) -> None:
     monkeypatch.setenv("LB_DSN", "host=${LB_UNSET}")
     text = MINIMAL.replace("postgresql://backup@db.internal:5432/wms", "${LB_DSN}")
-    assert load_config(write(tmp_path, text)).sources["wms"].dsn == "host=${LB_UNSET}"
+    assert pg_source(load_config(write(tmp_path, text)), "wms").dsn == "host=${LB_UNSET}"
 
 
 def test_unset_variable_names_file_and_key(tmp_path: Path) -> None:

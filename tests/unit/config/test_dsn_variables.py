@@ -15,6 +15,7 @@ from lifeboat.errors import ConfigError, DatabaseError
 from lifeboat.postgres.conn import PgEndpoint
 from lifeboat.util import redact as redact_module
 from lifeboat.util.redact import redact
+from tests.unit.config.sources import pg_source
 
 from .test_config import MINIMAL, write
 
@@ -118,7 +119,7 @@ def test_the_config_file_dsn_takes_a_password_with_any_character(
         "postgresql://backup:${LB_PW}@${LB_HOST}:5432/wms",
     )
     config = load_config(write(tmp_path, text))
-    endpoint = PgEndpoint.from_dsn(config.sources["wms"].dsn)
+    endpoint = PgEndpoint.from_dsn(pg_source(config, "wms").dsn)
     assert endpoint.password == "/@: '\\%"
     assert endpoint.params["host"] == "db.example"
     # taken from the environment into a password: hidden in any line, in whatever form

@@ -114,11 +114,11 @@ def test_a_newer_format_is_refused_in_one_line() -> None:
 
 def test_an_unknown_kind_is_refused_in_one_line() -> None:
     body = document(logical_manifest())
-    body["kind"] = "redis"
+    body["kind"] = "mongodb"
     with pytest.raises(IntegrityError) as refused:
         decode(signed(body), "x")
     assert refused.value.message == (
-        "manifest x is of kind 'redis', which this Lifeboat does not know: "
+        "manifest x is of kind 'mongodb', which this Lifeboat does not know: "
         "upgrade Lifeboat to read it"
     )
 

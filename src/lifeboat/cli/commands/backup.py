@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
@@ -11,7 +10,7 @@ from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
-from lifeboat.errors import EXIT_FAILED, UsageError
+from lifeboat.errors import EXIT_FAILED
 
 
 @click.command()
@@ -20,10 +19,9 @@ from lifeboat.errors import EXIT_FAILED, UsageError
     "--type",
     "kind",
     type=click.Choice(["logical", "physical"]),
-    default="logical",
-    show_default=True,
-    help="logical: pg_dump of the database; physical: base backup of the whole cluster "
-    "(needs WAL archiving, for point-in-time recovery).",
+    help="PostgreSQL sources: logical (the default), pg_dump of the database; physical, base "
+    "backup of the whole cluster (needs WAL archiving, for point-in-time recovery). Other "
+    "kinds of source have one type, their own.",
 )
 @click.option(
     "--wal-timeout",
@@ -50,28 +48,23 @@ from lifeboat.errors import EXIT_FAILED, UsageError
 @pings
 def command(
     source: str,
-    kind: str,
+    kind: str | None,
     wal_timeout: float,
     incremental: bool,
     accept_new_cluster: bool,
     as_json: bool,
 ) -> None:
     """Back up SOURCE: encrypted, compressed, checksummed; prints the backup id."""
-    if incremental and kind != "physical":
-        raise UsageError("--incremental needs --type physical")
-    from lifeboat.ops.audit import note_config
-    from lifeboat.sources.base import Source
-    from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
-
-    chosen: Source[Any] = (
-        PostgresPhysical(wal_timeout, incremental, accept_new_cluster)
-        if kind == "physical"
-        else PostgresLogical(accept_new_cluster)
-    )
     from lifeboat.notify import outcomes
     from lifeboat.notify.deliver import announce, failure_announced
+    from lifeboat.ops.audit import note_config
+    from lifeboat.sources.registry import BackupOptions, backup_kind
 
     ctx = state().context()
+    config = ctx.source(source)
+    options = BackupOptions(kind, wal_timeout, incremental, accept_new_cluster)
+    chosen = backup_kind(source, config, options)
+    kind = kind or ("logical" if config.type == "postgres" else config.type)
     with failure_announced(
         ctx.config, lambda line: outcomes.backup_failed(source, line, backup_type=kind)
     ):

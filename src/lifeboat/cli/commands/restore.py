@@ -119,6 +119,20 @@ def _typed_confirmation(database: str, tables: tuple[str, ...] = ()) -> bool:
     help="Physical: restore tablespace NAME (or OID) into DIR instead of its original folder.",
 )
 @click.option(
+    "--to",
+    "to_path",
+    type=click.Path(path_type=Path),
+    help="Redis, files and SQLite sources: where to restore (the RDB file, the folder the "
+    "files go into, the database file); refused if something is there, unless --yes.",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    help="Files sources: restore only this path of the backup (a folder with what is under "
+    "it; repeatable).",
+)
+@click.option(
     "--archive-mode",
     type=click.Choice(["preserve", "off"]),
     default="preserve",
@@ -156,12 +170,42 @@ def command(
     delta: bool,
     tablespace_maps: tuple[str, ...],
     archive_mode: str,
+    to_path: Path | None,
+    paths: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Restore a backup, check it against its manifest, then put it in place.
 
     With --pgdata: restore a physical backup into a new data directory and recover to a
-    point in time through the WAL archive."""
+    point in time through the WAL archive. With --to: restore a Redis, files or SQLite
+    backup to that path."""
+    postgres_only = {
+        "--target-db": target_db,
+        "--target-dsn": target_dsn,
+        "--target-password-file": target_password_file,
+        "--table": tables,
+        "--create-roles": create_roles,
+        "--no-owner": no_owner,
+        "--no-privileges": no_privileges,
+        "--jobs": jobs,
+        "--work-dir": work_dir,
+        "--pgdata": pgdata,
+        "--to-time": to_time,
+        "--to-lsn": to_lsn,
+        "--to-xid": to_xid,
+        "--to-name": to_name,
+        "--latest": latest,
+        "--accept-gap": accept_gap,
+        "--start": start,
+        "--port": port,
+        "--force": force,
+        "--delta": delta,
+        "--tablespace-map": tablespace_maps,
+    }
+    if to_path is not None or paths or state().context().source(source).type != "postgres":
+        given = [option for option, value in postgres_only.items() if value]
+        _to_path(source, to_path, paths, backup_id, yes, repo_name, given, as_json)
+        return
     targets = {"time": to_time, "lsn": to_lsn, "xid": to_xid, "name": to_name}
     chosen = {kind: value for kind, value in targets.items() if value}
     if pgdata is not None:
@@ -332,3 +376,39 @@ def _physical(
     if result.shortfall:
         # the cluster runs, promoted short of what the archive holds: not a success
         raise RestoreError(result.shortfall)
+
+
+def _to_path(
+    source: str,
+    to_path: Path | None,
+    paths: tuple[str, ...],
+    backup_id: str,
+    yes: bool,
+    repo_name: str | None,
+    postgres_options: list[str],
+    as_json: bool,
+) -> None:
+    from lifeboat.sources.base import PathRestoreRequest
+    from lifeboat.sources.registry import path_kind
+
+    ctx = state().context()
+    source_type = ctx.source(source).type
+    kind = path_kind(source, source_type)
+    if postgres_options:
+        raise UsageError(
+            f"{', '.join(postgres_options)}: for PostgreSQL sources; {source} is a "
+            f"{source_type} source (restore it with --to PATH)"
+        )
+    if to_path is None:
+        raise UsageError(f"{source} is a {source_type} source: give --to PATH")
+    if paths and source_type != "files":
+        raise UsageError(f"--path is for files sources; {source} is a {source_type} source")
+    request = PathRestoreRequest(
+        to=to_path, backup=backup_id, paths=paths, assume_yes=yes, repository=repo_name
+    )
+    result = kind.restore(ctx, source, request)
+    if wants_json(as_json):
+        output.print_json(result.summary())
+        return
+    for line in result.lines():
+        click.echo(line)

@@ -86,7 +86,7 @@ def _server_major(manifest: Manifest) -> int:
 
 def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
     manifest = request.manifest
-    source = ctx.source(manifest.source)
+    source = ctx.postgres_source(manifest.source)
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]

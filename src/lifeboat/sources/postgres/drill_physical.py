@@ -143,7 +143,7 @@ def _timestamp(text: str | None) -> datetime | None:
 def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
     manifest = request.manifest
     assert manifest.physical is not None
-    source = ctx.source(manifest.source)
+    source = ctx.postgres_source(manifest.source)
     major = int(manifest.tool.get("pg_basebackup_major") or manifest.server.version.split(".")[0])
     bin_dir = drill_checks.scratch_bin_dir(major, source.pg_bin_dir)
     run = DrillRun(clock, target=f"scratch PostgreSQL {major}")

@@ -38,7 +38,7 @@ def _problems(ctx: Context, source: str, tools: tuple[str, ...], check: ServerCh
     from lifeboat.postgres.binaries import find_tools
     from lifeboat.postgres.conn import PgEndpoint
 
-    config = ctx.source(source)
+    config = ctx.postgres_source(source)
     endpoint = PgEndpoint.from_dsn(config.dsn, config.password_file)
     try:
         with endpoint.connect(autocommit=True) as conn:
@@ -214,11 +214,6 @@ class PostgresPhysical:
         from lifeboat.sources.postgres.drill_physical import drill_physical
 
         return drill_physical(ctx, request, clock)
-
-
-def kind_of(manifest: Manifest) -> PostgresLogical | PostgresPhysical:
-    """The source kind that took a backup: the one that restores and drills it."""
-    return PostgresPhysical() if manifest.physical is not None else PostgresLogical()
 
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ def backup_logical(
     """Back up one database of a source. `endpoint` overrides the source's DSN (a restore's
     safety backup of its target uses it: that server need not be the source's cluster, so
     it is not checked against the source's cluster record, nor recorded)."""
-    source = ctx.source(source_name)
+    source = ctx.postgres_source(source_name, "a logical backup")
     own_server = endpoint is None
     repos = ctx.repositories_for(source_name)
     encryptor = ctx.encryptor()

@@ -181,7 +181,7 @@ def restore_logical(
     started = time.monotonic()
     jobs = jobs or default_jobs()
     work_dir = work_dir or Path(tempfile.gettempdir())
-    source = ctx.source(source_name)
+    source = ctx.postgres_source(source_name, "a logical restore")
 
     def find(repo: Repository) -> Manifest:
         repo.ensure_initialised()

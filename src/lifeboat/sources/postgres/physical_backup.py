@@ -119,7 +119,7 @@ def backup_physical(
     incremental_backup: bool = False,
     accept_new_cluster: bool = False,
 ) -> BackupResult:
-    source = ctx.source(source_name)
+    source = ctx.postgres_source(source_name, "a physical backup")
     encryptor = ctx.encryptor()
     endpoint = PgEndpoint.from_dsn(source.dsn, source.password_file)
 
@@ -258,7 +258,7 @@ def _stream_base_backup(
     """pg_basebackup's tar into the repository; returns it, its WAL range and backup_manifest."""
     encryptor = ctx.encryptor()
     label = f"lifeboat {source_name}/{backup}"
-    checksums = ctx.source(source_name).manifest_checksums
+    checksums = ctx.postgres_source(source_name).manifest_checksums
     stream = physical.BaseBackupStream(tools, endpoint, label, checksums, parent_manifest)
     sniffer = TarSniffer(stream, {"backup_manifest"})
     watchdog = physical.ArchiveWaitWatchdog(endpoint, label, stream, wal_timeout)
@@ -310,7 +310,7 @@ def _stream_with_tablespaces(
     from concurrent.futures import ThreadPoolExecutor
 
     encryptor = ctx.encryptor()
-    source = ctx.source(source_name)
+    source = ctx.postgres_source(source_name, "a physical backup")
     label = f"lifeboat {source_name}/{backup}"
     oids = [t.oid for t in facts.extra_tablespaces]
     names = {"base.tar": BASE_OBJECT + encryptor.suffix} | {

@@ -104,7 +104,7 @@ def restore_physical(
     accept_gap: bool = False,
 ) -> PitrResult:
     began = time.monotonic()
-    source = ctx.source(source_name)
+    source = ctx.postgres_source(source_name, "a physical restore")
 
     def plan(repo: Repository) -> tuple[Manifest, list[Manifest], Reach]:
         repo.ensure_initialised()
