@@ -42,7 +42,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --------------------------------------------------------------------------- apt
-apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv chromium prometheus)
+apt_packages=(postgresql postgresql-client gnupg age zstd python3-venv chromium prometheus
+    redis-server redis-tools sqlite3 restic)
 
 is_installed() {
     dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
