@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -40,6 +40,26 @@ CRON_MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+
+
+DurationText = TypeVar("DurationText", str, str | None)
+
+
+def checked_duration(
+    value: DurationText, bound: Literal["any", "not negative", "positive"] = "any"
+) -> DurationText:
+    """value, when it is a duration (`90s`, `15m`, `2h30m`, `7d`...) within bound; else a
+    ValueError. None passes: the option is not set."""
+    if value is None:
+        return value
+    from lifeboat.policy.retention import parse_duration
+
+    seconds = parse_duration(value).total_seconds()
+    if bound == "positive" and seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    if bound == "not negative" and seconds < 0:
+        raise ValueError("must not be negative")
+    return value
 
 
 def known_zone(name: str) -> str:
@@ -101,11 +121,7 @@ class RetentionConfig(_Strict):
     @field_validator("keep_within", "pitr_window", "safety_backups_expire_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            from lifeboat.policy.retention import parse_duration
-
-            parse_duration(value)
-        return value
+        return checked_duration(value)
 
     @field_validator("timezone")
     @classmethod
@@ -181,10 +197,7 @@ class RepositoryConfig(_Strict):
     @field_validator("lock_stale_after", "upload_grace")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from lifeboat.policy.retention import parse_duration
-
-        parse_duration(value)
-        return value
+        return checked_duration(value)
 
     @field_validator("lock_stale_after")
     @classmethod
@@ -324,12 +337,7 @@ class ObjectivesConfig(_Strict):
     @field_validator("rto", "rpo", "drill_every", "heartbeat")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            from lifeboat.policy.retention import parse_duration
-
-            if parse_duration(value).total_seconds() <= 0:
-                raise ValueError("must be longer than 0s")
-        return value
+        return checked_duration(value, "positive")
 
 
 class DrillCheckConfig(_Strict):
@@ -643,12 +651,7 @@ class ScheduleConfig(_Strict):
     @field_validator("every", "jitter", "retry_backoff", "timeout")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            from lifeboat.policy.retention import parse_duration
-
-            if parse_duration(value).total_seconds() < 0:
-                raise ValueError("must not be negative")
-        return value
+        return checked_duration(value, "not negative")
 
     @field_validator("cron")
     @classmethod
@@ -686,6 +689,14 @@ class ScheduleConfig(_Strict):
         if value is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
             raise ValueError(f"not a time of day as HH:MM: {value!r}")
         return value
+
+    @property
+    def time_of_day(self) -> tuple[int, int] | None:
+        """daily_at as (hour, minute), validated above; None without daily_at."""
+        if self.daily_at is None:
+            return None
+        hour, minute = self.daily_at.split(":")
+        return int(hour), int(minute)
 
     @model_validator(mode="after")
     def _one_timing(self) -> ScheduleConfig:
@@ -741,10 +752,7 @@ class MetricsConfig(_Strict):
     @field_validator("refresh")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from lifeboat.policy.retention import parse_duration
-
-        parse_duration(value)
-        return value
+        return checked_duration(value)
 
 
 class NotificationConfig(_Strict):
@@ -796,11 +804,7 @@ class NotificationConfig(_Strict):
     @field_validator("timeout")
     @classmethod
     def _a_duration(cls, value: str) -> str:
-        from lifeboat.policy.retention import parse_duration
-
-        if parse_duration(value).total_seconds() <= 0:
-            raise ValueError("must be positive")
-        return value
+        return checked_duration(value, "positive")
 
     @model_validator(mode="after")
     def _what_the_type_needs(self) -> NotificationConfig:

@@ -81,8 +81,8 @@ def _wall_times(job: ScheduleConfig, start: datetime) -> Iterator[datetime]:
         times = croniter(job.cron, start)
         while True:
             yield times.get_next(datetime)
-    elif job.daily_at:
-        hour, minute = (int(part) for part in job.daily_at.split(":"))
+    elif job.time_of_day is not None:
+        hour, minute = job.time_of_day
         day = start.date()
         while True:
             candidate = datetime.combine(day, time(hour, minute))

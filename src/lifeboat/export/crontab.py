@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifeboat.export.command import ScheduledJob, command_line
-from lifeboat.export.schedule import check_zone, cron_expression, fixed_delay_seconds
+from lifeboat.export.schedule import cron_expression, fixed_delay_seconds
 from lifeboat.policy.retention import parse_duration
 
 UTC_NAMES = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
@@ -52,7 +52,7 @@ def crontab(jobs: list[ScheduledJob], options: CrontabOptions, host: str | None)
     """The crontab. Each job's schedule is read in its time zone: where one differs from
     the host's, every entry gets a CRON_TZ= line (which cronie honours; Debian's cron
     ignores it and reads every line in the host's zone: the header says so)."""
-    zones = [check_zone(scheduled.job, scheduled.where) for scheduled in jobs]
+    zones = [scheduled.job.timezone for scheduled in jobs]
     entries = [(scheduled, cron_expression(scheduled.job, scheduled.where)) for scheduled in jobs]
     per_entry_zone = not all(same_zone(zone, host) for zone in zones)
     lines = [

@@ -11,7 +11,7 @@ from pathlib import Path
 from lifeboat.config.model import LifeboatConfig
 from lifeboat.config.variables import REFERENCE
 from lifeboat.export.command import ScheduledJob, job_arguments
-from lifeboat.export.schedule import NotExportable, check_zone, cron_expression
+from lifeboat.export.schedule import NotExportable, cron_expression
 from lifeboat.export.secrets import referenced_variables, secret_files
 from lifeboat.export.yaml import Value, dump_all
 from lifeboat.policy.retention import parse_duration
@@ -130,7 +130,7 @@ def cron_job(
             f"{scheduled.where}: {name!r} is no CronJob name (lowercase letters, digits and "
             "-, at most 52 characters)"
         )
-    zone = check_zone(job, scheduled.where)
+    zone = job.timezone
     labels: dict[str, Value] = {
         "app.kubernetes.io/name": "lifeboat",
         "lifeboat/job": scheduled.name,

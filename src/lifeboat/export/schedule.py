@@ -8,7 +8,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
@@ -28,7 +27,6 @@ _NAMES = {
 }  # fmt: skip
 # what a classic five-field cron field may hold: numbers, names, * ? / , -
 _FIELD = re.compile(r"[0-9A-Za-z*?/,\-]+")
-_DAILY_AT = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")
 WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 # (lowest, highest) of minute, hour, day of month, month, day of week
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
@@ -45,14 +43,6 @@ class CronFields:
     weekdays: tuple[int, ...] | None  # 0 = Sunday
 
 
-def check_zone(job: ScheduleConfig, where: str) -> str:
-    try:
-        ZoneInfo(job.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise NotExportable(f"{where}: unknown time zone {job.timezone!r}") from None
-    return job.timezone
-
-
 def cron_expression(job: ScheduleConfig, where: str) -> str:
     """The job's timing as a five-field cron expression read in its time zone: cron as
     written, `every` and `daily_at` converted. Refuses what classic cron cannot run."""
@@ -60,11 +50,9 @@ def cron_expression(job: ScheduleConfig, where: str) -> str:
         text = " ".join(job.cron.split())
         cron_fields(text, where)  # refuses what classic crons do not know
         return text
-    if job.daily_at is not None:
-        match = _DAILY_AT.fullmatch(job.daily_at.strip())
-        if match is None:
-            raise NotExportable(f"{where}: daily_at = {job.daily_at!r} is not a time HH:MM")
-        return f"{int(match['minute'])} {int(match['hour'])} * * *"
+    if job.time_of_day is not None:
+        hour, minute = job.time_of_day
+        return f"{minute} {hour} * * *"
     assert job.every is not None
     return _every_as_cron(job.every, where)
 
@@ -134,7 +122,7 @@ def on_calendar(job: ScheduleConfig, where: str) -> str:
     """The OnCalendar= specification of the job, in its time zone (systemd reads a zone
     name at the end). systemd ANDs the day of month and the day of week where cron ORs
     them when both are restricted: such an expression is refused, not silently changed."""
-    zone = check_zone(job, where)
+    zone = job.timezone  # a zone zoneinfo knows: the configuration checked it
     expression = cron_expression(job, where)
     fields = cron_fields(expression, where)
     if fields.days is not None and fields.weekdays is not None:

@@ -31,9 +31,9 @@ def cron_expression(job: ScheduleConfig) -> str | None:
     `every`."""
     if job.cron:
         return job.cron
-    if job.daily_at:
-        hour, _, minute = job.daily_at.partition(":")
-        return f"{int(minute)} {int(hour)} * * *"
+    if job.time_of_day is not None:
+        hour, minute = job.time_of_day
+        return f"{minute} {hour} * * *"
     return None
 
 
