@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from lifeboat.context import Context
 from lifeboat.pipeline.crypto import write_identity
+from lifeboat.sources.sqlite.kind import SqliteKind
 
 from .helpers import LIFEBOAT, Workspace, error_line
 
@@ -295,6 +297,14 @@ def test_what_cannot_be_backed_up_is_one_line_and_stores_nothing(ws: SqliteWorks
 
     assert ws.backups() == []
     assert ws.stored_objects() == []
+
+
+def test_checks_before_a_backup_find_what_would_stop_it(ws: SqliteWorkspace) -> None:
+    kind = SqliteKind()
+    (missing,) = kind.checks(Context.load(ws.config), "inventory")
+    assert missing == f"{ws.database}: no such file"
+    make_inventory(ws.database, "wal", items=10)
+    assert kind.checks(Context.load(ws.config), "inventory") == []
 
 
 def test_restore_replaces_a_database_only_when_told_and_drops_its_old_wal(

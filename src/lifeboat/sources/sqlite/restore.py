@@ -9,6 +9,7 @@ stopped first (docs/sqlite.md)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat.context import Context
-from lifeboat.errors import RestoreError, UsageError
+from lifeboat.errors import InsufficientSpaceError, RestoreError, UsageError
 from lifeboat.pipeline.crypto import Recipient
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
@@ -106,14 +107,25 @@ def restore_sqlite(
         snapshot.private_folder(target.parent, what) as folder,
     ):
         copy = folder / target.name
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with (
-            open(fd, "wb") as sink,
-            ctx.reporter.task(f"restore {manifest.source}/{manifest.id}") as advance,
-        ):
-            read_plain(repo, manifest, obj, decryptor, sink, advance, check_plain_digest=False)
-            sink.flush()
-            os.fsync(sink.fileno())
+        try:
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with (
+                open(fd, "wb") as sink,
+                ctx.reporter.task(f"restore {manifest.source}/{manifest.id}") as advance,
+            ):
+                # the stored bytes' sha256, age's authentication and zstd's checksum prove
+                # the plaintext; the copy is checked against the evidence below
+                read_plain(repo, manifest, obj, decryptor, sink, advance, check_plain_digest=False)
+                sink.flush()
+                os.fsync(sink.fileno())
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise InsufficientSpaceError(
+                    f"{target.parent} filled up while writing {what}: {target} was left as it was"
+                ) from None
+            raise RestoreError(
+                f"cannot write {what} into {target.parent}: {exc.strerror}"
+            ) from None
         check = database.check_copy(copy, details.row_counts, details.schema_sha256)
         if check.problems or check.facts is None:
             raise RestoreError(
