@@ -154,3 +154,80 @@ def test_a_snapshot_is_a_whole_copy_in_its_private_folder(
 
 def test_the_registry_knows_sqlite_sources(tmp_path: Path) -> None:
     assert isinstance(path_kind("inventory", "sqlite"), SqliteKind)
+
+
+class WriterBetweenSteps:
+    """Another connection that commits one row after each step of the copy, as a busy
+    application does, without waiting for locks: whether it could write is recorded."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+        self.written = 0
+        self.held_off = 0
+
+    def __call__(self, copied: int) -> None:
+        try:
+            self.conn.execute("INSERT INTO parcel (weight) VALUES (-1)")
+            self.written += 1
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            self.held_off += 1
+
+
+def database_in_mode(path: Path, journal_mode: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+    conn.close()
+    make_database(path, TABLES, parcels=20_000)
+
+
+def test_in_rollback_mode_a_copy_written_to_steadily_ends_in_one_read_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rollback.db"
+    database_in_mode(path, "delete")
+    before = facts_of(path)
+    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)  # several steps
+    writer = WriterBetweenSteps(path)
+    with snapshot.private_folder(tmp_path, "the test's snapshot") as folder:
+        taken = snapshot.take(path, "backup-api", folder, 5, writer)
+        copied = facts_of(taken.path)
+    # every commit between steps started the copy over, until it held writers off
+    assert taken.how == "backup API in one read transaction"
+    assert writer.written == snapshot.MAX_RESTARTS + 1
+    assert writer.held_off > 0
+    assert copied.row_counts["parcel"] == before.row_counts["parcel"] + writer.written
+    writer.conn.close()
+
+
+def test_in_rollback_mode_a_quiet_database_is_copied_in_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "quiet.db"
+    database_in_mode(path, "delete")
+    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)
+    copied: list[int] = []
+    with snapshot.private_folder(tmp_path, "the test's snapshot") as folder:
+        taken = snapshot.take(path, "backup-api", folder, 5, copied.append)
+        assert facts_of(taken.path) == facts_of(path)
+    assert taken.how == "backup API in steps, 0 restarts"
+    assert len(copied) > 1
+    assert copied == sorted(copied)
+
+
+def test_in_wal_mode_writers_go_on_and_the_copy_is_the_state_it_began_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "wal.db"
+    database_in_mode(path, "wal")
+    before = facts_of(path)
+    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)
+    writer = WriterBetweenSteps(path)
+    with snapshot.private_folder(tmp_path, "the test's snapshot") as folder:
+        taken = snapshot.take(path, "backup-api", folder, 5, writer)
+        copied = facts_of(taken.path)
+    assert taken.how == "backup API in one read transaction"
+    assert writer.held_off == 0
+    assert writer.written > 1
+    assert copied == before  # none of the rows written during the copy
+    writer.conn.close()

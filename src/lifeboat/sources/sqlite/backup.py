@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from lifeboat.config.model import SqliteSourceConfig
@@ -16,6 +17,7 @@ from lifeboat.repo.commit import BackupResult, build_manifest, commit, lock_all,
 from lifeboat.repo.manifest import SqliteDetails
 from lifeboat.repo.objects import Targets, write_plain
 from lifeboat.sources.sqlite import database, snapshot
+from lifeboat.util.progress import Advance
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,10 @@ def backup_sqlite(ctx: Context, source_name: str) -> BackupResult:
     ):
         targets = Targets(prepared.repos, prepared.failed)
         backup, started = new_backup_id(prepared.repos, source_name)
-        taken = snapshot.take(source.path, source.method, folder, source.busy_timeout)
+        with ctx.reporter.task(f"snapshot {source_name}") as advance:
+            taken = snapshot.take(
+                source.path, source.method, folder, source.busy_timeout, _forward_only(advance)
+            )
         facts = _checked_facts(source_name, taken.path)
         key = layout.object_key(source_name, backup, DATABASE_OBJECT + encryptor.suffix)
         with (
@@ -82,6 +87,20 @@ def backup_sqlite(ctx: Context, source_name: str) -> BackupResult:
         result = commit(manifest, targets.outcome(stored), prepared.removed)
     log.info("backup %s/%s committed (%d bytes stored)", source_name, backup, stored.size)
     return result
+
+
+def _forward_only(advance: Advance) -> Callable[[int], None]:
+    """Bytes copied so far, shown as progress; a copy SQLite starts over shows nothing
+    until it gets past where the last one was."""
+    shown = 0
+
+    def step(copied: int) -> None:
+        nonlocal shown
+        if copied > shown:
+            advance(copied - shown)
+            shown = copied
+
+    return step
 
 
 def _checked_facts(source_name: str, path: Path) -> database.Facts:

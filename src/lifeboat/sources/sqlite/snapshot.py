@@ -28,7 +28,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +98,16 @@ class Snapshot:
     how: str  # how the copy went, for the log
 
 
-def take(source: Path, method: Method, folder: Path, timeout: float) -> Snapshot:
-    """A consistent copy of source in folder/SNAPSHOT_NAME, as method says."""
+def take(
+    source: Path,
+    method: Method,
+    folder: Path,
+    timeout: float,
+    on_step: Callable[[int], None] | None = None,
+) -> Snapshot:
+    """A consistent copy of source in folder/SNAPSHOT_NAME, as method says. on_step is
+    told the bytes copied so far after each step of the backup API (they go back to 0
+    when SQLite starts the copy over)."""
     target = folder / SNAPSHOT_NAME
     conn = open_source(source)
     try:
@@ -123,7 +131,8 @@ def take(source: Path, method: Method, folder: Path, timeout: float) -> Snapshot
             when_free(source, timeout, vacuum)
             how = "VACUUM INTO"
         else:
-            how = _backup_api(conn, source, target, journal_mode, page_size, timeout)
+            copy = _Copy(conn, source, target, page_size, timeout, on_step)
+            how = copy.backup_api(journal_mode)
     finally:
         conn.close()
     log.info("snapshot of %s taken (%s, journal mode %s)", source, how, journal_mode)
@@ -134,72 +143,77 @@ class _StartedOver(Exception):
     """The stepped copy restarted too often: the database is written to steadily."""
 
 
-def _backup_api(
-    conn: sqlite3.Connection,
-    source: Path,
-    target: Path,
-    journal_mode: str,
-    page_size: int,
-    timeout: float,
-) -> str:
-    step = max(1, STEP_BYTES // page_size)
-    if journal_mode != "wal":
+@dataclass(frozen=True)
+class _Copy:
+    """A copy of the source through the backup API (see the module's note)."""
+
+    conn: sqlite3.Connection
+    source: Path
+    target: Path
+    page_size: int
+    timeout: float
+    on_step: Callable[[int], None] | None
+
+    def backup_api(self, journal_mode: str) -> str:
+        """Copy, as the journal mode allows; how it went."""
+        if journal_mode != "wal":
+            try:
+                restarts = self.run(MAX_RESTARTS)
+                return f"backup API in steps, {restarts} restarts"
+            except _StartedOver:
+                log.info(
+                    "%s: the copy started over more than %d times (steady writes): copying "
+                    "it in one read transaction, writers wait meanwhile",
+                    self.source,
+                    MAX_RESTARTS,
+                )
+        with read_transaction(self.conn, self.source, self.timeout):
+            self.run(None)
+        return "backup API in one read transaction"
+
+    def run(self, max_restarts: int | None) -> int:
+        """The database into target, STEP_BYTES at a time; how many times it started
+        over. Raises _StartedOver beyond max_restarts, and DatabaseError when the
+        database stays locked past the timeout."""
+        self.target.unlink(missing_ok=True)
+        restarts = 0
+        remaining_before: int | None = None
+        busy_since: float | None = None
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            # called after every step, in Python: a pending SIGTERM or Ctrl-C is raised
+            # here, which aborts the copy
+            nonlocal restarts, remaining_before, busy_since
+            if status in _BUSY_STATUSES:
+                busy_since = busy_since if busy_since is not None else time.monotonic()
+                if time.monotonic() - busy_since >= self.timeout:
+                    raise locked(self.source, self.timeout)
+                return
+            busy_since = None
+            # each step that goes on copies more pages; one that starts over copies the
+            # first pages again, so no fewer remain than before it
+            if remaining_before is not None and remaining >= remaining_before:
+                restarts += 1
+                if max_restarts is not None and restarts > max_restarts:
+                    raise _StartedOver
+            remaining_before = remaining
+            if self.on_step is not None:
+                self.on_step((total - remaining) * self.page_size)
+
+        destination = sqlite3.connect(self.target, isolation_level=None)
+        # a private scratch copy: a crash discards it, so it needs neither a rollback
+        # journal nor waiting for the disk at each commit (it is checked before it is stored)
+        destination.execute("PRAGMA journal_mode = OFF")
+        destination.execute("PRAGMA synchronous = OFF")
         try:
-            restarts = _copy(conn, source, target, step, timeout, MAX_RESTARTS)
-            return f"backup API in steps, {restarts} restarts"
-        except _StartedOver:
-            log.info(
-                "%s: the copy started over %d times (steady writes): copying it in one "
-                "read transaction, writers wait meanwhile",
-                source,
-                MAX_RESTARTS,
+            self.conn.backup(
+                destination,
+                pages=max(1, STEP_BYTES // self.page_size),
+                progress=progress,
+                sleep=RETRY_SECONDS,
             )
-    with read_transaction(conn, source, timeout):
-        _copy(conn, source, target, step, timeout, None)
-    return "backup API in one read transaction"
-
-
-def _copy(
-    conn: sqlite3.Connection,
-    source: Path,
-    target: Path,
-    step: int,
-    timeout: float,
-    max_restarts: int | None,
-) -> int:
-    """conn's database into target through the backup API, step pages at a time; how
-    many times it started over. Raises _StartedOver beyond max_restarts, and DatabaseError
-    when the database stays locked past timeout."""
-    target.unlink(missing_ok=True)
-    restarts = 0
-    remaining_before: int | None = None
-    busy_since: float | None = None
-
-    def progress(status: int, remaining: int, total: int) -> None:
-        # called after every step, in Python: a pending SIGTERM or Ctrl-C is raised here,
-        # which aborts the copy
-        nonlocal restarts, remaining_before, busy_since
-        if status in _BUSY_STATUSES:
-            busy_since = busy_since if busy_since is not None else time.monotonic()
-            if time.monotonic() - busy_since >= timeout:
-                raise locked(source, timeout)
-            return
-        busy_since = None
-        if remaining_before is not None and remaining > remaining_before:
-            restarts += 1
-            if max_restarts is not None and restarts > max_restarts:
-                raise _StartedOver
-        remaining_before = remaining
-
-    destination = sqlite3.connect(target, isolation_level=None)
-    # a private scratch copy: a crash discards it, so it needs neither a rollback journal
-    # nor waiting for the disk at each commit (it is checked before it is stored)
-    destination.execute("PRAGMA journal_mode = OFF")
-    destination.execute("PRAGMA synchronous = OFF")
-    try:
-        conn.backup(destination, pages=step, progress=progress, sleep=RETRY_SECONDS)
-    except sqlite3.Error as exc:
-        raise explain(source, exc) from None
-    finally:
-        destination.close()
-    return restarts
+        except sqlite3.Error as exc:
+            raise explain(self.source, exc) from None
+        finally:
+            destination.close()
+        return restarts
