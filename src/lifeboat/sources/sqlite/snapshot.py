@@ -14,8 +14,8 @@ writers go on, but a commit by another connection makes SQLite start the copy ov
 mode readers never block writers, so the copy runs in one read transaction (still in steps,
 none of them restarting): writers are never held up, the copy always finishes. In rollback
 (DELETE, TRUNCATE...) mode a read transaction would hold writers off for the whole copy, so
-the copy first runs in steps without one; after MAX_RESTARTS restarts (the database is
-written to steadily) it runs once more in one read transaction, which always finishes, and
+the copy first runs in steps without one; once it started over more than MAX_RESTARTS
+times (the database is written to steadily) it runs once more in one read transaction, which always finishes, and
 holds writers off for that one copy's time. vacuum-into: VACUUM INTO the folder, one read
 transaction too."""
 
