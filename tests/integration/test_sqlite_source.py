@@ -220,6 +220,9 @@ def test_list_show_verify_drill_and_prune_work_on_the_source(ws: SqliteWorkspace
     ws.write_sqlite_config(
         "[sources.inventory.retention]\nkeep_last = 1\nkeep_hourly = 0\nkeep_daily = 0\n"
         "keep_weekly = 0\nkeep_monthly = 0\nkeep_yearly = 0\n"
+        '[[sources.inventory.drill.checks]]\nname = "every item has a warehouse"\n'
+        'sql = "SELECT count(*) = 0 FROM item LEFT JOIN warehouse w ON w.id = warehouse_id '
+        'WHERE w.id IS NULL"\n'
     )
     ws.run("backup", "inventory", check=True)
     ws.run("backup", "inventory", check=True)
@@ -242,7 +245,15 @@ def test_list_show_verify_drill_and_prune_work_on_the_source(ws: SqliteWorkspace
     tables = {t["table"]: (t["expected"], t["actual"]) for t in record["tables"]}
     assert tables["item"] == (300, 300)
     assert tables[MOVES_TABLE] == (75, 75)
-    assert [p["name"] for p in record["phases"]][1:3] == ["restore", "verify"]
+    assert [p["name"] for p in record["phases"]][1:] == ["restore", "verify", "checks"]
+    assert [(c["name"], c["ok"]) for c in record["checks"]] == [
+        ("every item has a warehouse", True)
+    ]
+
+    older = ws.root / "older.db"
+    restored = ws.run_json("restore", "inventory", "--to", str(older), "--backup", first["id"])
+    assert restored["backup"] == first["id"]
+    assert row_counts(older) == ws.run_json("show", first["id"])["details"]["row_counts"]
 
     pruned = ws.run("prune", "inventory")
     assert pruned.returncode == 0, pruned.stderr
