@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -308,6 +310,44 @@ def test_what_cannot_be_backed_up_is_one_line_and_stores_nothing(ws: SqliteWorks
 
     assert ws.backups() == []
     assert ws.stored_objects() == []
+
+
+def test_a_stopped_wal_database_in_a_folder_lifeboat_cannot_write_is_one_line() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="lifeboat-test-sqlite-"))
+    try:
+        path = folder / "inventory.db"
+        make_inventory(path, "wal", items=10)  # closed: no -wal, no -shm any more
+        path.chmod(0o644)
+        folder.chmod(0o555)
+        # root may write anywhere: the server's OS user plays the one that may not
+        as_other = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        script = (
+            "import sys\n"
+            "from pathlib import Path\n"
+            "from lifeboat.errors import DatabaseError\n"
+            "from lifeboat.sources.sqlite import database\n"
+            "path = Path(sys.argv[1])\n"
+            "conn = database.open_source(path)\n"
+            "try:\n"
+            "    database.when_free(path, 1, lambda: database.pragma(conn, 'journal_mode'))\n"
+            "except DatabaseError as exc:\n"
+            "    print(exc)\n"
+        )
+        result = subprocess.run(
+            [*as_other, sys.executable, "-c", script, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert result.stdout == (
+            f"{path}: a WAL database is only read with its -shm file, which this user may not "
+            f"create in {folder}: run Lifeboat as the database's owner, or while the "
+            "application has it open (docs/sqlite.md)\n"
+        )
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 def test_checks_before_a_backup_find_what_would_stop_it(ws: SqliteWorkspace) -> None:

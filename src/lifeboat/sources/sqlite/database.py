@@ -25,6 +25,8 @@ T = TypeVar("T")
 # writer leaves readers only short gaps between its transactions
 RETRY_SECONDS = 0.005
 BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+# a WAL database opened read-only, stopped (no -shm file) in a folder this user cannot write
+_NO_SHM = ("SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT")
 # tables whose rows are not counted: a virtual table's module may not be in this SQLite
 # (its rows live in shadow tables, which are counted)
 _TABLES_SQL = (
@@ -51,6 +53,12 @@ def explain(path: Path, exc: sqlite3.Error, waited: float | None = None) -> Data
         return DatabaseError(f"{path}: not an SQLite database (file is not a database)")
     if name in BUSY:
         return locked(path, waited)
+    if name in _NO_SHM:
+        return DatabaseError(
+            f"{path}: a WAL database is only read with its -shm file, which this user may "
+            f"not create in {path.parent}: run Lifeboat as the database's owner, or while "
+            "the application has it open (docs/sqlite.md)"
+        )
     if name == "SQLITE_CANTOPEN" and not path.exists():
         return DatabaseError(f"{path}: no such file")
     return DatabaseError(f"{path}: {exc}")

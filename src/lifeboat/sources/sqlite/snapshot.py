@@ -15,9 +15,9 @@ mode readers never block writers, so the copy runs in one read transaction (stil
 none of them restarting): writers are never held up, the copy always finishes. In rollback
 (DELETE, TRUNCATE...) mode a read transaction would hold writers off for the whole copy, so
 the copy first runs in steps without one; once it started over more than MAX_RESTARTS
-times (the database is written to steadily) it runs once more in one read transaction, which always finishes, and
-holds writers off for that one copy's time. vacuum-into: VACUUM INTO the folder, one read
-transaction too."""
+times (the database is written to steadily) it runs once more in one read transaction,
+which always finishes, and holds writers off for that one copy's time. vacuum-into:
+VACUUM INTO the folder, one read transaction too."""
 
 from __future__ import annotations
 
