@@ -4,6 +4,7 @@ schema's hash), a copy checked against it, and SQLite's failures as one line eac
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -181,23 +182,37 @@ def database_in_mode(path: Path, journal_mode: str) -> None:
     make_database(path, TABLES, parcels=20_000)
 
 
-def test_in_rollback_mode_a_copy_written_to_steadily_ends_in_one_read_transaction(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def copied_in_small_steps(
+    path: Path, monkeypatch: pytest.MonkeyPatch, on_step: Callable[[int], None]
+) -> tuple[str, database.Facts]:
+    """How a snapshot of path went, copied 16 pages at a time, and what the copy holds."""
+    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)
+    with snapshot.private_folder(path.parent, "the test's snapshot") as folder:
+        taken = snapshot.take(path, "backup-api", folder, 5, on_step)
+        return taken.how, facts_of(taken.path)
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_a_copy_written_to_between_steps_ends_as_one_read_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, journal_mode: str
 ) -> None:
-    path = tmp_path / "rollback.db"
-    database_in_mode(path, "delete")
-    before = facts_of(path)
-    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)  # several steps
+    path = tmp_path / f"{journal_mode}.db"
+    database_in_mode(path, journal_mode)
+    rows_before = facts_of(path).row_counts["parcel"]
     writer = WriterBetweenSteps(path)
-    with snapshot.private_folder(tmp_path, "the test's snapshot") as folder:
-        taken = snapshot.take(path, "backup-api", folder, 5, writer)
-        copied = facts_of(taken.path)
-    # every commit between steps started the copy over, until it held writers off
-    assert taken.how == "backup API in one read transaction"
-    assert writer.written == snapshot.MAX_RESTARTS + 1
-    assert writer.held_off > 0
-    assert copied.row_counts["parcel"] == before.row_counts["parcel"] + writer.written
+    how, copied = copied_in_small_steps(path, monkeypatch, writer)
     writer.conn.close()
+    assert how == "backup API in one read transaction"
+    if journal_mode == "delete":
+        # each commit between steps started the copy over, until the copy held writers off
+        assert writer.written == snapshot.MAX_RESTARTS + 1
+        assert writer.held_off > 0
+        assert copied.row_counts["parcel"] == rows_before + writer.written
+    else:
+        # in WAL mode the copy reads one snapshot from the start; writers never wait
+        assert writer.held_off == 0
+        assert writer.written > 1
+        assert copied.row_counts["parcel"] == rows_before
 
 
 def test_in_rollback_mode_a_quiet_database_is_copied_in_steps(
@@ -205,29 +220,9 @@ def test_in_rollback_mode_a_quiet_database_is_copied_in_steps(
 ) -> None:
     path = tmp_path / "quiet.db"
     database_in_mode(path, "delete")
-    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)
-    copied: list[int] = []
-    with snapshot.private_folder(tmp_path, "the test's snapshot") as folder:
-        taken = snapshot.take(path, "backup-api", folder, 5, copied.append)
-        assert facts_of(taken.path) == facts_of(path)
-    assert taken.how == "backup API in steps, 0 restarts"
-    assert len(copied) > 1
-    assert copied == sorted(copied)
-
-
-def test_in_wal_mode_writers_go_on_and_the_copy_is_the_state_it_began_with(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "wal.db"
-    database_in_mode(path, "wal")
-    before = facts_of(path)
-    monkeypatch.setattr(snapshot, "STEP_BYTES", 16 * 4096)
-    writer = WriterBetweenSteps(path)
-    with snapshot.private_folder(tmp_path, "the test's snapshot") as folder:
-        taken = snapshot.take(path, "backup-api", folder, 5, writer)
-        copied = facts_of(taken.path)
-    assert taken.how == "backup API in one read transaction"
-    assert writer.held_off == 0
-    assert writer.written > 1
-    assert copied == before  # none of the rows written during the copy
-    writer.conn.close()
+    steps: list[int] = []
+    how, copied = copied_in_small_steps(path, monkeypatch, steps.append)
+    assert how == "backup API in steps, 0 restarts"
+    assert copied == facts_of(path)
+    assert len(steps) > 1
+    assert steps == sorted(steps)
