@@ -520,6 +520,12 @@ class SqliteSourceConfig(_SourceBase):
         description="backup-api: SQLite's online backup API; vacuum-into: VACUUM INTO a "
         "private temporary file (smaller, defragmented).",
     )
+    busy_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds to wait for a database another connection keeps locked before "
+        "the backup fails.",
+    )
 
     @field_validator("path")
     @classmethod

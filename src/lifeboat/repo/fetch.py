@@ -94,14 +94,16 @@ def fetched(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def remove_leftovers(work_dir: Path) -> list[Path]:
+def remove_leftovers(work_dir: Path, prefix: str = FOLDER_PREFIX) -> list[Path]:
     """Remove the fetch folders in work_dir whose process is gone (killed before it could
-    clean up): they hold a backup's plaintext. Only this user's, and never a live run's."""
+    clean up): they hold a backup's plaintext. Only this user's, and never a live run's.
+    Another private folder named <prefix><pid>-<random> (an SQLite snapshot's) is found
+    with its own prefix."""
     removed = []
     with contextlib.suppress(OSError):
         for entry in work_dir.iterdir():
-            pid_text = entry.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
-            if not entry.name.startswith(FOLDER_PREFIX) or not pid_text.isdigit():
+            pid_text = entry.name.removeprefix(prefix).split("-", 1)[0]
+            if not entry.name.startswith(prefix) or not pid_text.isdigit():
                 continue
             try:
                 info = entry.lstat()

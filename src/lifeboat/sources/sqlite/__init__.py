@@ -1,0 +1,1 @@
+"""SQLite databases as a source: a consistent snapshot of a live database file."""
