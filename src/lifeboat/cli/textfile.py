@@ -18,6 +18,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _write(
     kind: str, source: str | None, success: bool, started: float, backup_type: str | None
 ) -> None:
+    write_run(kind, source, success, time.monotonic() - started, backup_type)
+
+
+def write_run(
+    kind: str, source: str | None, success: bool, seconds: float, backup_type: str | None
+) -> None:
+    """Record one run in the textfile, if one is configured: a command's, or one source's
+    of `backup --all`."""
     try:
         ctx = state().context()
     except LifeboatError:
@@ -27,7 +35,7 @@ def _write(
     from lifeboat.metrics.runs import Run
     from lifeboat.metrics.textfile import after_command
 
-    run = Run(time.time(), success, time.monotonic() - started)
+    run = Run(time.time(), success, seconds)
     after_command(ctx, kind, source, run, backup_type)
 
 
