@@ -160,7 +160,8 @@ def _table(summary: dict[str, Any]) -> None:
             output.seconds(row["seconds"]),
             "" if row["stored_size"] is None else output.size(row["stored_size"]),
             ", ".join(row["repositories"]),
-            output.shortened(row["error"] or "", 60),
+            # cut to keep one line per source: stderr has each error whole
+            output.shortened(row["error"] or "", 40),
         ]
         for row in summary["sources"]
     ]
