@@ -1,0 +1,106 @@
+"""Committed backups of the kinds other than PostgreSQL's (Redis, files, SQLite), made
+without their servers, for the unit tests of what reads repositories: the manifest each
+kind writes, with objects that hold what the manifest says (stored as is)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from lifeboat.repo import layout
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.manifest import (
+    Details,
+    FilesDetails,
+    Manifest,
+    RedisDetails,
+    SqliteDetails,
+    StoredObject,
+)
+from tests.unit.backups import T0, stored_entry
+
+KIND_SOURCES = {"redis": "cache", "files": "media", "sqlite": "inventory"}
+# the sources of each kind in a configuration (tests/unit/config/test_source_types.py too)
+KIND_CONFIG = """
+[sources.cache]
+type = "redis"
+url = "redis://127.0.0.1:1/0"
+
+[sources.media]
+type = "files"
+paths = ["/srv/app/uploads", "/etc/app"]
+
+[sources.inventory]
+type = "sqlite"
+path = "/srv/inventory/inventory.db"
+"""
+
+
+def details_of(kind: str) -> Details:
+    if kind == "redis":
+        return RedisDetails(
+            redis_version="7.0.15",
+            method="replication",
+            keys={"db0": 120, "db3": 4},
+            expires={"db0": 7},
+        )
+    if kind == "files":
+        return FilesDetails(
+            paths=["srv/app/uploads", "etc/app"],
+            files=42,
+            directories=5,
+            symlinks=1,
+            total_bytes=123456,
+            index="index.jsonl.zst.age",
+        )
+    if kind == "sqlite":
+        return SqliteDetails(
+            path="/srv/inventory/inventory.db",
+            sqlite_version="3.40.1",
+            method="backup-api",
+            journal_mode="wal",
+            row_counts={"items": 1000, "moves": 250},
+            schema_sha256="ab" * 32,
+        )
+    raise ValueError(f"no details for kind {kind!r}")
+
+
+def kind_manifest(
+    kind: str,
+    hours: int,
+    *,
+    source: str | None = None,
+    objects: list[StoredObject] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Manifest:
+    """The manifest of a backup of kind taken hours after T0."""
+    when = T0 + timedelta(hours=hours)
+    body: dict[str, Any] = {
+        "id": layout.backup_id(when, f"{hours:04x}"),
+        "source": source or KIND_SOURCES[kind],
+        "kind": kind,
+        "started_at": when,
+        "finished_at": when + timedelta(minutes=2),
+        "tool": {"lifeboat": "test"},
+        "compression": {"level": 3},
+        "encryption": {"method": "age", "recipients": []},
+        "objects": objects or [],
+        "labels": labels or {},
+        "details": details_of(kind),
+    }
+    return Manifest.model_validate(body)
+
+
+def commit_kind(repo: Repository, kind: str, hours: int, *, source: str | None = None) -> Manifest:
+    """A committed backup of kind whose objects hold what its manifest says."""
+    name = source or KIND_SOURCES[kind]
+    main = stored_entry(f"{kind}.zst.age", f"{name} {kind} {hours}".encode())
+    objects = [main]
+    if kind == "files":
+        objects.append(stored_entry("index.jsonl.zst.age", f"{name} index {hours}".encode()))
+    manifest = kind_manifest(kind, hours, source=name, objects=objects)
+    for entry in objects:
+        data = f"{name} {kind} {hours}" if entry is main else f"{name} index {hours}"
+        repo.storage.write(layout.object_key(name, manifest.id, entry.name), [data.encode()])
+    repo.save_manifest(manifest)
+    return manifest
