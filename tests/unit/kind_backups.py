@@ -5,6 +5,7 @@ kind writes, with objects that hold what the manifest says (stored as is)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from lifeboat.repo import layout
@@ -18,7 +19,9 @@ from lifeboat.repo.manifest import (
     StoredObject,
 )
 from tests.unit.backups import T0, stored_entry
+from tests.unit.helpers import AgeKey
 
+RECIPIENT = "age1testrecipient"  # what a manifest names; the objects are stored as is
 KIND_SOURCES = {"redis": "cache", "files": "media", "sqlite": "inventory"}
 # the sources of each kind in a configuration (tests/unit/config/test_source_types.py too)
 KIND_CONFIG = """
@@ -83,7 +86,7 @@ def kind_manifest(
         "finished_at": when + timedelta(minutes=2),
         "tool": {"lifeboat": "test"},
         "compression": {"level": 3},
-        "encryption": {"method": "age", "recipients": []},
+        "encryption": {"method": "age", "recipients": [{"type": "age", "id": RECIPIENT}]},
         "objects": objects or [],
         "labels": labels or {},
         "details": details_of(kind),
@@ -104,3 +107,21 @@ def commit_kind(repo: Repository, kind: str, hours: int, *, source: str | None =
         repo.storage.write(layout.object_key(name, manifest.id, entry.name), [data.encode()])
     repo.save_manifest(manifest)
     return manifest
+
+
+def mixed_config(folder: Path, age_key: AgeKey, extra: str = "") -> Path:
+    """folder/lifeboat.toml: repositories local and offsite (in folder), a PostgreSQL source
+    wms (unreachable) and a source of each other kind."""
+    path = folder / "lifeboat.toml"
+    path.write_text(
+        f'[repositories.local]\nurl = "file://{folder / "local"}"\n'
+        f'[repositories.offsite]\nurl = "file://{folder / "offsite"}"\n'
+        f'[encryption]\nage_recipients = ["{age_key.public}"]\n'
+        f'age_identity_file = "{age_key.identity_file}"\n'
+        '[sources.wms]\ndsn = "postgresql://backup@127.0.0.1:1/wms"\n'
+        + KIND_CONFIG
+        + '[logging]\nformat = "plain"\n'
+        + extra,
+        encoding="utf-8",
+    )
+    return path
