@@ -35,6 +35,12 @@ def write_run(
     from lifeboat.metrics.runs import Run
     from lifeboat.metrics.textfile import after_command
 
+    if kind == "backup" and source in ctx.config.sources:
+        from lifeboat.ops.backup_one import backup_type_of
+
+        # the type the backup was told by: --type, else the source's default (logical for
+        # PostgreSQL, the source's own for redis, files, sqlite), as the daemon records it
+        backup_type = backup_type_of(ctx.config.sources[source], backup_type)
     run = Run(time.time(), success, seconds)
     after_command(ctx, kind, source, run, backup_type)
 
