@@ -102,3 +102,11 @@ def test_a_group_job_is_exported_as_backup_group(tmp_path: Path, age_key: AgeKey
     scheduled = ScheduledJob("nightly", cfg.schedule["nightly"])
     assert job_arguments(scheduled) == ["backup", "--group", "nightly", "--parallel", "2"]
     assert scheduled.lock_key == "nightly"
+
+
+def test_the_schedule_names_a_jobs_group(tmp_path: Path, age_key: AgeKey) -> None:
+    from lifeboat.daemon.overview import job_overview
+
+    cfg = config(tmp_path, age_key)
+    row = job_overview("nightly", cfg.schedule["nightly"], None, NOW)
+    assert (row["job"], row["source"], row["group"]) == ("backup", None, "nightly")
