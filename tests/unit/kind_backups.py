@@ -19,24 +19,13 @@ from lifeboat.repo.manifest import (
     StoredObject,
 )
 from tests.unit.backups import T0, stored_entry
+from tests.unit.config.test_source_types import EVERY_KIND
 from tests.unit.helpers import AgeKey
 
 RECIPIENT = "age1testrecipient"  # what a manifest names; the objects are stored as is
 KIND_SOURCES = {"redis": "cache", "files": "media", "sqlite": "inventory"}
-# the sources of each kind in a configuration (tests/unit/config/test_source_types.py too)
-KIND_CONFIG = """
-[sources.cache]
-type = "redis"
-url = "redis://127.0.0.1:1/0"
-
-[sources.media]
-type = "files"
-paths = ["/srv/app/uploads", "/etc/app"]
-
-[sources.inventory]
-type = "sqlite"
-path = "/srv/inventory/inventory.db"
-"""
+# the sources of each kind in a configuration, as the configuration tests write them
+KIND_CONFIG = EVERY_KIND[EVERY_KIND.index("[sources.cache]") :]
 
 
 def details_of(kind: str) -> Details:

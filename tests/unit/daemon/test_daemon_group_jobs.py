@@ -15,6 +15,7 @@ from lifeboat.daemon.jobs import Outcome, execute
 from lifeboat.daemon.overlap import claims_of
 from lifeboat.daemon.runner import JobRun
 from lifeboat.export.command import ScheduledJob, job_arguments
+from tests.unit.daemon.test_daemon_jobs import context
 from tests.unit.helpers import AgeKey, local_repository
 
 NOW = datetime(2026, 5, 20, 3, 0, tzinfo=UTC)
@@ -23,30 +24,22 @@ UNREACHABLE = "postgresql://backup@127.0.0.1:1/"
 
 
 def config(tmp_path: Path, age_key: AgeKey) -> LifeboatConfig:
-    return LifeboatConfig.model_validate(
-        {
-            "repositories": {
-                "r0": {"url": str(tmp_path / "r0")},
-                "r1": {"url": str(tmp_path / "r1")},
-            },
-            "encryption": {
-                "age_recipients": [age_key.public],
-                "age_identity_file": str(age_key.identity_file),
-            },
-            "sources": {
-                "wms": {"dsn": UNREACHABLE + "wms", "repositories": ["r0"]},
-                "erp": {"dsn": UNREACHABLE + "erp", "repositories": ["r1"]},
-                "cache": {"type": "redis", "url": "redis://127.0.0.1:1", "repositories": ["r0"]},
-            },
-            "groups": {"nightly": ["wms", "erp"]},
-            "schedule": {
-                "nightly": {"job": "backup", "group": "nightly", "parallel": 2, "every": "1d"},
-                "cache": {"job": "backup", "source": "cache", "every": "1h"},
-                "wms": {"job": "backup", "source": "wms", "every": "1h"},
-                "prune-r1": {"job": "prune", "repository": "r1", "every": "1d"},
-            },
-        }
-    )
+    return context(
+        tmp_path,
+        age_key,
+        sources={
+            "wms": {"dsn": UNREACHABLE + "wms", "repositories": ["r0"]},
+            "erp": {"dsn": UNREACHABLE + "erp", "repositories": ["r1"]},
+            "cache": {"type": "redis", "url": "redis://127.0.0.1:1", "repositories": ["r0"]},
+        },
+        groups={"nightly": ["wms", "erp"]},
+        schedule={
+            "nightly": {"job": "backup", "group": "nightly", "parallel": 2, "every": "1d"},
+            "cache": {"job": "backup", "source": "cache", "every": "1h"},
+            "wms": {"job": "backup", "source": "wms", "every": "1h"},
+            "prune-r1": {"job": "prune", "repository": "r1", "every": "1d"},
+        },
+    ).config
 
 
 def job_run(cfg: LifeboatConfig, name: str) -> JobRun:
