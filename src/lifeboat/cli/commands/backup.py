@@ -10,7 +10,7 @@ import click
 from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.cli.ping import pings
-from lifeboat.cli.textfile import write_run, writes_textfile
+from lifeboat.cli.textfile import write_runs, writes_textfile
 from lifeboat.errors import EXIT_FAILED, UsageError
 
 
@@ -135,11 +135,13 @@ def _back_up_many(every: bool, group: str | None, parallel: int, as_json: bool) 
     sources = sources_of(ctx.config, every, group)
 
     def told(outcome: SourceOutcome) -> None:
-        # as `backup SOURCE` tells it: its notification, its run in the metrics textfile
+        # as `backup SOURCE` tells it, as soon as it ends
         announce(ctx.config, outcome.event())
-        write_run("backup", outcome.source, outcome.ok, outcome.seconds, outcome.backup_type)
 
     report = backup_many(ctx, sources, parallel, on_done=told)
+    # each source's run, as `backup SOURCE` records it, in one rewrite of the textfile (the
+    # repositories read once, not once per source)
+    write_runs("backup", [(o.source, o.ok, o.seconds, o.backup_type) for o in report.outcomes])
     if wants_json(as_json):
         output.print_json(report.summary())
     else:
