@@ -59,6 +59,15 @@ def mixed(tmp_path: Path, age_key: AgeKey) -> Mixed:
     return Mixed(tmp_path, age_key)
 
 
+@pytest.fixture
+def no_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without the Redis, files and SQLite kinds (their programs missing): what the
+    commands do with backups of kinds they cannot run, whichever kinds this tree has."""
+    from lifeboat.sources import registry
+
+    monkeypatch.setattr(registry, "_path_kinds", dict)
+
+
 def test_list_shows_every_kind_by_its_type(
     mixed: Mixed, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -83,8 +92,8 @@ def test_list_shows_every_kind_by_its_type(
         ("sqlite", ["row_counts: items=1000, moves=250", "journal_mode: wal"]),
     ],
 )
-def test_show_gives_the_kinds_own_facts(
-    mixed: Mixed, capsys: pytest.CaptureFixture[str], kind: str, facts: list[str]
+def test_show_gives_the_manifests_details_without_the_kind(
+    mixed: Mixed, no_kinds: None, capsys: pytest.CaptureFixture[str], kind: str, facts: list[str]
 ) -> None:
     source = KIND_SOURCES[kind]
     backup = mixed.newest(source)
@@ -208,7 +217,7 @@ def test_the_runbook_of_postgres_keeps_its_wal_line(mixed: Mixed) -> None:
 
 
 def test_check_of_a_kind_this_build_cannot_back_up_is_one_line(
-    mixed: Mixed, capsys: pytest.CaptureFixture[str]
+    mixed: Mixed, no_kinds: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
     assert mixed.run("check", "cache") == 2
@@ -223,15 +232,33 @@ def test_repository_of_mixed_kinds_reads_back(mixed: Mixed) -> None:
     assert kinds == {"postgres-logical", "postgres-physical", "redis", "files", "sqlite"}
 
 
-class _CheckedKind:
+class _StandInKind:
     """Stands in for the Redis kind (built and tested on its own, in sources/redis): only
-    its checks are called here, to see `check` report them."""
+    its checks and its description are called here, to see `check` and `show` give them."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
 
     def checks(self, ctx: Context, source: str) -> list[str]:
         return self.problems
+
+    def describe(self, manifest: Manifest) -> dict[str, object]:
+        return {"databases": len(manifest.details.model_dump()["keys"]), "rdb": "dump.rdb"}
+
+
+def test_show_gives_what_the_kind_describes(
+    mixed: Mixed, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifeboat.sources import registry
+
+    monkeypatch.setattr(registry, "_path_kinds", lambda: {"redis": lambda: _StandInKind([])})
+    backup = mixed.newest("cache")
+    assert mixed.run("show", backup.id, "--source", "cache") == 0
+    out = capsys.readouterr().out
+    assert "databases: 2" in out and "rdb: dump.rdb" in out
+    assert "version: 7.0.15" in out  # the kind did not say it: the manifest's
+    assert mixed.run("--json", "show", backup.id, "--source", "cache") == 0
+    assert json.loads(capsys.readouterr().out)["facts"] == {"databases": 2, "rdb": "dump.rdb"}
 
 
 @pytest.mark.parametrize("problems", [[], ["cannot reach redis://127.0.0.1:1/0"]])
@@ -243,7 +270,7 @@ def test_check_reports_the_kinds_checks(
 ) -> None:
     from lifeboat.sources import registry
 
-    monkeypatch.setattr(registry, "_path_kinds", lambda: {"redis": lambda: _CheckedKind(problems)})
+    monkeypatch.setattr(registry, "_path_kinds", lambda: {"redis": lambda: _StandInKind(problems)})
     capsys.readouterr()
     assert mixed.run("--json", "check", "cache") == (1 if problems else 0)
     out, err = capsys.readouterr()
