@@ -4,11 +4,13 @@ time, one failure not stopping the others, one outcome per source.
 Each source runs as `backup SOURCE` would (ops/backup_one.py) in a worker thread, with a
 Context of its own: a Context caches the repositories it opened (their storage clients,
 the lock's heartbeat), which are not shared between threads, as in the daemon, where each
-job has its own too. The configuration is shared: it is never changed after loading. Two
-live progress bars cannot be shown at once (rich allows one live display), so with more
-than one source at a time each reports its tasks as log lines. What is told about each
-source (its notification) is sent from the calling thread as each one ends, in the order
-they end."""
+job has its own too (S3 sessions, Azure and GCS clients are made per storage). The
+configuration is shared: it is never changed after loading. Two sources writing to one
+repository each take their own source's lock, and the audit trail's appends are safe
+between writers (exclusive creates, repo/audit.py). Two live progress bars cannot be shown
+at once (rich allows one live display), so with more than one source at a time each
+reports its tasks as log lines. What is told about each source (its notification) is sent
+from the calling thread as each one ends, in the order they end."""
 
 from __future__ import annotations
 
@@ -151,8 +153,8 @@ def backup_many(
     back_up_one: BackUp = back_up,
 ) -> ManyBackups:
     """Back up each source, at most `parallel` at a time, past any failure; on_done is
-    called on this thread as each one ends (a notification, a metric). The outcomes come
-    back in the order of sources."""
+    called on this thread as each one ends (its notification). The outcomes come back in
+    the order of sources."""
     if parallel < 1:
         raise UsageError(f"--parallel must be at least 1, not {parallel}")
     options = options or BackupOptions()
