@@ -2,15 +2,15 @@
 time, one failure not stopping the others, one outcome per source.
 
 Each source runs as `backup SOURCE` would (ops/backup_one.py) in a worker thread, with a
-Context of its own: a Context caches the repositories it opened (their storage clients,
-the lock's heartbeat), which are not shared between threads, as in the daemon, where each
-job has its own too (S3 sessions, Azure and GCS clients are made per storage). The
-configuration is shared: it is never changed after loading. Two sources writing to one
-repository each take their own source's lock, and the audit trail's appends are safe
-between writers (exclusive creates, repo/audit.py). Two live progress bars cannot be shown
-at once (rich allows one live display), so with more than one source at a time each
-reports its tasks as log lines. What is told about each source (its notification) is sent
-from the calling thread as each one ends, in the order they end."""
+Context of its own: a Context caches the repositories it opened (their storage clients),
+which are not shared between threads, as in the daemon, where each job has its own too
+(S3 sessions, Azure and GCS clients are made per storage). The configuration is shared:
+it is never changed after loading. Two sources writing to one repository each take their
+own source's lock, and the audit trail's appends are safe between writers (exclusive
+creates, repo/audit.py). Two live progress bars cannot be shown at once (rich allows one
+live display), so with more than one source at a time each reports its tasks as log
+lines. What is told about each source (its notification) is sent from the calling thread
+as each one ends, in the order they end."""
 
 from __future__ import annotations
 
