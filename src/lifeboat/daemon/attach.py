@@ -221,6 +221,7 @@ def daemon_hooks(ctx: Context, health_every: float = HEALTH_EVERY_SECONDS) -> Da
         backup_type = _backup_type(config, run)
         source = run.job.source or run.job.group
         metrics.record_job(run.name, run.job.job, source, result, duration, backup_type)
+        metrics.record_backups(outcome.source_runs)
         for event in run_events(run, outcome, backup_type):
             sender.put(functools.partial(announce, config, event))
         url = run.job.ping_url

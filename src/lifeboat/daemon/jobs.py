@@ -24,6 +24,9 @@ class Outcome:
     cancelled: bool = False
     # what the run tells beside its outcome, as its command does (a prune's prune_applied)
     events: tuple[Event, ...] = ()
+    # a group's backup: each source's run (source, ok, seconds, backup type), recorded in
+    # the metrics as `backup SOURCE`'s would be
+    source_runs: tuple[tuple[str, bool, float, str], ...] = ()
 
 
 def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> Outcome:
@@ -61,13 +64,13 @@ def _backup_group(ctx: Context, job: ScheduleConfig) -> Outcome:
     sources = ctx.config.job_sources(job)
     report = backup_many(ctx, sources, job.parallel, BackupOptions(job.type))
     events = tuple(o.event() for o in report.outcomes)
+    runs = tuple((o.source, o.ok, o.seconds, o.backup_type) for o in report.outcomes)
     failed = report.failed
     if failed:
         first = "; ".join(f"{o.source}: {o.problem}" for o in failed[:3])
-        return Outcome(
-            False, f"{len(failed)} of {len(sources)} source(s) failed: {first}", events=events
-        )
-    return Outcome(True, f"{len(sources)} source(s) backed up", events=events)
+        message = f"{len(failed)} of {len(sources)} source(s) failed: {first}"
+        return Outcome(False, message, events=events, source_runs=runs)
+    return Outcome(True, f"{len(sources)} source(s) backed up", events=events, source_runs=runs)
 
 
 def _verify(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str:

@@ -15,6 +15,7 @@ from lifeboat.daemon.jobs import Outcome, execute
 from lifeboat.daemon.overlap import claims_of
 from lifeboat.daemon.runner import JobRun
 from lifeboat.export.command import ScheduledJob, job_arguments
+from lifeboat.metrics.runs import DaemonMetrics
 from tests.unit.daemon.test_daemon_jobs import context
 from tests.unit.helpers import AgeKey, local_repository
 
@@ -63,6 +64,20 @@ def test_a_group_job_backs_up_each_member_past_failures(tmp_path: Path, age_key:
         ("backup_failed", "erp", "nightly"),
     ]
     assert told[1].details["type"] == "logical"
+    # and each source's last run, as `backup SOURCE` leaves it in the metrics
+    assert [(s, ok, kind) for s, ok, _, kind in outcome.source_runs] == [
+        ("wms", False, "logical"),
+        ("erp", False, "logical"),
+    ]
+    metrics = DaemonMetrics(ctx, clock=lambda: 1000.0)
+    metrics.record_job("nightly", "backup", "nightly", "failed", 2.0)
+    metrics.record_backups(outcome.source_runs)
+    runs = metrics.last_runs.runs()
+    assert {key for key, run in runs.items() if not run.success} == {
+        ("backup", "nightly", ""),
+        ("backup", "wms", "logical"),
+        ("backup", "erp", "logical"),
+    }
 
 
 def test_a_group_run_that_succeeds_is_quiet() -> None:
