@@ -27,6 +27,23 @@ KIND_SOURCES = {"redis": "cache", "files": "media", "sqlite": "inventory"}
 # the sources of each kind in a configuration, as the configuration tests write them
 KIND_CONFIG = EVERY_KIND[EVERY_KIND.index("[sources.cache]") :]
 
+# jobs of those sources: the Redis one's own, and a group's with PostgreSQL and files
+KIND_JOBS = """
+[groups]
+nightly = ["wms", "media"]
+
+[schedule.cache]
+source = "cache"
+job = "backup"
+every = "1h"
+
+[schedule.nightly]
+group = "nightly"
+job = "backup"
+parallel = 2
+every = "1d"
+"""
+
 
 def details_of(kind: str) -> Details:
     if kind == "redis":

@@ -9,28 +9,17 @@ from lifeboat.config.load import load_config
 from lifeboat.export.command import ScheduledJob, job_arguments, selected_jobs
 from lifeboat.export.systemd import writable_paths
 from tests.unit.helpers import AgeKey
-from tests.unit.kind_backups import mixed_config
+from tests.unit.kind_backups import KIND_JOBS, mixed_config
 
-JOBS = """
-[groups]
-nightly = ["wms", "media", "inventory"]
-
-[schedule.cache]
-source = "cache"
-job = "backup"
-every = "1h"
-
-[schedule.nightly]
-group = "nightly"
-job = "backup"
-parallel = 2
-daily_at = "02:00"
-
+JOBS = (
+    KIND_JOBS
+    + """
 [schedule.cache-drill]
 source = "cache"
 job = "drill"
 cron = "0 4 * * 1"
 """
+)
 
 
 def test_the_jobs_of_other_kinds_and_of_a_group_run_their_commands(

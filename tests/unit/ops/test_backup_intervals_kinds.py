@@ -10,27 +10,11 @@ from pathlib import Path
 from lifeboat.config.load import load_config
 from lifeboat.ops.backup_intervals import backup_intervals
 from tests.unit.helpers import AgeKey
-from tests.unit.kind_backups import mixed_config
+from tests.unit.kind_backups import KIND_JOBS, mixed_config
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
-JOBS = """
-[groups]
-nightly = ["wms", "media"]
-
-[schedule.cache]
-source = "cache"
-job = "backup"
-every = "1h"
-
-[schedule.nightly]
-group = "nightly"
-job = "backup"
-every = "1d"
-
-[retention]
-keep_daily = 7
-"""
+JOBS = KIND_JOBS + "[retention]\nkeep_daily = 7\n"
 
 
 def test_each_kind_is_expected_under_its_own_type(tmp_path: Path, age_key: AgeKey) -> None:
