@@ -18,6 +18,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _write(
     kind: str, source: str | None, success: bool, started: float, backup_type: str | None
 ) -> None:
+    write_runs(kind, [(source, success, time.monotonic() - started, backup_type)])
+
+
+def write_runs(kind: str, runs: list[tuple[str | None, bool, float, str | None]]) -> None:
+    """Record runs (source, success, seconds, a backup's type) in the textfile, if one is
+    configured, in one rewrite: a command's, or the sources' of `backup --all`."""
     try:
         ctx = state().context()
     except LifeboatError:
@@ -25,10 +31,17 @@ def _write(
     if ctx.config.metrics.textfile is None:
         return
     from lifeboat.metrics.runs import Run
-    from lifeboat.metrics.textfile import after_command
+    from lifeboat.metrics.textfile import after_runs
+    from lifeboat.ops.backup_one import backup_type_of
 
-    run = Run(time.time(), success, time.monotonic() - started)
-    after_command(ctx, kind, source, run, backup_type)
+    entries = []
+    for source, success, seconds, backup_type in runs:
+        if kind == "backup" and source in ctx.config.sources:
+            # the type the backup was told by: --type, else the source's default (logical
+            # for PostgreSQL, the source's own for redis, files, sqlite), as the daemon's
+            backup_type = backup_type_of(ctx.config.sources[source], backup_type)
+        entries.append((kind, source, Run(time.time(), success, seconds), backup_type))
+    after_runs(ctx, entries)
 
 
 def writes_textfile(kind: str) -> Callable[[F], F]:

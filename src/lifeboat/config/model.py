@@ -604,6 +604,14 @@ class ScheduleConfig(_Strict):
         description="The source the job works on; required for backup, drill and verify "
         "(prune and copy without it: every source; report: every source).",
     )
+    group: str | None = Field(
+        default=None,
+        description="backup: a [groups] entry instead of source, its sources backed up as "
+        "`lifeboat backup --group NAME` does.",
+    )
+    parallel: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1, description="backup of a group: how many of its sources at once."
+    )
     job: JobKind = Field(description="backup | verify | drill | prune | copy | report.")
     type: Literal["logical", "physical"] | None = Field(
         default=None, description="backup: the kind of backup (default: the command's)."
@@ -709,8 +717,16 @@ class ScheduleConfig(_Strict):
         given = [name for name in ("cron", "every", "daily_at") if getattr(self, name)]
         if len(given) != 1:
             raise ValueError("give exactly one of cron, every and daily_at")
-        if self.job in ("backup", "drill", "verify") and self.source is None:
-            raise ValueError(f"a {self.job} job needs a source")
+        if self.group is not None:
+            if self.job != "backup":
+                raise ValueError("group is for backup jobs")
+            if self.source is not None:
+                raise ValueError("give source or group, not both")
+        elif self.job in ("backup", "drill", "verify") and self.source is None:
+            raise ValueError(
+                f"a {self.job} job needs a source"
+                + (" (or a group)" if self.job == "backup" else "")
+            )
         if self.job == "copy" and not (self.repository and self.to):
             raise ValueError("a copy job needs repository (from) and to")
         return self
@@ -844,6 +860,10 @@ class LifeboatConfig(_Strict):
     notifications: dict[str, NotificationConfig] = Field(
         default_factory=dict, description="Notification channels, by name."
     )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Named lists of sources, backed up together by `backup --group NAME`.",
+    )
 
     @field_validator("repositories")
     @classmethod
@@ -870,14 +890,44 @@ class LifeboatConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _groups_of_sources(self) -> LifeboatConfig:
+        for name, members in self.groups.items():
+            if name in self.sources:
+                raise ValueError(f"groups.{name}: a source has that name already")
+            if not members:
+                raise ValueError(f"groups.{name}: a group needs at least one source")
+            for member in members:
+                if member not in self.sources:
+                    raise ValueError(f"groups.{name} names unknown source {member!r}")
+            if len(set(members)) != len(members):
+                raise ValueError(f"groups.{name} names a source twice")
+        return self
+
+    @model_validator(mode="after")
     def _scheduled_jobs_name_what_exists(self) -> LifeboatConfig:
         for name, job in self.schedule.items():
             if job.source is not None and job.source not in self.sources:
                 raise ValueError(f"schedule.{name}.source names unknown source {job.source!r}")
+            if job.group is not None and job.group not in self.groups:
+                raise ValueError(f"schedule.{name}.group names unknown group {job.group!r}")
+            if job.type is not None:
+                for member in self.job_sources(job):
+                    kind = self.sources[member].type
+                    if kind != "postgres":
+                        raise ValueError(
+                            f"schedule.{name}.type: source {member!r} is a {kind} source, "
+                            "type (logical, physical) is for PostgreSQL sources"
+                        )
             for repo in (job.repository, job.to):
                 if repo is not None and repo not in self.repositories:
                     raise ValueError(f"schedule.{name} names unknown repository {repo!r}")
         return self
+
+    def job_sources(self, job: ScheduleConfig) -> list[str]:
+        """The sources a scheduled job names: its source, or its group's members."""
+        if job.group is not None:
+            return list(self.groups.get(job.group, []))
+        return [job.source] if job.source is not None else []
 
     @model_validator(mode="after")
     def _settings_the_storage_honours(self) -> LifeboatConfig:

@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from lifeboat.config.model import LifeboatConfig
 from lifeboat.context import Context
 from lifeboat.daemon.jobs import Outcome
 from lifeboat.daemon.runner import JobRun
@@ -34,6 +35,7 @@ from lifeboat.notify import outcomes
 from lifeboat.notify.deliver import announce
 from lifeboat.notify.event import Event
 from lifeboat.notify.ping import ping
+from lifeboat.ops.backup_one import backup_type_of
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,19 @@ log = logging.getLogger(__name__)
 HEALTH_EVERY_SECONDS = 300.0
 
 
-def job_event(run: JobRun, outcome: Outcome) -> Event:
+def job_event(run: JobRun, outcome: Outcome, backup_type: str | None = None) -> Event:
     """The notification of a scheduled run's outcome: the events the command of its kind
-    sends, with the schedule's name as the job."""
+    sends, with the schedule's name as the job. backup_type: a backup's (default: the
+    job's type, else logical)."""
     kind, source, name, line = run.job.job, run.job.source, run.name, outcome.message
+    if kind == "backup" and run.job.group is not None:
+        # each source's own notification is in outcome.events; this is the group's run
+        if outcome.ok:
+            return outcomes.job_succeeded(name, run.job.group)
+        return outcomes.job_failed(name, run.job.group, line)
     if kind == "backup":
         assert source is not None  # the configuration requires it
-        backup_type = run.job.type or "logical"  # `lifeboat backup`'s default
+        backup_type = backup_type or run.job.type or "logical"  # `lifeboat backup`'s default
         if outcome.ok:
             return Event(
                 "backup_succeeded", source, name, f"{source}: {line}", {"type": backup_type}
@@ -64,10 +72,12 @@ def job_event(run: JobRun, outcome: Outcome) -> Event:
     return outcomes.job_failed(name, source, line)
 
 
-def run_events(run: JobRun, outcome: Outcome) -> list[Event]:
+def run_events(run: JobRun, outcome: Outcome, backup_type: str | None = None) -> list[Event]:
     """The outcome's notification, then what the run told beside it (a prune's
     prune_applied), each with the schedule's name as the job."""
-    return [job_event(run, outcome)] + [replace(e, job=run.name) for e in outcome.events]
+    return [job_event(run, outcome, backup_type)] + [
+        replace(e, job=run.name) for e in outcome.events
+    ]
 
 
 def health_events(status: dict[str, Any]) -> list[Event]:
@@ -104,6 +114,15 @@ def health_events(status: dict[str, Any]) -> list[Event]:
             )
         )
     return events
+
+
+def _backup_type(config: LifeboatConfig, run: JobRun) -> str | None:
+    """A backup job's type as `backup SOURCE` tells it: its type, else logical for a
+    PostgreSQL source, else the source's own (redis...); None for a group's run and the
+    other jobs."""
+    if run.job.job != "backup" or run.job.source is None:
+        return None
+    return backup_type_of(config.sources[run.job.source], run.job.type)
 
 
 class Sender:
@@ -199,9 +218,11 @@ def daemon_hooks(ctx: Context, health_every: float = HEALTH_EVERY_SECONDS) -> Da
         result: RunResult = (
             "succeeded" if outcome.ok else "cancelled" if outcome.cancelled else "failed"
         )
-        backup_type = (run.job.type or "logical") if run.job.job == "backup" else None
-        metrics.record_job(run.name, run.job.job, run.job.source, result, duration, backup_type)
-        for event in run_events(run, outcome):
+        backup_type = _backup_type(config, run)
+        source = run.job.source or run.job.group
+        metrics.record_job(run.name, run.job.job, source, result, duration, backup_type)
+        metrics.record_backups(outcome.source_runs)
+        for event in run_events(run, outcome, backup_type):
             sender.put(functools.partial(announce, config, event))
         url = run.job.ping_url
         if url:

@@ -24,6 +24,9 @@ class Outcome:
     cancelled: bool = False
     # what the run tells beside its outcome, as its command does (a prune's prune_applied)
     events: tuple[Event, ...] = ()
+    # a group's backup: each source's run (source, ok, seconds, backup type), recorded in
+    # the metrics as `backup SOURCE`'s would be
+    source_runs: tuple[tuple[str, bool, float, str], ...] = ()
 
 
 def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> Outcome:
@@ -36,19 +39,38 @@ def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> 
         return Outcome(False, describe_failure(exc)[0])
 
 
-def _backup(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str:
-    from lifeboat.ops.audit import note_config
-    from lifeboat.sources.registry import BackupOptions, backup_kind
+def _backup(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str | Outcome:
+    from lifeboat.ops.backup_one import back_up
+    from lifeboat.sources.registry import BackupOptions
 
+    if job.group is not None:
+        return _backup_group(ctx, job)
     assert job.source is not None
     # the defaults of `lifeboat backup`: 120 s for the backup's WAL, full backups
-    chosen = backup_kind(job.source, ctx.source(job.source), BackupOptions(job.type))
-    result = chosen.backup(ctx, job.source)
-    note_config(ctx, result.repositories, job.source)
-    if result.failed:
-        missing = "; ".join(f"{name}: {why}" for name, why in result.failed.items())
-        raise LifeboatError(f"backup {result.manifest.id} is missing from {missing}")
-    return f"backup {result.manifest.id} in {', '.join(result.repositories)}"
+    done = back_up(ctx, job.source, BackupOptions(job.type))
+    backup_id = done.summary["id"]
+    if done.failed:
+        missing = "; ".join(f"{name}: {why}" for name, why in done.failed.items())
+        raise LifeboatError(f"backup {backup_id} is missing from {missing}")
+    return f"backup {backup_id} in {', '.join(done.summary['repositories'])}"
+
+
+def _backup_group(ctx: Context, job: ScheduleConfig) -> Outcome:
+    """A group's sources, as `backup --group NAME --parallel N` backs them up: each one's
+    notification is the run's to tell (attach.py), beside the run's own outcome."""
+    from lifeboat.ops.backup_many import backup_many
+    from lifeboat.sources.registry import BackupOptions
+
+    sources = ctx.config.job_sources(job)
+    report = backup_many(ctx, sources, job.parallel, BackupOptions(job.type))
+    events = tuple(o.event() for o in report.outcomes)
+    runs = tuple((o.source, o.ok, o.seconds, o.backup_type) for o in report.outcomes)
+    failed = report.failed
+    if failed:
+        first = "; ".join(f"{o.source}: {o.problem}" for o in failed[:3])
+        message = f"{len(failed)} of {len(sources)} source(s) failed: {first}"
+        return Outcome(False, message, events=events, source_runs=runs)
+    return Outcome(True, f"{len(sources)} source(s) backed up", events=events, source_runs=runs)
 
 
 def _verify(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> str:

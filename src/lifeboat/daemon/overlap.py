@@ -47,6 +47,11 @@ def claims_of(job: ScheduleConfig, config: LifeboatConfig) -> Claims:
         return Claims(sources=sources, alone=frozenset([job.repository, job.to]))
     if job.job == "report":
         return Claims(shared=every_repository)
+    if job.group is not None:  # a backup of a group's sources
+        members = config.job_sources(job)
+        return Claims(
+            sources=frozenset(members), shared=frozenset().union(*map(written_by, members))
+        )
     assert job.source is not None  # backup, verify and drill name their source
     if job.job == "backup":
         return Claims(sources=frozenset([job.source]), shared=written_by(job.source))

@@ -38,6 +38,7 @@ def job_overview(
         "name": name,
         "job": job.job,
         "source": job.source,
+        "group": job.group,
         "schedule": timing_text(job),
         "timezone": job.timezone,
         "jitter_seconds": int(jitter_offset(name, job.jitter).total_seconds()),

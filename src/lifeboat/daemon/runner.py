@@ -320,7 +320,12 @@ def raise_in_thread(thread: threading.Thread, exception: type[BaseException]) ->
 
 
 def _what(job: ScheduleConfig) -> str:
-    target = job.source or job.repository or "every source"
+    target = (
+        job.source
+        or (f"group {job.group}" if job.group else None)
+        or job.repository
+        or "every source"
+    )
     return f"{job.job} of {target}" + (f" ({job.type})" if job.type else "")
 
 

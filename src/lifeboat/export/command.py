@@ -24,7 +24,7 @@ class ScheduledJob:
     def lock_key(self) -> str:
         """Runs with the same key never overlap: a source's jobs share one, and a job of
         no source (prune or copy of every source) has its own."""
-        return self.job.source or self.name
+        return self.job.source or self.job.group or self.name
 
 
 def selected_jobs(config: LifeboatConfig, only: tuple[str, ...]) -> list[ScheduledJob]:
@@ -50,6 +50,10 @@ def job_arguments(scheduled: ScheduledJob, ping_url: str | None = None) -> list[
 def _arguments(scheduled: ScheduledJob) -> list[str]:
     job = scheduled.job
     if job.job == "backup":
+        if job.group is not None:
+            return ["backup", "--group", job.group] + (
+                ["--parallel", str(job.parallel)] if job.parallel > 1 else []
+            )
         assert job.source is not None
         return ["backup", job.source] + (["--type", job.type] if job.type else [])
     if job.job == "verify":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from lifeboat.config.model import LifeboatConfig, archive_of
+from lifeboat.config.model import LifeboatConfig, SqliteSourceConfig, archive_of
 from lifeboat.export.command import ScheduledJob, command_line
 from lifeboat.export.schedule import NotExportable, jitter_seconds, on_calendar
 from lifeboat.policy.retention import parse_duration
@@ -60,9 +60,10 @@ def _home_of(user: str) -> Path:
 
 def writable_paths(config: LifeboatConfig, home: Path) -> list[Path]:
     """What the jobs write, everything else being read-only under ProtectSystem=strict:
-    local repositories, WAL spools, drill work folders, the metrics textfile's folder, a
-    GnuPG home, and the user's Lifeboat state and cache (where the default spool, the
-    incremental backups' manifests and the validated-config cache live)."""
+    local repositories, WAL spools, drill work folders, an SQLite source's folder, the
+    metrics textfile's folder, a GnuPG home, and the user's Lifeboat state and cache
+    (where the default spool, the incremental backups' manifests and the validated-config
+    cache live)."""
     paths: list[Path] = [home / ".local" / "state" / "lifeboat", home / ".cache" / "lifeboat"]
     for name, repository in config.repositories.items():
         if url_scheme(repository.url) != "file":
@@ -81,6 +82,9 @@ def writable_paths(config: LifeboatConfig, home: Path) -> list[Path]:
             paths.append(spool_dir)
         if source.drill.work_dir is not None:
             paths.append(source.drill.work_dir)
+        if isinstance(source, SqliteSourceConfig):
+            # reading a database in WAL mode writes its -shm file beside it
+            paths.append(source.path.parent)
     if config.metrics.textfile is not None:
         paths.append(config.metrics.textfile.parent)
     if config.encryption.method == "gpg":

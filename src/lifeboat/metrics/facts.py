@@ -55,7 +55,8 @@ class RepositoryFacts:
 class SourceFacts:
     source: str
     repositories: list[RepositoryFacts]
-    spool: dict[str, Any]  # ops/status.py's spool_status
+    # ops/status.py's spool_status; None for a source other than PostgreSQL (no WAL)
+    spool: dict[str, Any] | None
     spool_capacity: int
     drills: dict[str, Any]  # ops/status.py's drill_status, every repository read
     newest_drill: DrillRecord | None
@@ -124,7 +125,10 @@ def _duration(text: str | None) -> timedelta | None:
 
 def source_facts(ctx: Context, source: str, now: datetime) -> SourceFacts:
     config = ctx.source(source)
-    scans = [scan_repository(repo, source, now) for repo in ctx.repositories_for(source)]
+    postgres = config.type == "postgres"
+    scans = [
+        scan_repository(repo, source, now, wal=postgres) for repo in ctx.repositories_for(source)
+    ]
     repositories = [repository_facts(scan, source) for scan in scans]
     archive = ctx.lean.archive(source)
     readable = ctx.repositories_to_read(source)
@@ -133,7 +137,9 @@ def source_facts(ctx: Context, source: str, now: datetime) -> SourceFacts:
     return SourceFacts(
         source=source,
         repositories=repositories,
-        spool=spool_status(SpoolPaths(archive.spool), archive.async_push, now),
+        spool=spool_status(SpoolPaths(archive.spool), archive.async_push, now)
+        if postgres
+        else None,
         spool_capacity=archive_of(config).spool_max_segments,
         drills=drills,
         newest_drill=newest_drill(readable, drills),

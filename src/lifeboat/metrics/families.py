@@ -111,12 +111,14 @@ def wal_families(sources: list[SourceFacts], taken_at: datetime, now: datetime) 
         SOURCE,
     )
     for facts in sources:
+        spool = facts.spool
+        if spool is None:
+            continue  # a source other than PostgreSQL archives no WAL: no series at all
         for repo in facts.repositories:
             if repo.reachable:
                 segments.add_metric([facts.source, repo.repository], repo.wal_segments)
             if repo.wal_archived_at is not None:
                 archived.add_metric([facts.source, repo.repository], _seconds(repo.wal_archived_at))
-        spool = facts.spool
         oldest = spool["oldest_queued_age_s"]
         waited = 0.0 if oldest is None else oldest + (now - taken_at).total_seconds()
         lag.add_metric([facts.source], max(waited, 0.0))
@@ -130,7 +132,8 @@ def recovery_families(sources: list[SourceFacts], now: datetime) -> Iterator[Met
     point = _gauge(
         "lifeboat_recovery_point_timestamp_seconds",
         "The newest moment a restore reaches, in the best of the source's repositories: "
-        "the newest backup's end, or the newest archived WAL on a physical backup.",
+        "the newest backup's snapshot (a PostgreSQL backup's end, another kind's start), or "
+        "the newest archived WAL on a physical backup.",
         SOURCE,
     )
     rpo = _gauge(

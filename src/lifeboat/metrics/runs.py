@@ -133,6 +133,12 @@ class DaemonMetrics:
         # what the job wrote shows at the next scrape, not a refresh later
         self.repositories.invalidate()
 
+    def record_backups(self, runs: Iterable[tuple[str, bool, float, str]]) -> None:
+        """The backups a group's job made, each source's (source, ok, seconds, type) its
+        own last run, as `backup SOURCE` would leave it."""
+        for source, ok, seconds, backup_type in runs:
+            self.last_runs.record("backup", source, Run(self._clock(), ok, seconds), backup_type)
+
     def heartbeat(self) -> None:
         self._beat = self._clock()
         self._heartbeat.set(self._beat)

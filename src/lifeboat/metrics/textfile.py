@@ -81,18 +81,20 @@ def render(ctx: Context, runs: LastRuns) -> bytes:
     return generate_latest(registry)
 
 
-def write_textfile(
-    ctx: Context, path: Path, run: tuple[str, str | None, Run, str | None] | None
-) -> None:
-    """Rewrite path with the metrics of now, the file's last runs and `run` (kind,
-    source, how it went, a backup's type) if given. Raises OSError (TimeoutError when
+# a run to record: kind, source, how it went, a backup's type
+RunEntry = tuple[str, str | None, Run, str | None]
+
+
+def write_textfile(ctx: Context, path: Path, run: RunEntry | None, *more: RunEntry) -> None:
+    """Rewrite path with the metrics of now, the file's last runs and `run` (and `more`:
+    `backup --all`'s sources, in one rewrite) if given. Raises OSError (TimeoutError when
     another command holds the file's lock too long)."""
     with held_or_none(lock_path(path), LOCK_PATIENCE) as held:
         if not held:
             raise TimeoutError(f"another command kept {lock_path(path)} for {LOCK_PATIENCE:.0f} s")
         runs = LastRuns(previous_runs(path))
-        if run is not None:
-            runs.record(*run)
+        for entry in ([run] if run is not None else []) + list(more):
+            runs.record(*entry)
         write_atomically(path, render(ctx, runs), mode=TEXTFILE_MODE)
 
 
@@ -101,11 +103,17 @@ def after_command(
 ) -> None:
     """A one-shot command has finished: rewrite the configured textfile, if any. Never
     raises for the file: one warning line instead, the command's exit unchanged."""
+    after_runs(ctx, [(kind, source, run, backup_type)])
+
+
+def after_runs(ctx: Context, entries: list[RunEntry]) -> None:
+    """after_command of several runs at once (the sources of `backup --all`): the
+    repositories are read once for all of them."""
     path = ctx.config.metrics.textfile
-    if path is None:
+    if path is None or not entries:
         return
     try:
-        write_textfile(ctx, path, (kind, source, run, backup_type))
+        write_textfile(ctx, path, *entries)
     except OSError as exc:
         log.warning("metrics textfile %s not written: %s", path, exc.strerror or exc)
     except LifeboatError as exc:

@@ -13,12 +13,11 @@ from croniter import croniter
 
 from lifeboat.config.model import LifeboatConfig, ScheduleConfig
 from lifeboat.errors import UsageError
+from lifeboat.ops.backup_one import backup_type_of
 from lifeboat.ops.prune import policy_for
 from lifeboat.ops.report_grid import expected_interval as report_expected_interval
 from lifeboat.policy.retention import parse_duration
 
-# the type `lifeboat backup` takes when none is named
-DEFAULT_TYPE = "logical"
 # a cron schedule's gaps are measured over its next runs (enough to meet weekends and month
 # ends), and around each change of its time zone's offset in the coming year
 _RUNS_MEASURED = 200
@@ -104,20 +103,24 @@ def backup_intervals(
     backup jobs: each scheduled type, the shortest of its jobs' intervals. Without any:
     the retention policy's shortest tier, for each type the repositories hold (the default
     type when they hold none yet), checked against the source's first repository."""
+    source_config = config.sources.get(source)
+    if source_config is None:
+        return {}
     scheduled: dict[str, timedelta] = {}
     for job in config.schedule.values():
-        if job.job != "backup" or job.source != source:
+        # its own backup jobs, and those of a group it is in
+        if job.job != "backup" or source not in config.job_sources(job):
             continue
-        kind = job.type or DEFAULT_TYPE
+        # the type the job's backups are told by: logical by default for PostgreSQL, the
+        # source's own for the other kinds
+        kind = backup_type_of(source_config, job.type)
         interval = expected_interval(job, now)
         scheduled[kind] = min(interval, scheduled.get(kind, interval))
     if scheduled:
         return scheduled
-    source_config = config.sources.get(source)
-    if source_config is None:
-        return {}
     first = (source_config.repositories or list(config.repositories))[0]
     period = retention_interval(config, source, first)
     if period is None:
         return {}
-    return {kind: period for kind in sorted(set(types_held) or {DEFAULT_TYPE})}
+    default = backup_type_of(source_config, None)  # when the repositories hold none yet
+    return {kind: period for kind in sorted(set(types_held) or {default})}

@@ -15,7 +15,7 @@ from typing import Literal
 
 from lifeboat import __version__
 from lifeboat.context import Context
-from lifeboat.errors import DecryptionKeyError, LifeboatError
+from lifeboat.errors import DecryptionKeyError, LifeboatError, UsageError
 from lifeboat.ops.drill_records import record_drill, repositories_holding
 from lifeboat.policy.drill import (
     Objectives,
@@ -82,7 +82,12 @@ def drill(ctx: Context, sources: list[str], options: DrillOptions) -> DrillRepor
 
 
 def drill_source(ctx: Context, source: str, options: DrillOptions) -> list[DrillRecord]:
-    ctx.source(source)  # an unknown source is a usage error before anything is read
+    config = ctx.source(source)  # an unknown source is a usage error before anything is read
+    if options.to_time and config.type != "postgres":
+        raise UsageError(
+            f"source {source!r} is a {config.type} source: --to-time recovers a PostgreSQL "
+            f"physical backup to a moment; a {config.type} backup restores its snapshot"
+        )
     picked: str = "id" if options.backup else options.pick
     if options.pick == "random" and options.within is not None:
         picked = f"random (within {duration_text(options.within)})"

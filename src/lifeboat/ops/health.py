@@ -101,8 +101,8 @@ def other_reasons(report: dict[str, Any]) -> list[str]:
         for repo in report["repositories"]
         if repo["verification"]["failing"]
     ]
-    spool = report["spool"]
-    if spool["queued"] >= spool["capacity"]:
+    spool = report.get("spool")  # none: a source other than PostgreSQL's archives no WAL
+    if spool is not None and spool["queued"] >= spool["capacity"]:
         reasons.append(
             f"{source}: the WAL spool is full ({spool['queued']} of {spool['capacity']} "
             "segments): wal-push uploads synchronously"

@@ -566,6 +566,7 @@ def source_facts(
         ],
         rto_objective_seconds=_seconds(config.objectives.rto),
         rpo_objective_seconds=_seconds(config.objectives.rpo),
+        source_type=config.type,
     )
     facts.backups = _rows(gathered, end)
     facts.history_start = min((row.started_at for row in facts.backups), default=None)

@@ -407,6 +407,16 @@ def verification(facts: SourceFacts) -> Control:
 
 
 def wal(facts: SourceFacts) -> Control:
+    if facts.source_type != "postgres":
+        return _control(
+            "wal",
+            [
+                f"a {facts.source_type} source archives no WAL: point-in-time recovery is "
+                "PostgreSQL's, its backups restore the snapshot each one took"
+            ],
+            [],
+            "not-applicable",
+        )
     found = facts.wal
     if found is None:
         return _control(

@@ -83,6 +83,7 @@ class SourceFacts:
     odd: list[str] = field(default_factory=list)
     # a chain's anchors kept in a repository that cannot be read: unchecked, one line each
     anchors_unread: list[str] = field(default_factory=list)
+    source_type: str = "postgres"  # the configured source's (redis, files, sqlite...)
 
     def vouched_in(self, row: BackupRow) -> set[str]:
         """The repositories holding the backup whose chain vouches for it there."""

@@ -45,7 +45,7 @@ class RepositoryFacts:
 @dataclass(frozen=True)
 class BackupFacts:
     id: str
-    kind: str  # logical or physical
+    kind: str  # logical or physical; the kind of another source (redis, files, sqlite)
     finished_at: datetime
     database: str  # '' for a physical backup
     repositories: list[str]  # every one that holds it, the first restore tries first
@@ -77,6 +77,7 @@ class Runbook:
     drills: dict[str, DrillFacts] = field(default_factory=dict)  # kind -> newest passed
     contacts: list[str] = field(default_factory=list)  # [sources.NAME.runbook] contacts
     drills_error: str | None = None  # why some (or all) drill records could not be read
+    source_type: str = "postgres"  # the configured source's: redis, files, sqlite...
 
     @property
     def unreadable(self) -> list[RepositoryFacts]:
@@ -118,7 +119,7 @@ def _backup_facts(manifest: Manifest, holders: list[str]) -> BackupFacts:
 def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
     """The runbook's facts for source; an unknown source is a usage error. A repository
     that cannot be read is named with why, the others still give their backups."""
-    ctx.source(source)
+    postgres = ctx.source(source).type == "postgres"
     now = now or datetime.now(UTC)
     repositories: list[RepositoryFacts] = []
     manifests: dict[str, Manifest] = {}  # id -> manifest, from the first repository holding it
@@ -134,7 +135,8 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
                     continue
                 manifests.setdefault(manifest.id, manifest)
                 holders.setdefault(manifest.id, []).append(repo.name)
-            archives_wal = archives_wal or newest_wal(repo, source, now) is not None
+            # only a PostgreSQL source archives WAL
+            archives_wal = archives_wal or (postgres and newest_wal(repo, source, now) is not None)
         except LifeboatError as exc:
             # the command ends naming it; drill_records warns of it once already
             log.debug("repository %s cannot be read: %s", repo.name, exc.message)
@@ -163,6 +165,7 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
         drills=drills,
         contacts=list(ctx.config.sources[source].runbook.contacts),
         drills_error=drills_error,
+        source_type=ctx.config.sources[source].type,
     )
 
 

@@ -11,6 +11,17 @@ from lifeboat.policy.drill import seconds_text
 
 ROW_COUNTS_SHOWN = 10  # tables listed to compare; the manifest holds them all
 MANUAL_RESTORE_DOC = "docs/manual-restore.md"
+POSTGRES_TYPES = ("logical", "physical")
+# the kinds restored to a path: an example target, and what the decrypted,
+# decompressed object is for a person restoring by hand
+PATH_KINDS: dict[str, tuple[str, str]] = {
+    "redis": (
+        "/srv/restore/{source}.rdb",
+        "an RDB file: stop Redis, put it in place as its `dbfilename` in its `dir`, start it",
+    ),
+    "files": ("/srv/restore/{source}/", "a tar archive: `tar -x` extracts it"),
+    "sqlite": ("/srv/restore/{source}.db", "the database file itself"),
+}
 
 
 def _when(moment: datetime) -> str:
@@ -34,8 +45,10 @@ def _where(book: Runbook) -> list[str]:
             f"- newest **{kind}** backup: `{backup.id}`, finished {_when(backup.finished_at)}, "
             f"held by {', '.join(backup.repositories)}"
         )
+    if book.source_type == "postgres":
+        wal = "yes" if book.archives_wal else "none found"
+        out.append(f"- WAL archive (point-in-time recovery): {wal}")
     out += [
-        f"- WAL archive (point-in-time recovery): {'yes' if book.archives_wal else 'none found'}",
         "",
         "Repositories, in the order restore tries them:",
         "",
@@ -105,9 +118,39 @@ def _restore(book: Runbook) -> list[str]:
             "See docs/pitr.md for the other targets (`--to-lsn`, `--to-xid`, `--to-name`).",
             "",
         ]
-    if logical is None and not book.archives_wal:
+    path_kinds = [(kind, backup) for kind, backup in book.newest.items() if kind in PATH_KINDS]
+    for kind, backup in path_kinds:
+        out += _path_restore(book, kind, backup)
+    if logical is None and not book.archives_wal and not path_kinds:
         out += ["No backup to restore from was found: there is no command to give.", ""]
     return out
+
+
+def _path_restore(book: Runbook, kind: str, backup: BackupFacts) -> list[str]:
+    """A Redis, files or SQLite backup: restored to a path, checked against its evidence
+    before it is put there."""
+    target = PATH_KINDS[kind][0].format(source=book.source)
+    restore = ["restore", book.source, "--backup", backup.id, "--to", target]
+    out = [
+        f"### Restore of the {kind} backup to a path",
+        "",
+        "Checked against the backup's evidence before it is put in place; something already "
+        "at the path is replaced only with `--yes`:",
+        "",
+        *_code([_lifeboat(book, *restore)]),
+    ]
+    if kind == "files":
+        out += [
+            "Only part of the tree (a folder with what is under it, as the archive names it):",
+            "",
+            *_code([_lifeboat(book, *restore, "--path", "PATH/IN/THE/ARCHIVE")]),
+        ]
+    return [
+        *out,
+        f"Replace `--backup ID` by `--backup latest` to take whatever is newest then; see "
+        f"docs/{kind}.md for putting it back into service.",
+        "",
+    ]
 
 
 def _physical_base(physical: BackupFacts | None) -> list[str]:
@@ -154,7 +197,7 @@ def _duration(book: Runbook) -> list[str]:
         ]
     for kind, drill in book.drills.items():
         out.append(f"- {kind}: {_drill_line(drill)}")
-    for kind in sorted({"logical", "physical"} & set(book.newest) - set(book.drills)):
+    for kind in sorted(set(book.newest) - set(book.drills)):
         out.append(f"- {kind}: no drill of a {kind} backup has passed yet")
     return [*out, ""]
 
@@ -168,12 +211,16 @@ def _drill_line(drill: DrillFacts) -> str:
 
 
 def _manual(book: Runbook) -> list[str]:
+    decrypts = f"`{book.encryption_method}` decrypts, `zstd --decompress` decompresses"
+    if book.source_type in PATH_KINDS:
+        then = f"the first object is then {PATH_KINDS[book.source_type][1]}"
+    else:
+        then = "`pg_restore` (or the tar of a physical backup) restores"
     out = [
         "## Emergency path without Lifeboat",
         "",
-        f"If Lifeboat cannot run, follow {MANUAL_RESTORE_DOC}: `{book.encryption_method}`"
-        " decrypts, `zstd --decompress` decompresses, `pg_restore` (or the tar of a physical "
-        "backup) restores. The objects of the newest backups, under the repository's root:",
+        f"If Lifeboat cannot run, follow {MANUAL_RESTORE_DOC}: {decrypts}, {then}. The "
+        "objects of the newest backups, under the repository's root:",
         "",
     ]
     for kind, backup in book.newest.items():

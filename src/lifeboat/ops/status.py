@@ -150,34 +150,43 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
     """The source's spool, and per repository its newest backup of each type and WAL; the
     first repository's are repeated at the top level. Its health: each type's newest backup
     against how often one is expected, the recovery point against objectives.rpo,
-    verification, the spool, and `reasons` (ops/health.py) with `healthy`."""
+    verification, the spool, and `reasons` (ops/health.py) with `healthy`. A source other
+    than PostgreSQL archives no WAL and has no spool: those keys are left out."""
     now = datetime.now(UTC)
-    archive = ctx.lean.archive(source)
     config = ctx.source(source)
-    scans = [scan_repository(repo, source, now) for repo in ctx.repositories_for(source)]
+    postgres = config.type == "postgres"
+    scans = [
+        scan_repository(repo, source, now, wal=postgres) for repo in ctx.repositories_for(source)
+    ]
     held = {m.type for scan in scans for m in scan.manifests if not m.safety}
     expected = {
         kind: interval.total_seconds()
         for kind, interval in backup_intervals(ctx.config, source, held, now).items()
     }
     per_repository = [repository_report(scan, source, expected, now) for scan in scans]
+    if not postgres:
+        for repo in per_repository:
+            del repo["newest_wal"]
     first = per_repository[0]
-    spool = spool_status(SpoolPaths(archive.spool), archive.async_push, now)
-    report = {
+    report: dict[str, Any] = {
         "source": source,
+        "type": config.type,
         "repository": {"name": first["name"], "url": first["url"]},
         "newest_backup": first["newest_backup"],
-        "newest_wal": first["newest_wal"],
         "repository_error": first["error"],
         "repositories": per_repository,
         "expected_backups": expected,
         "rpo": rpo_status(scans, config.objectives.rpo, now),
-        "spool": {**spool, "capacity": archive_of(config).spool_max_segments},
         # read from every repository that may hold the records, copy targets included
         "drills": drill_status(
             ctx.repositories_to_read(source), source, drill_every(ctx, source), now
         ),
     }
+    if postgres:
+        archive = ctx.lean.archive(source)
+        spool = spool_status(SpoolPaths(archive.spool), archive.async_push, now)
+        report["newest_wal"] = first["newest_wal"]
+        report["spool"] = {**spool, "capacity": archive_of(config).spool_max_segments}
     report["reasons"] = health_reasons(report) + drill_and_damage_reasons(report)
     report["healthy"] = not report["reasons"]
     return report
@@ -273,12 +282,19 @@ def verification_of(repo: Repository, source: str, held: set[str]) -> Verificati
     return Verification(newest, failing)
 
 
+def snapshot_time(manifest: Manifest) -> datetime:
+    """The moment a backup holds the data of, as a bound: a PostgreSQL backup's end; for
+    the other kinds the start, when their snapshot is taken (Redis's fork, SQLite's read
+    transaction; files are read from then on, so a change after it may be missing)."""
+    return manifest.finished_at if manifest.postgres else manifest.started_at
+
+
 def recovery_point(manifests: list[Manifest], wal_archived_at: datetime | None) -> datetime | None:
-    """The newest moment a restore from one repository reaches: the newest backup's end,
-    or, once a physical backup exists, the newest archived WAL segment replayed on it
-    (its upload time: a bound the last commit in it is not after)."""
+    """The newest moment a restore from one repository reaches: the newest backup's
+    snapshot, or, once a physical backup exists, the newest archived WAL segment replayed
+    on it (its upload time: a bound the last commit in it is not after)."""
     kept = [m for m in manifests if not m.safety]
-    points = [m.finished_at for m in kept[-1:]]
+    points = [snapshot_time(m) for m in kept[-1:]]
     physical = [m for m in kept if m.physical is not None]
     if physical and wal_archived_at is not None and wal_archived_at >= physical[-1].finished_at:
         points.append(wal_archived_at)
@@ -297,14 +313,17 @@ class RepositoryScan:
     error: str | None = None  # the repository could not be read
 
 
-def scan_repository(repo: Repository, source: str, now: datetime) -> RepositoryScan:
+def scan_repository(
+    repo: Repository, source: str, now: datetime, wal: bool = True
+) -> RepositoryScan:
+    """wal: list the source's WAL archive too (a PostgreSQL source's)."""
     scan = RepositoryScan(repo)
     try:
         repo.ensure_initialised()
         # every manifest is read, as list does: a damaged backup is named, and the newest
         # readable one is still shown
         scan.manifests, scan.damaged = repo.scan_backups(source)
-        scan.newest_wal = newest_wal(repo, source, now)
+        scan.newest_wal = newest_wal(repo, source, now) if wal else None
     except LifeboatError as exc:
         # the spool and the other repositories are worth seeing when one cannot be read
         scan.error = exc.message

@@ -93,3 +93,14 @@ def kind_of(manifest: Manifest) -> Source[Any]:
 def deep_verifier(manifest: Manifest) -> PathSource:
     """The kind that reads a backup other than PostgreSQL's back for `verify --deep`."""
     return path_kind(manifest.source, manifest.kind)
+
+
+def facts_of(manifest: Manifest) -> dict[str, Any]:
+    """What is particular to the backup, as its kind describes it (`show`); a kind this
+    Lifeboat cannot run (its program missing from the build) shows its manifest's details
+    as stored."""
+    try:
+        kind = kind_of(manifest)
+    except UsageError:
+        return manifest.details.model_dump(mode="json")
+    return kind.describe(manifest)

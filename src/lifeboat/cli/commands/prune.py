@@ -66,10 +66,12 @@ def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: b
         )
         wal = summary["wal"]
         wal_line = (
-            f"WAL: {wal['expired']} files before {wal['oldest_kept']} {verb}"
+            f"; WAL: {wal['expired']} files before {wal['oldest_kept']} {verb}"
             if wal["oldest_kept"]
-            else "WAL: kept (no physical backup is kept)"
+            else "; WAL: kept (no physical backup is kept)"
         )
+        if ctx.source(report.source).type != "postgres":
+            wal_line = ""  # only PostgreSQL sources archive WAL
         deleted = len(summary["delete"])
         kept = len(summary["backups"]) - deleted
-        click.echo(f"{deleted} backups {verb}, {kept} kept; {wal_line}")
+        click.echo(f"{deleted} backups {verb}, {kept} kept{wal_line}")

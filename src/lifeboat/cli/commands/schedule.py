@@ -38,7 +38,7 @@ def command(as_json: bool) -> None:
         [
             [
                 row["name"],
-                f"{row['job']} {row['source'] or ''}".strip(),
+                f"{row['job']} {row['source'] or _group(row['group'])}".strip(),
                 row["schedule"] + f" {row['timezone']}",
                 (
                     "now (catching up)"
@@ -52,3 +52,7 @@ def command(as_json: bool) -> None:
             for row in rows
         ],
     )
+
+
+def _group(name: str | None) -> str:
+    return f"group {name}" if name else ""

@@ -32,13 +32,16 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
     from lifeboat.cli.commands.list import hold_text
     from lifeboat.repo.drills import newest_verdicts
     from lifeboat.repo.records import current_holds
+    from lifeboat.sources.registry import facts_of
 
     held = current_holds(repo.storage, manifest.source).get(manifest.id)
     drill = newest_verdicts(repo.storage, manifest.source, manifest.id).get(manifest.id)
+    facts = facts_of(manifest)
     if wants_json(as_json):
         output.print_json(
             {
                 **document(manifest),  # as its format stores it
+                "facts": facts,  # as its kind describes it
                 "repository": repo.name,
                 "hold": held.summary() if held else None,
                 "drill": drill.summary() if drill else None,
@@ -50,6 +53,7 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
         "type": output.backup_type(manifest.type, manifest.safety),
         "repository": repo.name,
     }
+    # a PostgreSQL backup's facts have rows of their own below; another kind's are its own
     for key in (
         "id",
         "source",
@@ -61,7 +65,13 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
         "server_version",
         "encryption",
     ):
-        click.echo(f"{key:>15}: {summary[key]}")
+        if manifest.postgres or key not in ("database", "server_version"):
+            click.echo(f"{key:>15}: {summary[key]}")
+    if not manifest.postgres:
+        if manifest.version and not any(key.endswith("version") for key in facts):
+            click.echo(f"{'version':>15}: {manifest.version}")
+        for key, value in facts.items():
+            click.echo(f"{key:>15}: {_fact(value)}")
     click.echo(
         f"{'size':>15}: {output.size(manifest.plain_size)} "
         f"(stored {output.size(manifest.stored_size)})"
@@ -93,3 +103,12 @@ def command(backup_id: str, source: str | None, repo_name: str | None, as_json: 
             f"{len(manifest.evidence.indexes)} indexes, "
             f"{len(manifest.evidence.constraints)} constraints recorded"
         )
+
+
+def _fact(value: object) -> str:
+    """A kind's fact on one line: a mapping as key=value pairs, a list comma-separated."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return "none" if value is None else str(value)

@@ -26,7 +26,8 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
     for repo in report["repositories"]:
         rows += _repository_rows(repo)
     rows.append(["recovery point", _rpo(report["rpo"])])
-    rows += _spool_rows(report) + _drill_rows(report["drills"])
+    # a source other than PostgreSQL has no WAL nor spool: no rows for them
+    rows += (_spool_rows(report) if "spool" in report else []) + _drill_rows(report["drills"])
     return [*rows, ["health", "healthy" if report["healthy"] else "UNHEALTHY"]]
 
 
@@ -87,6 +88,8 @@ def _repository_rows(repo: dict[str, Any]) -> list[list[str]]:
         ]
     )
     rows += _backup_rows(repo)
+    if "newest_wal" not in repo:
+        return rows
     segment = repo["newest_wal"]
     rows.append(
         [
