@@ -109,6 +109,8 @@ class Restorer(CheckedArchive):
             return
         try:
             relative = safe_name(member.name)
+            if not (member.is_file or member.kind in (DIRECTORY, SYMLINK, HARDLINK)):
+                raise Refused(f"a {member_type(member)} member (only files, folders and links)")
             if entry is None:
                 return  # the check reported it: nothing the index does not vouch for
             self._create(member, entry, relative)
@@ -170,10 +172,8 @@ class Restorer(CheckedArchive):
             self._own(path, member, folder_fd=None)
             os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
             self._count(member.name)
-        elif member.kind == HARDLINK:
-            self._link(path, member)
         else:
-            raise Refused(f"a {member_type(member)} member (only files, folders and links)")
+            self._link(path, member)
 
     def _folder_for(self, relative: PurePosixPath) -> Path:
         """root/relative, made of real folders (created as needed); Refused when a part of
