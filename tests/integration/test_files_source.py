@@ -1,0 +1,436 @@
+"""Files sources end to end with the real command, age, zstd and tar: backup, list, show,
+restore (whole and --path), manual extraction, verify --deep, drill, prune; a file changing
+during a backup; a hostile archive in the repository. No PostgreSQL is needed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lifeboat.context import Context
+from lifeboat.pipeline.crypto import write_identity
+from lifeboat.repo import layout
+from lifeboat.repo.catalog import Repository
+from lifeboat.repo.commit import build_manifest, commit, lock_all, new_backup_id
+from lifeboat.repo.manifest import FilesDetails, StoredObject
+from lifeboat.repo.objects import Targets, write_plain
+from lifeboat.sources.files.index import (
+    ARCHIVE_FORMAT,
+    ARCHIVE_OBJECT,
+    INDEX_FORMAT,
+    INDEX_OBJECT,
+    EntryType,
+    IndexEntry,
+    header_line,
+)
+from lifeboat.sources.files.kind import FilesKind
+from lifeboat.storage.local import LocalStorage
+from lifeboat.util.progress import Advance, Reporter
+
+from .helpers import LIFEBOAT, error_line
+
+pytestmark = pytest.mark.integration
+
+NOBODY = 65534
+UNNAMED = 4242  # a uid and gid no user or group of this system has
+
+
+@dataclass
+class FilesWorkspace:
+    root: Path
+    data: Path  # the backed-up folder
+
+    @property
+    def config(self) -> Path:
+        return self.root / "lifeboat.toml"
+
+    @property
+    def identity(self) -> Path:
+        return self.root / "age.key"
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [LIFEBOAT, "--config", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self.run(*args)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def backup_dir(self, backup: str) -> Path:
+        return self.repo / "media" / "backups" / backup
+
+
+def files_workspace(root: Path, data: Path, extra: str = "") -> FilesWorkspace:
+    public = write_identity(root / "age.key")
+    ws = FilesWorkspace(root, data)
+    ws.config.write_text(
+        f'[repositories.local]\nurl = "file://{ws.repo}"\n\n'
+        f'[encryption]\nage_recipients = ["{public}"]\nage_identity_file = "{ws.identity}"\n\n'
+        f"[compression]\nlevel = 3\n\n"
+        f'[sources.media]\ntype = "files"\npaths = ["{data}"]\n'
+        f'exclude = ["*.tmp", "cache/"]\n{extra}\n'
+        f'[logging]\nformat = "plain"\n',
+        encoding="utf-8",
+    )
+    ws.ok("init")
+    return ws
+
+
+def fill(data: Path) -> None:
+    """A tree with what a files backup must keep."""
+    (data / "uploads" / "2026" / "03").mkdir(parents=True)
+    (data / "uploads" / "2026" / "04").mkdir(parents=True)
+    (data / "uploads" / "2026" / "03" / "photo é.jpg").write_bytes(os.urandom(300_000))
+    (data / "uploads" / "2026" / "04" / "notes.txt").write_bytes(b"april\n")
+    (data / "uploads" / "empty").mkdir()
+    (data / "uploads" / "zero").write_bytes(b"")
+    (data / "etc").mkdir()
+    (data / "etc" / "app.conf").write_text("key = 'value'\n")
+    (data / "etc" / "app.conf").chmod(0o600)
+    (data / "etc" / "current").symlink_to("app.conf")
+    (data / "etc" / "dangling").symlink_to("/nonexistent/target")
+    os.link(data / "etc" / "app.conf", data / "etc" / "app.conf.hardlink")
+    long_folder = data / ("ß" * 70) / ("deep folder " * 10)
+    long_folder.mkdir(parents=True)
+    (long_folder / "na me\nwith 'quotes\"").write_bytes(b"odd name")
+    with (data / "sparse.img").open("wb") as sparse:
+        sparse.truncate(8 << 20)
+        sparse.seek(4 << 20)
+        sparse.write(b"data in the middle")
+    (data / "scratch.tmp").write_bytes(b"excluded")
+    (data / "uploads" / "cache").mkdir()
+    (data / "uploads" / "cache" / "thumb").write_bytes(b"excluded")
+    os.chown(data / "uploads" / "2026" / "04" / "notes.txt", NOBODY, NOBODY)
+    os.chown(data / "etc" / "current", UNNAMED, UNNAMED, follow_symlinks=False)
+    os.chown(data / "uploads" / "empty", UNNAMED, NOBODY)
+    os.utime(data / "uploads" / "zero", ns=(0, 1_600_000_000_123_456_789))
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """What restoring must bring back of each entry under root: kind, content's sha256 or
+    link target, mode, owner, mtime; and which entries share an inode."""
+    found: dict[str, tuple[object, ...]] = {}
+    inodes: dict[int, str] = {}
+    for folder, dirs, files in os.walk(root):
+        for entry in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            key = os.path.relpath(entry, root)
+            info = os.lstat(entry)
+            if os.path.islink(entry):
+                what: object = ("link", os.readlink(entry))
+            elif os.path.isdir(entry):
+                what = ("dir",)
+            else:
+                what = ("file", hashlib.sha256(Path(entry).read_bytes()).hexdigest())
+                if info.st_nlink > 1:
+                    what = (*what, "same as " + inodes.setdefault(info.st_ino, key))
+            mtime = info.st_mtime_ns if key != "." else None  # the top is written into
+            found[key] = (what, info.st_mode, info.st_uid, info.st_gid, mtime)
+    return found
+
+
+def excluded_removed(data: Path) -> dict[str, tuple[object, ...]]:
+    expected = snapshot(data)
+    for key in ("scratch.tmp", "uploads/cache", "uploads/cache/thumb"):
+        del expected[key]
+    return expected
+
+
+@pytest.fixture(scope="module")
+def backed_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilesWorkspace, str]]:
+    root = tmp_path_factory.mktemp("files")
+    data = root / "data"
+    data.mkdir()
+    fill(data)
+    ws = files_workspace(root, data)
+    backup = ws.json("backup", "media")
+    assert isinstance(backup, dict)
+    yield ws, str(backup["id"])
+
+
+def relative(path: Path) -> str:
+    return str(path).lstrip("/")
+
+
+def test_a_backup_is_listed_shown_and_restored_whole_as_it_was(
+    backed_up: tuple[FilesWorkspace, str], tmp_path: Path
+) -> None:
+    ws, backup = backed_up
+    listed = ws.json("list", "media")
+    assert isinstance(listed, list)
+    assert [(b["id"], b["type"]) for b in listed] == [(backup, "files")]
+    manifest = json.loads((ws.backup_dir(backup) / "manifest.json").read_text())
+    details = manifest["details"]
+    assert details["paths"] == [relative(ws.data)]
+    assert (details["files"], details["directories"], details["symlinks"]) == (7, 9, 2)
+    assert details["changed"] == [] and details["skipped"] == {}
+    assert backup in ws.ok("show", backup).stdout
+
+    target = tmp_path / "restored"
+    restored = ws.json("restore", "media", "--to", str(target))
+    assert isinstance(restored, dict)
+    assert (restored["files"], restored["directories"], restored["symlinks"]) == (7, 9, 2)
+    assert snapshot(target / relative(ws.data)) == excluded_removed(ws.data)
+    assert (target / relative(ws.data) / "sparse.img").stat().st_size == 8 << 20
+
+    # the same folder again: not without --yes, then replaced file by file
+    refused = ws.run("restore", "media", "--to", str(target))
+    assert refused.returncode == 2
+    assert "is not empty: give --yes" in error_line(refused)
+    (target / relative(ws.data) / "etc" / "app.conf").write_text("changed since")
+    ws.ok("restore", "media", "--to", str(target), "--yes")
+    assert snapshot(target / relative(ws.data)) == excluded_removed(ws.data)
+
+
+def test_path_restores_only_that_part_named_with_or_without_the_slash(
+    backed_up: tuple[FilesWorkspace, str], tmp_path: Path
+) -> None:
+    ws, _ = backed_up
+    wanted = ws.data / "uploads" / "2026" / "03"
+    for given, target in ((str(wanted), tmp_path / "a"), (relative(wanted) + "/", tmp_path / "b")):
+        ws.ok("restore", "media", "--to", str(target), "--path", given)
+        restored = [p.relative_to(target) for p in sorted(target.rglob("*"))]
+        top = Path(relative(wanted))
+        assert restored[-2:] == [top, top / "photo é.jpg"]
+        assert all(top.is_relative_to(p) or p.is_relative_to(top) for p in restored)
+        assert (target / top / "photo é.jpg").read_bytes() == (wanted / "photo é.jpg").read_bytes()
+    missing = ws.run("restore", "media", "--to", str(tmp_path / "c"), "--path", "/srv/none")
+    assert missing.returncode == 2
+    assert "--path srv/none: not in backup" in error_line(missing)
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_archive_extracts_by_hand_with_age_zstd_and_tar(
+    backed_up: tuple[FilesWorkspace, str], tmp_path: Path
+) -> None:
+    ws, backup = backed_up
+    folder = ws.backup_dir(backup)
+    subprocess.run(
+        f"age -d -i '{ws.identity}' '{folder}/files.tar.zst.age' | zstd -d "
+        f"| tar -x -C '{tmp_path}' --numeric-owner",
+        shell=True,
+        check=True,
+        executable="/bin/bash",
+    )
+    assert snapshot(tmp_path / relative(ws.data)) == excluded_removed(ws.data)
+    index = subprocess.run(
+        f"age -d -i '{ws.identity}' '{folder}/index.jsonl.zst.age' | zstd -d",
+        shell=True,
+        check=True,
+        capture_output=True,
+    ).stdout.splitlines()
+    assert json.loads(index[0]) == {"format": "lifeboat-files-index", "version": 1}
+    assert len(index) == 1 + 7 + 9 + 2
+
+
+def test_verify_deep_and_a_drill_pass(backed_up: tuple[FilesWorkspace, str]) -> None:
+    ws, backup = backed_up
+    assert "1 backup(s) verified (deep)" in ws.ok("verify", "media", "--deep").stdout
+    record = ws.json("drill", "media")
+    assert isinstance(record, dict)
+    (drill,) = record["drills"]
+    assert drill["verdict"] == "pass" and drill["backup"] == backup
+    assert drill["tables"] == [
+        {"table": f"{relative(ws.data)} (members)", "expected": 18, "actual": 18}
+    ]
+    assert drill["rpo_method"] == "backup start"
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"lifeboat-drill-media-{backup}-*"))
+    assert leftovers == []
+
+
+def test_verify_deep_catches_a_corrupted_archive_and_prune_keeps_the_newest(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file").write_bytes(os.urandom(200_000))
+    ws = files_workspace(tmp_path, data, extra="[sources.media.retention]\nkeep_last = 1\n")
+    older = ws.json("backup", "media")
+    newer = ws.json("backup", "media")
+    assert isinstance(older, dict) and isinstance(newer, dict)
+    stored = next(ws.backup_dir(str(older["id"])).glob("files.tar.zst.*"))
+    damaged = bytearray(stored.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    stored.write_bytes(bytes(damaged))
+    failed = ws.run("verify", "media", "--deep")
+    assert failed.returncode == 1
+    assert str(older["id"]) in error_line(failed)
+    ws.ok("prune", "media")
+    listed = ws.json("list", "media")
+    assert isinstance(listed, list)
+    assert [b["id"] for b in listed] == [newer["id"]]
+    assert "verified (deep)" in ws.ok("verify", "media", "--deep").stdout
+
+
+def test_a_missing_path_fails_the_backup_in_one_line(tmp_path: Path) -> None:
+    ws = files_workspace(tmp_path, tmp_path / "not-there")
+    failed = ws.run("backup", "media")
+    assert failed.returncode == 1
+    assert f"{tmp_path / 'not-there'}: no such file or directory" in error_line(failed)
+    assert not (ws.repo / "media").exists() or ws.json("list", "media") == []
+
+
+class AppendsOnce(Reporter):
+    """The backup's progress: once it is inside the big file, a writer process appends to
+    it and the backup goes on only when the writer is done, so the file changed while it
+    was open whatever the machine's speed."""
+
+    def __init__(self, big: Path, after_bytes: int) -> None:
+        self.big = big
+        self.after_bytes = after_bytes
+        self.appended = False
+
+    @contextmanager
+    def shown(self, description: str) -> Iterator[Advance]:
+        done = [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            if not self.appended and done[0] > self.after_bytes:
+                subprocess.run(["sh", "-c", f"printf appended >> '{self.big}'"], check=True)
+                self.appended = True
+
+        yield advance
+
+
+def test_a_file_written_to_during_the_backup_is_reported_not_fatal(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a-small").write_bytes(b"small")
+    big = data / "growing.log"
+    big.write_bytes(b"x" * (8 << 20))
+    ws = files_workspace(tmp_path, data)
+    reporter = AppendsOnce(big, after_bytes=2 << 20)  # the big file is 8 MiB of the stream
+    result = FilesKind().backup(Context.load(ws.config, reporter), "media")
+    assert reporter.appended
+    details = result.manifest.details
+    assert isinstance(details, FilesDetails)
+    assert details.changed == [relative(big)]
+    # kept as it was read: the size it had when opened, every file checked on restore
+    target = tmp_path / "restored"
+    ws.ok("restore", "media", "--to", str(target))
+    assert (target / relative(big)).read_bytes() == b"x" * (8 << 20)
+    assert big.stat().st_size == (8 << 20) + len("appended")
+
+
+def test_a_hostile_archive_in_the_repository_is_refused_and_writes_nothing_outside(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    ws = files_workspace(tmp_path, data)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    specs: list[tuple[str, bytes, str | bytes]] = [
+        ("../outside/dotdot", tarfile.REGTYPE, b"x"),
+        ("escape", tarfile.SYMTYPE, str(outside)),
+        ("escape/planted", tarfile.REGTYPE, b"x"),
+        ("hard", tarfile.LNKTYPE, "../outside/sentinel"),
+        ("fine", tarfile.REGTYPE, b"restored"),
+    ]
+    for name, kind, link_or_content in specs:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        if isinstance(link_or_content, str):
+            info.linkname = link_or_content
+            members.append((info, b""))
+        else:
+            info.size = len(link_or_content)
+            members.append((info, link_or_content))
+    plant_backup(ws, members)
+    failed = ws.run("restore", "media", "--to", str(tmp_path / "target"))
+    assert failed.returncode == 1
+    line = error_line(failed)
+    assert "4 problems, the rest is restored" in line and "'../outside/dotdot': refused" in line
+    assert list(outside.iterdir()) == []
+    assert (tmp_path / "target" / "fine").read_bytes() == b"restored"
+
+
+def plant_backup(ws: FilesWorkspace, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    """A committed backup of media whose archive is members, with an index that agrees:
+    what someone who can write to the repository and has the public key could store."""
+    ctx = Context.load(ws.config)
+    archive, index = io.BytesIO(), io.StringIO()
+    index.write(header_line())
+    with tarfile.open(fileobj=archive, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for info, content in members:
+            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
+            kind: EntryType = "file"
+            if info.type in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                kind = "symlink" if info.type == tarfile.SYMTYPE else "hardlink"
+            index.write(
+                IndexEntry(
+                    path=info.name,
+                    type=kind,
+                    size=info.size,
+                    mode=info.mode,
+                    uid=0,
+                    gid=0,
+                    mtime_ns=0,
+                    sha256=hashlib.sha256(content).hexdigest() if info.isfile() else None,
+                    link=info.linkname or None,
+                ).line()
+            )
+    repo = Repository("local", LocalStorage(ws.repo))
+    encryptor = ctx.encryptor()
+    with lock_all([repo], "media", "planting") as prepared:
+        targets = Targets(prepared.repos)
+        backup, started = new_backup_id(prepared.repos, "media")
+
+        def store(name: str, body: bytes, plain_format: str) -> StoredObject:
+            key = layout.object_key("media", backup, name + encryptor.suffix)
+            return targets.take(
+                write_plain(
+                    targets.live,
+                    key,
+                    io.BytesIO(body),
+                    encryptor,
+                    ctx.config.compression,
+                    plain_format,
+                )
+            )
+
+        stored_archive = store(ARCHIVE_OBJECT, archive.getvalue(), ARCHIVE_FORMAT)
+        stored_index = store(INDEX_OBJECT, index.getvalue().encode(), INDEX_FORMAT)
+        manifest = build_manifest(
+            source="media",
+            backup_id=backup,
+            started=started,
+            details=FilesDetails(
+                paths=["data"],
+                files=3,
+                directories=0,
+                symlinks=1,
+                total_bytes=10,
+                index=stored_index.name,
+            ),
+            objects=[stored_archive, stored_index],
+            compression_level=3,
+            encryptor=encryptor,
+            tools={},
+        )
+        commit(manifest, targets.outcome(stored_archive), [])
