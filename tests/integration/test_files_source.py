@@ -296,7 +296,9 @@ def test_a_missing_path_fails_the_backup_in_one_line(tmp_path: Path) -> None:
 class AppendsOnce(Reporter):
     """The backup's progress: once it is inside the big file, a writer process appends to
     it and the backup goes on only when the writer is done, so the file changed while it
-    was open whatever the machine's speed."""
+    was open whatever the machine's speed. The archive is read ahead of the compressor by
+    a bounded number of MiB (backup.READ_AHEAD chunks, and zstd's own buffers), far less
+    than the file's size past the point where the writer runs."""
 
     def __init__(self, big: Path, after_bytes: int) -> None:
         self.big = big
@@ -321,9 +323,9 @@ def test_a_file_written_to_during_the_backup_is_reported_not_fatal(tmp_path: Pat
     data.mkdir()
     (data / "a-small").write_bytes(b"small")
     big = data / "growing.log"
-    big.write_bytes(b"x" * (8 << 20))
+    big.write_bytes(b"x" * (64 << 20))
     ws = files_workspace(tmp_path, data)
-    reporter = AppendsOnce(big, after_bytes=2 << 20)  # the big file is 8 MiB of the stream
+    reporter = AppendsOnce(big, after_bytes=2 << 20)  # the big file is 64 MiB of the stream
     result = FilesKind().backup(Context.load(ws.config, reporter), "media")
     assert reporter.appended
     details = result.manifest.details
@@ -332,8 +334,8 @@ def test_a_file_written_to_during_the_backup_is_reported_not_fatal(tmp_path: Pat
     # kept as it was read: the size it had when opened, every file checked on restore
     target = tmp_path / "restored"
     ws.ok("restore", "media", "--to", str(target))
-    assert (target / relative(big)).read_bytes() == b"x" * (8 << 20)
-    assert big.stat().st_size == (8 << 20) + len("appended")
+    assert (target / relative(big)).read_bytes() == b"x" * (64 << 20)
+    assert big.stat().st_size == (64 << 20) + len("appended")
 
 
 def test_a_hostile_archive_in_the_repository_is_refused_and_writes_nothing_outside(

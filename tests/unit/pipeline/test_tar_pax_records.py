@@ -66,3 +66,23 @@ def test_pax_times_keep_nanoseconds_both_ways() -> None:
         assert pax_time_ns(pax_time(ns)) == ns
     assert pax_time_ns("12.5") == 12_500_000_000
     assert pax_time_ns("-3") == -3_000_000_000
+
+
+def test_headers_are_the_bytes_tarfile_writes() -> None:
+    from lifeboat.pipeline.tar.header import Header, _by_tarfile, header_bytes
+
+    for header in [
+        Header("a/b", tarfile.REGTYPE, 0o644, 0, 0, 5, 1_765_000_000_123_456_789, "", "root"),
+        Header("ü" * 80, tarfile.SYMTYPE, 0o777, 1234, 5678, 0, 5, "x" * 150, "user", "grp"),
+        Header("d", tarfile.DIRTYPE, 0o1755, 8**7 + 3, 0, 0, -5, "", "n" * 40, "g"),
+        Header("big", tarfile.REGTYPE, 0o644, 0, 0, 8**11 + 1, 0),
+        Header("ĳ" + "x" * 200, tarfile.LNKTYPE, 0o644, 1, 2, 0, 10**18, "y" * 99, "ü", "g"),
+        Header("not utf-8 \udcff", tarfile.REGTYPE, 0o600, 0, 0, 1, 0),
+    ]:
+        assert header_bytes(header) == _by_tarfile(header), header
+        if header.size > 512:
+            continue
+        data = b"z" * header.size + b"\0" * (512 - header.size if header.size else 0)
+        (member,) = parsed(header_bytes(header) + data + b"\0" * 1024).found
+        suffix = "/" if header.kind == tarfile.DIRTYPE else ""
+        assert (member.name, member.mtime_ns) == (header.name + suffix, header.mtime_ns)

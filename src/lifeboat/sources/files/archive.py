@@ -9,17 +9,21 @@ own failure (a configured path missing)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
+import queue
 import stat
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from lifeboat.pipeline.tar.parser import BLOCK, pax_time
+from lifeboat.pipeline.tar.header import Header, header_bytes
+from lifeboat.pipeline.tar.parser import BLOCK
 from lifeboat.sources.files.index import EntryType, IndexEntry, header_line
 from lifeboat.sources.files.select import Entry
 
@@ -58,9 +62,14 @@ class Tally:
 
 class ArchiveStream:
     """A readable: the tar archive of entries, written on demand. The index goes to
-    index_out as members are produced; tally counts them."""
+    index_out as members are produced; tally counts them.
 
-    def __init__(self, entries: Iterator[Entry], index_out: IO[str]) -> None:
+    With read_ahead, the archive is produced on a thread of its own, at most read_ahead
+    chunks ahead of the reader: walking, reading and hashing the files then run while the
+    pipeline compresses and encrypts what came before (hashlib, zstd and file reads let go
+    of the GIL). Call close() when done, even on failure."""
+
+    def __init__(self, entries: Iterator[Entry], index_out: IO[str], read_ahead: int = 0) -> None:
         self.tally = Tally()
         self._index = index_out
         self._pieces = self._produce(entries)
@@ -68,6 +77,13 @@ class ArchiveStream:
         self._done = False
         # (device, inode) -> (first name, sha256, size) of files with several names
         self._links: dict[tuple[int, int], tuple[str, str, int]] = {}
+        self._ahead: queue.Queue[bytes | BaseException | None] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if read_ahead:
+            self._ahead = queue.Queue(maxsize=read_ahead)
+            self._thread = threading.Thread(target=self._run_ahead, name="tar", daemon=True)
+            self._thread.start()
 
     def readable(self) -> bool:
         return True
@@ -75,7 +91,7 @@ class ArchiveStream:
     def read(self, size: int = -1) -> bytes:
         want = CHUNK if size is None or size < 0 else size
         while len(self._buffer) < want and not self._done:
-            piece = next(self._pieces, None)
+            piece = self._next_piece()
             if piece is None:
                 self._done = True
             else:
@@ -83,6 +99,52 @@ class ArchiveStream:
         data = bytes(self._buffer[:want])
         del self._buffer[:want]
         return data
+
+    def close(self) -> None:
+        """Stop producing (a reader that gives up) and wait for the thread to end."""
+        self._stop.set()
+        if self._thread is not None and self._ahead is not None:
+            while self._thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    self._ahead.get(timeout=0.1)  # make room: the producer sees the stop
+            self._thread.join()
+
+    def _next_piece(self) -> bytes | None:
+        if self._ahead is None:
+            return next(self._pieces, None)
+        item = self._ahead.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _run_ahead(self) -> None:
+        assert self._ahead is not None
+        pending: list[bytes] = []
+        size = 0
+        try:
+            for piece in self._pieces:
+                # small members are gathered into chunks: one queue hand-off per chunk
+                pending.append(piece)
+                size += len(piece)
+                if size >= CHUNK:
+                    if not self._put(b"".join(pending)):
+                        return
+                    pending, size = [], 0
+            if pending and not self._put(b"".join(pending)):
+                return
+            self._put(None)
+        except BaseException as exc:
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        assert self._ahead is not None
+        while not self._stop.is_set():
+            try:
+                self._ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     # --- members ---------------------------------------------------------------------------
 
@@ -234,17 +296,20 @@ class ArchiveStream:
     def _header_bytes(
         self, name: str, kind: bytes, info: os.stat_result, *, size: int = 0, link: str = ""
     ) -> bytes:
-        member = tarfile.TarInfo(name)
-        member.type = kind
-        member.size = size
-        member.mode = stat.S_IMODE(info.st_mode)
-        member.uid, member.gid = info.st_uid, info.st_gid
-        member.uname, member.gname = _user_name(info.st_uid), _group_name(info.st_gid)
-        member.mtime = max(info.st_mtime_ns // 1_000_000_000, 0)
-        member.linkname = link
-        # the exact time, nanoseconds included (the ustar field holds whole seconds)
-        member.pax_headers = {"mtime": pax_time(info.st_mtime_ns)}
-        return member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        return header_bytes(
+            Header(
+                name=name,
+                kind=kind,
+                mode=stat.S_IMODE(info.st_mode),
+                uid=info.st_uid,
+                gid=info.st_gid,
+                size=size,
+                mtime_ns=info.st_mtime_ns,  # exact, in a pax record: ustar holds whole seconds
+                linkname=link,
+                uname=_user_name(info.st_uid),
+                gname=_group_name(info.st_gid),
+            )
+        )
 
 
 def _read_up_to(fd: int, size: int) -> bytes:

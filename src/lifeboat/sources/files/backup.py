@@ -27,6 +27,8 @@ from lifeboat.sources.files.select import Excludes, archive_name, walk
 
 log = logging.getLogger(__name__)
 
+READ_AHEAD = 4  # chunks of about 1 MiB the archive is produced ahead of the compressor
+
 
 def files_source(ctx: Context, name: str) -> FilesSourceConfig:
     source = ctx.source(name)
@@ -62,19 +64,22 @@ def backup_files(ctx: Context, source_name: str) -> BackupResult:
             unreadable: list[tuple[str, str]] = []
             with index_path.open("w", encoding="ascii", newline="\n") as index_out:
                 entries = walk(roots, Excludes(source.exclude), source.one_file_system, unreadable)
-                stream = ArchiveStream(entries, index_out)
-                with ctx.reporter.task(f"backup {source_name}") as advance:
-                    archive = targets.take(
-                        write_plain(
-                            targets.live,
-                            archive_key,
-                            stream,
-                            encryptor,
-                            compression,
-                            ARCHIVE_FORMAT,
-                            advance,
+                stream = ArchiveStream(entries, index_out, read_ahead=READ_AHEAD)
+                try:
+                    with ctx.reporter.task(f"backup {source_name}") as advance:
+                        archive = targets.take(
+                            write_plain(
+                                targets.live,
+                                archive_key,
+                                stream,
+                                encryptor,
+                                compression,
+                                ARCHIVE_FORMAT,
+                                advance,
+                            )
                         )
-                    )
+                finally:
+                    stream.close()  # the index is complete (or abandoned) once it returns
             try:
                 with index_path.open("rb") as index_in:
                     index = targets.take(

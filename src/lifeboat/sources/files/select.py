@@ -12,7 +12,6 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def _below(
             except FileNotFoundError:
                 continue  # gone between the listing and now: it was never in the backup
             is_dir = stat.S_ISDIR(info.st_mode)
-            relative = str(PurePosixPath(item.path).relative_to(root))
+            relative = item.path[len(root) + 1 :]
             if excludes.excluded(relative, item.name, is_dir):
                 continue
             yield Entry(item.path, archive_name(item.path), info)
