@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.context import Context
+from lifeboat.errors import LifeboatError
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -436,3 +438,58 @@ def plant_backup(ws: FilesWorkspace, members: list[tuple[tarfile.TarInfo, bytes]
             tools={},
         )
         commit(manifest, targets.outcome(stored_archive), [])
+
+
+def producer_pids() -> list[int]:
+    """This process's children that produce a files archive."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = next(line for line in status.splitlines() if line.startswith("PPid:"))
+        if int(parent.split()[1]) == os.getpid() and b"lifeboat.sources.files.producer" in command:
+            found.append(int(entry.name))
+    return found
+
+
+class KillsTheReader(Reporter):
+    """Kills the process reading the files once the backup is well into them."""
+
+    def __init__(self, after_bytes: int) -> None:
+        self.after_bytes = after_bytes
+        self.killed: list[int] = []
+
+    @contextmanager
+    def shown(self, description: str) -> Iterator[Advance]:
+        done = [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            if not self.killed and done[0] > self.after_bytes:
+                for pid in producer_pids():
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed.append(pid)
+
+        yield advance
+
+
+def test_a_killed_reader_fails_the_backup_and_commits_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big").write_bytes(os.urandom(1 << 20) * 48)
+    ws = files_workspace(tmp_path, data)
+    reporter = KillsTheReader(after_bytes=2 << 20)
+    with pytest.raises(LifeboatError) as failed:
+        FilesKind().backup(Context.load(ws.config, reporter), "media")
+    assert reporter.killed
+    assert "reading the files failed" in str(failed.value)
+    assert ws.json("list", "media") == []
+    # the next backup clears what the failed one left and works
+    ws.ok("backup", "media")
+    listed = ws.json("list", "media")
+    assert isinstance(listed, list) and len(listed) == 1

@@ -9,25 +9,19 @@ own failure (a configured path missing)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
-import logging
 import os
-import queue
 import stat
 import tarfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
 
 from lifeboat.pipeline.tar.header import Header, header_bytes
 from lifeboat.pipeline.tar.parser import BLOCK
 from lifeboat.sources.files.index import EntryType, IndexEntry, header_line
 from lifeboat.sources.files.select import Entry
-
-log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 RECORD = 20 * BLOCK  # tar's record: the archive's length is a multiple of it, as tar(1) writes
@@ -51,25 +45,29 @@ class Tally:
     changed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it is not in
 
+    # why each file changed, for the log (the manifest names them only)
+    changes: dict[str, str] = field(default_factory=dict)
+
     def change(self, name: str, why: str) -> None:
-        log.warning("%s %s while it was read", name, why)
         self.changed.append(name)
+        self.changes[name] = why
 
     def skip(self, name: str, why: str) -> None:
-        log.warning("%s left out: %s", name, why)
         self.skipped[name] = why
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Tally:
+        return cls(**body)
 
 
 class ArchiveStream:
     """A readable: the tar archive of entries, written on demand. The index goes to
-    index_out as members are produced; tally counts them.
+    index_out as members are produced; tally counts them."""
 
-    With read_ahead, the archive is produced on a thread of its own, at most read_ahead
-    chunks ahead of the reader: walking, reading and hashing the files then run while the
-    pipeline compresses and encrypts what came before (hashlib, zstd and file reads let go
-    of the GIL). Call close() when done, even on failure."""
-
-    def __init__(self, entries: Iterator[Entry], index_out: IO[str], read_ahead: int = 0) -> None:
+    def __init__(self, entries: Iterator[Entry], index_out: IO[str]) -> None:
         self.tally = Tally()
         self._index = index_out
         self._pieces = self._produce(entries)
@@ -77,13 +75,6 @@ class ArchiveStream:
         self._done = False
         # (device, inode) -> (first name, sha256, size) of files with several names
         self._links: dict[tuple[int, int], tuple[str, str, int]] = {}
-        self._ahead: queue.Queue[bytes | BaseException | None] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if read_ahead:
-            self._ahead = queue.Queue(maxsize=read_ahead)
-            self._thread = threading.Thread(target=self._run_ahead, name="tar", daemon=True)
-            self._thread.start()
 
     def readable(self) -> bool:
         return True
@@ -91,7 +82,7 @@ class ArchiveStream:
     def read(self, size: int = -1) -> bytes:
         want = CHUNK if size is None or size < 0 else size
         while len(self._buffer) < want and not self._done:
-            piece = self._next_piece()
+            piece = next(self._pieces, None)
             if piece is None:
                 self._done = True
             else:
@@ -99,52 +90,6 @@ class ArchiveStream:
         data = bytes(self._buffer[:want])
         del self._buffer[:want]
         return data
-
-    def close(self) -> None:
-        """Stop producing (a reader that gives up) and wait for the thread to end."""
-        self._stop.set()
-        if self._thread is not None and self._ahead is not None:
-            while self._thread.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    self._ahead.get(timeout=0.1)  # make room: the producer sees the stop
-            self._thread.join()
-
-    def _next_piece(self) -> bytes | None:
-        if self._ahead is None:
-            return next(self._pieces, None)
-        item = self._ahead.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def _run_ahead(self) -> None:
-        assert self._ahead is not None
-        pending: list[bytes] = []
-        size = 0
-        try:
-            for piece in self._pieces:
-                # small members are gathered into chunks: one queue hand-off per chunk
-                pending.append(piece)
-                size += len(piece)
-                if size >= CHUNK:
-                    if not self._put(b"".join(pending)):
-                        return
-                    pending, size = [], 0
-            if pending and not self._put(b"".join(pending)):
-                return
-            self._put(None)
-        except BaseException as exc:
-            self._put(exc)
-
-    def _put(self, item: bytes | BaseException | None) -> bool:
-        assert self._ahead is not None
-        while not self._stop.is_set():
-            try:
-                self._ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     # --- members ---------------------------------------------------------------------------
 
@@ -220,7 +165,7 @@ class ArchiveStream:
                 yield b"\0" * _padding(size)
             after = os.fstat(fd)
             moved = after.st_size != size or after.st_mtime_ns != info.st_mtime_ns
-            if moved and entry.name not in self.tally.changed:
+            if moved and entry.name not in self.tally.changes:
                 self.tally.change(entry.name, "changed")
             sha256 = digest.hexdigest()
             self.tally.files += 1

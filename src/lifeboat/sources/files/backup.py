@@ -16,18 +16,16 @@ from lifeboat.repo import layout
 from lifeboat.repo.commit import BackupResult, build_manifest, commit, lock_all, new_backup_id
 from lifeboat.repo.manifest import FilesDetails
 from lifeboat.repo.objects import Targets, write_plain
-from lifeboat.sources.files.archive import ArchiveStream
 from lifeboat.sources.files.index import (
     ARCHIVE_FORMAT,
     ARCHIVE_OBJECT,
     INDEX_FORMAT,
     INDEX_OBJECT,
 )
-from lifeboat.sources.files.select import Excludes, archive_name, walk
+from lifeboat.sources.files.producer import ArchiveProducer, ProducerRequest
+from lifeboat.sources.files.select import archive_name
 
 log = logging.getLogger(__name__)
-
-READ_AHEAD = 4  # chunks of about 1 MiB the archive is produced ahead of the compressor
 
 
 def files_source(ctx: Context, name: str) -> FilesSourceConfig:
@@ -61,25 +59,32 @@ def backup_files(ctx: Context, source_name: str) -> BackupResult:
         scratch = Path(tempfile.mkdtemp(prefix="lifeboat-files-index-"))
         try:
             index_path = scratch / "index.jsonl"
-            unreadable: list[tuple[str, str]] = []
-            with index_path.open("w", encoding="ascii", newline="\n") as index_out:
-                entries = walk(roots, Excludes(source.exclude), source.one_file_system, unreadable)
-                stream = ArchiveStream(entries, index_out, read_ahead=READ_AHEAD)
-                try:
-                    with ctx.reporter.task(f"backup {source_name}") as advance:
-                        archive = targets.take(
-                            write_plain(
-                                targets.live,
-                                archive_key,
-                                stream,
-                                encryptor,
-                                compression,
-                                ARCHIVE_FORMAT,
-                                advance,
-                            )
+            producer = ArchiveProducer(
+                ProducerRequest(
+                    roots=roots,
+                    exclude=list(source.exclude),
+                    one_file_system=source.one_file_system,
+                    index=str(index_path),
+                    tally=str(scratch / "tally.json"),
+                ),
+                scratch,
+            )
+            try:
+                with ctx.reporter.task(f"backup {source_name}") as advance:
+                    archive = targets.take(
+                        write_plain(
+                            targets.live,
+                            archive_key,
+                            producer,
+                            encryptor,
+                            compression,
+                            ARCHIVE_FORMAT,
+                            advance,
                         )
-                finally:
-                    stream.close()  # the index is complete (or abandoned) once it returns
+                    )
+            finally:
+                producer.kill()  # when the archive was not read to its end
+            tally = producer.tally()
             try:
                 with index_path.open("rb") as index_in:
                     index = targets.take(
@@ -93,9 +98,10 @@ def backup_files(ctx: Context, source_name: str) -> BackupResult:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-        tally = stream.tally
-        for name, why in unreadable:
-            tally.skip(name, f"cannot be read: {why}")
+        for name in tally.changed:
+            log.warning("%s %s while it was read", name, tally.changes.get(name, "changed"))
+        for name, why in tally.skipped.items():
+            log.warning("%s left out: %s", name, why)
         if tally.changed or tally.skipped:
             log.warning(
                 "backup of %s: %d files changed or vanished while read, %d left out "
