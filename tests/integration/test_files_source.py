@@ -44,6 +44,8 @@ from .helpers import LIFEBOAT, error_line
 
 pytestmark = pytest.mark.integration
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "manual-restore.md"
+
 NOBODY = 65534
 UNNAMED = 4242  # a uid and gid no user or group of this system has
 
@@ -225,27 +227,35 @@ def test_path_restores_only_that_part_named_with_or_without_the_slash(
     assert not (tmp_path / "c").exists()
 
 
-def test_the_archive_extracts_by_hand_with_age_zstd_and_tar(
+def documented_files_restore(ws: FilesWorkspace, target: Path, index: Path) -> str:
+    """The bash blocks of docs/manual-restore.md's files section, run as written, with this
+    test's repository, key and folders."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## Files sources") :]
+    blocks = section.split("```bash\n")[1:3]
+    script = "\n".join(block.split("```", 1)[0] for block in blocks)
+    for written, here in [
+        ("REPO=/var/backups/lifeboat", f"REPO={ws.repo}"),
+        ("/etc/lifeboat/age.key", str(ws.identity)),
+        ("/srv/restore", str(target)),
+        ("/tmp/index.jsonl", str(index)),
+    ]:
+        assert written in script, written
+        script = script.replace(written, here)
+    return "set -euo pipefail\n" + script
+
+
+def test_the_archive_extracts_by_hand_as_documented(
     backed_up: tuple[FilesWorkspace, str], tmp_path: Path
 ) -> None:
-    ws, backup = backed_up
-    folder = ws.backup_dir(backup)
-    subprocess.run(
-        f"age -d -i '{ws.identity}' '{folder}/files.tar.zst.age' | zstd -d "
-        f"| tar -x -C '{tmp_path}' --numeric-owner",
-        shell=True,
-        check=True,
-        executable="/bin/bash",
+    ws, _ = backed_up
+    target = tmp_path / "by-hand"
+    script = documented_files_restore(ws, target, tmp_path / "index.jsonl")
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert snapshot(tmp_path / relative(ws.data)) == excluded_removed(ws.data)
-    index = subprocess.run(
-        f"age -d -i '{ws.identity}' '{folder}/index.jsonl.zst.age' | zstd -d",
-        shell=True,
-        check=True,
-        capture_output=True,
-    ).stdout.splitlines()
-    assert json.loads(index[0]) == {"format": "lifeboat-files-index", "version": 1}
-    assert len(index) == 1 + 7 + 9 + 2
+    assert snapshot(target / relative(ws.data)) == excluded_removed(ws.data)
+    assert done.stdout.splitlines()[-1] == f"{7 + 9 + 2} entries, 0 files differ"
 
 
 def test_verify_deep_and_a_drill_pass(backed_up: tuple[FilesWorkspace, str]) -> None:
