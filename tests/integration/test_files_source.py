@@ -32,15 +32,13 @@ from lifeboat.sources.files.index import (
     ARCHIVE_OBJECT,
     INDEX_FORMAT,
     INDEX_OBJECT,
-    EntryType,
-    IndexEntry,
-    header_line,
 )
 from lifeboat.sources.files.kind import FilesKind
 from lifeboat.storage.local import LocalStorage
 from lifeboat.util.progress import Advance, Reporter
+from tests.forged_archives import Member, file, forged, link
 
-from .helpers import LIFEBOAT, error_line
+from .helpers import Workspace, error_line
 
 pytestmark = pytest.mark.integration
 
@@ -51,49 +49,25 @@ UNNAMED = 4242  # a uid and gid no user or group of this system has
 
 
 @dataclass
-class FilesWorkspace:
-    root: Path
-    data: Path  # the backed-up folder
-
-    @property
-    def config(self) -> Path:
-        return self.root / "lifeboat.toml"
-
-    @property
-    def identity(self) -> Path:
-        return self.root / "age.key"
-
-    @property
-    def repo(self) -> Path:
-        return self.root / "repo"
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [LIFEBOAT, "--config", str(self.config), *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
+class FilesWorkspace(Workspace):
+    data: Path = Path()  # the backed-up folder
 
     def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = self.run(*args)
-        assert result.returncode == 0, result.stderr
-        return result
+        return self.run(*args, check=True)
 
     def json(self, *args: str) -> object:
-        return json.loads(self.ok(*args, "--json").stdout)
+        return self.run_json(*args)
 
     def backup_dir(self, backup: str) -> Path:
         return self.repo / "media" / "backups" / backup
 
 
 def files_workspace(root: Path, data: Path, extra: str = "") -> FilesWorkspace:
-    public = write_identity(root / "age.key")
-    ws = FilesWorkspace(root, data)
+    ws = FilesWorkspace(root, write_identity(root / "age.key"), data)
     ws.config.write_text(
         f'[repositories.local]\nurl = "file://{ws.repo}"\n\n'
-        f'[encryption]\nage_recipients = ["{public}"]\nage_identity_file = "{ws.identity}"\n\n'
+        f'[encryption]\nage_recipients = ["{ws.public_key}"]\n'
+        f'age_identity_file = "{ws.identity}"\n\n'
         f"[compression]\nlevel = 3\n\n"
         f'[sources.media]\ntype = "files"\npaths = ["{data}"]\n'
         f'exclude = ["*.tmp", "cache/"]\n{extra}\n'
@@ -358,23 +332,13 @@ def test_a_hostile_archive_in_the_repository_is_refused_and_writes_nothing_outsi
     ws = files_workspace(tmp_path, data)
     outside = tmp_path / "outside"
     outside.mkdir()
-    members: list[tuple[tarfile.TarInfo, bytes]] = []
-    specs: list[tuple[str, bytes, str | bytes]] = [
-        ("../outside/dotdot", tarfile.REGTYPE, b"x"),
-        ("escape", tarfile.SYMTYPE, str(outside)),
-        ("escape/planted", tarfile.REGTYPE, b"x"),
-        ("hard", tarfile.LNKTYPE, "../outside/sentinel"),
-        ("fine", tarfile.REGTYPE, b"restored"),
+    members = [
+        file("../outside/dotdot", b"x"),
+        link("escape", str(outside)),
+        file("escape/planted", b"x"),
+        link("hard", "../outside/sentinel", tarfile.LNKTYPE),
+        file("fine", b"restored"),
     ]
-    for name, kind, link_or_content in specs:
-        info = tarfile.TarInfo(name)
-        info.type = kind
-        if isinstance(link_or_content, str):
-            info.linkname = link_or_content
-            members.append((info, b""))
-        else:
-            info.size = len(link_or_content)
-            members.append((info, link_or_content))
     plant_backup(ws, members)
     failed = ws.run("restore", "media", "--to", str(tmp_path / "target"))
     assert failed.returncode == 1
@@ -384,31 +348,11 @@ def test_a_hostile_archive_in_the_repository_is_refused_and_writes_nothing_outsi
     assert (tmp_path / "target" / "fine").read_bytes() == b"restored"
 
 
-def plant_backup(ws: FilesWorkspace, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+def plant_backup(ws: FilesWorkspace, members: list[Member]) -> None:
     """A committed backup of media whose archive is members, with an index that agrees:
     what someone who can write to the repository and has the public key could store."""
     ctx = Context.load(ws.config)
-    archive, index = io.BytesIO(), io.StringIO()
-    index.write(header_line())
-    with tarfile.open(fileobj=archive, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for info, content in members:
-            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
-            kind: EntryType = "file"
-            if info.type in (tarfile.SYMTYPE, tarfile.LNKTYPE):
-                kind = "symlink" if info.type == tarfile.SYMTYPE else "hardlink"
-            index.write(
-                IndexEntry(
-                    path=info.name,
-                    type=kind,
-                    size=info.size,
-                    mode=info.mode,
-                    uid=0,
-                    gid=0,
-                    mtime_ns=0,
-                    sha256=hashlib.sha256(content).hexdigest() if info.isfile() else None,
-                    link=info.linkname or None,
-                ).line()
-            )
+    archive, index = forged(members)
     repo = Repository("local", LocalStorage(ws.repo))
     encryptor = ctx.encryptor()
     with lock_all([repo], "media", "planting") as prepared:
@@ -428,8 +372,8 @@ def plant_backup(ws: FilesWorkspace, members: list[tuple[tarfile.TarInfo, bytes]
                 )
             )
 
-        stored_archive = store(ARCHIVE_OBJECT, archive.getvalue(), ARCHIVE_FORMAT)
-        stored_index = store(INDEX_OBJECT, index.getvalue().encode(), INDEX_FORMAT)
+        stored_archive = store(ARCHIVE_OBJECT, archive, ARCHIVE_FORMAT)
+        stored_index = store(INDEX_OBJECT, index.encode(), INDEX_FORMAT)
         manifest = build_manifest(
             source="media",
             backup_id=backup,

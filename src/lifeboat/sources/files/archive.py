@@ -21,6 +21,7 @@ from typing import IO, Any
 from lifeboat.pipeline.tar.header import Header, header_bytes
 from lifeboat.pipeline.tar.parser import BLOCK
 from lifeboat.sources.files.index import EntryType, IndexEntry, header_line
+from lifeboat.sources.files.owners import group_name, user_name
 from lifeboat.sources.files.select import Entry
 
 CHUNK = 1 << 20
@@ -251,8 +252,8 @@ class ArchiveStream:
                 size=size,
                 mtime_ns=info.st_mtime_ns,  # exact, in a pax record: ustar holds whole seconds
                 linkname=link,
-                uname=_user_name(info.st_uid),
-                gname=_group_name(info.st_gid),
+                uname=user_name(info.st_uid),
+                gname=group_name(info.st_gid),
             )
         )
 
@@ -269,29 +270,3 @@ def _read_up_to(fd: int, size: int) -> bytes:
 
 def _padding(size: int) -> int:
     return (BLOCK - size % BLOCK) % BLOCK
-
-
-_users: dict[int, str] = {}
-_groups: dict[int, str] = {}
-
-
-def _user_name(uid: int) -> str:
-    if uid not in _users:
-        import pwd
-
-        try:
-            _users[uid] = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            _users[uid] = ""
-    return _users[uid]
-
-
-def _group_name(gid: int) -> str:
-    if gid not in _groups:
-        import grp
-
-        try:
-            _groups[gid] = grp.getgrgid(gid).gr_name
-        except KeyError:
-            _groups[gid] = ""
-    return _groups[gid]

@@ -27,7 +27,9 @@ from pathlib import Path, PurePosixPath
 from lifeboat.errors import UsageError
 from lifeboat.pipeline.tar.parser import DIRECTORY, HARDLINK, SYMLINK, TarMember
 from lifeboat.sources.files.index import IndexEntry
+from lifeboat.sources.files.owners import gid_of, uid_of
 from lifeboat.sources.files.readback import CheckedArchive, Problems, member_type
+from lifeboat.util.osuser import is_root
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -96,7 +98,7 @@ class Restorer(CheckedArchive):
         self.expected_per_group: dict[str, int] = dict.fromkeys(groups, 0)  # in the index
         self.refused = Problems()
         self.restored = 0
-        self._as_root = os.geteuid() == 0
+        self._as_root = is_root()
         self._checked: set[str] = set()  # folders under root seen to be real folders
         self._folders: list[_Folder] = []
         self._fd: int | None = None
@@ -256,7 +258,7 @@ class Restorer(CheckedArchive):
         name (as tar does), else by number."""
         if not self._as_root:
             return
-        uid, gid = _uid(member.uname, member.uid), _gid(member.gname, member.gid)
+        uid, gid = uid_of(member.uname, member.uid), gid_of(member.gname, member.gid)
         if folder_fd is not None:
             os.fchown(folder_fd, uid, gid)
         elif path is not None:
@@ -281,32 +283,6 @@ class Restorer(CheckedArchive):
                 if group is not None:
                     self.expected_per_group[group] += 1
             yield entry
-
-
-_uids: dict[tuple[str, int], int] = {}
-_gids: dict[tuple[str, int], int] = {}
-
-
-def _uid(name: str, number: int) -> int:
-    if (name, number) not in _uids:
-        import pwd
-
-        try:
-            _uids[name, number] = pwd.getpwnam(name).pw_uid if name else number
-        except KeyError:
-            _uids[name, number] = number
-    return _uids[name, number]
-
-
-def _gid(name: str, number: int) -> int:
-    if (name, number) not in _gids:
-        import grp
-
-        try:
-            _gids[name, number] = grp.getgrnam(name).gr_gid if name else number
-        except KeyError:
-            _gids[name, number] = number
-    return _gids[name, number]
 
 
 def is_empty_folder(path: Path) -> bool:

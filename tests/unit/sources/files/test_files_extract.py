@@ -4,8 +4,6 @@ member by member, and what is harmless in them is still restored."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import tarfile
 import tempfile
@@ -15,63 +13,18 @@ import pytest
 
 from lifeboat.errors import UsageError
 from lifeboat.sources.files.extract import Restorer, normalise_selection, selected
-from lifeboat.sources.files.index import EntryType, IndexEntry, header_line, read_index
+from lifeboat.sources.files.index import read_index
 from lifeboat.sources.files.readback import CheckedArchive
-
-Member = tuple[tarfile.TarInfo, bytes]
-
-
-def file(name: str, content: bytes = b"planted") -> Member:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(content), 0o644
-    return info, content
-
-
-def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> Member:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, target
-    return info, b""
-
-
-def folder(name: str) -> Member:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode = tarfile.DIRTYPE, 0o755
-    return info, b""
-
-
-ENTRY_TYPES: dict[bytes, EntryType] = {
-    tarfile.REGTYPE: "file",
-    tarfile.DIRTYPE: "dir",
-    tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink",
-}
+from tests.forged_archives import Member, file, folder, link
+from tests.forged_archives import forged as forged_archive
 
 
 def forged(folder_: Path, members: list[Member]) -> tuple[bytes, Path]:
-    """The archive of members and an index that agrees with it."""
-    buffer = io.BytesIO()
+    """The archive of members, and a file of the index that agrees with it."""
+    archive, index_text = forged_archive(members)
     index = Path(tempfile.mkstemp(dir=folder_, prefix="index-")[1])
-    with (
-        tarfile.open(fileobj=buffer, mode="w|", format=tarfile.PAX_FORMAT) as archive,
-        index.open("w", encoding="ascii") as out,
-    ):
-        out.write(header_line())
-        for info, content in members:
-            archive.addfile(info, io.BytesIO(content) if info.isfile() else None)
-            entry = IndexEntry(
-                path=info.name.rstrip("/"),
-                # a device's entry: a type no backup writes, the check reports the mismatch
-                type=ENTRY_TYPES.get(info.type, "file"),
-                size=info.size,
-                mode=info.mode,
-                uid=0,
-                gid=0,
-                mtime_ns=0,
-                sha256=hashlib.sha256(content).hexdigest() if info.isfile() else None,
-                link=info.linkname or None,
-            )
-            out.write(entry.line())
-    return buffer.getvalue(), index
+    index.write_text(index_text, encoding="ascii")
+    return archive, index
 
 
 def restore(folder_: Path, members: list[Member], target: Path) -> Restorer:
