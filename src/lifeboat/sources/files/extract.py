@@ -109,6 +109,10 @@ class Restorer(CheckedArchive):
     def accept(self, member: TarMember, entry: IndexEntry | None) -> None:
         if not selected(member.name, self.selection):
             return
+        if member.kind == DIRECTORY and member.name.strip("/") in (".", ""):
+            if entry is not None:  # the target itself (a backup of "/"): there already
+                self._count(member.name)
+            return
         try:
             relative = safe_name(member.name)
             if not (member.is_file or member.kind in (DIRECTORY, SYMLINK, HARDLINK)):
@@ -272,7 +276,7 @@ class Restorer(CheckedArchive):
 
     def _group(self, name: str) -> str | None:
         for group in self.groups:
-            if name == group or name.startswith(group + "/"):
+            if name == group or name.startswith(group + "/") or group == ".":
                 return group
         return None
 

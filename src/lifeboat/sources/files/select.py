@@ -17,8 +17,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Pattern:
     """One `exclude` entry (docs/configuration.md): `*.tmp` matches a name anywhere,
-    `cache/` a directory anywhere, a pattern with a "/" inside matches the path from the
-    top of a configured path (a leading "/" changes nothing)."""
+    `cache/` a directory anywhere, a pattern with a "/" inside or at its start matches the
+    path from the top of a configured path (`/tmp` is only the top's tmp)."""
 
     glob: str
     directories_only: bool
@@ -27,8 +27,8 @@ class Pattern:
     @classmethod
     def parse(cls, text: str) -> Pattern:
         directories_only = text.endswith("/")
-        glob = text.strip("/")
-        return cls(glob, directories_only, "/" in glob)
+        anchored = "/" in text.rstrip("/")
+        return cls(text.strip("/"), directories_only, anchored)
 
     def matches(self, relative: str, name: str, is_dir: bool) -> bool:
         if self.directories_only and not is_dir:
@@ -97,6 +97,7 @@ def _below(
         except OSError as exc:
             unreadable.append((archive_name(folder), exc.strerror or str(exc)))
 
+    prefix = root if root.endswith("/") else root + "/"  # "/" itself ends with one
     enter(root)
     try:
         while stack:
@@ -115,7 +116,7 @@ def _below(
             except FileNotFoundError:
                 continue  # gone between the listing and now: it was never in the backup
             is_dir = stat.S_ISDIR(info.st_mode)
-            relative = item.path[len(root) + 1 :]
+            relative = item.path[len(prefix) :]
             if excludes.excluded(relative, item.name, is_dir):
                 continue
             yield Entry(item.path, archive_name(item.path), info)

@@ -122,12 +122,24 @@ def test_excludes_by_name_by_folder_and_from_the_top(tmp_path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
     (root / "skip2").write_bytes(b"x")
+    (root / "top.log").write_bytes(b"x")
+    (root / "sub" / "top.log").write_bytes(b"x")
 
-    members, _, _, _ = tree_archive([root], tmp_path, exclude=("*.tmp", "cache/", "/sub/skip*"))
+    members, _, _, _ = tree_archive(
+        [root], tmp_path, exclude=("*.tmp", "cache/", "sub/skip*", "/top.log")
+    )
 
     kept = {m.removeprefix(name(root)) for m in members}
-    # a file called cache is no folder; skip2 is not under sub/
-    assert kept == {"", "/sub", "/keep", "/keep/cache", "/skip2"}
+    # a file called cache is no folder; skip2 is not under sub/; /top.log is the top's only
+    assert kept == {"", "/sub", "/keep", "/keep/cache", "/skip2", "/sub/top.log"}
+
+
+def test_a_backup_of_the_root_names_its_members_from_the_top() -> None:
+    """Paths below "/" are relative to it like any other: "/e[!t]*" is not "/etc"."""
+    unreadable: list[tuple[str, str]] = []
+    names = [entry.name for entry in walk(["/"], Excludes(["/[!e]*", "/e[!t]*"]), True, unreadable)]
+    assert names[:2] == [".", "etc"]
+    assert all(n == "." or n == "etc" or n.startswith("etc/") for n in names)
 
 
 def test_special_files_are_left_out_and_reported(tmp_path: Path) -> None:

@@ -179,3 +179,12 @@ def test_paths_are_named_with_or_without_the_leading_slash() -> None:
     assert selected("srv/app/uploads/2026/03/a.jpg", ("srv/app/uploads/2026/03",))
     assert selected("srv/app/uploads/2026/03", ("srv/app/uploads/2026/03",))
     assert not selected("srv/app/uploads/2026/030", ("srv/app/uploads/2026/03",))
+
+
+def test_a_backup_of_the_root_restores_into_the_target(tmp_path: Path) -> None:
+    """Backing up "/" makes a "./" member: the target itself, not a refused name."""
+    target = tmp_path / "target"
+    restorer = restore(tmp_path, [folder("./"), folder("etc"), file("etc/hosts", b"h")], target)
+    assert restorer.refused.all() == [] and restorer.problems.all() == []
+    assert (target / "etc" / "hosts").read_bytes() == b"h"
+    assert restorer.restored == 3
