@@ -447,3 +447,36 @@ def test_a_killed_reader_fails_the_backup_and_commits_nothing(tmp_path: Path) ->
     ws.ok("backup", "media")
     listed = ws.json("list", "media")
     assert isinstance(listed, list) and len(listed) == 1
+
+
+def test_wrong_restores_fail_in_one_line_and_write_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a").write_bytes(b"a")
+    ws = files_workspace(tmp_path, data)
+    nothing_yet = ws.run("restore", "media", "--to", str(tmp_path / "t1"))
+    assert nothing_yet.returncode == 1
+    assert "no backup of media" in error_line(nothing_yet)
+    ws.ok("backup", "media")
+    a_file = tmp_path / "a-file"
+    a_file.write_bytes(b"")
+    for args, code, message in [
+        (["--to", str(a_file)], 2, "not a folder"),
+        (["--to", str(tmp_path / "t2"), "--path", "../etc"], 2, "a name with '..'"),
+        (["--to", str(tmp_path / "t3"), "--target-db", "x"], 2, "--target-db: for PostgreSQL"),
+    ]:
+        failed = ws.run("restore", "media", *args)
+        assert failed.returncode == code, failed.stderr
+        assert message in error_line(failed)
+    assert a_file.read_bytes() == b""
+    assert not any((tmp_path / t).exists() for t in ("t1", "t2", "t3"))
+
+
+def test_checks_name_a_path_that_is_missing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    ws = files_workspace(tmp_path, data)
+    ctx = Context.load(ws.config)
+    assert FilesKind().checks(ctx, "media") == []
+    data.rmdir()
+    assert FilesKind().checks(ctx, "media") == [f"{data}: no such file or directory"]
