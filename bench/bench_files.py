@@ -11,8 +11,9 @@ per folder) and a few large random ones (photos, videos: incompressible). Then, 
 the other on a warm page cache, each measured for wall time, CPU time and the peak resident
 memory of its process tree (bench_logical.measure):
 
-* ``tar pipe``        -- ``tar -cf - DIR | zstd -T2 | age -r KEY > FILE``, what a person
-  would script;
+* ``tar pipe``        -- ``tar -cf - DIR | zstd -T2 | age -r KEY > FILE; sync FILE``, what a
+  person would script (the file fsynced, as Lifeboat and restic make what they store
+  durable);
 * ``restic backup``   -- ``restic -r REPO backup DIR``, a first backup into a new
   repository (password from the environment);
 * ``lifeboat backup`` -- ``lifeboat backup media`` (a files source of DIR, age, a local
@@ -116,7 +117,7 @@ def run_benchmark(options: argparse.Namespace, work: Path) -> dict[str, object]:
                 "bash",
                 "-c",
                 f"set -euo pipefail; tar -cf - -C / {str(data).lstrip('/')} "
-                f"| zstd -q -T2 | age -r {public} > {tar_out}",
+                f"| zstd -q -T2 | age -r {public} > {tar_out}; sync {tar_out}",
             ],
             tar_out.parent,
             None,
