@@ -264,6 +264,9 @@ def test_verify_deep_catches_a_corrupted_archive_and_prune_keeps_the_newest(
     failed = ws.run("verify", "media", "--deep")
     assert failed.returncode == 1
     assert str(older["id"]) in error_line(failed)
+    drilled = ws.run("drill", "media", "--backup", str(older["id"]))
+    assert drilled.returncode == 1
+    assert "files.tar.zst.age: age decryption failed, the object is corrupted" in drilled.stdout
     ws.ok("prune", "media")
     listed = ws.json("list", "media")
     assert isinstance(listed, list)

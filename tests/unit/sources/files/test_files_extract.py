@@ -188,3 +188,19 @@ def test_a_backup_of_the_root_restores_into_the_target(tmp_path: Path) -> None:
     assert restorer.refused.all() == [] and restorer.problems.all() == []
     assert (target / "etc" / "hosts").read_bytes() == b"h"
     assert restorer.restored == 3
+
+
+def test_a_path_restore_reports_a_hard_link_to_a_name_it_leaves_out(tmp_path: Path) -> None:
+    archive, index = forged(
+        tmp_path,
+        [folder("a"), file("a/first", b"shared"), folder("b"), link("b/second", "a/first", b"1")],
+    )
+    target = tmp_path / "target"
+    target.mkdir()
+    restorer = Restorer(read_index(index), target, selection=("b",))
+    restorer.write(archive)
+    restorer.finish()
+    assert restorer.refused.all() == [
+        "'b/second': refused, a hard link to 'a/first', which --path leaves out"
+    ]
+    assert tree(target) == {"b": "dir"}
