@@ -37,6 +37,7 @@ from lifeboat.sources.files.kind import FilesKind
 from lifeboat.storage.local import LocalStorage
 from lifeboat.util.progress import Advance, Reporter
 from tests.forged_archives import Member, file, forged, link
+from tests.mounts import small_tmpfs
 
 from .helpers import Workspace, error_line
 
@@ -483,3 +484,15 @@ def test_checks_name_a_path_that_is_missing(tmp_path: Path) -> None:
     assert FilesKind().checks(ctx, "media") == []
     data.rmdir()
     assert FilesKind().checks(ctx, "media") == [f"{data}: no such file or directory"]
+
+
+def test_a_restore_onto_a_full_disk_fails_in_one_line(
+    backed_up: tuple[FilesWorkspace, str], tmp_path: Path
+) -> None:
+    ws, _ = backed_up
+    with small_tmpfs(tmp_path / "small", "1m") as small:
+        failed = ws.run("restore", "media", "--to", str(small))
+        assert failed.returncode == 1
+        line = error_line(failed)
+        assert "cannot be written: No space left on device" in line
+        assert "the rest is restored" in line

@@ -4,8 +4,8 @@ Each file is read once: what goes into the archive is hashed on the way, and its
 written as its member is. A file is opened before its header is written (the header needs
 its size), and checked again after it was read: one that changed meanwhile is kept as read
 (padded with zeros when it shrank, so the archive stays well formed) and reported, one that
-vanished or cannot be read is left out and reported. Nothing here is fatal but the walk's
-own failure (a configured path missing)."""
+vanished or cannot be read is left out and reported. None of it is fatal: the backup checks
+that the configured paths exist before it starts."""
 
 from __future__ import annotations
 

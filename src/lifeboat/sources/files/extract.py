@@ -102,7 +102,7 @@ class Restorer(CheckedArchive):
         self._checked: set[str] = set()  # folders under root seen to be real folders
         self._folders: list[_Folder] = []
         self._fd: int | None = None
-        self._path: Path | None = None
+        self._name = ""  # of the file being written
 
     # --- hooks of the check ----------------------------------------------------------------
 
@@ -129,8 +129,13 @@ class Restorer(CheckedArchive):
         if self._fd is None:
             return
         written = 0
-        while written < len(piece):
-            written += os.write(self._fd, piece[written:])
+        try:
+            while written < len(piece):
+                written += os.write(self._fd, piece[written:])
+        except OSError as exc:  # a full disk: this file is reported, the next ones tried
+            self.refused.add(f"{self._name!r}: cannot be written: {exc.strerror}")
+            os.close(self._fd)
+            self._fd = None
 
     def done(self, member: TarMember, entry: IndexEntry | None, intact: bool) -> None:
         fd, self._fd = self._fd, None
@@ -139,10 +144,11 @@ class Restorer(CheckedArchive):
         try:
             if entry is not None:
                 self._set_attributes(fd, member, entry)
+                self._count(member.name)
+        except OSError as exc:
+            self.refused.add(f"{member.name!r}: attributes not set: {exc.strerror}")
         finally:
             os.close(fd)
-        if entry is not None:
-            self._count(member.name)
 
     def abort(self) -> None:
         if self._fd is not None:
@@ -171,7 +177,7 @@ class Restorer(CheckedArchive):
         elif member.is_file:
             self._clear(path)
             self._fd = os.open(path, _CREATE, 0o600)
-            self._path = path
+            self._name = member.name
         elif member.kind == SYMLINK:
             self._clear(path)
             os.symlink(member.linkname, path)
