@@ -198,9 +198,7 @@ class VerifiesDeeply(Protocol):
 class PathSource(Source[PathRestoreRequest], VerifiesDeeply, Protocol):
     """A kind restored to a path, which verifies its backups deeply its own way."""
 
-    def restore(
-        self, ctx: Context, source: str, request: PathRestoreRequest
-    ) -> PathRestoreOutcome:
+    def restore(self, ctx: Context, source: str, request: PathRestoreRequest) -> PathRestoreOutcome:
         """Restore one of the source's backups to request.to, checked against its evidence
         before it is put in place; what is there is replaced only with assume_yes."""
         ...

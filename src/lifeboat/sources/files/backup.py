@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from lifeboat.config.model import FilesSourceConfig
 from lifeboat.context import Context
@@ -23,6 +20,7 @@ from lifeboat.sources.files.index import (
     INDEX_OBJECT,
 )
 from lifeboat.sources.files.producer import ArchiveProducer, ProducerRequest
+from lifeboat.sources.files.scratch import private_folder
 from lifeboat.sources.files.select import archive_name
 
 log = logging.getLogger(__name__)
@@ -55,9 +53,8 @@ def backup_files(ctx: Context, source_name: str) -> BackupResult:
         backup, started = new_backup_id(prepared.repos, source_name)
         archive_key = layout.object_key(source_name, backup, ARCHIVE_OBJECT + encryptor.suffix)
         index_key = layout.object_key(source_name, backup, INDEX_OBJECT + encryptor.suffix)
-        # the index waits here while the archive is written: a private folder (0700)
-        scratch = Path(tempfile.mkdtemp(prefix="lifeboat-files-index-"))
-        try:
+        # the index waits here while the archive is written
+        with private_folder() as scratch:
             index_path = scratch / "index.jsonl"
             producer = ArchiveProducer(
                 ProducerRequest(
@@ -95,8 +92,6 @@ def backup_files(ctx: Context, source_name: str) -> BackupResult:
             except BaseException:
                 targets.discard([archive_key])
                 raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
         for name in tally.changed:
             log.warning("%s %s while it was read", name, tally.changes.get(name, "changed"))

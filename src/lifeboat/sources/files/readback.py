@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import FilesDetails, Manifest, StoredObject
 from lifeboat.repo.objects import read_plain
 from lifeboat.sources.files.index import IndexEntry, read_index
+from lifeboat.sources.files.scratch import private_folder
 
 MAX_PROBLEMS = 50  # listed one by one; the rest are counted
 
@@ -43,14 +42,11 @@ def index_object(manifest: Manifest) -> StoredObject:
 @contextlib.contextmanager
 def fetched_index(repo: Repository, manifest: Manifest, decryptor: Decryptor) -> Iterator[Path]:
     """The backup's index, decrypted into a private folder (0700) removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="lifeboat-files-index-"))
-    try:
+    with private_folder() as folder:
         path = folder / "index.jsonl"
         with path.open("wb") as sink:
             read_plain(repo, manifest, index_object(manifest), decryptor, sink)
         yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def member_type(member: TarMember) -> str:
