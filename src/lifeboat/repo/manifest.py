@@ -130,6 +130,11 @@ class FilesDetails(_Model):
         description="the backup this one only adds changes to (none: the archive is whole); "
         "room for incremental file backups",
     )
+    skipped: dict[str, str] = Field(
+        default_factory=dict,
+        description="what was found but is not in the archive, and why: sockets, FIFOs and "
+        "devices, files or folders that could not be read",
+    )
 
 
 class SqliteDetails(_Model):

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 def _path_kinds() -> dict[str, Callable[[], PathSource]]:
     """The kinds restored to a path, by their source type (which is also their kind)."""
+    from lifeboat.sources.files.kind import FilesKind
     from lifeboat.sources.sqlite.kind import SqliteKind
 
     return {
+        "files": FilesKind,
         "sqlite": SqliteKind,
     }
 

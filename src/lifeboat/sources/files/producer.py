@@ -1,0 +1,76 @@
+"""The archive of a files backup, produced by a process of its own.
+
+Walking the tree, reading, hashing and framing each file is Python work; compressing and
+encrypting what it produced is work that holds the interpreter too (age's encryption in
+pyrage does). In one process the two take turns, in two they run at once, as
+`tar | zstd | age` does: the backup reads this process's standard output as its plaintext.
+It writes the index to a file and, at the end, what it counted and what it could not
+read (the Tally) to another, both in the backup's private folder.
+
+Run as `python -m lifeboat.sources.files.producer REQUEST.json`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lifeboat.pipeline.stream import ProcessOutput
+from lifeboat.sources.files.archive import CHUNK, ArchiveStream, Tally
+from lifeboat.sources.files.select import Excludes, walk
+
+
+@dataclass(frozen=True)
+class ProducerRequest:
+    roots: list[str]
+    exclude: list[str]
+    one_file_system: bool
+    index: str  # where the index goes
+    tally: str  # where the counts go, once the archive is complete
+
+
+class ArchiveProducer(ProcessOutput):
+    """The producer process's output, as a readable; its tally once it is read to the end."""
+
+    def __init__(self, request: ProducerRequest, folder: Path) -> None:
+        request_path = folder / "request.json"
+        request_path.write_text(json.dumps(asdict(request)), encoding="utf-8")
+        self._request = request
+        super().__init__(
+            [sys.executable, "-m", __name__, str(request_path)],
+            os.environ,
+            "reading the files",
+        )
+
+    def tally(self) -> Tally:
+        body = json.loads(Path(self._request.tally).read_text(encoding="utf-8"))
+        return Tally.from_json(body)
+
+
+def produce(request: ProducerRequest, out_fd: int) -> None:
+    unreadable: list[tuple[str, str]] = []
+    with open(request.index, "w", encoding="ascii", newline="\n") as index_out:
+        entries = walk(
+            request.roots, Excludes(request.exclude), request.one_file_system, unreadable
+        )
+        stream = ArchiveStream(entries, index_out)
+        while chunk := stream.read(CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out_fd, view) :]
+    for name, why in unreadable:
+        stream.tally.skip(name, f"cannot be read: {why}")
+    Path(request.tally).write_text(json.dumps(stream.tally.to_json()), encoding="utf-8")
+
+
+def main(argv: Sequence[str]) -> int:
+    body = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    produce(ProducerRequest(**body), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
