@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 def _path_kinds() -> dict[str, Callable[[], PathSource]]:
     """The kinds restored to a path, by their source type (which is also their kind)."""
-    return {}
+    from lifeboat.sources.redis.kind import RedisKind
+
+    return {
+        "redis": RedisKind,
+    }
 
 
 @dataclass(frozen=True)
