@@ -1,0 +1,99 @@
+"""A real redis-server (Debian's) on a free loopback port, with a password, for the tests of
+Redis sources: started in a folder of the test's, killed and waited for afterwards."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from tests.servers.ports import start_listening
+from tests.waiting import wait_for
+
+
+def redis_server_program() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("redis-server is not installed (Debian package redis-server)")
+    return found
+
+
+class RedisServer:
+    """redis-server in `folder` (its `dir`), loading folder/dump.rdb if it is there. It
+    saves nothing on its own (no `save` points, no AOF): a test takes snapshots itself."""
+
+    def __init__(self, folder: Path, password: str | None = None) -> None:
+        self.folder = folder
+        self.password = password if password is not None else secrets.token_hex(8)
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def rdb(self) -> Path:
+        return self.folder / "dump.rdb"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "redis.log"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, password=self.password)
+
+    def _launch(self, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                redis_server_program(),
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.folder),
+                "--dbfilename", "dump.rdb",
+                "--save", "",
+                "--appendonly", "no",
+                "--requirepass", self.password,
+                # a snapshot for a replica starts at once, not after waiting for others
+                "--repl-diskless-sync-delay", "0",
+                "--logfile", str(self.log),
+                # a test may move `dir` to make a save fail
+                "--enable-protected-configs", "yes",
+            ],
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def start(self) -> RedisServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process, self.port = start_listening(
+            self._launch, "redis-server", lambda: self.log.read_text(errors="replace")
+        )
+        # it listens while it still loads an RDB: wait until it answers
+        wait_for(self._loaded, "redis-server to load its RDB")
+        return self
+
+    def _loaded(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.BusyLoadingError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
