@@ -348,13 +348,21 @@ class FactsTap:
         self._thread.start()
 
     def _read(self) -> None:
+        seen_end = False
+
+        def next_chunk() -> bytes:
+            nonlocal seen_end
+            chunk = self._chunks.get()
+            seen_end = not chunk
+            return chunk
+
         try:
-            self._outcome = read_facts(self._chunks.get)
+            self._outcome = read_facts(next_chunk)
         except BaseException as exc:
             self._outcome = exc
             # the reader stops; the stream goes on to its end without it
-            while self._chunks.get():
-                pass
+            while not seen_end:
+                next_chunk()
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._source.read(size)
