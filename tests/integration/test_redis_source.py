@@ -7,7 +7,9 @@ server's settings puts them back."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from .helpers import Workspace, error_line
 
 pytestmark = pytest.mark.integration
 
+MANUAL = Path(__file__).resolve().parents[2] / "docs" / "manual-restore.md"
 KNOWN_TTL = 3600  # seconds: no known key expires while a test runs
 BULK_KEYS = 20_000  # so that a snapshot takes long enough to overlap the writes
 
@@ -397,3 +400,32 @@ def test_prune_keeps_what_retention_says(tmp_path: Path, source: RedisServer) ->
     ws.run("prune", "cache", check=True)
     assert [b["id"] for b in backups(ws)] == [second]
     assert first != second
+
+
+def test_the_documented_manual_restore_gives_the_backed_up_rdb(
+    tmp_path: Path, source: RedisServer
+) -> None:
+    """docs/manual-restore.md's Redis section, from picking the backup to the decrypted
+    RDB, run as written with this test's paths: age and zstd only."""
+    write_known_set(source.client(), "manual")
+    ws = workspace(tmp_path, source.url)
+    ws.run("backup", "cache", check=True)
+    (listed,) = backups(ws)
+    text = MANUAL.read_text(encoding="utf-8")
+    section = text[text.index("## Redis backups") :]
+    steps = section[section.index("ID=$(") : section.index("\n", section.index("> /tmp/dump.rdb"))]
+    rdb = tmp_path / "manual.rdb"
+    script = steps.replace("/etc/lifeboat/age.key", str(ws.identity)).replace(
+        "/tmp/dump.rdb", str(rdb)
+    )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f"REPO={ws.repo}\nSOURCE=cache\n{script}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (obj,) = manifest(ws, listed["id"])["objects"]
+    assert hashlib.sha256(rdb.read_bytes()).hexdigest() == obj["plain_sha256"]
+    checker = programs.find_program("redis-check-rdb", None)
+    assert programs.check_rdb(checker, rdb) is None
