@@ -329,6 +329,10 @@ def test_a_wrong_password_and_an_unreachable_server_are_one_line(
     assert "refused the login" in line
     assert "nope" not in result.stderr
     assert backups(wrong) == []
+    anonymous = workspace(tmp_path / "anonymous", f"redis://127.0.0.1:{source.port}/0")
+    result = anonymous.run("backup", "cache")
+    assert result.returncode == 1
+    assert "needs a password" in error_line(result)
     with refused_port() as port:
         gone = workspace(tmp_path / "gone", f"redis://:secret@127.0.0.1:{port}/0")
         result = gone.run("backup", "cache")

@@ -93,13 +93,16 @@ class RedisEndpoint:
 
 def failure(endpoint: RedisEndpoint, exc: Exception) -> LifeboatError:
     """A redis-py failure as one line naming the server (never its password)."""
-    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in str(exc):
+    said = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in said or "NOAUTH" in said:
+        if endpoint.password is None:
+            return DatabaseError(
+                f"{endpoint.describe()} needs a password: give one in the url or password_file"
+            )
         return DatabaseError(f"{endpoint.describe()} refused the login: wrong password or user")
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = said.splitlines()[0] if said else type(exc).__name__
         return DatabaseError(f"cannot reach {endpoint.describe()}: {why}")
-    if "NOAUTH" in str(exc):
-        return DatabaseError(f"{endpoint.describe()} needs a password: give one in the url")
     return DatabaseError(f"{endpoint.describe()}: {exc}")
 
 
