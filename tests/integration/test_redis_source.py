@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 import redis
 
+from lifeboat.context import Context
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.sources.redis import programs
+from lifeboat.sources.redis.kind import RedisKind
 from tests.processes import child_pids, kill_and_wait
 from tests.servers.ports import refused_port
 from tests.servers.redis import RedisServer
@@ -433,3 +435,20 @@ def test_the_documented_manual_restore_gives_the_backed_up_rdb(
     assert hashlib.sha256(rdb.read_bytes()).hexdigest() == obj["plain_sha256"]
     checker = programs.find_program("redis-check-rdb", None)
     assert programs.check_rdb(checker, rdb) is None
+
+
+def test_checks_find_what_would_keep_a_backup_from_working(
+    tmp_path: Path, source: RedisServer
+) -> None:
+    ws = workspace(tmp_path, source.url)
+    assert RedisKind().checks(Context.load(ws.config), "cache") == []
+    missing = tmp_path / "missing.rdb"
+    bgsave = workspace(
+        tmp_path / "bgsave", source.url, f'method = "bgsave"\nrdb_path = "{missing}"\n'
+    )
+    assert RedisKind().checks(Context.load(bgsave.config), "cache") == [
+        f"cannot read rdb_path {missing}"
+    ]
+    wrong = workspace(tmp_path / "wrong", f"redis://:nope@127.0.0.1:{source.port}/0")
+    (problem,) = RedisKind().checks(Context.load(wrong.config), "cache")
+    assert problem == f"redis 127.0.0.1:{source.port} refused the login: wrong password or user"
