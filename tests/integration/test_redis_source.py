@@ -25,7 +25,7 @@ from lifeboat.sources.redis import programs
 from lifeboat.sources.redis.kind import RedisKind
 from tests.processes import child_pids, kill_and_wait
 from tests.servers.ports import refused_port
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, TlsFiles
 from tests.waiting import wait_for
 
 from .helpers import Workspace, error_line
@@ -452,3 +452,21 @@ def test_checks_find_what_would_keep_a_backup_from_working(
     wrong = workspace(tmp_path / "wrong", f"redis://:nope@127.0.0.1:{source.port}/0")
     (problem,) = RedisKind().checks(Context.load(wrong.config), "cache")
     assert problem == f"redis 127.0.0.1:{source.port} refused the login: wrong password or user"
+
+
+def test_rediss_checks_the_servers_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS, verified against the system's CAs: the test's CA is one only when OpenSSL is
+    told so (SSL_CERT_FILE), and without it the backup is refused in one line."""
+    tls = TlsFiles.make(tmp_path / "tls")
+    with RedisServer(tmp_path / "server", tls=tls) as secure:
+        write_known_set(secure.client(), "tls")
+        ws = workspace(tmp_path / "ws", secure.url)
+        refused = ws.run("backup", "cache")
+        assert refused.returncode == 1
+        assert "certificate verify failed" in error_line(refused)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
+        ws.run("backup", "cache", check=True)
+    (listed,) = backups(ws)
+    assert manifest(ws, listed["id"])["details"]["keys"] == {"db0": 10}
