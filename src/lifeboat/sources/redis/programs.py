@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lifeboat.errors import LifeboatError, ToolError
 
@@ -137,7 +139,10 @@ class ScratchRedis:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        # polled until it answers: each attempt once, without redis-py's retries
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, retry=Retry(NoBackoff(), 0)
+        )
 
     def wait_loaded(self) -> str | None:
         """Wait until the server has loaded the RDB; None, or why it could not."""

@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lifeboat.config.model import RedisSourceConfig
 from lifeboat.errors import ConfigError, DatabaseError, LifeboatError
@@ -88,6 +90,9 @@ class RedisEndpoint:
             ssl=self.tls,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=READ_TIMEOUT,
+            # one attempt: redis-py's default retries with backoff take seconds to report
+            # a server that is down, and a scheduled backup is retried as a whole anyway
+            retry=Retry(NoBackoff(), 0),
         )
 
 
