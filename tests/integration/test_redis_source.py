@@ -470,3 +470,15 @@ def test_rediss_checks_the_servers_certificate(
         ws.run("backup", "cache", check=True)
     (listed,) = backups(ws)
     assert manifest(ws, listed["id"])["details"]["keys"] == {"db0": 10}
+
+
+def test_a_drill_refuses_the_settings_of_postgresql_drills(
+    tmp_path: Path, source: RedisServer
+) -> None:
+    source.client().set("k", "v")
+    extra = '[sources.cache.drill]\nchecks = [{name = "rows", sql = "SELECT 1"}]\n'
+    ws = workspace(tmp_path, source.url, extra)
+    ws.run("backup", "cache", check=True)
+    drilled = ws.run("drill", "cache")
+    assert drilled.returncode == 2
+    assert "[sources.cache.drill] checks: for PostgreSQL sources" in error_line(drilled)

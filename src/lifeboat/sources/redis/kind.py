@@ -312,6 +312,16 @@ class RedisKind:
         manifest = request.manifest
         details = _details(manifest)
         config = _config(ctx, manifest.source)
+        postgres_only = [
+            key
+            for key, value in (("target_dsn", request.target_dsn), ("checks", request.checks))
+            if value
+        ]
+        if postgres_only:
+            raise UsageError(
+                f"[sources.{manifest.source}.drill] {' and '.join(postgres_only)}: for "
+                "PostgreSQL sources (a Redis drill restores into a scratch redis-server)"
+            )
         server = programs.find_program("redis-server", config.redis_bin_dir)
         checker = programs.find_program("redis-check-rdb", config.redis_bin_dir)
         decryptor = _decryptor(ctx, manifest)
