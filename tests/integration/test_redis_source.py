@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +26,7 @@ from lifeboat.context import Context
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.sources.redis import programs
 from lifeboat.sources.redis.kind import RedisKind
-from tests.processes import child_pids, kill_and_wait
+from tests.processes import child_pids, is_gone, kill_and_wait
 from tests.servers.ports import refused_port
 from tests.servers.redis import RedisServer, TlsFiles
 from tests.waiting import wait_for
@@ -237,7 +240,9 @@ def test_a_drill_counts_keys_whose_ttl_passed_since_the_backup(
     tmp_path: Path, source: RedisServer
 ) -> None:
     client = source.client()
-    ws = workspace(tmp_path, source.url)
+    ws = workspace(
+        tmp_path, source.url, f'[sources.cache.drill]\nwork_dir = "{tmp_path / "drills"}"\n'
+    )
     client.set("stays", "here")
     # long enough for the backup (well under a second) to see it, short enough to wait for
     client.set("soon", "gone", px=5000)
@@ -248,6 +253,7 @@ def test_a_drill_counts_keys_whose_ttl_passed_since_the_backup(
     (record,) = ws.run_json("drill", "cache")["drills"]
     assert record["verdict"] == "pass", record["reasons"]
     assert record["tables"] == [{"table": "db0", "expected": 2, "actual": 2}]
+    assert list((tmp_path / "drills").iterdir()) == []  # the drill's folder is gone
 
 
 def test_a_snapshot_saved_to_the_servers_disk_first_is_read_by_its_size(
@@ -482,3 +488,40 @@ def test_a_drill_refuses_the_settings_of_postgresql_drills(
     drilled = ws.run("drill", "cache")
     assert drilled.returncode == 2
     assert "[sources.cache.drill] checks: for PostgreSQL sources" in error_line(drilled)
+
+
+SCRATCH_HOLDER = """
+import sys
+from pathlib import Path
+from lifeboat.sources.redis import programs
+scratch = programs.ScratchRedis(programs.find_program("redis-server", None), Path(sys.argv[1]))
+scratch.__enter__()
+print(scratch.wait_loaded() or scratch._process.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_scratch_server_dies_with_the_drill_that_started_it(
+    tmp_path: Path, source: RedisServer
+) -> None:
+    """A drill killed with SIGKILL cannot stop its scratch redis-server: the kernel does."""
+    client = source.client()
+    client.set("k", "v")
+    client.save()
+    rdb = tmp_path / "scratch" / "dump.rdb"
+    rdb.parent.mkdir()
+    rdb.write_bytes(source.rdb.read_bytes())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", SCRATCH_HOLDER, str(rdb)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        server_pid = int(holder.stdout.readline())
+        assert not is_gone(server_pid)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    wait_for(lambda: is_gone(server_pid), "the scratch redis-server to die with its drill")

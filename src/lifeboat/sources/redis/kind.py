@@ -26,7 +26,6 @@ from lifeboat.errors import (
 from lifeboat.pipeline.checksum import Readable
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import CHUNK
-from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
@@ -327,51 +326,61 @@ class RedisKind:
         decryptor = _decryptor(ctx, manifest)
         run = DrillRun(clock, target=f"scratch redis-server ({server})")
         obj = manifest.objects[0]
-        with DrillWorkspace(request.work_dir, f"{manifest.source}-{manifest.id}") as space:
-            # the file, and the server's memory as much again
-            require_free_space(space.path, obj.plain_size, f"the drill of {manifest.id}")
-            with contextlib.ExitStack() as stack:
-                with clock.phase("fetch"):
-                    try:
-                        rdb = stack.enter_context(
-                            fetched(request.repository, manifest, obj, decryptor, space.path)
-                        )
-                    except IntegrityError as exc:
-                        run.problems.append(exc.message)
-                        return _finish(run, request)
-                with clock.phase("check"):
-                    damaged = programs.check_rdb(checker, rdb)
-                if damaged:
-                    run.problems.append(damaged)
+        # the RDB goes into a private folder (0700) that fetched() removes afterwards, and
+        # removes next time if this process is killed; the scratch server dies with it
+        work_dir = _drill_folder(request.work_dir)
+        with contextlib.ExitStack() as stack:
+            with clock.phase("fetch"):
+                try:
+                    rdb = stack.enter_context(
+                        fetched(request.repository, manifest, obj, decryptor, work_dir)
+                    )
+                except IntegrityError as exc:
+                    run.problems.append(exc.message)
                     return _finish(run, request)
-                with clock.phase("restore"):
-                    scratch = stack.enter_context(programs.ScratchRedis(server, rdb))
-                    failed = scratch.wait_loaded()
-                if failed:
-                    run.problems.append(failed)
-                    return _finish(run, request)
-                with clock.phase("verify"):
-                    keyspace = scratch.keyspace()
-                    run.target = f"scratch redis-server {scratch.version()}"
-                run.tables = [
-                    TableComparison(db, details.keys.get(db, 0), keyspace.keys.get(db))
-                    for db in sorted(details.keys.keys() | keyspace.keys.keys())
-                ]
-                run.problems += [
-                    f"{t.table}: {t.actual or 0} keys after the restore, the backup has "
-                    f"{t.expected}"
-                    for t in run.tables
-                    if not t.ok
-                ]
-                run.problems += [
-                    f"{db}: {keyspace.expires.get(db, 0)} keys with a TTL after the restore, "
-                    f"the backup has {n}"
-                    for db, n in sorted(details.expires.items())
-                    if keyspace.expires.get(db, 0) != n
-                ]
-                if not run.problems:
-                    clock.ready()
+            with clock.phase("check"):
+                damaged = programs.check_rdb(checker, rdb)
+            if damaged:
+                run.problems.append(damaged)
+                return _finish(run, request)
+            with clock.phase("restore"):
+                scratch = stack.enter_context(programs.ScratchRedis(server, rdb))
+                failed = scratch.wait_loaded()
+            if failed:
+                run.problems.append(failed)
+                return _finish(run, request)
+            with clock.phase("verify"):
+                keyspace = scratch.keyspace()
+                run.target = f"scratch redis-server {scratch.version()}"
+            run.tables = [
+                TableComparison(db, details.keys.get(db, 0), keyspace.keys.get(db))
+                for db in sorted(details.keys.keys() | keyspace.keys.keys())
+            ]
+            run.problems += [
+                f"{t.table}: {t.actual or 0} keys after the restore, the backup has {t.expected}"
+                for t in run.tables
+                if not t.ok
+            ]
+            run.problems += [
+                f"{db}: {keyspace.expires.get(db, 0)} keys with a TTL after the restore, "
+                f"the backup has {n}"
+                for db, n in sorted(details.expires.items())
+                if keyspace.expires.get(db, 0) != n
+            ]
+            if not run.problems:
+                clock.ready()
         return _finish(run, request)
+
+
+def _drill_folder(work_dir: Path | None) -> Path:
+    """Where a drill fetches the RDB: [sources.NAME.drill] work_dir, else the system's
+    temporary folder."""
+    folder = Path(work_dir if work_dir is not None else tempfile.gettempdir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the drill folder {folder}: {exc.strerror}") from None
+    return folder
 
 
 def _finish(run: DrillRun, request: DrillRequest) -> DrillRun:
