@@ -525,3 +525,19 @@ def test_a_scratch_server_dies_with_the_drill_that_started_it(
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
     wait_for(lambda: is_gone(server_pid), "the scratch redis-server to die with its drill")
+
+
+def test_restore_refuses_a_folder_or_a_missing_parent_in_one_line(
+    tmp_path: Path, source: RedisServer
+) -> None:
+    source.client().set("k", "v")
+    ws = workspace(tmp_path, source.url)
+    ws.run("backup", "cache", check=True)
+    for target, said in (
+        (tmp_path, "is a folder: give the RDB file's path"),
+        (tmp_path / "missing" / "dump.rdb", "does not exist"),
+    ):
+        result = ws.run("restore", "cache", "--to", str(target), "--yes")
+        assert result.returncode == 2
+        assert said in error_line(result)
+    assert not (tmp_path / "missing").exists()

@@ -48,6 +48,7 @@ from lifeboat.sources.redis.server import (
     bgsave,
     server_info,
 )
+from lifeboat.util.fs import fsync_dir
 
 if TYPE_CHECKING:
     from lifeboat.sources.base import PathSource
@@ -230,7 +231,10 @@ class RedisKind:
         require_free_space(
             target.parent, obj.plain_size, f"the RDB of {manifest.source}/{manifest.id}"
         )
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.lifeboat-", dir=target.parent)
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.lifeboat-", dir=target.parent)
+        except OSError as exc:
+            raise RestoreError(f"cannot write into {target.parent}: {exc.strerror}") from None
         partial = Path(name)
         try:
             with open(fd, "wb", buffering=CHUNK) as sink:
@@ -251,6 +255,7 @@ class RedisKind:
                 except FileExistsError:
                     raise AbortedError(f"{target} exists: pass --yes to replace it") from None
                 partial.unlink()
+            fsync_dir(target.parent)  # the rename itself survives a crash
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise RestoreError(f"{target.parent} filled up while restoring the RDB") from None
