@@ -541,3 +541,20 @@ def test_restore_refuses_a_folder_or_a_missing_parent_in_one_line(
         assert result.returncode == 2
         assert said in error_line(result)
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_user_without_sync_is_told_of_bgsave(tmp_path: Path, source: RedisServer) -> None:
+    client = source.client()
+    client.acl_setuser(
+        "nosync", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-sync"]
+    )
+    try:
+        ws = workspace(tmp_path, f"redis://nosync:pw@127.0.0.1:{source.port}/0")
+        result = ws.run("backup", "cache")
+    finally:
+        client.acl_deluser("nosync")
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "refused the snapshot: NOPERM" in line
+    assert 'method = "bgsave"' in line
+    assert backups(ws) == []

@@ -223,7 +223,9 @@ class SnapshotStream:
         header = self._line()
         if header.startswith(b"-"):
             raise DatabaseError(
-                f"{self.endpoint.describe()} refused the snapshot: {header[1:].decode()}"
+                f"{self.endpoint.describe()} refused the snapshot: "
+                f"{header[1:].decode(errors='replace')} (without SYNC for this user, "
+                'method = "bgsave" takes the snapshot on the server\'s disk)'
             )
         if header.startswith(b"$EOF:") and len(header) == 5 + EOF_MARK_SIZE:
             self._mark = header[5:]
