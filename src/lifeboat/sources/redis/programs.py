@@ -13,7 +13,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import redis
 from redis.backoff import NoBackoff
@@ -175,12 +174,7 @@ class ScratchRedis:
         line = (important or lines or ["no log"])[-1]
         return line.split(" # ", 1)[-1]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._refusing.close()
         process = self._process
         if process is None or process.poll() is not None:
