@@ -339,7 +339,7 @@ class FactsTap:
     on a thread of its own, so the snapshot is read once. A bounded queue between them
     keeps at most a few chunks in memory."""
 
-    def __init__(self, source: Readable, depth: int = 32) -> None:
+    def __init__(self, source: Readable, depth: int = 8) -> None:
         self._source = source
         self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
         self._outcome: RdbFacts | BaseException | None = None
