@@ -272,10 +272,12 @@ class RedisKind:
     def describe(self, manifest: Manifest) -> dict[str, Any]:
         details = _details(manifest)
         return {
+            "redis_version": details.redis_version,
             "method": details.method,
             "databases": len(details.keys),
             "keys": sum(details.keys.values()),
             "keys_per_database": details.keys,
+            "expires_per_database": details.expires,
         }
 
     def checks(self, ctx: Context, source: str) -> list[str]:
