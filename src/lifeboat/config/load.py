@@ -17,8 +17,9 @@ __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "load_config", "resolve_config_path"]
 
 
 def _is_dsn(where: str) -> bool:
-    # sources.NAME.dsn: its references are parameter values, not text (see expand_dsn)
-    return where.startswith("sources.") and where.endswith((".dsn", ".drill.target_dsn"))
+    # sources.NAME.dsn (and a Redis source's url): its references are parameter values, not
+    # text (see expand_dsn)
+    return where.startswith("sources.") and where.endswith((".dsn", ".drill.target_dsn", ".url"))
 
 
 def _interpolate(value: Any, where: str, path: Path) -> Any:

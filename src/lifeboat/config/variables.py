@@ -12,6 +12,7 @@ from lifeboat.errors import ConfigError
 
 REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 URI_SCHEMES = ("postgresql://", "postgres://")
+REDIS_SCHEMES = ("redis://", "rediss://")
 # in a key=value DSN a backslash makes the next character literal, quoted value or not
 _KEY_VALUE_SPECIAL = re.compile(r"([\\'\s])")
 
@@ -43,12 +44,30 @@ def expand_dsn(dsn: str, where: str) -> str:
         return expand_variables(dsn, where)
     if not REFERENCE.search(dsn):
         return dsn
+    if dsn.lower().startswith(REDIS_SCHEMES):
+        expanded = expand_variables(dsn, where, lambda value: quote(value, safe=""))
+        _register_url_password(expanded)
+        return expanded
     if dsn.lower().startswith(URI_SCHEMES):
         expanded = expand_variables(dsn, where, lambda value: quote(value, safe=""))
     else:
         expanded = expand_variables(dsn, where, _escape_key_value)
     _register_password(expanded)
     return expanded
+
+
+def _register_url_password(url: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from lifeboat.util.redact import register_secret
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return  # the url is refused, redacted, where it is used
+    if password:
+        register_secret(unquote(password))
+        register_secret(password)
 
 
 def _escape_key_value(value: str) -> str:

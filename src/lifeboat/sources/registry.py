@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 def _path_kinds() -> dict[str, Callable[[], PathSource]]:
     """The kinds restored to a path, by their source type (which is also their kind)."""
     from lifeboat.sources.files.kind import FilesKind
+    from lifeboat.sources.redis.kind import RedisKind
     from lifeboat.sources.sqlite.kind import SqliteKind
 
     return {
         "files": FilesKind,
+        "redis": RedisKind,
         "sqlite": SqliteKind,
     }
 

@@ -1,0 +1,1 @@
+"""Redis sources: RDB snapshots over the replication protocol or from BGSAVE."""
