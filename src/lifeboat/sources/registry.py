@@ -6,6 +6,7 @@ find it through these functions rather than naming it."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,17 +19,22 @@ if TYPE_CHECKING:
     from lifeboat.sources.base import PathSource, Source
 
 
-def _path_kinds() -> dict[str, Callable[[], PathSource]]:
-    """The kinds restored to a path, by their source type (which is also their kind)."""
-    from lifeboat.sources.files.kind import FilesKind
-    from lifeboat.sources.redis.kind import RedisKind
-    from lifeboat.sources.sqlite.kind import SqliteKind
+# the kinds restored to a path, by their source type (which is also their kind): module
+# and class, imported only when one is asked for, so that a command pays for the one kind it
+# runs and not for every kind's libraries (redis-py...)
+_PATH_KINDS: dict[str, tuple[str, str]] = {
+    "files": ("lifeboat.sources.files.kind", "FilesKind"),
+    "redis": ("lifeboat.sources.redis.kind", "RedisKind"),
+    "sqlite": ("lifeboat.sources.sqlite.kind", "SqliteKind"),
+}
 
-    return {
-        "files": FilesKind,
-        "redis": RedisKind,
-        "sqlite": SqliteKind,
-    }
+
+def _path_kind_class(source_type: str) -> Callable[[], PathSource] | None:
+    where = _PATH_KINDS.get(source_type)
+    if where is None:
+        return None
+    kind: Callable[[], PathSource] = getattr(importlib.import_module(where[0]), where[1])
+    return kind
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,9 @@ class BackupOptions:
 
 def backup_kind(name: str, config: AnySourceConfig, options: BackupOptions) -> Source[Any]:
     """The kind that backs up source `name` as options ask."""
-    from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
-
     if config.type == "postgres":
+        from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
+
         if options.backup_type not in (None, "logical", "physical"):
             raise UsageError(
                 f"source {name!r} is a PostgreSQL source: --type is logical or physical"
@@ -72,7 +78,7 @@ def backup_kind(name: str, config: AnySourceConfig, options: BackupOptions) -> S
 
 def path_kind(name: str, source_type: str) -> PathSource:
     """The kind of a source restored to a path (`restore SOURCE --to PATH`)."""
-    factory = _path_kinds().get(source_type)
+    factory = _path_kind_class(source_type)
     if factory is None:
         if source_type == "postgres":
             raise UsageError(
@@ -85,13 +91,13 @@ def path_kind(name: str, source_type: str) -> PathSource:
 
 def kind_of(manifest: Manifest) -> Source[Any]:
     """The kind that took a backup: the one that restores and drills it."""
+    if not manifest.postgres:
+        return path_kind(manifest.source, manifest.kind)
     from lifeboat.sources.postgres.kinds import PostgresLogical, PostgresPhysical
 
     if manifest.kind == "postgres-physical":
         return PostgresPhysical()
-    if manifest.kind == "postgres-logical":
-        return PostgresLogical()
-    return path_kind(manifest.source, manifest.kind)
+    return PostgresLogical()
 
 
 def deep_verifier(manifest: Manifest) -> PathSource:

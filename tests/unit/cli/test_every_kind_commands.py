@@ -65,7 +65,7 @@ def no_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
     commands do with backups of kinds they cannot run, whichever kinds this tree has."""
     from lifeboat.sources import registry
 
-    monkeypatch.setattr(registry, "_path_kinds", dict)
+    monkeypatch.setattr(registry, "_PATH_KINDS", {})
 
 
 def test_list_shows_every_kind_by_its_type(
@@ -251,7 +251,7 @@ def test_show_gives_what_the_kind_describes(
 ) -> None:
     from lifeboat.sources import registry
 
-    monkeypatch.setattr(registry, "_path_kinds", lambda: {"redis": lambda: _StandInKind([])})
+    monkeypatch.setattr(registry, "_path_kind_class", lambda _: lambda: _StandInKind([]))
     backup = mixed.newest("cache")
     assert mixed.run("show", backup.id, "--source", "cache") == 0
     out = capsys.readouterr().out
@@ -270,7 +270,7 @@ def test_check_reports_the_kinds_checks(
 ) -> None:
     from lifeboat.sources import registry
 
-    monkeypatch.setattr(registry, "_path_kinds", lambda: {"redis": lambda: _StandInKind(problems)})
+    monkeypatch.setattr(registry, "_path_kind_class", lambda _: lambda: _StandInKind(problems))
     capsys.readouterr()
     assert mixed.run("--json", "check", "cache") == (1 if problems else 0)
     out, err = capsys.readouterr()
