@@ -26,7 +26,7 @@ def test_a_logical_backup_is_restored_from_the_copy_when_the_primary_is_gone(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     primary, _ = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
     made = ws.run_json("backup", "wms")
     assert made["repositories"] == ["primary"]
@@ -70,7 +70,7 @@ def test_a_logical_backup_is_restored_from_the_copy_when_the_primary_is_gone(
 def test_a_hold_reaches_the_copies_and_prune_touches_a_copy_only_when_named(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
     held, dropped, newest = (ws.run_json("backup", "wms")["id"] for _ in range(3))
     ws.run("copy", "--from", "primary", "--to", "dr", check=True)
@@ -97,7 +97,7 @@ def test_a_hold_reaches_the_copies_and_prune_touches_a_copy_only_when_named(
 def test_unknown_repository_is_a_usage_error_naming_the_configured_ones(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
     for command in (
         ["restore", "wms", "--target-db", "nowhere"],
@@ -204,7 +204,7 @@ def test_another_sources_repository_not_set_up_yet_does_not_fail_the_reading_com
     write to and that holds nothing yet (another source's, not initialised) is passed over
     quietly; the source's own repositories still have to be readable."""
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
     made = ws.run_json("backup", "wms")
     shutil.rmtree(dr)  # as if it were configured for another source and never initialised
