@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator, Mapping
 
 from lifeboat import entry
+from lifeboat.util import redact
 
 
 @contextlib.contextmanager
@@ -51,6 +52,19 @@ def _lifeboat_logger_kept() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _no_secrets_known() -> Iterator[None]:
+    """A process starts knowing no secret to redact (the command registers those of its
+    config); those this process knew before come back afterwards."""
+    known = set(redact._SECRETS)
+    redact._SECRETS.clear()
+    try:
+        yield
+    finally:
+        redact._SECRETS.clear()
+        redact._SECRETS.update(known)
+
+
 def _exit_code(code: object, err: io.StringIO) -> int:
     """What the process would exit with for sys.exit(code)."""
     if code is None:
@@ -69,7 +83,7 @@ def run_lifeboat(
     out, err = io.StringIO(), io.StringIO()
     argv, stdin = sys.argv, sys.stdin
     code: object = None
-    with _environment(env or {}), _lifeboat_logger_kept():
+    with _environment(env or {}), _lifeboat_logger_kept(), _no_secrets_known():
         sys.argv, sys.stdin = [program, *args], io.StringIO()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
