@@ -70,7 +70,8 @@ def test_setup_archiving_and_check(archiving: Archiving) -> None:
     # with archiving broken, check fails with one clear line
     failures = int(archiving.cluster.psql("SELECT failed_count FROM pg_stat_archiver"))
     set_and_reload(archiving.cluster, "archive_command", "/bin/false")
-    failed = archiving.lifeboat("check", "wms", "--timeout", "3", check=False)
+    # the segment never arrives: check fails at its timeout, whatever its length
+    failed = archiving.lifeboat("check", "wms", "--timeout", "1", check=False)
     assert failed.returncode == 1
     assert "did not reach repository local" in failed.stderr
     assert "Traceback" not in failed.stderr
