@@ -155,9 +155,12 @@ class Workspace:
         check: bool = False,
         timeout: float = 300,
         env: dict[str, str] | None = None,
+        own_process: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        """`lifeboat --config CONFIG args...`; own_process: as the executable even in an
+        in_process workspace (a drill's recovery time counts from its process's start)."""
         command = ["--config", str(self.config), *args]
-        if self.in_process:
+        if self.in_process and not own_process:
             # no timeout of its own: pytest-timeout ends a command that hangs
             result = run_lifeboat(LIFEBOAT, command, env)
         else:
