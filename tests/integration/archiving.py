@@ -60,6 +60,17 @@ def on_a_free_port(
         attempt += 1
 
 
+def hand_to_server_user(place: Path) -> None:
+    """place and every folder and file in it owned by the server's OS user, when we are
+    root: as what it writes itself, for Lifeboat run as that user to write there (a copy
+    of a repository it is to write into, a folder it is to restore in)."""
+    if os.geteuid() != 0:
+        return
+    for folder, dirs, files in os.walk(place):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            shutil.chown(name, "postgres", "postgres")
+
+
 def set_and_reload(cluster: ScratchCluster, name: str, value: str) -> None:
     """ALTER SYSTEM SET name = value, reload, and wait until the server's processes use it.
 

@@ -19,6 +19,7 @@ from .archiving import (
     Archiving,
     archiving_cluster,
     events,
+    hand_to_server_user,
     stop_cluster,
     switch_wal_and_wait,
 )
@@ -76,10 +77,7 @@ def copy(history: History) -> Iterator[Archiving]:
         )
     )
     config.chmod(0o644)
-    if os.geteuid() == 0:
-        for folder, dirs, files in os.walk(place):
-            for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
-                shutil.chown(name, "postgres", "postgres")
+    hand_to_server_user(place)
     yield dataclasses.replace(original, home=place, config=config)
     shutil.rmtree(place, ignore_errors=True)
 
