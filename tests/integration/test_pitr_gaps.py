@@ -1,6 +1,6 @@
-"""Point-in-time recovery over an archive with a missing or damaged segment: refused before
-anything is written, recovered up to the gap when accepted, a stopped server noticed at
-once, and recovery that ends short of the archive reported."""
+"""Point-in-time recovery over an archive with a missing or damaged segment: found by
+verify, refused before anything is written, recovered up to the gap when accepted, a
+stopped server noticed at once, and recovery that ends short of the archive reported."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .archiving import (
+    RESTORE_LOG,
     Archiving,
     archiving_cluster,
     events,
@@ -40,6 +41,7 @@ class History:
     archiving: Archiving
     # (segment, first row, last row) of each round, oldest first
     rounds: list[tuple[str, int, int]]
+    backup: str
 
     def rows_before(self, segment: str) -> list[int]:
         return [
@@ -52,7 +54,7 @@ def history(pg_bin_dir: Path) -> Iterator[History]:
     """One archiving cluster per module and PostgreSQL version: each test works on a copy
     of its repository (see repository_copy), so none sees another's damage."""
     with archiving_cluster(pg_bin_dir) as archiving:
-        archiving.lifeboat("backup", "wms", "--type", "physical")
+        made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
         rounds = []
         for round_ in range(ROUNDS):
             first = round_ * ROWS_PER_ROUND + 1
@@ -60,7 +62,7 @@ def history(pg_bin_dir: Path) -> Iterator[History]:
             segment = archiving.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
             archiving.switch_and_wait()
             rounds.append((segment, first, first + ROWS_PER_ROUND - 1))
-        yield History(archiving, rounds)
+        yield History(archiving, rounds, json.loads(made.stdout)["id"])
 
 
 @pytest.fixture
@@ -98,6 +100,55 @@ def failed_restore(archiving: Archiving, pgdata: Path, *options: str) -> tuple[s
     assert failed.returncode == 1, failed.stderr
     assert not server_left
     return failed.stderr, failed.stderr.strip().splitlines()[-1]
+
+
+def test_verify_reports_a_gap_in_the_wal_archive(history: History, copy: Archiving) -> None:
+    assert copy.lifeboat("verify", "wms").returncode == 0
+    gap = history.rounds[-2][0]
+    stored(copy, gap).unlink()
+    failed = copy.lifeboat("verify", "wms", check=False)
+    assert failed.returncode == 1
+    assert f"segment {gap} is missing" in failed.stderr
+
+
+def test_restore_refuses_a_target_the_archive_cannot_reach(copy: Archiving) -> None:
+    far = copy.cluster.psql("SELECT pg_current_wal_lsn() + 64 * 1024 * 1024")
+    pgdata = copy.home / "unreachable"
+    failed = copy.lifeboat("restore", "wms", "--pgdata", str(pgdata), "--to-lsn", far, check=False)
+    assert failed.returncode == 1
+    assert "the archive cannot reach LSN" in failed.stderr and "is missing" in failed.stderr
+    assert not pgdata.exists() or not any(pgdata.iterdir())
+
+
+def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(
+    history: History, copy: Archiving
+) -> None:
+    """The first segment after the backup, one bit flipped in its stored object: found by
+    verify --deep, and recovery stops there rather than ending early and promoting."""
+    shown = json.loads(copy.lifeboat("show", history.backup, "--json").stdout)
+    stop_wal = shown["details"]["stop_wal"]
+    after = sorted(
+        p
+        for p in (copy.home / "repo" / "wms" / "wal").rglob("0*.zst.age")
+        if len(p.name.split("-")[0]) == 24 and p.name.split("-")[0] > stop_wal
+    )
+    victim = after[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+
+    failed = copy.lifeboat("verify", "wms", "--deep", check=False)
+    assert failed.returncode == 1
+    assert victim.name in failed.stderr
+
+    pgdata = copy.home / "stops"
+    _, restore = copy.restore_started(pgdata, "--latest", check=False)
+    try:
+        assert restore.returncode == 1
+        assert "exit code 255" in (pgdata / RESTORE_LOG).read_text()
+        assert not (pgdata / "postmaster.pid").exists()
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
 
 
 def test_latest_refuses_a_gap_and_accept_gap_recovers_up_to_it(
