@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -85,17 +86,21 @@ def test_setup_archiving_and_check(archiving: Archiving) -> None:
 # recovery to the latest point runs on each major in the physical drill and the
 # incremental chain's tests; following a new timeline's history file is the same on each
 @on_oldest_major
-def test_restore_latest_after_losing_the_cluster_then_on_the_new_timeline(
+def test_restore_latest_after_losing_the_cluster_then_on_the_new_timelines(
     archiving: Archiving,
 ) -> None:
-    archiving.lifeboat("backup", "wms", "--type", "physical")
-    # the cluster lost, restored to the latest point, is promoted onto timeline 2 and
-    # archives into the same source
+    """The lost cluster restored to the latest point and promoted onto timeline 2, which
+    archives into the same source and is backed up: the timeline 1 backup restored to
+    the latest point follows the history file to timeline 2's end, and refuses, naming
+    it, once a segment of timeline 2 is missing; the timeline 2 backup restores to the
+    latest point too, and promotes onto timeline 3."""
+    made = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
     with archiving.promoted_after_loss() as promoted:
         port = promoted.port
         assert events(port) == list(range(1, 11))  # every row the lost cluster archived
         assert promoted.sql(TIMELINE) == "00000002"
         promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
+        on_new_timeline = switch_wal_and_wait(promoted.sql)
         second_config = archiving.home / "second.toml"
         second_config.write_text(
             archiving.config.read_text()
@@ -112,7 +117,26 @@ def test_restore_latest_after_losing_the_cluster_then_on_the_new_timeline(
         )
         promoted.sql("INSERT INTO events SELECT generate_series(21, 25)")
         switch_wal_and_wait(promoted.sql)
+    assert on_new_timeline.startswith("00000002")
 
+    # the timeline 1 backup again: recovery follows 00000002.history to its end
+    followed = archiving.home / "followed"
+    again = ("--backup", made["id"], "--latest")
+    port1, _ = archiving.restore_started(followed, *again, "--archive-mode", "off")
+    try:
+        assert events(port1) == list(range(1, 26))
+    finally:
+        stop_cluster(followed, archiving.cluster.bin_dir)
+
+    (segment,) = archived(archiving, on_new_timeline)
+    segment.unlink()
+    refused_in = archiving.home / "refused"
+    refused = archiving.lifeboat("restore", "wms", "--pgdata", str(refused_in), *again, check=False)
+    assert refused.returncode == 1
+    assert f"segment {on_new_timeline} is missing" in refused.stderr
+    assert not refused_in.exists() or not any(refused_in.iterdir())
+
+    # the newest backup, timeline 2's, taken after that segment: the latest point again
     second = archiving.home / "second"
     port2, _ = archiving.restore_started(second, "--latest")
     try:

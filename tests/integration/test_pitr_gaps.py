@@ -22,7 +22,6 @@ from .archiving import (
     events,
     hand_to_server_user,
     stop_cluster,
-    switch_wal_and_wait,
 )
 from .versions import on_oldest_major
 
@@ -305,34 +304,6 @@ def test_accept_gap_needs_pgdata(history: History) -> None:
     refused = history.archiving.lifeboat("restore", "wms", "--accept-gap", check=False)
     assert refused.returncode == 2
     assert "--accept-gap" in refused.stderr and "need --pgdata" in refused.stderr
-
-
-def test_latest_follows_the_history_file_and_a_gap_on_the_new_timeline_is_named(
-    archiving: Archiving,
-) -> None:
-    made = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
-    with archiving.promoted_after_loss() as promoted:
-        promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
-        on_new_timeline = switch_wal_and_wait(promoted.sql)
-        promoted.sql("INSERT INTO events SELECT generate_series(21, 30)")
-        switch_wal_and_wait(promoted.sql)
-    assert on_new_timeline.startswith("00000002")
-
-    # the timeline 1 backup again: recovery follows 00000002.history to its end
-    second = archiving.home / "second"
-    again = ("--backup", made["id"], "--latest")
-    port, _ = archiving.restore_started(second, *again, "--archive-mode", "off")
-    try:
-        assert events(port) == list(range(1, 31))
-    finally:
-        stop_cluster(second, archiving.cluster.bin_dir)
-
-    stored(archiving, on_new_timeline).unlink()
-    third = archiving.home / "third"
-    refused = archiving.lifeboat("restore", "wms", "--pgdata", str(third), *again, check=False)
-    assert refused.returncode == 1
-    assert f"segment {on_new_timeline} is missing" in refused.stderr
-    assert not third.exists() or not any(third.iterdir())
 
 
 def test_target_action_shutdown_waits_for_the_stop_and_tells_it_from_a_failure(
