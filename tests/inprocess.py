@@ -15,28 +15,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 
 from lifeboat import entry
 from lifeboat.util import redact
-
-
-@contextlib.contextmanager
-def _environment(added: Mapping[str, str]) -> Iterator[None]:
-    """os.environ with `added` for the block, as it was afterwards."""
-    before = {name: os.environ.get(name) for name in added}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+from tests.environment import changed_environment
 
 
 @contextlib.contextmanager
@@ -83,7 +68,7 @@ def run_lifeboat(
     out, err = io.StringIO(), io.StringIO()
     argv, stdin = sys.argv, sys.stdin
     code: object = None
-    with _environment(env or {}), _lifeboat_logger_kept(), _no_secrets_known():
+    with changed_environment(env or {}), _lifeboat_logger_kept(), _no_secrets_known():
         sys.argv, sys.stdin = [program, *args], io.StringIO()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
