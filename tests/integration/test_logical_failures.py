@@ -12,6 +12,7 @@ import pytest
 
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.inprocess import run_lifeboat
 from tests.mounts import small_tmpfs
 from tests.waiting import wait_for
 
@@ -270,9 +271,7 @@ def test_pg_dump_older_than_server_is_refused(
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = subprocess.run(
-        [LIFEBOAT, "--config", str(config), "list"], capture_output=True, text=True
-    )
+    result = run_lifeboat(LIFEBOAT, ["--config", str(config), "list"])
     assert result.returncode == 2
     line = error_line(result)
     assert str(config) in line and expected in line
