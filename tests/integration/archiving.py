@@ -16,6 +16,7 @@ import pytest
 
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.inprocess import run_lifeboat
 from tests.servers.ports import candidate_port
 from tests.waiting import wait_for
 
@@ -58,6 +59,17 @@ def on_a_free_port(
             return port, result
         undo()
         attempt += 1
+
+
+def hand_to_server_user(place: Path) -> None:
+    """place and every folder and file in it owned by the server's OS user, when we are
+    root: as what it writes itself, for Lifeboat run as that user to write there (a copy
+    of a repository it is to write into, a folder it is to restore in)."""
+    if os.geteuid() != 0:
+        return
+    for folder, dirs, files in os.walk(place):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            shutil.chown(name, "postgres", "postgres")
 
 
 def set_and_reload(cluster: ScratchCluster, name: str, value: str) -> None:
@@ -221,17 +233,14 @@ def archiving_cluster(
         )
 
     try:
-        cluster.init()
+        cluster.init(sync=False)  # thrown away after the test: no need to reach the disk
         write_config()  # archive_command reads it from the start
-        if owner is not None:
-            for path in (key, config):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
         config.chmod(0o644)
-        subprocess.run(
-            as_postgres([LIFEBOAT, "--config", str(config), "init"]),
-            check=True,
-            capture_output=True,
-        )
+        # initialised in this process, then handed to the server's OS user with the key
+        # and the config: as if that user had run `lifeboat init`, without a process start
+        initialised = run_lifeboat(LIFEBOAT, ["--config", str(config), "init"])
+        assert initialised.returncode == 0, initialised.stderr
+        hand_to_server_user(home)
         cluster.start()
         write_config()  # the server may have started on another port than it was given
         cluster.psql("CREATE TABLE events (id int PRIMARY KEY)")

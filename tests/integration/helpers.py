@@ -12,6 +12,7 @@ from typing import Any
 
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.inprocess import run_lifeboat
 from tests.walfiles import SYSTEM_ID, segment_file
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
@@ -118,10 +119,12 @@ def schema_facts(cluster: ScratchCluster, db: str) -> dict[str, str]:
 
 @dataclass
 class Workspace:
-    """A folder with an age key, a repository and a config file for one test."""
+    """A folder with an age key, a repository and a config file for one test; in_process:
+    its commands run in the test's process (tests/inprocess.py), not as the executable."""
 
     root: Path
     public_key: str
+    in_process: bool = False
 
     @property
     def config(self) -> Path:
@@ -152,15 +155,23 @@ class Workspace:
         check: bool = False,
         timeout: float = 300,
         env: dict[str, str] | None = None,
+        own_process: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [LIFEBOAT, "--config", str(self.config), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
+        """`lifeboat --config CONFIG args...`; own_process: as the executable even in an
+        in_process workspace (a drill's recovery time counts from its process's start)."""
+        command = ["--config", str(self.config), *args]
+        if self.in_process and not own_process:
+            # no timeout of its own: pytest-timeout ends a command that hangs
+            result = run_lifeboat(LIFEBOAT, command, env)
+        else:
+            result = subprocess.run(
+                [LIFEBOAT, *command],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+            )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"lifeboat {' '.join(args)} exited {result.returncode}: {result.stderr}"
@@ -171,9 +182,9 @@ class Workspace:
         return json.loads(self.run(*args, "--json", check=True).stdout)
 
 
-def make_workspace(root: Path, dsn: str) -> Workspace:
+def make_workspace(root: Path, dsn: str, in_process: bool = False) -> Workspace:
     public = write_identity(root / "age.key")
-    ws = Workspace(root, public)
+    ws = Workspace(root, public, in_process)
     ws.write_config(dsn)
     ws.run("init", check=True)
     return ws

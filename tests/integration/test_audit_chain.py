@@ -218,7 +218,7 @@ def test_concurrent_writers_neither_fork_nor_lose_events(chain_url: str) -> None
 
 def workspace(root: Path) -> Workspace:
     """A config with two local repositories, main and dr, both initialised."""
-    ws = Workspace(root, write_identity(root / "age.key"))
+    ws = Workspace(root, write_identity(root / "age.key"), in_process=True)
     ws.config.write_text(
         f'[repositories.main]\nurl = "file://{root / "main"}"\n\n'
         f'[repositories.dr]\nurl = "file://{root / "dr"}"\n\n'

@@ -51,7 +51,7 @@ def test_backup_restore_wal_and_copy_through_s3_azure_and_gcs(
     gcs_storage_factory: gcs_servers.GcsStorageFactory,
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     urls = {
         "s3": s3_storage_factory("roundtrip").url,
         "azure": azure_storage_factory("roundtrip").url,

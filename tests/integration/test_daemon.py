@@ -31,7 +31,7 @@ from .versions import on_oldest_major
 
 pytestmark = pytest.mark.integration
 
-SCHEDULE = '\n[schedule.often]\nsource = "wms"\njob = "backup"\nevery = "2s"\nretries = 0\n'
+SCHEDULE = '\n[schedule.often]\nsource = "wms"\njob = "backup"\nevery = "1s"\nretries = 0\n'
 
 
 class Daemon:
@@ -98,7 +98,7 @@ def test_daemon_backs_up_on_schedule_and_stops_cleanly_mid_job(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     pg_cluster.psql("CREATE TABLE lots (id int PRIMARY KEY); INSERT INTO lots VALUES (1)", fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     with contextlib.ExitStack() as stack:
         receiver = stack.enter_context(http_receiver())
         ws.config.write_text(
@@ -165,7 +165,8 @@ def _cancelled_mid_job(
     """A second daemon refuses; SIGTERM while a backup waits inside pg_dump cancels it
     (exit 1), and its run is counted, notified and pinged as failed before the exit. The
     backups listed before the signal."""
-    second = ws.run("daemon", "--once", env=env)
+    # a daemon of its own: its lock and its metrics port are the process's
+    second = ws.run("daemon", "--once", env=env, own_process=True)
     assert second.returncode == 1
     assert "another lifeboat daemon runs with" in error_line(second)
 

@@ -21,7 +21,7 @@ def test_a_damaged_backup_does_not_hide_the_others(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     damaged = ws.run_json("backup", "wms")["id"]
     intact = ws.run_json("backup", "wms")["id"]
     folder = ws.repo / "wms" / "backups" / damaged
@@ -47,7 +47,7 @@ def test_a_damaged_backup_does_not_hide_the_others(
 def test_status_shows_the_newest_readable_backup_and_names_the_damaged_one(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     intact = ws.run_json("backup", "wms")["id"]
     damaged = ws.run_json("backup", "wms")["id"]  # the newest: status used to stop at it
     folder = ws.repo / "wms" / "backups" / damaged

@@ -63,7 +63,7 @@ class DrillSetup:
     """A workspace with two repositories, the source's objectives, drill table and checks."""
 
     def __init__(self, root: Path, dsn: str, work_dir: Path) -> None:
-        self.ws = Workspace(root, write_identity(root / "age.key"))
+        self.ws = Workspace(root, write_identity(root / "age.key"), in_process=True)
         self.dsn = dsn
         self.work_dir = work_dir
         self.configure()
@@ -94,7 +94,7 @@ class DrillSetup:
         )
 
     def drill(self, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-        done = self.ws.run("drill", "wms", *args, "--json", timeout=600)
+        done = self.ws.run("drill", "wms", *args, "--json", timeout=600, own_process=True)
         return done, json.loads(done.stdout) if done.stdout.strip() else {}
 
     def records(self, repository: str, backup: str) -> list[Path]:

@@ -25,7 +25,7 @@ def _workspace(root: Path, dsn: str) -> Workspace:
         for line in (root / "age.key").read_text().splitlines()
         if line.startswith("# public key:")
     )
-    ws = Workspace(root, public)
+    ws = Workspace(root, public, in_process=True)
     ws.write_config(dsn, extra_source="\n[retention]\nkeep_last = 1\n")
     return ws
 

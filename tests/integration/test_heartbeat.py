@@ -83,14 +83,14 @@ def test_the_documented_grants_are_enough(pg_cluster: ScratchCluster, fresh_db: 
 
 @on_oldest_major
 def test_once_writes_one_beat(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     done = ws.run("heartbeat", "wms", "--once", "--json", check=True)
     written = datetime.fromisoformat(json.loads(done.stdout)["beat_at"])
     assert _last_beat(pg_cluster.dsn(fresh_db)) == written
 
 
 def test_once_against_an_unreachable_server_fails_in_one_line(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, UNREACHABLE_DSN)
+    ws = make_workspace(tmp_path, UNREACHABLE_DSN, in_process=True)
     failed = ws.run("heartbeat", "wms", "--once")
     assert failed.returncode == 1
     assert "cannot reach database postgres@127.0.0.1:1/postgres" in error_line(failed)
@@ -118,7 +118,7 @@ def _failed_beats(log_file: Path) -> list[str]:
 
 
 def test_the_loop_goes_on_after_failures_and_ends_on_ctrl_c(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, UNREACHABLE_DSN)
+    ws = make_workspace(tmp_path, UNREACHABLE_DSN, in_process=True)
     log_file = tmp_path / "heartbeat.log"
     with _beating(ws, log_file, "--every", "1s") as process:
         wait_for(lambda: len(_failed_beats(log_file)) >= 2, "two failed beats")
@@ -140,7 +140,7 @@ def test_the_loop_beats_once_the_database_is_back_and_ends_on_sigterm(
     there the beats land, two of them before the SIGTERM that ends the loop with exit 0."""
     db = f"t_{uuid.uuid4().hex[:16]}"
     dsn = pg_cluster.dsn(db)
-    ws = make_workspace(tmp_path, dsn)
+    ws = make_workspace(tmp_path, dsn, in_process=True)
     ws.write_config(dsn, extra_source='[sources.wms.objectives]\nheartbeat = "1s"\n')
     log_file = tmp_path / "heartbeat.log"
     try:

@@ -12,6 +12,7 @@ import pytest
 
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.postgres.instance import ScratchCluster
+from tests.inprocess import run_lifeboat
 from tests.mounts import small_tmpfs
 from tests.waiting import wait_for
 
@@ -40,7 +41,7 @@ def big_db(pg_cluster: ScratchCluster) -> Iterator[str]:
 @pytest.fixture
 def backed_up(pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path) -> tuple[Workspace, str]:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     return ws, ws.run_json("backup", "wms")["id"]
 
 
@@ -120,7 +121,7 @@ def test_wrong_identity_fails_clearly_before_touching_anything(
 def test_kill_9_during_backup_leaves_nothing_listed_and_next_run_cleans_up(
     pg_cluster: ScratchCluster, big_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(big_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(big_db), in_process=True)
     process = subprocess.Popen(
         [LIFEBOAT, "--config", str(ws.config), "backup", "wms"],
         stdout=subprocess.DEVNULL,
@@ -167,7 +168,7 @@ def size_of(path: Path) -> int:
 
 @on_oldest_major
 def test_full_disk_fails_cleanly(pg_cluster: ScratchCluster, big_db: str, tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(big_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(big_db), in_process=True)
     with small_tmpfs(tmp_path / "small", "4m") as small:
         text = ws.config.read_text().replace(f"file://{ws.repo}", f"file://{small}/repo")
         ws.config.write_text(text)
@@ -181,7 +182,7 @@ def test_full_disk_fails_cleanly(pg_cluster: ScratchCluster, big_db: str, tmp_pa
 
 
 def test_unreachable_server(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, "postgresql://backup:s3cret@127.0.0.1:1/wms")
+    ws = make_workspace(tmp_path, "postgresql://backup:s3cret@127.0.0.1:1/wms", in_process=True)
     failed = ws.run("backup", "wms")
     assert failed.returncode == 1
     line = error_line(failed)
@@ -193,7 +194,7 @@ def test_unreachable_server(tmp_path: Path) -> None:
 def test_authentication_failed(pg_bin_dir: Path, tmp_path: Path) -> None:
     with ScratchCluster(pg_bin_dir, password="right-password") as cluster:
         wrong = cluster.dsn("postgres").replace("right-password", "wrong-password")
-        ws = make_workspace(tmp_path, wrong)
+        ws = make_workspace(tmp_path, wrong, in_process=True)
         failed = ws.run("backup", "wms")
         assert failed.returncode == 1
         assert "authentication failed" in error_line(failed)
@@ -210,7 +211,7 @@ def test_authentication_failed(pg_bin_dir: Path, tmp_path: Path) -> None:
 
 @on_oldest_major
 def test_missing_database(pg_cluster: ScratchCluster, tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn("no_such_db"))
+    ws = make_workspace(tmp_path, pg_cluster.dsn("no_such_db"), in_process=True)
     failed = ws.run("backup", "wms")
     assert failed.returncode == 1 and "does not exist" in error_line(failed)
 
@@ -219,7 +220,7 @@ def test_missing_database(pg_cluster: ScratchCluster, tmp_path: Path) -> None:
 def test_repository_not_initialised(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     text = ws.config.read_text().replace(f"file://{ws.repo}", f"file://{tmp_path}/elsewhere")
     ws.config.write_text(text)
     for command in (["backup", "wms"], ["list"], ["verify"], ["restore", "wms"]):
@@ -237,7 +238,7 @@ def test_pg_dump_older_than_server_is_refused(
     older = [d for d in find_bin_dirs() if d != pg_cluster.bin_dir]
     if not older:
         pytest.skip("needs another, older PostgreSQL installed for its client")
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     ws.write_config(pg_cluster.dsn(fresh_db), extra_source=f'pg_bin_dir = "{older[0]}"')
     failed = ws.run("backup", "wms")
     assert failed.returncode == 1
@@ -270,9 +271,7 @@ def test_pg_dump_older_than_server_is_refused(
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = subprocess.run(
-        [LIFEBOAT, "--config", str(config), "list"], capture_output=True, text=True
-    )
+    result = run_lifeboat(LIFEBOAT, ["--config", str(config), "list"])
     assert result.returncode == 2
     line = error_line(result)
     assert str(config) in line and expected in line

@@ -18,7 +18,7 @@ def test_round_trip_restores_every_table_identically(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
 
     made = ws.run_json("backup", "wms")
     assert made["source"] == "wms" and made["type"] == "logical" and made["id"]
@@ -60,7 +60,7 @@ def test_restore_over_existing_database_needs_yes_and_takes_a_safety_backup(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     backup = ws.run_json("backup", "wms")["id"]
     before = table_digests(pg_cluster, fresh_db)
 
@@ -100,7 +100,7 @@ def test_single_table_restore_brings_back_rows_and_indexes(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     ws.run("backup", "wms", check=True)
     original = table_digests(pg_cluster, fresh_db)
     pg_cluster.psql("DROP TABLE other.lots; DELETE FROM audit", fresh_db)
@@ -156,7 +156,7 @@ def test_gpg_round_trip(
         capture_output=True,
     )
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     ws.write_config(
         pg_cluster.dsn(fresh_db),
         encryption=f'gpg_recipients = ["backup@example.com"]\ngpg_homedir = "{home}"\n',
@@ -199,7 +199,7 @@ def test_evidence_check_recounts_before_calling_a_mismatch(
     from lifeboat.sources.postgres.logical_restore import check_evidence
 
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     made = ws.run_json("backup", "wms")
     evidence = Evidence.model_validate(ws.run_json("show", made["id"])["details"]["evidence"])
     target = f"{fresh_db}_check"

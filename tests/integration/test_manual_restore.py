@@ -38,7 +38,7 @@ def test_manual_restore_with_age_zstd_and_pg_restore(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     wanted = ws.run_json("backup", "wms")["id"]
     # a newer backup the document must pass over: the safety copy a restore takes
     ws.run("restore", "wms", "--target-db", fresh_db, "--yes", check=True)

@@ -36,7 +36,7 @@ def test_a_cron_backup_writes_the_textfile(
     tmp_path: Path, pg_cluster: ScratchCluster, fresh_db: str
 ) -> None:
     pg_cluster.psql("CREATE TABLE lots (id int PRIMARY KEY); INSERT INTO lots VALUES (1)", fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     textfile = tmp_path / "node-exporter" / "lifeboat.prom"
     textfile.parent.mkdir()
     with ws.config.open("a") as config:

@@ -44,7 +44,7 @@ def test_one_backup_reaches_every_repository_and_restores_from_either(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db))
 
     made = ws.run_json("backup", "wms")
@@ -75,7 +75,7 @@ def test_one_backup_reaches_every_repository_and_restores_from_either(
 def test_a_failing_repository_is_reported_and_the_others_still_get_the_backup(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db))
     # a real failure: where dr keeps this source's backups there is a file, not a folder
     (dr / "wms").mkdir(exist_ok=True)
@@ -94,7 +94,7 @@ def test_a_failing_repository_is_reported_and_the_others_still_get_the_backup(
 def test_copy_replicates_what_is_missing_checks_it_and_resumes(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     primary, dr = two_repositories(ws, pg_cluster.dsn(fresh_db), 'repositories = ["primary"]')
     first = ws.run_json("backup", "wms")["id"]
     second = ws.run_json("backup", "wms")["id"]
@@ -137,7 +137,7 @@ def test_copy_replicates_what_is_missing_checks_it_and_resumes(
 
 
 def test_wal_goes_to_every_repository_and_fetch_tries_them_in_order(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, "postgresql://nobody@127.0.0.1:1/none")
+    ws = make_workspace(tmp_path, "postgresql://nobody@127.0.0.1:1/none", in_process=True)
     primary, dr = two_repositories(ws, "postgresql://nobody@127.0.0.1:1/none")
     segment = wal_segment(tmp_path)
 
@@ -172,7 +172,7 @@ def test_copy_reports_another_backup_under_the_same_id_and_copies_the_rest(
     """Ids are unique, but two repositories can hold different backups under one id (ids
     of earlier versions were per second): copy compares manifests, never skips such a
     backup silently, and copies everything else."""
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     dsn = pg_cluster.dsn(fresh_db)
     primary, dr = two_repositories(ws, dsn, 'repositories = ["primary"]')
     first = ws.run_json("backup", "wms")["id"]

@@ -79,7 +79,7 @@ def test_a_pg_restore_failure_half_way_leaves_the_target_and_no_dump_behind(
     try:
         fill_rich(pg_cluster, fresh_db)
         pg_cluster.psql(POISONED_TABLE + f"ALTER TABLE poisoned OWNER TO {owner};", fresh_db)
-        ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
         backed_up(ws)
     finally:
         pg_cluster.psql(f"DROP OWNED BY {owner}; DROP ROLE {owner}", fresh_db)
@@ -123,7 +123,7 @@ def test_a_work_folder_too_small_is_refused_before_anything_changes(
         "CREATE TABLE filler AS SELECT g, md5(g::text) AS h FROM generate_series(1, 40000) g",
         fresh_db,
     )
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     backup = backed_up(ws)
     objects = ws.run_json("show", backup)["objects"]
     (dump_size,) = [o["plain_size"] for o in objects if o["name"].startswith("dump.")]
@@ -159,7 +159,7 @@ def test_load_into_a_fresh_server_brings_the_roles_and_swaps_nothing(
     name = f"plant_{uuid.uuid4().hex[:8]}"
     create_production_db(pg_cluster, name)
     try:
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name), in_process=True)
         backed_up(ws)
         ctx = Context.load(ws.config)
         repo = ctx.repositories_to_read("wms")[0]

@@ -1,6 +1,6 @@
-"""Point-in-time recovery over an archive with a missing or damaged segment: refused before
-anything is written, recovered up to the gap when accepted, a stopped server noticed at
-once, and recovery that ends short of the archive reported."""
+"""Point-in-time recovery over an archive with a missing or damaged segment: found by
+verify, refused before anything is written, recovered up to the gap when accepted, a
+stopped server noticed at once, and recovery that ends short of the archive reported."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from .archiving import (
+    RESTORE_LOG,
     Archiving,
     archiving_cluster,
     events,
+    hand_to_server_user,
     stop_cluster,
-    switch_wal_and_wait,
 )
 from .versions import on_oldest_major
 
@@ -39,6 +40,7 @@ class History:
     archiving: Archiving
     # (segment, first row, last row) of each round, oldest first
     rounds: list[tuple[str, int, int]]
+    backup: str
 
     def rows_before(self, segment: str) -> list[int]:
         return [
@@ -51,7 +53,7 @@ def history(pg_bin_dir: Path) -> Iterator[History]:
     """One archiving cluster per module and PostgreSQL version: each test works on a copy
     of its repository (see repository_copy), so none sees another's damage."""
     with archiving_cluster(pg_bin_dir) as archiving:
-        archiving.lifeboat("backup", "wms", "--type", "physical")
+        made = archiving.lifeboat("backup", "wms", "--type", "physical", "--json")
         rounds = []
         for round_ in range(ROUNDS):
             first = round_ * ROWS_PER_ROUND + 1
@@ -59,7 +61,7 @@ def history(pg_bin_dir: Path) -> Iterator[History]:
             segment = archiving.cluster.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
             archiving.switch_and_wait()
             rounds.append((segment, first, first + ROWS_PER_ROUND - 1))
-        yield History(archiving, rounds)
+        yield History(archiving, rounds, json.loads(made.stdout)["id"])
 
 
 @pytest.fixture
@@ -76,10 +78,7 @@ def copy(history: History) -> Iterator[Archiving]:
         )
     )
     config.chmod(0o644)
-    if os.geteuid() == 0:
-        for folder, dirs, files in os.walk(place):
-            for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
-                shutil.chown(name, "postgres", "postgres")
+    hand_to_server_user(place)
     yield dataclasses.replace(original, home=place, config=config)
     shutil.rmtree(place, ignore_errors=True)
 
@@ -100,6 +99,55 @@ def failed_restore(archiving: Archiving, pgdata: Path, *options: str) -> tuple[s
     assert failed.returncode == 1, failed.stderr
     assert not server_left
     return failed.stderr, failed.stderr.strip().splitlines()[-1]
+
+
+def test_verify_reports_a_gap_in_the_wal_archive(history: History, copy: Archiving) -> None:
+    assert copy.lifeboat("verify", "wms").returncode == 0
+    gap = history.rounds[-2][0]
+    stored(copy, gap).unlink()
+    failed = copy.lifeboat("verify", "wms", check=False)
+    assert failed.returncode == 1
+    assert f"segment {gap} is missing" in failed.stderr
+
+
+def test_restore_refuses_a_target_the_archive_cannot_reach(copy: Archiving) -> None:
+    far = copy.cluster.psql("SELECT pg_current_wal_lsn() + 64 * 1024 * 1024")
+    pgdata = copy.home / "unreachable"
+    failed = copy.lifeboat("restore", "wms", "--pgdata", str(pgdata), "--to-lsn", far, check=False)
+    assert failed.returncode == 1
+    assert "the archive cannot reach LSN" in failed.stderr and "is missing" in failed.stderr
+    assert not pgdata.exists() or not any(pgdata.iterdir())
+
+
+def test_a_corrupted_wal_segment_is_detected_and_stops_recovery(
+    history: History, copy: Archiving
+) -> None:
+    """The first segment after the backup, one bit flipped in its stored object: found by
+    verify --deep, and recovery stops there rather than ending early and promoting."""
+    shown = json.loads(copy.lifeboat("show", history.backup, "--json").stdout)
+    stop_wal = shown["details"]["stop_wal"]
+    after = sorted(
+        p
+        for p in (copy.home / "repo" / "wms" / "wal").rglob("0*.zst.age")
+        if len(p.name.split("-")[0]) == 24 and p.name.split("-")[0] > stop_wal
+    )
+    victim = after[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+
+    failed = copy.lifeboat("verify", "wms", "--deep", check=False)
+    assert failed.returncode == 1
+    assert victim.name in failed.stderr
+
+    pgdata = copy.home / "stops"
+    _, restore = copy.restore_started(pgdata, "--latest", check=False)
+    try:
+        assert restore.returncode == 1
+        assert "exit code 255" in (pgdata / RESTORE_LOG).read_text()
+        assert not (pgdata / "postmaster.pid").exists()
+    finally:
+        stop_cluster(pgdata, copy.cluster.bin_dir)
 
 
 def test_latest_refuses_a_gap_and_accept_gap_recovers_up_to_it(
@@ -256,34 +304,6 @@ def test_accept_gap_needs_pgdata(history: History) -> None:
     refused = history.archiving.lifeboat("restore", "wms", "--accept-gap", check=False)
     assert refused.returncode == 2
     assert "--accept-gap" in refused.stderr and "need --pgdata" in refused.stderr
-
-
-def test_latest_follows_the_history_file_and_a_gap_on_the_new_timeline_is_named(
-    archiving: Archiving,
-) -> None:
-    made = json.loads(archiving.lifeboat("backup", "wms", "--type", "physical", "--json").stdout)
-    with archiving.promoted_after_loss() as promoted:
-        promoted.sql("INSERT INTO events SELECT generate_series(11, 20)")
-        on_new_timeline = switch_wal_and_wait(promoted.sql)
-        promoted.sql("INSERT INTO events SELECT generate_series(21, 30)")
-        switch_wal_and_wait(promoted.sql)
-    assert on_new_timeline.startswith("00000002")
-
-    # the timeline 1 backup again: recovery follows 00000002.history to its end
-    second = archiving.home / "second"
-    again = ("--backup", made["id"], "--latest")
-    port, _ = archiving.restore_started(second, *again, "--archive-mode", "off")
-    try:
-        assert events(port) == list(range(1, 31))
-    finally:
-        stop_cluster(second, archiving.cluster.bin_dir)
-
-    stored(archiving, on_new_timeline).unlink()
-    third = archiving.home / "third"
-    refused = archiving.lifeboat("restore", "wms", "--pgdata", str(third), *again, check=False)
-    assert refused.returncode == 1
-    assert f"segment {on_new_timeline} is missing" in refused.stderr
-    assert not third.exists() or not any(third.iterdir())
 
 
 def test_target_action_shutdown_waits_for_the_stop_and_tells_it_from_a_failure(

@@ -49,7 +49,7 @@ def pruning(
     cluster: ScratchCluster, db: str, root: Path, count: int, policy: str
 ) -> tuple[Workspace, list[str]]:
     """A workspace with count backups of db, then the retention policy."""
-    ws = make_workspace(root, cluster.dsn(db))
+    ws = make_workspace(root, cluster.dsn(db), in_process=True)
     made = backups(ws, count)
     with_retention(ws, policy)
     return ws, made
@@ -67,7 +67,7 @@ def audit_records(repo: Path) -> list[dict[str, Any]]:
 def test_prune_explains_applies_and_audits(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     pg_cluster.psql("CREATE TABLE t AS SELECT generate_series(1, 100) AS n", fresh_db)
     made = backups(ws, 4)
 
@@ -231,7 +231,7 @@ def test_prune_killed_half_way_leaves_a_consistent_repository_and_the_next_finis
 ) -> None:
     proxy, rule = held_delete
     storage = s3_storage_factory("prune-kill")
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     url = repository_url(storage.location.bucket, proxy.endpoint)
     ws.config.write_text(
         ws.config.read_text().replace(f'url = "file://{ws.repo}"', f'url = "{url}"')
@@ -383,7 +383,7 @@ def test_holds_become_s3_legal_holds_and_prune_respects_object_lock(
 ) -> None:
     storage = s3_storage_factory("prune-locked", lock=True)
     bucket = storage.location.bucket
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     on_s3(ws, storage.url)
     made = backups(ws, 3)
     with_retention(ws, "keep_last = 1")
@@ -430,7 +430,7 @@ def test_prune_moves_kept_backups_to_their_tier_tag_on_s3(
     """Uploads are tagged daily; the lifecycle rules of deploy/terraform move weekly,
     monthly and yearly backups elsewhere, so prune retags what its rules keep as such."""
     storage = s3_storage_factory("prune-tiers")
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     on_s3(ws, storage.url)
     made = backups(ws, 2)
     with_retention(ws, "keep_last = 2\nkeep_monthly = 1")

@@ -53,13 +53,13 @@ def test_the_report_of_a_real_history_and_its_bad_inputs(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     _with_copy_target(ws, pg_cluster.dsn(fresh_db))
     held, pruned, newest = (ws.run_json("backup", "wms")["id"] for _ in range(3))
     ws.run("copy", "--from", "primary", "--to", "dr", check=True)
     ws.run("hold", held, "--reason", "audit 2026", check=True)
     ws.run("verify", "wms", check=True)
-    drilled = ws.run("drill", "wms", "--depth", "quick", "--json", timeout=600)
+    drilled = ws.run("drill", "wms", "--depth", "quick", "--json", timeout=600, own_process=True)
     assert drilled.returncode == 0, drilled.stderr
     (drill,) = json.loads(drilled.stdout)["drills"]
     assert drill["verdict"] == "pass", drill["reasons"]

@@ -45,7 +45,7 @@ def snapshot(cluster: ScratchCluster, db: str) -> tuple[str, dict[str, str], dic
 def test_full_restore_keeps_owners_privileges_and_database_properties(
     pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db), in_process=True)
     original = snapshot(pg_cluster, production_db)
     backup = ws.run_json("backup", "wms")["id"]
     manifest = ws.run_json("show", backup)
@@ -108,7 +108,7 @@ def test_latin1_database_comes_back_latin1_with_its_locale(
     pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
 ) -> None:
     copy = f"{latin1_db}_copy"
-    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db), in_process=True)
     ws.run("backup", "wms", check=True)
     ws.run_json("restore", "wms", "--target-db", copy)
     facts = database_facts(pg_cluster, copy)
@@ -121,7 +121,7 @@ def test_a_table_restored_into_a_new_database_gets_the_backed_up_encoding(
     pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
 ) -> None:
     copy = f"{latin1_db}_copy"
-    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db), in_process=True)
     ws.run("backup", "wms", check=True)
     restored = ws.run_json("restore", "wms", "--target-db", copy, "--table", "t")
     assert restored["created"] is True and restored["verified"] is True
@@ -154,7 +154,7 @@ def test_an_older_backup_restores_as_before_into_the_server_defaults(
     pg_cluster: ScratchCluster, latin1_db: str, tmp_path: Path
 ) -> None:
     copy = f"{latin1_db}_copy"
-    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db), in_process=True)
     backup = ws.run_json("backup", "wms")["id"]
     as_older_backup(ws, backup)
     restored = ws.run_json("restore", "wms", "--target-db", copy)
@@ -171,7 +171,7 @@ def test_a_locale_the_target_lacks_is_refused_before_the_safety_backup(
 ) -> None:
     """One machine has one set of locales, so the backup is made to name a locale this
     server lacks by rewriting its manifests (as a backup from another host would)."""
-    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(latin1_db), in_process=True)
     backup = ws.run_json("backup", "wms")["id"]
     folder = ws.repo / "wms" / "backups" / backup
     manifest = decode((folder / "manifest.json").read_bytes(), backup)
@@ -226,7 +226,7 @@ def test_locale_provider_and_its_locale_come_back(
     pg_cluster.psql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' {options}")
     try:
         pg_cluster.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('Äpfel'), ('apfel')", name)
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name), in_process=True)
         ws.run("backup", "wms", check=True)
         ws.run_json("restore", "wms", "--target-db", copy)
         assert locale_provider_of(pg_cluster, copy) == expected
@@ -276,7 +276,7 @@ def test_restore_on_a_server_without_the_roles(
     # backed up by a role that is not a superuser: the roles come along all the same
     # (a grantee of the database, so one of the roles the restore needs)
     pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO {backup_role(pg_cluster)}')
-    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db, "lifeboat_backup"))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db, "lifeboat_backup"), in_process=True)
     ws.run("backup", "wms", check=True)
     original = snapshot(pg_cluster, production_db)
 
@@ -323,7 +323,7 @@ def test_restore_on_a_server_without_the_roles(
 def test_an_existing_member_of_a_created_group_is_named_not_altered(
     other: ScratchCluster, pg_cluster: ScratchCluster, production_db: str, tmp_path: Path
 ) -> None:
-    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db), in_process=True)
     ws.run("backup", "wms", check=True)
     other.psql(f'CREATE ROLE "{APP}" LOGIN')  # the login exists, its group does not
     done = ws.run("restore", "wms", "--target-dsn", other.dsn("copy"), "--create-roles")
@@ -362,7 +362,7 @@ def test_password_hashes_only_when_asked_and_only_from_a_superuser(
     )
     pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO pw_probe')
     pg_cluster.psql(f'GRANT CONNECT ON DATABASE "{production_db}" TO {backup_role(pg_cluster)}')
-    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(production_db), in_process=True)
     plain = ws.run_json("backup", "wms")["id"]
     script = globals_script(ws, plain)
     assert "CREATE ROLE pw_probe;" in script and "PASSWORD" not in script
@@ -408,7 +408,7 @@ def test_a_failed_restore_drops_the_roles_it_created(
             f"CREATE TABLE t TABLESPACE {name} AS SELECT 1 AS id; ALTER TABLE t OWNER TO ts_owner",
             name,
         )
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name), in_process=True)
         ws.run("backup", "wms", check=True)
         before = roles_on(other)
         failed = ws.run("restore", "wms", "--target-dsn", other.dsn(name), "--create-roles")
@@ -440,7 +440,7 @@ def test_a_missing_policy_role_is_not_left_out_by_no_owner_no_privileges(
             f'CREATE POLICY visible ON t TO "{role}" USING (id > 1)',
             name,
         )
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name), in_process=True)
         ws.run("backup", "wms", check=True)
         pg_cluster.psql(f'ALTER ROLE "{role}" RENAME TO {renamed}')
         before = roles_on(pg_cluster)
@@ -486,7 +486,7 @@ def test_no_owner_gives_the_database_owners_privileges_to_the_restoring_role(
             f"GRANT SELECT ON t TO {reader}; INSERT INTO t VALUES (1)",
             name,
         )
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name), in_process=True)
         ws.run("backup", "wms", check=True)
         pg_cluster.psql(f'ALTER ROLE "{owner}" RENAME TO {renamed}')
 
@@ -525,7 +525,7 @@ def test_a_setting_the_newer_target_lacks_is_left_out_with_a_warning(
     )
     try:
         pg_cluster.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", name)
-        ws = make_workspace(tmp_path, pg_cluster.dsn(name))
+        ws = make_workspace(tmp_path, pg_cluster.dsn(name), in_process=True)
         ws.run("backup", "wms", check=True)
         with ScratchCluster(newer[0]) as target:
             done = ws.run("restore", "wms", "--target-dsn", target.dsn(name))

@@ -29,9 +29,9 @@ def test_the_runbook_names_the_real_backup_and_drill_and_its_restore_command_wor
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     backup = ws.run_json("backup", "wms")["id"]
-    drilled = ws.run("drill", "wms", "--depth", "quick", "--json", timeout=600)
+    drilled = ws.run("drill", "wms", "--depth", "quick", "--json", timeout=600, own_process=True)
     assert drilled.returncode == 0, drilled.stderr
     (record,) = json.loads(drilled.stdout)["drills"]
     assert record["verdict"] == "pass", record["reasons"]

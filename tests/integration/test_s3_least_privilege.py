@@ -162,7 +162,7 @@ def test_database_host_works_as_the_writer_and_cannot_delete_backups(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fill_rich(pg_cluster, fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     configure(ws, pg_cluster.dsn(fresh_db), enforced.url())
 
     # a stranger's key is refused before anything else

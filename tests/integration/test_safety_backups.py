@@ -20,7 +20,7 @@ def test_safety_backups_count_for_no_rule_and_expire_unless_held(
     pg_cluster: ScratchCluster, fresh_db: str, tmp_path: Path
 ) -> None:
     pg_cluster.psql("CREATE TABLE lots (id int PRIMARY KEY); INSERT INTO lots VALUES (1)", fresh_db)
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     base = ws.config.read_text()
     older = ws.run_json("backup", "wms")["id"]
     newest = ws.run_json("backup", "wms")["id"]

@@ -38,7 +38,7 @@ def backup(
 ) -> Iterator[Backup]:
     db = f"prod_{uuid.uuid4().hex[:12]}"
     create_production_db(pg_cluster, db)
-    ws = make_workspace(tmp_path_factory.mktemp("tables"), pg_cluster.dsn(db))
+    ws = make_workspace(tmp_path_factory.mktemp("tables"), pg_cluster.dsn(db), in_process=True)
     ws.run("backup", "wms", check=True)
     try:
         yield Backup(ws, db, table_digests(pg_cluster, db))
@@ -444,7 +444,7 @@ def test_a_backup_found_damaged_after_its_rows_were_sent_changes_nothing(
         "FROM generate_series(1, 40000) g",
         fresh_db,
     )
-    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db))
+    ws = make_workspace(tmp_path, pg_cluster.dsn(fresh_db), in_process=True)
     made = ws.run_json("backup", "wms")["id"]
     stored = ws.repo / "wms" / "backups" / made / "dump.zst.age"
     data = bytearray(stored.read_bytes())

@@ -106,8 +106,9 @@ def stream_partials(archiving: Archiving, segment: str = "") -> list[Path]:
     return sorted(folder.glob(f"{segment}*.partial-*"))
 
 
-def insert_within(cluster: ScratchCluster, row: int, seconds: float) -> None:
-    """A commit that must return: with a synchronous standby, only once it confirmed."""
+def insert_within(cluster: ScratchCluster, rows: range, seconds: float) -> None:
+    """One commit per row, in one session, that must all return: with a synchronous
+    standby, each only once it confirmed."""
     subprocess.run(
         [
             str(cluster.bin_dir / "psql"),
@@ -116,9 +117,11 @@ def insert_within(cluster: ScratchCluster, row: int, seconds: float) -> None:
             "ON_ERROR_STOP=1",
             "-d",
             cluster.dsn(),
-            "-c",
-            f"INSERT INTO events VALUES ({row})",
+            "-f",
+            "-",
         ],
+        input="".join(f"INSERT INTO events VALUES ({row});\n" for row in rows),
+        text=True,
         check=True,
         capture_output=True,
         timeout=seconds,
@@ -162,8 +165,7 @@ def test_synchronous_stream_keeps_every_commit_of_a_lost_primary(pg_bin_dir: Pat
             wait_for(lambda: standby_state(cluster) != "", "wal-stream to stream")
             set_and_reload(cluster, "synchronous_standby_names", APPLICATION_NAME)
             wait_for(lambda: standby_state(cluster) == "sync", "wal-stream as the sync standby")
-            for row in range(1, 21):
-                insert_within(cluster, row, seconds=30)
+            insert_within(cluster, range(1, 21), seconds=120)
             segment = current_segment(cluster)
             assert archived_copies(archiving, segment) == []
             assert stream_partials(archiving) == []

@@ -41,6 +41,7 @@ from lifeboat.storage.azure import (
 )
 from lifeboat.storage.base import Storage
 from lifeboat.storage.options import StorageOptions
+from tests.environment import changed_environment
 from tests.servers.ports import start_http_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -214,16 +215,9 @@ def new_container(connection: str, label: str = "test") -> str:
 @contextlib.contextmanager
 def azure_environment(connection: str) -> Iterator[None]:
     """AZURE_STORAGE_CONNECTION_STRING set (and no other Azure variable) for the block."""
-    saved = {name: os.environ.pop(name, None) for name in AZURE_VARIABLES}
-    os.environ[CONNECTION_STRING_ENV] = connection
-    try:
+    unset: dict[str, str | None] = dict.fromkeys(AZURE_VARIABLES)
+    with changed_environment({**unset, CONNECTION_STRING_ENV: connection}):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def azure_contract_storage(tmp: Path) -> Storage:
