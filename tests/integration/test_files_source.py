@@ -64,7 +64,7 @@ class FilesWorkspace(Workspace):
 
 
 def files_workspace(root: Path, data: Path, extra: str = "") -> FilesWorkspace:
-    ws = FilesWorkspace(root, write_identity(root / "age.key"), data)
+    ws = FilesWorkspace(root, write_identity(root / "age.key"), data=data)
     ws.config.write_text(
         f'[repositories.local]\nurl = "file://{ws.repo}"\n\n'
         f'[encryption]\nage_recipients = ["{ws.public_key}"]\n'
