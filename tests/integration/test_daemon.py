@@ -144,7 +144,10 @@ def _metrics_and_notifications_tell_the_runs(port: int, receiver: HttpReceiver) 
 
     def told() -> bool:
         paths = [r.path for r in receiver.received]
-        events = [json.loads(r.body)["event"] for r in receiver.received if r.path == "/hook"]
+        bodies = [json.loads(r.body) for r in receiver.received if r.path == "/hook"]
+        events = [body["event"] for body in bodies]
+        # each names the backup it made, as `lifeboat backup` tells it
+        assert all(b["details"]["backup_id"] for b in bodies if b["event"] == "backup_succeeded")
         return (
             events.count("backup_succeeded") >= 2
             and paths.count("/ping/often/start") >= 2

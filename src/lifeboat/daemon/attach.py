@@ -48,6 +48,8 @@ def job_event(run: JobRun, outcome: Outcome, backup_type: str | None = None) -> 
     sends, with the schedule's name as the job. backup_type: a backup's (default: the
     job's type, else logical)."""
     kind, source, name, line = run.job.job, run.job.source, run.name, outcome.message
+    if outcome.told is not None:
+        return replace(outcome.told, job=name)
     if kind == "backup" and run.job.group is not None:
         # each source's own notification is in outcome.events; this is the group's run
         if outcome.ok:

@@ -27,6 +27,9 @@ class Outcome:
     # a group's backup: each source's run (source, ok, seconds, backup type), recorded in
     # the metrics as `backup SOURCE`'s would be
     source_runs: tuple[tuple[str, bool, float, str], ...] = ()
+    # the notification the run's command sends for its outcome, when the run has it
+    # (a backup's backup_succeeded with what was stored); else attach.py words one
+    told: Event | None = None
 
 
 def execute(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> Outcome:
@@ -52,7 +55,8 @@ def _backup(ctx: Context, job: ScheduleConfig, now: datetime, reports: Path) -> 
     if done.failed:
         missing = "; ".join(f"{name}: {why}" for name, why in done.failed.items())
         raise LifeboatError(f"backup {backup_id} is missing from {missing}")
-    return f"backup {backup_id} in {', '.join(done.summary['repositories'])}"
+    line = f"backup {backup_id} in {', '.join(done.summary['repositories'])}"
+    return Outcome(True, line, told=done.event())
 
 
 def _backup_group(ctx: Context, job: ScheduleConfig) -> Outcome:

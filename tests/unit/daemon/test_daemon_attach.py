@@ -45,6 +45,26 @@ def test_each_kind_of_run_tells_what_its_command_tells(kind: str, ok: bool, even
     assert "what happened" in told.summary or ok
 
 
+def test_a_backup_run_tells_what_backup_source_tells_with_what_was_stored() -> None:
+    from lifeboat.ops.backup_one import SourceBackup
+
+    summary = {
+        "id": "20261207T030000Z-ab12",
+        "type": "redis",
+        "stored_size": 2048,
+        "plain_size": 8192,
+        "duration_s": 1.5,
+        "repositories": ["local", "offsite"],
+    }
+    done = SourceBackup("wms", "redis", summary, {})
+    told = job_event(run_of("backup"), Outcome(True, "backup done", told=done.event()))
+    assert (told.kind, told.source, told.job) == ("backup_succeeded", "wms", "nightly")
+    assert told.details["backup_id"] == "20261207T030000Z-ab12"
+    assert told.details["stored_bytes"] == 2048
+    assert told.details["repositories"] == "local, offsite"
+    assert told.details["type"] == "redis"
+
+
 def test_a_cancelled_backup_is_a_failed_one_naming_why() -> None:
     told = job_event(run_of("backup"), Outcome(False, "cancelled: the daemon stopped", True))
     assert told.kind == "backup_failed"
