@@ -166,6 +166,7 @@ def drill_backup(
             rto_seconds=clock.rto_seconds,
             rpo_seconds=run.rpo_seconds,
             objectives=judged_by,
+            kind=manifest.type,
         )
 
     reasons = reasons_against(objectives)

@@ -86,6 +86,19 @@ def check_reaches(manifest: Manifest, until: datetime) -> None:
         )
 
 
+# what a drill's evidence compares, per kind as people name it: the parts and what is
+# counted in each (a PostgreSQL or SQLite backup's tables and rows by default)
+EVIDENCE_UNITS: dict[str, tuple[str, str]] = {
+    "redis": ("databases", "keys"),
+    "files": ("paths", "entries"),
+}
+
+
+def evidence_units(kind: str) -> tuple[str, str]:
+    """(parts, what is counted in each) of a drill of a backup of kind."""
+    return EVIDENCE_UNITS.get(kind, ("tables", "rows"))
+
+
 def verdict_reasons(
     *,
     problems: Sequence[str],
@@ -94,21 +107,24 @@ def verdict_reasons(
     rto_seconds: float | None,
     rpo_seconds: float | None,
     objectives: Objectives,
+    kind: str = "logical",
 ) -> list[str]:
-    """Every reason the drill fails; none means it passed. A drill passes only when the
+    """Every reason the drill fails; none means it passed (kind: the backup's, which names
+    what its evidence counts). A drill passes only when the
     restore succeeded, the evidence matched, every check returned true and RTO and RPO are
     within their objectives."""
     reasons = list(problems)
+    counted = evidence_units(kind)[1]
     reasons += [
-        f"{t.table}: {'missing' if t.actual is None else t.actual} rows, backup has {t.expected}"
+        f"{t.table}: {'missing' if t.actual is None else t.actual} {counted}, backup has "
+        f"{t.expected}"
         for t in tables
         if not t.ok
     ]
     reasons += [f"check {c.name!r} failed: {c.message}" for c in checks if not c.ok]
     if rto_seconds is None:
         reasons.append(
-            "no recovery time measured: the restore did not end in a database that "
-            "matches the backup"
+            "no recovery time measured: the restore did not end in a copy that matches the backup"
         )
     elif objectives.rto is not None and rto_seconds > objectives.rto.total_seconds():
         reasons.append(

@@ -102,6 +102,23 @@ def test_every_reason_of_a_failed_drill_is_given() -> None:
     ]
 
 
+def test_a_redis_or_files_drill_names_what_its_evidence_counts() -> None:
+    from lifeboat.policy.drill import evidence_units
+
+    reasons = verdict_reasons(
+        problems=[],
+        tables=[TableComparison("db0", 52, 51)],
+        checks=[],
+        rto_seconds=2.0,
+        rpo_seconds=1.0,
+        objectives=Objectives(),
+        kind="redis",
+    )
+    assert reasons == ["db0: 51 keys, backup has 52"]
+    assert evidence_units("files") == ("paths", "entries")
+    assert evidence_units("sqlite") == evidence_units("logical") == ("tables", "rows")
+
+
 def test_no_objectives_judge_only_the_restore_and_a_restore_that_never_ended_fails() -> None:
     assert (
         verdict_reasons(

@@ -20,6 +20,8 @@ def _seconds(value: float | None) -> str:
 
 
 def _print_record(record: DrillRecord) -> None:
+    from lifeboat.policy.drill import evidence_units
+
     verdict = "PASS" if record.passed else "FAIL"
     click.echo(
         f"{verdict} {record.source}/{record.backup} ({record.kind}, {record.picked}, "
@@ -38,7 +40,8 @@ def _print_record(record: DrillRecord) -> None:
     if record.tables:
         rows = sum(t.expected for t in record.tables)
         matching = sum(1 for t in record.tables if t.ok)
-        click.echo(f"  evidence: {matching}/{len(record.tables)} tables match ({rows} rows)")
+        parts, counted = evidence_units(record.kind)
+        click.echo(f"  evidence: {matching}/{len(record.tables)} {parts} match ({rows} {counted})")
     for check in record.checks:
         click.echo(f"  {'ok ' if check.ok else 'FAILED'} {check.name}: {check.message}")
     for reason in record.reasons:
