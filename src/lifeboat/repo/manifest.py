@@ -9,10 +9,11 @@ keeps its bytes and its checksum)."""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -162,6 +163,7 @@ DETAILS: dict[str, type[Details]] = {
         SqliteDetails,
     )
 }
+DetailsT = TypeVar("DetailsT", bound=Details)
 POSTGRES_KINDS: tuple[Kind, ...] = ("postgres-logical", "postgres-physical")
 KIND_OF_TYPE: dict[BackupType, Kind] = {
     "logical": "postgres-logical",
@@ -332,6 +334,14 @@ class Manifest(_Model):
         return next((o for o in self.objects if o.name == name), None)
 
     # --- every kind -----------------------------------------------------------------------
+
+    def details_as(self, model: builtins.type[DetailsT]) -> DetailsT:
+        """The details, as a kind's own code reads them: of its model, else the backup is
+        another kind's and that code was given the wrong one."""
+        details = self.details
+        if not isinstance(details, model):
+            raise IntegrityError(f"backup {self.source}/{self.id} is a {self.kind} backup")
+        return details
 
     @property
     def safety(self) -> bool:

@@ -8,14 +8,14 @@ from lifeboat.context import Context
 from lifeboat.errors import IntegrityError, RestoreError
 from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo.drills import TableComparison
+from lifeboat.repo.manifest import FilesDetails
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
-from lifeboat.sources.files.readback import files_details
 from lifeboat.sources.files.restore import decryptor_for, extract_backup
 
 
 def drill_files(ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
     manifest = request.manifest
-    details = files_details(manifest)
+    details = manifest.details_as(FilesDetails)
     decryptor = decryptor_for(ctx, manifest)
     run = DrillRun(clock)
     with DrillWorkspace(request.work_dir, f"{manifest.source}-{manifest.id}") as space:

@@ -24,15 +24,8 @@ from lifeboat.sources.files.scratch import private_folder
 MAX_PROBLEMS = 50  # listed one by one; the rest are counted
 
 
-def files_details(manifest: Manifest) -> FilesDetails:
-    details = manifest.details
-    if not isinstance(details, FilesDetails):
-        raise IntegrityError(f"backup {manifest.source}/{manifest.id} is not a files backup")
-    return details
-
-
 def index_object(manifest: Manifest) -> StoredObject:
-    name = files_details(manifest).index
+    name = manifest.details_as(FilesDetails).index
     for obj in manifest.objects:
         if obj.name == name:
             return obj
@@ -198,7 +191,7 @@ def _mismatch(member: TarMember, entry: IndexEntry) -> str:
 
 def check_backup(repo: Repository, manifest: Manifest, decryptor: Decryptor) -> list[str]:
     """verify --deep: the whole archive read back and checked against index and manifest."""
-    details = files_details(manifest)
+    details = manifest.details_as(FilesDetails)
     with fetched_index(repo, manifest, decryptor) as index_path:
         checker = CheckedArchive(read_index(index_path))
         read_plain(repo, manifest, manifest.objects[0], decryptor, checker)

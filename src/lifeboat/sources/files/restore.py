@@ -15,7 +15,7 @@ from lifeboat.errors import RestoreError, UsageError
 from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
-from lifeboat.repo.manifest import Manifest
+from lifeboat.repo.manifest import FilesDetails, Manifest
 from lifeboat.repo.objects import read_plain
 from lifeboat.sources.base import PathRestoreRequest
 from lifeboat.sources.files.backup import files_source
@@ -26,7 +26,7 @@ from lifeboat.sources.files.extract import (
     selected,
 )
 from lifeboat.sources.files.index import read_index
-from lifeboat.sources.files.readback import fetched_index, files_details
+from lifeboat.sources.files.readback import fetched_index
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def restore_files(ctx: Context, source: str, request: PathRestoreRequest) -> Fil
             f"the rest is restored: {'; '.join(failures[:3])}"
         )
     counts = restorer.counts
-    details = files_details(manifest)
+    details = manifest.details_as(FilesDetails)
     return FilesRestoreOutcome(
         source=source,
         backup=manifest.id,
@@ -150,7 +150,7 @@ def extract_backup(
     """The backup (or its selected paths) written under target and checked; the restorer
     tells what it restored and what went wrong. --path values the backup lacks are a usage
     error, before anything is written."""
-    details = files_details(manifest)
+    details = manifest.details_as(FilesDetails)
     with fetched_index(repo, manifest, decryptor) as index_path:
         if selection:
             found = {chosen: False for chosen in selection}

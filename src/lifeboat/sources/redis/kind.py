@@ -81,13 +81,6 @@ def evidence_problems(details: RedisDetails, facts: RdbFacts) -> list[str]:
     return problems
 
 
-def _details(manifest: Manifest) -> RedisDetails:
-    details = manifest.details
-    if not isinstance(details, RedisDetails):
-        raise UsageError(f"backup {manifest.source}/{manifest.id} is not a Redis backup")
-    return details
-
-
 def _decryptor(ctx: Context, manifest: Manifest) -> Decryptor:
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
@@ -225,7 +218,7 @@ class RedisKind:
         repo, manifest = first_that_serves(
             ctx.repositories_to_read(source, request.repository), find
         )
-        details = _details(manifest)
+        details = manifest.details_as(RedisDetails)
         decryptor = _decryptor(ctx, manifest)
         obj = manifest.objects[0]
         require_free_space(
@@ -270,7 +263,7 @@ class RedisKind:
     # --- what a backup holds, and whether one can work -------------------------------------
 
     def describe(self, manifest: Manifest) -> dict[str, Any]:
-        details = _details(manifest)
+        details = manifest.details_as(RedisDetails)
         return {
             "redis_version": details.redis_version,
             "method": details.method,
@@ -298,7 +291,7 @@ class RedisKind:
     # --- verify --deep and drills ----------------------------------------------------------
 
     def verify_deep(self, ctx: Context, repo: Repository, manifest: Manifest) -> list[str]:
-        details = _details(manifest)
+        details = manifest.details_as(RedisDetails)
         config = ctx.source(manifest.source) if manifest.source in ctx.config.sources else None
         bin_dir = config.redis_bin_dir if isinstance(config, RedisSourceConfig) else None
         checker = programs.find_program("redis-check-rdb", bin_dir)
@@ -316,7 +309,7 @@ class RedisKind:
 
     def drill(self, ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
         manifest = request.manifest
-        details = _details(manifest)
+        details = manifest.details_as(RedisDetails)
         config = _config(ctx, manifest.source)
         postgres_only = [
             key

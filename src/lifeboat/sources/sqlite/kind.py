@@ -16,7 +16,6 @@ from lifeboat.repo.drills import CheckResult, TableComparison
 from lifeboat.repo.fetch import fetched, require_free_space
 from lifeboat.repo.manifest import SqliteDetails
 from lifeboat.sources.sqlite import database, snapshot
-from lifeboat.sources.sqlite.restore import sqlite_details
 
 if TYPE_CHECKING:
     from lifeboat.config.model import DrillCheckConfig
@@ -54,7 +53,7 @@ class SqliteKind:
         return restore_sqlite(ctx, source, request)
 
     def describe(self, manifest: Manifest) -> dict[str, Any]:
-        details = sqlite_details(manifest)
+        details = manifest.details_as(SqliteDetails)
         return {
             "path": details.path,
             "tables": len(details.row_counts),
@@ -92,7 +91,7 @@ class SqliteKind:
         from lifeboat.sources.base import DrillRun
 
         manifest = request.manifest
-        details = sqlite_details(manifest)
+        details = manifest.details_as(SqliteDetails)
         decryptor = ctx.decryptor(manifest.encryption.method)
         decryptor.check_can_decrypt(
             [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
@@ -132,7 +131,7 @@ class SqliteKind:
         return run
 
     def verify_deep(self, ctx: Context, repo: Repository, manifest: Manifest) -> list[str]:
-        details = sqlite_details(manifest)
+        details = manifest.details_as(SqliteDetails)
         decryptor = ctx.decryptor(manifest.encryption.method)
         obj = manifest.objects[0]
         with fetched(repo, manifest, obj, decryptor, snapshot.work_dir()) as path:

@@ -69,13 +69,6 @@ class SqliteRestoreResult:
         return found
 
 
-def sqlite_details(manifest: Manifest) -> SqliteDetails:
-    details = manifest.details
-    if not isinstance(details, SqliteDetails):
-        raise UsageError(f"backup {manifest.source}/{manifest.id} is a {manifest.kind} backup")
-    return details
-
-
 def restore_sqlite(
     ctx: Context, source_name: str, request: PathRestoreRequest
 ) -> SqliteRestoreResult:
@@ -87,13 +80,13 @@ def restore_sqlite(
     def find(repo: Repository) -> Manifest:
         repo.ensure_initialised()
         manifest = repo.resolve(source_name, request.backup)
-        sqlite_details(manifest)
+        manifest.details_as(SqliteDetails)
         return manifest
 
     repo, manifest = first_that_serves(
         ctx.repositories_to_read(source_name, request.repository), find
     )
-    details = sqlite_details(manifest)
+    details = manifest.details_as(SqliteDetails)
     decryptor = ctx.decryptor(manifest.encryption.method)
     decryptor.check_can_decrypt(
         [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
