@@ -78,6 +78,10 @@ def test_headers_are_the_bytes_tarfile_writes() -> None:
         Header("big", tarfile.REGTYPE, 0o644, 0, 0, 8**11 + 1, 0),
         Header("ĳ" + "x" * 200, tarfile.LNKTYPE, 0o644, 1, 2, 0, 10**18, "y" * 99, "ü", "g"),
         Header("not utf-8 \udcff", tarfile.REGTYPE, 0o600, 0, 0, 1, 0),
+        Header("before 1970", tarfile.REGTYPE, 0o644, 0, 0, 3, -1_500_000_000, "", "u", "g"),
+        Header("far future", tarfile.REGTYPE, 0o644, 0, 0, 3, 8**11 * 10**9 + 7),
+        Header("x" * 100, tarfile.SYMTYPE, 0o777, 0, 0, 0, 1, "y" * 100, "u" * 32, "g" * 32),
+        Header("spaces and 'quotes'", tarfile.DIRTYPE, 0o700, 8**7 - 1, 0, 0, 10**9),
     ]:
         assert header_bytes(header) == _by_tarfile(header), header
         if header.size > 512:

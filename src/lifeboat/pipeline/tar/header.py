@@ -7,6 +7,7 @@ surrogates) are left to tarfile, which marks them with hdrcharset=BINARY."""
 
 from __future__ import annotations
 
+import struct
 import tarfile
 from dataclasses import dataclass
 
@@ -15,6 +16,20 @@ from lifeboat.pipeline.tar.parser import BLOCK, pax_time
 _PAX_NAME = b"././@PaxHeader"
 _MAX_OCTAL_7 = 8**7  # uid, gid: 7 octal digits
 _MAX_OCTAL_11 = 8**11  # size, mtime: 11 octal digits
+_BILLION = 1_000_000_000
+
+# name, the five numbers (mode, uid, gid, size, mtime), checksum, type, linkname, magic and
+# version, uname, gname; struct pads each field, and the rest of the block, with NULs
+_USTAR = struct.Struct("100s48s8s1s100s8s32s32s183s")
+_NUMBERS = b"%07o\0%07o\0%07o\0%011o\0%011o\0"
+_CHECKSUM_SPACES = b"        "  # the checksum field counts as spaces while it is summed
+_MAGIC = b"ustar\x0000"
+_DIR = tarfile.DIRTYPE
+
+# the pax member's own ustar block depends only on the length of its records
+_pax_blocks: dict[int, bytes] = {}
+# "LENGTH mtime=" for a time of each length: the record's length counts its own digits
+_mtime_prefixes: dict[int, bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -33,43 +48,105 @@ class Header:
 
 def header_bytes(header: Header) -> bytes:
     """The header blocks of one member (its data and padding follow them)."""
-    try:
-        # a folder's name ends with "/", as tar and tarfile write it
-        name = (header.name + "/" if header.kind == tarfile.DIRTYPE else header.name).encode()
-        linkname = header.linkname.encode("utf-8")
-        uname = header.uname.encode("utf-8")
-        gname = header.gname.encode("utf-8")
-    except UnicodeEncodeError:
-        return _by_tarfile(header)
-    records = [(b"mtime", pax_time(header.mtime_ns).encode("ascii"))]
-    if len(name) > 100 or not name.isascii():
-        records.append((b"path", name))
-    if len(linkname) > 100 or not linkname.isascii():
-        records.append((b"linkpath", linkname))
-    if len(uname) > 32 or not uname.isascii():
-        records.append((b"uname", uname))
-    if len(gname) > 32 or not gname.isascii():
-        records.append((b"gname", gname))
-    for key, value in ((b"uid", header.uid), (b"gid", header.gid)):
-        if not 0 <= value < _MAX_OCTAL_7:
-            records.append((key, str(value).encode("ascii")))
-    if header.size >= _MAX_OCTAL_11:
-        records.append((b"size", str(header.size).encode("ascii")))
-    body = b"".join(_record(key, value) for key, value in records)
-    pax = _ustar(_PAX_NAME, tarfile.XHDTYPE, 0, 0, 0, len(body), 0, b"", b"", b"")
-    main = _ustar(
-        _ascii(name, 100),
+    return member_header(
+        header.name,
         header.kind,
         header.mode,
-        header.uid if header.uid < _MAX_OCTAL_7 else 0,
-        header.gid if header.gid < _MAX_OCTAL_7 else 0,
-        header.size if header.size < _MAX_OCTAL_11 else 0,
-        min(max(header.mtime_ns // 1_000_000_000, 0), _MAX_OCTAL_11 - 1),
-        _ascii(linkname, 100),
-        _ascii(uname, 32),
-        _ascii(gname, 32),
+        header.uid,
+        header.gid,
+        header.size,
+        header.mtime_ns,
+        header.linkname,
+        header.uname,
+        header.gname,
     )
-    return pax + body + b"\0" * ((BLOCK - len(body) % BLOCK) % BLOCK) + main
+
+
+def member_header(
+    name: str,
+    kind: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime_ns: int,
+    linkname: str = "",
+    uname: str = "",
+    gname: str = "",
+) -> bytes:
+    """header_bytes without a Header: this runs once for every member of a backup."""
+    try:
+        # a folder's name ends with "/", as tar and tarfile write it
+        encoded = (name + "/" if kind == _DIR else name).encode()
+        link = linkname.encode()
+        user = uname.encode()
+        group = gname.encode()
+    except UnicodeEncodeError:
+        header = Header(name, kind, mode, uid, gid, size, mtime_ns, linkname, uname, gname)
+        return _by_tarfile(header)
+    if mtime_ns >= 0:
+        seconds, fraction = divmod(mtime_ns, _BILLION)
+        stamp = b"%d.%09d" % (seconds, fraction)
+    else:
+        seconds, stamp = 0, pax_time(mtime_ns).encode("ascii")
+    prefix = _mtime_prefixes.get(len(stamp))
+    if prefix is None:
+        prefix = _mtime_prefixes[len(stamp)] = _record(b"mtime", stamp)[: -len(stamp) - 1]
+    body = prefix + stamp + b"\n"
+    usual = (
+        len(encoded) <= 100
+        and len(link) <= 100
+        and len(user) <= 32
+        and len(group) <= 32
+        and uid < _MAX_OCTAL_7
+        and gid < _MAX_OCTAL_7
+        and size < _MAX_OCTAL_11
+        and seconds < _MAX_OCTAL_11
+        and uid >= 0
+        and gid >= 0
+        and (encoded + link + user + group).isascii()
+    )
+    if not usual:
+        body += _unusual_records(encoded, link, user, group, uid, gid, size)
+    length = len(body)
+    pax = _pax_blocks.get(length)
+    if pax is None:
+        pax = _ustar(_PAX_NAME, tarfile.XHDTYPE, 0, 0, 0, length, 0, b"", b"", b"")
+        _pax_blocks[length] = pax
+    if not usual:
+        encoded, link, user, group = (
+            _ascii(encoded, 100),
+            _ascii(link, 100),
+            _ascii(user, 32),
+            _ascii(group, 32),
+        )
+        uid = uid if 0 <= uid < _MAX_OCTAL_7 else 0
+        gid = gid if 0 <= gid < _MAX_OCTAL_7 else 0
+        size = size if size < _MAX_OCTAL_11 else 0
+        seconds = seconds if seconds < _MAX_OCTAL_11 else 0  # the pax record has it
+    main = _ustar(encoded, kind, mode, uid, gid, size, seconds, link, user, group)
+    return pax + body + b"\0" * (-length % BLOCK) + main
+
+
+def _unusual_records(
+    name: bytes, link: bytes, user: bytes, group: bytes, uid: int, gid: int, size: int
+) -> bytes:
+    """The records beyond mtime, for the fields a ustar header cannot hold."""
+    records = []
+    if len(name) > 100 or not name.isascii():
+        records.append((b"path", name))
+    if len(link) > 100 or not link.isascii():
+        records.append((b"linkpath", link))
+    if len(user) > 32 or not user.isascii():
+        records.append((b"uname", user))
+    if len(group) > 32 or not group.isascii():
+        records.append((b"gname", group))
+    for key, value in ((b"uid", uid), (b"gid", gid)):
+        if not 0 <= value < _MAX_OCTAL_7:
+            records.append((key, str(value).encode("ascii")))
+    if size >= _MAX_OCTAL_11:
+        records.append((b"size", str(size).encode("ascii")))
+    return b"".join(_record(key, value) for key, value in records)
 
 
 def _record(key: bytes, value: bytes) -> bytes:
@@ -100,26 +177,9 @@ def _ustar(
     uname: bytes,
     gname: bytes,
 ) -> bytes:
-    block = b"".join(
-        (
-            name.ljust(100, b"\0"),
-            b"%07o\0" % mode,
-            b"%07o\0" % uid,
-            b"%07o\0" % gid,
-            b"%011o\0" % size,
-            b"%011o\0" % mtime,
-            b"        ",  # the checksum, counted as spaces
-            kind,
-            linkname.ljust(100, b"\0"),
-            b"ustar\x0000",
-            uname.ljust(32, b"\0"),
-            gname.ljust(32, b"\0"),
-            b"\0" * 16,  # device numbers: none
-            b"\0" * 167,  # prefix (unused: long names go in pax records) and padding
-        )
-    )
-    checksum = b"%06o\0 " % sum(block)
-    return block[:148] + checksum + block[156:]
+    numbers = _NUMBERS % (mode, uid, gid, size, mtime)
+    block = _USTAR.pack(name, numbers, _CHECKSUM_SPACES, kind, linkname, _MAGIC, uname, gname, b"")
+    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
 
 
 def _by_tarfile(header: Header) -> bytes:

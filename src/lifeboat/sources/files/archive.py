@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from lifeboat.pipeline.tar.header import Header, header_bytes
+from lifeboat.pipeline.tar.header import member_header
 from lifeboat.pipeline.tar.parser import BLOCK
-from lifeboat.sources.files.index import EntryType, IndexEntry, header_line
+from lifeboat.sources.files.index import EntryType, header_line, index_line
 from lifeboat.sources.files.owners import group_name, user_name
 from lifeboat.sources.files.select import Entry
 
@@ -92,54 +92,70 @@ class ArchiveStream:
         del self._buffer[:want]
         return data
 
+    def pieces(self) -> Iterator[bytes]:
+        """The archive as the pieces it is made of (what read() gathers): a writer that
+        can take them as they are saves copying every byte into a buffer and out again."""
+        return self._pieces
+
     # --- members ---------------------------------------------------------------------------
 
     def _produce(self, entries: Iterator[Entry]) -> Iterator[bytes]:
         self._index.write(header_line())
         written = 0
         for entry in entries:
-            for piece in self._member(entry):
-                written += len(piece)
-                yield piece
+            member = self._member(entry)
+            if member is None:
+                continue
+            if isinstance(member, bytes):
+                written += len(member)
+                yield member
+            else:
+                for piece in member:
+                    written += len(piece)
+                    yield piece
         end = 2 * BLOCK
         end += (RECORD - (written + end) % RECORD) % RECORD
         yield b"\0" * end
 
-    def _member(self, entry: Entry) -> Iterator[bytes]:
+    def _member(self, entry: Entry) -> bytes | Iterator[bytes] | None:
+        """Its bytes, or for a large file an iterator of them; None when it is left out.
+        (Plain returns, not a generator each: this runs for every entry of a backup.)"""
         info = entry.info
+        if info is None:
+            return self._file(entry)
         kind = stat.S_IFMT(info.st_mode)
+        if kind == stat.S_IFREG:
+            return self._file(entry)
         if kind == stat.S_IFDIR:
             self.tally.directories += 1
-            yield self._header(entry.name, tarfile.DIRTYPE, info, "dir")
-        elif kind == stat.S_IFLNK:
+            return self._header(entry.name, tarfile.DIRTYPE, info, "dir")
+        if kind == stat.S_IFLNK:
             try:
                 target = os.readlink(entry.path)
             except OSError as exc:
                 self._vanished_or_unreadable(entry.name, exc)
-                return
+                return None
             self.tally.symlinks += 1
-            yield self._header(entry.name, tarfile.SYMTYPE, info, "symlink", link=target)
-        elif kind == stat.S_IFREG:
-            yield from self._file(entry)
-        else:
-            self.tally.skip(entry.name, f"{_SPECIAL.get(kind, 'not a file')}, not backed up")
+            return self._header(entry.name, tarfile.SYMTYPE, info, "symlink", link=target)
+        self.tally.skip(entry.name, f"{_SPECIAL.get(kind, 'not a file')}, not backed up")
+        return None
 
-    def _file(self, entry: Entry) -> Iterator[bytes]:
+    def _file(self, entry: Entry) -> bytes | Iterator[bytes] | None:
         try:
             fd = os.open(entry.path, _OPEN_FLAGS)
         except OSError as exc:
             self._vanished_or_unreadable(entry.name, exc)
-            return
+            return None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 self.tally.change(entry.name, "was replaced by something else than a file")
-                return
+                return None
             key = (info.st_dev, info.st_ino)
             if info.st_nlink > 1 and key in self._links:
                 first, sha256, size = self._links[key]
                 self.tally.files += 1
-                yield self._header(
+                return self._header(
                     entry.name,
                     tarfile.LNKTYPE,
                     info,
@@ -148,50 +164,57 @@ class ArchiveStream:
                     sha256=sha256,
                     size=size,
                 )
-                return
             size = info.st_size
-            digest = hashlib.sha256()
             header = self._header_bytes(entry.name, tarfile.REGTYPE, info, size=size)
-            if size <= CHUNK:
-                # a small file: header, data and padding in one piece
-                data = _read_up_to(fd, size)
-                if len(data) < size:
-                    self.tally.change(entry.name, f"shrank from {size} to {len(data)} bytes")
-                    data += b"\0" * (size - len(data))
+            if size > CHUNK:
+                large, fd = self._large(fd, entry.name, info, header), -1  # it closes fd
+                return large
+            # a small file: header, data and padding in one piece
+            data = _read_up_to(fd, size)
+            if len(data) < size:
+                self.tally.change(entry.name, f"shrank from {size} to {len(data)} bytes")
+                data += b"\0" * (size - len(data))
+            self._file_read(entry.name, fd, info, hashlib.sha256(data).hexdigest())
+            return header + data + b"\0" * (-size % BLOCK)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _large(self, fd: int, name: str, info: os.stat_result, header: bytes) -> Iterator[bytes]:
+        try:
+            yield header
+            size = left = info.st_size
+            digest = hashlib.sha256()
+            while left:
+                data = os.read(fd, min(CHUNK, left))
+                if not data:
+                    self.tally.change(name, f"shrank from {size} to {size - left} bytes")
+                    while left:
+                        zeros = b"\0" * min(CHUNK, left)
+                        digest.update(zeros)
+                        left -= len(zeros)
+                        yield zeros
+                    break
                 digest.update(data)
-                yield header + data + b"\0" * _padding(size)
-            else:
-                yield header
-                yield from self._large(fd, entry.name, size, digest)
-                yield b"\0" * _padding(size)
-            after = os.fstat(fd)
-            moved = after.st_size != size or after.st_mtime_ns != info.st_mtime_ns
-            if moved and entry.name not in self.tally.changes:
-                self.tally.change(entry.name, "changed")
-            sha256 = digest.hexdigest()
-            self.tally.files += 1
-            self.tally.total_bytes += size
-            self._write_index(entry.name, "file", info, size=size, sha256=sha256)
-            if info.st_nlink > 1:
-                self._links[key] = (entry.name, sha256, size)
+                left -= len(data)
+                yield data
+            yield b"\0" * (-size % BLOCK)
+            self._file_read(name, fd, info, digest.hexdigest())
         finally:
             os.close(fd)
 
-    def _large(self, fd: int, name: str, size: int, digest: hashlib._Hash) -> Iterator[bytes]:
-        left = size
-        while left:
-            data = os.read(fd, min(CHUNK, left))
-            if not data:
-                self.tally.change(name, f"shrank from {size} to {size - left} bytes")
-                while left:
-                    zeros = b"\0" * min(CHUNK, left)
-                    digest.update(zeros)
-                    left -= len(zeros)
-                    yield zeros
-                return
-            digest.update(data)
-            left -= len(data)
-            yield data
+    def _file_read(self, name: str, fd: int, info: os.stat_result, sha256: str) -> None:
+        """A file's content is in the archive: count it, index it, and report it when it
+        changed while it was read."""
+        after = os.fstat(fd)
+        moved = after.st_size != info.st_size or after.st_mtime_ns != info.st_mtime_ns
+        if moved and name not in self.tally.changes:
+            self.tally.change(name, "changed")
+        self.tally.files += 1
+        self.tally.total_bytes += info.st_size
+        self._write_index(name, "file", info, size=info.st_size, sha256=sha256)
+        if info.st_nlink > 1:
+            self._links[(info.st_dev, info.st_ino)] = (name, sha256, info.st_size)
 
     def _vanished_or_unreadable(self, name: str, exc: OSError) -> None:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
@@ -226,35 +249,34 @@ class ArchiveStream:
         sha256: str | None = None,
         link: str | None = None,
     ) -> None:
-        entry = IndexEntry(
-            path=name,
-            type=entry_type,
-            size=size,
-            mode=stat.S_IMODE(info.st_mode),
-            uid=info.st_uid,
-            gid=info.st_gid,
-            mtime_ns=info.st_mtime_ns,
-            sha256=sha256,
-            link=link,
+        self._index.write(
+            index_line(
+                name,
+                entry_type,
+                size,
+                stat.S_IMODE(info.st_mode),
+                info.st_uid,
+                info.st_gid,
+                info.st_mtime_ns,
+                sha256,
+                link,
+            )
         )
-        self._index.write(entry.line())
 
     def _header_bytes(
         self, name: str, kind: bytes, info: os.stat_result, *, size: int = 0, link: str = ""
     ) -> bytes:
-        return header_bytes(
-            Header(
-                name=name,
-                kind=kind,
-                mode=stat.S_IMODE(info.st_mode),
-                uid=info.st_uid,
-                gid=info.st_gid,
-                size=size,
-                mtime_ns=info.st_mtime_ns,  # exact, in a pax record: ustar holds whole seconds
-                linkname=link,
-                uname=user_name(info.st_uid),
-                gname=group_name(info.st_gid),
-            )
+        return member_header(
+            name,
+            kind,
+            stat.S_IMODE(info.st_mode),
+            info.st_uid,
+            info.st_gid,
+            size,
+            info.st_mtime_ns,  # exact, in a pax record: ustar holds whole seconds
+            link,
+            user_name(info.st_uid),
+            group_name(info.st_gid),
         )
 
 
@@ -266,7 +288,3 @@ def _read_up_to(fd: int, size: int) -> bytes:
             break
         data += more
     return data
-
-
-def _padding(size: int) -> int:
-    return (BLOCK - size % BLOCK) % BLOCK

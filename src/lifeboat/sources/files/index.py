@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quoted
 from pathlib import Path
 from typing import IO, Literal
 
@@ -37,14 +38,16 @@ class IndexEntry:
     link: str | None = None  # a symlink's target, a hard link's first name
 
     def line(self) -> str:
-        # json.dumps of the two strings only: this runs once per file of a backup.
-        # ensure_ascii: a name that is not UTF-8 (kept as surrogates) survives the round trip
-        sha256 = f',"sha256":"{self.sha256}"' if self.sha256 is not None else ""
-        link = f',"link":{json.dumps(self.link)}' if self.link is not None else ""
-        return (
-            f'{{"path":{json.dumps(self.path)},"type":"{self.type}","size":{self.size},'
-            f'"mode":{self.mode},"uid":{self.uid},"gid":{self.gid},'
-            f'"mtime_ns":{self.mtime_ns}{sha256}{link}}}\n'
+        return index_line(
+            self.path,
+            self.type,
+            self.size,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.mtime_ns,
+            self.sha256,
+            self.link,
         )
 
     @classmethod
@@ -64,6 +67,29 @@ class IndexEntry:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{where}: an unreadable index line ({exc})") from None
+
+
+def index_line(
+    path: str,
+    type: EntryType,
+    size: int,
+    mode: int,
+    uid: int,
+    gid: int,
+    mtime_ns: int,
+    sha256: str | None = None,
+    link: str | None = None,
+) -> str:
+    """An entry's line. This runs once per file of a backup: only the two strings go
+    through JSON's own quoting (ASCII only, so a name that is not UTF-8, kept as
+    surrogates, survives the round trip), the rest is formatted as it is."""
+    tail = f',"sha256":"{sha256}"' if sha256 is not None else ""
+    if link is not None:
+        tail += f',"link":{_quoted(link)}'
+    return (
+        f'{{"path":{_quoted(path)},"type":"{type}","size":{size},"mode":{mode},'
+        f'"uid":{uid},"gid":{gid},"mtime_ns":{mtime_ns}{tail}}}\n'
+    )
 
 
 def header_line() -> str:

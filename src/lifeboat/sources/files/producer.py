@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,13 +57,39 @@ def produce(request: ProducerRequest, out_fd: int) -> None:
             request.roots, Excludes(request.exclude), request.one_file_system, unreadable
         )
         stream = ArchiveStream(entries, index_out)
-        while chunk := stream.read(CHUNK):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out_fd, view) :]
+        write_pieces(out_fd, stream.pieces())
     for name, why in unreadable:
         stream.tally.skip(name, f"cannot be read: {why}")
     Path(request.tally).write_text(json.dumps(stream.tally.to_json()), encoding="utf-8")
+
+
+BATCH_PIECES = 512  # well under IOV_MAX (1024 on Linux)
+
+
+def write_pieces(fd: int, pieces: Iterable[bytes]) -> None:
+    """Write pieces to fd in batches of about CHUNK bytes, each with one writev(2): a
+    small file is a piece of its own, and a write(2) each, or a copy of each into a
+    buffer, would cost more than the rest of its archiving."""
+    batch: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= CHUNK or len(batch) >= BATCH_PIECES:
+            _write_all(fd, batch, size)
+            batch, size = [], 0
+    if batch:
+        _write_all(fd, batch, size)
+
+
+def _write_all(fd: int, buffers: list[bytes], size: int) -> None:
+    written = os.writev(fd, buffers)
+    while written < size:  # a signal, or a pipe with less room: go on where it stopped
+        size -= written
+        while written >= len(buffers[0]):
+            written -= len(buffers.pop(0))
+        buffers[0] = buffers[0][written:]
+        written = os.writev(fd, buffers)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class Excludes:
         return any(p.matches(relative, name, is_dir) for p in self.patterns)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A thing found by the walk: where it is, what the archive calls it, its lstat."""
+class Entry(NamedTuple):
+    """A thing found by the walk: where it is, what the archive calls it, its lstat.
+    (A tuple: one is made for every file of a backup.)"""
 
     path: str  # on disk, absolute
     name: str  # in the archive
-    info: os.stat_result
+    info: os.stat_result | None  # None: a regular file, as the folder's listing says
 
 
 def archive_name(path: str) -> str:
@@ -111,14 +112,18 @@ def _below(
                 stack.pop()
                 _close(listing)
                 continue
+            is_dir = item.is_dir(follow_symlinks=False)  # from the listing: no stat(2)
+            if excludes.patterns and excludes.excluded(item.path[len(prefix) :], item.name, is_dir):
+                continue
+            if item.is_file(follow_symlinks=False):
+                # the archive stats a file once it is open, and trusts only that
+                yield Entry(item.path, archive_name(item.path), None)
+                continue
             try:
                 info = item.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # gone between the listing and now: it was never in the backup
             is_dir = stat.S_ISDIR(info.st_mode)
-            relative = item.path[len(prefix) :]
-            if excludes.excluded(relative, item.name, is_dir):
-                continue
             yield Entry(item.path, archive_name(item.path), info)
             # a mount point is kept as an empty folder, what is mounted on it left out
             if is_dir and not (one_file_system and info.st_dev != device):
