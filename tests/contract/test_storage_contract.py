@@ -37,6 +37,7 @@ from lifeboat.storage.capabilities import (
     tiering,
     upload_janitor,
 )
+from lifeboat.storage.direct import BUFFER
 from lifeboat.storage.local import LocalStorage
 from lifeboat.storage.memory import MemoryStorage
 from tests.forwarding import Wrapping
@@ -803,7 +804,8 @@ def test_local_full_disk_becomes_disk_full_error(
     local.write("full/previous", [b"committed before the disk filled"])
     monkeypatch.setattr(os, "fdopen", fdopen)
     with pytest.raises(DiskFullError) as caught:
-        local.write("full/obj", [b"a" * 1000, b"b" * 1000, b"c" * 1000])
+        # whole direct-write buffers, then a tail: the disk fills after the first
+        local.write("full/obj", [b"a" * BUFFER, b"b" * BUFFER, b"c" * 1000])
     monkeypatch.undo()
 
     assert "no space left" in str(caught.value)

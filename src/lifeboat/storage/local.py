@@ -26,6 +26,7 @@ from lifeboat.storage.capabilities import (
     UploadJanitor,
     holding,
 )
+from lifeboat.storage.direct import AlignedWriter
 from lifeboat.util.fs import fsync_dir, make_private_dirs
 
 FILE_MODE = 0o600
@@ -64,21 +65,6 @@ def _os_error(exc: OSError, what: str) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFullError(f"{what}: no space left on device")
     return PermanentError(f"{what}: {exc.strerror or exc}")
-
-
-WRITEBACK_STEP = 32 * 1024 * 1024
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range out now rather than at the final fsync, which
-    would otherwise flush the whole object at the end, after the source is done. Also keeps
-    backup data from crowding the page cache."""
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        try:
-            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
 
 
 class _ProducerFailed(Exception):
@@ -157,17 +143,14 @@ class LocalStorage(ExclusiveCreate, UploadJanitor):
         size = 0
         try:
             with os.fdopen(fd, "wb", buffering=0) as handle:
-                flushed = 0
-                for chunk in _ProducerErrors(chunks):
-                    view = memoryview(chunk)
-                    while view:
-                        written = handle.write(view)
-                        assert written is not None
-                        view = view[written:]
-                    size += len(chunk)
-                    if size - flushed >= WRITEBACK_STEP:
-                        _start_writeback(fd, flushed, size - flushed)
-                        flushed = size
+                writer = AlignedWriter(handle)
+                try:
+                    for chunk in _ProducerErrors(chunks):
+                        writer.write(chunk)
+                        size += len(chunk)
+                    writer.finish()
+                finally:
+                    writer.close()
                 os.fsync(handle.fileno())
         except _ProducerFailed as failed:
             temp.unlink(missing_ok=True)
