@@ -59,7 +59,9 @@ def main() -> None:
     call = plain_wal_call(sys.argv[1:])
     if call is None:
         from lifeboat.cli.main import main as full_main
+        from lifeboat.util.memory import keep_freed_memory
 
+        keep_freed_memory()  # backups, restores and drills stream through large buffers
         full_main()
         return
     from lifeboat.cli import logsetup

@@ -21,6 +21,7 @@ from pathlib import Path
 from lifeboat.pipeline.stream import ProcessOutput
 from lifeboat.sources.files.archive import CHUNK, ArchiveStream, Tally
 from lifeboat.sources.files.select import Excludes, walk
+from lifeboat.util.memory import keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def _write_all(fd: int, buffers: list[bytes], size: int) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
+    keep_freed_memory()
     body = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     produce(ProducerRequest(**body), sys.stdout.fileno())
     return 0
