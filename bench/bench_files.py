@@ -9,7 +9,8 @@ Run from the repository root with the project's virtualenv::
 One folder is made of many small files (100 to 8,000 bytes, half text, half random, 100
 per folder) and a few large random ones (photos, videos: incompressible). Then, one after
 the other on a warm page cache, each measured for wall time, CPU time and the peak resident
-memory of its process tree (bench_logical.measure):
+memory of its process tree (bench_logical.measure), in --rounds rounds (3) whose median
+is the figure:
 
 * ``tar pipe``        -- ``tar -cf - DIR | zstd -T2 | age -r KEY > FILE; sync FILE``, what a
   person would script (the file fsynced, as Lifeboat and restic make what they store
@@ -19,9 +20,9 @@ memory of its process tree (bench_logical.measure):
 * ``lifeboat backup`` -- ``lifeboat backup media`` (a files source of DIR, age, a local
   repository).
 
-It prints the figures, the ratios the targets are stated in (Lifeboat within 1.2x of the
-tar pipe, peak RSS <= 256 MB) and writes them as JSON to
-``bench/results/files-<timestamp>.json``. See ``bench/README.md``.
+It prints the figures (medians), each round's ratio to the tar pipe, the ratios the targets
+are stated in (Lifeboat within 1.2x of the tar pipe, peak RSS <= 256 MB) and writes them as
+JSON to ``bench/results/files-<timestamp>.json``. See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,47 +103,57 @@ def run_benchmark(options: argparse.Namespace, work: Path) -> dict[str, object]:
     config = write_config(work, data, public)
     log = work / "bench.log"
     subprocess.run([LIFEBOAT, "--config", str(config), "init"], check=True, capture_output=True)
-    restic_repo = work / "restic-repo"
     restic_env = {**os.environ, "RESTIC_PASSWORD": "bench-password"}
-    subprocess.run(
-        ["restic", "-r", str(restic_repo), "init"], env=restic_env, check=True, capture_output=True
-    )
     # one unmeasured read: every contender reads from a warm page cache
     subprocess.run(f"tar -cf - -C {data} . > /dev/null", shell=True, check=True)
 
-    tar_out = work / "tar" / "data.tar.zst.age"
-    tar_out.parent.mkdir()
-    steps: dict[str, tuple[list[str], Path, dict[str, str] | None]] = {
-        "tar pipe": (
-            [
-                "bash",
-                "-c",
-                f"set -euo pipefail; tar -cf - -C / {str(data).lstrip('/')} "
-                f"| zstd -q -T2 | age -r {public} > {tar_out}; sync {tar_out}",
-            ],
-            tar_out.parent,
-            None,
-        ),
-        "restic backup": (
-            ["restic", "-r", str(restic_repo), "backup", "--quiet", str(data)],
-            restic_repo,
-            restic_env,
-        ),
-        "lifeboat backup": (
-            [LIFEBOAT, "--config", str(config), "backup", "media"],
-            work / "lifeboat-repo",
-            None,
-        ),
-    }
-    results: dict[str, dict[str, object]] = {}
-    for name, (argv, stored, env) in steps.items():
-        before = _tree_bytes(stored)
-        subprocess.run(["sync"], check=True)
-        _log(f"measuring {name}")
-        run: Run = measure(argv, log=log, env=env, timeout=options.timeout)
-        results[name] = {**asdict(run), "stored_mb": round((_tree_bytes(stored) - before) / MB, 1)}
-        if run.error:
-            _log(f"{name} FAILED: {run.error}")
+    def steps(round_: int) -> dict[str, tuple[list[str], Path, dict[str, str] | None]]:
+        """Each round writes somewhere new: a new file, a new restic repository (a second
+        backup into the same one would only add what changed), a new Lifeboat backup."""
+        tar_out = work / f"tar-{round_}" / "data.tar.zst.age"
+        tar_out.parent.mkdir()
+        restic_repo = work / f"restic-repo-{round_}"
+        subprocess.run(
+            ["restic", "-r", str(restic_repo), "init"],
+            env=restic_env,
+            check=True,
+            capture_output=True,
+        )
+        return {
+            "tar pipe": (
+                [
+                    "bash",
+                    "-c",
+                    f"set -euo pipefail; tar -cf - -C / {str(data).lstrip('/')} "
+                    f"| zstd -q -T2 | age -r {public} > {tar_out}; sync {tar_out}",
+                ],
+                tar_out.parent,
+                None,
+            ),
+            "restic backup": (
+                ["restic", "-r", str(restic_repo), "backup", "--quiet", str(data)],
+                restic_repo,
+                restic_env,
+            ),
+            "lifeboat backup": (
+                [LIFEBOAT, "--config", str(config), "backup", "media"],
+                work / "lifeboat-repo",
+                None,
+            ),
+        }
+
+    runs: dict[str, list[dict[str, object]]] = {}
+    for round_ in range(options.rounds):
+        for name, (argv, stored, env) in steps(round_).items():
+            before = _tree_bytes(stored)
+            subprocess.run(["sync"], check=True)
+            _log(f"measuring {name} (round {round_ + 1} of {options.rounds})")
+            run: Run = measure(argv, log=log, env=env, timeout=options.timeout)
+            stored_mb = round((_tree_bytes(stored) - before) / MB, 1)
+            runs.setdefault(name, []).append({**asdict(run), "stored_mb": stored_mb})
+            if run.error:
+                _log(f"{name} FAILED: {run.error}")
+    results = {name: summary(step_runs) for name, step_runs in runs.items()}
     return {
         "dataset": {
             "folder": str(options.data) if options.data else "made",
@@ -158,6 +170,19 @@ def run_benchmark(options: argparse.Namespace, work: Path) -> dict[str, object]:
             "restic": _tool_version(["restic", "version"]),
         },
         "cpus": os.cpu_count(),
+    }
+
+
+def summary(runs: list[dict[str, object]]) -> dict[str, object]:
+    """A step over its rounds: the median wall and CPU time (one slow round, the machine
+    busy elsewhere for a moment, does not make the figure), the largest peak RSS."""
+    return {
+        "wall_s": statistics.median(float(r["wall_s"]) for r in runs),  # type: ignore[arg-type]
+        "cpu_s": statistics.median(float(r["cpu_s"]) for r in runs),  # type: ignore[arg-type]
+        "peak_rss_mb": max(float(r["peak_rss_mb"]) for r in runs),  # type: ignore[arg-type]
+        "stored_mb": runs[0]["stored_mb"],
+        "exit_code": max(int(r["exit_code"]) for r in runs),  # type: ignore[call-overload]
+        "rounds": runs,
     }
 
 
@@ -178,6 +203,13 @@ def report(outcome: dict[str, object]) -> list[str]:
             f"{name:<18}{_fmt(wall, 2):>9}{_fmt(run['cpu_s'], 2):>9}"
             f"{_fmt(run['peak_rss_mb']):>13}{_fmt(run['stored_mb']):>11}"
         )
+    rounds = [
+        float(mine["wall_s"]) / float(theirs["wall_s"])  # type: ignore[arg-type]
+        for mine, theirs in zip(
+            results["lifeboat backup"]["rounds"], results["tar pipe"]["rounds"], strict=True
+        )
+    ]
+    print("lifeboat / tar pipe, each round: " + ", ".join(f"{r:.2f}x" for r in rounds))
     to_tar = ratio(results, "lifeboat backup", "tar pipe")
     to_restic = ratio(results, "lifeboat backup", "restic backup")
     rss = results["lifeboat backup"]["peak_rss_mb"]
@@ -200,6 +232,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--large", type=int, default=3, help="large files (default 3)")
     parser.add_argument("--large-mb", type=int, help="MB per large file (default 200)")
     parser.add_argument("--data", type=Path, help="back up this folder instead of making one")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each step, one after the other (3)"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--output", type=Path, help="JSON result file")

@@ -25,6 +25,7 @@ import pytest
 from lifeboat.pipeline.crypto import write_identity
 from lifeboat.repo.catalog import Repository
 from lifeboat.storage.base import temporary_target
+from lifeboat.storage.direct import BUFFER
 from lifeboat.storage.options import StorageOptions
 from lifeboat.storage.s3 import S3Storage
 from tests.servers import s3 as s3_servers
@@ -162,12 +163,17 @@ def test_copy_killed_mid_write_leaves_a_temporary_file_until_the_grace_ends(
 ) -> None:
     origin, target = tmp_path / "origin", tmp_path / "target"
     setup = Setup(tmp_path, {"origin": f'url = "{origin}"\n', "target": f'url = "{target}"\n'})
-    copy, fifo = copy_stopped_mid_write(setup, origin, MiB)
+    # a local object is written a whole direct-write buffer at a time: more than one fed
+    copy, fifo = copy_stopped_mid_write(setup, origin, BUFFER + MiB)
 
     def temporary() -> list[Path]:
         return [p for p in target.rglob("*") if temporary_target(p.name) is not None]
 
-    until(lambda: [p for p in temporary() if p.stat().st_size == MiB], "1 MiB is written", copy)
+    until(
+        lambda: [p for p in temporary() if p.stat().st_size == BUFFER],
+        "a buffer is written",
+        copy,
+    )
     kill(copy)
     os.close(fifo)
     (origin / WAL_KEY).unlink()

@@ -24,7 +24,7 @@ from lifeboat.pipeline.compress import (
     decompressing_writer,
 )
 from lifeboat.pipeline.crypto import Decryptor, Encryptor
-from lifeboat.pipeline.stream import HandOff, write_from_producer, write_to_all
+from lifeboat.pipeline.stream import Gathering, HandOff, write_from_producer, write_to_all
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.manifest import Manifest, StoredObject
@@ -62,13 +62,17 @@ def write_plain(
     in every repository at once (read, compressed and encrypted once). A repository that
     fails is left out and reported in `failed`, unless all fail: then the error is raised."""
     targets = [repos] if isinstance(repos, Repository) else list(repos)
-    plain, stored = BackgroundTap(advance), Tap()
+    # both hashed on threads of their own, the stored bytes in the large pieces they are
+    # gathered into: the thread that compresses and encrypts is the one a backup waits on
+    plain, stored = BackgroundTap(advance), BackgroundTap()
 
     def produce(sink: Writable) -> None:
         reader = compressing_reader(
             HashingReader(source, plain), compression.level, compression.threads
         )
-        encryptor.encrypt(reader, HashingWriter(sink, stored))
+        gathered = Gathering(HashingWriter(sink, stored))
+        encryptor.encrypt(reader, gathered)
+        gathered.finish()
 
     try:
         if len(targets) == 1:
@@ -79,6 +83,7 @@ def write_plain(
             outcomes = write_to_all([r.storage for r in targets], key, produce)
     finally:
         plain.close()
+        stored.close()
     written: list[Repository] = []
     failed: dict[str, BaseException] = {}
     for repo, outcome in zip(targets, outcomes, strict=True):
