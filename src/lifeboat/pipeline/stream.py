@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import queue
 import subprocess
 import threading
@@ -259,14 +260,21 @@ class ProcessOutput:
         self.process = subprocess.Popen(
             list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env)
         )
-        assert self.process.stdout is not None and self.process.stderr is not None
+        assert isinstance(self.process.stdout, io.BufferedReader)
+        assert self.process.stderr is not None
         self._stdout = self.process.stdout
         widen_pipe(self._stdout.fileno())
         self.stderr = StderrCollector(self.process.stderr)
         self.stderr.start()
 
     def read(self, size: int = -1) -> bytes:
-        data = self._stdout.read(size)
+        return self._finished_unless(self._stdout.read(size))
+
+    def _read_available(self, size: int = -1) -> bytes:
+        """Up to size bytes, as many as the pipe holds now (at least one, but for the end)."""
+        return self._finished_unless(self._stdout.read1(size))
+
+    def _finished_unless(self, data: bytes) -> bytes:
         if not data:
             returncode = self.process.wait()
             self.stderr.join()

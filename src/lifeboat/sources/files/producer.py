@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lifeboat.pipeline.stream import ProcessOutput
-from lifeboat.sources.files.archive import CHUNK, ArchiveStream, Tally
+from lifeboat.sources.files.archive import ArchiveStream, Tally
 from lifeboat.sources.files.select import Excludes, walk
 from lifeboat.util.memory import keep_freed_memory
 
@@ -46,6 +46,10 @@ class ArchiveProducer(ProcessOutput):
             "reading the files",
         )
 
+    def read(self, size: int = -1) -> bytes:
+        # what the pipe holds now: waiting for a whole read's worth stalls the producer
+        return self._read_available(size)
+
     def tally(self) -> Tally:
         body = json.loads(Path(self._request.tally).read_text(encoding="utf-8"))
         return Tally.from_json(body)
@@ -65,10 +69,13 @@ def produce(request: ProducerRequest, out_fd: int) -> None:
 
 
 BATCH_PIECES = 512  # well under IOV_MAX (1024 on Linux)
+# a quarter of the (1 MiB) pipe: the backup reads what is there while more is written,
+# where batches as large as the pipe made each side wait for the other (7% slower)
+BATCH_BYTES = 256 << 10
 
 
 def write_pieces(fd: int, pieces: Iterable[bytes]) -> None:
-    """Write pieces to fd in batches of about CHUNK bytes, each with one writev(2): a
+    """Write pieces to fd in batches of about BATCH_BYTES, each with one writev(2): a
     small file is a piece of its own, and a write(2) each, or a copy of each into a
     buffer, would cost more than the rest of its archiving."""
     batch: list[bytes] = []
@@ -76,7 +83,7 @@ def write_pieces(fd: int, pieces: Iterable[bytes]) -> None:
     for piece in pieces:
         batch.append(piece)
         size += len(piece)
-        if size >= CHUNK or len(batch) >= BATCH_PIECES:
+        if size >= BATCH_BYTES or len(batch) >= BATCH_PIECES:
             _write_all(fd, batch, size)
             batch, size = [], 0
     if batch:
