@@ -6,7 +6,8 @@ mappings, or trims its heap as soon as they are freed, so each new buffer costs 
 on memory the kernel must clear again: measured on a 1.2 GB archive, the compressing and
 encrypting process spent 1.2 to 1.3 s in the kernel this way, 0.6 to 0.7 s once freed
 memory was kept for the next buffer, and took 2.4 s instead of 2.9 to 3.0 s. The memory
-kept is what the process used a moment before, so its peak is unchanged."""
+kept is what the process used a moment before: the backups' peak resident memory rose by
+about 10 MB with it (and the stored bytes' own hashing queue)."""
 
 from __future__ import annotations
 
