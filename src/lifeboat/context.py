@@ -226,6 +226,17 @@ class Context:
     def decryptor(self, method: str) -> Decryptor:
         return _decryptor(self.lean, method)
 
+    def decryptor_for(self, manifest: Manifest) -> Decryptor:
+        """The decryptor for a backup, once it is known to hold a key the backup was
+        encrypted to (DecryptionKeyError, naming both, before any byte is read)."""
+        from lifeboat.pipeline.crypto import Recipient
+
+        decryptor = self.decryptor(manifest.encryption.method)
+        decryptor.check_can_decrypt(
+            [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
+        )
+        return decryptor
+
     def backups_named(
         self, backup: str, source: str | None = None, repo_name: str | None = None
     ) -> list[tuple[Repository, Manifest]]:

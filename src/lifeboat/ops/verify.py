@@ -20,7 +20,7 @@ from lifeboat.errors import (
     StorageError,
     ToolError,
 )
-from lifeboat.pipeline.crypto import Decryptor, Recipient
+from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.pipeline.tar.parser import TarMember, TarParser
 from lifeboat.policy.retention import duration_text
@@ -248,10 +248,7 @@ def _problems(
             if not deep:
                 check_stored(repo, manifest, obj)
                 continue
-            decryptor = ctx.decryptor(manifest.encryption.method)
-            decryptor.check_can_decrypt(
-                [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-            )
+            decryptor = ctx.decryptor_for(manifest)
             source = ctx.config.sources.get(manifest.source)
             if obj.format == GLOBALS_FORMAT:
                 # a SQL script: its plaintext sha256 is the whole check
@@ -288,10 +285,7 @@ def _other_kind_deep(
     from lifeboat.sources.registry import deep_verifier
 
     try:
-        decryptor = ctx.decryptor(manifest.encryption.method)
-        decryptor.check_can_decrypt(
-            [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-        )
+        ctx.decryptor_for(manifest)  # a key that cannot open it is told before any read
         return deep_verifier(manifest).verify_deep(ctx, repo, manifest)
     except LifeboatError as exc:
         if isinstance(exc, OPERATIONAL_ERRORS):

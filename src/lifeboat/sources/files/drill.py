@@ -10,13 +10,13 @@ from lifeboat.postgres.workspace import DrillWorkspace
 from lifeboat.repo.drills import TableComparison
 from lifeboat.repo.manifest import FilesDetails
 from lifeboat.sources.base import DrillRequest, DrillRun, PhaseClock
-from lifeboat.sources.files.restore import decryptor_for, extract_backup
+from lifeboat.sources.files.restore import extract_backup
 
 
 def drill_files(ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
     manifest = request.manifest
     details = manifest.details_as(FilesDetails)
-    decryptor = decryptor_for(ctx, manifest)
+    decryptor = ctx.decryptor_for(manifest)
     run = DrillRun(clock)
     with DrillWorkspace(request.work_dir, f"{manifest.source}-{manifest.id}") as space:
         target = space.path / "restore"

@@ -74,9 +74,8 @@ class FilesKind:
 
     def verify_deep(self, ctx: Context, repo: Repository, manifest: Manifest) -> list[str]:
         from lifeboat.sources.files.readback import check_backup
-        from lifeboat.sources.files.restore import decryptor_for
 
-        return check_backup(repo, manifest, decryptor_for(ctx, manifest))
+        return check_backup(repo, manifest, ctx.decryptor_for(manifest))
 
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import RestoreError, UsageError
-from lifeboat.pipeline.crypto import Decryptor, Recipient
+from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.manifest import FilesDetails, Manifest
@@ -91,14 +91,6 @@ def choose_backup(
     return first_that_serves(ctx.repositories_to_read(source, repository), find)
 
 
-def decryptor_for(ctx: Context, manifest: Manifest) -> Decryptor:
-    decryptor = ctx.decryptor(manifest.encryption.method)
-    decryptor.check_can_decrypt(
-        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-    )
-    return decryptor
-
-
 def restore_files(ctx: Context, source: str, request: PathRestoreRequest) -> FilesRestoreOutcome:
     started = time.monotonic()
     files_source(ctx, source)
@@ -112,7 +104,7 @@ def restore_files(ctx: Context, source: str, request: PathRestoreRequest) -> Fil
             "backup replace those with the same names)"
         )
     repo, manifest = choose_backup(ctx, source, request.backup, request.repository)
-    decryptor = decryptor_for(ctx, manifest)
+    decryptor = ctx.decryptor_for(manifest)
     restorer = extract_backup(repo, manifest, decryptor, target, selection)
     failures = restorer.problems.all() + restorer.refused.all()
     if failures:

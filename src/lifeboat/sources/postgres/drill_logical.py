@@ -18,7 +18,7 @@ import psycopg
 
 from lifeboat.context import Context
 from lifeboat.errors import DatabaseError, IntegrityError, LifeboatError, RestoreError
-from lifeboat.pipeline.crypto import Decryptor, Recipient
+from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.postgres import dbprops, logical, roles
 from lifeboat.postgres.binaries import find_tools
 from lifeboat.postgres.conn import PgEndpoint
@@ -87,10 +87,7 @@ def _server_major(manifest: Manifest) -> int:
 def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> DrillRun:
     manifest = request.manifest
     source = ctx.postgres_source(manifest.source)
-    decryptor = ctx.decryptor(manifest.encryption.method)
-    decryptor.check_can_decrypt(
-        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-    )
+    decryptor = ctx.decryptor_for(manifest)
     major = _server_major(manifest)
     # a pg_restore as new as the pg_dump that wrote the archive
     tools = find_tools(max(major, int(manifest.tool.get("pg_dump_major", "0"))), source.pg_bin_dir)

@@ -24,7 +24,7 @@ from lifeboat.errors import (
     LifeboatError,
     RestoreError,
 )
-from lifeboat.pipeline.crypto import Decryptor, Recipient
+from lifeboat.pipeline.crypto import Decryptor
 from lifeboat.pipeline.stream import ProcessInput
 from lifeboat.postgres import dbprops, logical
 from lifeboat.postgres import roles as pg_roles
@@ -188,10 +188,7 @@ def restore_logical(
         return repo.resolve(source_name, backup, kind="logical")
 
     repo, manifest = first_that_serves(ctx.repositories_to_read(source_name, repository), find)
-    decryptor = ctx.decryptor(manifest.encryption.method)
-    decryptor.check_can_decrypt(
-        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-    )
+    decryptor = ctx.decryptor_for(manifest)
 
     # the tables' names are checked against the backup before anything else
     selection = table_plan.select(manifest, tables) if tables else None

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from lifeboat.context import Context
 from lifeboat.errors import RestoreError, ToolError, UsageError
-from lifeboat.pipeline.crypto import Recipient
 from lifeboat.policy.recovery import RecoveryTarget, choose_base_backup, tablespace_targets
 from lifeboat.postgres import wal
 from lifeboat.postgres.binaries import find_tools
@@ -142,10 +141,7 @@ def restore_physical(
     pinned = repository is not None or repo != ctx.repository_for(source_name)
     decryptors = {}
     for member in backups:
-        decryptor = ctx.decryptor(member.encryption.method)
-        decryptor.check_can_decrypt(
-            [Recipient(r["type"], r["id"]) for r in member.encryption.recipients]
-        )
+        decryptor = ctx.decryptor_for(member)
         decryptors[member.id] = decryptor
     major = int(manifest.tool.get("pg_basebackup_major", "0"))
     needed_tools = ("pg_ctl", "pg_verifybackup") + (

@@ -24,7 +24,6 @@ from lifeboat.errors import (
     UsageError,
 )
 from lifeboat.pipeline.checksum import Readable
-from lifeboat.pipeline.crypto import Decryptor, Recipient
 from lifeboat.pipeline.stream import CHUNK
 from lifeboat.repo import layout
 from lifeboat.repo.catalog import Repository
@@ -79,14 +78,6 @@ def evidence_problems(details: RedisDetails, facts: RdbFacts) -> list[str]:
                 f"{db}: {actual} keys with a TTL in the RDB, the backup recorded {expected}"
             )
     return problems
-
-
-def _decryptor(ctx: Context, manifest: Manifest) -> Decryptor:
-    decryptor = ctx.decryptor(manifest.encryption.method)
-    decryptor.check_can_decrypt(
-        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-    )
-    return decryptor
 
 
 @dataclass(frozen=True)
@@ -219,7 +210,7 @@ class RedisKind:
             ctx.repositories_to_read(source, request.repository), find
         )
         details = manifest.details_as(RedisDetails)
-        decryptor = _decryptor(ctx, manifest)
+        decryptor = ctx.decryptor_for(manifest)
         obj = manifest.objects[0]
         require_free_space(
             target.parent, obj.plain_size, f"the RDB of {manifest.source}/{manifest.id}"
@@ -295,7 +286,7 @@ class RedisKind:
         config = ctx.source(manifest.source) if manifest.source in ctx.config.sources else None
         bin_dir = config.redis_bin_dir if isinstance(config, RedisSourceConfig) else None
         checker = programs.find_program("redis-check-rdb", bin_dir)
-        decryptor = _decryptor(ctx, manifest)
+        decryptor = ctx.decryptor_for(manifest)
         try:
             with fetched(
                 repo, manifest, manifest.objects[0], decryptor, Path(tempfile.gettempdir())
@@ -323,7 +314,7 @@ class RedisKind:
             )
         server = programs.find_program("redis-server", config.redis_bin_dir)
         checker = programs.find_program("redis-check-rdb", config.redis_bin_dir)
-        decryptor = _decryptor(ctx, manifest)
+        decryptor = ctx.decryptor_for(manifest)
         run = DrillRun(clock, target=f"scratch redis-server ({server})")
         obj = manifest.objects[0]
         # the RDB goes into a private folder (0700) that fetched() removes afterwards, and

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifeboat.errors import IntegrityError, LifeboatError
-from lifeboat.pipeline.crypto import Recipient
 from lifeboat.repo.drills import CheckResult, TableComparison
 from lifeboat.repo.fetch import fetched, require_free_space
 from lifeboat.repo.manifest import SqliteDetails
@@ -92,10 +91,7 @@ class SqliteKind:
 
         manifest = request.manifest
         details = manifest.details_as(SqliteDetails)
-        decryptor = ctx.decryptor(manifest.encryption.method)
-        decryptor.check_can_decrypt(
-            [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-        )
+        decryptor = ctx.decryptor_for(manifest)
         work = request.work_dir or snapshot.work_dir()
         run = DrillRun(clock, target=f"a temporary file in {work}")
         # the snapshot holds every commit from before the backup began

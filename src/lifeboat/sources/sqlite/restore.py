@@ -18,7 +18,6 @@ from typing import Any
 
 from lifeboat.context import Context
 from lifeboat.errors import InsufficientSpaceError, RestoreError, UsageError
-from lifeboat.pipeline.crypto import Recipient
 from lifeboat.repo.catalog import Repository
 from lifeboat.repo.choice import first_that_serves
 from lifeboat.repo.fetch import require_room
@@ -87,10 +86,7 @@ def restore_sqlite(
         ctx.repositories_to_read(source_name, request.repository), find
     )
     details = manifest.details_as(SqliteDetails)
-    decryptor = ctx.decryptor(manifest.encryption.method)
-    decryptor.check_can_decrypt(
-        [Recipient(r["type"], r["id"]) for r in manifest.encryption.recipients]
-    )
+    decryptor = ctx.decryptor_for(manifest)
     obj = manifest.objects[0]
     require_room(target.parent, manifest, obj)
     replaced = target.exists()
