@@ -69,12 +69,7 @@ def fetched(
     folder are gone afterwards, whether the fetch, the block or neither failed."""
     what = what_is_fetched(manifest, obj)
     require_room(work_dir, manifest, obj)
-    remove_leftovers(work_dir)
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=work_dir))
-    except OSError as exc:
-        raise LifeboatError(f"cannot use {work_dir} for {what}: {exc.strerror}") from None
-    try:
+    with private_folder(work_dir, what) as folder:
         path = folder / obj.name.split(".")[0]
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -90,6 +85,19 @@ def fetched(
                 ) from None
             raise LifeboatError(f"cannot write {what} into {work_dir}: {exc.strerror}") from None
         yield path
+
+
+@contextlib.contextmanager
+def private_folder(parent: Path, what: str, prefix: str = FOLDER_PREFIX) -> Iterator[Path]:
+    """A new 0700 folder <prefix><pid>-<random> in parent for the block, removed afterwards
+    whatever happens; the folders with that prefix of killed runs are removed first."""
+    remove_leftovers(parent, prefix)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    except OSError as exc:
+        raise LifeboatError(f"cannot use {parent} for {what}: {exc.strerror}") from None
+    try:
+        yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -97,8 +105,7 @@ def fetched(
 def remove_leftovers(work_dir: Path, prefix: str = FOLDER_PREFIX) -> list[Path]:
     """Remove the fetch folders in work_dir whose process is gone (killed before it could
     clean up): they hold a backup's plaintext. Only this user's, and never a live run's.
-    Another private folder named <prefix><pid>-<random> (an SQLite snapshot's) is found
-    with its own prefix."""
+    Another kind's private folders (see private_folder) are found with their own prefix."""
     removed = []
     with contextlib.suppress(OSError):
         for entry in work_dir.iterdir():

@@ -22,20 +22,18 @@ VACUUM INTO the folder, one read transaction too."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from lifeboat.errors import LifeboatError
-from lifeboat.repo.fetch import remove_leftovers, require_free_space
+from lifeboat.repo import fetch
+from lifeboat.repo.fetch import require_free_space
 from lifeboat.sources.sqlite.database import (
     RETRY_SECONDS,
     explain,
@@ -66,19 +64,9 @@ def work_dir() -> Path:
     return Path(tempfile.gettempdir())
 
 
-@contextmanager
-def private_folder(parent: Path, what: str) -> Iterator[Path]:
-    """A new 0700 folder in parent for the block, removed afterwards whatever happens; the
-    folders of killed runs are removed first."""
-    remove_leftovers(parent, FOLDER_PREFIX)
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=parent))
-    except OSError as exc:
-        raise LifeboatError(f"cannot use {parent} for {what}: {exc.strerror}") from None
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def private_folder(parent: Path, what: str) -> AbstractContextManager[Path]:
+    """A private folder (repo/fetch.py) named as an SQLite run's."""
+    return fetch.private_folder(parent, what, FOLDER_PREFIX)
 
 
 def stop_on_sigterm() -> AbstractContextManager[None]:
