@@ -127,6 +127,14 @@ class DrillRun:
     rpo_seconds: float | None = None
     recovered_to: str | None = None
 
+    def restored_to(self, moment: datetime, method: str, lost_from: datetime) -> None:
+        """The restore brought back every change up to moment (as method found it): what
+        came after, up to lost_from (the drill's start, or its recovery target), is the
+        data-loss window."""
+        self.restored_up_to = moment
+        self.rpo_method = method
+        self.rpo_seconds = round(max(0.0, (lost_from - moment).total_seconds()), 3)
+
 
 RequestT = TypeVar("RequestT", contravariant=True)
 

@@ -44,8 +44,5 @@ def drill_files(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Drill
 def _finish(run: DrillRun, request: DrillRequest) -> DrillRun:
     """The data-loss window: the files were read from the backup's start on, so what changed
     after it may be missing."""
-    manifest = request.manifest
-    run.restored_up_to = manifest.started_at
-    run.rpo_method = "backup start"
-    run.rpo_seconds = round(max(0.0, (request.started_at - manifest.started_at).total_seconds()), 3)
+    run.restored_to(request.manifest.started_at, "backup start", request.started_at)
     return run

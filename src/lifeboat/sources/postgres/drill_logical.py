@@ -144,10 +144,7 @@ def drill_logical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dri
 
 def _finish(run: DrillRun, request: DrillRequest) -> DrillRun:
     """The data-loss window: a logical backup holds what its snapshot saw."""
-    manifest = request.manifest
-    run.restored_up_to = manifest.started_at
-    run.rpo_method = "snapshot"
-    run.rpo_seconds = round(max(0.0, (request.started_at - manifest.started_at).total_seconds()), 3)
+    run.restored_to(request.manifest.started_at, "snapshot", request.started_at)
     return run
 
 

@@ -208,14 +208,15 @@ def drill_physical(ctx: Context, request: DrillRequest, clock: PhaseClock) -> Dr
             if request.depth == "full":
                 run.checks.append(drill_checks.amcheck(bin_dir, endpoint, every_database=True))
             run.checks += drill_checks.run_checks(endpoint.with_dbname, request.checks, source_db)
-        run.restored_up_to, run.rpo_method = newest_restored(
+        newest, method = newest_restored(
             _timestamp(run.recovered_to),
             _last_beat(endpoint.with_dbname(source_db if source_db in names else "postgres")),
             manifest.started_at,
         )
         # recovered to a time, the window is what was lost before that time
-        lost_from = parse_time(request.to_time) if request.to_time else request.started_at
-        run.rpo_seconds = round(max(0.0, (lost_from - run.restored_up_to).total_seconds()), 3)
+        run.restored_to(
+            newest, method, parse_time(request.to_time) if request.to_time else request.started_at
+        )
     return run
 
 

@@ -377,10 +377,7 @@ def _drill_folder(work_dir: Path | None) -> Path:
 def _finish(run: DrillRun, request: DrillRequest) -> DrillRun:
     """The data-loss window: the snapshot holds what the server had when the backup began
     (the server forks for it a moment later, so this errs on the long side)."""
-    manifest = request.manifest
-    run.restored_up_to = manifest.started_at
-    run.rpo_method = "snapshot time"
-    run.rpo_seconds = round(max(0.0, (request.started_at - manifest.started_at).total_seconds()), 3)
+    run.restored_to(request.manifest.started_at, "snapshot time", request.started_at)
     return run
 
 

@@ -95,10 +95,7 @@ class SqliteKind:
         work = request.work_dir or snapshot.work_dir()
         run = DrillRun(clock, target=f"a temporary file in {work}")
         # the snapshot holds every commit from before the backup began
-        run.restored_up_to = manifest.started_at
-        run.rpo_method = "snapshot"
-        window = (request.started_at - manifest.started_at).total_seconds()
-        run.rpo_seconds = round(max(0.0, window), 3)
+        run.restored_to(manifest.started_at, "snapshot", request.started_at)
         obj = manifest.objects[0]
         with contextlib.ExitStack() as stack:
             try:
