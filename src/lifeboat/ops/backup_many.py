@@ -26,8 +26,8 @@ from lifeboat.context import Context
 from lifeboat.errors import UsageError, describe_failure
 from lifeboat.notify import outcomes
 from lifeboat.notify.event import Event
-from lifeboat.ops.backup_one import SourceBackup, back_up, backup_type_of, missed
-from lifeboat.sources.registry import BackupOptions
+from lifeboat.ops.backup_one import SourceBackup, back_up, missed
+from lifeboat.sources.registry import BackupOptions, backup_type_of
 from lifeboat.util.progress import Reporter
 
 log = logging.getLogger(__name__)
