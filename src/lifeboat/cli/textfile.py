@@ -32,7 +32,7 @@ def write_runs(kind: str, runs: list[tuple[str | None, bool, float, str | None]]
         return
     from lifeboat.metrics.runs import Run
     from lifeboat.metrics.textfile import after_runs
-    from lifeboat.ops.backup_one import backup_type_of
+    from lifeboat.sources.registry import backup_type_of
 
     entries = []
     for source, success, seconds, backup_type in runs:

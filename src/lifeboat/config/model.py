@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeGuard, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -563,7 +563,13 @@ AnySourceConfig = PostgresSourceConfig | RedisSourceConfig | FilesSourceConfig |
 def archive_of(source: AnySourceConfig) -> ArchiveConfig:
     """A source's WAL archiving settings: only PostgreSQL archives WAL, the others have the
     defaults (and no spool ever fills)."""
-    return source.archive if isinstance(source, PostgresSourceConfig) else ArchiveConfig()
+    return source.archive if archives_wal(source) else ArchiveConfig()
+
+
+def archives_wal(source: AnySourceConfig) -> TypeGuard[PostgresSourceConfig]:
+    """Whether the source archives WAL (and so has a spool and WAL in its repositories):
+    only PostgreSQL does. A bool, that also tells a type checker the source is PostgreSQL's."""
+    return isinstance(source, PostgresSourceConfig)
 
 
 # --- running itself: schedule, metrics, notifications --------------------------------------

@@ -35,7 +35,7 @@ from lifeboat.notify import outcomes
 from lifeboat.notify.deliver import announce
 from lifeboat.notify.event import Event
 from lifeboat.notify.ping import ping
-from lifeboat.ops.backup_one import backup_type_of
+from lifeboat.sources.registry import backup_type_of
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lifeboat.config.model import archive_of
+from lifeboat.config.model import archive_of, archives_wal
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.backup_intervals import backup_intervals
@@ -125,9 +125,9 @@ def _duration(text: str | None) -> timedelta | None:
 
 def source_facts(ctx: Context, source: str, now: datetime) -> SourceFacts:
     config = ctx.source(source)
-    postgres = config.type == "postgres"
+    has_wal = archives_wal(config)
     scans = [
-        scan_repository(repo, source, now, wal=postgres) for repo in ctx.repositories_for(source)
+        scan_repository(repo, source, now, wal=has_wal) for repo in ctx.repositories_for(source)
     ]
     repositories = [repository_facts(scan, source) for scan in scans]
     archive = ctx.lean.archive(source)
@@ -137,9 +137,7 @@ def source_facts(ctx: Context, source: str, now: datetime) -> SourceFacts:
     return SourceFacts(
         source=source,
         repositories=repositories,
-        spool=spool_status(SpoolPaths(archive.spool), archive.async_push, now)
-        if postgres
-        else None,
+        spool=spool_status(SpoolPaths(archive.spool), archive.async_push, now) if has_wal else None,
         spool_capacity=archive_of(config).spool_max_segments,
         drills=drills,
         newest_drill=newest_drill(readable, drills),

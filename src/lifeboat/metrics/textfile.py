@@ -98,17 +98,11 @@ def write_textfile(ctx: Context, path: Path, run: RunEntry | None, *more: RunEnt
         write_atomically(path, render(ctx, runs), mode=TEXTFILE_MODE)
 
 
-def after_command(
-    ctx: Context, kind: str, source: str | None, run: Run, backup_type: str | None = None
-) -> None:
-    """A one-shot command has finished: rewrite the configured textfile, if any. Never
-    raises for the file: one warning line instead, the command's exit unchanged."""
-    after_runs(ctx, [(kind, source, run, backup_type)])
-
-
 def after_runs(ctx: Context, entries: list[RunEntry]) -> None:
-    """after_command of several runs at once (the sources of `backup --all`): the
-    repositories are read once for all of them."""
+    """A one-shot command has finished its runs (several at once for the sources of
+    `backup --all`: the repositories are read once for all of them): rewrite the configured
+    textfile, if any. Never raises for the file: one warning line instead, the command's
+    exit unchanged."""
     path = ctx.config.metrics.textfile
     if path is None or not entries:
         return

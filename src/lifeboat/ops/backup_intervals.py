@@ -13,10 +13,10 @@ from croniter import croniter
 
 from lifeboat.config.model import LifeboatConfig, ScheduleConfig
 from lifeboat.errors import UsageError
-from lifeboat.ops.backup_one import backup_type_of
 from lifeboat.ops.prune import policy_for
 from lifeboat.ops.report_grid import expected_interval as report_expected_interval
 from lifeboat.policy.retention import parse_duration
+from lifeboat.sources.registry import backup_type_of
 
 # a cron schedule's gaps are measured over its next runs (enough to meet weekends and month
 # ends), and around each change of its time zone's offset in the coming year

@@ -26,8 +26,8 @@ from lifeboat.context import Context
 from lifeboat.errors import UsageError, describe_failure
 from lifeboat.notify import outcomes
 from lifeboat.notify.event import Event
-from lifeboat.ops.backup_one import SourceBackup, back_up, backup_type_of, missed
-from lifeboat.sources.registry import BackupOptions
+from lifeboat.ops.backup_one import SourceBackup, back_up, missed
+from lifeboat.sources.registry import BackupOptions, backup_type_of
 from lifeboat.util.progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ class SourceOutcome:
     source: str
     backup_type: str  # logical, physical, redis, files, sqlite
     seconds: float
-    finished_at: float  # Unix time
     done: SourceBackup | None = None
     error: str | None = None
 
@@ -125,23 +124,17 @@ BackUp = Callable[[Context, str, BackupOptions], SourceBackup]
 
 
 def _run_one(
-    config: LifeboatConfig,
-    ctx: Context,
-    source: str,
-    options: BackupOptions,
-    back_up_one: BackUp,
+    ctx: Context, source: str, options: BackupOptions, back_up_one: BackUp
 ) -> SourceOutcome:
-    backup_type = backup_type_of(config.sources[source], options.backup_type)
+    backup_type = backup_type_of(ctx.config.sources[source], options.backup_type)
     started = time.monotonic()
     try:
         done = back_up_one(ctx, source, options)
     except Exception as exc:  # one source's failure, whatever it is, does not stop the others
         line = describe_failure(exc)[0]
         log.debug("backup of %s failed", source, exc_info=True)
-        return SourceOutcome(
-            source, backup_type, time.monotonic() - started, time.time(), error=line
-        )
-    return SourceOutcome(source, backup_type, time.monotonic() - started, time.time(), done)
+        return SourceOutcome(source, backup_type, time.monotonic() - started, error=line)
+    return SourceOutcome(source, backup_type, time.monotonic() - started, done)
 
 
 def backup_many(
@@ -167,7 +160,6 @@ def backup_many(
         running: dict[Future[SourceOutcome], str] = {
             pool.submit(
                 _run_one,
-                ctx.config,
                 Context(ctx.config, ctx.config_path, reporter),
                 source,
                 options,

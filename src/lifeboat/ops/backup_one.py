@@ -12,15 +12,8 @@ from lifeboat.notify import outcomes
 from lifeboat.notify.event import Event
 
 if TYPE_CHECKING:
-    from lifeboat.config.model import AnySourceConfig
     from lifeboat.context import Context
     from lifeboat.sources.registry import BackupOptions
-
-
-def backup_type_of(config: AnySourceConfig, requested: str | None) -> str:
-    """The type a backup of the source is told by (notifications, metrics): --type, else
-    logical for PostgreSQL (`backup`'s default), else the source's own type (redis...)."""
-    return requested or ("logical" if config.type == "postgres" else config.type)
 
 
 @dataclass(frozen=True)
@@ -58,7 +51,7 @@ def back_up(
     included (not a usage error's: nothing was tried)."""
     from lifeboat.notify.deliver import announce, failure_announced
     from lifeboat.ops.audit import note_config
-    from lifeboat.sources.registry import backup_kind
+    from lifeboat.sources.registry import backup_kind, backup_type_of
 
     config = ctx.source(source)
     chosen = backup_kind(source, config, options)

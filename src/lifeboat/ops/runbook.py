@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import lifeboat
+from lifeboat.config.model import archives_wal
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.drill_records import drills_history
@@ -119,12 +120,12 @@ def _backup_facts(manifest: Manifest, holders: list[str]) -> BackupFacts:
 def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
     """The runbook's facts for source; an unknown source is a usage error. A repository
     that cannot be read is named with why, the others still give their backups."""
-    postgres = ctx.source(source).type == "postgres"
+    has_wal = archives_wal(ctx.source(source))
     now = now or datetime.now(UTC)
     repositories: list[RepositoryFacts] = []
     manifests: dict[str, Manifest] = {}  # id -> manifest, from the first repository holding it
     holders: dict[str, list[str]] = {}
-    archives_wal = False
+    wal_found = False
     for repo in ctx.repositories_for(source):
         error = None
         try:
@@ -135,8 +136,7 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
                     continue
                 manifests.setdefault(manifest.id, manifest)
                 holders.setdefault(manifest.id, []).append(repo.name)
-            # only a PostgreSQL source archives WAL
-            archives_wal = archives_wal or (postgres and newest_wal(repo, source, now) is not None)
+            wal_found = wal_found or (has_wal and newest_wal(repo, source, now) is not None)
         except LifeboatError as exc:
             # the command ends naming it; drill_records warns of it once already
             log.debug("repository %s cannot be read: %s", repo.name, exc.message)
@@ -158,7 +158,7 @@ def build(ctx: Context, source: str, now: datetime | None = None) -> Runbook:
         config_path=ctx.config_path.resolve(),
         repositories=repositories,
         newest=dict(sorted(newest.items())),
-        archives_wal=archives_wal,
+        archives_wal=wal_found,
         encryption_method=method,
         key_setting=key_setting,
         rto_objective=ctx.config.sources[source].objectives.rto,

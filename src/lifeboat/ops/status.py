@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lifeboat.config.model import archive_of
+from lifeboat.config.model import archive_of, archives_wal
 from lifeboat.context import Context
 from lifeboat.errors import LifeboatError
 from lifeboat.ops.backup_intervals import backup_intervals
@@ -154,9 +154,9 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
     than PostgreSQL archives no WAL and has no spool: those keys are left out."""
     now = datetime.now(UTC)
     config = ctx.source(source)
-    postgres = config.type == "postgres"
+    has_wal = archives_wal(config)
     scans = [
-        scan_repository(repo, source, now, wal=postgres) for repo in ctx.repositories_for(source)
+        scan_repository(repo, source, now, wal=has_wal) for repo in ctx.repositories_for(source)
     ]
     held = {m.type for scan in scans for m in scan.manifests if not m.safety}
     expected = {
@@ -164,7 +164,7 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
         for kind, interval in backup_intervals(ctx.config, source, held, now).items()
     }
     per_repository = [repository_report(scan, source, expected, now) for scan in scans]
-    if not postgres:
+    if not has_wal:
         for repo in per_repository:
             del repo["newest_wal"]
     first = per_repository[0]
@@ -182,7 +182,7 @@ def source_status(ctx: Context, source: str) -> dict[str, Any]:
             ctx.repositories_to_read(source), source, drill_every(ctx, source), now
         ),
     }
-    if postgres:
+    if has_wal:
         archive = ctx.lean.archive(source)
         spool = spool_status(SpoolPaths(archive.spool), archive.async_push, now)
         report["newest_wal"] = first["newest_wal"]

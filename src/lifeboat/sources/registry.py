@@ -76,6 +76,12 @@ def backup_kind(name: str, config: AnySourceConfig, options: BackupOptions) -> S
     return path_kind(name, config.type)
 
 
+def backup_type_of(config: AnySourceConfig, requested: str | None) -> str:
+    """The type a backup of the source is told by (notifications, metrics): --type, else
+    logical for PostgreSQL (`backup`'s default), else the source's own type (redis...)."""
+    return requested or ("logical" if config.type == "postgres" else config.type)
+
+
 def path_kind(name: str, source_type: str) -> PathSource:
     """The kind of a source restored to a path (`restore SOURCE --to PATH`)."""
     factory = _path_kind_class(source_type)

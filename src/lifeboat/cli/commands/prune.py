@@ -10,6 +10,7 @@ from lifeboat.cli import output
 from lifeboat.cli.main import json_option, state, wants_json
 from lifeboat.cli.ping import pings
 from lifeboat.cli.textfile import writes_textfile
+from lifeboat.config.model import archives_wal
 
 
 @click.command()
@@ -70,8 +71,8 @@ def command(source: str | None, repo_name: str | None, dry_run: bool, as_json: b
             if wal["oldest_kept"]
             else "; WAL: kept (no physical backup is kept)"
         )
-        if ctx.source(report.source).type != "postgres":
-            wal_line = ""  # only PostgreSQL sources archive WAL
+        if not archives_wal(ctx.source(report.source)):
+            wal_line = ""
         deleted = len(summary["delete"])
         kept = len(summary["backups"]) - deleted
         click.echo(f"{deleted} backups {verb}, {kept} kept{wal_line}")
