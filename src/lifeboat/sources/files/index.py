@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quoted
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from lifeboat.errors import IntegrityError
 
@@ -94,10 +94,6 @@ def index_line(
 
 def header_line() -> str:
     return json.dumps({"format": INDEX_FORMAT, "version": INDEX_VERSION}) + "\n"
-
-
-def write_entry(out: IO[str], entry: IndexEntry) -> None:
-    out.write(entry.line())
 
 
 def read_index(path: Path) -> Iterator[IndexEntry]:
